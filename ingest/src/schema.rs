@@ -1,0 +1,357 @@
+//! Report schemas: what a report kind's columns are, as data (`ingest/schemas/*.toml`).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::text::fold_header;
+use crate::{Error, Result};
+
+/// The kinds of report khoso accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReportKind {
+    /// General and continuing education: one row per (school, level) per school year.
+    School,
+    /// Higher education: one row per institution per school year.
+    University,
+    /// The national learning-materials repository: one row per (subject, grade).
+    Content,
+}
+
+impl ReportKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [ReportKind; 3] = [Self::School, Self::University, Self::Content];
+
+    /// The kind's name as written on the command line and in the `submissions` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::School => "school",
+            Self::University => "university",
+            Self::Content => "content",
+        }
+    }
+
+    /// Whether a report of this kind belongs to one province (`content` is national).
+    pub fn is_provincial(self) -> bool {
+        !matches!(self, Self::Content)
+    }
+
+    /// The schema of this kind.
+    pub fn schema(self) -> &'static ReportSchema {
+        static SCHEMAS: std::sync::OnceLock<[ReportSchema; 3]> = std::sync::OnceLock::new();
+        let all = SCHEMAS.get_or_init(|| {
+            ReportKind::ALL.map(|kind| {
+                ReportSchema::from_toml(kind.schema_text())
+                    .unwrap_or_else(|e| panic!("built-in schema {kind} is invalid: {e}"))
+            })
+        });
+        &all[self as usize]
+    }
+
+    fn schema_text(self) -> &'static str {
+        match self {
+            Self::School => include_str!("../schemas/school.toml"),
+            Self::University => include_str!("../schemas/university.toml"),
+            Self::Content => include_str!("../schemas/content.toml"),
+        }
+    }
+}
+
+impl fmt::Display for ReportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ReportKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        ReportKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| Error::UnknownKind(s.to_string()))
+    }
+}
+
+/// The type of a column's values once normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    /// Free text (names, identifiers).
+    Text,
+    /// One of a closed set of values, each with aliases.
+    Category,
+    /// A whole number ≥ 0.
+    Count,
+    /// Yes or no.
+    Flag,
+    /// A school year such as `2024-2025`.
+    SchoolYear,
+    /// A two-digit province code valid in the row's school year.
+    ProvinceCode,
+}
+
+/// One allowed value of a category column.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryValue {
+    /// The value as stored.
+    pub value: String,
+    /// Other ways a user may write it (Vietnamese with or without diacritics, abbreviations).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// One column of a report.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    /// Column name as stored in the warehouse.
+    pub name: String,
+    /// Value type.
+    #[serde(rename = "type")]
+    pub column_type: ColumnType,
+    /// Whether every row must have a value.
+    pub required: bool,
+    /// Meaning, in Vietnamese.
+    pub description_vi: String,
+    /// Meaning, in English.
+    pub description_en: String,
+    /// Header texts that name this column (besides its name).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Allowed values of a category column.
+    #[serde(default)]
+    pub values: Vec<CategoryValue>,
+    /// Smallest allowed count.
+    pub min: Option<i64>,
+    /// Largest allowed count.
+    pub max: Option<i64>,
+}
+
+impl ColumnSpec {
+    /// The header a template shows for this column in the given language.
+    pub fn header(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::Vi => self.aliases.first().map_or(&self.name, String::as_str),
+            Lang::En => &self.name,
+        }
+    }
+
+    /// The category value a cell names, if any (case, spacing and diacritics ignored).
+    pub fn category_value(&self, cell: &str) -> Option<&str> {
+        let folded = fold_header(cell);
+        self.values
+            .iter()
+            .find(|v| {
+                fold_header(&v.value) == folded
+                    || v.aliases.iter().any(|a| fold_header(a) == folded)
+            })
+            .map(|v| v.value.as_str())
+    }
+}
+
+/// A rule that one count never exceeds another in the same row.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartOfWhole {
+    /// The part (e.g. `students_online_ready`).
+    pub part: String,
+    /// The whole (e.g. `students`).
+    pub whole: String,
+}
+
+/// A report kind described as data: its columns, keys and row rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSchema {
+    /// The kind's name (`school`, `university`, `content`).
+    pub kind: String,
+    /// The warehouse table the reports go to.
+    pub table: String,
+    /// Name, in Vietnamese.
+    pub name_vi: String,
+    /// Name, in English.
+    pub name_en: String,
+    /// Columns that identify a row; no two rows of a file may share them.
+    pub keys: Vec<String>,
+    /// The columns, in template order.
+    pub columns: Vec<ColumnSpec>,
+    /// Part ≤ whole rules.
+    #[serde(default)]
+    pub parts: Vec<PartOfWhole>,
+}
+
+/// Language of a template or a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// Vietnamese (the default).
+    #[default]
+    Vi,
+    /// English.
+    En,
+}
+
+impl FromStr for Lang {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "vi" => Ok(Lang::Vi),
+            "en" => Ok(Lang::En),
+            _ => Err(Error::Schema(format!(
+                "unknown language {s:?}: use vi or en"
+            ))),
+        }
+    }
+}
+
+impl ReportSchema {
+    /// Parses and checks a schema file: unknown fields, unknown column names in keys and rules,
+    /// and a header alias claimed by two columns are errors.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let schema: ReportSchema =
+            toml::from_str(text).map_err(|e| Error::Schema(e.message().to_string()))?;
+        schema.validate()?;
+        Ok(schema)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mut names = HashSet::new();
+        for column in &self.columns {
+            if !names.insert(column.name.as_str()) {
+                return Err(Error::Schema(format!(
+                    "column {} is declared twice",
+                    column.name
+                )));
+            }
+            let has_values = !column.values.is_empty();
+            if has_values != (column.column_type == ColumnType::Category) {
+                return Err(Error::Schema(format!(
+                    "column {}: `values` belong to category columns, and every category column needs them",
+                    column.name
+                )));
+            }
+        }
+        let known = |name: &str, field: &str| {
+            if names.contains(name) {
+                Ok(())
+            } else {
+                Err(Error::Schema(format!(
+                    "{field} names unknown column {name}"
+                )))
+            }
+        };
+        for key in &self.keys {
+            known(key, "keys")?;
+        }
+        for rule in &self.parts {
+            known(&rule.part, "parts.part")?;
+            known(&rule.whole, "parts.whole")?;
+        }
+        let mut claimed: HashMap<String, &str> = HashMap::new();
+        for column in &self.columns {
+            for header in column.header_names() {
+                if let Some(other) = claimed.insert(fold_header(header), &column.name)
+                    && other != column.name
+                {
+                    return Err(Error::Schema(format!(
+                        "header {header:?} is an alias of both {other} and {}",
+                        column.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The column with this name.
+    pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The column a header names (case, spacing, punctuation and diacritics ignored).
+    pub fn column_for_header(&self, header: &str) -> Option<&ColumnSpec> {
+        let folded = fold_header(header);
+        if folded.is_empty() {
+            return None;
+        }
+        self.columns
+            .iter()
+            .find(|c| c.header_names().any(|h| fold_header(h) == folded))
+    }
+}
+
+impl ColumnSpec {
+    fn header_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_schemas_load() {
+        for kind in ReportKind::ALL {
+            let schema = kind.schema();
+            assert_eq!(schema.kind, kind.as_str());
+            assert!(schema.column("school_year").is_some());
+        }
+    }
+
+    #[test]
+    fn headers_match_with_or_without_diacritics() {
+        let schema = ReportKind::School.schema();
+        for header in [
+            "Tổng số học sinh",
+            "tong so hoc sinh",
+            "  TONG  SO HOC SINH ",
+            "Students",
+        ] {
+            assert_eq!(
+                schema.column_for_header(header).map(|c| c.name.as_str()),
+                Some("students"),
+                "{header}"
+            );
+        }
+        assert!(schema.column_for_header("STT").is_none());
+    }
+
+    #[test]
+    fn category_values_match_aliases() {
+        let level = ReportKind::School
+            .schema()
+            .column("level")
+            .expect("level column");
+        assert_eq!(level.category_value("Tiểu học"), Some("primary"));
+        assert_eq!(level.category_value("thcs"), Some("lower_secondary"));
+        assert_eq!(
+            level.category_value("upper_secondary"),
+            Some("upper_secondary")
+        );
+        assert_eq!(level.category_value("kindergarten"), None);
+    }
+
+    #[test]
+    fn unknown_field_in_a_schema_file_is_an_error() {
+        let text = ReportKind::Content
+            .schema_text()
+            .replace("keys =", "colour = \"red\"\nkeys =");
+        let err = ReportSchema::from_toml(&text).expect_err("unknown field must fail");
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_column_is_an_error() {
+        let text = ReportKind::Content
+            .schema_text()
+            .replace("\"grade\"]", "\"grades\"]");
+        let err = ReportSchema::from_toml(&text).expect_err("unknown key must fail");
+        assert!(err.to_string().contains("grades"), "{err}");
+    }
+}

@@ -1,0 +1,688 @@
+//! Turning a sheet of text cells into a validated report, or into every problem it has.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::problem::{Problem, Rule};
+use crate::provinces::{ProvinceLookup, ProvinceRegistry};
+use crate::read::RawSheet;
+use crate::schema::{ColumnSpec, ColumnType, ReportKind, ReportSchema};
+use crate::text::{
+    CountError, SchoolYear, looks_like_formula, normalize_province_code, parse_count, parse_flag,
+};
+
+/// Values the uploader states for the whole file (`--year`, `--province`): they fill a column
+/// the file lacks, and must agree with it when it has one.
+#[derive(Debug, Clone, Default)]
+pub struct SliceHint {
+    /// The school year of the file.
+    pub school_year: Option<SchoolYear>,
+    /// The province code of the file.
+    pub province_code: Option<String>,
+}
+
+/// The values of one column, normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnValues {
+    /// Text, category values, school years and province codes.
+    Text(Vec<Option<String>>),
+    /// Whole numbers ≥ 0.
+    Count(Vec<Option<i64>>),
+    /// Yes/no (a blank cell is no).
+    Flag(Vec<bool>),
+}
+
+/// One normalised column of a validated report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportColumn {
+    /// The column's name in the schema (and the warehouse).
+    pub name: String,
+    /// Its values, one per row.
+    pub values: ColumnValues,
+}
+
+/// A file that passed every rule: one (kind, province, school year) slice, ready to commit.
+#[derive(Debug, Clone)]
+pub struct ValidatedReport {
+    /// The report kind.
+    pub kind: ReportKind,
+    /// The school year of every row.
+    pub school_year: SchoolYear,
+    /// The province of every row (`None` for the national `content` report).
+    pub province_code: Option<String>,
+    /// Number of data rows.
+    pub rows: usize,
+    /// The schema's columns in order, then `province_2025_code` for provincial kinds.
+    pub columns: Vec<ReportColumn>,
+    /// Things worth knowing that are not errors (ignored columns, skipped blank rows).
+    pub notices: Vec<String>,
+}
+
+impl ValidatedReport {
+    /// The column with this name.
+    pub fn column(&self, name: &str) -> Option<&ColumnValues> {
+        self.columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| &c.values)
+    }
+}
+
+/// A column of the schema and where its cells come from.
+enum Source<'a> {
+    /// A column of the sheet: its header and its cells.
+    Sheet {
+        header: &'a str,
+        cells: Vec<Option<&'a str>>,
+    },
+    /// Filled from the slice hint.
+    Hint(String),
+    /// Absent and optional.
+    Absent,
+}
+
+impl Source<'_> {
+    fn cell(&self, row: usize) -> Option<&str> {
+        match self {
+            Source::Sheet { cells, .. } => cells[row].map(str::trim).filter(|c| !c.is_empty()),
+            Source::Hint(value) => Some(value),
+            Source::Absent => None,
+        }
+    }
+}
+
+/// Validates a sheet against a kind's schema. Returns the report, or every problem found.
+pub fn validate(
+    sheet: &RawSheet,
+    kind: ReportKind,
+    hint: &SliceHint,
+) -> Result<ValidatedReport, Vec<Problem>> {
+    Validator::new(sheet, kind.schema(), hint).run(kind)
+}
+
+struct Validator<'a> {
+    schema: &'a ReportSchema,
+    hint: &'a SliceHint,
+    sources: Vec<Source<'a>>,
+    /// Indices (in the sheet) of the rows that are not blank.
+    rows: Vec<usize>,
+    first_data_row: usize,
+    problems: Vec<Problem>,
+    notices: Vec<String>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(sheet: &'a RawSheet, schema: &'a ReportSchema, hint: &'a SliceHint) -> Self {
+        let mut validator = Self {
+            schema,
+            hint,
+            sources: Vec::new(),
+            rows: Vec::new(),
+            first_data_row: sheet.header_row + 1,
+            problems: Vec::new(),
+            notices: Vec::new(),
+        };
+        validator.map_columns(sheet);
+        validator
+    }
+
+    /// The row number the user sees for the `index`-th kept (non-blank) row.
+    fn excel_row(&self, index: usize) -> usize {
+        self.first_data_row + self.rows[index]
+    }
+
+    fn map_columns(&mut self, sheet: &'a RawSheet) {
+        let mut sheet_columns: Vec<Vec<Option<&'a str>>> = Vec::with_capacity(sheet.headers.len());
+        for column in sheet.cells.columns() {
+            let cells = column.str().map(|s| s.iter().collect()).unwrap_or_default();
+            sheet_columns.push(cells);
+        }
+        let height = sheet.cells.height();
+        // A row is blank when every cell is; blank rows (trailing ones above all) are skipped.
+        let mut blank = vec![true; height];
+        for cells in &sheet_columns {
+            for (row, cell) in cells.iter().enumerate() {
+                if cell.is_some_and(|c| !c.trim().is_empty()) {
+                    blank[row] = false;
+                }
+            }
+        }
+        self.rows = (0..height).filter(|r| !blank[*r]).collect();
+        let skipped = height - self.rows.len();
+        if skipped > 0 {
+            self.notices.push(format!(
+                "{skipped} dòng trống được bỏ qua / {skipped} blank rows skipped"
+            ));
+        }
+
+        let mut found: HashMap<&str, (&'a str, Vec<Option<&'a str>>)> = HashMap::new();
+        for (header, cells) in sheet.headers.iter().zip(sheet_columns) {
+            match self.schema.column_for_header(header) {
+                Some(spec) => {
+                    if let Some((first, _)) = found.get(spec.name.as_str()) {
+                        self.problems.push(Problem::column(
+                            Rule::DuplicateColumn,
+                            header,
+                            format!("Cột \"{header}\" trùng với cột \"{first}\" (cùng là {}); hãy xóa một cột.", spec.name),
+                            format!("Column \"{header}\" repeats column \"{first}\" (both are {}); delete one.", spec.name),
+                        ));
+                    } else {
+                        found.insert(&spec.name, (header, cells));
+                    }
+                }
+                None if header.is_empty() && cells.iter().all(|c| c.is_none_or(|c| c.trim().is_empty())) => {}
+                None => self.notices.push(format!(
+                    "cột \"{header}\" không thuộc mẫu, bỏ qua / column \"{header}\" is not in the template, ignored"
+                )),
+            }
+        }
+
+        for spec in &self.schema.columns {
+            let source = match found.remove(spec.name.as_str()) {
+                Some((header, cells)) => Source::Sheet { header, cells },
+                None => match (
+                    spec.column_type,
+                    &self.hint.school_year,
+                    &self.hint.province_code,
+                ) {
+                    (ColumnType::SchoolYear, Some(year), _) => Source::Hint(year.to_string()),
+                    (ColumnType::ProvinceCode, _, Some(code)) => Source::Hint(code.clone()),
+                    _ if spec.required => {
+                        let example = spec
+                            .aliases
+                            .first()
+                            .map_or(spec.name.as_str(), String::as_str);
+                        let (fill_vi, fill_en) = match spec.column_type {
+                            ColumnType::SchoolYear => (" hoặc dùng --year", " or pass --year"),
+                            ColumnType::ProvinceCode => {
+                                (" hoặc dùng --province", " or pass --province")
+                            }
+                            _ => ("", ""),
+                        };
+                        self.problems.push(Problem::column(
+                            Rule::MissingColumn,
+                            &spec.name,
+                            format!(
+                                "Thiếu cột bắt buộc \"{example}\" ({}){fill_vi}.",
+                                spec.description_vi
+                            ),
+                            format!(
+                                "Required column \"{}\" ({}) is missing{fill_en}.",
+                                spec.name, spec.description_en
+                            ),
+                        ));
+                        Source::Absent
+                    }
+                    _ => Source::Absent,
+                },
+            };
+            self.sources.push(source);
+        }
+    }
+
+    fn header(&self, column: usize) -> &str {
+        match &self.sources[column] {
+            Source::Sheet { header, .. } => header,
+            _ => &self.schema.columns[column].name,
+        }
+    }
+
+    fn cell_problem(
+        &mut self,
+        rule: Rule,
+        row: usize,
+        column: usize,
+        value: &str,
+        vi: String,
+        en: String,
+    ) {
+        let problem = Problem::cell(
+            rule,
+            self.excel_row(row),
+            self.header(column),
+            value,
+            vi,
+            en,
+        );
+        self.problems.push(problem);
+    }
+
+    fn run(mut self, kind: ReportKind) -> Result<ValidatedReport, Vec<Problem>> {
+        if self.rows.is_empty() && self.problems.iter().all(|p| p.rule != Rule::MissingColumn) {
+            self.problems
+                .push(Problem::file(Rule::NoRows, String::new()));
+        }
+        if !self.problems.is_empty() {
+            return Err(self.problems);
+        }
+        let mut columns = Vec::with_capacity(self.schema.columns.len() + 1);
+        for index in 0..self.schema.columns.len() {
+            let values = self.parse_column(index);
+            columns.push(ReportColumn {
+                name: self.schema.columns[index].name.clone(),
+                values,
+            });
+        }
+        let slice = self.check_rows(&columns);
+        if !self.problems.is_empty() {
+            return Err(self.problems);
+        }
+        let (school_year, province_code) = slice.ok_or_else(Vec::new)?;
+        if kind.is_provincial() {
+            let registry = ProvinceRegistry::shipped();
+            let code_2025 = province_code
+                .as_deref()
+                .and_then(|code| registry.code_2025(code, school_year))
+                .map(str::to_string);
+            columns.push(ReportColumn {
+                name: "province_2025_code".to_string(),
+                values: ColumnValues::Text(vec![code_2025; self.rows.len()]),
+            });
+        }
+        Ok(ValidatedReport {
+            kind,
+            school_year,
+            province_code,
+            rows: self.rows.len(),
+            columns,
+            notices: self.notices,
+        })
+    }
+
+    /// Parses one column of every kept row, recording a problem for each bad cell.
+    fn parse_column(&mut self, index: usize) -> ColumnValues {
+        let spec: &ColumnSpec = &self.schema.columns[index];
+        let rows = self.rows.clone();
+        match spec.column_type {
+            ColumnType::Count => {
+                let mut values = Vec::with_capacity(rows.len());
+                for (row, &sheet_row) in rows.iter().enumerate() {
+                    let cell = self.sources[index].cell(sheet_row).map(str::to_string);
+                    values
+                        .push(cell.and_then(|cell| self.parse_count_cell(row, index, spec, &cell)));
+                    if self.sources[index].cell(sheet_row).is_none() && spec.required {
+                        self.required(row, index);
+                    }
+                }
+                ColumnValues::Count(values)
+            }
+            ColumnType::Flag => {
+                let mut values = Vec::with_capacity(rows.len());
+                for (row, &sheet_row) in rows.iter().enumerate() {
+                    let cell = self.sources[index]
+                        .cell(sheet_row)
+                        .unwrap_or("")
+                        .to_string();
+                    let flag = parse_flag(&cell);
+                    if flag.is_none() {
+                        self.cell_problem(
+                            Rule::Flag,
+                            row,
+                            index,
+                            &cell,
+                            "Phải là Có/Không (hoặc TRUE/FALSE, 1/0, x/để trống).".into(),
+                            "Must be yes/no (Có/Không, TRUE/FALSE, 1/0, or x/blank).".into(),
+                        );
+                    }
+                    values.push(flag.unwrap_or(false));
+                }
+                ColumnValues::Flag(values)
+            }
+            _ => {
+                let mut values = Vec::with_capacity(rows.len());
+                for (row, &sheet_row) in rows.iter().enumerate() {
+                    let cell = self.sources[index].cell(sheet_row).map(str::to_string);
+                    let value = match cell {
+                        Some(cell) => self.parse_text_cell(row, index, spec, &cell),
+                        None => {
+                            if spec.required {
+                                self.required(row, index);
+                            }
+                            None
+                        }
+                    };
+                    values.push(value);
+                }
+                ColumnValues::Text(values)
+            }
+        }
+    }
+
+    fn required(&mut self, row: usize, index: usize) {
+        let spec = &self.schema.columns[index];
+        let (vi, en) = (
+            format!("Ô bắt buộc ({}) đang để trống.", spec.description_vi),
+            format!("This cell ({}) is required but blank.", spec.description_en),
+        );
+        self.cell_problem(Rule::Required, row, index, "", vi, en);
+    }
+
+    fn formula(&mut self, row: usize, index: usize, cell: &str) {
+        self.cell_problem(
+            Rule::Formula,
+            row,
+            index,
+            cell,
+            "Ô có dạng công thức bảng tính; hãy nhập giá trị, không nhập công thức.".into(),
+            "The cell looks like a spreadsheet formula; enter the value itself.".into(),
+        );
+    }
+
+    fn parse_count_cell(
+        &mut self,
+        row: usize,
+        index: usize,
+        spec: &ColumnSpec,
+        cell: &str,
+    ) -> Option<i64> {
+        match parse_count(cell) {
+            Ok(value) => {
+                let below = spec.min.is_some_and(|min| value < min);
+                let above = spec.max.is_some_and(|max| value > max);
+                if below || above {
+                    let (min, max) = (spec.min.unwrap_or(0), spec.max.unwrap_or(i64::MAX));
+                    self.cell_problem(
+                        Rule::Range,
+                        row,
+                        index,
+                        cell,
+                        format!("Phải từ {min} đến {max}."),
+                        format!("Must be between {min} and {max}."),
+                    );
+                    return None;
+                }
+                Some(value)
+            }
+            Err(_) if looks_like_formula(cell) => {
+                self.formula(row, index, cell);
+                None
+            }
+            Err(CountError::Negative) => {
+                self.cell_problem(
+                    Rule::NonNegative,
+                    row,
+                    index,
+                    cell,
+                    "Số lượng không được âm.".into(),
+                    "A count cannot be negative.".into(),
+                );
+                None
+            }
+            Err(CountError::NotWhole) => {
+                self.cell_problem(
+                    Rule::WholeNumber,
+                    row,
+                    index,
+                    cell,
+                    "Phải là số nguyên không âm, ví dụ 1234 hoặc 1.234.".into(),
+                    "Must be a whole number, e.g. 1234 or 1.234.".into(),
+                );
+                None
+            }
+        }
+    }
+
+    fn parse_text_cell(
+        &mut self,
+        row: usize,
+        index: usize,
+        spec: &ColumnSpec,
+        cell: &str,
+    ) -> Option<String> {
+        if looks_like_formula(cell) {
+            self.formula(row, index, cell);
+            return None;
+        }
+        match spec.column_type {
+            ColumnType::Category => {
+                let value = spec.category_value(cell).map(str::to_string);
+                if value.is_none() {
+                    let allowed: Vec<String> = spec
+                        .values
+                        .iter()
+                        .map(|v| match v.aliases.first() {
+                            Some(alias) => format!("{alias} ({})", v.value),
+                            None => v.value.clone(),
+                        })
+                        .collect();
+                    let allowed = allowed.join(", ");
+                    self.cell_problem(
+                        Rule::AllowedValues,
+                        row,
+                        index,
+                        cell,
+                        format!("Giá trị không hợp lệ; chọn một trong: {allowed}."),
+                        format!("Not an allowed value; use one of: {allowed}."),
+                    );
+                }
+                value
+            }
+            ColumnType::SchoolYear => match cell.parse::<SchoolYear>() {
+                Ok(year) => {
+                    if let Some(hint) = self.hint.school_year
+                        && hint != year
+                    {
+                        self.cell_problem(
+                            Rule::ArgumentMismatch,
+                            row,
+                            index,
+                            cell,
+                            format!("Năm học {year} khác với --year {hint}."),
+                            format!("School year {year} disagrees with --year {hint}."),
+                        );
+                    }
+                    Some(year.to_string())
+                }
+                Err(_) => {
+                    self.cell_problem(
+                        Rule::SchoolYearFormat,
+                        row,
+                        index,
+                        cell,
+                        "Năm học phải viết dạng 2024-2025 (hai năm liên tiếp).".into(),
+                        "A school year is written like 2024-2025 (two consecutive years).".into(),
+                    );
+                    None
+                }
+            },
+            ColumnType::ProvinceCode => match normalize_province_code(cell) {
+                Some(code) => {
+                    if let Some(hint) = &self.hint.province_code
+                        && *hint != code
+                    {
+                        self.cell_problem(
+                            Rule::ArgumentMismatch,
+                            row,
+                            index,
+                            cell,
+                            format!("Mã tỉnh {code} khác với --province {hint}."),
+                            format!("Province code {code} disagrees with --province {hint}."),
+                        );
+                    }
+                    Some(code)
+                }
+                None => {
+                    self.cell_problem(
+                        Rule::ProvinceUnknown,
+                        row,
+                        index,
+                        cell,
+                        "Mã tỉnh gồm 2 chữ số, ví dụ 01 (Hà Nội), 79 (Hồ Chí Minh).".into(),
+                        "A province code has 2 digits, e.g. 01 (Hà Nội), 79 (Hồ Chí Minh).".into(),
+                    );
+                    None
+                }
+            },
+            ColumnType::Text | ColumnType::Count | ColumnType::Flag => Some(cell.to_string()),
+        }
+    }
+
+    /// Row rules across columns: province valid in its year, part ≤ whole, unique keys, one
+    /// slice per file. Returns the file's (school year, province) when it has exactly one.
+    fn check_rows(&mut self, columns: &[ReportColumn]) -> Option<(SchoolYear, Option<String>)> {
+        let text = |name: &str| match columns.iter().find(|c| c.name == name).map(|c| &c.values) {
+            Some(ColumnValues::Text(values)) => Some(values),
+            _ => None,
+        };
+        let position = |name: &str| self.schema.columns.iter().position(|c| c.name == name);
+        let years = text("school_year");
+        let provinces = text("province_code");
+        let registry = ProvinceRegistry::shipped();
+        let mut slices = BTreeSet::new();
+
+        for row in 0..self.rows.len() {
+            let year = years
+                .and_then(|y| y[row].as_deref())
+                .and_then(|y| y.parse::<SchoolYear>().ok());
+            let province = provinces.and_then(|p| p[row].as_deref());
+            if let (Some(year), Some(code), Some(column)) =
+                (year, province, position("province_code"))
+            {
+                self.check_province(row, column, code, year, registry);
+            }
+            if let Some(year) = year {
+                slices.insert((year, province.map(str::to_string)));
+            }
+        }
+
+        for rule in &self.schema.parts {
+            let (Some(part), Some(whole)) = (
+                count_values(columns, &rule.part),
+                count_values(columns, &rule.whole),
+            ) else {
+                continue;
+            };
+            let column = position(&rule.part).unwrap_or(0);
+            for row in 0..self.rows.len() {
+                if let (Some(p), Some(w)) = (part[row], whole[row])
+                    && p > w
+                {
+                    let (part_spec, whole_spec) = (
+                        &self.schema.columns[column],
+                        self.schema.column(&rule.whole),
+                    );
+                    let whole_vi =
+                        whole_spec.map_or(rule.whole.as_str(), |s| s.description_vi.as_str());
+                    let whole_en =
+                        whole_spec.map_or(rule.whole.as_str(), |s| s.description_en.as_str());
+                    let (vi, en) = (
+                        format!(
+                            "{} ({p}) lớn hơn {whole_vi} ({w}).",
+                            part_spec.description_vi
+                        ),
+                        format!(
+                            "{} ({p}) exceeds {whole_en} ({w}).",
+                            part_spec.description_en
+                        ),
+                    );
+                    self.cell_problem(Rule::PartOfWhole, row, column, &p.to_string(), vi, en);
+                }
+            }
+        }
+
+        self.check_unique_keys(columns);
+
+        if slices.len() > 1 {
+            let listed: Vec<String> = slices
+                .iter()
+                .map(|(year, province)| match province {
+                    Some(code) => format!("{year}/{code}"),
+                    None => year.to_string(),
+                })
+                .collect();
+            let listed = listed.join(", ");
+            self.problems.push(Problem {
+                row: None,
+                column: None,
+                value: None,
+                rule: Rule::OneSlice,
+                message_vi: format!("Tệp chứa nhiều năm học/tỉnh ({listed}); mỗi tệp chỉ gồm một tỉnh và một năm học."),
+                message_en: format!("The file mixes school years/provinces ({listed}); send one file per province and year."),
+            });
+        }
+        slices.into_iter().next()
+    }
+
+    fn check_province(
+        &mut self,
+        row: usize,
+        column: usize,
+        code: &str,
+        year: SchoolYear,
+        registry: &ProvinceRegistry,
+    ) {
+        match registry.lookup(code, year) {
+            ProvinceLookup::Valid(_) => {}
+            ProvinceLookup::MergedInto { old, successor } => {
+                let (vi, en) = (
+                    format!(
+                        "Mã tỉnh {} ({}) không còn từ 01/07/2025; năm học {year} dùng mã {} ({}).",
+                        old.code, old.name_vi, successor.code, successor.name_vi
+                    ),
+                    format!(
+                        "Province code {} ({}) no longer exists from 2025-07-01; for {year} use {} ({}).",
+                        old.code, old.name_en, successor.code, successor.name_en
+                    ),
+                );
+                self.cell_problem(Rule::ProvinceMerged, row, column, code, vi, en);
+            }
+            ProvinceLookup::Unknown => {
+                let count = registry.list_for(year).len();
+                let (vi, en) = (
+                    format!(
+                        "Mã tỉnh {code} không có trong danh mục {count} tỉnh của năm học {year}."
+                    ),
+                    format!(
+                        "Province code {code} is not among the {count} provinces of school year {year}."
+                    ),
+                );
+                self.cell_problem(Rule::ProvinceUnknown, row, column, code, vi, en);
+            }
+        }
+    }
+
+    fn check_unique_keys(&mut self, columns: &[ReportColumn]) {
+        let key_columns: Vec<&ReportColumn> = self
+            .schema
+            .keys
+            .iter()
+            .filter_map(|k| columns.iter().find(|c| &c.name == k))
+            .collect();
+        let key_of = |row: usize| -> String {
+            let parts: Vec<String> = key_columns
+                .iter()
+                .map(|c| match &c.values {
+                    ColumnValues::Text(v) => v[row].clone().unwrap_or_default(),
+                    ColumnValues::Count(v) => v[row].map(|n| n.to_string()).unwrap_or_default(),
+                    ColumnValues::Flag(v) => v[row].to_string(),
+                })
+                .collect();
+            parts.join(" / ")
+        };
+        let last_key = self
+            .schema
+            .keys
+            .last()
+            .and_then(|k| self.schema.columns.iter().position(|c| &c.name == k));
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(self.rows.len());
+        for row in 0..self.rows.len() {
+            let key = key_of(row);
+            if let Some(&first) = seen.get(&key) {
+                let first_row = self.excel_row(first);
+                let (vi, en) = (
+                    format!("Trùng khóa ({key}) với dòng {first_row}; mỗi dòng phải khác nhau."),
+                    format!("Same key ({key}) as row {first_row}; every row must be distinct."),
+                );
+                self.cell_problem(Rule::UniqueKey, row, last_key.unwrap_or(0), &key, vi, en);
+            } else {
+                seen.insert(key, row);
+            }
+        }
+    }
+}
+
+fn count_values<'c>(columns: &'c [ReportColumn], name: &str) -> Option<&'c Vec<Option<i64>>> {
+    match columns.iter().find(|c| c.name == name).map(|c| &c.values) {
+        Some(ColumnValues::Count(values)) => Some(values),
+        _ => None,
+    }
+}
