@@ -143,6 +143,8 @@ impl fmt::Display for SchoolYearError {
     }
 }
 
+impl std::error::Error for SchoolYearError {}
+
 impl FromStr for SchoolYear {
     type Err = SchoolYearError;
 

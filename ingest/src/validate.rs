@@ -264,6 +264,8 @@ impl<'a> Validator<'a> {
         }
         let slice = self.check_rows(&columns);
         if !self.problems.is_empty() {
+            // Row by row, as the user walks the sheet; within a row, in column order.
+            self.problems.sort_by_key(|p| p.row.unwrap_or(0));
             return Err(self.problems);
         }
         let (school_year, province_code) = slice.ok_or_else(Vec::new)?;

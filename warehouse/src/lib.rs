@@ -1,1 +1,94 @@
+//! The warehouse: Delta tables on disk, the commit of validated reports, the DataFusion
+//! session over every table, and the read-only guard in front of SQL.
+//!
+//! ```no_run
+//! # async fn example() -> warehouse::Result<()> {
+//! use warehouse::{TableVersions, Warehouse};
+//! let warehouse = Warehouse::init("khoso-data".as_ref()).await?;
+//! let batches = warehouse
+//!     .query("SELECT province_code, sum(students) FROM school_reports GROUP BY 1", &TableVersions::new())
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Only this crate opens tables. It takes reports from `ingest` as plain typed columns and knows
+//! nothing of polars.
+#![warn(missing_docs)]
 
+pub mod guard;
+pub mod output;
+pub mod reference;
+pub mod store;
+pub mod tables;
+
+use std::path::PathBuf;
+
+pub use output::{OutputFormat, render};
+pub use store::{CommitOutcome, TableVersions, Upload, Warehouse, sha256_file};
+pub use tables::{Submission, fact_table};
+
+/// Errors of the warehouse, by whose fault they are.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // The user's input.
+    /// A statement that would write, or read files.
+    #[error(
+        "khoso SQL is read-only: {0} is not allowed (use SELECT, WITH, EXPLAIN, SHOW or DESCRIBE)"
+    )]
+    ReadOnly(String),
+    /// A query that does not parse or plan.
+    #[error("SQL error: {0}")]
+    Sql(String),
+    /// A table name that does not exist.
+    #[error(
+        "no table {0:?}: the tables are school_reports, university_reports, content_coverage, submissions"
+    )]
+    UnknownTable(String),
+    /// A table version that does not exist.
+    #[error("table {0} has no version {1}")]
+    NoSuchVersion(String, u64),
+    /// A directory that holds no warehouse.
+    #[error("no warehouse at {0}: create one with `khoso init` (or `khoso init --sample`)")]
+    NotAWarehouse(PathBuf),
+
+    // The environment.
+    /// Reading or writing files failed.
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+
+    // Ours.
+    /// The Delta Lake layer failed.
+    #[error("table error: {0}")]
+    Delta(#[from] deltalake::DeltaTableError),
+    /// DataFusion failed outside a user's query.
+    #[error("query engine error: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// Arrow failed.
+    #[error("arrow error: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Whether the user's input is at fault (a refused or wrong query, a missing warehouse).
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Error::ReadOnly(_)
+                | Error::Sql(_)
+                | Error::UnknownTable(_)
+                | Error::NoSuchVersion(..)
+                | Error::NotAWarehouse(_)
+        )
+    }
+
+    /// An error while planning or running a user's query is the query's fault.
+    fn from_query(error: datafusion::error::DataFusionError) -> Self {
+        Error::Sql(error.to_string())
+    }
+}
+
+/// Result of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

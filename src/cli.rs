@@ -1,0 +1,185 @@
+//! The command line: what each command takes.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// khoso — the education data warehouse for Decision 131/QĐ-TTg.
+///
+/// Provinces' yearly reports (CSV or Excel) are validated and committed to Delta tables;
+/// SQL reads them. Start with `khoso init --sample`, then `khoso sql "SHOW TABLES"`.
+#[derive(Debug, Parser)]
+#[command(name = "khoso", version, about, long_about)]
+pub struct Cli {
+    /// The warehouse directory.
+    #[arg(long, global = true, env = "KHOSO_DATA", default_value = "khoso-data")]
+    pub data: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an empty warehouse, or with --sample load the bundled sample reports into it.
+    Init(InitArgs),
+    /// Validate report files and commit them, each replacing its (kind, province, year) slice.
+    Ingest(IngestArgs),
+    /// Write an empty report template to fill in Excel.
+    Template(TemplateArgs),
+    /// Generate synthetic reports, one file per (kind, province, school year).
+    Generate(GenerateArgs),
+    /// Run a read-only SQL query over the warehouse.
+    Sql(SqlArgs),
+}
+
+/// `khoso init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Load the bundled sample reports through the normal ingest path.
+    #[arg(long)]
+    pub sample: bool,
+    /// Where the sample reports are (default: `sample-data` here, else the one built in).
+    #[arg(long, env = "KHOSO_SAMPLE_DIR")]
+    pub sample_dir: Option<PathBuf>,
+}
+
+/// Report kinds on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// General and continuing education schools.
+    School,
+    /// Universities.
+    University,
+    /// The national learning-materials repository.
+    Content,
+}
+
+impl From<KindArg> for ingest::ReportKind {
+    fn from(kind: KindArg) -> Self {
+        match kind {
+            KindArg::School => ingest::ReportKind::School,
+            KindArg::University => ingest::ReportKind::University,
+            KindArg::Content => ingest::ReportKind::Content,
+        }
+    }
+}
+
+/// `khoso ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Report files: .csv (UTF-8 or UTF-16; `,` `;` or tab) or .xlsx.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The report kind.
+    #[arg(long)]
+    pub kind: KindArg,
+    /// School year of the file (e.g. 2024-2025): fills a missing column, must match a present one.
+    #[arg(long)]
+    pub year: Option<ingest::SchoolYear>,
+    /// Province code of the file (e.g. 01): fills a missing column, must match a present one.
+    #[arg(long)]
+    pub province: Option<String>,
+    /// Validate and report, but commit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write every problem found to this CSV file.
+    #[arg(long)]
+    pub errors_out: Option<PathBuf>,
+    /// Who is uploading (recorded in `submissions`).
+    #[arg(long, env = "USER", default_value = "cli")]
+    pub user: String,
+    /// Worksheet of an .xlsx file (default: the first).
+    #[arg(long)]
+    pub sheet: Option<String>,
+}
+
+/// Template languages.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum LangArg {
+    /// Vietnamese headers.
+    #[default]
+    Vi,
+    /// English headers.
+    En,
+}
+
+/// Template file formats.
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum TemplateFormat {
+    /// CSV (UTF-8 with a byte-order mark, so Excel shows Vietnamese).
+    #[default]
+    Csv,
+    /// Excel workbook with an explanation sheet.
+    Xlsx,
+}
+
+/// `khoso template`.
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    /// The report kind.
+    pub kind: KindArg,
+    /// Header language.
+    #[arg(long, value_enum, default_value_t)]
+    pub lang: LangArg,
+    /// File format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: TemplateFormat,
+    /// Output file (default: KIND-template-LANG.csv|xlsx here; `-` writes CSV to stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `khoso generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Size relative to the real national system (1.0 ≈ 27,000 school rows and 240 universities a year).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// School years, first..last (e.g. 2021-2022..2025-2026).
+    #[arg(long, default_value = "2021-2022..2025-2026")]
+    pub years: String,
+    /// Random seed: the same seed gives the same files.
+    #[arg(long, default_value_t = 131)]
+    pub seed: u64,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// SQL output formats.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum SqlFormat {
+    /// Aligned text table.
+    #[default]
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// JSON array of objects.
+    Json,
+}
+
+/// `khoso sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query (SELECT, WITH, EXPLAIN, SHOW or DESCRIBE).
+    pub query: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: SqlFormat,
+    /// Read a table at an earlier version (time travel), e.g. --at school_reports=3; repeatable.
+    #[arg(long, value_parser = parse_pin)]
+    pub at: Vec<(String, u64)>,
+}
+
+fn parse_pin(text: &str) -> Result<(String, u64), String> {
+    let (table, version) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: write TABLE=VERSION, e.g. school_reports=3"))?;
+    let version = version
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{version:?} is not a table version number"))?;
+    Ok((table.trim().to_string(), version))
+}

@@ -1,0 +1,413 @@
+//! The warehouse on disk: Delta tables under one data directory, the archive of accepted files,
+//! and the commit that turns a validated report into a new table version.
+//!
+//! ```text
+//! DATA/
+//!   tables/school_reports/        Delta table, partitioned by school_year, province_code
+//!   tables/university_reports/    Delta table, partitioned by school_year, province_code
+//!   tables/content_coverage/      Delta table, partitioned by school_year
+//!   tables/submissions/           Delta table, one row per accepted file
+//!   archive/ab/abcdef….csv        every accepted file as it came, named by its SHA-256
+//!   commit.lock                   held while a commit runs (one writer at a time, any process)
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType as ArrowType, SchemaRef};
+use datafusion::prelude::{SessionContext, col, lit};
+use deltalake::kernel::DataType as DeltaType;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
+use ingest::{ReportKind, ValidatedReport};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::guard::{check_read_only, read_only_options};
+use crate::reference::reference_tables;
+use crate::tables::{
+    SUBMISSIONS, Submission, fact_schema, fact_table, partition_columns, report_batch,
+    submissions_schema,
+};
+use crate::{Error, Result};
+
+/// Commit metadata key under which a fact-table commit records its submission.
+const SUBMISSION_METADATA: &str = "khoso.submission";
+
+/// Versions to read tables at, by table name; a table not named is read at its latest version.
+pub type TableVersions = BTreeMap<String, u64>;
+
+/// Who uploaded a file, and when.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The file's name as the user knows it (kept for people; never used as a path).
+    pub file_name: String,
+    /// Who uploaded it.
+    pub uploaded_by: String,
+    /// When.
+    pub uploaded_at: DateTime<Utc>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// A new table version now holds the slice.
+    Committed(Submission),
+    /// The slice already holds exactly these bytes: nothing changed.
+    Unchanged(Submission),
+}
+
+/// A warehouse directory.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: PathBuf,
+}
+
+impl Warehouse {
+    /// Creates the directory layout and the empty tables where missing, and opens the warehouse.
+    /// Running it on an existing warehouse changes nothing.
+    pub async fn init(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root.join("tables"))?;
+        std::fs::create_dir_all(root.join("archive"))?;
+        let warehouse = Self {
+            root: std::path::absolute(root)?,
+        };
+        for kind in ReportKind::ALL {
+            let partitions = partition_columns(kind)
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            warehouse
+                .create_table(fact_table(kind), fact_schema(kind), partitions)
+                .await?;
+        }
+        warehouse
+            .create_table(SUBMISSIONS, submissions_schema(), Vec::new())
+            .await?;
+        Ok(warehouse)
+    }
+
+    /// Opens an existing warehouse.
+    pub async fn open(root: &Path) -> Result<Self> {
+        let tables = root.join("tables").join(SUBMISSIONS).join("_delta_log");
+        if !tables.is_dir() {
+            return Err(Error::NotAWarehouse(root.to_path_buf()));
+        }
+        Ok(Self {
+            root: std::path::absolute(root)?,
+        })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn table_url(&self, name: &str) -> Result<Url> {
+        let dir = self.root.join("tables").join(name);
+        Url::from_directory_path(&dir)
+            .map_err(|()| Error::Internal(format!("not a usable path: {}", dir.display())))
+    }
+
+    async fn create_table(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        partitions: Vec<String>,
+    ) -> Result<()> {
+        let dir = self.root.join("tables").join(name);
+        if dir.join("_delta_log").is_dir() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&dir)?;
+        let mut builder = DeltaTable::try_from_url(self.table_url(name)?)
+            .await?
+            .create()
+            .with_table_name(name)
+            .with_save_mode(SaveMode::Ignore)
+            .with_partition_columns(partitions);
+        for field in schema.fields() {
+            let data_type = match field.data_type() {
+                ArrowType::Int64 => DeltaType::LONG,
+                ArrowType::Boolean => DeltaType::BOOLEAN,
+                ArrowType::Timestamp(..) => DeltaType::TIMESTAMP,
+                _ => DeltaType::STRING,
+            };
+            builder = builder.with_column(field.name(), data_type, field.is_nullable(), None);
+        }
+        builder.await?;
+        Ok(())
+    }
+
+    /// Opens a table at its latest version, or at `version`.
+    pub async fn table(&self, name: &str, version: Option<u64>) -> Result<DeltaTable> {
+        let url = self.table_url(name)?;
+        let table = match version {
+            Some(v) => deltalake::open_table_with_version(url, v)
+                .await
+                .map_err(|e| match e {
+                    DeltaTableError::InvalidVersion(_) => Error::NoSuchVersion(name.to_string(), v),
+                    other => other.into(),
+                })?,
+            None => deltalake::open_table(url).await?,
+        };
+        Ok(table)
+    }
+
+    /// The names of the tables kept in the warehouse.
+    pub fn table_names() -> Vec<&'static str> {
+        ReportKind::ALL
+            .into_iter()
+            .map(fact_table)
+            .chain(std::iter::once(SUBMISSIONS))
+            .collect()
+    }
+
+    /// The latest version of every table.
+    pub async fn versions(&self) -> Result<TableVersions> {
+        let mut versions = TableVersions::new();
+        for name in Self::table_names() {
+            let table = self.table(name, None).await?;
+            versions.insert(name.to_string(), table.version().unwrap_or(0));
+        }
+        Ok(versions)
+    }
+
+    /// A DataFusion session with every table registered: the warehouse's Delta tables (at the
+    /// pinned versions, else the latest) and the reference tables.
+    pub async fn session(&self, pins: &TableVersions) -> Result<SessionContext> {
+        if let Some(unknown) = pins
+            .keys()
+            .find(|k| !Self::table_names().contains(&k.as_str()))
+        {
+            return Err(Error::UnknownTable(unknown.clone()));
+        }
+        let config = datafusion::prelude::SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        for name in Self::table_names() {
+            let table = self.table(name, pins.get(name).copied()).await?;
+            table.update_datafusion_session(&ctx.state())?;
+            ctx.register_table(name, table.table_provider().await?)?;
+        }
+        for (name, table) in reference_tables()? {
+            ctx.register_table(name, table)?;
+        }
+        Ok(ctx)
+    }
+
+    /// Runs one read-only SQL statement and collects the result.
+    pub async fn query(&self, sql: &str, pins: &TableVersions) -> Result<Vec<RecordBatch>> {
+        check_read_only(sql)?;
+        let ctx = self.session(pins).await?;
+        let frame = ctx
+            .sql_with_options(sql, read_only_options())
+            .await
+            .map_err(Error::from_query)?;
+        frame.collect().await.map_err(Error::from_query)
+    }
+
+    /// Every submission, oldest first.
+    pub async fn submissions(&self) -> Result<Vec<Submission>> {
+        let ctx = SessionContext::new();
+        let table = self.table(SUBMISSIONS, None).await?;
+        table.update_datafusion_session(&ctx.state())?;
+        ctx.register_table(SUBMISSIONS, table.table_provider().await?)?;
+        let batches = ctx
+            .sql(
+                "SELECT submission_id, kind, province_code, school_year, rows, sha256, file_name, uploaded_by, \
+                 CAST(uploaded_at AS BIGINT) AS uploaded_at, table_version, supersedes \
+                 FROM submissions ORDER BY uploaded_at, submission_id",
+            )
+            .await?
+            .collect()
+            .await?;
+        let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+        for batch in &batches {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+        let json = writer.into_inner();
+        if json.is_empty() {
+            return Ok(Vec::new());
+        }
+        serde_json::from_slice(&json)
+            .map_err(|e| Error::Internal(format!("reading submissions: {e}")))
+    }
+
+    /// Commits a validated report: archives the file by its SHA-256, replaces the report's
+    /// (kind, province, school year) slice in one Delta transaction, and records the
+    /// submission. The same bytes already in that slice change nothing.
+    ///
+    /// One commit runs at a time per warehouse, across processes (a file lock); a crash at any
+    /// point leaves the previous table version intact and readable.
+    pub async fn commit(
+        &self,
+        report: &ValidatedReport,
+        file: &Path,
+        upload: &Upload,
+    ) -> Result<CommitOutcome> {
+        let sha256 = sha256_file(file)?;
+        let _lock = self.lock().await?;
+        self.recover_unrecorded_commits().await?;
+
+        let kind = report.kind.as_str();
+        let school_year = report.school_year.to_string();
+        let current = self.submissions().await?.into_iter().rfind(|s| {
+            s.kind == kind
+                && s.school_year == school_year
+                && s.province_code == report.province_code
+        });
+        if let Some(current) = &current
+            && current.sha256 == sha256
+        {
+            return Ok(CommitOutcome::Unchanged(current.clone()));
+        }
+
+        self.archive(file, &sha256)?;
+        let mut submission = Submission {
+            submission_id: uuid::Uuid::new_v4().to_string(),
+            kind: kind.to_string(),
+            province_code: report.province_code.clone(),
+            school_year: school_year.clone(),
+            rows: report.rows as i64,
+            sha256,
+            file_name: upload.file_name.clone(),
+            uploaded_by: upload.uploaded_by.clone(),
+            uploaded_at: upload.uploaded_at.timestamp_micros(),
+            table_version: -1,
+            supersedes: current.map(|c| c.submission_id),
+        };
+
+        let batch = report_batch(report, &submission.submission_id)?;
+        let mut slice = col("school_year").eq(lit(school_year));
+        if let Some(code) = &report.province_code {
+            slice = slice.and(col("province_code").eq(lit(code.clone())));
+        }
+        let metadata =
+            serde_json::to_value(&submission).map_err(|e| Error::Internal(e.to_string()))?;
+        let table = self
+            .table(fact_table(report.kind), None)
+            .await?
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(slice)
+            .with_partition_columns(partition_columns(report.kind).iter().copied())
+            .with_commit_properties(
+                CommitProperties::default()
+                    .with_metadata([(SUBMISSION_METADATA.to_string(), metadata)]),
+            )
+            .await?;
+        submission.table_version = table.version().unwrap_or(0) as i64;
+        self.record_submission(&submission).await?;
+        Ok(CommitOutcome::Committed(submission))
+    }
+
+    async fn record_submission(&self, submission: &Submission) -> Result<()> {
+        let batch = Submission::to_batch(std::slice::from_ref(submission))?;
+        self.table(SUBMISSIONS, None)
+            .await?
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .await?;
+        Ok(())
+    }
+
+    /// A process killed between the fact-table commit and the submissions append leaves a table
+    /// version without its submission row; the commit metadata holds the row, so the next commit
+    /// writes it. Commits are serialised by the lock, so only a table's last commit can be such.
+    async fn recover_unrecorded_commits(&self) -> Result<()> {
+        let recorded: Vec<String> = self
+            .submissions()
+            .await?
+            .into_iter()
+            .map(|s| s.submission_id)
+            .collect();
+        for kind in ReportKind::ALL {
+            let table = self.table(fact_table(kind), None).await?;
+            let version = table.version().unwrap_or(0);
+            let last = futures::StreamExt::collect::<Vec<_>>(table.history(Some(1))).await;
+            for info in last.into_iter().flatten() {
+                let Some(value) = info.info.get(SUBMISSION_METADATA) else {
+                    continue;
+                };
+                let Ok(mut submission) = serde_json::from_value::<Submission>(value.clone()) else {
+                    continue;
+                };
+                if !recorded.contains(&submission.submission_id) {
+                    submission.table_version = version as i64;
+                    self.record_submission(&submission).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn archive(&self, file: &Path, sha256: &str) -> Result<PathBuf> {
+        let extension = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .filter(|e| e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_else(|| "bin".to_string());
+        let dir = self.root.join("archive").join(&sha256[..2]);
+        let target = dir.join(format!("{sha256}.{extension}"));
+        if target.exists() {
+            return Ok(target);
+        }
+        std::fs::create_dir_all(&dir)?;
+        let partial = dir.join(format!(".{sha256}.partial"));
+        std::fs::copy(file, &partial)?;
+        File::open(&partial)?.sync_all()?;
+        std::fs::rename(&partial, &target)?;
+        Ok(target)
+    }
+
+    /// The archived copy of a submitted file.
+    pub fn archived_file(&self, sha256: &str) -> Option<PathBuf> {
+        let dir = self.root.join("archive").join(sha256.get(..2)?);
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(sha256) && !n.ends_with(".partial"))
+            })
+    }
+
+    async fn lock(&self) -> Result<File> {
+        let path = self.root.join("commit.lock");
+        tokio::task::spawn_blocking(move || {
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(Error::from)
+    }
+}
+
+/// The SHA-256 of a file, read in blocks (never held in memory whole).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match file.read(&mut buf)? {
+            0 => break,
+            n => hasher.update(&buf[..n]),
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}

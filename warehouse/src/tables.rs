@@ -1,0 +1,167 @@
+//! The warehouse's tables: names, columns, and turning a validated report into Arrow.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use ingest::{ColumnType, ColumnValues, ReportKind, ValidatedReport};
+
+use crate::{Error, Result};
+
+/// Name of the submissions table.
+pub const SUBMISSIONS: &str = "submissions";
+
+/// The column on every fact row naming the submission it came from.
+pub const SUBMISSION_ID: &str = "submission_id";
+
+/// The column on provincial fact rows naming the 2025 province the row rolls up to.
+pub const PROVINCE_2025_CODE: &str = "province_2025_code";
+
+/// The SQL name of a report kind's table.
+pub fn fact_table(kind: ReportKind) -> &'static str {
+    match kind {
+        ReportKind::School => "school_reports",
+        ReportKind::University => "university_reports",
+        ReportKind::Content => "content_coverage",
+    }
+}
+
+/// The columns a kind's table is partitioned by (and that identify a slice).
+pub fn partition_columns(kind: ReportKind) -> &'static [&'static str] {
+    if kind.is_provincial() {
+        &["school_year", "province_code"]
+    } else {
+        &["school_year"]
+    }
+}
+
+/// The Arrow schema of a kind's table: the report columns, then `province_2025_code` for
+/// provincial kinds, then `submission_id`.
+pub fn fact_schema(kind: ReportKind) -> SchemaRef {
+    let mut fields: Vec<Field> = kind
+        .schema()
+        .columns
+        .iter()
+        .map(|c| {
+            let data_type = match c.column_type {
+                ColumnType::Count => DataType::Int64,
+                ColumnType::Flag => DataType::Boolean,
+                _ => DataType::Utf8,
+            };
+            Field::new(&c.name, data_type, true)
+        })
+        .collect();
+    if kind.is_provincial() {
+        fields.push(Field::new(PROVINCE_2025_CODE, DataType::Utf8, true));
+    }
+    fields.push(Field::new(SUBMISSION_ID, DataType::Utf8, true));
+    Arc::new(Schema::new(fields))
+}
+
+/// The Arrow schema of the `submissions` table.
+pub fn submissions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("submission_id", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("province_code", DataType::Utf8, true),
+        Field::new("school_year", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("sha256", DataType::Utf8, false),
+        Field::new("file_name", DataType::Utf8, false),
+        Field::new("uploaded_by", DataType::Utf8, false),
+        Field::new(
+            "uploaded_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("table_version", DataType::Int64, false),
+        Field::new("supersedes", DataType::Utf8, true),
+    ]))
+}
+
+/// One row of the `submissions` table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Submission {
+    /// Unique id.
+    pub submission_id: String,
+    /// Report kind.
+    pub kind: String,
+    /// Province (none for the national `content` report).
+    pub province_code: Option<String>,
+    /// School year.
+    pub school_year: String,
+    /// Data rows.
+    pub rows: i64,
+    /// SHA-256 of the file as uploaded (its name in the archive).
+    pub sha256: String,
+    /// The file's name as uploaded (for people; never used as a path).
+    pub file_name: String,
+    /// Who uploaded it.
+    pub uploaded_by: String,
+    /// When, in microseconds since the Unix epoch, UTC.
+    pub uploaded_at: i64,
+    /// The version of the fact table this submission produced.
+    pub table_version: i64,
+    /// The submission of the same slice it replaced.
+    pub supersedes: Option<String>,
+}
+
+impl Submission {
+    /// One Arrow batch of submissions.
+    pub fn to_batch(rows: &[Submission]) -> Result<RecordBatch> {
+        let text = |f: fn(&Submission) -> Option<&str>| {
+            Arc::new(rows.iter().map(f).collect::<StringArray>()) as ArrayRef
+        };
+        let columns: Vec<ArrayRef> = vec![
+            text(|s| Some(&s.submission_id)),
+            text(|s| Some(&s.kind)),
+            text(|s| s.province_code.as_deref()),
+            text(|s| Some(&s.school_year)),
+            Arc::new(rows.iter().map(|s| s.rows).collect::<Int64Array>()),
+            text(|s| Some(&s.sha256)),
+            text(|s| Some(&s.file_name)),
+            text(|s| Some(&s.uploaded_by)),
+            Arc::new(
+                TimestampMicrosecondArray::from(
+                    rows.iter().map(|s| s.uploaded_at).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(rows.iter().map(|s| s.table_version).collect::<Int64Array>()),
+            text(|s| s.supersedes.as_deref()),
+        ];
+        Ok(RecordBatch::try_new(submissions_schema(), columns)?)
+    }
+}
+
+/// A validated report as one Arrow batch of its table's schema, every row stamped with the
+/// submission it belongs to.
+pub fn report_batch(report: &ValidatedReport, submission_id: &str) -> Result<RecordBatch> {
+    let schema = fact_schema(report.kind);
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        if field.name() == SUBMISSION_ID {
+            columns.push(Arc::new(StringArray::from(vec![
+                submission_id;
+                report.rows
+            ])));
+            continue;
+        }
+        let values = report.column(field.name()).ok_or_else(|| {
+            Error::Internal(format!("validated report lacks column {}", field.name()))
+        })?;
+        let array: ArrayRef = match values {
+            ColumnValues::Text(v) => {
+                Arc::new(v.iter().map(Option::as_deref).collect::<StringArray>())
+            }
+            ColumnValues::Count(v) => Arc::new(v.iter().copied().collect::<Int64Array>()),
+            ColumnValues::Flag(v) => {
+                Arc::new(v.iter().copied().map(Some).collect::<BooleanArray>())
+            }
+        };
+        columns.push(array);
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
