@@ -2,8 +2,8 @@
 //! driving a warehouse through init, ingest, supersede, time travel, concurrency and a kill.
 
 mod corpus;
-// mod end_to_end;
-// mod generated;
+mod end_to_end;
+mod generated;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

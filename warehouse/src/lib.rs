@@ -45,8 +45,8 @@ pub enum Error {
     )]
     UnknownTable(String),
     /// A table version that does not exist.
-    #[error("table {0} has no version {1}")]
-    NoSuchVersion(String, u64),
+    #[error("table {0} has no version {1} (its latest is {2})")]
+    NoSuchVersion(String, u64, u64),
     /// A directory that holds no warehouse.
     #[error("no warehouse at {0}: create one with `khoso init` (or `khoso init --sample`)")]
     NotAWarehouse(PathBuf),

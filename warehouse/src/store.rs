@@ -15,15 +15,17 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType as ArrowType, SchemaRef};
-use datafusion::prelude::{SessionContext, col, lit};
+use datafusion::prelude::{Expr, SessionContext, cast, col, lit};
+use deltalake::DeltaTable;
 use deltalake::kernel::DataType as DeltaType;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableError};
 use ingest::{ReportKind, ValidatedReport};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -38,6 +40,9 @@ use crate::{Error, Result};
 
 /// Commit metadata key under which a fact-table commit records its submission.
 const SUBMISSION_METADATA: &str = "khoso.submission";
+
+/// How many one-row files the submissions table may gather before they are compacted into one.
+const SUBMISSION_FILES_BEFORE_COMPACTION: usize = 32;
 
 /// Versions to read tables at, by table name; a table not named is read at its latest version.
 pub type TableVersions = BTreeMap<String, u64>;
@@ -66,6 +71,8 @@ pub enum CommitOutcome {
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     root: PathBuf,
+    /// Set once this handle has repaired what a killed process may have left unrecorded.
+    recovered: Arc<AtomicBool>,
 }
 
 impl Warehouse {
@@ -74,9 +81,7 @@ impl Warehouse {
     pub async fn init(root: &Path) -> Result<Self> {
         std::fs::create_dir_all(root.join("tables"))?;
         std::fs::create_dir_all(root.join("archive"))?;
-        let warehouse = Self {
-            root: std::path::absolute(root)?,
-        };
+        let warehouse = Self::at(root)?;
         for kind in ReportKind::ALL {
             let partitions = partition_columns(kind)
                 .iter()
@@ -98,8 +103,13 @@ impl Warehouse {
         if !tables.is_dir() {
             return Err(Error::NotAWarehouse(root.to_path_buf()));
         }
+        Self::at(root)
+    }
+
+    fn at(root: &Path) -> Result<Self> {
         Ok(Self {
             root: std::path::absolute(root)?,
+            recovered: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -146,16 +156,14 @@ impl Warehouse {
 
     /// Opens a table at its latest version, or at `version`.
     pub async fn table(&self, name: &str, version: Option<u64>) -> Result<DeltaTable> {
-        let url = self.table_url(name)?;
-        let table = match version {
-            Some(v) => deltalake::open_table_with_version(url, v)
-                .await
-                .map_err(|e| match e {
-                    DeltaTableError::InvalidVersion(_) => Error::NoSuchVersion(name.to_string(), v),
-                    other => other.into(),
-                })?,
-            None => deltalake::open_table(url).await?,
-        };
+        let mut table = deltalake::open_table(self.table_url(name)?).await?;
+        if let Some(wanted) = version {
+            let latest = table.version().unwrap_or(0);
+            if wanted > latest {
+                return Err(Error::NoSuchVersion(name.to_string(), wanted, latest));
+            }
+            table.load_version(wanted).await?;
+        }
         Ok(table)
     }
 
@@ -213,17 +221,33 @@ impl Warehouse {
 
     /// Every submission, oldest first.
     pub async fn submissions(&self) -> Result<Vec<Submission>> {
+        self.submissions_where(None).await
+    }
+
+    /// The submissions that match a filter, oldest first. The filter is pushed down to the
+    /// table's file statistics, so a lookup by slice or id opens only the files it needs.
+    async fn submissions_where(&self, filter: Option<Expr>) -> Result<Vec<Submission>> {
         let ctx = SessionContext::new();
         let table = self.table(SUBMISSIONS, None).await?;
         table.update_datafusion_session(&ctx.state())?;
-        ctx.register_table(SUBMISSIONS, table.table_provider().await?)?;
-        let batches = ctx
-            .sql(
-                "SELECT submission_id, kind, province_code, school_year, rows, sha256, file_name, uploaded_by, \
-                 CAST(uploaded_at AS BIGINT) AS uploaded_at, table_version, supersedes \
-                 FROM submissions ORDER BY uploaded_at, submission_id",
-            )
-            .await?
+        let mut frame = ctx.read_table(table.table_provider().await?)?;
+        if let Some(filter) = filter {
+            frame = frame.filter(filter)?;
+        }
+        let columns: Vec<Expr> = submissions_schema()
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "uploaded_at" => cast(col("uploaded_at"), ArrowType::Int64).alias("uploaded_at"),
+                name => col(name),
+            })
+            .collect();
+        let batches = frame
+            .select(columns)?
+            .sort(vec![
+                col("uploaded_at").sort(true, true),
+                col("submission_id").sort(true, true),
+            ])?
             .collect()
             .await?;
         let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
@@ -237,6 +261,23 @@ impl Warehouse {
         }
         serde_json::from_slice(&json)
             .map_err(|e| Error::Internal(format!("reading submissions: {e}")))
+    }
+
+    /// The submission that holds a slice now, if any.
+    pub async fn current_submission(
+        &self,
+        kind: ReportKind,
+        school_year: &str,
+        province_code: Option<&str>,
+    ) -> Result<Option<Submission>> {
+        let mut filter = col("kind")
+            .eq(lit(kind.as_str()))
+            .and(col("school_year").eq(lit(school_year)));
+        filter = match province_code {
+            Some(code) => filter.and(col("province_code").eq(lit(code))),
+            None => filter.and(col("province_code").is_null()),
+        };
+        Ok(self.submissions_where(Some(filter)).await?.pop())
     }
 
     /// Commits a validated report: archives the file by its SHA-256, replaces the report's
@@ -253,7 +294,10 @@ impl Warehouse {
     ) -> Result<CommitOutcome> {
         let sha256 = sha256_file(file)?;
         let _lock = self.lock().await?;
-        self.recover_unrecorded_commits().await?;
+        if !self.recovered.load(Ordering::Acquire) {
+            self.recover_unrecorded_commits().await?;
+            self.recovered.store(true, Ordering::Release);
+        }
 
         let kind = report.kind.as_str();
         let school_year = report.school_year.to_string();
@@ -309,24 +353,24 @@ impl Warehouse {
 
     async fn record_submission(&self, submission: &Submission) -> Result<()> {
         let batch = Submission::to_batch(std::slice::from_ref(submission))?;
-        self.table(SUBMISSIONS, None)
+        let table = self
+            .table(SUBMISSIONS, None)
             .await?
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
             .await?;
+        // Every append adds a one-row file; lookups by slice scan them, so keep them few.
+        if table.get_file_uris()?.count() > SUBMISSION_FILES_BEFORE_COMPACTION {
+            table.optimize().await?;
+        }
         Ok(())
     }
 
     /// A process killed between the fact-table commit and the submissions append leaves a table
-    /// version without its submission row; the commit metadata holds the row, so the next commit
-    /// writes it. Commits are serialised by the lock, so only a table's last commit can be such.
+    /// version without its submission row; the commit metadata holds the row, so the first
+    /// commit of the next process writes it. Commits are serialised by the lock, so only a
+    /// table's last commit can be such.
     async fn recover_unrecorded_commits(&self) -> Result<()> {
-        let recorded: Vec<String> = self
-            .submissions()
-            .await?
-            .into_iter()
-            .map(|s| s.submission_id)
-            .collect();
         for kind in ReportKind::ALL {
             let table = self.table(fact_table(kind), None).await?;
             let version = table.version().unwrap_or(0);
@@ -338,7 +382,12 @@ impl Warehouse {
                 let Ok(mut submission) = serde_json::from_value::<Submission>(value.clone()) else {
                     continue;
                 };
-                if !recorded.contains(&submission.submission_id) {
+                let recorded = self
+                    .submissions_where(Some(
+                        col("submission_id").eq(lit(submission.submission_id.clone())),
+                    ))
+                    .await?;
+                if recorded.is_empty() {
                     submission.table_version = version as i64;
                     self.record_submission(&submission).await?;
                 }

@@ -1,0 +1,339 @@
+//! The `khoso` binary end to end: init → ingest → corrected re-upload supersedes → SQL sees it
+//! and time travel sees the old version; bad files write nothing; concurrent provinces both
+//! land; a process killed mid-commit leaves the table readable and whole.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::{corpus, khoso, run, stderr, stdout};
+
+/// Runs `khoso sql` and returns the CSV lines after the header.
+fn sql(data: &Path, query: &str, extra: &[&str]) -> Vec<String> {
+    let output = run(khoso(data)
+        .args(["sql", query, "--format", "csv"])
+        .args(extra));
+    assert!(output.status.success(), "{query}: {}", stderr(&output));
+    stdout(&output)
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+fn single(data: &Path, query: &str) -> String {
+    let lines = sql(data, query, &[]);
+    assert_eq!(lines.len(), 1, "{query}: {lines:?}");
+    lines[0].clone()
+}
+
+fn init(data: &Path) {
+    let output = run(khoso(data).arg("init"));
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+fn ingest(data: &Path, file: &Path) -> std::process::Output {
+    run(khoso(data)
+        .args(["ingest", "--kind", "school", "--user", "tester"])
+        .arg(file))
+}
+
+/// A copy of a corpus file with some text replaced.
+fn variant(dir: &Path, name: &str, from: &str, edits: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(corpus(from)).expect("corpus file");
+    for (old, new) in edits {
+        assert!(text.contains(old), "{from} has no {old:?}");
+        text = text.replace(old, new);
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write variant");
+    path
+}
+
+#[test]
+fn ingest_supersede_time_travel_and_idempotence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    init(&data);
+    assert_eq!(single(&data, "SELECT count(*) FROM school_reports"), "0");
+
+    let first = ingest(&data, &corpus("good_utf8_no_bom.csv"));
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(
+        single(&data, "SELECT sum(students) FROM school_reports"),
+        "3684"
+    );
+    let version_before = single(&data, "SELECT table_version FROM submissions");
+
+    // The same bytes again: nothing changes, and it says so.
+    let again = ingest(&data, &corpus("good_utf8_no_bom.csv"));
+    assert!(again.status.success());
+    assert!(stdout(&again).contains("unchanged"), "{}", stdout(&again));
+    assert_eq!(single(&data, "SELECT count(*) FROM submissions"), "1");
+
+    // A corrected file for the same slice replaces it whole.
+    let corrected = variant(
+        dir.path(),
+        "corrected.csv",
+        "good_utf8_no_bom.csv",
+        &[("1234", "2000")],
+    );
+    let output = ingest(&data, &corrected);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(single(&data, "SELECT count(*) FROM school_reports"), "3");
+    assert_eq!(
+        single(&data, "SELECT sum(students) FROM school_reports"),
+        "4450"
+    );
+    let history = sql(
+        &data,
+        "SELECT file_name, uploaded_by, supersedes IS NOT NULL FROM submissions ORDER BY uploaded_at",
+        &[],
+    );
+    assert_eq!(
+        history,
+        vec![
+            "good_utf8_no_bom.csv,tester,false",
+            "corrected.csv,tester,true"
+        ]
+    );
+    let superseded = single(
+        &data,
+        "SELECT count(*) FROM submissions s JOIN submissions t ON t.supersedes = s.submission_id",
+    );
+    assert_eq!(superseded, "1");
+
+    // The old version stays readable.
+    let pin = format!("school_reports={version_before}");
+    assert_eq!(
+        sql(
+            &data,
+            "SELECT sum(students) FROM school_reports",
+            &["--at", &pin]
+        ),
+        vec!["3684"]
+    );
+    let missing = run(khoso(&data).args([
+        "sql",
+        "SELECT 1 FROM school_reports",
+        "--at",
+        "school_reports=99",
+    ]));
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+
+    // Every row carries its submission, and the archive holds the file by its hash.
+    let sha = single(
+        &data,
+        "SELECT sha256 FROM submissions WHERE file_name = 'corrected.csv'",
+    );
+    let archived = std::fs::read_dir(data.join("archive").join(&sha[..2]))
+        .expect("archive folder")
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy() == format!("{sha}.csv"));
+    assert!(archived, "archived copy of {sha}");
+    let lineage = single(
+        &data,
+        "SELECT count(*) FROM school_reports r JOIN submissions s USING (submission_id) WHERE s.file_name = 'corrected.csv'",
+    );
+    assert_eq!(lineage, "3");
+}
+
+#[test]
+fn a_bad_file_writes_nothing_and_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    init(&data);
+    let errors = dir.path().join("errors.csv");
+    let output = run(khoso(&data)
+        .args(["ingest", "--kind", "school", "--errors-out"])
+        .arg(&errors)
+        .arg(corpus("good_utf8_bom.csv"))
+        .arg(corpus("negatives.csv")));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("non_negative"),
+        "{}",
+        stderr(&output)
+    );
+    // The valid file of the same run is not committed either.
+    assert_eq!(single(&data, "SELECT count(*) FROM submissions"), "0");
+    let csv = std::fs::read_to_string(&errors).expect("errors file");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "file,row,column,value,rule,message_vi,message_en");
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[1].contains(",2,Tổng số học sinh,'-5,non_negative,"),
+        "{}",
+        lines[1]
+    );
+
+    let dry = run(khoso(&data)
+        .args(["ingest", "--kind", "school", "--dry-run"])
+        .arg(corpus("good_english.csv")));
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(stdout(&dry).contains("dry run"), "{}", stdout(&dry));
+    assert_eq!(single(&data, "SELECT count(*) FROM school_reports"), "0");
+}
+
+#[test]
+fn sql_is_read_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    init(&data);
+    for query in [
+        "DROP TABLE submissions",
+        "INSERT INTO submissions SELECT * FROM submissions",
+        "COPY (SELECT 1) TO 'x.csv'",
+        "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
+    ] {
+        let output = run(khoso(&data).args(["sql", query]));
+        assert_eq!(output.status.code(), Some(2), "{query}");
+        assert!(
+            stderr(&output).contains("read-only"),
+            "{query}: {}",
+            stderr(&output)
+        );
+    }
+    let tables = sql(
+        &data,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+        &[],
+    );
+    assert_eq!(
+        tables,
+        vec![
+            "content_coverage",
+            "levels",
+            "provinces",
+            "regions",
+            "school_reports",
+            "submissions",
+            "university_reports"
+        ]
+    );
+    assert!(!dir.path().join("x.csv").exists());
+}
+
+#[test]
+fn two_provinces_ingested_concurrently_both_land() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    init(&data);
+    let hanoi = corpus("good_utf8_no_bom.csv");
+    let saigon = variant(
+        dir.path(),
+        "hcm.csv",
+        "good_utf8_no_bom.csv",
+        &[(",01,", ",79,")],
+    );
+    let children: Vec<_> = [hanoi, saigon]
+        .iter()
+        .map(|file| {
+            khoso(&data)
+                .args(["ingest", "--kind", "school"])
+                .arg(file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().expect("wait");
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let slices = sql(
+        &data,
+        "SELECT province_code, count(*) FROM school_reports GROUP BY 1 ORDER BY 1",
+        &[],
+    );
+    assert_eq!(slices, vec!["01,3", "79,3"]);
+    assert_eq!(single(&data, "SELECT count(*) FROM submissions"), "2");
+}
+
+#[test]
+fn a_process_killed_mid_commit_leaves_the_previous_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    init(&data);
+    assert!(
+        ingest(&data, &corpus("good_utf8_no_bom.csv"))
+            .status
+            .success()
+    );
+
+    // A large replacement for the same slice, so a commit takes long enough to be interrupted.
+    let big_rows = 60_000;
+    let source = std::fs::read_to_string(corpus("good_utf8_no_bom.csv")).expect("corpus");
+    let mut lines = source.lines();
+    let mut text = format!("{}\n", lines.next().expect("header"));
+    let template = lines.next().expect("a row");
+    for i in 0..big_rows {
+        text.push_str(&template.replace("0100001", &format!("9{i:07}")));
+        text.push('\n');
+    }
+    let big = dir.path().join("big.csv");
+    std::fs::write(&big, text).expect("write big file");
+
+    let counts = ["3".to_string(), big_rows.to_string()];
+    for delay_ms in [30, 120, 250, 400, 500, 600, 700, 850, 1000, 1300, 1800] {
+        let mut child = khoso(&data)
+            .args(["ingest", "--kind", "school"])
+            .arg(&big)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().ok();
+        child.wait().expect("wait");
+        let count = single(
+            &data,
+            "SELECT count(*) FROM school_reports WHERE province_code = '01'",
+        );
+        assert!(
+            counts.contains(&count),
+            "after a kill at {delay_ms} ms the slice has {count} rows"
+        );
+    }
+
+    // The next commit records any table version a killed process left without its submission.
+    let other = variant(
+        dir.path(),
+        "hcm.csv",
+        "good_utf8_no_bom.csv",
+        &[(",01,", ",79,")],
+    );
+    assert!(ingest(&data, &other).status.success());
+    let orphans = single(
+        &data,
+        "SELECT count(*) FROM (SELECT DISTINCT submission_id FROM school_reports) r \
+         LEFT JOIN submissions s USING (submission_id) WHERE s.submission_id IS NULL",
+    );
+    assert_eq!(orphans, "0");
+}
+
+#[test]
+fn templates_are_written_in_both_languages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = run(khoso(dir.path()).args(["template", "school", "--out", "-"]));
+    assert!(output.status.success());
+    let header = stdout(&output);
+    assert!(
+        header.starts_with("\u{feff}Năm học,Mã tỉnh,Mã trường"),
+        "{header}"
+    );
+    let english =
+        run(khoso(dir.path()).args(["template", "university", "--lang", "en", "--out", "-"]));
+    assert!(
+        stdout(&english).contains("institution_id,institution_name"),
+        "{}",
+        stdout(&english)
+    );
+    let xlsx = dir.path().join("t.xlsx");
+    let output = run(khoso(dir.path())
+        .args(["template", "content", "--format", "xlsx", "--out"])
+        .arg(&xlsx));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(std::fs::metadata(&xlsx).expect("xlsx written").len() > 1000);
+}
