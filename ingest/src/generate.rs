@@ -155,6 +155,21 @@ pub fn generate(
     while year <= options.last_year {
         let t = f64::from(year.start() - options.first_year.start());
         let new_list = registry.list_for(year).len() != registry.before_2025.len();
+        // Writes one file (a province without universities sends no university file).
+        let mut emit = |kind: ReportKind,
+                        province: Option<&str>,
+                        style: FileStyle,
+                        rows: Vec<Row>|
+         -> Result<()> {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let path = write_report(options, kind, province, year, style, &rows)?;
+            *summary.rows.entry(kind.as_str()).or_default() += rows.len();
+            progress(&path);
+            summary.files.push(path);
+            Ok(())
+        };
         for province in registry.list_for(year) {
             let members = |old: &str| {
                 if new_list {
@@ -164,58 +179,27 @@ pub fn generate(
                 }
             };
             let style = FileStyle::for_province(&province.code);
-            let mut rng = rng_for(options.seed, "school", &province.code, year);
-            let rows = school_rows(registry, province, year, t, &schools, &members, &mut rng);
-            if !rows.is_empty() {
-                let path = write_report(
-                    options,
-                    ReportKind::School,
-                    Some(&province.code),
-                    year,
-                    style,
-                    &rows,
-                )?;
-                *summary.rows.entry("school").or_default() += rows.len();
-                progress(&path);
-                summary.files.push(path);
-            }
-            let mut rng = rng_for(options.seed, "university", &province.code, year);
-            let rows = university_rows(
+            let file = ProvinceYear {
                 registry,
                 province,
                 year,
                 t,
-                &universities,
-                &members,
-                &mut rng,
-            );
-            if !rows.is_empty() {
-                let path = write_report(
-                    options,
-                    ReportKind::University,
-                    Some(&province.code),
-                    year,
-                    style,
-                    &rows,
-                )?;
-                *summary.rows.entry("university").or_default() += rows.len();
-                progress(&path);
-                summary.files.push(path);
-            }
+                members: &members,
+            };
+            let mut rng = rng_for(options.seed, "school", &province.code, year);
+            let rows = school_rows(&file, &schools, &mut rng);
+            emit(ReportKind::School, Some(&province.code), style, rows)?;
+            let mut rng = rng_for(options.seed, "university", &province.code, year);
+            let rows = university_rows(&file, &universities, &mut rng);
+            emit(ReportKind::University, Some(&province.code), style, rows)?;
         }
         let mut rng = rng_for(options.seed, "content", "00", year);
-        let rows = content_rows(year, t, &mut rng);
-        let path = write_report(
-            options,
+        emit(
             ReportKind::Content,
             None,
-            year,
             FileStyle::VietnameseComma,
-            &rows,
+            content_rows(year, t, &mut rng),
         )?;
-        *summary.rows.entry("content").or_default() += rows.len();
-        progress(&path);
-        summary.files.push(path);
         year = year.next();
     }
     Ok(summary)
@@ -342,9 +326,10 @@ fn university_roster(
 }
 
 /// A share that starts at `base` in the baseline year and rises by `slope` a year, for a unit
-/// `lead` ahead, with a little noise; clamped to [0, 1].
+/// `lead` ahead, with noise of up to half the baseline (6 points at most); clamped to [0, 1].
 fn share(rng: &mut ChaCha8Rng, base: f64, slope: f64, t: f64, lead: f64) -> f64 {
-    (base + lead + slope * t + rng.random_range(-0.06..0.06)).clamp(0.0, 1.0)
+    let spread = (base * 0.5).clamp(0.005, 0.06);
+    (base + lead + slope * t + rng.random_range(-spread..spread)).clamp(0.0, 1.0)
 }
 
 /// A yes/no draw whose chance follows [`share`].
@@ -367,93 +352,139 @@ enum Cell {
     Flag(bool),
 }
 
-fn school_rows(
-    registry: &ProvinceRegistry,
-    province: &Province,
-    year: SchoolYear,
+/// Builds one row: identifying cells, then counts drawn as shares of their whole that follow
+/// the year's trend and the unit's lead, then yes/no flags drawn the same way.
+struct RowBuilder<'r> {
+    row: Row,
+    rng: &'r mut ChaCha8Rng,
     t: f64,
-    schools: &[School],
-    members: &dyn Fn(&str) -> bool,
-    rng: &mut ChaCha8Rng,
-) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for school in schools.iter().filter(|s| members(&s.old_province)) {
-        let home = registry
+    lead: f64,
+}
+
+impl<'r> RowBuilder<'r> {
+    fn new(rng: &'r mut ChaCha8Rng, t: f64, lead: f64) -> Self {
+        Self {
+            row: Row::new(),
+            rng,
+            t,
+            lead,
+        }
+    }
+
+    fn text(mut self, column: &'static str, value: impl Into<String>) -> Self {
+        self.row.insert(column, Cell::Text(value.into()));
+        self
+    }
+
+    fn count(mut self, column: &'static str, value: i64) -> Self {
+        self.row.insert(column, Cell::Count(value));
+        self
+    }
+
+    /// A whole and its parts, each part `(column, baseline share, yearly rise)`.
+    fn parts_of(mut self, whole: (&'static str, i64), parts: &[(&'static str, f64, f64)]) -> Self {
+        self.row.insert(whole.0, Cell::Count(whole.1));
+        for &(column, base, slope) in parts {
+            let value = part(self.rng, whole.1, base, slope, self.t, self.lead);
+            self.row.insert(column, Cell::Count(value));
+        }
+        self
+    }
+
+    /// Flags, each `(column, baseline chance, yearly rise)`.
+    fn flags(mut self, flags: &[(&'static str, f64, f64)]) -> Self {
+        for &(column, base, slope) in flags {
+            let value = chance(self.rng, base, slope, self.t, self.lead);
+            self.row.insert(column, Cell::Flag(value));
+        }
+        self
+    }
+}
+
+fn ownership(private: bool) -> &'static str {
+    if private { "private" } else { "public" }
+}
+
+/// The file being generated: which province sends it, for which year, and which old
+/// provinces' schools it covers.
+struct ProvinceYear<'a> {
+    registry: &'a ProvinceRegistry,
+    province: &'a Province,
+    year: SchoolYear,
+    /// Years since the baseline.
+    t: f64,
+    members: &'a dyn Fn(&str) -> bool,
+}
+
+impl ProvinceYear<'_> {
+    /// The lead of the old province a school or university belongs to.
+    fn lead_of(&self, old_province: &str) -> f64 {
+        let home = self
+            .registry
             .before_2025
             .iter()
-            .find(|p| p.code == school.old_province)
-            .unwrap_or(province);
-        let lead = lead(home);
+            .find(|p| p.code == old_province);
+        lead(home.unwrap_or(self.province))
+    }
+}
+
+fn school_rows(file: &ProvinceYear<'_>, schools: &[School], rng: &mut ChaCha8Rng) -> Vec<Row> {
+    let (province, year, t) = (file.province, file.year, file.t);
+    let mut rows = Vec::new();
+    for school in schools.iter().filter(|s| (file.members)(&s.old_province)) {
+        let lead = file.lead_of(&school.old_province);
         for &level in &school.levels {
             let (name, _, pupils, ratio, periods_per_class) = LEVELS[level];
-            let students = (pupils * school.size * (1.0 + 0.02 * t) * rng.random_range(0.93..1.07))
-                .round() as i64;
+            let growth = 1.0 + 0.02 * t;
+            let students =
+                (pupils * school.size * growth * rng.random_range(0.93..1.07)).round() as i64;
             let teachers = ((students as f64) / ratio).round().max(3.0) as i64;
-            let classes = (students / 35).max(1);
-            let periods_total = classes * periods_per_class;
-            let online_share = if level == 0 {
-                0.015 + 0.012 * t
+            let periods_total = (students / 35).max(1) * periods_per_class;
+            // The plan's online share of the curriculum: 5% primary, 10% secondary by 2025.
+            let (online_base, online_slope) = if level == 0 {
+                (0.015, 0.012)
             } else {
-                0.03 + 0.022 * t
+                (0.03, 0.022)
             };
-            let periods_online = ((periods_total as f64)
-                * (online_share + lead * 0.1 + rng.random_range(-0.01..0.01)).clamp(0.0, 1.0))
-            .round() as i64;
-            let mut row = Row::new();
-            row.insert("school_year", Cell::Text(year.to_string()));
-            row.insert("province_code", Cell::Text(province.code.clone()));
-            row.insert("school_id", Cell::Text(school.id.clone()));
-            row.insert("school_name", Cell::Text(school.name.clone()));
-            row.insert("commune", Cell::Text(school.commune.clone()));
-            row.insert("level", Cell::Text(name.to_string()));
-            row.insert(
-                "ownership",
-                Cell::Text(if school.private { "private" } else { "public" }.to_string()),
-            );
-            row.insert("students", Cell::Count(students));
-            row.insert(
-                "students_online_ready",
-                Cell::Count(part(rng, students, 0.32, 0.07, t, lead)),
-            );
-            row.insert(
-                "students_domestic_platform",
-                Cell::Count(part(rng, students, 0.22, 0.08, t, lead)),
-            );
-            row.insert(
-                "students_digital_record",
-                Cell::Count(part(rng, students, 0.45, 0.12, t, lead)),
-            );
-            row.insert("teachers", Cell::Count(teachers));
-            row.insert(
-                "teachers_online_ready",
-                Cell::Count(part(rng, teachers, 0.45, 0.07, t, lead)),
-            );
-            row.insert(
-                "teachers_digital_record",
-                Cell::Count(part(rng, teachers, 0.5, 0.11, t, lead)),
-            );
-            row.insert("periods_total", Cell::Count(periods_total));
-            row.insert("periods_online", Cell::Count(periods_online));
-            row.insert(
-                "computers_for_teaching",
-                Cell::Count((students as f64 / rng.random_range(15.0..40.0)).round() as i64),
-            );
-            row.insert(
-                "internet_for_teaching",
-                Cell::Flag(chance(rng, 0.82, 0.04, t, lead)),
-            );
-            row.insert(
-                "management_platform",
-                Cell::Flag(chance(rng, 0.6, 0.09, t, lead)),
-            );
-            row.insert(
-                "connected_national_db",
-                Cell::Flag(chance(rng, 0.7, 0.07, t, lead)),
-            );
-            row.insert(
-                "cashless_payment",
-                Cell::Flag(chance(rng, 0.3, 0.13, t, lead)),
-            );
+            let computers = (students as f64 / rng.random_range(15.0..40.0)).round() as i64;
+            let mut builder = RowBuilder::new(rng, t, lead)
+                .text("school_year", year.to_string())
+                .text("province_code", province.code.clone())
+                .text("school_id", school.id.clone())
+                .text("school_name", school.name.clone())
+                .text("commune", school.commune.clone())
+                .text("level", name)
+                .text("ownership", ownership(school.private))
+                .parts_of(
+                    ("students", students),
+                    &[
+                        ("students_online_ready", 0.32, 0.07),
+                        ("students_domestic_platform", 0.22, 0.08),
+                        ("students_digital_record", 0.45, 0.12),
+                    ],
+                )
+                .parts_of(
+                    ("teachers", teachers),
+                    &[
+                        ("teachers_online_ready", 0.45, 0.07),
+                        ("teachers_digital_record", 0.5, 0.11),
+                    ],
+                )
+                .count("computers_for_teaching", computers)
+                .flags(&[
+                    ("internet_for_teaching", 0.82, 0.04),
+                    ("management_platform", 0.6, 0.09),
+                    ("connected_national_db", 0.7, 0.07),
+                    ("cashless_payment", 0.3, 0.13),
+                ]);
+            // Online teaching is a small share: a city leads it by a tenth of its general lead.
+            builder.lead = lead * 0.1;
+            let row = builder
+                .parts_of(
+                    ("periods_total", periods_total),
+                    &[("periods_online", online_base, online_slope)],
+                )
+                .row;
             rows.push(row);
         }
     }
@@ -461,24 +492,20 @@ fn school_rows(
 }
 
 fn university_rows(
-    registry: &ProvinceRegistry,
-    province: &Province,
-    year: SchoolYear,
-    t: f64,
+    file: &ProvinceYear<'_>,
     universities: &[University],
-    members: &dyn Fn(&str) -> bool,
     rng: &mut ChaCha8Rng,
 ) -> Vec<Row> {
+    let (province, year, t) = (file.province, file.year, file.t);
     let mut rows = Vec::new();
-    for university in universities.iter().filter(|u| members(&u.old_province)) {
-        let home = registry
-            .before_2025
-            .iter()
-            .find(|p| p.code == university.old_province)
-            .unwrap_or(province);
-        let lead = lead(home) * 0.5;
-        let students = (8_600.0 * university.size * (1.0 + 0.03 * t) * rng.random_range(0.95..1.05))
-            .round() as i64;
+    for university in universities
+        .iter()
+        .filter(|u| (file.members)(&u.old_province))
+    {
+        let lead = file.lead_of(&university.old_province) * 0.5;
+        let growth = 1.0 + 0.03 * t;
+        let students =
+            (8_600.0 * university.size * growth * rng.random_range(0.95..1.05)).round() as i64;
         let lecturers = (students / 23).max(20);
         let programs_total = (20.0 + 40.0 * university.size).round() as i64;
         let offers_online = chance(rng, 0.2, 0.1, t, lead);
@@ -489,60 +516,39 @@ fn university_rows(
         };
         let classes_total = (students / 40).max(10);
         let second_degree = (students as f64 * rng.random_range(0.01..0.04)).round() as i64;
-        let mut row = Row::new();
-        row.insert("school_year", Cell::Text(year.to_string()));
-        row.insert("province_code", Cell::Text(province.code.clone()));
-        row.insert("institution_id", Cell::Text(university.id.clone()));
-        row.insert("institution_name", Cell::Text(university.name.clone()));
-        row.insert(
-            "ownership",
-            Cell::Text(
-                if university.private {
-                    "private"
-                } else {
-                    "public"
-                }
-                .to_string(),
-            ),
-        );
-        row.insert("students", Cell::Count(students));
-        row.insert(
-            "students_online_ready",
-            Cell::Count(part(rng, students, 0.55, 0.07, t, lead)),
-        );
-        row.insert(
-            "students_domestic_platform",
-            Cell::Count(part(rng, students, 0.3, 0.07, t, lead)),
-        );
-        row.insert(
-            "students_digital_record",
-            Cell::Count(part(rng, students, 0.6, 0.09, t, lead)),
-        );
-        row.insert("lecturers", Cell::Count(lecturers));
-        row.insert(
-            "lecturers_online_ready",
-            Cell::Count(part(rng, lecturers, 0.6, 0.07, t, lead)),
-        );
-        row.insert("programs_total", Cell::Count(programs_total));
-        row.insert("online_degree_programs", Cell::Count(online_programs));
-        row.insert("classes_total", Cell::Count(classes_total));
-        row.insert(
-            "classes_online",
-            Cell::Count(part(rng, classes_total, 0.07, 0.035, t, lead)),
-        );
-        row.insert("second_degree_learners", Cell::Count(second_degree));
-        row.insert(
-            "second_degree_online",
-            Cell::Count(part(rng, second_degree, 0.2, 0.07, t, lead)),
-        );
-        row.insert(
-            "management_platform",
-            Cell::Flag(chance(rng, 0.7, 0.07, t, lead)),
-        );
-        row.insert(
-            "connected_national_db",
-            Cell::Flag(chance(rng, 0.75, 0.06, t, lead)),
-        );
+        let row = RowBuilder::new(rng, t, lead)
+            .text("school_year", year.to_string())
+            .text("province_code", province.code.clone())
+            .text("institution_id", university.id.clone())
+            .text("institution_name", university.name.clone())
+            .text("ownership", ownership(university.private))
+            .parts_of(
+                ("students", students),
+                &[
+                    ("students_online_ready", 0.55, 0.07),
+                    ("students_domestic_platform", 0.3, 0.07),
+                    ("students_digital_record", 0.6, 0.09),
+                ],
+            )
+            .parts_of(
+                ("lecturers", lecturers),
+                &[("lecturers_online_ready", 0.6, 0.07)],
+            )
+            .count("programs_total", programs_total)
+            .count("online_degree_programs", online_programs)
+            .parts_of(
+                ("classes_total", classes_total),
+                &[("classes_online", 0.07, 0.035)],
+            )
+            .parts_of(
+                ("second_degree_learners", second_degree),
+                &[("second_degree_online", 0.2, 0.07)],
+            )
+            .flags(&[
+                ("management_platform", 0.7, 0.07),
+                ("connected_national_db", 0.75, 0.06),
+            ])
+            .row;
         rows.push(row);
     }
     rows
@@ -553,19 +559,21 @@ fn content_rows(year: SchoolYear, t: f64, rng: &mut ChaCha8Rng) -> Vec<Row> {
     for (subject, first, last) in SUBJECTS {
         for grade in first..=last {
             let lessons_total = rng.random_range(30..=70);
-            let covered = part(rng, lessons_total, 0.18, 0.09, t, 0.0);
             let bank = if chance(rng, 0.45, 0.12, t, 0.0) {
                 rng.random_range(50..=600)
             } else {
                 0
             };
-            let mut row = Row::new();
-            row.insert("school_year", Cell::Text(year.to_string()));
-            row.insert("subject", Cell::Text(subject.to_string()));
-            row.insert("grade", Cell::Count(i64::from(grade)));
-            row.insert("lessons_total", Cell::Count(lessons_total));
-            row.insert("lessons_with_materials", Cell::Count(covered));
-            row.insert("question_bank_items", Cell::Count(bank));
+            let row = RowBuilder::new(rng, t, 0.0)
+                .text("school_year", year.to_string())
+                .text("subject", subject)
+                .count("grade", i64::from(grade))
+                .parts_of(
+                    ("lessons_total", lessons_total),
+                    &[("lessons_with_materials", 0.18, 0.09)],
+                )
+                .count("question_bank_items", bank)
+                .row;
             rows.push(row);
         }
     }
@@ -684,7 +692,7 @@ fn thousands(n: i64, separator: char) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(separator);
         }
         out.push(c);
