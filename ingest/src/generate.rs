@@ -599,7 +599,7 @@ fn write_report(
     let path = match style {
         FileStyle::Workbook => {
             let path = dir.join(format!("{stem}.xlsx"));
-            write_workbook(&path, &table)?;
+            write_workbook(&path, &table, year)?;
             path
         }
         _ => {
@@ -700,9 +700,12 @@ fn thousands(n: i64, separator: char) -> String {
     out
 }
 
-fn write_workbook(path: &Path, table: &[Vec<String>]) -> Result<()> {
+fn write_workbook(path: &Path, table: &[Vec<String>], year: SchoolYear) -> Result<()> {
     let xlsx = |e: rust_xlsxwriter::XlsxError| Error::Template(e.to_string());
     let mut workbook = rust_xlsxwriter::Workbook::new();
+    // A fixed creation date (the end of the school year) keeps the bytes reproducible.
+    let created = rust_xlsxwriter::ExcelDateTime::from_ymd(year.end() as u16, 5, 31).map_err(xlsx)?;
+    workbook.set_properties(&rust_xlsxwriter::DocProperties::new().set_creation_datetime(&created));
     let sheet = workbook.add_worksheet();
     for (r, line) in table.iter().enumerate() {
         for (c, cell) in line.iter().enumerate() {
