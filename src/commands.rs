@@ -37,11 +37,15 @@ fn progress_bar(len: u64, message: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
-    bar.set_message(message.to_string());
+    bar.set_prefix(message.to_string());
+    // A long file is one step: the spinner shows it is being worked on.
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
 }
 

@@ -704,7 +704,8 @@ fn write_workbook(path: &Path, table: &[Vec<String>], year: SchoolYear) -> Resul
     let xlsx = |e: rust_xlsxwriter::XlsxError| Error::Template(e.to_string());
     let mut workbook = rust_xlsxwriter::Workbook::new();
     // A fixed creation date (the end of the school year) keeps the bytes reproducible.
-    let created = rust_xlsxwriter::ExcelDateTime::from_ymd(year.end() as u16, 5, 31).map_err(xlsx)?;
+    let created =
+        rust_xlsxwriter::ExcelDateTime::from_ymd(year.end() as u16, 5, 31).map_err(xlsx)?;
     workbook.set_properties(&rust_xlsxwriter::DocProperties::new().set_creation_datetime(&created));
     let sheet = workbook.add_worksheet();
     for (r, line) in table.iter().enumerate() {

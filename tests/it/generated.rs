@@ -239,18 +239,33 @@ fn generated_files_load_through_init_sample_and_roll_up_across_the_merger() {
 #[test]
 fn bundled_sample_data_is_what_its_readme_command_makes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let summary = generate(&options(dir.path(), 0.1, ("2021-2022", "2025-2026"), 131), |_| {}).expect("generate");
+    let summary = generate(
+        &options(dir.path(), 0.1, ("2021-2022", "2025-2026"), 131),
+        |_| {},
+    )
+    .expect("generate");
     let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
     for file in &summary.files {
-        let relative = file.strip_prefix(dir.path()).expect("under the output folder");
-        let shipped = std::fs::read(bundled.join(relative)).unwrap_or_else(|e| panic!("{}: {e}", relative.display()));
-        assert!(shipped == std::fs::read(file).expect("read"), "{} differs", relative.display());
+        let relative = file
+            .strip_prefix(dir.path())
+            .expect("under the output folder");
+        let shipped = std::fs::read(bundled.join(relative))
+            .unwrap_or_else(|e| panic!("{}: {e}", relative.display()));
+        assert!(
+            shipped == std::fs::read(file).expect("read"),
+            "{} differs",
+            relative.display()
+        );
     }
     let shipped_reports = ReportKind::ALL
         .iter()
         .map(|k| walk(&bundled.join(k.as_str())))
         .sum::<usize>();
-    assert_eq!(shipped_reports, summary.files.len(), "sample-data holds files the generator does not make");
+    assert_eq!(
+        shipped_reports,
+        summary.files.len(),
+        "sample-data holds files the generator does not make"
+    );
 }
 
 fn walk(dir: &Path) -> usize {
@@ -258,7 +273,13 @@ fn walk(dir: &Path) -> usize {
         .map(|entries| {
             entries
                 .flatten()
-                .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
                 .sum()
         })
         .unwrap_or(0)
