@@ -15,6 +15,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "KHOSO_DATA", default_value = "khoso-data")]
     pub data: PathBuf,
 
+    /// The KPI definitions (default: ./metrics.toml if present, else the built-in copy).
+    #[arg(long, global = true, env = "KHOSO_METRICS")]
+    pub metrics: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,6 +36,93 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Run a read-only SQL query over the warehouse.
     Sql(SqlArgs),
+    /// Check a metrics file: expressions, columns, views, years, ids.
+    CheckMetrics(CheckMetricsArgs),
+    /// The KPIs of Decision 131: value, target, status, trend and coverage.
+    Kpi(KpiArgs),
+}
+
+/// `khoso check-metrics`.
+#[derive(Debug, Args)]
+pub struct CheckMetricsArgs {
+    /// The file to check (default: as --metrics).
+    pub file: Option<PathBuf>,
+}
+
+/// How to split KPI values.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum ByArg {
+    /// The whole country.
+    #[default]
+    National,
+    /// The six regions.
+    Region,
+    /// Provinces as reported (63 up to 2024-2025, 34 after).
+    Province,
+    /// The 34 provinces of 2025, earlier years rolled up across the merger.
+    #[value(name = "province_2025")]
+    Province2025,
+    /// School level.
+    Level,
+    /// Public or private.
+    Ownership,
+}
+
+impl From<ByArg> for warehouse::metrics::Dimension {
+    fn from(by: ByArg) -> Self {
+        use warehouse::metrics::Dimension;
+        match by {
+            ByArg::National => Dimension::National,
+            ByArg::Region => Dimension::Region,
+            ByArg::Province => Dimension::Province,
+            ByArg::Province2025 => Dimension::Province2025,
+            ByArg::Level => Dimension::Level,
+            ByArg::Ownership => Dimension::Ownership,
+        }
+    }
+}
+
+/// `khoso kpi`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct KpiArgs {
+    #[command(subcommand)]
+    pub explain: Option<KpiCommand>,
+    /// One KPI (default: all).
+    #[arg(long)]
+    pub kpi: Option<String>,
+    /// One school year.
+    #[arg(long, conflicts_with = "years")]
+    pub year: Option<ingest::SchoolYear>,
+    /// A range of school years, first..last.
+    #[arg(long)]
+    pub years: Option<String>,
+    /// Split by.
+    #[arg(long, value_enum, default_value_t)]
+    pub by: ByArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: SqlFormat,
+}
+
+/// `khoso kpi …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KpiCommand {
+    /// How a figure was computed: its SQL, numerator, denominator, and the submissions behind it.
+    Explain(ExplainArgs),
+}
+
+/// `khoso kpi explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The KPI.
+    pub kpi: String,
+    /// A province (as reported in that year); default: national.
+    #[arg(long)]
+    pub province: Option<String>,
+    /// The school year (default: the latest with data).
+    #[arg(long)]
+    pub year: Option<ingest::SchoolYear>,
 }
 
 /// `khoso init`.

@@ -3,15 +3,17 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ingest::{Lang, Problem, ReadOptions, ReportKind, SchoolYear, SliceHint, ValidatedReport};
-use warehouse::{CommitOutcome, OutputFormat, TableVersions, Upload, Warehouse};
+use warehouse::metrics::{Dimension, Metrics};
+use warehouse::{CommitOutcome, OutputFormat, RecordBatch, TableVersions, Upload, Warehouse};
 
 use crate::cli::{
-    Cli, Command, GenerateArgs, IngestArgs, InitArgs, LangArg, SqlArgs, SqlFormat, TemplateArgs,
-    TemplateFormat,
+    Cli, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, LangArg, SqlArgs, SqlFormat,
+    TemplateArgs, TemplateFormat,
 };
 
 /// Exit code when the input is at fault (a file with problems, a refused query).
@@ -22,12 +24,76 @@ const PROBLEMS_SHOWN: usize = 200;
 
 /// Runs a command; `Ok` carries the exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let metrics_file = cli.metrics.as_deref();
     match cli.command {
-        Command::Init(args) => init(&cli.data, args).await,
-        Command::Ingest(args) => ingest_command(&cli.data, args).await,
         Command::Template(args) => template(args),
         Command::Generate(args) => generate(args),
-        Command::Sql(args) => sql(&cli.data, args).await,
+        Command::CheckMetrics(args) => check_metrics(args.file.as_deref().or(metrics_file)).await,
+        // Everything that reads the warehouse needs valid KPIs: refuse to start without them.
+        Command::Init(args) => init(&cli.data, load_metrics(metrics_file).await?, args).await,
+        Command::Ingest(args) => ingest_command(&cli.data, load_metrics(metrics_file).await?, args).await,
+        Command::Sql(args) => sql(&open(&cli.data, metrics_file).await?, args).await,
+        Command::Kpi(args) => kpi(&open(&cli.data, metrics_file).await?, args).await,
+    }
+}
+
+/// The metrics text and where it came from: the given file, else ./metrics.toml, else the
+/// built-in copy.
+fn metrics_source(file: Option<&Path>) -> anyhow::Result<(String, String)> {
+    let file = file.map(Path::to_path_buf).or_else(|| {
+        let here = PathBuf::from("metrics.toml");
+        here.is_file().then_some(here)
+    });
+    match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            Ok((text, path.display().to_string()))
+        }
+        None => Ok((
+            warehouse::metrics::BUILT_IN.to_string(),
+            "built-in metrics.toml".to_string(),
+        )),
+    }
+}
+
+async fn load_metrics(file: Option<&Path>) -> anyhow::Result<Arc<Metrics>> {
+    let (text, origin) = metrics_source(file)?;
+    match Metrics::load(&text).await {
+        Ok(metrics) => Ok(Arc::new(metrics)),
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{origin}: {problem}");
+            }
+            bail!(
+                "{origin} has {} problem(s); fix them (`khoso check-metrics`) or pass another --metrics",
+                problems.len()
+            )
+        }
+    }
+}
+
+async fn open(data: &Path, metrics_file: Option<&Path>) -> anyhow::Result<Warehouse> {
+    let metrics = load_metrics(metrics_file).await?;
+    Ok(Warehouse::open(data).await?.with_metrics(metrics))
+}
+
+async fn check_metrics(file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (text, origin) = metrics_source(file)?;
+    match Metrics::load(&text).await {
+        Ok(metrics) => {
+            println!(
+                "{origin}: {} KPIs, {} views, all valid",
+                metrics.kpis.len(),
+                metrics.views.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            for problem in &problems {
+                println!("{origin}: {problem}");
+            }
+            Ok(ExitCode::from(INVALID_INPUT))
+        }
     }
 }
 
@@ -37,11 +103,9 @@ fn progress_bar(len: u64, message: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {prefix} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     bar.set_prefix(message.to_string());
     // A long file is one step: the spinner shows it is being worked on.
@@ -49,10 +113,11 @@ fn progress_bar(len: u64, message: &str) -> ProgressBar {
     bar
 }
 
-async fn init(data: &Path, args: InitArgs) -> anyhow::Result<ExitCode> {
+async fn init(data: &Path, metrics: Arc<Metrics>, args: InitArgs) -> anyhow::Result<ExitCode> {
     let warehouse = Warehouse::init(data)
         .await
-        .with_context(|| format!("creating the warehouse at {}", data.display()))?;
+        .with_context(|| format!("creating the warehouse at {}", data.display()))?
+        .with_metrics(metrics);
     println!("warehouse ready at {}", warehouse.root().display());
     if !args.sample {
         return Ok(ExitCode::SUCCESS);
@@ -66,19 +131,15 @@ async fn init(data: &Path, args: InitArgs) -> anyhow::Result<ExitCode> {
     let (mut committed, mut unchanged) = (0, 0);
     for (kind, path) in &files {
         bar.set_message(file_name(path));
-        let report =
-            match read_report(path, *kind, SliceHint::default(), ReadOptions::default()).await? {
-                Ok(report) => report,
-                Err(problems) => {
-                    bar.finish_and_clear();
-                    print_problems(path, &problems);
-                    bail!("sample file {} is not valid", path.display());
-                }
-            };
-        match warehouse
-            .commit(&report, path, &upload(path, "sample"))
-            .await?
-        {
+        let report = match read_report(path, *kind, SliceHint::default(), ReadOptions::default()).await? {
+            Ok(report) => report,
+            Err(problems) => {
+                bar.finish_and_clear();
+                print_problems(path, &problems);
+                bail!("sample file {} is not valid", path.display());
+            }
+        };
+        match warehouse.commit(&report, path, &upload(path, "sample")).await? {
             CommitOutcome::Committed(_) => committed += 1,
             CommitOutcome::Unchanged(_) => unchanged += 1,
         }
@@ -90,6 +151,7 @@ async fn init(data: &Path, args: InitArgs) -> anyhow::Result<ExitCode> {
         files.len(),
         sample_dir.display()
     );
+    refresh_kpis(&warehouse).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,9 +168,7 @@ fn sample_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .iter()
         .find(|d| d.join("school").is_dir())
         .cloned()
-        .with_context(|| {
-            format!("no sample data found (looked in {candidates:?}); pass --sample-dir")
-        })
+        .with_context(|| format!("no sample data found (looked in {candidates:?}); pass --sample-dir"))
 }
 
 /// Every report file under `DIR/{school,university,content}`, its kind from the folder, in
@@ -125,9 +185,10 @@ fn sample_files(dir: &Path) -> anyhow::Result<Vec<(ReportKind, PathBuf)>> {
                 let path = entry?.path();
                 if path.is_dir() {
                     stack.push(path);
-                } else if path.extension().is_some_and(|e| {
-                    e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("xlsx")
-                }) {
+                } else if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("xlsx"))
+                {
                     files.push((kind, path));
                 }
             }
@@ -159,9 +220,7 @@ async fn read_report(
     options: ReadOptions,
 ) -> anyhow::Result<Result<ValidatedReport, Vec<Problem>>> {
     let path = path.to_path_buf();
-    let result =
-        tokio::task::spawn_blocking(move || ingest::read_report(&path, kind, &hint, &options))
-            .await?;
+    let result = tokio::task::spawn_blocking(move || ingest::read_report(&path, kind, &hint, &options)).await?;
     Ok(result)
 }
 
@@ -185,13 +244,20 @@ fn print_problems(path: &Path, problems: &[Problem]) {
     }
 }
 
-async fn ingest_command(data: &Path, args: IngestArgs) -> anyhow::Result<ExitCode> {
+async fn refresh_kpis(warehouse: &Warehouse) -> anyhow::Result<()> {
+    let spinner = progress_bar(1, "computing KPIs");
+    let tag = warehouse.ensure_kpis_fresh().await?;
+    spinner.finish_and_clear();
+    println!("KPIs up to date ({tag})");
+    Ok(())
+}
+
+async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let kind = ReportKind::from(args.kind);
     let province = match &args.province {
         Some(code) => Some(
-            ingest::text::normalize_province_code(code).with_context(|| {
-                format!("--province {code:?}: a province code has 2 digits, e.g. 01")
-            })?,
+            ingest::text::normalize_province_code(code)
+                .with_context(|| format!("--province {code:?}: a province code has 2 digits, e.g. 01"))?,
         ),
         None => None,
     };
@@ -209,7 +275,7 @@ async fn ingest_command(data: &Path, args: IngestArgs) -> anyhow::Result<ExitCod
     let warehouse = if args.dry_run {
         None
     } else {
-        Some(Warehouse::open(data).await?)
+        Some(Warehouse::open(data).await?.with_metrics(metrics))
     };
 
     // Every file is validated before anything is committed: one bad file stops them all.
@@ -236,11 +302,7 @@ async fn ingest_command(data: &Path, args: IngestArgs) -> anyhow::Result<ExitCod
             Some(code) => format!("{} {}/{code}", report.kind, report.school_year),
             None => format!("{} {}", report.kind, report.school_year),
         };
-        println!(
-            "✓ {}: {} dòng/rows hợp lệ/valid — {slice}",
-            path.display(),
-            report.rows
-        );
+        println!("✓ {}: {} dòng/rows hợp lệ/valid — {slice}", path.display(), report.rows);
         for notice in &report.notices {
             println!("  · {notice}");
         }
@@ -254,10 +316,7 @@ async fn ingest_command(data: &Path, args: IngestArgs) -> anyhow::Result<ExitCod
         return Ok(ExitCode::SUCCESS);
     };
     for (path, report) in &reports {
-        match warehouse
-            .commit(report, path, &upload(path, &args.user))
-            .await?
-        {
+        match warehouse.commit(report, path, &upload(path, &args.user)).await? {
             CommitOutcome::Committed(s) => {
                 let replaced = s
                     .supersedes
@@ -283,14 +342,11 @@ async fn ingest_command(data: &Path, args: IngestArgs) -> anyhow::Result<ExitCod
             ),
         }
     }
+    refresh_kpis(&warehouse).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_errors(
-    out: &Path,
-    problems: &[(PathBuf, Problem)],
-    with_file: bool,
-) -> anyhow::Result<()> {
+fn write_errors(out: &Path, problems: &[(PathBuf, Problem)], with_file: bool) -> anyhow::Result<()> {
     let mut buffer = Vec::new();
     if with_file {
         // Several files: prefix each line with its file.
@@ -304,9 +360,7 @@ fn write_errors(
             buffer.push(b'\n');
         }
         for ((path, _), line) in problems.iter().zip(lines) {
-            buffer.extend_from_slice(
-                ingest::problem::csv_field(&path.display().to_string()).as_bytes(),
-            );
+            buffer.extend_from_slice(ingest::problem::csv_field(&path.display().to_string()).as_bytes());
             buffer.push(b',');
             buffer.extend_from_slice(line);
             buffer.push(b'\n');
@@ -340,8 +394,7 @@ fn template(args: TemplateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         TemplateFormat::Csv => {
-            let mut file = std::fs::File::create(&out)
-                .with_context(|| format!("creating {}", out.display()))?;
+            let mut file = std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
             ingest::template::write_csv_template(kind.schema(), lang, &mut file)?;
         }
         TemplateFormat::Xlsx => ingest::template::write_xlsx_template(kind.schema(), lang, &out)?,
@@ -390,8 +443,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn sql(data: &Path, args: SqlArgs) -> anyhow::Result<ExitCode> {
-    let warehouse = Warehouse::open(data).await?;
+async fn sql(warehouse: &Warehouse, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let pins: TableVersions = args.at.into_iter().collect();
     let batches = match warehouse.query(&args.query, &pins).await {
         Ok(batches) => batches,
@@ -401,14 +453,156 @@ async fn sql(data: &Path, args: SqlArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let format = match args.format {
+    print_batches(&batches, args.format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_batches(batches: &[RecordBatch], format: SqlFormat) -> anyhow::Result<()> {
+    let format = match format {
         SqlFormat::Table => OutputFormat::Table,
         SqlFormat::Csv => OutputFormat::Csv,
         SqlFormat::Json => OutputFormat::Json,
     };
-    print!("{}", warehouse::render(&batches, format)?);
+    print!("{}", warehouse::render(batches, format)?);
     if format == OutputFormat::Table {
         println!();
     }
+    Ok(())
+}
+
+/// A string as an SQL literal.
+fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+async fn kpi(warehouse: &Warehouse, args: KpiArgs) -> anyhow::Result<ExitCode> {
+    if let Some(KpiCommand::Explain(explain)) = args.explain {
+        return kpi_explain(warehouse, explain).await;
+    }
+    let metrics = warehouse.metrics()?;
+    if let Some(id) = &args.kpi
+        && metrics.kpi(id).is_none()
+    {
+        let ids: Vec<&str> = metrics.kpis.iter().map(|k| k.id.as_str()).collect();
+        eprintln!("khoso: no KPI {id:?}; the KPIs are {}", ids.join(", "));
+        return Ok(ExitCode::from(INVALID_INPUT));
+    }
+    warehouse.ensure_kpis_fresh().await?;
+    let dimension = Dimension::from(args.by);
+    let mut conditions = vec![format!("dimension = {}", sql_text(dimension.as_str()))];
+    if let Some(id) = &args.kpi {
+        conditions.push(format!("kpi_id = {}", sql_text(id)));
+    }
+    if let Some(year) = args.year {
+        conditions.push(format!("school_year = {}", sql_text(&year.to_string())));
+    }
+    if let Some(years) = &args.years {
+        let (first, last) = parse_years(years)?;
+        conditions.push(format!(
+            "school_year BETWEEN {} AND {}",
+            sql_text(&first.to_string()),
+            sql_text(&last.to_string())
+        ));
+    }
+    // The table is for reading; CSV and JSON keep every column at full precision.
+    let columns = match args.format {
+        SqlFormat::Table => {
+            "kpi_id, unit, school_year, round(value, 1) AS value, target_year, comparison, target_value, status, \
+             round(gap, 1) AS gap, round(projected, 1) AS projected, reach_year, \
+             reported || '/' || coalesce(CAST(expected AS VARCHAR), '?') AS coverage"
+        }
+        _ => "*",
+    };
+    let order: Vec<String> = metrics
+        .kpis
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("WHEN {} THEN {i}", sql_text(&k.id)))
+        .collect();
+    let query = format!(
+        "SELECT {columns} FROM kpi_values WHERE {} ORDER BY CASE kpi_id {} END, unit, school_year",
+        conditions.join(" AND "),
+        order.join(" ")
+    );
+    let batches = warehouse.query(&query, &TableVersions::new()).await?;
+    print_batches(&batches, args.format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn kpi_explain(warehouse: &Warehouse, args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let metrics = warehouse.metrics()?;
+    let Some(kpi) = metrics.kpi(&args.kpi) else {
+        eprintln!("khoso: no KPI {:?}", args.kpi);
+        return Ok(ExitCode::from(INVALID_INPUT));
+    };
+    warehouse.ensure_kpis_fresh().await?;
+    let (dimension, unit) = match &args.province {
+        Some(code) => (
+            Dimension::Province,
+            ingest::text::normalize_province_code(code)
+                .with_context(|| format!("--province {code:?}: a province code has 2 digits"))?,
+        ),
+        None => (Dimension::National, "VN".to_string()),
+    };
+    let pins = TableVersions::new();
+    let year = match args.year {
+        Some(year) => year.to_string(),
+        None => {
+            let latest = warehouse
+                .query(
+                    &format!(
+                        "SELECT max(school_year) FROM kpi_values WHERE kpi_id = {}",
+                        sql_text(&kpi.id)
+                    ),
+                    &pins,
+                )
+                .await?;
+            let text = warehouse::render(&latest, OutputFormat::Csv)?;
+            text.lines().nth(1).unwrap_or_default().to_string()
+        }
+    };
+    println!("{} — {} / {}", kpi.id, kpi.name_vi, kpi.name_en);
+    println!("Nguồn / source: \"{}\"", kpi.source);
+    println!("Đơn vị / unit: {dimension} {unit}, năm học / school year {year}\n");
+    println!("SQL ({dimension}):\n{}\n", warehouse::kpi::kpi_sql(kpi, dimension));
+    let figure = warehouse
+        .query(
+            &format!(
+                "SELECT numerator, denominator, value, target_year, comparison, target_value, status, line_value, \
+                 projected, reach_year, reported, expected, source_versions FROM kpi_values \
+                 WHERE kpi_id = {} AND dimension = {} AND unit = {} AND school_year = {}",
+                sql_text(&kpi.id),
+                sql_text(dimension.as_str()),
+                sql_text(&unit),
+                sql_text(&year)
+            ),
+            &pins,
+        )
+        .await?;
+    if figure.iter().all(|b| b.num_rows() == 0) {
+        eprintln!("khoso: {} has no value for {dimension} {unit} in {year}", kpi.id);
+        return Ok(ExitCode::from(INVALID_INPUT));
+    }
+    print_batches(&figure, SqlFormat::Table)?;
+    let scope = match &args.province {
+        Some(_) => format!(" AND province_code = {}", sql_text(&unit)),
+        None => String::new(),
+    };
+    let submissions = warehouse
+        .query(
+            &format!(
+                "SELECT submission_id, kind, province_code, file_name, sha256, uploaded_by, uploaded_at FROM submissions \
+                 WHERE submission_id IN (SELECT DISTINCT submission_id FROM {} WHERE ({}) AND school_year = {}{scope}) \
+                 ORDER BY kind, province_code",
+                kpi.table,
+                kpi.filter.as_deref().unwrap_or("true"),
+                sql_text(&year)
+            ),
+            &pins,
+        )
+        .await?;
+    let count: usize = submissions.iter().map(RecordBatch::num_rows).sum();
+    println!("\nCác tệp đứng sau số liệu / the {count} submissions behind it:");
+    print_batches(&submissions, SqlFormat::Table)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -130,10 +130,7 @@ impl FileStyle {
 }
 
 /// Writes the synthetic reports.
-pub fn generate(
-    options: &GenerateOptions,
-    mut progress: impl FnMut(&Path),
-) -> Result<GenerateSummary> {
+pub fn generate(options: &GenerateOptions, mut progress: impl FnMut(&Path)) -> Result<GenerateSummary> {
     if !(options.scale > 0.0 && options.scale <= 10.0) {
         return Err(Error::Schema(format!(
             "scale {} must be above 0 and at most 10",
@@ -141,9 +138,7 @@ pub fn generate(
         )));
     }
     if options.last_year < options.first_year {
-        return Err(Error::Schema(
-            "the last school year comes before the first".into(),
-        ));
+        return Err(Error::Schema("the last school year comes before the first".into()));
     }
     let registry = ProvinceRegistry::shipped();
     let population = population_weights();
@@ -156,11 +151,7 @@ pub fn generate(
         let t = f64::from(year.start() - options.first_year.start());
         let new_list = registry.list_for(year).len() != registry.before_2025.len();
         // Writes one file (a province without universities sends no university file).
-        let mut emit = |kind: ReportKind,
-                        province: Option<&str>,
-                        style: FileStyle,
-                        rows: Vec<Row>|
-         -> Result<()> {
+        let mut emit = |kind: ReportKind, province: Option<&str>, style: FileStyle, rows: Vec<Row>| -> Result<()> {
             if rows.is_empty() {
                 return Ok(());
             }
@@ -219,11 +210,7 @@ fn population_weights() -> BTreeMap<String, f64> {
 fn rng_for(seed: u64, kind: &str, code: &str, year: SchoolYear) -> ChaCha8Rng {
     // FNV-1a over the parts: files do not depend on the order they are generated in.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for byte in kind
-        .bytes()
-        .chain(code.bytes())
-        .chain(year.start().to_le_bytes())
-    {
+    for byte in kind.bytes().chain(code.bytes()).chain(year.start().to_le_bytes()) {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
     }
     ChaCha8Rng::seed_from_u64(hash)
@@ -254,9 +241,7 @@ fn school_roster(
         let (count_factor, size_factor) = if remote { (1.35, 0.6) } else { (0.95, 1.1) };
         let mut number = 0;
         for (level, (_, national, ..)) in LEVELS.iter().enumerate() {
-            let count = (national * options.scale * weight * count_factor)
-                .round()
-                .max(1.0) as usize;
+            let count = (national * options.scale * weight * count_factor).round().max(1.0) as usize;
             for _ in 0..count {
                 number += 1;
                 let combined = level == 0 && rng.random_bool(0.05);
@@ -304,12 +289,7 @@ fn university_roster(
     let total: f64 = weights.iter().map(|(_, w)| w).sum();
     let mut roster = Vec::new();
     for (province, weight) in weights {
-        let mut rng = rng_for(
-            options.seed,
-            "universities",
-            &province.code,
-            options.first_year,
-        );
+        let mut rng = rng_for(options.seed, "universities", &province.code, options.first_year);
         let expected = UNIVERSITIES * options.scale * weight / total;
         let count = expected.floor() as usize + usize::from(rng.random_bool(expected.fract()));
         for number in 1..=count {
@@ -419,11 +399,7 @@ struct ProvinceYear<'a> {
 impl ProvinceYear<'_> {
     /// The lead of the old province a school or university belongs to.
     fn lead_of(&self, old_province: &str) -> f64 {
-        let home = self
-            .registry
-            .before_2025
-            .iter()
-            .find(|p| p.code == old_province);
+        let home = self.registry.before_2025.iter().find(|p| p.code == old_province);
         lead(home.unwrap_or(self.province))
     }
 }
@@ -436,16 +412,11 @@ fn school_rows(file: &ProvinceYear<'_>, schools: &[School], rng: &mut ChaCha8Rng
         for &level in &school.levels {
             let (name, _, pupils, ratio, periods_per_class) = LEVELS[level];
             let growth = 1.0 + 0.02 * t;
-            let students =
-                (pupils * school.size * growth * rng.random_range(0.93..1.07)).round() as i64;
+            let students = (pupils * school.size * growth * rng.random_range(0.93..1.07)).round() as i64;
             let teachers = ((students as f64) / ratio).round().max(3.0) as i64;
             let periods_total = (students / 35).max(1) * periods_per_class;
             // The plan's online share of the curriculum: 5% primary, 10% secondary by 2025.
-            let (online_base, online_slope) = if level == 0 {
-                (0.015, 0.012)
-            } else {
-                (0.03, 0.022)
-            };
+            let (online_base, online_slope) = if level == 0 { (0.015, 0.012) } else { (0.03, 0.022) };
             let computers = (students as f64 / rng.random_range(15.0..40.0)).round() as i64;
             let mut builder = RowBuilder::new(rng, t, lead)
                 .text("school_year", year.to_string())
@@ -491,21 +462,13 @@ fn school_rows(file: &ProvinceYear<'_>, schools: &[School], rng: &mut ChaCha8Rng
     rows
 }
 
-fn university_rows(
-    file: &ProvinceYear<'_>,
-    universities: &[University],
-    rng: &mut ChaCha8Rng,
-) -> Vec<Row> {
+fn university_rows(file: &ProvinceYear<'_>, universities: &[University], rng: &mut ChaCha8Rng) -> Vec<Row> {
     let (province, year, t) = (file.province, file.year, file.t);
     let mut rows = Vec::new();
-    for university in universities
-        .iter()
-        .filter(|u| (file.members)(&u.old_province))
-    {
+    for university in universities.iter().filter(|u| (file.members)(&u.old_province)) {
         let lead = file.lead_of(&university.old_province) * 0.5;
         let growth = 1.0 + 0.03 * t;
-        let students =
-            (8_600.0 * university.size * growth * rng.random_range(0.95..1.05)).round() as i64;
+        let students = (8_600.0 * university.size * growth * rng.random_range(0.95..1.05)).round() as i64;
         let lecturers = (students / 23).max(20);
         let programs_total = (20.0 + 40.0 * university.size).round() as i64;
         let offers_online = chance(rng, 0.2, 0.1, t, lead);
@@ -530,16 +493,10 @@ fn university_rows(
                     ("students_digital_record", 0.6, 0.09),
                 ],
             )
-            .parts_of(
-                ("lecturers", lecturers),
-                &[("lecturers_online_ready", 0.6, 0.07)],
-            )
+            .parts_of(("lecturers", lecturers), &[("lecturers_online_ready", 0.6, 0.07)])
             .count("programs_total", programs_total)
             .count("online_degree_programs", online_programs)
-            .parts_of(
-                ("classes_total", classes_total),
-                &[("classes_online", 0.07, 0.035)],
-            )
+            .parts_of(("classes_total", classes_total), &[("classes_online", 0.07, 0.035)])
             .parts_of(
                 ("second_degree_learners", second_degree),
                 &[("second_degree_online", 0.2, 0.07)],
@@ -611,8 +568,7 @@ fn write_report(
             };
             let mut text = String::new();
             for line in &table {
-                let fields: Vec<String> =
-                    line.iter().map(|f| crate::problem::csv_field(f)).collect();
+                let fields: Vec<String> = line.iter().map(|f| crate::problem::csv_field(f)).collect();
                 text.push_str(&fields.join(separator));
                 text.push_str("\r\n");
             }
@@ -660,14 +616,9 @@ fn styled_cells(schema: &ReportSchema, style: FileStyle, rows: &[Row]) -> Vec<Ve
             .iter()
             .map(|c| match row.get(c.name.as_str()) {
                 None => String::new(),
-                Some(Cell::Text(text)) => match (style, c.values.iter().find(|v| &v.value == text))
-                {
+                Some(Cell::Text(text)) => match (style, c.values.iter().find(|v| &v.value == text)) {
                     (FileStyle::English, _) | (_, None) => text.clone(),
-                    (_, Some(value)) => value
-                        .aliases
-                        .first()
-                        .cloned()
-                        .unwrap_or_else(|| text.clone()),
+                    (_, Some(value)) => value.aliases.first().cloned().unwrap_or_else(|| text.clone()),
                 },
                 Some(Cell::Count(n)) => match style {
                     FileStyle::VietnameseSemicolon => thousands(*n, '.'),
@@ -704,8 +655,7 @@ fn write_workbook(path: &Path, table: &[Vec<String>], year: SchoolYear) -> Resul
     let xlsx = |e: rust_xlsxwriter::XlsxError| Error::Template(e.to_string());
     let mut workbook = rust_xlsxwriter::Workbook::new();
     // A fixed creation date (the end of the school year) keeps the bytes reproducible.
-    let created =
-        rust_xlsxwriter::ExcelDateTime::from_ymd(year.end() as u16, 5, 31).map_err(xlsx)?;
+    let created = rust_xlsxwriter::ExcelDateTime::from_ymd(year.end() as u16, 5, 31).map_err(xlsx)?;
     workbook.set_properties(&rust_xlsxwriter::DocProperties::new().set_creation_datetime(&created));
     let sheet = workbook.add_worksheet();
     for (r, line) in table.iter().enumerate() {
@@ -713,9 +663,7 @@ fn write_workbook(path: &Path, table: &[Vec<String>], year: SchoolYear) -> Resul
             let (r, c) = (r as u32, c as u16);
             // Numbers as numbers, as a person typing into Excel would leave them.
             match cell.parse::<f64>() {
-                Ok(n) if r > 0 && (!cell.starts_with('0') || cell == "0") => {
-                    sheet.write_number(r, c, n)
-                }
+                Ok(n) if r > 0 && (!cell.starts_with('0') || cell == "0") => sheet.write_number(r, c, n),
                 _ => sheet.write_string(r, c, cell),
             }
             .map_err(xlsx)?;

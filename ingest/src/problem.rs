@@ -101,25 +101,16 @@ impl Problem {
     pub fn file(rule: Rule, detail: String) -> Self {
         let (vi, en) = match rule {
             Rule::Unreadable => (
-                format!(
-                    "Không đọc được tệp ({detail}). Hãy lưu lại dưới dạng CSV UTF-8 hoặc Excel .xlsx."
-                ),
-                format!(
-                    "The file cannot be read ({detail}). Save it again as CSV UTF-8 or Excel .xlsx."
-                ),
+                format!("Không đọc được tệp ({detail}). Hãy lưu lại dưới dạng CSV UTF-8 hoặc Excel .xlsx."),
+                format!("The file cannot be read ({detail}). Save it again as CSV UTF-8 or Excel .xlsx."),
             ),
             Rule::Encoding => (
-                format!(
-                    "Tệp không phải mã UTF-8/UTF-16 ({detail}). Trong Excel chọn Lưu thành → \"CSV UTF-8\"."
-                ),
-                format!(
-                    "The file is not UTF-8/UTF-16 text ({detail}). In Excel use Save As → \"CSV UTF-8\"."
-                ),
+                format!("Tệp không phải mã UTF-8/UTF-16 ({detail}). Trong Excel chọn Lưu thành → \"CSV UTF-8\"."),
+                format!("The file is not UTF-8/UTF-16 text ({detail}). In Excel use Save As → \"CSV UTF-8\"."),
             ),
             Rule::EmptyFile => (
                 "Tệp rỗng: không có dòng tiêu đề. Hãy dùng mẫu từ `khoso template`.".to_string(),
-                "The file is empty: there is no header row. Start from `khoso template`."
-                    .to_string(),
+                "The file is empty: there is no header row. Start from `khoso template`.".to_string(),
             ),
             Rule::NoRows => (
                 "Tệp chỉ có dòng tiêu đề, không có dòng số liệu nào.".to_string(),
@@ -154,14 +145,7 @@ impl Problem {
     }
 
     /// A problem with one cell (or one row, when `column` names the row's key).
-    pub fn cell(
-        rule: Rule,
-        row: usize,
-        column: &str,
-        value: &str,
-        message_vi: String,
-        message_en: String,
-    ) -> Self {
+    pub fn cell(rule: Rule, row: usize, column: &str, value: &str, message_vi: String, message_en: String) -> Self {
         Self {
             row: Some(row),
             column: Some(column.to_string()),
@@ -186,22 +170,13 @@ impl fmt::Display for Problem {
         if let Some(value) = &self.value {
             write!(f, ", giá trị/value {value:?}")?;
         }
-        write!(
-            f,
-            " [{}]: {} / {}",
-            self.rule.code(),
-            self.message_vi,
-            self.message_en
-        )
+        write!(f, " [{}]: {} / {}", self.rule.code(), self.message_vi, self.message_en)
     }
 }
 
 /// Writes problems as CSV (row, column, value, rule, message_vi, message_en), with cells that
 /// a spreadsheet would take for formulas neutralised.
-pub fn write_problems_csv(
-    problems: &[Problem],
-    out: &mut impl std::io::Write,
-) -> std::io::Result<()> {
+pub fn write_problems_csv(problems: &[Problem], out: &mut impl std::io::Write) -> std::io::Result<()> {
     writeln!(out, "row,column,value,rule,message_vi,message_en")?;
     for p in problems {
         let row = p.row.map(|r| r.to_string()).unwrap_or_default();

@@ -101,10 +101,7 @@ impl ProvinceRegistry {
     pub fn parse(old: &str, new: &str, regions: &str) -> Result<Self, String> {
         let before_2025 = parse_provinces(old, |_, successor| (successor.to_string(), Vec::new()))?;
         let from_2025 = parse_provinces(new, |code, last| {
-            (
-                code.to_string(),
-                last.split_whitespace().map(str::to_string).collect(),
-            )
+            (code.to_string(), last.split_whitespace().map(str::to_string).collect())
         })?;
         let regions = data_lines(regions)
             .map(|fields| match fields.as_slice() {
@@ -143,10 +140,7 @@ impl ProvinceRegistry {
         self.before_2025
             .iter()
             .filter(|p| p.code == code)
-            .find_map(|old| {
-                successor_in_list(old)
-                    .map(|successor| ProvinceLookup::MergedInto { old, successor })
-            })
+            .find_map(|old| successor_in_list(old).map(|successor| ProvinceLookup::MergedInto { old, successor }))
             .unwrap_or(ProvinceLookup::Unknown)
     }
 
@@ -175,9 +169,7 @@ fn parse_provinces(
     text: &str,
     crosswalk: impl Fn(&str, &str) -> (String, Vec<String>),
 ) -> Result<Vec<Province>, String> {
-    let date = |s: &str| {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("bad date {s:?}: {e}"))
-    };
+    let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("bad date {s:?}: {e}"));
     data_lines(text)
         .map(|fields| match fields.as_slice() {
             [code, vi, en, region, from, to, last] => {
@@ -220,9 +212,7 @@ mod tests {
     fn crosswalk_is_consistent_both_ways() {
         let registry = ProvinceRegistry::shipped();
         for old in &registry.before_2025 {
-            let new = registry
-                .province_2025(&old.code_2025)
-                .expect("successor exists");
+            let new = registry.province_2025(&old.code_2025).expect("successor exists");
             assert!(
                 new.merged_from.contains(&old.code),
                 "{} not in {:?}",
@@ -253,10 +243,7 @@ mod tests {
             }
             other => panic!("expected a merged code, got {other:?}"),
         }
-        assert_eq!(
-            registry.lookup("99", year("2024-2025")),
-            ProvinceLookup::Unknown
-        );
+        assert_eq!(registry.lookup("99", year("2024-2025")), ProvinceLookup::Unknown);
         assert!(matches!(
             registry.lookup("27", year("2024-2025")),
             ProvinceLookup::Valid(_)

@@ -76,8 +76,7 @@ fn read_csv(path: &Path, head: &[u8]) -> Result<RawSheet, Problem> {
     match encoding {
         Encoding::Utf8 => {
             check_utf8(path)?;
-            let sample =
-                first_line(&mut File::open(path).map_err(unreadable)?).map_err(unreadable)?;
+            let sample = first_line(&mut File::open(path).map_err(unreadable)?).map_err(unreadable)?;
             let separator = detect_separator(&sample).ok_or_else(empty_file)?;
             // polars maps the file; it is never read into memory as a whole.
             let file = File::open(path).map_err(unreadable)?;
@@ -100,8 +99,7 @@ fn read_csv(path: &Path, head: &[u8]) -> Result<RawSheet, Problem> {
             }
             let text = text.into_owned();
             drop(bytes);
-            let separator =
-                detect_separator(text.lines().next().unwrap_or("")).ok_or_else(empty_file)?;
+            let separator = detect_separator(text.lines().next().unwrap_or("")).ok_or_else(empty_file)?;
             parse_csv(Cursor::new(text.into_bytes()), separator)
         }
     }
@@ -177,16 +175,11 @@ fn detect_separator(header_line: &str) -> Option<u8> {
             }
         }
     }
-    let (separator, _) = counts
-        .iter()
-        .max_by_key(|(sep, count)| (*count, *sep == b','))?;
+    let (separator, _) = counts.iter().max_by_key(|(sep, count)| (*count, *sep == b','))?;
     Some(*separator)
 }
 
-fn parse_csv<R: polars::io::mmap::MmapBytesReader>(
-    reader: R,
-    separator: u8,
-) -> Result<RawSheet, Problem> {
+fn parse_csv<R: polars::io::mmap::MmapBytesReader>(reader: R, separator: u8) -> Result<RawSheet, Problem> {
     let frame = CsvReadOptions::default()
         .with_has_header(false)
         .with_infer_schema_length(Some(0))
@@ -233,20 +226,14 @@ fn split_header(frame: DataFrame, header_row: usize) -> Result<RawSheet, Problem
 fn read_workbook(path: &Path, options: &ReadOptions) -> Result<RawSheet, Problem> {
     use calamine::{Data, Reader, open_workbook_auto};
 
-    let mut workbook =
-        open_workbook_auto(path).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
+    let mut workbook = open_workbook_auto(path).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
     let names = workbook.sheet_names();
     let sheet = match &options.sheet {
         Some(wanted) => names
             .iter()
             .find(|n| n.trim().eq_ignore_ascii_case(wanted.trim()))
             .cloned()
-            .ok_or_else(|| {
-                Problem::file(
-                    Rule::MissingSheet,
-                    format!("{wanted:?}; the workbook has {names:?}"),
-                )
-            })?,
+            .ok_or_else(|| Problem::file(Rule::MissingSheet, format!("{wanted:?}; the workbook has {names:?}")))?,
         None => names.first().cloned().ok_or_else(empty_file)?,
     };
     let range = workbook
@@ -259,9 +246,7 @@ fn read_workbook(path: &Path, options: &ReadOptions) -> Result<RawSheet, Problem
             let text = match cell {
                 Data::Empty => None,
                 Data::String(s) => Some(s.clone()),
-                Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
-                    Some(format!("{}", *f as i64))
-                }
+                Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => Some(format!("{}", *f as i64)),
                 Data::Float(f) => Some(f.to_string()),
                 Data::Int(i) => Some(i.to_string()),
                 Data::Bool(b) => Some(if *b { "TRUE" } else { "FALSE" }.to_string()),
@@ -278,8 +263,7 @@ fn read_workbook(path: &Path, options: &ReadOptions) -> Result<RawSheet, Problem
         .enumerate()
         .map(|(i, values)| Column::new(format!("column_{}", i + 1).into(), values))
         .collect();
-    let frame = DataFrame::new_infer_height(series)
-        .map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
+    let frame = DataFrame::new_infer_height(series).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
     split_header(frame, header_row)
 }
 

@@ -146,10 +146,7 @@ impl ColumnSpec {
         let folded = fold_header(cell);
         self.values
             .iter()
-            .find(|v| {
-                fold_header(&v.value) == folded
-                    || v.aliases.iter().any(|a| fold_header(a) == folded)
-            })
+            .find(|v| fold_header(&v.value) == folded || v.aliases.iter().any(|a| fold_header(a) == folded))
             .map(|v| v.value.as_str())
     }
 }
@@ -202,9 +199,7 @@ impl FromStr for Lang {
         match s.trim().to_ascii_lowercase().as_str() {
             "vi" => Ok(Lang::Vi),
             "en" => Ok(Lang::En),
-            _ => Err(Error::Schema(format!(
-                "unknown language {s:?}: use vi or en"
-            ))),
+            _ => Err(Error::Schema(format!("unknown language {s:?}: use vi or en"))),
         }
     }
 }
@@ -213,8 +208,7 @@ impl ReportSchema {
     /// Parses and checks a schema file: unknown fields, unknown column names in keys and rules,
     /// and a header alias claimed by two columns are errors.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let schema: ReportSchema =
-            toml::from_str(text).map_err(|e| Error::Schema(e.message().to_string()))?;
+        let schema: ReportSchema = toml::from_str(text).map_err(|e| Error::Schema(e.message().to_string()))?;
         schema.validate()?;
         Ok(schema)
     }
@@ -223,10 +217,7 @@ impl ReportSchema {
         let mut names = HashSet::new();
         for column in &self.columns {
             if !names.insert(column.name.as_str()) {
-                return Err(Error::Schema(format!(
-                    "column {} is declared twice",
-                    column.name
-                )));
+                return Err(Error::Schema(format!("column {} is declared twice", column.name)));
             }
             let has_values = !column.values.is_empty();
             if has_values != (column.column_type == ColumnType::Category) {
@@ -240,9 +231,7 @@ impl ReportSchema {
             if names.contains(name) {
                 Ok(())
             } else {
-                Err(Error::Schema(format!(
-                    "{field} names unknown column {name}"
-                )))
+                Err(Error::Schema(format!("{field} names unknown column {name}")))
             }
         };
         for key in &self.keys {
@@ -324,16 +313,10 @@ mod tests {
 
     #[test]
     fn category_values_match_aliases() {
-        let level = ReportKind::School
-            .schema()
-            .column("level")
-            .expect("level column");
+        let level = ReportKind::School.schema().column("level").expect("level column");
         assert_eq!(level.category_value("Tiểu học"), Some("primary"));
         assert_eq!(level.category_value("thcs"), Some("lower_secondary"));
-        assert_eq!(
-            level.category_value("upper_secondary"),
-            Some("upper_secondary")
-        );
+        assert_eq!(level.category_value("upper_secondary"), Some("upper_secondary"));
         assert_eq!(level.category_value("kindergarten"), None);
     }
 
@@ -348,9 +331,7 @@ mod tests {
 
     #[test]
     fn unknown_key_column_is_an_error() {
-        let text = ReportKind::Content
-            .schema_text()
-            .replace("\"grade\"]", "\"grades\"]");
+        let text = ReportKind::Content.schema_text().replace("\"grade\"]", "\"grades\"]");
         let err = ReportSchema::from_toml(&text).expect_err("unknown key must fail");
         assert!(err.to_string().contains("grades"), "{err}");
     }

@@ -161,11 +161,7 @@ mod tests {
             write_csv_template(schema, lang, &mut out).expect("write");
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join("t.csv");
-            std::fs::write(
-                &path,
-                format!("{}1\n", String::from_utf8(out).expect("utf-8")),
-            )
-            .expect("write file");
+            std::fs::write(&path, format!("{}1\n", String::from_utf8(out).expect("utf-8"))).expect("write file");
             let sheet = read_sheet(&path, &ReadOptions::default()).expect("read back");
             let mapped: Vec<&str> = sheet
                 .headers
@@ -189,9 +185,6 @@ mod tests {
             vec!["Số liệu".to_string(), "Hướng dẫn".to_string()]
         );
         let guide = workbook.worksheet_range("Hướng dẫn").expect("guide sheet");
-        assert_eq!(
-            guide.get_size().0,
-            ReportKind::University.schema().columns.len() + 1
-        );
+        assert_eq!(guide.get_size().0, ReportKind::University.schema().columns.len() + 1);
     }
 }

@@ -43,10 +43,7 @@ pub enum CountError {
 /// Parses a whole number ≥ 0 as people write it: `1234`, `1.234` (Vietnamese thousands), `1,234`,
 /// `1 234`, or `1234.0` as Excel exports it.
 pub fn parse_count(cell: &str) -> Result<i64, CountError> {
-    let compact: String = cell
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '\u{a0}')
-        .collect();
+    let compact: String = cell.chars().filter(|c| !c.is_whitespace() && *c != '\u{a0}').collect();
     let (negative, digits) = match compact.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, compact.strip_prefix('+').unwrap_or(&compact)),
@@ -151,10 +148,7 @@ impl FromStr for SchoolYear {
     /// Accepts `2024-2025`, `2024 - 2025`, `2024–2025` and `2024/2025`; the years must follow
     /// each other and lie between 2000 and 2100.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, b) = s
-            .trim()
-            .split_once(['-', '–', '—', '/'])
-            .ok_or(SchoolYearError)?;
+        let (a, b) = s.trim().split_once(['-', '–', '—', '/']).ok_or(SchoolYearError)?;
         let parse = |part: &str| {
             let part = part.trim();
             (part.len() == 4 && part.bytes().all(|b| b.is_ascii_digit()))
@@ -186,14 +180,8 @@ mod tests {
     #[test]
     fn fold_removes_diacritics_case_and_punctuation() {
         assert_eq!(fold_header("Tổng số học sinh"), "tong so hoc sinh");
-        assert_eq!(
-            fold_header("  Đường  truyền/Internet "),
-            "duong truyen internet"
-        );
-        assert_eq!(
-            fold_header("students_online_ready"),
-            "students online ready"
-        );
+        assert_eq!(fold_header("  Đường  truyền/Internet "), "duong truyen internet");
+        assert_eq!(fold_header("students_online_ready"), "students online ready");
     }
 
     #[test]
@@ -235,10 +223,7 @@ mod tests {
 
     #[test]
     fn school_years_must_be_consecutive() {
-        assert_eq!(
-            "2024-2025".parse::<SchoolYear>().map(|y| y.start()),
-            Ok(2024)
-        );
+        assert_eq!("2024-2025".parse::<SchoolYear>().map(|y| y.start()), Ok(2024));
         assert_eq!(
             "2024 – 2025".parse::<SchoolYear>().map(|y| y.to_string()),
             Ok("2024-2025".into())

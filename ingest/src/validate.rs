@@ -6,9 +6,7 @@ use crate::problem::{Problem, Rule};
 use crate::provinces::{ProvinceLookup, ProvinceRegistry};
 use crate::read::RawSheet;
 use crate::schema::{ColumnSpec, ColumnType, ReportKind, ReportSchema};
-use crate::text::{
-    CountError, SchoolYear, looks_like_formula, normalize_province_code, parse_count, parse_flag,
-};
+use crate::text::{CountError, SchoolYear, looks_like_formula, normalize_province_code, parse_count, parse_flag};
 
 /// Values the uploader states for the whole file (`--year`, `--province`): they fill a column
 /// the file lacks, and must agree with it when it has one.
@@ -60,10 +58,7 @@ pub struct ValidatedReport {
 impl ValidatedReport {
     /// The column with this name.
     pub fn column(&self, name: &str) -> Option<&ColumnValues> {
-        self.columns
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| &c.values)
+        self.columns.iter().find(|c| c.name == name).map(|c| &c.values)
     }
 }
 
@@ -91,11 +86,7 @@ impl Source<'_> {
 }
 
 /// Validates a sheet against a kind's schema. Returns the report, or every problem found.
-pub fn validate(
-    sheet: &RawSheet,
-    kind: ReportKind,
-    hint: &SliceHint,
-) -> Result<ValidatedReport, Vec<Problem>> {
+pub fn validate(sheet: &RawSheet, kind: ReportKind, hint: &SliceHint) -> Result<ValidatedReport, Vec<Problem>> {
     Validator::new(sheet, kind.schema(), hint).run(kind)
 }
 
@@ -162,8 +153,14 @@ impl<'a> Validator<'a> {
                         self.problems.push(Problem::column(
                             Rule::DuplicateColumn,
                             header,
-                            format!("Cột \"{header}\" trùng với cột \"{first}\" (cùng là {}); hãy xóa một cột.", spec.name),
-                            format!("Column \"{header}\" repeats column \"{first}\" (both are {}); delete one.", spec.name),
+                            format!(
+                                "Cột \"{header}\" trùng với cột \"{first}\" (cùng là {}); hãy xóa một cột.",
+                                spec.name
+                            ),
+                            format!(
+                                "Column \"{header}\" repeats column \"{first}\" (both are {}); delete one.",
+                                spec.name
+                            ),
                         ));
                     } else {
                         found.insert(&spec.name, (header, cells));
@@ -179,32 +176,20 @@ impl<'a> Validator<'a> {
         for spec in &self.schema.columns {
             let source = match found.remove(spec.name.as_str()) {
                 Some((header, cells)) => Source::Sheet { header, cells },
-                None => match (
-                    spec.column_type,
-                    &self.hint.school_year,
-                    &self.hint.province_code,
-                ) {
+                None => match (spec.column_type, &self.hint.school_year, &self.hint.province_code) {
                     (ColumnType::SchoolYear, Some(year), _) => Source::Hint(year.to_string()),
                     (ColumnType::ProvinceCode, _, Some(code)) => Source::Hint(code.clone()),
                     _ if spec.required => {
-                        let example = spec
-                            .aliases
-                            .first()
-                            .map_or(spec.name.as_str(), String::as_str);
+                        let example = spec.aliases.first().map_or(spec.name.as_str(), String::as_str);
                         let (fill_vi, fill_en) = match spec.column_type {
                             ColumnType::SchoolYear => (" hoặc dùng --year", " or pass --year"),
-                            ColumnType::ProvinceCode => {
-                                (" hoặc dùng --province", " or pass --province")
-                            }
+                            ColumnType::ProvinceCode => (" hoặc dùng --province", " or pass --province"),
                             _ => ("", ""),
                         };
                         self.problems.push(Problem::column(
                             Rule::MissingColumn,
                             &spec.name,
-                            format!(
-                                "Thiếu cột bắt buộc \"{example}\" ({}){fill_vi}.",
-                                spec.description_vi
-                            ),
+                            format!("Thiếu cột bắt buộc \"{example}\" ({}){fill_vi}.", spec.description_vi),
                             format!(
                                 "Required column \"{}\" ({}) is missing{fill_en}.",
                                 spec.name, spec.description_en
@@ -226,30 +211,14 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn cell_problem(
-        &mut self,
-        rule: Rule,
-        row: usize,
-        column: usize,
-        value: &str,
-        vi: String,
-        en: String,
-    ) {
-        let problem = Problem::cell(
-            rule,
-            self.excel_row(row),
-            self.header(column),
-            value,
-            vi,
-            en,
-        );
+    fn cell_problem(&mut self, rule: Rule, row: usize, column: usize, value: &str, vi: String, en: String) {
+        let problem = Problem::cell(rule, self.excel_row(row), self.header(column), value, vi, en);
         self.problems.push(problem);
     }
 
     fn run(mut self, kind: ReportKind) -> Result<ValidatedReport, Vec<Problem>> {
         if self.rows.is_empty() && self.problems.iter().all(|p| p.rule != Rule::MissingColumn) {
-            self.problems
-                .push(Problem::file(Rule::NoRows, String::new()));
+            self.problems.push(Problem::file(Rule::NoRows, String::new()));
         }
         if !self.problems.is_empty() {
             return Err(self.problems);
@@ -299,8 +268,7 @@ impl<'a> Validator<'a> {
                 let mut values = Vec::with_capacity(rows.len());
                 for (row, &sheet_row) in rows.iter().enumerate() {
                     let cell = self.sources[index].cell(sheet_row).map(str::to_string);
-                    values
-                        .push(cell.and_then(|cell| self.parse_count_cell(row, index, spec, &cell)));
+                    values.push(cell.and_then(|cell| self.parse_count_cell(row, index, spec, &cell)));
                     if self.sources[index].cell(sheet_row).is_none() && spec.required {
                         self.required(row, index);
                     }
@@ -310,10 +278,7 @@ impl<'a> Validator<'a> {
             ColumnType::Flag => {
                 let mut values = Vec::with_capacity(rows.len());
                 for (row, &sheet_row) in rows.iter().enumerate() {
-                    let cell = self.sources[index]
-                        .cell(sheet_row)
-                        .unwrap_or("")
-                        .to_string();
+                    let cell = self.sources[index].cell(sheet_row).unwrap_or("").to_string();
                     let flag = parse_flag(&cell);
                     if flag.is_none() {
                         self.cell_problem(
@@ -369,13 +334,7 @@ impl<'a> Validator<'a> {
         );
     }
 
-    fn parse_count_cell(
-        &mut self,
-        row: usize,
-        index: usize,
-        spec: &ColumnSpec,
-        cell: &str,
-    ) -> Option<i64> {
+    fn parse_count_cell(&mut self, row: usize, index: usize, spec: &ColumnSpec, cell: &str) -> Option<i64> {
         match parse_count(cell) {
             Ok(value) => {
                 let below = spec.min.is_some_and(|min| value < min);
@@ -423,13 +382,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn parse_text_cell(
-        &mut self,
-        row: usize,
-        index: usize,
-        spec: &ColumnSpec,
-        cell: &str,
-    ) -> Option<String> {
+    fn parse_text_cell(&mut self, row: usize, index: usize, spec: &ColumnSpec, cell: &str) -> Option<String> {
         if looks_like_formula(cell) {
             self.formula(row, index, cell);
             return None;
@@ -536,9 +489,7 @@ impl<'a> Validator<'a> {
                 .and_then(|y| y[row].as_deref())
                 .and_then(|y| y.parse::<SchoolYear>().ok());
             let province = provinces.and_then(|p| p[row].as_deref());
-            if let (Some(year), Some(code), Some(column)) =
-                (year, province, position("province_code"))
-            {
+            if let (Some(year), Some(code), Some(column)) = (year, province, position("province_code")) {
                 self.check_province(row, column, code, year, registry);
             }
             if let Some(year) = year {
@@ -547,10 +498,8 @@ impl<'a> Validator<'a> {
         }
 
         for rule in &self.schema.parts {
-            let (Some(part), Some(whole)) = (
-                count_values(columns, &rule.part),
-                count_values(columns, &rule.whole),
-            ) else {
+            let (Some(part), Some(whole)) = (count_values(columns, &rule.part), count_values(columns, &rule.whole))
+            else {
                 continue;
             };
             let column = position(&rule.part).unwrap_or(0);
@@ -558,23 +507,12 @@ impl<'a> Validator<'a> {
                 if let (Some(p), Some(w)) = (part[row], whole[row])
                     && p > w
                 {
-                    let (part_spec, whole_spec) = (
-                        &self.schema.columns[column],
-                        self.schema.column(&rule.whole),
-                    );
-                    let whole_vi =
-                        whole_spec.map_or(rule.whole.as_str(), |s| s.description_vi.as_str());
-                    let whole_en =
-                        whole_spec.map_or(rule.whole.as_str(), |s| s.description_en.as_str());
+                    let (part_spec, whole_spec) = (&self.schema.columns[column], self.schema.column(&rule.whole));
+                    let whole_vi = whole_spec.map_or(rule.whole.as_str(), |s| s.description_vi.as_str());
+                    let whole_en = whole_spec.map_or(rule.whole.as_str(), |s| s.description_en.as_str());
                     let (vi, en) = (
-                        format!(
-                            "{} ({p}) lớn hơn {whole_vi} ({w}).",
-                            part_spec.description_vi
-                        ),
-                        format!(
-                            "{} ({p}) exceeds {whole_en} ({w}).",
-                            part_spec.description_en
-                        ),
+                        format!("{} ({p}) lớn hơn {whole_vi} ({w}).", part_spec.description_vi),
+                        format!("{} ({p}) exceeds {whole_en} ({w}).", part_spec.description_en),
                     );
                     self.cell_problem(Rule::PartOfWhole, row, column, &p.to_string(), vi, en);
                 }
@@ -598,20 +536,15 @@ impl<'a> Validator<'a> {
                 value: None,
                 rule: Rule::OneSlice,
                 message_vi: format!("Tệp chứa nhiều năm học/tỉnh ({listed}); mỗi tệp chỉ gồm một tỉnh và một năm học."),
-                message_en: format!("The file mixes school years/provinces ({listed}); send one file per province and year."),
+                message_en: format!(
+                    "The file mixes school years/provinces ({listed}); send one file per province and year."
+                ),
             });
         }
         slices.into_iter().next()
     }
 
-    fn check_province(
-        &mut self,
-        row: usize,
-        column: usize,
-        code: &str,
-        year: SchoolYear,
-        registry: &ProvinceRegistry,
-    ) {
+    fn check_province(&mut self, row: usize, column: usize, code: &str, year: SchoolYear, registry: &ProvinceRegistry) {
         match registry.lookup(code, year) {
             ProvinceLookup::Valid(_) => {}
             ProvinceLookup::MergedInto { old, successor } => {
@@ -630,12 +563,8 @@ impl<'a> Validator<'a> {
             ProvinceLookup::Unknown => {
                 let count = registry.list_for(year).len();
                 let (vi, en) = (
-                    format!(
-                        "Mã tỉnh {code} không có trong danh mục {count} tỉnh của năm học {year}."
-                    ),
-                    format!(
-                        "Province code {code} is not among the {count} provinces of school year {year}."
-                    ),
+                    format!("Mã tỉnh {code} không có trong danh mục {count} tỉnh của năm học {year}."),
+                    format!("Province code {code} is not among the {count} provinces of school year {year}."),
                 );
                 self.cell_problem(Rule::ProvinceUnknown, row, column, code, vi, en);
             }

@@ -26,14 +26,8 @@ fn case(file: &'static str, expect: Expect) -> Case {
     }
 }
 
-fn cells(
-    rows: &[usize],
-    column: &'static str,
-    rule: Rule,
-) -> Vec<(Option<usize>, Option<&'static str>, Rule)> {
-    rows.iter()
-        .map(|r| (Some(*r), Some(column), rule))
-        .collect()
+fn cells(rows: &[usize], column: &'static str, rule: Rule) -> Vec<(Option<usize>, Option<&'static str>, Rule)> {
+    rows.iter().map(|r| (Some(*r), Some(column), rule)).collect()
 }
 
 fn cases() -> Vec<Case> {
@@ -99,10 +93,7 @@ fn cases() -> Vec<Case> {
                 (Some(4), Some("Số tiết dạy trực tuyến"), Rule::PartOfWhole),
             ]),
         ),
-        case(
-            "duplicate_keys.csv",
-            Problems(cells(&[5], "Cấp học", Rule::UniqueKey)),
-        ),
+        case("duplicate_keys.csv", Problems(cells(&[5], "Cấp học", Rule::UniqueKey))),
         case(
             "unknown_province.csv",
             Problems(cells(&[2, 3, 4], "Mã tỉnh", Rule::ProvinceUnknown)),
@@ -116,10 +107,7 @@ fn cases() -> Vec<Case> {
             Problems(cells(&[2, 3, 4], "Năm học", Rule::SchoolYearFormat)),
         ),
         case("empty.csv", Problems(vec![(None, None, Rule::EmptyFile)])),
-        case(
-            "header_only.csv",
-            Problems(vec![(None, None, Rule::NoRows)]),
-        ),
+        case("header_only.csv", Problems(vec![(None, None, Rule::NoRows)])),
         case(
             "formula_cells.csv",
             Problems(vec![
@@ -132,21 +120,11 @@ fn cases() -> Vec<Case> {
             "missing_column.csv",
             Problems(vec![(None, Some("students"), Rule::MissingColumn)]),
         ),
-        case(
-            "two_provinces.csv",
-            Problems(vec![(None, None, Rule::OneSlice)]),
-        ),
-        case(
-            "legacy_encoding.csv",
-            Problems(vec![(None, None, Rule::Encoding)]),
-        ),
+        case("two_provinces.csv", Problems(vec![(None, None, Rule::OneSlice)])),
+        case("legacy_encoding.csv", Problems(vec![(None, None, Rule::Encoding)])),
         case(
             "duplicate_column.csv",
-            Problems(vec![(
-                None,
-                Some("tong so hoc sinh"),
-                Rule::DuplicateColumn,
-            )]),
+            Problems(vec![(None, Some("tong so hoc sinh"), Rule::DuplicateColumn)]),
         ),
     ]
 }
@@ -158,12 +136,7 @@ fn every_corpus_file_has_its_expected_outcome() {
             school_year: case.year.map(|y| y.parse().expect("valid year")),
             province_code: case.province.map(str::to_string),
         };
-        let result = read_report(
-            &corpus(case.file),
-            ReportKind::School,
-            &hint,
-            &ReadOptions::default(),
-        );
+        let result = read_report(&corpus(case.file), ReportKind::School, &hint, &ReadOptions::default());
         match (case.expect, result) {
             (Expect::Valid { rows }, Ok(report)) => assert_eq!(report.rows, rows, "{}", case.file),
             (Expect::Valid { .. }, Err(problems)) => {
@@ -171,10 +144,7 @@ fn every_corpus_file_has_its_expected_outcome() {
                 panic!("{} should be valid, got:\n{}", case.file, listed.join("\n"))
             }
             (Expect::Problems(expected), Err(problems)) => {
-                let mut found: Vec<_> = problems
-                    .iter()
-                    .map(|p| (p.row, p.column.as_deref(), p.rule))
-                    .collect();
+                let mut found: Vec<_> = problems.iter().map(|p| (p.row, p.column.as_deref(), p.rule)).collect();
                 let mut expected = expected;
                 found.sort_by_key(|p| format!("{p:?}"));
                 expected.sort_by_key(|p| format!("{p:?}"));
@@ -231,10 +201,6 @@ fn merged_away_code_names_its_successor() {
     )
     .expect_err("code 27 is gone in 2025-2026");
     let first = &problems[0];
-    assert!(
-        first.message_vi.contains("24 (Bắc Ninh)"),
-        "{}",
-        first.message_vi
-    );
+    assert!(first.message_vi.contains("24 (Bắc Ninh)"), "{}", first.message_vi);
     assert!(first.message_en.contains("use 24"), "{}", first.message_en);
 }

@@ -10,15 +10,9 @@ use crate::{corpus, khoso, run, stderr, stdout};
 
 /// Runs `khoso sql` and returns the CSV lines after the header.
 fn sql(data: &Path, query: &str, extra: &[&str]) -> Vec<String> {
-    let output = run(khoso(data)
-        .args(["sql", query, "--format", "csv"])
-        .args(extra));
+    let output = run(khoso(data).args(["sql", query, "--format", "csv"]).args(extra));
     assert!(output.status.success(), "{query}: {}", stderr(&output));
-    stdout(&output)
-        .lines()
-        .skip(1)
-        .map(str::to_string)
-        .collect()
+    stdout(&output).lines().skip(1).map(str::to_string).collect()
 }
 
 fn single(data: &Path, query: &str) -> String {
@@ -59,10 +53,7 @@ fn ingest_supersede_time_travel_and_idempotence() {
 
     let first = ingest(&data, &corpus("good_utf8_no_bom.csv"));
     assert!(first.status.success(), "{}", stderr(&first));
-    assert_eq!(
-        single(&data, "SELECT sum(students) FROM school_reports"),
-        "3684"
-    );
+    assert_eq!(single(&data, "SELECT sum(students) FROM school_reports"), "3684");
     let version_before = single(&data, "SELECT table_version FROM submissions");
 
     // The same bytes again: nothing changes, and it says so.
@@ -72,19 +63,11 @@ fn ingest_supersede_time_travel_and_idempotence() {
     assert_eq!(single(&data, "SELECT count(*) FROM submissions"), "1");
 
     // A corrected file for the same slice replaces it whole.
-    let corrected = variant(
-        dir.path(),
-        "corrected.csv",
-        "good_utf8_no_bom.csv",
-        &[("1234", "2000")],
-    );
+    let corrected = variant(dir.path(), "corrected.csv", "good_utf8_no_bom.csv", &[("1234", "2000")]);
     let output = ingest(&data, &corrected);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(single(&data, "SELECT count(*) FROM school_reports"), "3");
-    assert_eq!(
-        single(&data, "SELECT sum(students) FROM school_reports"),
-        "4450"
-    );
+    assert_eq!(single(&data, "SELECT sum(students) FROM school_reports"), "4450");
     let history = sql(
         &data,
         "SELECT file_name, uploaded_by, supersedes IS NOT NULL FROM submissions ORDER BY uploaded_at",
@@ -92,10 +75,7 @@ fn ingest_supersede_time_travel_and_idempotence() {
     );
     assert_eq!(
         history,
-        vec![
-            "good_utf8_no_bom.csv,tester,false",
-            "corrected.csv,tester,true"
-        ]
+        vec!["good_utf8_no_bom.csv,tester,false", "corrected.csv,tester,true"]
     );
     let superseded = single(
         &data,
@@ -106,19 +86,10 @@ fn ingest_supersede_time_travel_and_idempotence() {
     // The old version stays readable.
     let pin = format!("school_reports={version_before}");
     assert_eq!(
-        sql(
-            &data,
-            "SELECT sum(students) FROM school_reports",
-            &["--at", &pin]
-        ),
+        sql(&data, "SELECT sum(students) FROM school_reports", &["--at", &pin]),
         vec!["3684"]
     );
-    let missing = run(khoso(&data).args([
-        "sql",
-        "SELECT 1 FROM school_reports",
-        "--at",
-        "school_reports=99",
-    ]));
+    let missing = run(khoso(&data).args(["sql", "SELECT 1 FROM school_reports", "--at", "school_reports=99"]));
     assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
 
     // Every row carries its submission, and the archive holds the file by its hash.
@@ -150,11 +121,7 @@ fn a_bad_file_writes_nothing_and_exits_2() {
         .arg(corpus("good_utf8_bom.csv"))
         .arg(corpus("negatives.csv")));
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("non_negative"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("non_negative"), "{}", stderr(&output));
     // The valid file of the same run is not committed either.
     assert_eq!(single(&data, "SELECT count(*) FROM submissions"), "0");
     let csv = std::fs::read_to_string(&errors).expect("errors file");
@@ -188,11 +155,7 @@ fn sql_is_read_only() {
     ] {
         let output = run(khoso(&data).args(["sql", query]));
         assert_eq!(output.status.code(), Some(2), "{query}");
-        assert!(
-            stderr(&output).contains("read-only"),
-            "{query}: {}",
-            stderr(&output)
-        );
+        assert!(stderr(&output).contains("read-only"), "{query}: {}", stderr(&output));
     }
     let tables = sql(
         &data,
@@ -220,12 +183,7 @@ fn two_provinces_ingested_concurrently_both_land() {
     let data = dir.path().join("data");
     init(&data);
     let hanoi = corpus("good_utf8_no_bom.csv");
-    let saigon = variant(
-        dir.path(),
-        "hcm.csv",
-        "good_utf8_no_bom.csv",
-        &[(",01,", ",79,")],
-    );
+    let saigon = variant(dir.path(), "hcm.csv", "good_utf8_no_bom.csv", &[(",01,", ",79,")]);
     let children: Vec<_> = [hanoi, saigon]
         .iter()
         .map(|file| {
@@ -256,11 +214,7 @@ fn a_process_killed_mid_commit_leaves_the_previous_version() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     init(&data);
-    assert!(
-        ingest(&data, &corpus("good_utf8_no_bom.csv"))
-            .status
-            .success()
-    );
+    assert!(ingest(&data, &corpus("good_utf8_no_bom.csv")).status.success());
 
     // A large replacement for the same slice, so a commit takes long enough to be interrupted.
     let big_rows = 60_000;
@@ -287,10 +241,7 @@ fn a_process_killed_mid_commit_leaves_the_previous_version() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().ok();
         child.wait().expect("wait");
-        let count = single(
-            &data,
-            "SELECT count(*) FROM school_reports WHERE province_code = '01'",
-        );
+        let count = single(&data, "SELECT count(*) FROM school_reports WHERE province_code = '01'");
         assert!(
             counts.contains(&count),
             "after a kill at {delay_ms} ms the slice has {count} rows"
@@ -298,12 +249,7 @@ fn a_process_killed_mid_commit_leaves_the_previous_version() {
     }
 
     // The next commit records any table version a killed process left without its submission.
-    let other = variant(
-        dir.path(),
-        "hcm.csv",
-        "good_utf8_no_bom.csv",
-        &[(",01,", ",79,")],
-    );
+    let other = variant(dir.path(), "hcm.csv", "good_utf8_no_bom.csv", &[(",01,", ",79,")]);
     assert!(ingest(&data, &other).status.success());
     let orphans = single(
         &data,
@@ -319,12 +265,8 @@ fn templates_are_written_in_both_languages() {
     let output = run(khoso(dir.path()).args(["template", "school", "--out", "-"]));
     assert!(output.status.success());
     let header = stdout(&output);
-    assert!(
-        header.starts_with("\u{feff}Năm học,Mã tỉnh,Mã trường"),
-        "{header}"
-    );
-    let english =
-        run(khoso(dir.path()).args(["template", "university", "--lang", "en", "--out", "-"]));
+    assert!(header.starts_with("\u{feff}Năm học,Mã tỉnh,Mã trường"), "{header}");
+    let english = run(khoso(dir.path()).args(["template", "university", "--lang", "en", "--out", "-"]));
     assert!(
         stdout(&english).contains("institution_id,institution_name"),
         "{}",

@@ -27,13 +27,8 @@ fn kind_of(path: &Path) -> ReportKind {
 }
 
 fn load(path: &Path) -> ValidatedReport {
-    read_report(
-        path,
-        kind_of(path),
-        &SliceHint::default(),
-        &ReadOptions::default(),
-    )
-    .unwrap_or_else(|problems| panic!("{}: {:?}", path.display(), problems))
+    read_report(path, kind_of(path), &SliceHint::default(), &ReadOptions::default())
+        .unwrap_or_else(|problems| panic!("{}: {:?}", path.display(), problems))
 }
 
 fn sum(report: &ValidatedReport, column: &str) -> i64 {
@@ -46,12 +41,8 @@ fn sum(report: &ValidatedReport, column: &str) -> i64 {
 #[test]
 fn the_same_seed_gives_the_same_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let read_all = |files: &[PathBuf]| -> Vec<Vec<u8>> {
-        files
-            .iter()
-            .map(|f| std::fs::read(f).expect("read"))
-            .collect()
-    };
+    let read_all =
+        |files: &[PathBuf]| -> Vec<Vec<u8>> { files.iter().map(|f| std::fs::read(f).expect("read")).collect() };
     let a = generate(
         &options(&dir.path().join("a"), 0.02, ("2023-2024", "2025-2026"), 7),
         |_| {},
@@ -75,28 +66,14 @@ fn the_same_seed_gives_the_same_bytes() {
 #[test]
 fn scale_one_is_the_national_size_with_the_big_cities_largest() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let summary = generate(
-        &options(dir.path(), 1.0, ("2024-2025", "2024-2025"), 131),
-        |_| {},
-    )
-    .expect("generate");
+    let summary = generate(&options(dir.path(), 1.0, ("2024-2025", "2024-2025"), 131), |_| {}).expect("generate");
     let schools = summary.rows["school"] as f64;
     let universities = summary.rows["university"] as f64;
-    assert!(
-        (25_000.0..30_000.0).contains(&schools),
-        "{schools} school rows"
-    );
-    assert!(
-        (200.0..280.0).contains(&universities),
-        "{universities} universities"
-    );
+    assert!((25_000.0..30_000.0).contains(&schools), "{schools} school rows");
+    assert!((200.0..280.0).contains(&universities), "{universities} universities");
 
     let mut pupils: BTreeMap<String, i64> = BTreeMap::new();
-    for file in summary
-        .files
-        .iter()
-        .filter(|f| kind_of(f) == ReportKind::School)
-    {
+    for file in summary.files.iter().filter(|f| kind_of(f) == ReportKind::School) {
         let report = load(file);
         pupils.insert(
             report.province_code.clone().expect("provincial"),
@@ -106,43 +83,25 @@ fn scale_one_is_the_national_size_with_the_big_cities_largest() {
     assert_eq!(pupils.len(), 63);
     let mut ranked: Vec<(&String, &i64)> = pupils.iter().collect();
     ranked.sort_by_key(|(_, n)| std::cmp::Reverse(**n));
-    let top: Vec<&str> = ranked
-        .iter()
-        .take(2)
-        .map(|(code, _)| code.as_str())
-        .collect();
+    let top: Vec<&str> = ranked.iter().take(2).map(|(code, _)| code.as_str()).collect();
     assert!(
         top.contains(&"01") && top.contains(&"79"),
         "largest provinces: {ranked:?}"
     );
     let national: i64 = pupils.values().sum();
     // MOET 2024-2025: 8.85 M primary + 6.51 M lower + 2.99 M upper secondary (+ continuing).
-    assert!(
-        (15_000_000..22_000_000).contains(&national),
-        "{national} pupils"
-    );
+    assert!((15_000_000..22_000_000).contains(&national), "{national} pupils");
 }
 
 #[test]
 fn values_rise_from_the_baseline_and_the_mountains_trail_the_cities() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let summary = generate(
-        &options(dir.path(), 0.05, ("2021-2022", "2024-2025"), 131),
-        |_| {},
-    )
-    .expect("generate");
+    let summary = generate(&options(dir.path(), 0.05, ("2021-2022", "2024-2025"), 131), |_| {}).expect("generate");
     let mut by_year: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let (mut cities, mut mountains) = ((0, 0), (0, 0));
-    for file in summary
-        .files
-        .iter()
-        .filter(|f| kind_of(f) == ReportKind::School)
-    {
+    for file in summary.files.iter().filter(|f| kind_of(f) == ReportKind::School) {
         let report = load(file);
-        let (ready, students) = (
-            sum(&report, "students_online_ready"),
-            sum(&report, "students"),
-        );
+        let (ready, students) = (sum(&report, "students_online_ready"), sum(&report, "students"));
         let entry = by_year.entry(report.school_year.to_string()).or_default();
         entry.0 += ready;
         entry.1 += students;
@@ -155,10 +114,7 @@ fn values_rise_from_the_baseline_and_the_mountains_trail_the_cities() {
             }
         }
     }
-    let shares: Vec<f64> = by_year
-        .values()
-        .map(|(r, s)| *r as f64 / *s as f64)
-        .collect();
+    let shares: Vec<f64> = by_year.values().map(|(r, s)| *r as f64 / *s as f64).collect();
     assert!(
         shares.windows(2).all(|w| w[1] > w[0]),
         "online-ready share by year: {shares:?}"
@@ -176,25 +132,15 @@ fn values_rise_from_the_baseline_and_the_mountains_trail_the_cities() {
 fn generated_files_load_through_init_sample_and_roll_up_across_the_merger() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sample = dir.path().join("sample");
-    let summary = generate(
-        &options(&sample, 0.02, ("2024-2025", "2025-2026"), 131),
-        |_| {},
-    )
-    .expect("generate");
+    let summary = generate(&options(&sample, 0.02, ("2024-2025", "2025-2026"), 131), |_| {}).expect("generate");
     let data = dir.path().join("data");
-    let output = run(khoso(&data)
-        .args(["init", "--sample", "--sample-dir"])
-        .arg(&sample));
+    let output = run(khoso(&data).args(["init", "--sample", "--sample-dir"]).arg(&sample));
     assert!(output.status.success(), "{}", stderr(&output));
 
     let query = |sql: &str| -> Vec<String> {
         let output = run(khoso(&data).args(["sql", sql, "--format", "csv"]));
         assert!(output.status.success(), "{sql}: {}", stderr(&output));
-        stdout(&output)
-            .lines()
-            .skip(1)
-            .map(str::to_string)
-            .collect()
+        stdout(&output).lines().skip(1).map(str::to_string).collect()
     };
     assert_eq!(
         query("SELECT count(*) FROM submissions"),
@@ -219,9 +165,7 @@ fn generated_files_load_through_init_sample_and_roll_up_across_the_merger() {
          WHERE a.school_year = '2024-2025' AND a.province_code = '27' \
          AND b.school_year = '2025-2026' AND b.province_code = '24'",
     );
-    let old_27 = query(
-        "SELECT count(*) FROM school_reports WHERE school_year = '2024-2025' AND province_code = '27'",
-    );
+    let old_27 = query("SELECT count(*) FROM school_reports WHERE school_year = '2024-2025' AND province_code = '27'");
     assert_eq!(moved, old_27);
     // The national total is the same whichever province list it is grouped by.
     let by_old = query(
@@ -239,18 +183,11 @@ fn generated_files_load_through_init_sample_and_roll_up_across_the_merger() {
 #[test]
 fn bundled_sample_data_is_what_its_readme_command_makes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let summary = generate(
-        &options(dir.path(), 0.1, ("2021-2022", "2025-2026"), 131),
-        |_| {},
-    )
-    .expect("generate");
+    let summary = generate(&options(dir.path(), 0.1, ("2021-2022", "2025-2026"), 131), |_| {}).expect("generate");
     let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
     for file in &summary.files {
-        let relative = file
-            .strip_prefix(dir.path())
-            .expect("under the output folder");
-        let shipped = std::fs::read(bundled.join(relative))
-            .unwrap_or_else(|e| panic!("{}: {e}", relative.display()));
+        let relative = file.strip_prefix(dir.path()).expect("under the output folder");
+        let shipped = std::fs::read(bundled.join(relative)).unwrap_or_else(|e| panic!("{}: {e}", relative.display()));
         assert!(
             shipped == std::fs::read(file).expect("read"),
             "{} differs",
@@ -273,13 +210,7 @@ fn walk(dir: &Path) -> usize {
         .map(|entries| {
             entries
                 .flatten()
-                .map(|e| {
-                    if e.path().is_dir() {
-                        walk(&e.path())
-                    } else {
-                        1
-                    }
-                })
+                .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
                 .sum()
         })
         .unwrap_or(0)

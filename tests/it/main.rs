@@ -19,9 +19,7 @@ pub fn corpus(name: &str) -> PathBuf {
 /// The `khoso` binary, with its data directory set.
 pub fn khoso(data: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_khoso"));
-    command
-        .env("KHOSO_DATA", data)
-        .env_remove("KHOSO_SAMPLE_DIR");
+    command.env("KHOSO_DATA", data).env_remove("KHOSO_SAMPLE_DIR");
     command
 }
 

@@ -23,9 +23,7 @@ pub fn check_read_only(sql: &str) -> Result<()> {
         0 => return Err(Error::Sql("the query is empty".into())),
         1 => {}
         n => {
-            return Err(Error::Sql(format!(
-                "send one statement at a time ({n} found)"
-            )));
+            return Err(Error::Sql(format!("send one statement at a time ({n} found)")));
         }
     }
     for statement in &statements {
@@ -42,9 +40,7 @@ fn check_statement(statement: &DfStatement) -> Result<()> {
             | Statement::ShowColumns { .. }
             | Statement::ShowVariable { .. }
             | Statement::ExplainTable { .. } => Ok(()),
-            Statement::Explain {
-                statement, analyze, ..
-            } => {
+            Statement::Explain { statement, analyze, .. } => {
                 if *analyze {
                     // EXPLAIN ANALYZE runs its statement: it must itself be a query.
                     check_statement(&DfStatement::Statement(statement.clone()))
@@ -87,11 +83,7 @@ mod tests {
             "DESCRIBE school_reports",
             "select count(*) from school_reports;",
         ] {
-            assert!(
-                check_read_only(sql).is_ok(),
-                "{sql}: {:?}",
-                check_read_only(sql)
-            );
+            assert!(check_read_only(sql).is_ok(), "{sql}: {:?}", check_read_only(sql));
         }
     }
 
@@ -111,10 +103,7 @@ mod tests {
             "SELECT 1; DROP TABLE submissions",
         ] {
             let err = check_read_only(sql).expect_err(sql);
-            assert!(
-                matches!(err, Error::ReadOnly(_) | Error::Sql(_)),
-                "{sql}: {err}"
-            );
+            assert!(matches!(err, Error::ReadOnly(_) | Error::Sql(_)), "{sql}: {err}");
         }
     }
 }

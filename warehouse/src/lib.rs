@@ -16,6 +16,8 @@
 #![warn(missing_docs)]
 
 pub mod guard;
+pub mod kpi;
+pub mod metrics;
 pub mod output;
 pub mod reference;
 pub mod store;
@@ -23,6 +25,7 @@ pub mod tables;
 
 use std::path::PathBuf;
 
+pub use datafusion::arrow::array::RecordBatch;
 pub use output::{OutputFormat, render};
 pub use store::{CommitOutcome, TableVersions, Upload, Warehouse, sha256_file};
 pub use tables::{Submission, fact_table};
@@ -32,17 +35,13 @@ pub use tables::{Submission, fact_table};
 pub enum Error {
     // The user's input.
     /// A statement that would write, or read files.
-    #[error(
-        "khoso SQL is read-only: {0} is not allowed (use SELECT, WITH, EXPLAIN, SHOW or DESCRIBE)"
-    )]
+    #[error("khoso SQL is read-only: {0} is not allowed (use SELECT, WITH, EXPLAIN, SHOW or DESCRIBE)")]
     ReadOnly(String),
     /// A query that does not parse or plan.
     #[error("SQL error: {0}")]
     Sql(String),
     /// A table name that does not exist.
-    #[error(
-        "no table {0:?}: the tables are school_reports, university_reports, content_coverage, submissions"
-    )]
+    #[error("no table {0:?}: the tables are school_reports, university_reports, content_coverage, submissions")]
     UnknownTable(String),
     /// A table version that does not exist.
     #[error("table {0} has no version {1} (its latest is {2})")]

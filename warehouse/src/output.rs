@@ -27,9 +27,7 @@ impl FromStr for OutputFormat {
             "table" => Ok(Self::Table),
             "csv" => Ok(Self::Csv),
             "json" => Ok(Self::Json),
-            other => Err(Error::Sql(format!(
-                "unknown format {other:?}: use table, csv or json"
-            ))),
+            other => Err(Error::Sql(format!("unknown format {other:?}: use table, csv or json"))),
         }
     }
 }
@@ -44,8 +42,7 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
                 writer.write(batch)?;
             }
             writer.finish()?;
-            let mut text = String::from_utf8(writer.into_inner())
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            let mut text = String::from_utf8(writer.into_inner()).map_err(|e| Error::Internal(e.to_string()))?;
             if text.is_empty() {
                 text.push_str("[]");
             }
@@ -70,12 +67,7 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
                 let formatters = batch
                     .columns()
                     .iter()
-                    .map(|c| {
-                        datafusion::arrow::util::display::ArrayFormatter::try_new(
-                            c.as_ref(),
-                            &options,
-                        )
-                    })
+                    .map(|c| datafusion::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
                 for row in 0..batch.num_rows() {
                     let cells: Vec<String> = batch

@@ -32,14 +32,9 @@ fn mem_table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Arc<MemTable>
 /// Both lists: the 63 provinces of 2008–2025 and the 34 from 1 July 2025, each row with the
 /// code of the 2025 province it is (or became part of).
 fn provinces_table(registry: &ProvinceRegistry) -> Result<Arc<MemTable>> {
-    let all: Vec<&Province> = registry
-        .before_2025
-        .iter()
-        .chain(&registry.from_2025)
-        .collect();
-    let text = |f: fn(&Province) -> Option<String>| {
-        Arc::new(all.iter().map(|p| f(p)).collect::<StringArray>()) as ArrayRef
-    };
+    let all: Vec<&Province> = registry.before_2025.iter().chain(&registry.from_2025).collect();
+    let text =
+        |f: fn(&Province) -> Option<String>| Arc::new(all.iter().map(|p| f(p)).collect::<StringArray>()) as ArrayRef;
     let date = |d: chrono::NaiveDate| {
         let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
         (d - epoch).num_days() as i32
@@ -60,16 +55,8 @@ fn provinces_table(registry: &ProvinceRegistry) -> Result<Arc<MemTable>> {
             text(|p| Some(p.name_vi.clone())),
             text(|p| Some(p.name_en.clone())),
             text(|p| Some(p.region_code.clone())),
-            Arc::new(
-                all.iter()
-                    .map(|p| Some(date(p.valid_from)))
-                    .collect::<Date32Array>(),
-            ),
-            Arc::new(
-                all.iter()
-                    .map(|p| p.valid_to.map(date))
-                    .collect::<Date32Array>(),
-            ),
+            Arc::new(all.iter().map(|p| Some(date(p.valid_from))).collect::<Date32Array>()),
+            Arc::new(all.iter().map(|p| p.valid_to.map(date)).collect::<Date32Array>()),
             text(|p| Some(p.code_2025.clone())),
             text(|p| (!p.merged_from.is_empty()).then(|| p.merged_from.join(" "))),
         ],
@@ -85,12 +72,7 @@ fn regions_table(registry: &ProvinceRegistry) -> Result<Arc<MemTable>> {
             text_field("name_en", false),
         ],
         vec![
-            Arc::new(
-                regions
-                    .iter()
-                    .map(|r| Some(r.code.as_str()))
-                    .collect::<StringArray>(),
-            ),
+            Arc::new(regions.iter().map(|r| Some(r.code.as_str())).collect::<StringArray>()),
             Arc::new(
                 regions
                     .iter()
@@ -108,12 +90,7 @@ fn regions_table(registry: &ProvinceRegistry) -> Result<Arc<MemTable>> {
 }
 
 fn levels_table() -> Result<Arc<MemTable>> {
-    let header: Vec<&str> = files::LEVELS
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .collect();
+    let header: Vec<&str> = files::LEVELS.lines().next().unwrap_or("").split(',').collect();
     let rows: Vec<Vec<&str>> = files::LEVELS
         .lines()
         .skip(1)

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use datafusion::prelude::{Expr, SessionContext, cast, col, lit};
 use deltalake::DeltaTable;
@@ -31,12 +31,17 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::guard::{check_read_only, read_only_options};
+use crate::kpi;
+use crate::metrics::Metrics;
 use crate::reference::reference_tables;
 use crate::tables::{
-    SUBMISSIONS, Submission, fact_schema, fact_table, partition_columns, report_batch,
-    submissions_schema,
+    KPI_VALUES, SUBMISSIONS, Submission, fact_schema, fact_table, kpi_values_table_schema, partition_columns,
+    report_batch, submissions_schema,
 };
 use crate::{Error, Result};
+
+/// Commit metadata key under which `kpi_values` records what its values were computed from.
+const SOURCES_METADATA: &str = "khoso.sources";
 
 /// Commit metadata key under which a fact-table commit records its submission.
 const SUBMISSION_METADATA: &str = "khoso.submission";
@@ -71,6 +76,8 @@ pub enum CommitOutcome {
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     root: PathBuf,
+    /// The KPIs and views, once attached with [`Warehouse::with_metrics`].
+    metrics: Option<Arc<Metrics>>,
     /// Set once this handle has repaired what a killed process may have left unrecorded.
     recovered: Arc<AtomicBool>,
 }
@@ -83,16 +90,16 @@ impl Warehouse {
         std::fs::create_dir_all(root.join("archive"))?;
         let warehouse = Self::at(root)?;
         for kind in ReportKind::ALL {
-            let partitions = partition_columns(kind)
-                .iter()
-                .map(|c| c.to_string())
-                .collect();
+            let partitions = partition_columns(kind).iter().map(|c| c.to_string()).collect();
             warehouse
                 .create_table(fact_table(kind), fact_schema(kind), partitions)
                 .await?;
         }
         warehouse
             .create_table(SUBMISSIONS, submissions_schema(), Vec::new())
+            .await?;
+        warehouse
+            .create_table(KPI_VALUES, kpi_values_table_schema(), Vec::new())
             .await?;
         Ok(warehouse)
     }
@@ -109,8 +116,22 @@ impl Warehouse {
     fn at(root: &Path) -> Result<Self> {
         Ok(Self {
             root: std::path::absolute(root)?,
+            metrics: None,
             recovered: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Attaches the KPIs: their views join the SQL session, and their values are kept fresh.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The attached KPIs.
+    pub fn metrics(&self) -> Result<&Metrics> {
+        self.metrics
+            .as_deref()
+            .ok_or_else(|| Error::Internal("no metrics attached to the warehouse".into()))
     }
 
     /// The data directory.
@@ -120,16 +141,10 @@ impl Warehouse {
 
     fn table_url(&self, name: &str) -> Result<Url> {
         let dir = self.root.join("tables").join(name);
-        Url::from_directory_path(&dir)
-            .map_err(|()| Error::Internal(format!("not a usable path: {}", dir.display())))
+        Url::from_directory_path(&dir).map_err(|()| Error::Internal(format!("not a usable path: {}", dir.display())))
     }
 
-    async fn create_table(
-        &self,
-        name: &str,
-        schema: SchemaRef,
-        partitions: Vec<String>,
-    ) -> Result<()> {
+    async fn create_table(&self, name: &str, schema: SchemaRef, partitions: Vec<String>) -> Result<()> {
         let dir = self.root.join("tables").join(name);
         if dir.join("_delta_log").is_dir() {
             return Ok(());
@@ -144,6 +159,7 @@ impl Warehouse {
         for field in schema.fields() {
             let data_type = match field.data_type() {
                 ArrowType::Int64 => DeltaType::LONG,
+                ArrowType::Float64 => DeltaType::DOUBLE,
                 ArrowType::Boolean => DeltaType::BOOLEAN,
                 ArrowType::Timestamp(..) => DeltaType::TIMESTAMP,
                 _ => DeltaType::STRING,
@@ -189,10 +205,7 @@ impl Warehouse {
     /// A DataFusion session with every table registered: the warehouse's Delta tables (at the
     /// pinned versions, else the latest) and the reference tables.
     pub async fn session(&self, pins: &TableVersions) -> Result<SessionContext> {
-        if let Some(unknown) = pins
-            .keys()
-            .find(|k| !Self::table_names().contains(&k.as_str()))
-        {
+        if let Some(unknown) = pins.keys().find(|k| !Self::table_names().contains(&k.as_str())) {
             return Err(Error::UnknownTable(unknown.clone()));
         }
         let config = datafusion::prelude::SessionConfig::new().with_information_schema(true);
@@ -204,6 +217,11 @@ impl Warehouse {
         }
         for (name, table) in reference_tables()? {
             ctx.register_table(name, table)?;
+        }
+        let kpi_values = self.table(KPI_VALUES, None).await?;
+        ctx.register_table(KPI_VALUES, kpi_values.table_provider().await?)?;
+        if let Some(metrics) = &self.metrics {
+            metrics.register_views(&ctx).await?;
         }
         Ok(ctx)
     }
@@ -259,8 +277,7 @@ impl Warehouse {
         if json.is_empty() {
             return Ok(Vec::new());
         }
-        serde_json::from_slice(&json)
-            .map_err(|e| Error::Internal(format!("reading submissions: {e}")))
+        serde_json::from_slice(&json).map_err(|e| Error::Internal(format!("reading submissions: {e}")))
     }
 
     /// The submission that holds a slice now, if any.
@@ -286,12 +303,7 @@ impl Warehouse {
     ///
     /// One commit runs at a time per warehouse, across processes (a file lock); a crash at any
     /// point leaves the previous table version intact and readable.
-    pub async fn commit(
-        &self,
-        report: &ValidatedReport,
-        file: &Path,
-        upload: &Upload,
-    ) -> Result<CommitOutcome> {
+    pub async fn commit(&self, report: &ValidatedReport, file: &Path, upload: &Upload) -> Result<CommitOutcome> {
         let sha256 = sha256_file(file)?;
         let _lock = self.lock().await?;
         if !self.recovered.load(Ordering::Acquire) {
@@ -301,11 +313,11 @@ impl Warehouse {
 
         let kind = report.kind.as_str();
         let school_year = report.school_year.to_string();
-        let current = self.submissions().await?.into_iter().rfind(|s| {
-            s.kind == kind
-                && s.school_year == school_year
-                && s.province_code == report.province_code
-        });
+        let current = self
+            .submissions()
+            .await?
+            .into_iter()
+            .rfind(|s| s.kind == kind && s.school_year == school_year && s.province_code == report.province_code);
         if let Some(current) = &current
             && current.sha256 == sha256
         {
@@ -332,8 +344,7 @@ impl Warehouse {
         if let Some(code) = &report.province_code {
             slice = slice.and(col("province_code").eq(lit(code.clone())));
         }
-        let metadata =
-            serde_json::to_value(&submission).map_err(|e| Error::Internal(e.to_string()))?;
+        let metadata = serde_json::to_value(&submission).map_err(|e| Error::Internal(e.to_string()))?;
         let table = self
             .table(fact_table(report.kind), None)
             .await?
@@ -342,13 +353,67 @@ impl Warehouse {
             .with_replace_where(slice)
             .with_partition_columns(partition_columns(report.kind).iter().copied())
             .with_commit_properties(
-                CommitProperties::default()
-                    .with_metadata([(SUBMISSION_METADATA.to_string(), metadata)]),
+                CommitProperties::default().with_metadata([(SUBMISSION_METADATA.to_string(), metadata)]),
             )
             .await?;
         submission.table_version = table.version().unwrap_or(0) as i64;
         self.record_submission(&submission).await?;
         Ok(CommitOutcome::Committed(submission))
+    }
+
+    /// The tag of KPI values computed from these table versions under the attached metrics.
+    fn source_tag(&self, versions: &TableVersions) -> Result<String> {
+        let mut tag: Vec<String> = versions.iter().map(|(t, v)| format!("{t}={v}")).collect();
+        tag.push(format!("metrics={}", &self.metrics()?.fingerprint[..12]));
+        Ok(tag.join(" "))
+    }
+
+    /// The tag the `kpi_values` table carries now.
+    async fn kpi_values_tag(&self) -> Result<Option<String>> {
+        let table = self.table(KPI_VALUES, None).await?;
+        let last = futures::StreamExt::collect::<Vec<_>>(table.history(Some(1))).await;
+        Ok(last.into_iter().flatten().find_map(|info| {
+            info.info
+                .get(SOURCES_METADATA)
+                .and_then(|v| v.as_str().map(str::to_string))
+        }))
+    }
+
+    /// Makes sure `kpi_values` holds the KPIs of the tables as they are now; recomputes them
+    /// (one atomic overwrite, under the commit lock) when any table or the metrics changed.
+    /// Returns the tag of the values.
+    pub async fn ensure_kpis_fresh(&self) -> Result<String> {
+        let tag = self.source_tag(&self.versions().await?)?;
+        if self.kpi_values_tag().await?.as_deref() == Some(tag.as_str()) {
+            return Ok(tag);
+        }
+        let _lock = self.lock().await?;
+        self.refresh_kpis_locked().await
+    }
+
+    async fn refresh_kpis_locked(&self) -> Result<String> {
+        // Pinned to the versions of the tag, so values and tag agree whatever commits next.
+        let versions = self.versions().await?;
+        let tag = self.source_tag(&versions)?;
+        if self.kpi_values_tag().await?.as_deref() == Some(tag.as_str()) {
+            return Ok(tag);
+        }
+        let ctx = self.session(&versions).await?;
+        let values = kpi::compute(&ctx, self.metrics()?).await?;
+        let batch = kpi::to_batch(&values)?;
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(StringArray::from(vec![tag.as_str(); batch.num_rows()])));
+        let batch = RecordBatch::try_new(kpi_values_table_schema(), columns)?;
+        self.table(KPI_VALUES, None)
+            .await?
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_commit_properties(
+                CommitProperties::default()
+                    .with_metadata([(SOURCES_METADATA.to_string(), serde_json::Value::String(tag.clone()))]),
+            )
+            .await?;
+        Ok(tag)
     }
 
     async fn record_submission(&self, submission: &Submission) -> Result<()> {
@@ -383,9 +448,7 @@ impl Warehouse {
                     continue;
                 };
                 let recorded = self
-                    .submissions_where(Some(
-                        col("submission_id").eq(lit(submission.submission_id.clone())),
-                    ))
+                    .submissions_where(Some(col("submission_id").eq(lit(submission.submission_id.clone()))))
                     .await?;
                 if recorded.is_empty() {
                     submission.table_version = version as i64;
@@ -419,25 +482,17 @@ impl Warehouse {
     /// The archived copy of a submitted file.
     pub fn archived_file(&self, sha256: &str) -> Option<PathBuf> {
         let dir = self.root.join("archive").join(sha256.get(..2)?);
-        std::fs::read_dir(dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(sha256) && !n.ends_with(".partial"))
-            })
+        std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(sha256) && !n.ends_with(".partial"))
+        })
     }
 
     async fn lock(&self) -> Result<File> {
         let path = self.root.join("commit.lock");
         tokio::task::spawn_blocking(move || {
-            let file = File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)?;
+            let file = File::options().create(true).truncate(false).write(true).open(&path)?;
             file.lock()?;
             Ok::<_, std::io::Error>(file)
         })

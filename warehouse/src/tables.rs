@@ -13,6 +13,12 @@ use crate::{Error, Result};
 /// Name of the submissions table.
 pub const SUBMISSIONS: &str = "submissions";
 
+/// Name of the materialised KPI results table.
+pub const KPI_VALUES: &str = "kpi_values";
+
+/// The column of `kpi_values` naming the table versions (and metrics) the values come from.
+pub const SOURCE_VERSIONS: &str = "source_versions";
+
 /// The column on every fact row naming the submission it came from.
 pub const SUBMISSION_ID: &str = "submission_id";
 
@@ -57,6 +63,17 @@ pub fn fact_schema(kind: ReportKind) -> SchemaRef {
         fields.push(Field::new(PROVINCE_2025_CODE, DataType::Utf8, true));
     }
     fields.push(Field::new(SUBMISSION_ID, DataType::Utf8, true));
+    Arc::new(Schema::new(fields))
+}
+
+/// The Arrow schema of the `kpi_values` table: the KPI values, each tagged with its sources.
+pub fn kpi_values_table_schema() -> SchemaRef {
+    let mut fields: Vec<Field> = crate::kpi::kpi_values_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(SOURCE_VERSIONS, DataType::Utf8, false));
     Arc::new(Schema::new(fields))
 }
 
@@ -111,9 +128,8 @@ pub struct Submission {
 impl Submission {
     /// One Arrow batch of submissions.
     pub fn to_batch(rows: &[Submission]) -> Result<RecordBatch> {
-        let text = |f: fn(&Submission) -> Option<&str>| {
-            Arc::new(rows.iter().map(f).collect::<StringArray>()) as ArrayRef
-        };
+        let text =
+            |f: fn(&Submission) -> Option<&str>| Arc::new(rows.iter().map(f).collect::<StringArray>()) as ArrayRef;
         let columns: Vec<ArrayRef> = vec![
             text(|s| Some(&s.submission_id)),
             text(|s| Some(&s.kind)),
@@ -124,10 +140,8 @@ impl Submission {
             text(|s| Some(&s.file_name)),
             text(|s| Some(&s.uploaded_by)),
             Arc::new(
-                TimestampMicrosecondArray::from(
-                    rows.iter().map(|s| s.uploaded_at).collect::<Vec<_>>(),
-                )
-                .with_timezone("UTC"),
+                TimestampMicrosecondArray::from(rows.iter().map(|s| s.uploaded_at).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
             ),
             Arc::new(rows.iter().map(|s| s.table_version).collect::<Int64Array>()),
             text(|s| s.supersedes.as_deref()),
@@ -143,23 +157,16 @@ pub fn report_batch(report: &ValidatedReport, submission_id: &str) -> Result<Rec
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         if field.name() == SUBMISSION_ID {
-            columns.push(Arc::new(StringArray::from(vec![
-                submission_id;
-                report.rows
-            ])));
+            columns.push(Arc::new(StringArray::from(vec![submission_id; report.rows])));
             continue;
         }
-        let values = report.column(field.name()).ok_or_else(|| {
-            Error::Internal(format!("validated report lacks column {}", field.name()))
-        })?;
+        let values = report
+            .column(field.name())
+            .ok_or_else(|| Error::Internal(format!("validated report lacks column {}", field.name())))?;
         let array: ArrayRef = match values {
-            ColumnValues::Text(v) => {
-                Arc::new(v.iter().map(Option::as_deref).collect::<StringArray>())
-            }
+            ColumnValues::Text(v) => Arc::new(v.iter().map(Option::as_deref).collect::<StringArray>()),
             ColumnValues::Count(v) => Arc::new(v.iter().copied().collect::<Int64Array>()),
-            ColumnValues::Flag(v) => {
-                Arc::new(v.iter().copied().map(Some).collect::<BooleanArray>())
-            }
+            ColumnValues::Flag(v) => Arc::new(v.iter().copied().map(Some).collect::<BooleanArray>()),
         };
         columns.push(array);
     }

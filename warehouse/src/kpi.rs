@@ -1,0 +1,503 @@
+//! The KPI engine: every KPI of `metrics.toml`, as a ratio of sums, for every unit of every
+//! dimension and every school year, with its target, status, trend and coverage.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::prelude::SessionContext;
+use ingest::{ProvinceRegistry, SchoolYear};
+
+use crate::metrics::{Dimension, Kpi, Metrics, Target, Unit};
+use crate::{Error, Result};
+
+/// Where a value stands against its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    /// The target is reached.
+    Met,
+    /// At or above the straight line from the baseline value to the target.
+    OnTrack,
+    /// Below the line by no more than the KPI's tolerance.
+    AtRisk,
+    /// Further below the line.
+    OffTrack,
+    /// The target's year is judged and the target was not reached.
+    Missed,
+    /// Not met, and there is no baseline value to draw the line from.
+    NoBaseline,
+}
+
+impl Status {
+    /// Its name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Met => "met",
+            Status::OnTrack => "on_track",
+            Status::AtRisk => "at_risk",
+            Status::OffTrack => "off_track",
+            Status::Missed => "missed",
+            Status::NoBaseline => "no_baseline",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One KPI value: a unit of a dimension in a school year.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KpiValue {
+    /// KPI id.
+    pub kpi_id: String,
+    /// The dimension.
+    pub dimension: Dimension,
+    /// The unit: `VN`, a region code, a province code, a level or an ownership.
+    pub unit: String,
+    /// School year.
+    pub school_year: SchoolYear,
+    /// Sum of the numerator.
+    pub numerator: f64,
+    /// Sum of the denominator (none for counts).
+    pub denominator: Option<f64>,
+    /// The value in the KPI's unit; none when the denominator is zero.
+    pub value: Option<f64>,
+    /// The target judged: the next at or after this year, else the last one.
+    pub target: Option<Target>,
+    /// The value on the straight line from the baseline to the target, this year.
+    pub line_value: Option<f64>,
+    /// Status against the target.
+    pub status: Option<Status>,
+    /// Target minus value (positive: still to go).
+    pub gap: Option<f64>,
+    /// The least-squares trend of the values so far, at the target's year.
+    pub projected: Option<f64>,
+    /// The first school year the trend meets the target.
+    pub reach_year: Option<SchoolYear>,
+    /// Units that reported: provinces (for a province: its rows, i.e. schools or institutions).
+    pub reported: i64,
+    /// Units expected to report; none when there is nothing to compare with.
+    pub expected: Option<i64>,
+}
+
+impl KpiValue {
+    /// reported ÷ expected, at most 1.
+    pub fn coverage(&self) -> Option<f64> {
+        self.expected
+            .filter(|e| *e > 0)
+            .map(|e| (self.reported as f64 / e as f64).min(1.0))
+    }
+}
+
+/// The SQL that computes a KPI for a dimension: one row per (school year, unit) with the sums
+/// of the numerator and denominator and the rows behind them.
+pub fn kpi_sql(kpi: &Kpi, dimension: Dimension) -> String {
+    let unit = match dimension {
+        Dimension::National => "'VN'",
+        Dimension::Region => "kpi_region",
+        Dimension::Province => "province_code",
+        Dimension::Province2025 => "province_2025_code",
+        Dimension::Level => "level",
+        Dimension::Ownership => "ownership",
+    };
+    let join = if dimension == Dimension::Region {
+        "\nJOIN (SELECT code AS kpi_province, region_code AS kpi_region FROM provinces WHERE valid_to IS NULL) AS kpi_regions\n  ON kpi_province = province_2025_code"
+    } else {
+        ""
+    };
+    let denominator = kpi.denominator.as_deref().unwrap_or("NULL");
+    let filter = kpi.filter.as_deref().unwrap_or("true");
+    format!(
+        "SELECT school_year, {unit} AS unit,\n       CAST({} AS DOUBLE) AS numerator,\n       CAST({denominator} AS DOUBLE) AS denominator,\n       count(*) AS row_count\nFROM (SELECT * FROM {} WHERE {filter}) AS kpi_rows{join}\nGROUP BY school_year, {unit}\nORDER BY school_year, unit",
+        kpi.numerator, kpi.table
+    )
+}
+
+/// The SQL that lists who reported to a KPI: rows by (school year, province as reported,
+/// 2025 province). Coverage is computed from it.
+fn reporters_sql(kpi: &Kpi) -> String {
+    format!(
+        "SELECT school_year, province_code, province_2025_code, count(*) AS row_count FROM {} WHERE {} GROUP BY 1, 2, 3",
+        kpi.table,
+        kpi.filter.as_deref().unwrap_or("true")
+    )
+}
+
+struct SumRow {
+    year: SchoolYear,
+    unit: String,
+    numerator: f64,
+    denominator: Option<f64>,
+}
+
+async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    let frame = ctx.sql(sql).await?;
+    Ok(frame.collect().await?)
+}
+
+fn text_column(batch: &RecordBatch, index: usize) -> Result<Vec<Option<String>>> {
+    let array = cast(batch.column(index), &DataType::Utf8)?;
+    let strings = array.as_string::<i32>();
+    Ok((0..strings.len())
+        .map(|i| (!strings.is_null(i)).then(|| strings.value(i).to_string()))
+        .collect())
+}
+
+fn number_column(batch: &RecordBatch, index: usize) -> Result<Vec<Option<f64>>> {
+    let array = cast(batch.column(index), &DataType::Float64)?;
+    let numbers = array.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    Ok((0..numbers.len())
+        .map(|i| (!numbers.is_null(i)).then(|| numbers.value(i)))
+        .collect())
+}
+
+async fn sums(ctx: &SessionContext, kpi: &Kpi, dimension: Dimension) -> Result<Vec<SumRow>> {
+    let mut rows = Vec::new();
+    for batch in collect(ctx, &kpi_sql(kpi, dimension)).await? {
+        let years = text_column(&batch, 0)?;
+        let units = text_column(&batch, 1)?;
+        let numerators = number_column(&batch, 2)?;
+        let denominators = number_column(&batch, 3)?;
+        for i in 0..batch.num_rows() {
+            let (Some(year), Some(unit)) = (years[i].as_deref().and_then(|y| y.parse().ok()), units[i].clone()) else {
+                continue;
+            };
+            rows.push(SumRow {
+                year,
+                unit,
+                numerator: numerators[i].unwrap_or(0.0),
+                denominator: denominators[i],
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Who reported to a KPI, by year: rows by (province as reported, 2025 province).
+type Reporters = BTreeMap<SchoolYear, BTreeMap<(String, String), i64>>;
+
+async fn reporters(ctx: &SessionContext, kpi: &Kpi) -> Result<Option<Reporters>> {
+    let has_provinces = ctx
+        .table(kpi.table.as_str())
+        .await?
+        .schema()
+        .has_column_with_unqualified_name("province_2025_code");
+    if !has_provinces {
+        return Ok(None);
+    }
+    let mut reporters = Reporters::new();
+    for batch in collect(ctx, &reporters_sql(kpi)).await? {
+        let years = text_column(&batch, 0)?;
+        let codes = text_column(&batch, 1)?;
+        let codes_2025 = text_column(&batch, 2)?;
+        let counts = number_column(&batch, 3)?;
+        for i in 0..batch.num_rows() {
+            let Some(year) = years[i].as_deref().and_then(|y| y.parse().ok()) else {
+                continue;
+            };
+            let key = (
+                codes[i].clone().unwrap_or_default(),
+                codes_2025[i].clone().unwrap_or_default(),
+            );
+            *reporters.entry(year).or_default().entry(key).or_default() += counts[i].unwrap_or(0.0) as i64;
+        }
+    }
+    Ok(Some(reporters))
+}
+
+/// Coverage of one unit: (reported, expected).
+fn coverage(reporters: Option<&Reporters>, dimension: Dimension, unit: &str, year: SchoolYear) -> (i64, Option<i64>) {
+    let Some(reporters) = reporters else {
+        // A national report (content): it is there or not.
+        return (1, Some(1));
+    };
+    let registry = ProvinceRegistry::shipped();
+    let now = reporters.get(&year).cloned().unwrap_or_default();
+    let before = reporters.get(&SchoolYear::starting(year.start() - 1));
+    let same_list = registry.list_for(year).len() == registry.list_for(SchoolYear::starting(year.start() - 1)).len();
+    // A code of the previous year, as a code of this year's list.
+    let carried = |(code, code_2025): &(String, String)| if same_list { code.clone() } else { code_2025.clone() };
+    let region_of = |code_2025: &str| registry.province_2025(code_2025).map(|p| p.region_code.as_str());
+    match dimension {
+        Dimension::Province | Dimension::Province2025 => {
+            let matches = |key: &(String, String), this_year: bool| {
+                if dimension == Dimension::Province2025 {
+                    key.1 == unit
+                } else if this_year {
+                    key.0 == unit
+                } else {
+                    carried(key) == unit
+                }
+            };
+            let reported: i64 = now.iter().filter(|(k, _)| matches(k, true)).map(|(_, n)| n).sum();
+            let expected = before.map(|b| b.iter().filter(|(k, _)| matches(k, false)).map(|(_, n)| n).sum());
+            (reported, expected)
+        }
+        _ => {
+            let in_scope = |code_2025: &str| dimension != Dimension::Region || region_of(code_2025) == Some(unit);
+            let reported: BTreeSet<String> = now.keys().filter(|k| in_scope(&k.1)).map(|k| k.0.clone()).collect();
+            let expected = match before {
+                Some(before) => {
+                    let mut expected: BTreeSet<String> =
+                        before.keys().filter(|k| in_scope(&k.1)).map(carried).collect();
+                    expected.extend(reported.iter().cloned());
+                    expected.len()
+                }
+                None => registry
+                    .list_for(year)
+                    .iter()
+                    .filter(|p| in_scope(&p.code_2025))
+                    .count(),
+            };
+            (reported.len() as i64, Some(expected as i64))
+        }
+    }
+}
+
+/// Judges one value against a unit's series: the status, the line, the gap, the trend.
+pub struct Judge<'a> {
+    /// The targets that apply to the unit.
+    pub targets: &'a [Target],
+    /// The baseline school year.
+    pub baseline: Option<SchoolYear>,
+    /// At-risk tolerance, in the KPI's unit.
+    pub tolerance: f64,
+    /// The unit's values by year (all years known).
+    pub series: &'a BTreeMap<SchoolYear, Option<f64>>,
+}
+
+/// What [`Judge::judge`] finds.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Judgement {
+    /// The target judged.
+    pub target: Option<Target>,
+    /// The line's value this year.
+    pub line_value: Option<f64>,
+    /// The status.
+    pub status: Option<Status>,
+    /// Target minus value.
+    pub gap: Option<f64>,
+    /// The trend at the target's year.
+    pub projected: Option<f64>,
+    /// The first year the trend meets the target.
+    pub reach_year: Option<SchoolYear>,
+}
+
+impl Judge<'_> {
+    /// Judges the value of `year`.
+    pub fn judge(&self, year: SchoolYear) -> Judgement {
+        let mut sorted: Vec<&Target> = self.targets.iter().collect();
+        sorted.sort_by_key(|t| t.school_year());
+        let target = sorted
+            .iter()
+            .find(|t| t.school_year() >= year)
+            .or(sorted.last())
+            .map(|t| (*t).clone());
+        let value = self.series.get(&year).copied().flatten();
+        let (Some(target), Some(value)) = (target, value) else {
+            return Judgement::default();
+        };
+        let target_year = target.school_year();
+        let gap = Some(target.value - value);
+        let trend = least_squares(
+            self.series
+                .range(..=year)
+                .filter_map(|(y, v)| v.map(|v| (f64::from(y.end()), v))),
+        );
+        let projected = trend.map(|(a, b)| a + b * f64::from(target_year.end()));
+        let reach_year = if target.comparison.met(value, target.value) {
+            Some(year)
+        } else {
+            trend.and_then(|(a, b)| {
+                (b > 0.0)
+                    .then(|| {
+                        (year.end()..=year.end() + 100)
+                            .find(|x| target.comparison.met(a + b * f64::from(*x), target.value))
+                    })
+                    .flatten()
+                    .map(|end| SchoolYear::starting(end - 1))
+            })
+        };
+        let baseline_value = self
+            .baseline
+            .filter(|b| *b < target_year)
+            .and_then(|b| self.series.get(&b).copied().flatten().map(|v| (b, v)));
+        let line_value = baseline_value.map(|(b, v)| {
+            let span = f64::from(target_year.start() - b.start());
+            let done = f64::from((year.start() - b.start()).min(target_year.start() - b.start()));
+            v + (target.value - v) * done / span
+        });
+        let status = if target.comparison.met(value, target.value) {
+            Status::Met
+        } else if year >= target_year {
+            Status::Missed
+        } else {
+            match line_value {
+                None => Status::NoBaseline,
+                Some(line) if value >= line => Status::OnTrack,
+                Some(line) if value >= line - self.tolerance => Status::AtRisk,
+                Some(_) => Status::OffTrack,
+            }
+        };
+        Judgement {
+            target: Some(target),
+            line_value,
+            status: Some(status),
+            gap,
+            projected,
+            reach_year,
+        }
+    }
+}
+
+/// Intercept and slope of the least-squares line through the points; none for fewer than two
+/// distinct x.
+fn least_squares(points: impl Iterator<Item = (f64, f64)>) -> Option<(f64, f64)> {
+    let points: Vec<(f64, f64)> = points.collect();
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    let slope = sxy / sxx;
+    Some((mean_y - slope * mean_x, slope))
+}
+
+/// The value of a numerator and denominator in a KPI's unit; none for a zero denominator.
+pub fn value_of(unit: Unit, numerator: f64, denominator: Option<f64>) -> Option<f64> {
+    match unit {
+        Unit::Count => Some(numerator),
+        Unit::Ratio | Unit::Percent => {
+            let denominator = denominator.filter(|d| *d != 0.0)?;
+            let ratio = numerator / denominator;
+            Some(if unit == Unit::Percent { ratio * 100.0 } else { ratio })
+        }
+    }
+}
+
+/// Computes every KPI for every dimension it allows, in a session with the warehouse's tables
+/// and the metrics' views.
+pub async fn compute(ctx: &SessionContext, metrics: &Metrics) -> Result<Vec<KpiValue>> {
+    let mut values = Vec::new();
+    for kpi in &metrics.kpis {
+        values.extend(compute_kpi(ctx, kpi).await?);
+    }
+    Ok(values)
+}
+
+/// Computes one KPI for every dimension it allows.
+pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiValue>> {
+    let reporters = reporters(ctx, kpi).await?;
+    let mut values = Vec::new();
+    for dimension in kpi.all_dimensions() {
+        let rows = sums(ctx, kpi, dimension).await?;
+        let mut series: HashMap<&str, BTreeMap<SchoolYear, Option<f64>>> = HashMap::new();
+        for row in &rows {
+            series
+                .entry(row.unit.as_str())
+                .or_default()
+                .insert(row.year, value_of(kpi.unit, row.numerator, row.denominator));
+        }
+        for row in &rows {
+            let judge = Judge {
+                targets: kpi.targets_for(dimension, &row.unit),
+                baseline: kpi.baseline_year(),
+                tolerance: kpi.tolerance,
+                series: &series[row.unit.as_str()],
+            };
+            let judgement = judge.judge(row.year);
+            // A level or an ownership is reported by the provinces that report at all.
+            let (reported, expected) = match dimension {
+                Dimension::Province | Dimension::Province2025 | Dimension::Region => {
+                    coverage(reporters.as_ref(), dimension, &row.unit, row.year)
+                }
+                _ => coverage(reporters.as_ref(), Dimension::National, "VN", row.year),
+            };
+            values.push(KpiValue {
+                kpi_id: kpi.id.clone(),
+                dimension,
+                unit: row.unit.clone(),
+                school_year: row.year,
+                numerator: row.numerator,
+                denominator: row.denominator,
+                value: value_of(kpi.unit, row.numerator, row.denominator),
+                target: judgement.target,
+                line_value: judgement.line_value,
+                status: judgement.status,
+                gap: judgement.gap,
+                projected: judgement.projected,
+                reach_year: judgement.reach_year,
+                reported,
+                expected,
+            });
+        }
+    }
+    Ok(values)
+}
+
+/// The Arrow schema of KPI values (and of the `kpi_values` table, which adds its tags).
+pub fn kpi_values_schema() -> SchemaRef {
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    let number = |name: &str| Field::new(name, DataType::Float64, true);
+    Arc::new(Schema::new(vec![
+        Field::new("kpi_id", DataType::Utf8, false),
+        Field::new("dimension", DataType::Utf8, false),
+        Field::new("unit", DataType::Utf8, false),
+        Field::new("school_year", DataType::Utf8, false),
+        number("numerator"),
+        number("denominator"),
+        number("value"),
+        text("target_year"),
+        number("target_value"),
+        text("comparison"),
+        number("line_value"),
+        text("status"),
+        number("gap"),
+        number("projected"),
+        text("reach_year"),
+        Field::new("reported", DataType::Int64, false),
+        Field::new("expected", DataType::Int64, true),
+        number("coverage"),
+    ]))
+}
+
+/// KPI values as one Arrow batch.
+pub fn to_batch(values: &[KpiValue]) -> Result<RecordBatch> {
+    let text =
+        |f: &dyn Fn(&KpiValue) -> Option<String>| Arc::new(values.iter().map(f).collect::<StringArray>()) as ArrayRef;
+    let number =
+        |f: &dyn Fn(&KpiValue) -> Option<f64>| Arc::new(values.iter().map(f).collect::<Float64Array>()) as ArrayRef;
+    let columns = vec![
+        text(&|v| Some(v.kpi_id.clone())),
+        text(&|v| Some(v.dimension.to_string())),
+        text(&|v| Some(v.unit.clone())),
+        text(&|v| Some(v.school_year.to_string())),
+        number(&|v| Some(v.numerator)),
+        number(&|v| v.denominator),
+        number(&|v| v.value),
+        text(&|v| v.target.as_ref().map(|t| t.year.clone())),
+        number(&|v| v.target.as_ref().map(|t| t.value)),
+        text(&|v| v.target.as_ref().map(|t| t.comparison.symbol().to_string())),
+        number(&|v| v.line_value),
+        text(&|v| v.status.map(|s| s.to_string())),
+        number(&|v| v.gap),
+        number(&|v| v.projected),
+        text(&|v| v.reach_year.map(|y| y.to_string())),
+        Arc::new(values.iter().map(|v| Some(v.reported)).collect::<Int64Array>()) as ArrayRef,
+        Arc::new(values.iter().map(|v| v.expected).collect::<Int64Array>()) as ArrayRef,
+        number(&|v| v.coverage()),
+    ];
+    RecordBatch::try_new(kpi_values_schema(), columns).map_err(Error::from)
+}
