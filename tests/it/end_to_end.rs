@@ -166,6 +166,10 @@ fn sql_is_read_only() {
         tables,
         vec![
             "content_coverage",
+            "educators",
+            "institutions",
+            "kpi_values",
+            "learners",
             "levels",
             "provinces",
             "regions",
