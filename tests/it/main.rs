@@ -4,6 +4,7 @@
 mod corpus;
 mod end_to_end;
 mod generated;
+mod kpi;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

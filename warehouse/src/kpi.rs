@@ -501,3 +501,158 @@ pub fn to_batch(values: &[KpiValue]) -> Result<RecordBatch> {
     ];
     RecordBatch::try_new(kpi_values_schema(), columns).map_err(Error::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Comparison;
+
+    fn year(start: i32) -> SchoolYear {
+        SchoolYear::starting(start)
+    }
+
+    fn target(value: f64, comparison: Comparison) -> Target {
+        Target {
+            year: "2024-2025".into(),
+            value,
+            comparison,
+        }
+    }
+
+    /// Judges `year` of a series against one 2024-2025 target, baseline 2021-2022, tolerance 5.
+    fn judge(series: &[(i32, Option<f64>)], at: i32, target: Target, baseline: Option<i32>) -> Judgement {
+        let series: BTreeMap<SchoolYear, Option<f64>> = series.iter().map(|(y, v)| (year(*y), *v)).collect();
+        let targets = [target];
+        Judge {
+            targets: &targets,
+            baseline: baseline.map(year),
+            tolerance: 5.0,
+            series: &series,
+        }
+        .judge(year(at))
+    }
+
+    const AT_LEAST_50: fn() -> Target = || target(50.0, Comparison::AtLeast);
+
+    #[test]
+    fn exactly_on_the_line_is_on_track() {
+        // Baseline 20 in 2021-2022, target 50 in 2024-2025: the line is 30 in 2022-2023.
+        let j = judge(
+            &[(2021, Some(20.0)), (2022, Some(30.0))],
+            2022,
+            AT_LEAST_50(),
+            Some(2021),
+        );
+        assert_eq!(j.line_value, Some(30.0));
+        assert_eq!(j.status, Some(Status::OnTrack));
+        assert_eq!(j.gap, Some(20.0));
+    }
+
+    #[test]
+    fn below_the_line_within_tolerance_is_at_risk_beyond_is_off_track() {
+        let at_risk = judge(
+            &[(2021, Some(20.0)), (2022, Some(25.0))],
+            2022,
+            AT_LEAST_50(),
+            Some(2021),
+        );
+        assert_eq!(at_risk.status, Some(Status::AtRisk));
+        let off = judge(
+            &[(2021, Some(20.0)), (2022, Some(24.9))],
+            2022,
+            AT_LEAST_50(),
+            Some(2021),
+        );
+        assert_eq!(off.status, Some(Status::OffTrack));
+    }
+
+    #[test]
+    fn exactly_at_target_meets_at_least_but_not_more_than() {
+        let series = [(2021, Some(20.0)), (2024, Some(50.0))];
+        assert_eq!(
+            judge(&series, 2024, AT_LEAST_50(), Some(2021)).status,
+            Some(Status::Met)
+        );
+        let strict = judge(&series, 2024, target(50.0, Comparison::MoreThan), Some(2021));
+        assert_eq!(strict.status, Some(Status::Missed));
+        let earlier = judge(
+            &[(2021, Some(20.0)), (2023, Some(50.0))],
+            2023,
+            target(50.0, Comparison::MoreThan),
+            Some(2021),
+        );
+        assert_eq!(
+            earlier.status,
+            Some(Status::OnTrack),
+            "50 is above the 2023-2024 line of 40"
+        );
+    }
+
+    #[test]
+    fn a_target_year_passed_below_target_is_missed_and_stays_judged_after() {
+        let series = [
+            (2021, Some(20.0)),
+            (2024, Some(49.9)),
+            (2025, Some(60.0)),
+            (2026, Some(45.0)),
+        ];
+        assert_eq!(
+            judge(&series, 2024, AT_LEAST_50(), Some(2021)).status,
+            Some(Status::Missed)
+        );
+        assert_eq!(
+            judge(&series, 2025, AT_LEAST_50(), Some(2021)).status,
+            Some(Status::Met)
+        );
+        assert_eq!(
+            judge(&series, 2026, AT_LEAST_50(), Some(2021)).status,
+            Some(Status::Missed)
+        );
+    }
+
+    #[test]
+    fn no_baseline_value_means_no_line() {
+        let j = judge(&[(2022, Some(30.0))], 2022, AT_LEAST_50(), Some(2021));
+        assert_eq!(j.status, Some(Status::NoBaseline));
+        assert_eq!(j.line_value, None);
+        let none = judge(&[(2022, Some(30.0))], 2022, AT_LEAST_50(), None);
+        assert_eq!(none.status, Some(Status::NoBaseline));
+    }
+
+    #[test]
+    fn zero_denominator_gives_no_value_and_no_status() {
+        assert_eq!(value_of(Unit::Percent, 0.0, Some(0.0)), None);
+        assert_eq!(value_of(Unit::Percent, 5.0, None), None);
+        assert_eq!(value_of(Unit::Percent, 1.0, Some(4.0)), Some(25.0));
+        assert_eq!(value_of(Unit::Ratio, 1.0, Some(4.0)), Some(0.25));
+        assert_eq!(value_of(Unit::Count, 7.0, None), Some(7.0));
+        let j = judge(&[(2021, Some(20.0)), (2022, None)], 2022, AT_LEAST_50(), Some(2021));
+        assert_eq!(j, Judgement::default());
+    }
+
+    #[test]
+    fn the_trend_projects_the_target_year_and_when_it_is_reached() {
+        let series = [(2021, Some(20.0)), (2022, Some(30.0)), (2023, Some(40.0))];
+        let j = judge(&series, 2023, AT_LEAST_50(), Some(2021));
+        assert!((j.projected.expect("projection") - 50.0).abs() < 1e-9);
+        assert_eq!(j.reach_year, Some(year(2024)));
+        let slow = judge(
+            &[(2021, Some(20.0)), (2022, Some(22.0)), (2023, Some(24.0))],
+            2023,
+            AT_LEAST_50(),
+            Some(2021),
+        );
+        assert_eq!(
+            slow.reach_year,
+            Some(year(2036)),
+            "2 points a year from 24 in 2023-2024: 50 in 2036-2037"
+        );
+        let falling = judge(
+            &[(2021, Some(30.0)), (2022, Some(20.0))],
+            2022,
+            AT_LEAST_50(),
+            Some(2021),
+        );
+        assert_eq!(falling.reach_year, None);
+    }
+}
