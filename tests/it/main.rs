@@ -5,6 +5,7 @@ mod corpus;
 mod end_to_end;
 mod generated;
 mod kpi;
+mod metrics;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

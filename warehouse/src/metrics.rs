@@ -373,6 +373,10 @@ impl Metrics {
                 }
             };
             let filter = kpi.filter.as_deref().unwrap_or("true");
+            if let Err(e) = plan(&ctx, &format!("SELECT 1 FROM {} WHERE ({filter})", kpi.table)).await {
+                problem(id, "filter", e);
+                continue;
+            }
             let mut expressions = vec![("numerator", kpi.numerator.as_str())];
             match (&kpi.denominator, kpi.unit) {
                 (Some(denominator), Unit::Percent | Unit::Ratio) => expressions.push(("denominator", denominator)),
@@ -387,15 +391,6 @@ impl Metrics {
                     kpi.table
                 );
                 if let Err(e) = plan(&ctx, &sql).await {
-                    let field = if kpi.filter.is_some()
-                        && plan(&ctx, &format!("SELECT 1 FROM {} WHERE ({filter})", kpi.table))
-                            .await
-                            .is_err()
-                    {
-                        "filter"
-                    } else {
-                        field
-                    };
                     problem(id, field, e);
                 }
             }
@@ -490,8 +485,17 @@ async fn plan(ctx: &SessionContext, sql: &str) -> std::result::Result<(), String
     }
 }
 
+/// The first line of an engine message, without positions in the SQL we generated around the
+/// user's expression (they would point at text the user never wrote).
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or(text).to_string()
+    let line = text.lines().next().unwrap_or(text);
+    match line.find(" at Line: ") {
+        Some(start) => {
+            let end = line[start..].find('"').map_or(line.len(), |e| start + e);
+            format!("{}{}", &line[..start], &line[end..])
+        }
+        None => line.to_string(),
+    }
 }
 
 /// A session with every warehouse table as an empty table of the right schema, to plan
