@@ -389,3 +389,80 @@ fn coverage_says_when_a_province_has_not_reported() {
         "a province keeps its schools"
     );
 }
+
+/// A small generated warehouse: three years, the merger in the last.
+fn small_warehouse(dir: &Path) -> PathBuf {
+    let sample = dir.join("sample");
+    let options = GenerateOptions {
+        scale: 0.02,
+        first_year: "2023-2024".parse().expect("year"),
+        last_year: "2025-2026".parse().expect("year"),
+        seed: 9,
+        out: sample.clone(),
+    };
+    generate(&options, |_| {}).expect("generate");
+    let data = dir.join("data");
+    let output = run(khoso(&data).args(["init", "--sample", "--sample-dir"]).arg(&sample));
+    assert!(output.status.success(), "{}", stderr(&output));
+    data
+}
+
+#[test]
+fn explain_traces_a_figure_to_its_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = small_warehouse(dir.path());
+    let output = run(khoso(&data).args(["kpi", "explain", "T1_pupils", "--province", "1", "--year", "2024-2025"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("FROM (SELECT * FROM school_reports WHERE true) AS kpi_rows"), "{text}");
+    assert!(text.contains("sum(students_online_ready)"), "{text}");
+    let sha = |file: &str| {
+        let output = run(khoso(&data).args([
+            "sql",
+            &format!("SELECT sha256 FROM submissions WHERE file_name = '{file}'"),
+            "--format",
+            "csv",
+        ]));
+        stdout(&output).lines().nth(1).expect("a submission").to_string()
+    };
+    let hanoi = sha("school-01-2024-2025.csv");
+    assert!(text.contains(&hanoi), "the Hà Nội file's hash {hanoi} is named:\n{text}");
+    assert!(text.contains("the 1 submissions behind it"), "{text}");
+
+    // Nationally, every province's file of the year stands behind the figure.
+    let national = run(khoso(&data).args(["kpi", "explain", "T1_pupils", "--year", "2025-2026"]));
+    assert!(stdout(&national).contains("the 34 submissions behind it"), "{}", stdout(&national));
+    let unknown = run(khoso(&data).args(["kpi", "explain", "T9"]));
+    assert_eq!(unknown.status.code(), Some(2));
+}
+
+#[test]
+fn province_targets_override_the_national_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = small_warehouse(dir.path());
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("metrics.toml")).expect("read");
+    let own_plan = shipped.replacen(
+        "tolerance = 5.0\n",
+        "tolerance = 5.0\n\n[kpi.province_targets]\n\"01\" = [{ year = \"2024-2025\", value = 99.0, comparison = \">=\" }]\n",
+        1,
+    );
+    let metrics = dir.path().join("metrics.toml");
+    std::fs::write(&metrics, own_plan).expect("write");
+    let output = run(khoso(&data)
+        .args(["kpi", "--kpi", "T1_pupils", "--by", "province", "--years", "2024-2025..2024-2025", "--format", "json"])
+        .arg("--metrics")
+        .arg(&metrics));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&output)).expect("json");
+    assert_eq!(rows.len(), 63, "one row per province of 2024-2025");
+    let target_of = |code: &str| {
+        rows.iter()
+            .find(|r| r["unit"] == code)
+            .and_then(|r| r["target_value"].as_f64())
+            .expect("a target")
+    };
+    assert_eq!(target_of("01"), 99.0);
+    assert_eq!(target_of("79"), 50.0);
+    let hanoi = rows.iter().find(|r| r["unit"] == "01").expect("Hà Nội");
+    assert_eq!(hanoi["status"], "missed", "Hà Nội's own 99% was not reached: {hanoi}");
+}
