@@ -113,7 +113,10 @@ fn load_rows(dir: &Path) -> Vec<Row> {
 
 /// The independent formula of each KPI: which rows it reads, and (numerator, denominator) of a
 /// group of them.
-fn formula(kpi: &str) -> (&'static [ReportKind], fn(&[&Row]) -> (f64, f64)) {
+/// (numerator, denominator) of a group of rows.
+type Sums = fn(&[&Row]) -> (f64, f64);
+
+fn formula(kpi: &str) -> (&'static [ReportKind], Sums) {
     use ReportKind::{Content, School, University};
     match kpi {
         "T1_pupils" | "T1_students" => (if kpi == "T1_pupils" { &[School] } else { &[University] }, |rows| {
@@ -414,7 +417,10 @@ fn explain_traces_a_figure_to_its_files() {
     let output = run(khoso(&data).args(["kpi", "explain", "T1_pupils", "--province", "1", "--year", "2024-2025"]));
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains("FROM (SELECT * FROM school_reports WHERE true) AS kpi_rows"), "{text}");
+    assert!(
+        text.contains("FROM (SELECT * FROM school_reports WHERE true) AS kpi_rows"),
+        "{text}"
+    );
     assert!(text.contains("sum(students_online_ready)"), "{text}");
     let sha = |file: &str| {
         let output = run(khoso(&data).args([
@@ -426,12 +432,19 @@ fn explain_traces_a_figure_to_its_files() {
         stdout(&output).lines().nth(1).expect("a submission").to_string()
     };
     let hanoi = sha("school-01-2024-2025.csv");
-    assert!(text.contains(&hanoi), "the Hà Nội file's hash {hanoi} is named:\n{text}");
+    assert!(
+        text.contains(&hanoi),
+        "the Hà Nội file's hash {hanoi} is named:\n{text}"
+    );
     assert!(text.contains("the 1 submissions behind it"), "{text}");
 
     // Nationally, every province's file of the year stands behind the figure.
     let national = run(khoso(&data).args(["kpi", "explain", "T1_pupils", "--year", "2025-2026"]));
-    assert!(stdout(&national).contains("the 34 submissions behind it"), "{}", stdout(&national));
+    assert!(
+        stdout(&national).contains("the 34 submissions behind it"),
+        "{}",
+        stdout(&national)
+    );
     let unknown = run(khoso(&data).args(["kpi", "explain", "T9"]));
     assert_eq!(unknown.status.code(), Some(2));
 }
@@ -449,7 +462,17 @@ fn province_targets_override_the_national_target() {
     let metrics = dir.path().join("metrics.toml");
     std::fs::write(&metrics, own_plan).expect("write");
     let output = run(khoso(&data)
-        .args(["kpi", "--kpi", "T1_pupils", "--by", "province", "--years", "2024-2025..2024-2025", "--format", "json"])
+        .args([
+            "kpi",
+            "--kpi",
+            "T1_pupils",
+            "--by",
+            "province",
+            "--years",
+            "2024-2025..2024-2025",
+            "--format",
+            "json",
+        ])
         .arg("--metrics")
         .arg(&metrics));
     assert!(output.status.success(), "{}", stderr(&output));
