@@ -40,6 +40,19 @@ pub enum Command {
     CheckMetrics(CheckMetricsArgs),
     /// The KPIs of Decision 131: value, target, status, trend and coverage.
     Kpi(KpiArgs),
+    /// Serve the dashboard (loading the sample data first when there is no warehouse yet).
+    Serve(ServeArgs),
+}
+
+/// `khoso serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Where the sample reports are, for a first start without a warehouse.
+    #[arg(long, env = "KHOSO_SAMPLE_DIR")]
+    pub sample_dir: Option<PathBuf>,
 }
 
 /// `khoso check-metrics`.

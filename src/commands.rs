@@ -12,8 +12,8 @@ use warehouse::metrics::{Dimension, Metrics};
 use warehouse::{CommitOutcome, OutputFormat, RecordBatch, TableVersions, Upload, Warehouse};
 
 use crate::cli::{
-    Cli, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, LangArg, SqlArgs, SqlFormat,
-    TemplateArgs, TemplateFormat,
+    Cli, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, LangArg, ServeArgs, SqlArgs,
+    SqlFormat, TemplateArgs, TemplateFormat,
 };
 
 /// Exit code when the input is at fault (a file with problems, a refused query).
@@ -34,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest_command(&cli.data, load_metrics(metrics_file).await?, args).await,
         Command::Sql(args) => sql(&open(&cli.data, metrics_file).await?, args).await,
         Command::Kpi(args) => kpi(&open(&cli.data, metrics_file).await?, args).await,
+        Command::Serve(args) => serve(&cli.data, load_metrics(metrics_file).await?, args).await,
     }
 }
 
@@ -111,6 +112,30 @@ fn progress_bar(len: u64, message: &str) -> ProgressBar {
     // A long file is one step: the spinner shows it is being worked on.
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
+}
+
+async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let warehouse = match Warehouse::open(data).await {
+        Ok(warehouse) => warehouse.with_metrics(metrics),
+        Err(warehouse::Error::NotAWarehouse(_)) => {
+            println!("no warehouse at {} yet: loading the sample data first", data.display());
+            let sample = InitArgs {
+                sample: true,
+                sample_dir: args.sample_dir.clone(),
+            };
+            init(data, metrics.clone(), sample).await?;
+            Warehouse::open(data).await?.with_metrics(metrics)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    warehouse.ensure_kpis_fresh().await?;
+    let (address, server) = dashboard::serve(&args.addr, dashboard::AppState::new(warehouse))
+        .await
+        .with_context(|| format!("listening on {}", args.addr))?;
+    println!("khoso dashboard: http://{address}/  (Ctrl-C stops it)");
+    server.await?;
+    println!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn init(data: &Path, metrics: Arc<Metrics>, args: InitArgs) -> anyhow::Result<ExitCode> {

@@ -1,10 +1,89 @@
-//! The khoso web dashboard: the ministry analyst's view of Decision 131's targets, province by
-//! province, in Vietnamese and English.
+//! The khoso web dashboard: the ministry analyst's view of Decision 131's targets, nationally
+//! and by province, in Vietnamese and English.
 //!
-//! This crate will own the axum application (`dashboard::app(state) -> Router`), its
-//! server-rendered pages, the SVG charts drawn with plotters, the JSON API under `/api/v1`, the
-//! upload portal and the SQL workbench. It reads the warehouse through the `warehouse` crate
-//! only; it never opens tables or files itself, and knows nothing of polars.
+//! [`app`] builds the axum `Router` from an [`AppState`] without binding anything, so tests
+//! drive it with `tower::ServiceExt::oneshot`; [`serve`] binds it (port 0 allowed) and returns
+//! the real address. Pages are askama templates; charts are SVG strings drawn by plotters
+//! ([`charts`]). Every figure comes from the warehouse's fresh `kpi_values`.
 //!
-//! It holds no pages yet: they arrive with the KPI engine they display.
+//! ```no_run
+//! # async fn example(warehouse: warehouse::Warehouse) -> std::io::Result<()> {
+//! let state = dashboard::AppState::new(warehouse);
+//! let (address, server) = dashboard::serve("127.0.0.1:8080", state).await?;
+//! println!("http://{address}/");
+//! server.await
+//! # }
+//! ```
+//!
+//! It reads through the `warehouse` crate only: it never opens tables or files itself, and
+//! knows nothing of polars.
 #![warn(missing_docs)]
+
+pub mod charts;
+pub mod i18n;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use warehouse::Warehouse;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The warehouse, with its metrics attached.
+    pub warehouse: Arc<Warehouse>,
+}
+
+impl AppState {
+    /// State over a warehouse that has its metrics attached.
+    pub fn new(warehouse: Warehouse) -> Self {
+        Self {
+            warehouse: Arc::new(warehouse),
+        }
+    }
+}
+
+/// The application: pages, API and static files.
+pub fn app(state: AppState) -> Router {
+    routes::router().with_state(state)
+}
+
+/// Binds `address` and returns the bound address and the server; the server stops cleanly on
+/// Ctrl-C (SIGINT) or SIGTERM.
+pub async fn serve(
+    address: &str,
+    state: AppState,
+) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let server = async move {
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    };
+    Ok((bound, server))
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -447,6 +447,47 @@ pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiValue
     Ok(values)
 }
 
+/// A row of the `kpi_values` table, as readers use it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KpiRow {
+    /// KPI id.
+    pub kpi_id: String,
+    /// Dimension name.
+    pub dimension: String,
+    /// Unit code.
+    pub unit: String,
+    /// School year.
+    pub school_year: String,
+    /// Sum of the numerator.
+    pub numerator: Option<f64>,
+    /// Sum of the denominator.
+    pub denominator: Option<f64>,
+    /// Value in the KPI's unit.
+    pub value: Option<f64>,
+    /// The target's school year.
+    pub target_year: Option<String>,
+    /// The target's value.
+    pub target_value: Option<f64>,
+    /// `>=` or `>`.
+    pub comparison: Option<String>,
+    /// The baseline→target line's value this year.
+    pub line_value: Option<f64>,
+    /// Status name.
+    pub status: Option<String>,
+    /// Target minus value.
+    pub gap: Option<f64>,
+    /// Trend at the target year.
+    pub projected: Option<f64>,
+    /// Year the trend meets the target.
+    pub reach_year: Option<String>,
+    /// Units that reported.
+    pub reported: i64,
+    /// Units expected.
+    pub expected: Option<i64>,
+    /// reported ÷ expected, at most 1.
+    pub coverage: Option<f64>,
+}
+
 /// The Arrow schema of KPI values (and of the `kpi_values` table, which adds its tags).
 pub fn kpi_values_schema() -> SchemaRef {
     let text = |name: &str| Field::new(name, DataType::Utf8, true);

@@ -31,8 +31,8 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::guard::{check_read_only, read_only_options};
-use crate::kpi;
-use crate::metrics::Metrics;
+use crate::kpi::{self, KpiRow};
+use crate::metrics::{Dimension, Metrics};
 use crate::reference::reference_tables;
 use crate::tables::{
     KPI_VALUES, SUBMISSIONS, Submission, fact_schema, fact_table, kpi_values_table_schema, partition_columns,
@@ -414,6 +414,39 @@ impl Warehouse {
             )
             .await?;
         Ok(tag)
+    }
+
+    /// Fresh KPI values of one dimension (and one KPI, if given), in file order of the KPIs,
+    /// then unit and year; with the tag they were computed under.
+    pub async fn kpi_rows(&self, kpi: Option<&str>, dimension: Dimension) -> Result<(Vec<KpiRow>, String)> {
+        let tag = self.ensure_kpis_fresh().await?;
+        let ctx = SessionContext::new();
+        let table = self.table(KPI_VALUES, None).await?;
+        table.update_datafusion_session(&ctx.state())?;
+        let mut filter = col("dimension").eq(lit(dimension.as_str()));
+        if let Some(id) = kpi {
+            filter = filter.and(col("kpi_id").eq(lit(id)));
+        }
+        let batches = ctx
+            .read_table(table.table_provider().await?)?
+            .filter(filter)?
+            .sort(vec![col("unit").sort(true, true), col("school_year").sort(true, true)])?
+            .collect()
+            .await?;
+        let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+        for batch in &batches {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+        let json = writer.into_inner();
+        let mut rows: Vec<KpiRow> = if json.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_slice(&json).map_err(|e| Error::Internal(format!("reading kpi_values: {e}")))?
+        };
+        let order: Vec<&str> = self.metrics()?.kpis.iter().map(|k| k.id.as_str()).collect();
+        rows.sort_by_key(|r| order.iter().position(|id| *id == r.kpi_id));
+        Ok((rows, tag))
     }
 
     async fn record_submission(&self, submission: &Submission) -> Result<()> {

@@ -1,0 +1,305 @@
+//! Charts as SVG text, drawn with plotters: pure functions of their data, no web types, so each
+//! can be snapshot-tested.
+
+use plotters::prelude::*;
+
+/// Colour of a status on charts and cards.
+pub fn status_colour(status: Option<&str>) -> RGBColor {
+    match status {
+        Some("met") => RGBColor(0x1b, 0x7f, 0x3b),
+        Some("on_track") => RGBColor(0x3c, 0xa0, 0x5a),
+        Some("at_risk") => RGBColor(0xe0, 0xa1, 0x00),
+        Some("off_track") => RGBColor(0xd9, 0x5f, 0x0e),
+        Some("missed") => RGBColor(0xc0, 0x1f, 0x1f),
+        _ => RGBColor(0x6b, 0x72, 0x80),
+    }
+}
+
+/// A value's CSS colour, as `#rrggbb`.
+pub fn status_css(status: Option<&str>) -> String {
+    let RGBColor(r, g, b) = status_colour(status);
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+/// One point of a series: a school year's label and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Label (e.g. "2024-2025").
+    pub label: String,
+    /// Value, if the year has one.
+    pub value: Option<f64>,
+}
+
+/// What the trend chart shows besides the series.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrendGuides {
+    /// The target: its year's label and value.
+    pub target: Option<(String, f64)>,
+    /// The straight line from the baseline value to the target: (label, value) at both ends.
+    pub line: Option<((String, f64), (String, f64))>,
+}
+
+fn chart_error<E: std::fmt::Debug>(e: E) -> String {
+    format!("chart: {e:?}")
+}
+
+/// A sparkline: the series as a line, 120 × 32, no axes.
+pub fn sparkline(points: &[Point], status: Option<&str>) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (120, 32)).into_drawing_area();
+        let values: Vec<(usize, f64)> = points
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.value.map(|v| (i, v)))
+            .collect();
+        let (low, high) = bounds(values.iter().map(|(_, v)| *v));
+        let mut chart = ChartBuilder::on(&root)
+            .margin(3)
+            .build_cartesian_2d(0f64..(points.len().max(2) - 1) as f64, low..high)
+            .map_err(chart_error)?;
+        let colour = status_colour(status);
+        chart
+            .draw_series(LineSeries::new(
+                values.iter().map(|(i, v)| (*i as f64, *v)),
+                colour.stroke_width(2),
+            ))
+            .map_err(chart_error)?;
+        chart
+            .draw_series(
+                values
+                    .last()
+                    .map(|(i, v)| Circle::new((*i as f64, *v), 3, colour.filled())),
+            )
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut low, mut high) = (f64::MAX, f64::MIN);
+    for v in values {
+        low = low.min(v);
+        high = high.max(v);
+    }
+    if low > high {
+        return (0.0, 1.0);
+    }
+    let pad = ((high - low) * 0.1).max(0.5);
+    (low - pad, high + pad)
+}
+
+/// The national trend: the values by year, the target as a horizontal line, and the straight
+/// line from the baseline value to the target.
+pub fn trend(points: &[Point], guides: &TrendGuides, y_label: &str) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 300)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let index_of = |label: &str| points.iter().position(|p| p.label == label).map(|i| i as f64);
+        let mut all: Vec<f64> = points.iter().filter_map(|p| p.value).collect();
+        all.extend(guides.target.as_ref().map(|t| t.1));
+        all.push(0.0);
+        let (_, high) = bounds(all.into_iter());
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(48)
+            .build_cartesian_2d(-0.3f64..(points.len().max(2) as f64 - 0.7), 0f64..high)
+            .map_err(chart_error)?;
+        let labels: Vec<String> = points.iter().map(|p| p.label.clone()).collect();
+        chart
+            .configure_mesh()
+            .x_labels(points.len().max(2))
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 0.01 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc(y_label)
+            .disable_x_mesh()
+            .draw()
+            .map_err(chart_error)?;
+        if let Some((target_label, target)) = &guides.target {
+            let end = index_of(target_label).unwrap_or(points.len() as f64 - 1.0);
+            let target_colour = RGBColor(0xc0, 0x1f, 0x1f);
+            chart
+                .draw_series(LineSeries::new(
+                    [(-0.3, *target), (end.max(points.len() as f64 - 0.7), *target)],
+                    target_colour.stroke_width(1),
+                ))
+                .map_err(chart_error)?;
+        }
+        if let Some(((from_label, from), (to_label, to))) = &guides.line
+            && let (Some(a), Some(b)) = (
+                index_of(from_label),
+                index_of(to_label).or(Some(points.len() as f64 - 1.0)),
+            )
+        {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(a, *from), (b, *to)],
+                    6,
+                    4,
+                    RGBColor(0x6b, 0x72, 0x80).into(),
+                ))
+                .map_err(chart_error)?;
+        }
+        let values: Vec<(f64, f64)> = points
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.value.map(|v| (i as f64, v)))
+            .collect();
+        let blue = RGBColor(0x1d, 0x4e, 0xd8);
+        chart
+            .draw_series(LineSeries::new(values.clone(), blue.stroke_width(3)))
+            .map_err(chart_error)?;
+        chart
+            .draw_series(values.iter().map(|(x, y)| Circle::new((*x, *y), 4, blue.filled())))
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+/// One bar of a ranked bar chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    /// Label (a province's name).
+    pub label: String,
+    /// Value.
+    pub value: f64,
+    /// Status, for the colour.
+    pub status: Option<String>,
+}
+
+/// Units ranked by value as horizontal bars coloured by status, with the target as a line.
+pub fn ranked_bars(bars: &[Bar], target: Option<f64>) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let height = (bars.len() as u32 * 16 + 40).max(80);
+        let root = SVGBackend::with_string(&mut svg, (640, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let high = bars
+            .iter()
+            .map(|b| b.value)
+            .chain(target)
+            .fold(0.0f64, f64::max)
+            .max(1.0)
+            * 1.05;
+        let count = bars.len().max(1);
+        let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+        let mut chart = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(24)
+            .y_label_area_size(150)
+            .build_cartesian_2d(0f64..high, (0..count).into_segmented())
+            .map_err(chart_error)?;
+        // The first bar at the top: slot i from the bottom holds bar count - 1 - i.
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(count)
+            .y_label_formatter(&|y| match y {
+                SegmentValue::CenterOf(slot) => count
+                    .checked_sub(slot + 1)
+                    .and_then(|i| labels.get(i))
+                    .cloned()
+                    .unwrap_or_default(),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(chart_error)?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, bar)| {
+                let slot = count - 1 - i;
+                let mut rectangle = Rectangle::new(
+                    [
+                        (0.0, SegmentValue::Exact(slot)),
+                        (bar.value, SegmentValue::Exact(slot + 1)),
+                    ],
+                    status_colour(bar.status.as_deref()).filled(),
+                );
+                rectangle.set_margin(2, 2, 0, 0);
+                rectangle
+            }))
+            .map_err(chart_error)?;
+        if let Some(target) = target {
+            chart
+                .draw_series(LineSeries::new(
+                    [(target, SegmentValue::Exact(0)), (target, SegmentValue::Exact(count))],
+                    RGBColor(0xc0, 0x1f, 0x1f).stroke_width(2),
+                ))
+                .map_err(chart_error)?;
+        }
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points() -> Vec<Point> {
+        ["2021-2022", "2022-2023", "2023-2024", "2024-2025"]
+            .iter()
+            .zip([Some(30.0), Some(38.5), None, Some(52.0)])
+            .map(|(l, v)| Point {
+                label: l.to_string(),
+                value: v,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trend_draws_labels_target_and_line() {
+        let guides = TrendGuides {
+            target: Some(("2024-2025".into(), 50.0)),
+            line: Some((("2021-2022".into(), 30.0), ("2024-2025".into(), 50.0))),
+        };
+        let svg = trend(&points(), &guides, "Tỷ lệ (%)").expect("svg");
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(
+            svg.contains("2024-2025") && svg.contains("Tỷ lệ (%)"),
+            "labels and Vietnamese text"
+        );
+        assert!(
+            svg.contains("stroke-dasharray") || svg.matches("<polyline").count() >= 3,
+            "the baseline line"
+        );
+        assert_eq!(svg.matches("<circle").count(), 3, "one dot per year with a value");
+    }
+
+    #[test]
+    fn bars_are_ranked_and_coloured_by_status() {
+        let bars = vec![
+            Bar {
+                label: "Hà Nội".into(),
+                value: 63.0,
+                status: Some("met".into()),
+            },
+            Bar {
+                label: "Lai Châu".into(),
+                value: 31.0,
+                status: Some("off_track".into()),
+            },
+        ];
+        let svg = ranked_bars(&bars, Some(50.0)).expect("svg");
+        assert!(svg.contains("Hà Nội") && svg.contains("Lai Châu"));
+        assert!(
+            svg.contains(&status_css(Some("met")).to_uppercase()) || svg.contains(&status_css(Some("met"))),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn sparkline_is_small() {
+        let svg = sparkline(&points(), Some("met")).expect("svg");
+        assert!(svg.contains("width=\"120\"") && svg.contains("height=\"32\""), "{svg}");
+    }
+}

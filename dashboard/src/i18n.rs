@@ -1,0 +1,116 @@
+//! Vietnamese first, English second: labels, status words and number formats.
+
+use serde::Deserialize;
+
+/// A page's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Tiếng Việt (the default).
+    #[default]
+    Vi,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// The code used in `?lang=` and the cookie.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Vi => "vi",
+            Lang::En => "en",
+        }
+    }
+
+    /// The other language (for the toggle).
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Vi => Lang::En,
+            Lang::En => Lang::Vi,
+        }
+    }
+
+    /// Parses a code; anything else is none.
+    pub fn from_code(code: &str) -> Option<Lang> {
+        match code.trim() {
+            "vi" => Some(Lang::Vi),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// Picks the Vietnamese or English text.
+    pub fn pick<'a>(self, vi: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Vi => vi,
+            Lang::En => en,
+        }
+    }
+
+    /// A number with `decimals` decimals and grouped thousands: 1.234,5 (vi) or 1,234.5 (en).
+    pub fn number(self, value: f64, decimals: usize) -> String {
+        let (group, decimal) = match self {
+            Lang::Vi => ('.', ','),
+            Lang::En => (',', '.'),
+        };
+        let text = format!("{:.*}", decimals, value.abs());
+        let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+        let mut out = String::new();
+        if value < 0.0 && text.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
+            out.push('-');
+        }
+        for (i, digit) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i).is_multiple_of(3) {
+                out.push(group);
+            }
+            out.push(digit);
+        }
+        if !fraction.is_empty() {
+            out.push(decimal);
+            out.push_str(fraction);
+        }
+        out
+    }
+
+    /// A percentage with one decimal: "56,0%" or "56.0%"; a dash when there is no value.
+    pub fn percent(self, value: Option<f64>) -> String {
+        value.map_or_else(|| "—".to_string(), |v| format!("{}%", self.number(v, 1)))
+    }
+
+    /// The word for a status.
+    pub fn status(self, status: Option<&str>) -> &'static str {
+        match (status, self) {
+            (Some("met"), Lang::Vi) => "Đạt",
+            (Some("met"), Lang::En) => "Met",
+            (Some("on_track"), Lang::Vi) => "Đúng tiến độ",
+            (Some("on_track"), Lang::En) => "On track",
+            (Some("at_risk"), Lang::Vi) => "Có nguy cơ",
+            (Some("at_risk"), Lang::En) => "At risk",
+            (Some("off_track"), Lang::Vi) => "Chậm tiến độ",
+            (Some("off_track"), Lang::En) => "Off track",
+            (Some("missed"), Lang::Vi) => "Không đạt",
+            (Some("missed"), Lang::En) => "Missed",
+            (Some("no_baseline"), Lang::Vi) => "Chưa có mốc",
+            (Some("no_baseline"), Lang::En) => "No baseline",
+            (_, Lang::Vi) => "Theo dõi",
+            (_, Lang::En) => "Tracked",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_follow_the_language() {
+        assert_eq!(Lang::Vi.number(1234.5, 1), "1.234,5");
+        assert_eq!(Lang::En.number(1234.5, 1), "1,234.5");
+        assert_eq!(Lang::Vi.number(56.04, 1), "56,0");
+        assert_eq!(Lang::En.number(1_234_567.0, 0), "1,234,567");
+        assert_eq!(Lang::En.number(-3.25, 1), "-3.2");
+        assert_eq!(Lang::En.number(-0.01, 1), "0.0");
+        assert_eq!(Lang::Vi.percent(Some(49.95)), "50,0%");
+        assert_eq!(Lang::En.percent(None), "—");
+    }
+}

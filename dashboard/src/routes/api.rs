@@ -1,0 +1,115 @@
+//! The JSON API: the same numbers as the pages and as `khoso kpi`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use warehouse::kpi::KpiRow;
+use warehouse::metrics::Dimension;
+
+use super::AppError;
+use crate::AppState;
+use crate::i18n::Lang;
+
+/// `?by=&year=`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ApiQuery {
+    by: Option<String>,
+    year: Option<String>,
+}
+
+fn dimension(by: Option<&str>) -> Result<Dimension, AppError> {
+    by.unwrap_or("national")
+        .parse()
+        .map_err(|e: warehouse::Error| AppError::BadRequest(e.to_string()))
+}
+
+fn in_year(rows: Vec<KpiRow>, year: Option<&str>) -> Vec<KpiRow> {
+    match year {
+        Some(year) => rows.into_iter().filter(|r| r.school_year == year).collect(),
+        None => rows,
+    }
+}
+
+/// `GET /api/v1/kpis?year=`: every KPI's national values.
+pub async fn kpis(State(state): State<AppState>, Query(query): Query<ApiQuery>) -> Response {
+    match state.warehouse.kpi_rows(None, Dimension::National).await {
+        Ok((rows, tag)) => Json(serde_json::json!({
+            "source_versions": tag,
+            "values": in_year(rows, query.year.as_deref()),
+        }))
+        .into_response(),
+        Err(e) => AppError::from(e).json(),
+    }
+}
+
+/// `GET /api/v1/kpis/{id}?by=&year=`: one KPI, split by a dimension.
+pub async fn kpi(State(state): State<AppState>, Path(id): Path<String>, Query(query): Query<ApiQuery>) -> Response {
+    let answer = async {
+        let metrics = state.warehouse.metrics()?;
+        let kpi = metrics
+            .kpi(&id)
+            .ok_or_else(|| AppError::NotFound(format!("no KPI {id:?}")))?;
+        let dimension = dimension(query.by.as_deref())?;
+        if !kpi.all_dimensions().contains(&dimension) {
+            return Err(AppError::BadRequest(format!("{id} is not split by {dimension}")));
+        }
+        let (rows, tag) = state.warehouse.kpi_rows(Some(&id), dimension).await?;
+        Ok::<_, AppError>(Json(serde_json::json!({
+            "kpi": {
+                "id": kpi.id, "name_vi": kpi.name_vi, "name_en": kpi.name_en, "source": kpi.source,
+                "table": kpi.table, "numerator": kpi.numerator, "denominator": kpi.denominator, "filter": kpi.filter,
+            },
+            "by": dimension.as_str(),
+            "source_versions": tag,
+            "values": in_year(rows, query.year.as_deref()),
+        })))
+    };
+    match answer.await {
+        Ok(json) => json.into_response(),
+        Err(e) => e.json(),
+    }
+}
+
+/// `GET /kpi/{id}.csv?by=`: the KPI's values as CSV, spreadsheet-safe.
+pub async fn kpi_csv(state: &AppState, id: &str, by: Option<&str>, lang: Lang) -> Response {
+    let answer = async {
+        let metrics = state.warehouse.metrics()?;
+        let kpi = metrics
+            .kpi(id)
+            .ok_or_else(|| AppError::NotFound(format!("no KPI {id:?}")))?;
+        let dimension = dimension(by)?;
+        let dimension = if kpi.all_dimensions().contains(&dimension) {
+            dimension
+        } else {
+            Dimension::National
+        };
+        let batches = state
+            .warehouse
+            .query(
+                &format!(
+                    "SELECT * FROM kpi_values WHERE kpi_id = '{}' AND dimension = '{}' ORDER BY unit, school_year",
+                    kpi.id,
+                    dimension.as_str()
+                ),
+                &warehouse::TableVersions::new(),
+            )
+            .await?;
+        Ok::<_, AppError>(warehouse::render(&batches, warehouse::OutputFormat::Csv)?)
+    };
+    match answer.await {
+        Ok(csv) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{id}.csv\""),
+                ),
+            ],
+            csv,
+        )
+            .into_response(),
+        Err(e) => e.page(lang),
+    }
+}

@@ -1,0 +1,200 @@
+//! The dashboard's routes driven in-process (`oneshot`): every page and API route, both
+//! languages, HTML escaping, 404s, and the same numbers on the page as in the API.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use dashboard::AppState;
+use http_body_util::BodyExt;
+use ingest::generate::{GenerateOptions, generate};
+use ingest::{ReadOptions, ReportKind, SliceHint, read_report};
+use tower::ServiceExt;
+use warehouse::metrics::Metrics;
+use warehouse::{Upload, Warehouse};
+
+fn metrics_text() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../metrics.toml")).expect("metrics.toml")
+}
+
+/// A warehouse of generated reports (two school years), built once for all tests.
+fn data_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        // Built on a thread of its own: the tests' runtime cannot block on another.
+        std::thread::spawn(move || build(&root))
+            .join()
+            .expect("warehouse built");
+        dir
+    })
+    .path()
+}
+
+fn build(dir: &Path) {
+    {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let options = GenerateOptions {
+                scale: 0.01,
+                first_year: "2023-2024".parse().expect("year"),
+                last_year: "2024-2025".parse().expect("year"),
+                seed: 3,
+                out: dir.join("reports"),
+            };
+            let summary = generate(&options, |_| {}).expect("generate");
+            let warehouse = Warehouse::init(&dir.join("data")).await.expect("init");
+            for file in &summary.files {
+                let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let kind = ReportKind::ALL
+                    .into_iter()
+                    .find(|k| name.starts_with(k.as_str()))
+                    .expect("kind");
+                let report = read_report(file, kind, &SliceHint::default(), &ReadOptions::default()).expect("valid");
+                let upload = Upload {
+                    file_name: name.to_string(),
+                    uploaded_by: "test".into(),
+                    uploaded_at: chrono::DateTime::UNIX_EPOCH,
+                };
+                warehouse.commit(&report, file, &upload).await.expect("commit");
+            }
+        });
+    }
+}
+
+async fn state_with(metrics: &str) -> AppState {
+    let metrics = Metrics::load(metrics).await.expect("valid metrics");
+    let warehouse = Warehouse::open(&data_dir().join("data"))
+        .await
+        .expect("open")
+        .with_metrics(Arc::new(metrics));
+    AppState::new(warehouse)
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+async fn get_with(state: AppState, uri: &str, cookie: Option<&str>) -> Answer {
+    let mut request = Request::builder().uri(uri);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    let response = dashboard::app(state)
+        .oneshot(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn get(uri: &str) -> Answer {
+    get_with(state_with(&metrics_text()).await, uri, None).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overview_in_both_languages() {
+    let vi = get("/").await;
+    assert_eq!(vi.status, StatusCode::OK);
+    assert!(
+        vi.body.contains("Tiến độ các chỉ tiêu của Quyết định 131"),
+        "{}",
+        vi.body
+    );
+    assert_eq!(vi.body.matches("class=\"card\"").count(), 17);
+    assert!(vi.body.contains("Học sinh đủ điều kiện học trực tuyến"));
+    assert!(vi.body.matches("<svg").count() >= 17, "a sparkline per card");
+
+    let en = get("/?lang=en").await;
+    assert!(en.body.contains("Progress on the targets of Decision 131"));
+    assert!(en.body.contains("Pupils able to study online"));
+    let cookie = en
+        .headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(cookie.starts_with("lang=en"), "{cookie}");
+    let remembered = get_with(state_with(&metrics_text()).await, "/catalogue", Some("lang=en")).await;
+    assert!(remembered.body.contains("KPI catalogue"), "the cookie keeps English");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kpi_page_catalogue_csv_and_health() {
+    let page = get("/kpi/T1_pupils?year=2024-2025").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.matches("<svg").count() >= 2, "trend and ranking charts");
+    assert!(page.body.contains("Hà Nội (01)"), "provinces by name");
+    let merged = get("/kpi/T1_pupils?year=2023-2024&list=province_2025").await;
+    assert!(merged.body.contains("Bắc Ninh (24)"));
+    assert!(!merged.body.contains("(27)"), "old 27 is inside the new 24");
+
+    let catalogue = get("/catalogue").await;
+    for id in ["T1_pupils", "T4_online_degrees", "internet_for_teaching"] {
+        assert!(catalogue.body.contains(id), "{id}");
+    }
+    let csv = get("/kpi/T1_pupils.csv?by=province").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.body.starts_with("kpi_id,dimension,unit,school_year,numerator"),
+        "{}",
+        &csv.body[..80.min(csv.body.len())]
+    );
+    assert_eq!(get("/healthz").await.body, "ok");
+    assert!(get("/static/khoso.css").await.body.contains("@media print"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_kpis_and_pages_are_404() {
+    let page = get("/kpi/T99").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body.contains("Không tìm thấy"));
+    assert_eq!(get("/nowhere").await.status, StatusCode::NOT_FOUND);
+    let api = get("/api/v1/kpis/T99").await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    let json: serde_json::Value = serde_json::from_str(&api.body).expect("json error");
+    assert_eq!(json["code"], "not_found");
+    let bad = get("/api/v1/kpis/T3_repository_coverage?by=province").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(get("/?year=2024").await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_are_escaped() {
+    let hostile = metrics_text().replacen(
+        "name_vi = \"Học sinh đủ điều kiện học trực tuyến\"",
+        "name_vi = \"<script>alert(1)</script>\"",
+        1,
+    );
+    let page = get_with(state_with(&hostile).await, "/", None).await;
+    assert!(!page.body.contains("<script>alert(1)"), "raw script in the page");
+    assert!(
+        page.body.contains("&#60;script&#62;alert(1)") || page.body.contains("&lt;script&gt;alert(1)"),
+        "escaped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_the_api_number() {
+    let api = get("/api/v1/kpis?year=2024-2025").await;
+    let json: serde_json::Value = serde_json::from_str(&api.body).expect("json");
+    let values = json["values"].as_array().expect("values");
+    assert_eq!(values.len(), 17);
+    let t1 = values.iter().find(|v| v["kpi_id"] == "T1_pupils").expect("T1_pupils");
+    let value = t1["value"].as_f64().expect("value");
+    let shown = dashboard::i18n::Lang::Vi.percent(Some(value));
+    let page = get("/?year=2024-2025").await;
+    assert!(
+        page.body.contains(&format!("<p class=\"value\">{shown}</p>")),
+        "{shown} on the overview"
+    );
+}
