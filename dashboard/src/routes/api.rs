@@ -72,6 +72,32 @@ pub async fn kpi(State(state): State<AppState>, Path(id): Path<String>, Query(qu
     }
 }
 
+/// `GET /api/v1/provinces`: both province lists and the crosswalk.
+pub async fn provinces() -> Response {
+    let registry = ingest::ProvinceRegistry::shipped();
+    let provinces: Vec<serde_json::Value> = registry
+        .before_2025
+        .iter()
+        .chain(&registry.from_2025)
+        .map(|p| {
+            serde_json::json!({
+                "code": p.code, "name_vi": p.name_vi, "name_en": p.name_en, "region_code": p.region_code,
+                "valid_from": p.valid_from.to_string(), "valid_to": p.valid_to.map(|d| d.to_string()),
+                "province_2025_code": p.code_2025, "merged_from": p.merged_from,
+            })
+        })
+        .collect();
+    Json(provinces).into_response()
+}
+
+/// `GET /api/v1/submissions`: every accepted file, oldest first.
+pub async fn submissions(State(state): State<AppState>) -> Response {
+    match state.warehouse.submissions().await {
+        Ok(submissions) => Json(submissions).into_response(),
+        Err(e) => AppError::from(e).json(),
+    }
+}
+
 /// `GET /kpi/{id}.csv?by=`: the KPI's values as CSV, spreadsheet-safe.
 pub async fn kpi_csv(state: &AppState, id: &str, by: Option<&str>, lang: Lang) -> Response {
     let answer = async {

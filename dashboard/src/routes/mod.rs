@@ -11,6 +11,9 @@ use axum::routing::get;
 use crate::AppState;
 use crate::i18n::Lang;
 
+/// The OpenAPI document of `/api/v1`.
+const OPENAPI: &str = include_str!("openapi.json");
+
 /// The stylesheet, embedded in the binary.
 const CSS: &str = include_str!("../../static/khoso.css");
 
@@ -26,6 +29,12 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/kpis", get(api::kpis))
         .route("/api/v1/kpis/{id}", get(api::kpi))
+        .route("/api/v1/provinces", get(api::provinces))
+        .route("/api/v1/submissions", get(api::submissions))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
         .fallback(pages::not_found)
 }
 

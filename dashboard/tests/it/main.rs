@@ -198,3 +198,31 @@ async fn the_page_shows_the_api_number() {
         "{shown} on the overview"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provinces_submissions_and_openapi() {
+    let provinces: Vec<serde_json::Value> = serde_json::from_str(&get("/api/v1/provinces").await.body).expect("json");
+    assert_eq!(provinces.len(), 63 + 34);
+    let bac_ninh_old = provinces
+        .iter()
+        .find(|p| p["code"] == "27" && p["valid_to"].is_string())
+        .expect("old 27");
+    assert_eq!(bac_ninh_old["province_2025_code"], "24");
+    let submissions: Vec<serde_json::Value> =
+        serde_json::from_str(&get("/api/v1/submissions").await.body).expect("json");
+    assert!(submissions.len() > 60, "{} submissions", submissions.len());
+    assert!(
+        submissions
+            .iter()
+            .all(|s| s["sha256"].as_str().is_some_and(|h| h.len() == 64))
+    );
+    let openapi: serde_json::Value = serde_json::from_str(&get("/api/v1/openapi.json").await.body).expect("json");
+    for path in [
+        "/api/v1/kpis",
+        "/api/v1/kpis/{id}",
+        "/api/v1/provinces",
+        "/api/v1/submissions",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "{path} documented");
+    }
+}
