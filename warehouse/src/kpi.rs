@@ -51,48 +51,11 @@ impl fmt::Display for Status {
     }
 }
 
-/// One KPI value: a unit of a dimension in a school year.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KpiValue {
-    /// KPI id.
-    pub kpi_id: String,
-    /// The dimension.
-    pub dimension: Dimension,
-    /// The unit: `VN`, a region code, a province code, a level or an ownership.
-    pub unit: String,
-    /// School year.
-    pub school_year: SchoolYear,
-    /// Sum of the numerator.
-    pub numerator: f64,
-    /// Sum of the denominator (none for counts).
-    pub denominator: Option<f64>,
-    /// The value in the KPI's unit; none when the denominator is zero.
-    pub value: Option<f64>,
-    /// The target judged: the next at or after this year, else the last one.
-    pub target: Option<Target>,
-    /// The value on the straight line from the baseline to the target, this year.
-    pub line_value: Option<f64>,
-    /// Status against the target.
-    pub status: Option<Status>,
-    /// Target minus value (positive: still to go).
-    pub gap: Option<f64>,
-    /// The least-squares trend of the values so far, at the target's year.
-    pub projected: Option<f64>,
-    /// The first school year the trend meets the target.
-    pub reach_year: Option<SchoolYear>,
-    /// Units that reported: provinces (for a province: its rows, i.e. schools or institutions).
-    pub reported: i64,
-    /// Units expected to report; none when there is nothing to compare with.
-    pub expected: Option<i64>,
-}
-
-impl KpiValue {
-    /// reported ÷ expected, at most 1.
-    pub fn coverage(&self) -> Option<f64> {
-        self.expected
-            .filter(|e| *e > 0)
-            .map(|e| (self.reported as f64 / e as f64).min(1.0))
-    }
+/// reported ÷ expected, at most 1; none when nothing was expected.
+fn coverage_ratio(reported: i64, expected: Option<i64>) -> Option<f64> {
+    expected
+        .filter(|e| *e > 0)
+        .map(|e| (reported as f64 / e as f64).min(1.0))
 }
 
 /// The SQL that computes a KPI for a dimension: one row per (school year, unit) with the sums
@@ -389,7 +352,7 @@ pub fn value_of(unit: Unit, numerator: f64, denominator: Option<f64>) -> Option<
 
 /// Computes every KPI for every dimension it allows, in a session with the warehouse's tables
 /// and the metrics' views.
-pub async fn compute(ctx: &SessionContext, metrics: &Metrics) -> Result<Vec<KpiValue>> {
+pub async fn compute(ctx: &SessionContext, metrics: &Metrics) -> Result<Vec<KpiRow>> {
     let mut values = Vec::new();
     for kpi in &metrics.kpis {
         values.extend(compute_kpi(ctx, kpi).await?);
@@ -398,7 +361,7 @@ pub async fn compute(ctx: &SessionContext, metrics: &Metrics) -> Result<Vec<KpiV
 }
 
 /// Computes one KPI for every dimension it allows.
-pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiValue>> {
+pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiRow>> {
     let reporters = reporters(ctx, kpi).await?;
     let mut values = Vec::new();
     for dimension in kpi.all_dimensions() {
@@ -425,29 +388,34 @@ pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiValue
                 }
                 _ => coverage(reporters.as_ref(), Dimension::National, "VN", row.year),
             };
-            values.push(KpiValue {
+            let target = judgement.target;
+            values.push(KpiRow {
                 kpi_id: kpi.id.clone(),
-                dimension,
+                dimension: dimension.to_string(),
                 unit: row.unit.clone(),
-                school_year: row.year,
-                numerator: row.numerator,
+                school_year: row.year.to_string(),
+                numerator: Some(row.numerator),
                 denominator: row.denominator,
                 value: value_of(kpi.unit, row.numerator, row.denominator),
-                target: judgement.target,
+                target_year: target.as_ref().map(|t| t.year.clone()),
+                target_value: target.as_ref().map(|t| t.value),
+                comparison: target.as_ref().map(|t| t.comparison.symbol().to_string()),
                 line_value: judgement.line_value,
-                status: judgement.status,
+                status: judgement.status.map(|s| s.to_string()),
                 gap: judgement.gap,
                 projected: judgement.projected,
-                reach_year: judgement.reach_year,
+                reach_year: judgement.reach_year.map(|y| y.to_string()),
                 reported,
                 expected,
+                coverage: coverage_ratio(reported, expected),
             });
         }
     }
     Ok(values)
 }
 
-/// A row of the `kpi_values` table, as readers use it.
+/// One KPI value: a unit of a dimension in a school year, with its target, status, trend and
+/// coverage; a row of the `kpi_values` table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct KpiRow {
     /// KPI id.
@@ -515,30 +483,30 @@ pub fn kpi_values_schema() -> SchemaRef {
 }
 
 /// KPI values as one Arrow batch.
-pub fn to_batch(values: &[KpiValue]) -> Result<RecordBatch> {
+pub fn to_batch(values: &[KpiRow]) -> Result<RecordBatch> {
     let text =
-        |f: &dyn Fn(&KpiValue) -> Option<String>| Arc::new(values.iter().map(f).collect::<StringArray>()) as ArrayRef;
+        |f: &dyn Fn(&KpiRow) -> Option<String>| Arc::new(values.iter().map(f).collect::<StringArray>()) as ArrayRef;
     let number =
-        |f: &dyn Fn(&KpiValue) -> Option<f64>| Arc::new(values.iter().map(f).collect::<Float64Array>()) as ArrayRef;
+        |f: &dyn Fn(&KpiRow) -> Option<f64>| Arc::new(values.iter().map(f).collect::<Float64Array>()) as ArrayRef;
     let columns = vec![
         text(&|v| Some(v.kpi_id.clone())),
-        text(&|v| Some(v.dimension.to_string())),
+        text(&|v| Some(v.dimension.clone())),
         text(&|v| Some(v.unit.clone())),
-        text(&|v| Some(v.school_year.to_string())),
-        number(&|v| Some(v.numerator)),
+        text(&|v| Some(v.school_year.clone())),
+        number(&|v| v.numerator),
         number(&|v| v.denominator),
         number(&|v| v.value),
-        text(&|v| v.target.as_ref().map(|t| t.year.clone())),
-        number(&|v| v.target.as_ref().map(|t| t.value)),
-        text(&|v| v.target.as_ref().map(|t| t.comparison.symbol().to_string())),
+        text(&|v| v.target_year.clone()),
+        number(&|v| v.target_value),
+        text(&|v| v.comparison.clone()),
         number(&|v| v.line_value),
-        text(&|v| v.status.map(|s| s.to_string())),
+        text(&|v| v.status.clone()),
         number(&|v| v.gap),
         number(&|v| v.projected),
-        text(&|v| v.reach_year.map(|y| y.to_string())),
+        text(&|v| v.reach_year.clone()),
         Arc::new(values.iter().map(|v| Some(v.reported)).collect::<Int64Array>()) as ArrayRef,
         Arc::new(values.iter().map(|v| v.expected).collect::<Int64Array>()) as ArrayRef,
-        number(&|v| v.coverage()),
+        number(&|v| v.coverage),
     ];
     RecordBatch::try_new(kpi_values_schema(), columns).map_err(Error::from)
 }

@@ -268,16 +268,7 @@ impl Warehouse {
             ])?
             .collect()
             .await?;
-        let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
-        for batch in &batches {
-            writer.write(batch)?;
-        }
-        writer.finish()?;
-        let json = writer.into_inner();
-        if json.is_empty() {
-            return Ok(Vec::new());
-        }
-        serde_json::from_slice(&json).map_err(|e| Error::Internal(format!("reading submissions: {e}")))
+        rows_of(&batches, SUBMISSIONS)
     }
 
     /// The submission that holds a slice now, if any.
@@ -433,17 +424,7 @@ impl Warehouse {
             .sort(vec![col("unit").sort(true, true), col("school_year").sort(true, true)])?
             .collect()
             .await?;
-        let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
-        for batch in &batches {
-            writer.write(batch)?;
-        }
-        writer.finish()?;
-        let json = writer.into_inner();
-        let mut rows: Vec<KpiRow> = if json.is_empty() {
-            Vec::new()
-        } else {
-            serde_json::from_slice(&json).map_err(|e| Error::Internal(format!("reading kpi_values: {e}")))?
-        };
+        let mut rows: Vec<KpiRow> = rows_of(&batches, KPI_VALUES)?;
         let order: Vec<&str> = self.metrics()?.kpis.iter().map(|k| k.id.as_str()).collect();
         rows.sort_by_key(|r| order.iter().position(|id| *id == r.kpi_id));
         Ok((rows, tag))
@@ -533,6 +514,20 @@ impl Warehouse {
         .map_err(|e| Error::Internal(e.to_string()))?
         .map_err(Error::from)
     }
+}
+
+/// Batches as typed rows, by way of Arrow's JSON writer (column names are field names).
+fn rows_of<T: serde::de::DeserializeOwned>(batches: &[RecordBatch], table: &str) -> Result<Vec<T>> {
+    let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.finish()?;
+    let json = writer.into_inner();
+    if json.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&json).map_err(|e| Error::Internal(format!("reading {table}: {e}")))
 }
 
 /// The SHA-256 of a file, read in blocks (never held in memory whole).
