@@ -6,6 +6,7 @@ mod end_to_end;
 mod generated;
 mod kpi;
 mod metrics;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
