@@ -123,21 +123,14 @@ fn formula(kpi: &str) -> (&'static [ReportKind], Sums) {
             (sum_of(rows, "students_online_ready"), sum_of(rows, "students"))
         }),
         "T1_teachers" => (&[School, University], |rows| {
-            let ready = rows
-                .iter()
-                .map(|r| match r.kind {
-                    University => r.count("lecturers_online_ready"),
-                    _ => r.count("teachers_online_ready"),
-                })
-                .sum();
-            let all = rows
-                .iter()
-                .map(|r| match r.kind {
-                    University => r.count("lecturers"),
-                    _ => r.count("teachers"),
-                })
-                .sum();
-            (ready, all)
+            // School teachers and university lecturers, under their own column names.
+            rows.iter().fold((0.0, 0.0), |(ready, all), r| {
+                let (ready_column, all_column) = match r.kind {
+                    University => ("lecturers_online_ready", "lecturers"),
+                    _ => ("teachers_online_ready", "teachers"),
+                };
+                (ready + r.count(ready_column), all + r.count(all_column))
+            })
         }),
         "T2_domestic_platforms" => (&[School, University], |rows| {
             (sum_of(rows, "students_domestic_platform"), sum_of(rows, "students"))
