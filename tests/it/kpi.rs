@@ -346,14 +346,7 @@ fn check_the_merger(data: &Path) {
 fn coverage_says_when_a_province_has_not_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sample = dir.path().join("sample");
-    let options = GenerateOptions {
-        scale: 0.02,
-        first_year: "2023-2024".parse().expect("year"),
-        last_year: "2024-2025".parse().expect("year"),
-        seed: 5,
-        out: sample.clone(),
-    };
-    let summary = generate(&options, |_| {}).expect("generate");
+    let summary = generate_small(&sample, "2024-2025", 5);
     let hanoi_last_year = summary
         .files
         .iter()
@@ -386,17 +379,22 @@ fn coverage_says_when_a_province_has_not_reported() {
     );
 }
 
-/// A small generated warehouse: three years, the merger in the last.
-fn small_warehouse(dir: &Path) -> PathBuf {
-    let sample = dir.join("sample");
+/// Generated reports at scale 0.02 from 2023-2024 to `last_year`.
+fn generate_small(out: &Path, last_year: &str, seed: u64) -> ingest::generate::GenerateSummary {
     let options = GenerateOptions {
         scale: 0.02,
         first_year: "2023-2024".parse().expect("year"),
-        last_year: "2025-2026".parse().expect("year"),
-        seed: 9,
-        out: sample.clone(),
+        last_year: last_year.parse().expect("year"),
+        seed,
+        out: out.to_path_buf(),
     };
-    generate(&options, |_| {}).expect("generate");
+    generate(&options, |_| {}).expect("generate")
+}
+
+/// A small generated warehouse: three years, the merger in the last.
+fn small_warehouse(dir: &Path) -> PathBuf {
+    let sample = dir.join("sample");
+    generate_small(&sample, "2025-2026", 9);
     let data = dir.join("data");
     let output = run(khoso(&data).args(["init", "--sample", "--sample-dir"]).arg(&sample));
     assert!(output.status.success(), "{}", stderr(&output));
