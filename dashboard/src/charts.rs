@@ -241,6 +241,121 @@ pub fn ranked_bars(bars: &[Bar], target: Option<f64>) -> Result<String, String> 
     Ok(svg)
 }
 
+/// A province's trend against the national one: the province in its status colour, the
+/// country as a grey dashed line, the target as a red line; 240 × 90, no axes.
+pub fn versus(
+    province: &[Point],
+    national: &[Point],
+    target: Option<f64>,
+    status: Option<&str>,
+) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (240, 90)).into_drawing_area();
+        let series = |points: &[Point]| -> Vec<(f64, f64)> {
+            points
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.value.map(|v| (i as f64, v)))
+                .collect()
+        };
+        let (ours, country) = (series(province), series(national));
+        let all = ours.iter().chain(&country).map(|(_, v)| *v).chain(target);
+        let (low, high) = bounds(all);
+        let mut chart = ChartBuilder::on(&root)
+            .margin(6)
+            .build_cartesian_2d(0f64..(province.len().max(national.len()).max(2) - 1) as f64, low..high)
+            .map_err(chart_error)?;
+        if let Some(target) = target {
+            chart
+                .draw_series(LineSeries::new(
+                    [(0.0, target), ((province.len().max(2) - 1) as f64, target)],
+                    RGBColor(0xc0, 0x1f, 0x1f).stroke_width(1),
+                ))
+                .map_err(chart_error)?;
+        }
+        chart
+            .draw_series(DashedLineSeries::new(
+                country,
+                4,
+                3,
+                RGBColor(0x6b, 0x72, 0x80).stroke_width(2),
+            ))
+            .map_err(chart_error)?;
+        let colour = status_colour(status);
+        chart
+            .draw_series(LineSeries::new(ours.clone(), colour.stroke_width(2)))
+            .map_err(chart_error)?;
+        chart
+            .draw_series(ours.iter().map(|(x, y)| Circle::new((*x, *y), 3, colour.filled())))
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+/// One tile of the tile-grid map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    /// Column, west to east.
+    pub col: u32,
+    /// Row, north to south.
+    pub row: u32,
+    /// The province code, written on the tile.
+    pub code: String,
+    /// The tooltip: the province's name and value.
+    pub title: String,
+    /// Where the tile links to.
+    pub href: String,
+    /// Status, for the colour; none paints the tile grey.
+    pub status: Option<String>,
+}
+
+/// Pixels per tile side, and between tiles.
+const TILE: u32 = 30;
+const TILE_GAP: u32 = 3;
+
+/// The provinces as equal squares laid out roughly as on a map, each coloured by status, with
+/// its name and value as a tooltip and a link to its page. Written as SVG directly: plotters
+/// has no links or tooltips, and the map has no axes to draw.
+pub fn tile_map(tiles: &[Tile]) -> String {
+    let step = TILE + TILE_GAP;
+    let width = tiles.iter().map(|t| t.col + 1).max().unwrap_or(1) * step;
+    let height = tiles.iter().map(|t| t.row + 1).max().unwrap_or(1) * step;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" class="tiles">"#
+    );
+    for tile in tiles {
+        let (x, y) = (tile.col * step, tile.row * step);
+        svg.push_str(&format!(
+            r##"<a href="{href}"><title>{title}</title><rect x="{x}" y="{y}" width="{TILE}" height="{TILE}" rx="3" fill="{fill}"/><text x="{tx}" y="{ty}" text-anchor="middle" font-size="11" font-family="sans-serif" fill="#fff">{code}</text></a>"##,
+            href = escape_xml(&tile.href),
+            title = escape_xml(&tile.title),
+            fill = status_css(tile.status.as_deref()),
+            tx = x + TILE / 2,
+            ty = y + TILE / 2 + 4,
+            code = escape_xml(&tile.code),
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn escape_xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,6 +98,92 @@ impl Lang {
     }
 }
 
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+impl Lang {
+    /// A date with the month's name: "29 tháng 11 năm 2026" or "29 November 2026".
+    pub fn date(self, date: chrono::NaiveDate) -> String {
+        use chrono::Datelike;
+        match self {
+            Lang::Vi => format!("{} tháng {} năm {}", date.day(), date.month(), date.year()),
+            Lang::En => format!("{} {} {}", date.day(), MONTHS_EN[date.month0() as usize], date.year()),
+        }
+    }
+
+    /// A moment in UTC, to the minute: "29 tháng 11 năm 2026, 09:59 UTC".
+    pub fn date_time(self, at: chrono::DateTime<chrono::Utc>) -> String {
+        format!("{}, {} UTC", self.date(at.date_naive()), at.format("%H:%M"))
+    }
+
+    /// A KPI value in its unit: "56,0%", "0,42" or "1.234"; a dash when there is no value.
+    pub fn value(self, unit: warehouse::metrics::Unit, value: Option<f64>) -> String {
+        use warehouse::metrics::Unit;
+        match (unit, value) {
+            (_, None) => "—".to_string(),
+            (Unit::Percent, v) => self.percent(v),
+            (Unit::Ratio, Some(v)) => self.number(v, 2),
+            (Unit::Count, Some(v)) => self.number(v, 0),
+        }
+    }
+
+    /// The name of a KPI's unit.
+    pub fn unit(self, unit: warehouse::metrics::Unit) -> &'static str {
+        use warehouse::metrics::Unit;
+        match (unit, self) {
+            (Unit::Percent, Lang::Vi) => "phần trăm (100 × tử số ÷ mẫu số)",
+            (Unit::Percent, Lang::En) => "percent (100 × numerator ÷ denominator)",
+            (Unit::Ratio, Lang::Vi) => "tỷ số (tử số ÷ mẫu số)",
+            (Unit::Ratio, Lang::En) => "ratio (numerator ÷ denominator)",
+            (Unit::Count, Lang::Vi) => "số đếm",
+            (Unit::Count, Lang::En) => "count",
+        }
+    }
+
+    /// The name of a report kind.
+    pub fn report_kind(self, kind: &str) -> &str {
+        match (kind, self) {
+            ("school", Lang::Vi) => "Trường phổ thông",
+            ("school", Lang::En) => "Schools",
+            ("university", Lang::Vi) => "Đại học",
+            ("university", Lang::En) => "Universities",
+            ("content", Lang::Vi) => "Kho học liệu (toàn quốc)",
+            ("content", Lang::En) => "Learning materials (national)",
+            (other, _) => other,
+        }
+    }
+
+    /// The name of a unit of the `level` or `ownership` dimension.
+    pub fn breakdown_unit(self, unit: &str) -> String {
+        match (unit, self) {
+            ("public", Lang::Vi) => return "Công lập".to_string(),
+            ("public", Lang::En) => return "Public".to_string(),
+            ("private", Lang::Vi) => return "Ngoài công lập".to_string(),
+            ("private", Lang::En) => return "Private".to_string(),
+            _ => {}
+        }
+        ingest::provinces::files::LEVELS
+            .lines()
+            .skip(1)
+            .map(|line| line.split(',').collect::<Vec<_>>())
+            .find(|fields| fields.first() == Some(&unit))
+            .and_then(|fields| fields.get(if self == Lang::Vi { 1 } else { 2 }).map(|n| n.to_string()))
+            .unwrap_or_else(|| unit.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +198,16 @@ mod tests {
         assert_eq!(Lang::En.number(-0.01, 1), "0.0");
         assert_eq!(Lang::Vi.percent(Some(49.95)), "50,0%");
         assert_eq!(Lang::En.percent(None), "—");
+    }
+
+    #[test]
+    fn dates_name_the_month() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-29T09:59:13Z")
+            .expect("date")
+            .with_timezone(&chrono::Utc);
+        assert_eq!(Lang::Vi.date_time(at), "29 tháng 11 năm 2026, 09:59 UTC");
+        assert_eq!(Lang::En.date_time(at), "29 November 2026, 09:59 UTC");
+        assert_eq!(Lang::En.breakdown_unit("lower_secondary"), "Lower secondary");
+        assert_eq!(Lang::Vi.breakdown_unit("private"), "Ngoài công lập");
     }
 }

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod charts;
+pub mod figures;
 pub mod i18n;
 mod routes;
 
@@ -28,13 +29,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use tokio::sync::Mutex;
 use warehouse::Warehouse;
+
+use crate::figures::Figures;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     /// The warehouse, with its metrics attached.
     pub warehouse: Arc<Warehouse>,
+    figures: Arc<Mutex<Option<Arc<Figures>>>>,
 }
 
 impl AppState {
@@ -42,13 +47,28 @@ impl AppState {
     pub fn new(warehouse: Warehouse) -> Self {
         Self {
             warehouse: Arc::new(warehouse),
+            figures: Arc::default(),
         }
+    }
+
+    /// The figures of the warehouse as it is now. Asking costs a listing of each table's log;
+    /// the values are read again only after a commit (from any process) or a metrics change,
+    /// by one request while the others wait for the same new figures.
+    pub async fn figures(&self) -> warehouse::Result<Arc<Figures>> {
+        let tag = self.warehouse.current_tag().await?;
+        let mut kept = self.figures.lock().await;
+        if let Some(figures) = kept.as_ref().filter(|f| f.tag == tag) {
+            return Ok(Arc::clone(figures));
+        }
+        let figures = Arc::new(Figures::new(self.warehouse.kpi_snapshot().await?));
+        *kept = Some(Arc::clone(&figures));
+        Ok(figures)
     }
 }
 
 /// The application: pages, API and static files.
 pub fn app(state: AppState) -> Router {
-    routes::router().with_state(state)
+    routes::router(state.clone()).with_state(state)
 }
 
 /// Binds `address` and returns the bound address and the server; the server stops cleanly on

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 
 pub use datafusion::arrow::array::RecordBatch;
 pub use output::{OutputFormat, render};
-pub use store::{CommitOutcome, TableVersions, Upload, Warehouse, sha256_file};
+pub use store::{CommitOutcome, KpiSnapshot, TableVersions, Upload, Warehouse, sha256_file};
 pub use tables::{Submission, fact_table};
 
 /// Errors of the warehouse, by whose fault they are.

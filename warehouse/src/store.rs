@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use datafusion::prelude::{Expr, SessionContext, cast, col, lit};
 use deltalake::DeltaTable;
@@ -35,8 +35,8 @@ use crate::kpi::{self, KpiRow};
 use crate::metrics::{Dimension, Metrics};
 use crate::reference::reference_tables;
 use crate::tables::{
-    KPI_VALUES, SUBMISSIONS, Submission, fact_schema, fact_table, kpi_values_table_schema, partition_columns,
-    report_batch, submissions_schema,
+    KPI_VALUES, SOURCE_VERSIONS, SUBMISSIONS, Submission, fact_schema, fact_table, kpi_values_table_schema,
+    partition_columns, report_batch, submissions_schema,
 };
 use crate::{Error, Result};
 
@@ -192,14 +192,22 @@ impl Warehouse {
             .collect()
     }
 
-    /// The latest version of every table.
+    /// The latest version of every table. Read from a listing of each table's log, without
+    /// loading any table state, so it is cheap enough to ask on every request.
     pub async fn versions(&self) -> Result<TableVersions> {
         let mut versions = TableVersions::new();
         for name in Self::table_names() {
-            let table = self.table(name, None).await?;
-            versions.insert(name.to_string(), table.version().unwrap_or(0));
+            let table = deltalake::DeltaTableBuilder::from_url(self.table_url(name)?)?.build()?;
+            versions.insert(name.to_string(), table.get_latest_version().await?);
         }
         Ok(versions)
+    }
+
+    /// The tag the KPI values of the tables as they are now carry (or will carry once
+    /// computed): every table's latest version and the metrics' fingerprint. Cheap; a reader
+    /// that kept values under the same tag may keep using them.
+    pub async fn current_tag(&self) -> Result<String> {
+        self.source_tag(&self.versions().await?)
     }
 
     /// A DataFusion session with every table registered: the warehouse's Delta tables (at the
@@ -245,8 +253,12 @@ impl Warehouse {
     /// The submissions that match a filter, oldest first. The filter is pushed down to the
     /// table's file statistics, so a lookup by slice or id opens only the files it needs.
     async fn submissions_where(&self, filter: Option<Expr>) -> Result<Vec<Submission>> {
+        self.submissions_at(None, filter).await
+    }
+
+    async fn submissions_at(&self, version: Option<u64>, filter: Option<Expr>) -> Result<Vec<Submission>> {
         let ctx = SessionContext::new();
-        let table = self.table(SUBMISSIONS, None).await?;
+        let table = self.table(SUBMISSIONS, version).await?;
         table.update_datafusion_session(&ctx.state())?;
         let mut frame = ctx.read_table(table.table_provider().await?)?;
         if let Some(filter) = filter {
@@ -430,6 +442,46 @@ impl Warehouse {
         Ok((rows, tag))
     }
 
+    /// Every fresh KPI value (all KPIs, all dimensions) and the submissions they rest on, read
+    /// at one version of `kpi_values` and the `submissions` version of its tag: one consistent
+    /// state of the warehouse for a reader to keep while [`Warehouse::current_tag`] is unchanged.
+    pub async fn kpi_snapshot(&self) -> Result<KpiSnapshot> {
+        let fresh = self.ensure_kpis_fresh().await?;
+        let table = self.table(KPI_VALUES, None).await?;
+        let ctx = SessionContext::new();
+        table.update_datafusion_session(&ctx.state())?;
+        let batches = ctx
+            .read_table(table.table_provider().await?)?
+            .sort(vec![
+                col("dimension").sort(true, true),
+                col("unit").sort(true, true),
+                col("school_year").sort(true, true),
+            ])?
+            .collect()
+            .await?;
+        // The tag in the rows themselves: the one the values were computed under, whatever
+        // committed since.
+        let tag = batches
+            .iter()
+            .find_map(|b| {
+                let tags = b
+                    .column_by_name(SOURCE_VERSIONS)?
+                    .as_any()
+                    .downcast_ref::<StringArray>()?;
+                (!tags.is_empty()).then(|| tags.value(0).to_string())
+            })
+            .unwrap_or(fresh);
+        let submissions_version = tag
+            .split(' ')
+            .find_map(|pair| pair.strip_prefix(&format!("{SUBMISSIONS}=")))
+            .and_then(|v| v.parse::<u64>().ok());
+        let mut rows: Vec<KpiRow> = rows_of(&batches, KPI_VALUES)?;
+        let order: Vec<&str> = self.metrics()?.kpis.iter().map(|k| k.id.as_str()).collect();
+        rows.sort_by_key(|r| order.iter().position(|id| *id == r.kpi_id));
+        let submissions = self.submissions_at(submissions_version, None).await?;
+        Ok(KpiSnapshot { tag, rows, submissions })
+    }
+
     async fn record_submission(&self, submission: &Submission) -> Result<()> {
         let batch = Submission::to_batch(std::slice::from_ref(submission))?;
         let table = self
@@ -514,6 +566,17 @@ impl Warehouse {
         .map_err(|e| Error::Internal(e.to_string()))?
         .map_err(Error::from)
     }
+}
+
+/// Every KPI value at one state of the warehouse, with the submissions of that state.
+#[derive(Debug, Clone)]
+pub struct KpiSnapshot {
+    /// The tables' versions and the metrics fingerprint the values were computed from.
+    pub tag: String,
+    /// Every KPI × dimension × unit × school year, in file order of the KPIs.
+    pub rows: Vec<KpiRow>,
+    /// Every submission up to that state, oldest first.
+    pub submissions: Vec<Submission>,
 }
 
 /// Batches as typed rows, by way of Arrow's JSON writer (column names are field names).

@@ -1,15 +1,18 @@
 //! The JSON API: the same numbers as the pages and as `khoso kpi`.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use warehouse::kpi::KpiRow;
 use warehouse::metrics::Dimension;
 
 use super::AppError;
 use crate::AppState;
+use crate::figures::Figures;
 use crate::i18n::Lang;
 
 /// `?by=&year=`.
@@ -25,7 +28,7 @@ fn dimension(by: Option<&str>) -> Result<Dimension, AppError> {
         .map_err(|e: warehouse::Error| AppError::BadRequest(e.to_string()))
 }
 
-fn in_year(rows: Vec<KpiRow>, year: Option<&str>) -> Vec<KpiRow> {
+fn in_year<'a>(rows: Vec<&'a KpiRow>, year: Option<&str>) -> Vec<&'a KpiRow> {
     match year {
         Some(year) => rows.into_iter().filter(|r| r.school_year == year).collect(),
         None => rows,
@@ -33,20 +36,22 @@ fn in_year(rows: Vec<KpiRow>, year: Option<&str>) -> Vec<KpiRow> {
 }
 
 /// `GET /api/v1/kpis?year=`: every KPI's national values.
-pub async fn kpis(State(state): State<AppState>, Query(query): Query<ApiQuery>) -> Response {
-    match state.warehouse.kpi_rows(None, Dimension::National).await {
-        Ok((rows, tag)) => Json(serde_json::json!({
-            "source_versions": tag,
-            "values": in_year(rows, query.year.as_deref()),
-        }))
-        .into_response(),
-        Err(e) => AppError::from(e).json(),
-    }
+pub async fn kpis(Extension(figures): Extension<Arc<Figures>>, Query(query): Query<ApiQuery>) -> Response {
+    Json(serde_json::json!({
+        "source_versions": figures.tag,
+        "values": in_year(figures.all(Dimension::National), query.year.as_deref()),
+    }))
+    .into_response()
 }
 
 /// `GET /api/v1/kpis/{id}?by=&year=`: one KPI, split by a dimension.
-pub async fn kpi(State(state): State<AppState>, Path(id): Path<String>, Query(query): Query<ApiQuery>) -> Response {
-    let answer = async {
+pub async fn kpi(
+    Extension(figures): Extension<Arc<Figures>>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<ApiQuery>,
+) -> Response {
+    let answer = || {
         let metrics = state.warehouse.metrics()?;
         let kpi = metrics
             .kpi(&id)
@@ -55,18 +60,17 @@ pub async fn kpi(State(state): State<AppState>, Path(id): Path<String>, Query(qu
         if !kpi.all_dimensions().contains(&dimension) {
             return Err(AppError::BadRequest(format!("{id} is not split by {dimension}")));
         }
-        let (rows, tag) = state.warehouse.kpi_rows(Some(&id), dimension).await?;
         Ok::<_, AppError>(Json(serde_json::json!({
             "kpi": {
                 "id": kpi.id, "name_vi": kpi.name_vi, "name_en": kpi.name_en, "source": kpi.source,
                 "table": kpi.table, "numerator": kpi.numerator, "denominator": kpi.denominator, "filter": kpi.filter,
             },
             "by": dimension.as_str(),
-            "source_versions": tag,
-            "values": in_year(rows, query.year.as_deref()),
+            "source_versions": figures.tag,
+            "values": in_year(figures.rows(&id, dimension), query.year.as_deref()),
         })))
     };
-    match answer.await {
+    match answer() {
         Ok(json) => json.into_response(),
         Err(e) => e.json(),
     }
@@ -91,11 +95,8 @@ pub async fn provinces() -> Response {
 }
 
 /// `GET /api/v1/submissions`: every accepted file, oldest first.
-pub async fn submissions(State(state): State<AppState>) -> Response {
-    match state.warehouse.submissions().await {
-        Ok(submissions) => Json(submissions).into_response(),
-        Err(e) => AppError::from(e).json(),
-    }
+pub async fn submissions(Extension(figures): Extension<Arc<Figures>>) -> Response {
+    Json(&figures.submissions).into_response()
 }
 
 /// `GET /kpi/{id}.csv?by=`: the KPI's values as CSV, spreadsheet-safe.

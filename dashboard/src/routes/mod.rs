@@ -1,10 +1,17 @@
 //! The routes: pages (HTML), the JSON API under `/api/v1`, and static files.
 
 mod api;
+mod completeness;
+mod kpi_page;
 mod pages;
+mod places;
+
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use axum::Router;
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
@@ -17,25 +24,92 @@ const OPENAPI: &str = include_str!("openapi.json");
 /// The stylesheet, embedded in the binary.
 const CSS: &str = include_str!("../../static/khoso.css");
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router(state: AppState) -> Router<AppState> {
+    let figures = Router::new()
         .route("/", get(pages::overview))
-        .route("/kpi/{id}", get(pages::kpi))
+        .route("/kpi/{id}", get(kpi_page::kpi))
+        .route("/province/{code}", get(places::province))
+        .route("/region/{code}", get(places::region))
+        .route("/completeness", get(completeness::completeness))
         .route("/catalogue", get(pages::catalogue))
+        .route("/api/v1/kpis", get(api::kpis))
+        .route("/api/v1/kpis/{id}", get(api::kpi))
+        .route("/api/v1/submissions", get(api::submissions))
+        .route_layer(middleware::from_fn_with_state(state, revalidate));
+    Router::new()
+        .merge(figures)
         .route(
             "/static/khoso.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/api/v1/kpis", get(api::kpis))
-        .route("/api/v1/kpis/{id}", get(api::kpi))
         .route("/api/v1/provinces", get(api::provinces))
-        .route("/api/v1/submissions", get(api::submissions))
         .route(
             "/api/v1/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .fallback(pages::not_found)
+}
+
+/// Hands the request the warehouse's current figures, and answers `304 Not Modified` when the
+/// client already holds this page for them: the ETag is a hash of the figures' tag (table
+/// versions and metrics fingerprint), the address and the language cookie, so it changes with
+/// any commit. Responses say `Cache-Control: no-cache` (always revalidate) and carry the time
+/// of the last commit as `Last-Modified`.
+async fn revalidate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let figures = match state.figures().await {
+        Ok(figures) => figures,
+        Err(e) => {
+            let error = AppError::from(e);
+            return if request.uri().path().starts_with("/api/") {
+                error.json()
+            } else {
+                error.page(pages::language_of(request.headers(), request.uri()))
+            };
+        }
+    };
+    let mut hasher = DefaultHasher::new();
+    figures.tag.hash(&mut hasher);
+    request.uri().hash(&mut hasher);
+    request
+        .headers()
+        .get(header::COOKIE)
+        .map(HeaderValue::as_bytes)
+        .hash(&mut hasher);
+    let etag = format!("\"{:016x}\"", hasher.finish());
+    let last_modified = figures
+        .as_of()
+        .map(|at| at.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
+    let fresh = if_none_match(request.headers(), &etag);
+    request.extensions_mut().insert(figures);
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        next.run(request).await
+    };
+    if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&etag) {
+            headers.insert(header::ETAG, value);
+        }
+        if let Some(value) = last_modified.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            headers.insert(header::LAST_MODIFIED, value);
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(header::VARY, HeaderValue::from_static("Cookie"));
+    }
+    response
+}
+
+/// Whether `If-None-Match` names `etag` (or is `*`).
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*")
 }
 
 /// Why a request failed, and how the answer looks: a page for people, JSON for programs.
@@ -98,10 +172,7 @@ impl AppError {
             AppError::Internal(_) => lang.pick("Lỗi hệ thống", "Something went wrong"),
         };
         let page = pages::ErrorPage {
-            chrome: pages::Chrome {
-                lang,
-                as_of: String::new(),
-            },
+            chrome: pages::Chrome::bare(lang),
             title: title.to_string(),
             message: self.to_string(),
         };

@@ -1,19 +1,23 @@
-//! The HTML pages.
+//! What every page shares (language, the frame around the content, formatting helpers), and
+//! the overview, catalogue and error pages.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
-use ingest::{ProvinceRegistry, SchoolYear};
+use ingest::{Province, ProvinceRegistry, SchoolYear};
 use serde::Deserialize;
 use warehouse::kpi::KpiRow;
 use warehouse::metrics::{Dimension, Kpi};
 
 use super::AppError;
 use crate::AppState;
-use crate::charts::{self, Bar, Point, TrendGuides};
+use crate::charts::{self, Point};
+use crate::figures::Figures;
 use crate::i18n::Lang;
 
 /// What every page shows around its content.
@@ -24,16 +28,35 @@ pub struct Chrome {
     pub as_of: String,
 }
 
+impl Chrome {
+    /// The frame of a page about `figures`.
+    pub fn new(figures: &Figures, lang: Lang) -> Self {
+        let as_of = figures.as_of().map_or_else(
+            || lang.pick("chưa có số liệu", "no data yet").to_string(),
+            |at| lang.date_time(at),
+        );
+        Self { lang, as_of }
+    }
+
+    /// The frame of a page that could not read the figures.
+    pub fn bare(lang: Lang) -> Self {
+        Self {
+            lang,
+            as_of: "—".to_string(),
+        }
+    }
+}
+
 /// Query parameters the pages understand.
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
-    lang: Option<String>,
-    year: Option<String>,
-    list: Option<String>,
+    pub lang: Option<String>,
+    pub year: Option<String>,
+    pub list: Option<String>,
 }
 
 /// The language of a request: `?lang=`, else the `lang` cookie, else Vietnamese.
-fn language(query: &PageQuery, headers: &HeaderMap) -> Lang {
+pub fn language(query: &PageQuery, headers: &HeaderMap) -> Lang {
     if let Some(lang) = query.lang.as_deref().and_then(Lang::from_code) {
         return lang;
     }
@@ -47,46 +70,33 @@ fn language(query: &PageQuery, headers: &HeaderMap) -> Lang {
         .unwrap_or_default()
 }
 
-/// A rendered page; `?lang=` is remembered in a cookie.
-fn page(template: &impl Template, query: &PageQuery, lang: Lang) -> Response {
-    match template.render() {
-        Ok(html) => {
-            let mut response = Html(html).into_response();
-            if query.lang.is_some()
-                && let Ok(cookie) =
-                    HeaderValue::from_str(&format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax", lang.code()))
-            {
-                response.headers_mut().insert(header::SET_COOKIE, cookie);
-            }
-            response
-        }
-        Err(e) => AppError::Internal(e.to_string()).page(lang),
-    }
+/// The language of a request known only by its headers and address.
+pub fn language_of(headers: &HeaderMap, uri: &Uri) -> Lang {
+    let query = Query::<PageQuery>::try_from_uri(uri).map(|q| q.0).unwrap_or_default();
+    language(&query, headers)
 }
 
-async fn chrome(state: &AppState, lang: Lang) -> Result<Chrome, AppError> {
-    let batches = state
-        .warehouse
-        .query(
-            "SELECT CAST(max(uploaded_at) AS VARCHAR) AS at FROM submissions",
-            &warehouse::TableVersions::new(),
-        )
-        .await?;
-    let csv = warehouse::render(&batches, warehouse::OutputFormat::Csv)?;
-    let at = csv.lines().nth(1).unwrap_or("").to_string();
-    // "2026-11-29T07:15:28.674246" → "2026-11-29 07:15 UTC"
-    let as_of = match at.get(..16) {
-        Some(minutes) => format!("{} UTC", minutes.replace('T', " ")),
-        None => lang.pick("chưa có số liệu", "no data yet").to_string(),
+/// A page built, or the error page; `?lang=` is remembered in a cookie.
+pub fn respond(built: Result<impl Template, AppError>, query: &PageQuery, lang: Lang) -> Response {
+    let html = match built.and_then(|page| page.render().map_err(|e| AppError::Internal(e.to_string()))) {
+        Ok(html) => html,
+        Err(e) => return e.page(lang),
     };
-    Ok(Chrome { lang, as_of })
+    let mut response = Html(html).into_response();
+    if query.lang.is_some()
+        && let Ok(cookie) =
+            HeaderValue::from_str(&format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax", lang.code()))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
-fn kpi_name(kpi: &Kpi, lang: Lang) -> String {
+pub fn kpi_name(kpi: &Kpi, lang: Lang) -> String {
     lang.pick(&kpi.name_vi, &kpi.name_en).to_string()
 }
 
-fn target_text(kpi: &Kpi, lang: Lang) -> String {
+pub fn target_text(kpi: &Kpi, lang: Lang) -> String {
     if kpi.targets.is_empty() {
         return lang
             .pick("theo dõi, không có chỉ tiêu", "tracked, no target")
@@ -100,12 +110,64 @@ fn target_text(kpi: &Kpi, lang: Lang) -> String {
     targets.join("; ")
 }
 
-fn formula(kpi: &Kpi) -> String {
+pub fn formula(kpi: &Kpi) -> String {
     let filter = kpi.filter.as_deref().map(|f| format!(" WHERE {f}")).unwrap_or_default();
     match &kpi.denominator {
         Some(d) => format!("100 × {} ÷ {d} FROM {}{filter}", kpi.numerator, kpi.table),
         None => format!("{} FROM {}{filter}", kpi.numerator, kpi.table),
     }
+}
+
+pub fn coverage_text(row: &KpiRow, lang: Lang) -> String {
+    match row.expected {
+        Some(expected) => format!(
+            "{}/{}",
+            lang.number(row.reported as f64, 0),
+            lang.number(expected as f64, 0)
+        ),
+        None => lang.number(row.reported as f64, 0),
+    }
+}
+
+/// The school year asked for (else the latest of `years`).
+pub fn pick_year(years: &[String], asked: Option<&str>) -> Result<String, AppError> {
+    match asked {
+        Some(asked) => {
+            let year: SchoolYear = asked
+                .parse()
+                .map_err(|_| AppError::BadRequest(format!("{asked:?} is not a school year like 2024-2025")))?;
+            Ok(year.to_string())
+        }
+        None => Ok(years.last().cloned().unwrap_or_default()),
+    }
+}
+
+/// A series by year, for a chart.
+pub fn points(years: &[String], rows: &[&KpiRow]) -> Vec<Point> {
+    years
+        .iter()
+        .map(|y| Point {
+            label: y.clone(),
+            value: rows.iter().find(|r| &r.school_year == y).and_then(|r| r.value),
+        })
+        .collect()
+}
+
+/// The province a code names in `dimension`'s list for `year`.
+pub fn province(code: &str, dimension: Dimension, year: &str) -> Option<&'static Province> {
+    let registry = ProvinceRegistry::shipped();
+    match dimension {
+        Dimension::Province2025 => registry.province_2025(code),
+        _ => year
+            .parse::<SchoolYear>()
+            .ok()
+            .and_then(|y| registry.list_for(y).iter().find(|p| p.code == code)),
+    }
+}
+
+/// A province's name in the list of its year (or of 2025), with its code.
+pub fn province_name(code: &str, dimension: Dimension, year: &str) -> String {
+    province(code, dimension, year).map_or_else(|| code.to_string(), |p| format!("{} ({code})", p.name_vi))
 }
 
 /// A card of the overview.
@@ -121,6 +183,12 @@ pub struct Card {
     coverage: String,
 }
 
+/// A link to a region's page.
+pub struct RegionLink {
+    code: String,
+    name: String,
+}
+
 /// `/`: every KPI as a card for one school year.
 #[derive(Template)]
 #[template(path = "overview.html")]
@@ -129,50 +197,25 @@ pub struct OverviewPage {
     years: Vec<String>,
     year: String,
     cards: Vec<Card>,
+    regions: Vec<RegionLink>,
 }
 
-fn coverage_text(row: &KpiRow, lang: Lang) -> String {
-    match row.expected {
-        Some(expected) => format!(
-            "{}/{}",
-            lang.number(row.reported as f64, 0),
-            lang.number(expected as f64, 0)
-        ),
-        None => lang.number(row.reported as f64, 0),
-    }
-}
-
-/// The school years present, and the one asked for (else the latest).
-fn pick_year(rows: &[KpiRow], asked: Option<&str>) -> Result<(Vec<String>, String), AppError> {
-    let mut years: Vec<String> = rows.iter().map(|r| r.school_year.clone()).collect();
-    years.sort();
-    years.dedup();
-    let year = match asked {
-        Some(asked) => {
-            let year: SchoolYear = asked
-                .parse()
-                .map_err(|_| AppError::BadRequest(format!("{asked:?} is not a school year like 2024-2025")))?;
-            year.to_string()
-        }
-        None => years.last().cloned().unwrap_or_default(),
-    };
-    Ok((years, year))
-}
-
-pub async fn overview(State(state): State<AppState>, Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
+pub async fn overview(
+    Extension(figures): Extension<Arc<Figures>>,
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
     let lang = language(&query, &headers);
-    match overview_page(&state, &query, lang).await {
-        Ok(page_data) => page(&page_data, &query, lang),
-        Err(e) => e.page(lang),
-    }
+    respond(overview_page(&state, &figures, &query, lang), &query, lang)
 }
 
-async fn overview_page(state: &AppState, query: &PageQuery, lang: Lang) -> Result<OverviewPage, AppError> {
+fn overview_page(state: &AppState, figures: &Figures, query: &PageQuery, lang: Lang) -> Result<OverviewPage, AppError> {
     let metrics = state.warehouse.metrics()?;
-    let (rows, _) = state.warehouse.kpi_rows(None, Dimension::National).await?;
-    let (years, year) = pick_year(&rows, query.year.as_deref())?;
+    let years = figures.years();
+    let year = pick_year(&years, query.year.as_deref())?;
     let mut series: BTreeMap<&str, Vec<&KpiRow>> = BTreeMap::new();
-    for row in &rows {
+    for row in figures.all(Dimension::National) {
         series.entry(row.kpi_id.as_str()).or_default().push(row);
     }
     let mut cards = Vec::new();
@@ -180,13 +223,6 @@ async fn overview_page(state: &AppState, query: &PageQuery, lang: Lang) -> Resul
         let history = series.get(kpi.id.as_str()).cloned().unwrap_or_default();
         let current = history.iter().find(|r| r.school_year == year);
         let status = current.and_then(|r| r.status.as_deref());
-        let points: Vec<Point> = years
-            .iter()
-            .map(|y| Point {
-                label: y.clone(),
-                value: history.iter().find(|r| &r.school_year == y).and_then(|r| r.value),
-            })
-            .collect();
         let value = current.and_then(|r| r.value);
         let progress = match (value, current.and_then(|r| r.target_value)) {
             (Some(v), Some(t)) if t > 0.0 => ((v / t) * 100.0).clamp(0.0, 100.0) as u32,
@@ -196,162 +232,29 @@ async fn overview_page(state: &AppState, query: &PageQuery, lang: Lang) -> Resul
         cards.push(Card {
             id: kpi.id.clone(),
             name: kpi_name(kpi, lang),
-            value: lang.percent(value),
+            value: lang.value(kpi.unit, value),
             status: lang.status(status).to_string(),
             colour: charts::status_css(status),
             progress,
             target: target_text(kpi, lang),
-            sparkline: charts::sparkline(&points, status).map_err(AppError::Internal)?,
+            sparkline: charts::sparkline(&points(&years, &history), status).map_err(AppError::Internal)?,
             coverage: current.map(|r| coverage_text(r, lang)).unwrap_or_default(),
         });
     }
+    let regions = ProvinceRegistry::shipped()
+        .regions
+        .iter()
+        .map(|r| RegionLink {
+            code: r.code.clone(),
+            name: lang.pick(&r.name_vi, &r.name_en).to_string(),
+        })
+        .collect();
     Ok(OverviewPage {
-        chrome: chrome(state, lang).await?,
+        chrome: Chrome::new(figures, lang),
         years,
         year,
         cards,
-    })
-}
-
-/// A row of the KPI page's table.
-pub struct TableRow {
-    unit: String,
-    value: String,
-    numerator: String,
-    denominator: String,
-    status: String,
-    colour: String,
-    coverage: String,
-}
-
-/// `/kpi/{id}`: one KPI in depth.
-#[derive(Template)]
-#[template(path = "kpi.html")]
-pub struct KpiPage {
-    chrome: Chrome,
-    id: String,
-    name: String,
-    description: String,
-    year: String,
-    list: String,
-    trend_svg: String,
-    bars_svg: String,
-    rows: Vec<TableRow>,
-    formula: String,
-    target: String,
-    source: String,
-}
-
-/// A province's name in the list of its year (or of 2025).
-fn province_name(code: &str, dimension: Dimension, year: &str) -> String {
-    let registry = ProvinceRegistry::shipped();
-    let province = match dimension {
-        Dimension::Province2025 => registry.province_2025(code),
-        _ => year
-            .parse::<SchoolYear>()
-            .ok()
-            .and_then(|y| registry.list_for(y).iter().find(|p| p.code == code)),
-    };
-    province.map_or_else(|| code.to_string(), |p| format!("{} ({code})", p.name_vi))
-}
-
-pub async fn kpi(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<PageQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = language(&query, &headers);
-    if let Some(id) = id.strip_suffix(".csv") {
-        return super::api::kpi_csv(&state, id, query.list.as_deref(), lang).await;
-    }
-    match kpi_page(&state, &id, &query, lang).await {
-        Ok(page_data) => page(&page_data, &query, lang),
-        Err(e) => e.page(lang),
-    }
-}
-
-async fn kpi_page(state: &AppState, id: &str, query: &PageQuery, lang: Lang) -> Result<KpiPage, AppError> {
-    let metrics = state.warehouse.metrics()?;
-    let kpi = metrics
-        .kpi(id)
-        .ok_or_else(|| AppError::NotFound(format!("{} {id:?}", lang.pick("Không có chỉ tiêu", "No KPI"))))?;
-    let (national, _) = state.warehouse.kpi_rows(Some(id), Dimension::National).await?;
-    let (years, year) = pick_year(&national, query.year.as_deref())?;
-    let list = match query.list.as_deref() {
-        Some("province_2025") => Dimension::Province2025,
-        _ => Dimension::Province,
-    };
-    let points: Vec<Point> = years
-        .iter()
-        .map(|y| Point {
-            label: y.clone(),
-            value: national.iter().find(|r| &r.school_year == y).and_then(|r| r.value),
-        })
-        .collect();
-    let target = kpi.targets.first();
-    let baseline = kpi.baseline.as_ref().and_then(|b| {
-        national
-            .iter()
-            .find(|r| &r.school_year == b)
-            .and_then(|r| r.value.map(|v| (b.clone(), v)))
-    });
-    let guides = TrendGuides {
-        target: target.map(|t| (t.year.clone(), t.value)),
-        line: baseline.zip(target).map(|(b, t)| (b, (t.year.clone(), t.value))),
-    };
-    let y_label = lang.pick("Tỷ lệ (%)", "Share (%)");
-    let trend_svg = charts::trend(&points, &guides, y_label).map_err(AppError::Internal)?;
-
-    let allowed = kpi.all_dimensions().contains(&list);
-    let (by_province, _) = if allowed {
-        state.warehouse.kpi_rows(Some(id), list).await?
-    } else {
-        state.warehouse.kpi_rows(Some(id), Dimension::National).await?
-    };
-    let mut in_year: Vec<&KpiRow> = by_province.iter().filter(|r| r.school_year == year).collect();
-    in_year.sort_by(|a, b| b.value.unwrap_or(f64::MIN).total_cmp(&a.value.unwrap_or(f64::MIN)));
-    let dimension = if allowed { list } else { Dimension::National };
-    let label = |row: &KpiRow| match dimension {
-        Dimension::National => lang.pick("Cả nước", "Viet Nam").to_string(),
-        _ => province_name(&row.unit, dimension, &year),
-    };
-    let bars: Vec<Bar> = in_year
-        .iter()
-        .filter_map(|r| {
-            r.value.map(|value| Bar {
-                label: label(r),
-                value,
-                status: r.status.clone(),
-            })
-        })
-        .collect();
-    let bars_svg = charts::ranked_bars(&bars, target.map(|t| t.value)).map_err(AppError::Internal)?;
-    let rows = in_year
-        .iter()
-        .map(|r| TableRow {
-            unit: label(r),
-            value: lang.percent(r.value),
-            numerator: r.numerator.map(|n| lang.number(n, 0)).unwrap_or_default(),
-            denominator: r.denominator.map(|d| lang.number(d, 0)).unwrap_or_default(),
-            status: lang.status(r.status.as_deref()).to_string(),
-            colour: charts::status_css(r.status.as_deref()),
-            coverage: coverage_text(r, lang),
-        })
-        .collect();
-    Ok(KpiPage {
-        chrome: chrome(state, lang).await?,
-        id: kpi.id.clone(),
-        name: kpi_name(kpi, lang),
-        description: lang.pick(&kpi.description_vi, &kpi.description_en).to_string(),
-        year,
-        list: dimension.as_str().to_string(),
-        trend_svg,
-        bars_svg,
-        rows,
-        formula: formula(kpi),
-        target: target_text(kpi, lang),
-        source: kpi.source.clone(),
+        regions,
     })
 }
 
@@ -361,6 +264,7 @@ pub struct CatalogueEntry {
     name: String,
     description: String,
     formula: String,
+    unit: String,
     target: String,
     source: String,
 }
@@ -373,31 +277,34 @@ pub struct CataloguePage {
     entries: Vec<CatalogueEntry>,
 }
 
-pub async fn catalogue(State(state): State<AppState>, Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
+pub async fn catalogue(
+    Extension(figures): Extension<Arc<Figures>>,
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
     let lang = language(&query, &headers);
-    let build = async {
-        let metrics = state.warehouse.metrics()?;
-        let entries = metrics
-            .kpis
-            .iter()
-            .map(|kpi| CatalogueEntry {
-                id: kpi.id.clone(),
-                name: kpi_name(kpi, lang),
-                description: lang.pick(&kpi.description_vi, &kpi.description_en).to_string(),
-                formula: formula(kpi),
-                target: target_text(kpi, lang),
-                source: kpi.source.clone(),
-            })
-            .collect();
-        Ok::<_, AppError>(CataloguePage {
-            chrome: chrome(&state, lang).await?,
-            entries,
-        })
-    };
-    match build.await {
-        Ok(page_data) => page(&page_data, &query, lang),
-        Err(e) => e.page(lang),
-    }
+    let built = state
+        .warehouse
+        .metrics()
+        .map_err(AppError::from)
+        .map(|metrics| CataloguePage {
+            chrome: Chrome::new(&figures, lang),
+            entries: metrics
+                .kpis
+                .iter()
+                .map(|kpi| CatalogueEntry {
+                    id: kpi.id.clone(),
+                    name: kpi_name(kpi, lang),
+                    description: lang.pick(&kpi.description_vi, &kpi.description_en).to_string(),
+                    formula: formula(kpi),
+                    unit: lang.unit(kpi.unit).to_string(),
+                    target: target_text(kpi, lang),
+                    source: kpi.source.clone(),
+                })
+                .collect(),
+        });
+    respond(built, &query, lang)
 }
 
 /// A page for an error.
@@ -412,7 +319,7 @@ pub struct ErrorPage {
     pub message: String,
 }
 
-pub async fn not_found(Query(query): Query<PageQuery>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+pub async fn not_found(Query(query): Query<PageQuery>, headers: HeaderMap, uri: Uri) -> Response {
     let lang = language(&query, &headers);
     let error = AppError::NotFound(format!("{} {}", lang.pick("Không có trang", "No page"), uri.path()));
     if uri.path().starts_with("/api/") {

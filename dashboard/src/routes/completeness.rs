@@ -1,0 +1,180 @@
+//! `/completeness`: for a school year, every province × report kind — reported (when, by whom,
+//! how many rows, how many earlier files it replaced) or missing.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::Query;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use ingest::{ProvinceRegistry, ReportKind, SchoolYear};
+use warehouse::Submission;
+
+use super::AppError;
+use super::pages::{Chrome, PageQuery, language, respond};
+use crate::figures::Figures;
+use crate::i18n::Lang;
+
+/// One slice: a province's (or the nation's) report of one kind for the year.
+pub struct Cell {
+    reported: bool,
+    expected: bool,
+    when: String,
+    by: String,
+    rows: String,
+    file_name: String,
+    replaced: usize,
+}
+
+/// One province's line.
+pub struct Line {
+    code: String,
+    name: String,
+    cells: Vec<Cell>,
+}
+
+/// How many provinces reported a kind.
+pub struct Tally {
+    kind: String,
+    reported: usize,
+    expected: usize,
+    missing: Vec<String>,
+}
+
+/// `/completeness?year=`.
+#[derive(Template)]
+#[template(path = "completeness.html")]
+pub struct CompletenessPage {
+    chrome: Chrome,
+    years: Vec<String>,
+    year: String,
+    old_list: bool,
+    kinds: Vec<String>,
+    lines: Vec<Line>,
+    tallies: Vec<Tally>,
+    national: Vec<(String, Cell)>,
+}
+
+/// The report kinds each province sends; the others are national.
+const PROVINCIAL: [ReportKind; 2] = [ReportKind::School, ReportKind::University];
+
+fn cell(slice: &[&Submission], expected: bool, lang: Lang) -> Cell {
+    match slice.last() {
+        Some(current) => Cell {
+            reported: true,
+            expected,
+            when: chrono::DateTime::from_timestamp_micros(current.uploaded_at)
+                .map(|at| lang.date_time(at))
+                .unwrap_or_default(),
+            by: current.uploaded_by.clone(),
+            rows: lang.number(current.rows as f64, 0),
+            file_name: current.file_name.clone(),
+            replaced: slice.len() - 1,
+        },
+        None => Cell {
+            reported: false,
+            expected,
+            when: String::new(),
+            by: String::new(),
+            rows: String::new(),
+            file_name: String::new(),
+            replaced: 0,
+        },
+    }
+}
+
+pub async fn completeness(
+    Extension(figures): Extension<Arc<Figures>>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&query, &headers);
+    respond(completeness_page(&figures, &query, lang), &query, lang)
+}
+
+fn completeness_page(figures: &Figures, query: &PageQuery, lang: Lang) -> Result<CompletenessPage, AppError> {
+    let mut years: Vec<String> = figures
+        .submissions
+        .iter()
+        .map(|s| s.school_year.clone())
+        .chain(figures.years())
+        .collect();
+    years.sort();
+    years.dedup();
+    let year = super::pages::pick_year(&years, query.year.as_deref())?;
+    let school_year: SchoolYear = year
+        .parse()
+        .map_err(|_| AppError::BadRequest(format!("{year:?} is not a school year like 2024-2025")))?;
+    // Submissions are oldest first, so each slice's last one is the one in force.
+    let slice = |kind: ReportKind, province: Option<&str>| -> Vec<&Submission> {
+        figures
+            .submissions
+            .iter()
+            .filter(|s| s.kind == kind.as_str() && s.school_year == year && s.province_code.as_deref() == province)
+            .collect()
+    };
+    let registry = ProvinceRegistry::shipped();
+    // Every province must send its school report. A university report is expected from a
+    // province whose area (its 2025 province) has sent one in some school year: the others
+    // have no university.
+    let lineage = |code: &str, year: &str| year.parse().ok().and_then(|y| registry.code_2025(code, y));
+    let expected = |kind: ReportKind, code: &str| {
+        kind == ReportKind::School
+            || figures.submissions.iter().any(|s| {
+                s.kind == kind.as_str()
+                    && s.province_code
+                        .as_deref()
+                        .is_some_and(|c| lineage(c, &s.school_year) == lineage(code, &year))
+            })
+    };
+    let provinces = registry.list_for(school_year);
+    let lines: Vec<Line> = provinces
+        .iter()
+        .map(|p| Line {
+            code: p.code.clone(),
+            name: p.name_vi.clone(),
+            cells: PROVINCIAL
+                .iter()
+                .map(|&kind| cell(&slice(kind, Some(&p.code)), expected(kind, &p.code), lang))
+                .collect(),
+        })
+        .collect();
+    let tallies = PROVINCIAL
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| Tally {
+            kind: lang.report_kind(kind.as_str()).to_string(),
+            reported: lines.iter().filter(|l| l.cells[i].reported).count(),
+            expected: lines.iter().filter(|l| l.cells[i].expected).count(),
+            missing: lines
+                .iter()
+                .filter(|l| l.cells[i].expected && !l.cells[i].reported)
+                .map(|l| format!("{} ({})", l.name, l.code))
+                .collect(),
+        })
+        .collect();
+    let national = ReportKind::ALL
+        .into_iter()
+        .filter(|k| !PROVINCIAL.contains(k))
+        .map(|kind| {
+            (
+                lang.report_kind(kind.as_str()).to_string(),
+                cell(&slice(kind, None), true, lang),
+            )
+        })
+        .collect();
+    Ok(CompletenessPage {
+        chrome: Chrome::new(figures, lang),
+        years,
+        year,
+        old_list: std::ptr::eq(provinces, registry.before_2025.as_slice()),
+        kinds: PROVINCIAL
+            .iter()
+            .map(|k| lang.report_kind(k.as_str()).to_string())
+            .collect(),
+        lines,
+        tallies,
+        national,
+    })
+}

@@ -1,0 +1,257 @@
+//! `/kpi/{id}`: one KPI in depth — national trend, provinces ranked and on the tile map,
+//! breakdowns by level and ownership, the data table and the definition.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use ingest::{ProvinceRegistry, SchoolYear};
+use warehouse::kpi::KpiRow;
+use warehouse::metrics::{Dimension, Kpi};
+
+use super::AppError;
+use super::pages::{
+    Chrome, PageQuery, coverage_text, formula, kpi_name, language, pick_year, points, province, province_name, respond,
+    target_text,
+};
+use crate::AppState;
+use crate::charts::{self, Bar, Tile, TrendGuides};
+use crate::figures::Figures;
+use crate::i18n::Lang;
+
+/// Where each province sits on the tile-grid map: `list,code,col,row`, for the 63 provinces
+/// (list `2008`) and the 34 of 1 July 2025 (list `2025`). Rows run north to south, columns
+/// west to east, roughly as on a map of Viet Nam.
+const TILE_GRID: &str = include_str!("../../static/tile-grid.csv");
+
+/// The tile positions of one list: (code, column, row).
+fn tile_positions(list: &str) -> Vec<(&'static str, u32, u32)> {
+    TILE_GRID
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            let (grid, code) = (fields.next()?, fields.next()?);
+            let col = fields.next()?.parse().ok()?;
+            let row = fields.next()?.parse().ok()?;
+            (grid == list).then_some((code, col, row))
+        })
+        .collect()
+}
+
+/// A row of the KPI page's table.
+pub struct TableRow {
+    unit: String,
+    href: String,
+    value: String,
+    numerator: String,
+    denominator: String,
+    status: String,
+    colour: String,
+    coverage: String,
+}
+
+/// A breakdown of the KPI by level or ownership.
+pub struct Breakdown {
+    title: String,
+    svg: String,
+}
+
+/// `/kpi/{id}`.
+#[derive(Template)]
+#[template(path = "kpi.html")]
+pub struct KpiPage {
+    chrome: Chrome,
+    id: String,
+    name: String,
+    description: String,
+    years: Vec<String>,
+    year: String,
+    list: String,
+    by_province: bool,
+    trend_svg: String,
+    bars_svg: String,
+    map_svg: String,
+    breakdowns: Vec<Breakdown>,
+    rows: Vec<TableRow>,
+    formula: String,
+    target: String,
+    source: String,
+}
+
+pub async fn kpi(
+    Extension(figures): Extension<Arc<Figures>>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&query, &headers);
+    if let Some(id) = id.strip_suffix(".csv") {
+        return super::api::kpi_csv(&state, id, query.list.as_deref(), lang).await;
+    }
+    respond(kpi_page(&state, &figures, &id, &query, lang), &query, lang)
+}
+
+fn kpi_page(state: &AppState, figures: &Figures, id: &str, query: &PageQuery, lang: Lang) -> Result<KpiPage, AppError> {
+    let metrics = state.warehouse.metrics()?;
+    let kpi = metrics
+        .kpi(id)
+        .ok_or_else(|| AppError::NotFound(format!("{} {id:?}", lang.pick("Không có chỉ tiêu", "No KPI"))))?;
+    let national = figures.rows(id, Dimension::National);
+    let years = figures.years();
+    let year = pick_year(&years, query.year.as_deref())?;
+    let asked = match query.list.as_deref() {
+        Some("province_2025") => Dimension::Province2025,
+        _ => Dimension::Province,
+    };
+    let dimension = if kpi.all_dimensions().contains(&asked) {
+        asked
+    } else {
+        Dimension::National
+    };
+
+    let target = kpi.targets.first();
+    let baseline = kpi.baseline.as_ref().and_then(|b| {
+        national
+            .iter()
+            .find(|r| &r.school_year == b)
+            .and_then(|r| r.value.map(|v| (b.clone(), v)))
+    });
+    let guides = TrendGuides {
+        target: target.map(|t| (t.year.clone(), t.value)),
+        line: baseline.zip(target).map(|(b, t)| (b, (t.year.clone(), t.value))),
+    };
+    let y_label = lang.pick("Tỷ lệ (%)", "Share (%)");
+    let trend_svg = charts::trend(&points(&years, &national), &guides, y_label).map_err(AppError::Internal)?;
+
+    let mut in_year: Vec<&KpiRow> = figures
+        .rows(id, dimension)
+        .into_iter()
+        .filter(|r| r.school_year == year)
+        .collect();
+    in_year.sort_by(|a, b| b.value.unwrap_or(f64::MIN).total_cmp(&a.value.unwrap_or(f64::MIN)));
+    let label = |row: &KpiRow| match dimension {
+        Dimension::National => lang.pick("Cả nước", "Viet Nam").to_string(),
+        _ => province_name(&row.unit, dimension, &year),
+    };
+    let province_href = |code: &str| match dimension {
+        Dimension::Province => format!("/province/{code}?year={year}&list=province"),
+        _ => format!("/province/{code}?year={year}"),
+    };
+    let bars: Vec<Bar> = in_year
+        .iter()
+        .filter_map(|r| {
+            r.value.map(|value| Bar {
+                label: label(r),
+                value,
+                status: r.status.clone(),
+            })
+        })
+        .collect();
+    let bars_svg = charts::ranked_bars(&bars, target.map(|t| t.value)).map_err(AppError::Internal)?;
+    let map_svg = if dimension == Dimension::National {
+        String::new()
+    } else {
+        province_map(kpi, dimension, &year, &in_year, lang, &province_href)
+    };
+    let breakdowns = [Dimension::Level, Dimension::Ownership]
+        .into_iter()
+        .filter(|d| kpi.all_dimensions().contains(d))
+        .map(|d| {
+            let bars: Vec<Bar> = figures
+                .rows(id, d)
+                .into_iter()
+                .filter(|r| r.school_year == year)
+                .filter_map(|r| {
+                    r.value.map(|value| Bar {
+                        label: lang.breakdown_unit(&r.unit),
+                        value,
+                        status: r.status.clone(),
+                    })
+                })
+                .collect();
+            Ok(Breakdown {
+                title: match d {
+                    Dimension::Level => lang.pick("Theo cấp học", "By level").to_string(),
+                    _ => lang.pick("Theo loại hình", "By ownership").to_string(),
+                },
+                svg: charts::ranked_bars(&bars, target.map(|t| t.value)).map_err(AppError::Internal)?,
+            })
+        })
+        .collect::<Result<Vec<_>, AppError>>()?;
+    let rows = in_year
+        .iter()
+        .map(|r| TableRow {
+            unit: label(r),
+            href: match dimension {
+                Dimension::National => String::new(),
+                _ => province_href(&r.unit),
+            },
+            value: lang.value(kpi.unit, r.value),
+            numerator: r.numerator.map(|n| lang.number(n, 0)).unwrap_or_default(),
+            denominator: r.denominator.map(|d| lang.number(d, 0)).unwrap_or_default(),
+            status: lang.status(r.status.as_deref()).to_string(),
+            colour: charts::status_css(r.status.as_deref()),
+            coverage: coverage_text(r, lang),
+        })
+        .collect();
+    Ok(KpiPage {
+        chrome: Chrome::new(figures, lang),
+        id: kpi.id.clone(),
+        name: kpi_name(kpi, lang),
+        description: lang.pick(&kpi.description_vi, &kpi.description_en).to_string(),
+        years,
+        year,
+        list: dimension.as_str().to_string(),
+        by_province: dimension != Dimension::National,
+        trend_svg,
+        bars_svg,
+        map_svg,
+        breakdowns,
+        rows,
+        formula: formula(kpi),
+        target: target_text(kpi, lang),
+        source: kpi.source.clone(),
+    })
+}
+
+/// The tile-grid map of the year's provinces (the 63 before 1 July 2025, else the 34), each
+/// tile in its status colour; provinces without a value are grey.
+fn province_map(
+    kpi: &Kpi,
+    dimension: Dimension,
+    year: &str,
+    in_year: &[&KpiRow],
+    lang: Lang,
+    href: &dyn Fn(&str) -> String,
+) -> String {
+    let registry = ProvinceRegistry::shipped();
+    let old_list = dimension == Dimension::Province
+        && year
+            .parse::<SchoolYear>()
+            .is_ok_and(|y| std::ptr::eq(registry.list_for(y), registry.before_2025.as_slice()));
+    let tiles: Vec<Tile> = tile_positions(if old_list { "2008" } else { "2025" })
+        .into_iter()
+        .map(|(code, col, row)| {
+            let value = in_year.iter().find(|r| r.unit == code);
+            let name = province(code, dimension, year).map_or(code, |p| p.name_vi.as_str());
+            Tile {
+                col,
+                row,
+                code: code.to_string(),
+                title: format!(
+                    "{name} ({code}): {} — {}",
+                    lang.value(kpi.unit, value.and_then(|r| r.value)),
+                    lang.status(value.and_then(|r| r.status.as_deref()))
+                ),
+                href: href(code),
+                status: value.and_then(|r| r.status.clone()),
+            }
+        })
+        .collect();
+    charts::tile_map(&tiles)
+}

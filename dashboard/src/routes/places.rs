@@ -1,0 +1,307 @@
+//! `/province/{code}` and `/region/{code}`: every KPI of one place against the national value
+//! and the target, with trends; a province's submissions, a region's provinces.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use ingest::{Province, ProvinceRegistry, SchoolYear};
+use warehouse::metrics::Dimension;
+
+use super::AppError;
+use super::pages::{Chrome, PageQuery, kpi_name, language, pick_year, points, respond};
+use crate::AppState;
+use crate::charts;
+use crate::figures::Figures;
+use crate::i18n::Lang;
+
+/// One KPI of the place.
+pub struct PlaceRow {
+    id: String,
+    name: String,
+    value: String,
+    national: String,
+    target: String,
+    status: String,
+    colour: String,
+    trend_svg: String,
+}
+
+/// One submission of a province.
+pub struct SubmissionRow {
+    kind: String,
+    year: String,
+    file_name: String,
+    rows: String,
+    uploaded_by: String,
+    uploaded_at: String,
+    current: bool,
+    sha256: String,
+}
+
+/// A link to another place.
+pub struct PlaceLink {
+    href: String,
+    name: String,
+}
+
+/// A province's or a region's page.
+#[derive(Template)]
+#[template(path = "place.html")]
+pub struct PlacePage {
+    chrome: Chrome,
+    title: String,
+    subtitle: String,
+    path: String,
+    years: Vec<String>,
+    year: String,
+    list: String,
+    rows: Vec<PlaceRow>,
+    submissions: Option<Vec<SubmissionRow>>,
+    links_title: String,
+    links: Vec<PlaceLink>,
+}
+
+/// The figures of one unit of a dimension, every KPI that is split by it.
+fn place_rows(
+    state: &AppState,
+    figures: &Figures,
+    dimension: Dimension,
+    unit: &str,
+    years: &[String],
+    year: &str,
+    lang: Lang,
+) -> Result<Vec<PlaceRow>, AppError> {
+    let metrics = state.warehouse.metrics()?;
+    let mut rows = Vec::new();
+    for kpi in metrics.kpis.iter().filter(|k| k.all_dimensions().contains(&dimension)) {
+        let ours: Vec<_> = figures
+            .rows(&kpi.id, dimension)
+            .into_iter()
+            .filter(|r| r.unit == unit)
+            .collect();
+        let national = figures.rows(&kpi.id, Dimension::National);
+        let current = ours.iter().find(|r| r.school_year == year);
+        let status = current.and_then(|r| r.status.as_deref());
+        let target = current.and_then(|r| r.target_value.zip(r.target_year.as_deref()));
+        rows.push(PlaceRow {
+            id: kpi.id.clone(),
+            name: kpi_name(kpi, lang),
+            value: lang.value(kpi.unit, current.and_then(|r| r.value)),
+            national: lang.value(
+                kpi.unit,
+                national.iter().find(|r| r.school_year == year).and_then(|r| r.value),
+            ),
+            target: target.map_or_else(String::new, |(value, by)| {
+                format!("{} ({by})", lang.value(kpi.unit, Some(value)))
+            }),
+            status: lang.status(status).to_string(),
+            colour: charts::status_css(status),
+            trend_svg: charts::versus(
+                &points(years, &ours),
+                &points(years, &national),
+                target.map(|t| t.0),
+                status,
+            )
+            .map_err(AppError::Internal)?,
+        });
+    }
+    Ok(rows)
+}
+
+/// Which province a code means: a code of the 34 provinces of 2025 is read on that list
+/// (earlier years rolled up across the merger) unless `?list=province` asks for the province
+/// as reported; a code only on the 63-province list is read as reported.
+fn resolve(code: &str, list: Option<&str>) -> Option<(&'static Province, Dimension)> {
+    let registry = ProvinceRegistry::shipped();
+    let old = registry.before_2025.iter().find(|p| p.code == code);
+    match (list, registry.province_2025(code), old) {
+        (Some("province"), _, Some(old)) => Some((old, Dimension::Province)),
+        (_, Some(new), _) => Some((new, Dimension::Province2025)),
+        (_, None, Some(old)) => Some((old, Dimension::Province)),
+        _ => None,
+    }
+}
+
+/// Whether a school year's province list is the 63-province one.
+fn before_merger(year: &str) -> bool {
+    let registry = ProvinceRegistry::shipped();
+    year.parse::<SchoolYear>()
+        .is_ok_and(|y| std::ptr::eq(registry.list_for(y), registry.before_2025.as_slice()))
+}
+
+pub async fn province(
+    Extension(figures): Extension<Arc<Figures>>,
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&query, &headers);
+    respond(province_page(&state, &figures, &code, &query, lang), &query, lang)
+}
+
+fn province_page(
+    state: &AppState,
+    figures: &Figures,
+    code: &str,
+    query: &PageQuery,
+    lang: Lang,
+) -> Result<PlacePage, AppError> {
+    let registry = ProvinceRegistry::shipped();
+    let (province, dimension) = resolve(code, query.list.as_deref())
+        .ok_or_else(|| AppError::NotFound(format!("{} {code:?}", lang.pick("Không có tỉnh", "No province"))))?;
+    // A province of the 63 exists up to 2024-2025 only.
+    let years: Vec<String> = figures
+        .years()
+        .into_iter()
+        .filter(|y| dimension == Dimension::Province2025 || before_merger(y))
+        .collect();
+    let year = pick_year(&years, query.year.as_deref())?;
+    let rows = place_rows(state, figures, dimension, code, &years, &year, lang)?;
+    let belongs = |submission: &warehouse::Submission| {
+        let Some(reported) = submission.province_code.as_deref() else {
+            return false;
+        };
+        match dimension {
+            Dimension::Province2025 => submission
+                .school_year
+                .parse::<SchoolYear>()
+                .is_ok_and(|y| registry.code_2025(reported, y) == Some(code)),
+            _ => reported == code && before_merger(&submission.school_year),
+        }
+    };
+    let mine: Vec<&warehouse::Submission> = figures.submissions.iter().filter(|s| belongs(s)).collect();
+    let superseded: std::collections::HashSet<&str> = mine.iter().filter_map(|s| s.supersedes.as_deref()).collect();
+    let submissions = mine
+        .iter()
+        .rev()
+        .map(|s| SubmissionRow {
+            kind: lang.report_kind(&s.kind).to_string(),
+            year: s.school_year.clone(),
+            file_name: s.file_name.clone(),
+            rows: lang.number(s.rows as f64, 0),
+            uploaded_by: s.uploaded_by.clone(),
+            uploaded_at: chrono::DateTime::from_timestamp_micros(s.uploaded_at)
+                .map(|at| lang.date_time(at))
+                .unwrap_or_default(),
+            current: !superseded.contains(s.submission_id.as_str()),
+            sha256: s.sha256.get(..12).unwrap_or_default().to_string(),
+        })
+        .collect();
+    let region = registry.regions.iter().find(|r| r.code == province.region_code);
+    let mut links: Vec<PlaceLink> = region
+        .map(|r| PlaceLink {
+            href: format!("/region/{}?year={year}", r.code),
+            name: lang.pick(&r.name_vi, &r.name_en).to_string(),
+        })
+        .into_iter()
+        .collect();
+    let merged: Vec<&Province> = match dimension {
+        Dimension::Province2025 => registry
+            .before_2025
+            .iter()
+            .filter(|p| province.merged_from.contains(&p.code))
+            .collect(),
+        _ => registry.province_2025(&province.code_2025).into_iter().collect(),
+    };
+    links.extend(merged.iter().map(|p| PlaceLink {
+        href: match dimension {
+            Dimension::Province2025 => format!("/province/{}?list=province", p.code),
+            _ => format!("/province/{}", p.code),
+        },
+        name: format!("{} ({})", p.name_vi, p.code),
+    }));
+    let subtitle = match dimension {
+        Dimension::Province2025 => lang.pick(
+            "Theo danh sách 34 tỉnh từ 1/7/2025; các năm trước cộng dồn các tỉnh đã sáp nhập",
+            "On the list of 34 provinces of 1 July 2025; earlier years add up the provinces merged into it",
+        ),
+        _ => lang.pick(
+            "Theo danh sách 63 tỉnh, như đã báo cáo đến năm học 2024-2025",
+            "On the list of 63 provinces, as reported up to 2024-2025",
+        ),
+    };
+    Ok(PlacePage {
+        chrome: Chrome::new(figures, lang),
+        title: format!("{} ({code})", lang.pick(&province.name_vi, &province.name_en)),
+        subtitle: subtitle.to_string(),
+        path: format!("/province/{code}"),
+        years,
+        year,
+        list: dimension.as_str().to_string(),
+        rows,
+        submissions: Some(submissions),
+        links_title: match dimension {
+            Dimension::Province2025 => lang.pick(
+                "Vùng và các tỉnh đã sáp nhập",
+                "Region and the provinces merged into it",
+            ),
+            _ => lang.pick(
+                "Vùng và tỉnh mới từ 1/7/2025",
+                "Region and the province it joined on 1 July 2025",
+            ),
+        }
+        .to_string(),
+        links,
+    })
+}
+
+pub async fn region(
+    Extension(figures): Extension<Arc<Figures>>,
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&query, &headers);
+    respond(region_page(&state, &figures, &code, &query, lang), &query, lang)
+}
+
+fn region_page(
+    state: &AppState,
+    figures: &Figures,
+    code: &str,
+    query: &PageQuery,
+    lang: Lang,
+) -> Result<PlacePage, AppError> {
+    let registry = ProvinceRegistry::shipped();
+    let region = registry
+        .regions
+        .iter()
+        .find(|r| r.code == code)
+        .ok_or_else(|| AppError::NotFound(format!("{} {code:?}", lang.pick("Không có vùng", "No region"))))?;
+    let years = figures.years();
+    let year = pick_year(&years, query.year.as_deref())?;
+    let rows = place_rows(state, figures, Dimension::Region, code, &years, &year, lang)?;
+    let links = registry
+        .from_2025
+        .iter()
+        .filter(|p| p.region_code == code)
+        .map(|p| PlaceLink {
+            href: format!("/province/{}?year={year}", p.code),
+            name: format!("{} ({})", lang.pick(&p.name_vi, &p.name_en), p.code),
+        })
+        .collect();
+    Ok(PlacePage {
+        chrome: Chrome::new(figures, lang),
+        title: lang.pick(&region.name_vi, &region.name_en).to_string(),
+        subtitle: lang
+            .pick(
+                "Vùng kinh tế - xã hội, theo 34 tỉnh từ 1/7/2025",
+                "Socio-economic region, of the 34 provinces of 1 July 2025",
+            )
+            .to_string(),
+        path: format!("/region/{code}"),
+        years,
+        year,
+        list: Dimension::Region.as_str().to_string(),
+        rows,
+        submissions: None,
+        links_title: lang.pick("Các tỉnh trong vùng", "Provinces of the region").to_string(),
+        links,
+    })
+}
