@@ -412,6 +412,45 @@ mod tests {
         );
     }
 
+    /// The exact SVG of each chart on fixed data, so that any change to a drawing is seen and
+    /// reviewed (`cargo insta review`, or `INSTA_UPDATE=always` to accept).
+    #[test]
+    fn chart_snapshots() {
+        let guides = TrendGuides {
+            target: Some(("2024-2025".into(), 50.0)),
+            line: Some((("2021-2022".into(), 30.0), ("2024-2025".into(), 50.0))),
+        };
+        insta::assert_snapshot!("trend", trend(&points(), &guides, "Tỷ lệ (%)").expect("svg"));
+        insta::assert_snapshot!("sparkline", sparkline(&points(), Some("at_risk")).expect("svg"));
+        let bars =
+            [("Hà Nội (01)", 63.0, "met"), ("Điện Biên (11)", 31.0, "missed")].map(|(label, value, status)| Bar {
+                label: label.into(),
+                value,
+                status: Some(status.into()),
+            });
+        insta::assert_snapshot!("ranked_bars", ranked_bars(&bars, Some(50.0)).expect("svg"));
+        let national: Vec<Point> = points()
+            .into_iter()
+            .map(|p| Point {
+                value: p.value.map(|v| v + 5.0),
+                ..p
+            })
+            .collect();
+        insta::assert_snapshot!(
+            "versus",
+            versus(&points(), &national, Some(50.0), Some("on_track")).expect("svg")
+        );
+        let tiles = [("01", 3, 3, Some("met")), ("96", 0, 22, None)].map(|(code, col, row, status)| Tile {
+            col,
+            row,
+            code: code.into(),
+            title: format!("<{code}> & \"{code}\""),
+            href: format!("/province/{code}?year=2024-2025&list=province"),
+            status: status.map(str::to_string),
+        });
+        insta::assert_snapshot!("tile_map", tile_map(&tiles));
+    }
+
     #[test]
     fn sparkline_is_small() {
         let svg = sparkline(&points(), Some("met")).expect("svg");

@@ -18,7 +18,11 @@ fn metrics_text() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../metrics.toml")).expect("metrics.toml")
 }
 
-/// A warehouse of generated reports (two school years), built once for all tests.
+/// The one report left out of the test warehouse, so that completeness has a gap to show.
+const LEFT_OUT: &str = "school-96-2024-2025";
+
+/// A warehouse of generated reports (two school years, Cà Mau's 2024-2025 school report
+/// missing), built once for all tests.
 fn data_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -48,6 +52,9 @@ fn build(dir: &Path) {
             let warehouse = Warehouse::init(&dir.join("data")).await.expect("init");
             for file in &summary.files {
                 let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if name.starts_with(LEFT_OUT) {
+                    continue;
+                }
                 let kind = ReportKind::ALL
                     .into_iter()
                     .find(|k| name.starts_with(k.as_str()))
@@ -80,9 +87,14 @@ struct Answer {
 }
 
 async fn get_with(state: AppState, uri: &str, cookie: Option<&str>) -> Answer {
+    let headers: Vec<(header::HeaderName, &str)> = cookie.map(|c| (header::COOKIE, c)).into_iter().collect();
+    get_with_headers(state, uri, &headers).await
+}
+
+async fn get_with_headers(state: AppState, uri: &str, headers: &[(header::HeaderName, &str)]) -> Answer {
     let mut request = Request::builder().uri(uri);
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
+    for (name, value) in headers {
+        request = request.header(name, *value);
     }
     let response = dashboard::app(state)
         .oneshot(request.body(Body::empty()).expect("request"))
@@ -142,12 +154,22 @@ async fn kpi_page_catalogue_csv_and_health() {
     for id in ["T1_pupils", "T4_online_degrees", "internet_for_teaching"] {
         assert!(catalogue.body.contains(id), "{id}");
     }
-    let csv = get("/kpi/T1_pupils.csv?by=province").await;
+    let csv = get("/kpi/T1_pupils.csv?list=province").await;
     assert_eq!(csv.status, StatusCode::OK);
     assert!(
         csv.body.starts_with("kpi_id,dimension,unit,school_year,numerator"),
         "{}",
         &csv.body[..80.min(csv.body.len())]
+    );
+    let per_province = csv
+        .body
+        .lines()
+        .filter(|l| l.starts_with("T1_pupils,province,"))
+        .count();
+    assert_eq!(
+        per_province,
+        63 + 62,
+        "63 provinces in 2023-2024, 62 in 2024-2025 (Cà Mau left out)"
     );
     assert_eq!(get("/healthz").await.body, "ok");
     assert!(get("/static/khoso.css").await.body.contains("@media print"));
@@ -225,4 +247,171 @@ async fn provinces_submissions_and_openapi() {
     ] {
         assert!(openapi["paths"][path].is_object(), "{path} documented");
     }
+}
+
+/// The KPI's value for one unit as the API gives it.
+async fn api_value(kpi: &str, by: &str, unit: &str, year: &str) -> Option<f64> {
+    let answer = get(&format!("/api/v1/kpis/{kpi}?by={by}&year={year}")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let json: serde_json::Value = serde_json::from_str(&answer.body).expect("json");
+    json["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .find(|v| v["unit"] == unit)
+        .and_then(|v| v["value"].as_f64())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kpi_page_has_map_and_breakdowns() {
+    let old = get("/kpi/T1_pupils?year=2024-2025&list=province").await;
+    let tiles = |body: &str| {
+        let start = body.find("class=\"tiles\"").expect("tile map");
+        let end = start + body[start..].find("</svg>").expect("end of map");
+        body[start..end].matches("<rect").count()
+    };
+    assert_eq!(tiles(&old.body), 63, "the 63 provinces of 2024-2025");
+    assert!(
+        old.body
+            .contains("href=\"/province/96?year=2024-2025&amp;list=province\"")
+    );
+    let new = get("/kpi/T1_pupils?year=2024-2025&list=province_2025").await;
+    assert_eq!(tiles(&new.body), 34, "the 34 provinces");
+    for heading in [
+        "Theo cấp học",
+        "Tiểu học",
+        "Trung học cơ sở",
+        "Theo loại hình",
+        "Công lập",
+    ] {
+        assert!(old.body.contains(heading), "{heading}");
+    }
+    let english = get("/kpi/T1_pupils?year=2024-2025&lang=en").await;
+    assert!(english.body.contains("By level") && english.body.contains("Lower secondary"));
+    // A KPI split by nothing but the nation has neither map nor ranking.
+    let national = get("/kpi/T3_repository_coverage").await;
+    assert_eq!(national.status, StatusCode::OK);
+    assert!(!national.body.contains("class=\"tiles\""));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn province_page_against_the_nation() {
+    let page = get("/province/24?year=2023-2024").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<h1>Bắc Ninh (24)</h1>"), "the 2025 province");
+    let ours = api_value("T1_pupils", "province_2025", "24", "2023-2024").await;
+    let national = api_value("T1_pupils", "national", "VN", "2023-2024").await;
+    let vi = dashboard::i18n::Lang::Vi;
+    let row = page
+        .body
+        .split("<tr>")
+        .find(|r| r.contains("/kpi/T1_pupils?"))
+        .expect("T1_pupils row");
+    assert!(
+        row.contains(&format!("<td class=\"value\">{}</td>", vi.percent(ours))),
+        "{row}"
+    );
+    assert!(row.contains(&format!("<td>{}</td>", vi.percent(national))), "{row}");
+    assert!(row.contains("<svg"), "a trend");
+    // The submissions of both provinces merged into the new 24, superseded ones marked.
+    for file in ["school-24-2023-2024", "school-27-2023-2024", "school-24-2024-2025"] {
+        assert!(page.body.contains(file), "{file}");
+    }
+    assert!(page.body.contains("Bắc Giang (24)") && page.body.contains("Bắc Ninh (27)"));
+
+    let old = get("/province/27?list=province&lang=en").await;
+    assert_eq!(old.status, StatusCode::OK);
+    assert!(old.body.contains("<h1>Bac Ninh (27)</h1>"), "as reported, in English");
+    assert!(old.body.contains("school-27-2024-2025") && !old.body.contains("school-24-2024-2025"));
+    assert!(old.body.contains("Submissions") && old.body.contains("Trend (dashed: Viet Nam)"));
+    assert_eq!(get("/province/99").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get("/province/%3Cscript%3E").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn region_page_lists_its_provinces() {
+    let page = get("/region/RRD?year=2024-2025&lang=en").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<h1>Red River Delta</h1>"));
+    let ours = api_value("T1_pupils", "region", "RRD", "2024-2025").await;
+    let en = dashboard::i18n::Lang::En;
+    assert!(
+        page.body
+            .contains(&format!("<td class=\"value\">{}</td>", en.percent(ours)))
+    );
+    for province in ["Ha Noi (01)", "Hai Phong (31)", "Ninh Binh (37)"] {
+        assert!(page.body.contains(province), "{province}");
+    }
+    assert_eq!(get("/region/XX").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completeness_shows_the_missing_report() {
+    let page = get("/completeness?year=2024-2025").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("62/63"), "62 of 63 school reports");
+    let missing = page
+        .body
+        .split("<tr>")
+        .find(|r| r.contains("Cà Mau (96)"))
+        .expect("Cà Mau");
+    assert!(missing.contains("class=\"missing\""), "{missing}");
+    let reported = page
+        .body
+        .split("<tr>")
+        .find(|r| r.contains("Hà Nội (01)"))
+        .expect("Hà Nội");
+    assert!(
+        reported.contains("class=\"reported\"") && reported.contains("test"),
+        "{reported}"
+    );
+    let earlier = get("/completeness?year=2023-2024&lang=en").await;
+    assert!(earlier.body.contains("63/63") && earlier.body.contains("Reporting completeness"));
+    let after = get("/completeness?year=2025-2026").await;
+    assert!(
+        after.body.contains("0/34"),
+        "nothing reported for a year with no data yet"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etag_answers_not_modified() {
+    let first = get("/kpi/T1_pupils").await;
+    let etag = first
+        .headers
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .expect("etag");
+    assert!(first.headers.get(header::LAST_MODIFIED).is_some());
+    assert_eq!(
+        first.headers.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()),
+        Some("no-cache")
+    );
+    let again = get_with_headers(
+        state_with(&metrics_text()).await,
+        "/kpi/T1_pupils",
+        &[(header::IF_NONE_MATCH, etag)],
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert!(again.body.is_empty());
+    let other_page = get("/kpi/T1_teachers").await;
+    assert_ne!(
+        other_page.headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
+        Some(etag)
+    );
+    let english = get_with(state_with(&metrics_text()).await, "/kpi/T1_pupils", Some("lang=en")).await;
+    assert_ne!(
+        english.headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
+        Some(etag)
+    );
+    // Other metrics give other figures: the tag, and so the ETag, changes.
+    let edited = metrics_text().replacen("tolerance = ", "tolerance = 0.5 # ", 1);
+    let changed = get_with(state_with(&edited).await, "/kpi/T1_pupils", None).await;
+    assert_ne!(
+        changed.headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
+        Some(etag)
+    );
+    let api = get("/api/v1/kpis").await;
+    assert!(api.headers.get(header::ETAG).is_some(), "the API is revalidated too");
 }
