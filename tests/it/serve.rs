@@ -1,28 +1,84 @@
-//! `khoso serve` as a process: it answers on the address it prints, and a commit made by
-//! `khoso ingest` in another process shows on the next request.
+//! `khoso serve` as a process: it answers on the address it prints; a commit made by
+//! `khoso ingest` in another process shows on the next request, with a new ETag; and the API,
+//! `khoso kpi` and the pages show the same numbers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Child, Stdio};
 
-use crate::{corpus, khoso, run, stderr};
+use crate::{corpus, khoso, run, stderr, stdout};
 
-/// A plain HTTP/1.0 GET (no chunked answers); the body of the answer.
-fn http_get(address: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read");
-    answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default()
+/// A running `khoso serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    address: String,
 }
 
-fn t1_national_2024(address: &str) -> f64 {
-    let body = http_get(address, "/api/v1/kpis/T1_pupils?year=2024-2025");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    json["values"][0]["value"].as_f64().expect("a value")
+impl Server {
+    fn start(data: &Path) -> Server {
+        let mut child = khoso(data)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let address = lines
+            .find_map(|line| {
+                let line = line.ok()?;
+                let start = line.find("http://")? + "http://".len();
+                Some(line[start..].split('/').next()?.to_string())
+            })
+            .expect("the server prints its address");
+        Server { child, address }
+    }
+
+    /// A plain HTTP/1.0 GET (no chunked answers) with extra header lines: the head and the
+    /// body of the answer.
+    fn get_with(&self, path: &str, headers: &[&str]) -> (String, String) {
+        let mut stream = TcpStream::connect(&self.address).expect("connect");
+        let mut request = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n", self.address);
+        for header in headers {
+            request.push_str(header);
+            request.push_str("\r\n");
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        (head.to_string(), body.to_string())
+    }
+
+    fn get(&self, path: &str) -> String {
+        self.get_with(path, &[]).1
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let body = self.get(path);
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+fn t1_national_2024(server: &Server) -> f64 {
+    server.json("/api/v1/kpis/T1_pupils?year=2024-2025")["values"][0]["value"]
+        .as_f64()
+        .expect("a value")
 }
 
 #[test]
@@ -35,34 +91,78 @@ fn a_commit_from_another_process_shows_on_the_next_request() {
         .arg(corpus("good_utf8_no_bom.csv")));
     assert!(first.status.success(), "{}", stderr(&first));
 
-    let mut server = khoso(&data)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
-    let address = lines
-        .find_map(|line| {
-            let line = line.ok()?;
-            let start = line.find("http://")? + "http://".len();
-            Some(line[start..].split('/').next()?.to_string())
-        })
-        .expect("the server prints its address");
-
+    let server = Server::start(&data);
     // 2,500 of 3,684 pupils able to study online.
-    let before = t1_national_2024(&address);
+    let before = t1_national_2024(&server);
     assert!((before - 100.0 * 2500.0 / 3684.0).abs() < 1e-9, "{before}");
-    assert!(http_get(&address, "/").contains("Học sinh đủ điều kiện học trực tuyến"));
+    let (head, body) = server.get_with("/", &[]);
+    assert!(body.contains("Học sinh đủ điều kiện học trực tuyến"));
+    let etag = header(&head, "etag").expect("an ETag").to_string();
+    let (unchanged, body) = server.get_with("/", &[&format!("If-None-Match: {etag}")]);
+    assert!(
+        unchanged.starts_with("HTTP/1.0 304") || unchanged.starts_with("HTTP/1.1 304"),
+        "{unchanged}"
+    );
+    assert!(body.is_empty());
 
     let text = std::fs::read_to_string(corpus("good_utf8_no_bom.csv")).expect("corpus");
     let fixed = dir.path().join("fixed.csv");
     std::fs::write(&fixed, text.replacen(",800,", ",1000,", 1)).expect("write");
     let second = run(khoso(&data).args(["ingest", "--kind", "school"]).arg(&fixed));
     assert!(second.status.success(), "{}", stderr(&second));
-    let after = t1_national_2024(&address);
+    let after = t1_national_2024(&server);
     assert!((after - 100.0 * 2700.0 / 3684.0).abs() < 1e-9, "{after}");
+    // The old ETag no longer matches: the page comes whole, under a new ETag.
+    let (changed, body) = server.get_with("/", &[&format!("If-None-Match: {etag}")]);
+    assert!(changed.contains(" 200 "), "{changed}");
+    assert!(body.contains("class=\"card\""));
+    assert_ne!(header(&changed, "etag"), Some(etag.as_str()));
+}
 
-    server.kill().ok();
-    server.wait().ok();
+#[test]
+fn api_cli_and_pages_show_the_same_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reports = dir.path().join("reports");
+    let data = dir.path().join("data");
+    let generated = run(khoso(&data)
+        .args(["generate", "--scale", "0.01", "--years", "2023-2024..2024-2025"])
+        .args(["--seed", "11", "--out"])
+        .arg(&reports));
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let loaded = run(khoso(&data).args(["init", "--sample", "--sample-dir"]).arg(&reports));
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    let cli = run(khoso(&data)
+        .args(["kpi", "--kpi", "T1_pupils", "--by", "province", "--year", "2024-2025"])
+        .args(["--format", "json"]));
+    assert!(cli.status.success(), "{}", stderr(&cli));
+    let cli: Vec<serde_json::Value> = serde_json::from_str(&stdout(&cli)).expect("json");
+    assert_eq!(cli.len(), 63);
+
+    let server = Server::start(&data);
+    let api = server.json("/api/v1/kpis/T1_pupils?by=province&year=2024-2025");
+    let api = api["values"].as_array().expect("values");
+    let page = server.get("/kpi/T1_pupils?year=2024-2025&list=province");
+    let english = server.get("/kpi/T1_pupils?year=2024-2025&list=province&lang=en");
+    let vi = dashboard::i18n::Lang::Vi;
+    let en = dashboard::i18n::Lang::En;
+    for row in &cli {
+        let unit = row["unit"].as_str().expect("unit");
+        let from_api = api
+            .iter()
+            .find(|v| v["unit"] == unit)
+            .expect("the API has the province");
+        assert_eq!(from_api["value"], row["value"], "{unit}: API and CLI");
+        assert_eq!(from_api["status"], row["status"], "{unit}");
+        let value = row["value"].as_f64();
+        for (body, lang) in [(&page, vi), (&english, en)] {
+            let line = body
+                .split("<tr>")
+                .find(|r| r.starts_with(&format!("<td><a href=\"/province/{unit}?")))
+                .unwrap_or_else(|| panic!("{unit} in the table"));
+            assert!(
+                line.contains(&format!("<td class=\"value\">{}</td>", lang.percent(value))),
+                "{unit}: {line}"
+            );
+        }
+    }
 }
