@@ -1,6 +1,7 @@
 //! End-to-end tests of khoso: the corpus of real-world file shapes, and the `khoso` binary
 //! driving a warehouse through init, ingest, supersede, time travel, concurrency and a kill.
 
+mod browser;
 mod corpus;
 mod end_to_end;
 mod generated;

@@ -10,13 +10,14 @@ use std::process::{Child, Stdio};
 use crate::{corpus, khoso, run, stderr, stdout};
 
 /// A running `khoso serve`, stopped when dropped.
-struct Server {
+pub struct Server {
     child: Child,
-    address: String,
+    /// Where it answers: `127.0.0.1:PORT`.
+    pub address: String,
 }
 
 impl Server {
-    fn start(data: &Path) -> Server {
+    pub fn start(data: &Path) -> Server {
         let mut child = khoso(data)
             .args(["serve", "--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())

@@ -165,7 +165,7 @@ fn completeness_page(figures: &Figures, query: &PageQuery, lang: Lang) -> Result
         })
         .collect();
     Ok(CompletenessPage {
-        chrome: Chrome::new(figures, lang),
+        chrome: Chrome::new(figures, lang, query),
         years,
         year,
         old_list: std::ptr::eq(provinces, registry.before_2025.as_slice()),

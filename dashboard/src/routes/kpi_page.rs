@@ -200,7 +200,7 @@ fn kpi_page(state: &AppState, figures: &Figures, id: &str, query: &PageQuery, la
         })
         .collect();
     Ok(KpiPage {
-        chrome: Chrome::new(figures, lang),
+        chrome: Chrome::new(figures, lang, query),
         id: kpi.id.clone(),
         name: kpi_name(kpi, lang),
         description: lang.pick(&kpi.description_vi, &kpi.description_en).to_string(),

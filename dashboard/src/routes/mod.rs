@@ -24,6 +24,9 @@ const OPENAPI: &str = include_str!("openapi.json");
 /// The stylesheet, embedded in the binary.
 const CSS: &str = include_str!("../../static/khoso.css");
 
+/// The icon of the pages.
+const FAVICON: &str = include_str!("../../static/favicon.svg");
+
 pub fn router(state: AppState) -> Router<AppState> {
     let figures = Router::new()
         .route("/", get(pages::overview))
@@ -41,6 +44,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/static/khoso.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
+        )
+        .route(
+            "/static/favicon.svg",
+            get(|| async { ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON) }),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/provinces", get(api::provinces))

@@ -26,16 +26,30 @@ pub struct Chrome {
     pub lang: Lang,
     /// When the last accepted file was committed.
     pub as_of: String,
+    /// The same page in the other language (the query, with the school year and list kept).
+    pub other_language: String,
 }
 
 impl Chrome {
-    /// The frame of a page about `figures`.
-    pub fn new(figures: &Figures, lang: Lang) -> Self {
+    /// The frame of a page about `figures`, asked for with `query`.
+    pub fn new(figures: &Figures, lang: Lang, query: &PageQuery) -> Self {
         let as_of = figures.as_of().map_or_else(
             || lang.pick("chưa có số liệu", "no data yet").to_string(),
             |at| lang.date_time(at),
         );
-        Self { lang, as_of }
+        let mut other_language = format!("?lang={}", lang.other().code());
+        // Only values that parse as what they are go back into the link.
+        if let Some(year) = query.year.as_deref().and_then(|y| y.parse::<SchoolYear>().ok()) {
+            other_language.push_str(&format!("&year={year}"));
+        }
+        if let Some(list) = query.list.as_deref().and_then(|l| l.parse::<Dimension>().ok()) {
+            other_language.push_str(&format!("&list={}", list.as_str()));
+        }
+        Self {
+            lang,
+            as_of,
+            other_language,
+        }
     }
 
     /// The frame of a page that could not read the figures.
@@ -43,6 +57,7 @@ impl Chrome {
         Self {
             lang,
             as_of: "—".to_string(),
+            other_language: format!("?lang={}", lang.other().code()),
         }
     }
 }
@@ -250,7 +265,7 @@ fn overview_page(state: &AppState, figures: &Figures, query: &PageQuery, lang: L
         })
         .collect();
     Ok(OverviewPage {
-        chrome: Chrome::new(figures, lang),
+        chrome: Chrome::new(figures, lang, query),
         years,
         year,
         cards,
@@ -289,7 +304,7 @@ pub async fn catalogue(
         .metrics()
         .map_err(AppError::from)
         .map(|metrics| CataloguePage {
-            chrome: Chrome::new(&figures, lang),
+            chrome: Chrome::new(&figures, lang, &query),
             entries: metrics
                 .kpis
                 .iter()

@@ -226,7 +226,7 @@ fn province_page(
         ),
     };
     Ok(PlacePage {
-        chrome: Chrome::new(figures, lang),
+        chrome: Chrome::new(figures, lang, query),
         title: format!("{} ({code})", lang.pick(&province.name_vi, &province.name_en)),
         subtitle: subtitle.to_string(),
         path: format!("/province/{code}"),
@@ -287,7 +287,7 @@ fn region_page(
         })
         .collect();
     Ok(PlacePage {
-        chrome: Chrome::new(figures, lang),
+        chrome: Chrome::new(figures, lang, query),
         title: lang.pick(&region.name_vi, &region.name_en).to_string(),
         subtitle: lang
             .pick(

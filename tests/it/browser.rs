@@ -1,0 +1,269 @@
+//! A real browser: Debian's headless Chromium, driven through chromedriver (W3C WebDriver),
+//! opens the overview and a KPI page of a running `khoso serve`, switches the language with the
+//! page's own link, changes the school year with the page's selector, and checks that the
+//! charts drew and that nothing logged an error to the console.
+//!
+//! Needs `chromium` and `chromedriver` on the PATH (`.ci/run` installs Debian's `chromium` and
+//! `chromium-driver`). Without them the test says so and passes, except under CI (`CI` set),
+//! where it fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::serve::Server;
+use crate::{khoso, run, stderr};
+
+/// A chromedriver process and one browser session in it, both ended when dropped.
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One WebDriver request; the answer's `value`.
+fn webdriver(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    // chromedriver keeps the connection open: read the head, then Content-Length bytes.
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().map_err(|_| format!("bad length in {line}"))?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).map_err(|e| e.to_string())?;
+    let json: Value = serde_json::from_slice(&body).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&body)))?;
+    match json["value"].get("error") {
+        Some(error) => Err(format!("{method} {path}: {error} {}", json["value"]["message"])),
+        None => Ok(json["value"].clone()),
+    }
+}
+
+impl Browser {
+    fn start() -> Option<Browser> {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let started = Instant::now();
+        while webdriver(port, "GET", "/status", None).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium()?,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-background-networking", "--disable-extensions", "--no-first-run",
+                         "--window-size=1200,900"],
+            },
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
+        let mut browser = Browser {
+            driver,
+            port,
+            session: String::new(),
+        };
+        let session = browser
+            .call("POST", "/session", Some(&capabilities))
+            .expect("a browser session");
+        browser.session = session["sessionId"].as_str().expect("session id").to_string();
+        Some(browser)
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        webdriver(self.port, method, path, body)
+    }
+
+    fn session_call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn open(&self, url: &str) {
+        self.session_call("POST", "/url", Some(&json!({ "url": url })));
+    }
+
+    fn script(&self, script: &str) -> Value {
+        self.session_call("POST", "/execute/sync", Some(&json!({ "script": script, "args": [] })))
+    }
+
+    fn click(&self, css: &str) {
+        let element = self.session_call(
+            "POST",
+            "/element",
+            Some(&json!({ "using": "css selector", "value": css })),
+        );
+        let id = element
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .expect("element id")
+            .to_string();
+        self.session_call("POST", &format!("/element/{id}/click"), Some(&json!({})));
+    }
+
+    /// Waits until `script` returns true.
+    fn wait_for(&self, script: &str) {
+        let started = Instant::now();
+        while self.script(script) != Value::Bool(true) {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "timed out waiting for {script}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The console's messages since the last call.
+    fn console(&self) -> Vec<Value> {
+        self.session_call("POST", "/se/log", Some(&json!({ "type": "browser" })))
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            self.call("DELETE", &format!("/session/{}", self.session), None).ok();
+        }
+        self.driver.kill().ok();
+        self.driver.wait().ok();
+    }
+}
+
+fn chromium() -> Option<String> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find_map(|name| {
+            let found = Command::new("which").arg(name).output().ok()?;
+            found
+                .status
+                .success()
+                .then(|| String::from_utf8_lossy(&found.stdout).trim().to_string())
+        })
+}
+
+/// How many charts on the page have been laid out with a size.
+const DRAWN_CHARTS: &str =
+    "return Array.from(document.querySelectorAll('svg')).filter(s => s.getBoundingClientRect().width > 0).length";
+
+#[test]
+fn headless_chromium_opens_the_dashboard() {
+    let browser_installed = chromium().is_some()
+        && Command::new("chromedriver")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !browser_installed {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium and chromedriver (.ci/run does)"
+        );
+        eprintln!("skipped: no chromium/chromedriver here (apt-get install chromium chromium-driver)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (reports, data) = (dir.path().join("reports"), dir.path().join("data"));
+    let generated = run(khoso(&data)
+        .args([
+            "generate",
+            "--scale",
+            "0.01",
+            "--years",
+            "2023-2024..2024-2025",
+            "--seed",
+            "5",
+            "--out",
+        ])
+        .arg(&reports));
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let loaded = run(khoso(&data).args(["init", "--sample", "--sample-dir"]).arg(&reports));
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    let server = Server::start(&data);
+    let base = format!("http://{}", server.address);
+    let browser = Browser::start().expect("chromedriver starts");
+
+    browser.open(&format!("{base}/"));
+    assert_eq!(browser.script("return document.documentElement.lang"), "vi");
+    let cards = browser.script("return document.querySelectorAll('.card').length");
+    assert_eq!(cards, 17);
+    let drawn = browser.script(DRAWN_CHARTS).as_u64().unwrap_or(0);
+    assert!(drawn >= 17, "{drawn} sparklines drawn");
+
+    // The page's own toggle switches to English, and the cookie keeps it on the next page.
+    browser.click("a.lang");
+    browser.wait_for("return document.documentElement.lang === 'en'");
+    let heading = browser.script("return document.querySelector('h1').textContent");
+    assert_eq!(heading, "Progress on the targets of Decision 131");
+    browser.open(&format!("{base}/kpi/T1_pupils?list=province"));
+    assert_eq!(browser.script("return document.documentElement.lang"), "en");
+    let drawn = browser.script(DRAWN_CHARTS).as_u64().unwrap_or(0);
+    assert!(drawn >= 4, "trend, ranking, map and breakdowns: {drawn}");
+    let tiles = browser.script("return document.querySelectorAll('svg.tiles rect').length");
+    assert_eq!(tiles, 63);
+    let text = browser.script("return document.body.innerText").to_string();
+    assert!(text.contains("Provinces ranked"), "{text}");
+
+    // The year selector reloads the page for the year chosen.
+    browser.script(
+        "const s = document.querySelector('select[name=year]'); s.value = '2023-2024'; \
+         s.dispatchEvent(new Event('change'));",
+    );
+    browser.wait_for("return location.search.includes('year=2023-2024')");
+    browser.wait_for("return document.readyState === 'complete'");
+    let ranked = browser.script("return document.querySelectorAll('section h2')[1].textContent");
+    assert_eq!(ranked, "Provinces ranked — 2023-2024");
+    assert!(browser.script(DRAWN_CHARTS).as_u64().unwrap_or(0) >= 4);
+
+    // Back to Vietnamese on the same page: the year and the list stay.
+    browser.click("a.lang");
+    browser.wait_for("return document.documentElement.lang === 'vi'");
+    let search = browser.script("return location.search");
+    assert_eq!(search, "?lang=vi&year=2023-2024&list=province");
+    browser.open(&format!("{base}/province/01"));
+    assert!(browser.script(DRAWN_CHARTS).as_u64().unwrap_or(0) >= 10);
+
+    let errors: Vec<Value> = browser
+        .console()
+        .into_iter()
+        .filter(|entry| entry["level"] == "SEVERE" || entry["level"] == "WARNING")
+        .collect();
+    assert!(errors.is_empty(), "console: {errors:?}");
+}
