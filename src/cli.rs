@@ -42,6 +42,38 @@ pub enum Command {
     Kpi(KpiArgs),
     /// Serve the dashboard (loading the sample data first when there is no warehouse yet).
     Serve(ServeArgs),
+    /// Accounts of the upload portal: add (prints the token once), list, revoke.
+    Users(UsersArgs),
+}
+
+/// `khoso users`.
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    #[command(subcommand)]
+    pub command: UsersCommand,
+}
+
+/// What to do with accounts.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Make an account; its token is printed once, alone on the last line.
+    Add {
+        /// The account's name (e.g. so-gd-ha-noi).
+        name: String,
+        /// province (uploads for its province), analyst (reads, SQL) or admin (everything).
+        #[arg(long)]
+        role: String,
+        /// The province code a province account speaks for.
+        #[arg(long)]
+        province: Option<String>,
+    },
+    /// Every account: name, role, province, made, revoked.
+    List,
+    /// Revoke an account: its token stops working at once.
+    Revoke {
+        /// The account's name.
+        name: String,
+    },
 }
 
 /// `khoso serve`.
@@ -53,6 +85,12 @@ pub struct ServeArgs {
     /// Where the sample reports are, for a first start without a warehouse.
     #[arg(long, env = "KHOSO_SAMPLE_DIR")]
     pub sample_dir: Option<PathBuf>,
+    /// Dashboards need a signed-in account too (by default anyone may read them).
+    #[arg(long)]
+    pub private: bool,
+    /// The largest upload accepted, in MB.
+    #[arg(long, default_value_t = 50)]
+    pub max_upload_mb: u64,
 }
 
 /// `khoso check-metrics`.

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ingest::{Lang, Problem, ReadOptions, ReportKind, SchoolYear, SliceHint, ValidatedReport};
+use warehouse::accounts::Accounts;
 use warehouse::metrics::{Dimension, Metrics};
 use warehouse::{CommitOutcome, OutputFormat, RecordBatch, TableVersions, Upload, Warehouse};
 
 use crate::cli::{
     Cli, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, LangArg, ServeArgs, SqlArgs,
-    SqlFormat, TemplateArgs, TemplateFormat,
+    SqlFormat, TemplateArgs, TemplateFormat, UsersCommand,
 };
 
 /// Exit code when the input is at fault (a file with problems, a refused query).
@@ -35,6 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sql(args) => sql(&open(&cli.data, metrics_file).await?, args).await,
         Command::Kpi(args) => kpi(&open(&cli.data, metrics_file).await?, args).await,
         Command::Serve(args) => serve(&cli.data, load_metrics(metrics_file).await?, args).await,
+        Command::Users(args) => users(&cli.data, args.command).await,
     }
 }
 
@@ -129,13 +131,69 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
         Err(e) => return Err(e.into()),
     };
     warehouse.ensure_kpis_fresh().await?;
-    let (address, server) = dashboard::serve(&args.addr, dashboard::AppState::new(warehouse))
+    let settings = dashboard::Settings {
+        private: args.private,
+        max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),
+    };
+    let (address, server) = dashboard::serve(&args.addr, dashboard::AppState::with_settings(warehouse, settings))
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
     println!("khoso dashboard: http://{address}/  (Ctrl-C stops it)");
     server.await?;
     println!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn users(data: &Path, command: UsersCommand) -> anyhow::Result<ExitCode> {
+    let warehouse = Warehouse::open(data).await?;
+    match manage_accounts(&Accounts::new(warehouse.root()), command) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.is_input_error() => {
+            eprintln!("khoso: {e}");
+            Ok(ExitCode::from(INVALID_INPUT))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn manage_accounts(accounts: &Accounts, command: UsersCommand) -> warehouse::Result<()> {
+    match command {
+        UsersCommand::Add { name, role, province } => {
+            let (account, token) = accounts.add(&name, role.parse()?, province.as_deref())?;
+            println!(
+                "account {} ({}{}) made; its token, shown this once:",
+                account.name,
+                account.role.as_str(),
+                account
+                    .province
+                    .as_deref()
+                    .map(|p| format!(", province {p}"))
+                    .unwrap_or_default()
+            );
+            println!("{token}");
+        }
+        UsersCommand::List => {
+            println!("{:<24} {:<9} {:<8} {:<20} revoked", "name", "role", "province", "made");
+            for account in accounts.list()? {
+                println!(
+                    "{:<24} {:<9} {:<8} {:<20} {}",
+                    account.name,
+                    account.role.as_str(),
+                    account.province.as_deref().unwrap_or("-"),
+                    account.created_at.format("%Y-%m-%d %H:%M UTC"),
+                    account
+                        .revoked_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                        .unwrap_or_else(|| "-".to_string())
+                );
+            }
+        }
+        UsersCommand::Revoke { name } => {
+            let account = accounts.revoke(&name)?;
+            println!("account {} revoked: its token no longer works", account.name);
+        }
+    }
+    Ok(())
 }
 
 async fn init(data: &Path, metrics: Arc<Metrics>, args: InitArgs) -> anyhow::Result<ExitCode> {

@@ -19,6 +19,7 @@
 //! knows nothing of polars.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod charts;
 pub mod figures;
 pub mod i18n;
@@ -34,20 +35,52 @@ use warehouse::Warehouse;
 
 use crate::figures::Figures;
 
+/// How the server behaves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Dashboards need a signed-in account too.
+    pub private: bool,
+    /// The largest upload accepted, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            private: false,
+            max_upload_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     /// The warehouse, with its metrics attached.
     pub warehouse: Arc<Warehouse>,
+    /// How the server behaves.
+    pub settings: Settings,
+    /// Accounts and web sessions.
+    pub auth: auth::Auth,
     figures: Arc<Mutex<Option<Arc<Figures>>>>,
+    uploads: Arc<Mutex<std::collections::HashMap<String, routes::Staged>>>,
 }
 
 impl AppState {
-    /// State over a warehouse that has its metrics attached.
+    /// State over a warehouse that has its metrics attached, with the default settings.
     pub fn new(warehouse: Warehouse) -> Self {
+        Self::with_settings(warehouse, Settings::default())
+    }
+
+    /// State over a warehouse that has its metrics attached.
+    pub fn with_settings(warehouse: Warehouse, settings: Settings) -> Self {
+        let accounts = warehouse::accounts::Accounts::new(warehouse.root());
         Self {
             warehouse: Arc::new(warehouse),
+            settings,
+            auth: auth::Auth::new(accounts),
             figures: Arc::default(),
+            uploads: Arc::default(),
         }
     }
 

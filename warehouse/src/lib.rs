@@ -15,10 +15,13 @@
 //! nothing of polars.
 #![warn(missing_docs)]
 
+pub mod accounts;
+pub mod audit;
 pub mod guard;
 pub mod kpi;
 pub mod metrics;
 pub mod output;
+pub mod preview;
 pub mod reference;
 pub mod store;
 pub mod tables;
@@ -68,6 +71,9 @@ pub enum Error {
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A wrong account request (name taken, unknown role or province, …).
+    #[error("{0}")]
+    Account(String),
 }
 
 impl Error {
@@ -80,6 +86,7 @@ impl Error {
                 | Error::UnknownTable(_)
                 | Error::NoSuchVersion(..)
                 | Error::NotAWarehouse(_)
+                | Error::Account(_)
         )
     }
 

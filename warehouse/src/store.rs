@@ -30,6 +30,7 @@ use ingest::{ReportKind, ValidatedReport};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::audit::{AUDIT_LOG, audit_schema};
 use crate::guard::{check_read_only, read_only_options};
 use crate::kpi::{self, KpiRow};
 use crate::metrics::{Dimension, Metrics};
@@ -101,6 +102,7 @@ impl Warehouse {
         warehouse
             .create_table(KPI_VALUES, kpi_values_table_schema(), Vec::new())
             .await?;
+        warehouse.create_table(AUDIT_LOG, audit_schema(), Vec::new()).await?;
         Ok(warehouse)
     }
 
@@ -144,7 +146,7 @@ impl Warehouse {
         Url::from_directory_path(&dir).map_err(|()| Error::Internal(format!("not a usable path: {}", dir.display())))
     }
 
-    async fn create_table(&self, name: &str, schema: SchemaRef, partitions: Vec<String>) -> Result<()> {
+    pub(crate) async fn create_table(&self, name: &str, schema: SchemaRef, partitions: Vec<String>) -> Result<()> {
         let dir = self.root.join("tables").join(name);
         if dir.join("_delta_log").is_dir() {
             return Ok(());
@@ -231,6 +233,16 @@ impl Warehouse {
     /// A DataFusion session with every table registered: the warehouse's Delta tables (at the
     /// pinned versions, else the latest) and the reference tables.
     pub async fn session(&self, pins: &TableVersions) -> Result<SessionContext> {
+        self.session_with(pins, None).await
+    }
+
+    /// [`Warehouse::session`] with one table replaced by another provider (before the views
+    /// are made, so they read the replacement).
+    pub(crate) async fn session_with(
+        &self,
+        pins: &TableVersions,
+        replacement: Option<(&str, Arc<dyn datafusion::catalog::TableProvider>)>,
+    ) -> Result<SessionContext> {
         if let Some(unknown) = pins.keys().find(|k| !Self::table_names().contains(&k.as_str())) {
             return Err(Error::UnknownTable(unknown.clone()));
         }
@@ -239,13 +251,20 @@ impl Warehouse {
         for name in Self::table_names() {
             let table = self.table(name, pins.get(name).copied()).await?;
             table.update_datafusion_session(&ctx.state())?;
-            ctx.register_table(name, table.table_provider().await?)?;
+            match &replacement {
+                Some((replaced, provider)) if *replaced == name => ctx.register_table(name, Arc::clone(provider))?,
+                _ => ctx.register_table(name, table.table_provider().await?)?,
+            };
         }
         for (name, table) in reference_tables()? {
             ctx.register_table(name, table)?;
         }
         let kpi_values = self.table(KPI_VALUES, None).await?;
         ctx.register_table(KPI_VALUES, kpi_values.table_provider().await?)?;
+        if self.root.join("tables").join(AUDIT_LOG).join("_delta_log").is_dir() {
+            let audit = self.table(AUDIT_LOG, None).await?;
+            ctx.register_table(AUDIT_LOG, audit.table_provider().await?)?;
+        }
         if let Some(metrics) = &self.metrics {
             metrics.register_views(&ctx).await?;
         }
@@ -574,7 +593,12 @@ impl Warehouse {
     }
 
     async fn lock(&self) -> Result<File> {
-        let path = self.root.join("commit.lock");
+        self.file_lock("commit.lock").await
+    }
+
+    /// Holds an exclusive lock on a file of the warehouse directory, across processes.
+    pub(crate) async fn file_lock(&self, name: &str) -> Result<File> {
+        let path = self.root.join(name);
         tokio::task::spawn_blocking(move || {
             let file = File::options().create(true).truncate(false).write(true).open(&path)?;
             file.lock()?;
@@ -598,7 +622,7 @@ pub struct KpiSnapshot {
 }
 
 /// Batches as typed rows, by way of Arrow's JSON writer (column names are field names).
-fn rows_of<T: serde::de::DeserializeOwned>(batches: &[RecordBatch], table: &str) -> Result<Vec<T>> {
+pub(crate) fn rows_of<T: serde::de::DeserializeOwned>(batches: &[RecordBatch], table: &str) -> Result<Vec<T>> {
     let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
     for batch in batches {
         writer.write(batch)?;

@@ -5,6 +5,9 @@ mod completeness;
 mod kpi_page;
 mod pages;
 mod places;
+mod upload;
+
+pub use upload::Staged;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -37,10 +40,24 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/catalogue", get(pages::catalogue))
         .route("/api/v1/kpis", get(api::kpis))
         .route("/api/v1/kpis/{id}", get(api::kpi))
-        .route("/api/v1/submissions", get(api::submissions))
+        .route(
+            "/api/v1/submissions",
+            get(api::submissions)
+                .post(upload::api_upload)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route_layer(middleware::from_fn_with_state(state, revalidate));
+    let portal = Router::new()
+        .route("/sign-in", get(upload::sign_in_page).post(upload::sign_in))
+        .route("/sign-out", axum::routing::post(upload::sign_out))
+        .route("/upload", get(upload::upload_page).post(upload::upload_form))
+        .route("/upload/{id}/commit", axum::routing::post(upload::commit_staged))
+        .route("/upload/{id}/cancel", axum::routing::post(upload::cancel_staged))
+        .route("/templates/{file}", get(upload::template))
+        .layer(axum::extract::DefaultBodyLimit::disable());
     Router::new()
         .merge(figures)
+        .merge(portal)
         .route(
             "/static/khoso.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
@@ -64,6 +81,9 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// any commit. Responses say `Cache-Control: no-cache` (always revalidate) and carry the time
 /// of the last commit as `Last-Modified`.
 async fn revalidate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD {
+        return next.run(request).await;
+    }
     let figures = match state.figures().await {
         Ok(figures) => figures,
         Err(e) => {
@@ -128,6 +148,15 @@ pub enum AppError {
     /// A parameter that makes no sense.
     #[error("{0}")]
     BadRequest(String),
+    /// No credential, or a wrong one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A credential that may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A body over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// Ours; logged, never shown in detail.
     #[error("internal error")]
     Internal(String),
@@ -144,6 +173,9 @@ impl AppError {
         match self {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -152,6 +184,9 @@ impl AppError {
         match self {
             AppError::NotFound(_) => "not_found",
             AppError::BadRequest(_) => "bad_request",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::TooLarge(_) => "too_large",
             AppError::Internal(_) => "internal",
         }
     }
@@ -176,6 +211,9 @@ impl AppError {
         let title = match &self {
             AppError::NotFound(_) => lang.pick("Không tìm thấy", "Not found"),
             AppError::BadRequest(_) => lang.pick("Yêu cầu không hợp lệ", "Bad request"),
+            AppError::Unauthorized(_) => lang.pick("Cần đăng nhập", "Sign-in needed"),
+            AppError::Forbidden(_) => lang.pick("Không được phép", "Not allowed"),
+            AppError::TooLarge(_) => lang.pick("Tệp quá lớn", "File too large"),
             AppError::Internal(_) => lang.pick("Lỗi hệ thống", "Something went wrong"),
         };
         let page = pages::ErrorPage {

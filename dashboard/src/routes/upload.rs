@@ -1,0 +1,885 @@
+//! The provincial departments' way in: sign-in, the upload page (dry run, then commit or
+//! cancel), templates, and `POST /api/v1/submissions`. One validation path with the CLI
+//! (`ingest::read_report`), one commit path (`Warehouse::commit`); every attempt is audited.
+//!
+//! Bodies are streamed to `DATA/uploads/` and never held whole in memory; past the size limit
+//! the answer is 413. The file's name is kept for people only: the staged file is named by a
+//! random id with an extension from a fixed list.
+
+use std::path::PathBuf;
+
+use askama::Template;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use futures::{Stream, StreamExt};
+use ingest::{Lang as FileLang, Problem, ProvinceRegistry, ReadOptions, ReportKind, SchoolYear, SliceHint};
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use warehouse::accounts::Role;
+use warehouse::audit::AuditEvent;
+use warehouse::preview::Preview;
+use warehouse::{CommitOutcome, Upload};
+
+use super::AppError;
+use super::pages::{Chrome, PageQuery, language};
+use crate::AppState;
+use crate::auth::{Caller, SESSION_COOKIE};
+use crate::i18n::Lang;
+
+/// A validated file waiting for its commit.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    account_id: String,
+    path: PathBuf,
+    file_name: String,
+    kind: ReportKind,
+    school_year: SchoolYear,
+    province: Option<String>,
+}
+
+/// What an upload asks for.
+#[derive(Debug, Default, Deserialize)]
+pub struct UploadQuery {
+    kind: Option<String>,
+    year: Option<String>,
+    province: Option<String>,
+    dry_run: Option<bool>,
+}
+
+/// The report kind, school year and province of an upload, checked against the caller's role.
+struct Slice {
+    kind: ReportKind,
+    school_year: SchoolYear,
+    province: Option<String>,
+}
+
+fn audit_event(caller: Option<&Caller>, action: &str, outcome: &str) -> AuditEvent {
+    let mut event = AuditEvent::now(action, outcome);
+    if let Some(caller) = caller {
+        event.actor = Some(caller.account.name.clone());
+        event.role = Some(caller.role().as_str().to_string());
+    }
+    event
+}
+
+async fn audit(state: &AppState, event: AuditEvent) {
+    if let Err(e) = state.warehouse.record_audit(&[event]).await {
+        eprintln!("khoso serve: the audit log could not be written: {e}");
+    }
+}
+
+/// Who may upload what: a province account its own province's provincial reports, for a
+/// school year in which its code is valid; an admin anything; nobody else anything.
+fn authorize(caller: Option<&Caller>, query: &UploadQuery) -> Result<Slice, AppError> {
+    let caller =
+        caller.ok_or_else(|| AppError::Unauthorized("sign in first: send Authorization: Bearer TOKEN".into()))?;
+    let kind: ReportKind = query
+        .kind
+        .as_deref()
+        .ok_or_else(|| AppError::BadRequest("say which report: kind=school, university or content".into()))?
+        .parse()
+        .map_err(|_| AppError::BadRequest("kind is school, university or content".into()))?;
+    let school_year: SchoolYear = query
+        .year
+        .as_deref()
+        .ok_or_else(|| AppError::BadRequest("say which school year: year=2024-2025".into()))?
+        .parse()
+        .map_err(|_| AppError::BadRequest("year is a school year like 2024-2025".into()))?;
+    let provincial = kind != ReportKind::Content;
+    let asked = query.province.as_deref().filter(|p| !p.is_empty());
+    let province = match caller.role() {
+        Role::Analyst => {
+            return Err(AppError::Forbidden(
+                "an analyst account reads and queries; it cannot upload".into(),
+            ));
+        }
+        Role::Province => {
+            let own = caller.account.province.clone().unwrap_or_default();
+            if !provincial {
+                return Err(AppError::Forbidden(
+                    "the content report is national: only the ministry uploads it".into(),
+                ));
+            }
+            if asked.is_some_and(|p| p != own) {
+                return Err(AppError::Forbidden(format!(
+                    "this account uploads for province {own} only"
+                )));
+            }
+            let registry = ProvinceRegistry::shipped();
+            if !registry.list_for(school_year).iter().any(|p| p.code == own) {
+                return Err(AppError::Forbidden(format!(
+                    "province code {own} is not valid in {school_year} (the provinces changed on 1 July 2025): \
+                     ask the ministry for an account of the province in force"
+                )));
+            }
+            Some(own)
+        }
+        Role::Admin if provincial => Some(
+            asked
+                .ok_or_else(|| AppError::BadRequest("say which province: province=01".into()))?
+                .to_string(),
+        ),
+        Role::Admin => None,
+    };
+    Ok(Slice {
+        kind,
+        school_year,
+        province,
+    })
+}
+
+/// The extension a staged file gets: the uploaded one if it is one we read, else `csv`.
+fn staged_extension(file_name: &str) -> &'static str {
+    let lower = file_name.to_ascii_lowercase();
+    ["xlsx", "tsv", "txt"]
+        .into_iter()
+        .find(|ext| lower.ends_with(&format!(".{ext}")))
+        .unwrap_or("csv")
+}
+
+/// Streams a body to a new file under `DATA/uploads`, stopping at the size limit.
+async fn save<E: std::fmt::Display>(
+    state: &AppState,
+    mut stream: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    file_name: &str,
+) -> Result<PathBuf, AppError> {
+    let dir = state.warehouse.root().join("uploads");
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let path = dir.join(format!("{}.{}", uuid::Uuid::new_v4(), staged_extension(file_name)));
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut written = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("the upload broke off: {e}")))?;
+        written += chunk.len() as u64;
+        if written > state.settings.max_upload_bytes {
+            drop(file);
+            tokio::fs::remove_file(&path).await.ok();
+            return Err(AppError::TooLarge(format!(
+                "the file is larger than {} MB: split it by province and school year, or ask the ministry",
+                state.settings.max_upload_bytes / (1024 * 1024)
+            )));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+    }
+    file.flush().await.map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(path)
+}
+
+/// What became of an upload.
+enum Outcome {
+    Rejected(Vec<Problem>),
+    Checked { id: String, preview: Box<Preview> },
+    Done(CommitOutcome),
+}
+
+/// Validates a saved file for a slice; then previews it (keeping it staged under `id`) or
+/// commits it. Audits the attempt.
+async fn process(
+    state: &AppState,
+    caller: &Caller,
+    slice: Slice,
+    path: PathBuf,
+    file_name: &str,
+    dry_run: bool,
+) -> Result<Outcome, AppError> {
+    let sha256 = warehouse::sha256_file(&path)?;
+    let mut event = audit_event(Some(caller), if dry_run { "dry_run" } else { "upload" }, "ok");
+    event.kind = Some(slice.kind.as_str().to_string());
+    event.school_year = Some(slice.school_year.to_string());
+    event.province_code = slice.province.clone();
+    event.sha256 = Some(sha256);
+    let hint = SliceHint {
+        school_year: Some(slice.school_year),
+        province_code: slice.province.clone(),
+    };
+    let read_path = path.clone();
+    let kind = slice.kind;
+    let report =
+        tokio::task::spawn_blocking(move || ingest::read_report(&read_path, kind, &hint, &ReadOptions::default()))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+    let report = match report {
+        Ok(report) => report,
+        Err(problems) => {
+            tokio::fs::remove_file(&path).await.ok();
+            event.outcome = "rejected".into();
+            event.detail = Some(format!(
+                "{} problems; first: {}",
+                problems.len(),
+                problems[0].message_en
+            ));
+            audit(state, event).await;
+            return Ok(Outcome::Rejected(problems));
+        }
+    };
+    if dry_run {
+        let preview = state.warehouse.preview(&report).await?;
+        let id = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        state.uploads.lock().await.insert(
+            id.clone(),
+            Staged {
+                account_id: caller.account.id.clone(),
+                path,
+                file_name: file_name.to_string(),
+                kind: slice.kind,
+                school_year: slice.school_year,
+                province: slice.province,
+            },
+        );
+        event.detail = Some(format!("{} rows, {} warnings", preview.rows, preview.warnings.len()));
+        audit(state, event).await;
+        return Ok(Outcome::Checked {
+            id,
+            preview: Box::new(preview),
+        });
+    }
+    let upload = Upload {
+        file_name: file_name.to_string(),
+        uploaded_by: caller.account.name.clone(),
+        uploaded_at: chrono::Utc::now(),
+    };
+    let outcome = state.warehouse.commit(&report, &path, &upload).await;
+    tokio::fs::remove_file(&path).await.ok();
+    let outcome = outcome?;
+    let (label, submission) = match &outcome {
+        CommitOutcome::Committed(s) => ("committed", s),
+        CommitOutcome::Unchanged(s) => ("unchanged", s),
+    };
+    event.outcome = label.into();
+    event.detail = Some(format!(
+        "submission {} ({} rows, table version {})",
+        submission.submission_id, submission.rows, submission.table_version
+    ));
+    audit(state, event).await;
+    Ok(Outcome::Done(outcome))
+}
+
+fn problems_json(problems: &[Problem]) -> Vec<serde_json::Value> {
+    problems
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "row": p.row, "column": p.column, "value": p.value, "rule": p.rule.code(),
+                "message_vi": p.message_vi, "message_en": p.message_en,
+            })
+        })
+        .collect()
+}
+
+/// `POST /api/v1/submissions?kind=&year=&province=&dry_run=`: the file as the body (or as the
+/// `file` part of a multipart form), `Authorization: Bearer TOKEN`.
+pub async fn api_upload(State(state): State<AppState>, Query(query): Query<UploadQuery>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    let caller = match state.auth.caller(&headers).await {
+        Ok(caller) => caller,
+        Err(e) => return AppError::from(e).json(),
+    };
+    let slice = match authorize(caller.as_ref(), &query) {
+        Ok(slice) => slice,
+        Err(e) => {
+            let mut event = audit_event(caller.as_ref(), "upload", e.code());
+            event.kind = query.kind.clone();
+            event.school_year = query.year.clone();
+            event.province_code = query.province.clone();
+            event.detail = Some(e.to_string());
+            audit(&state, event).await;
+            return e.json();
+        }
+    };
+    let Some(caller) = caller else {
+        return AppError::Unauthorized("sign in first".into()).json();
+    };
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let saved = if multipart {
+        match Multipart::from_request(request, &state).await {
+            Ok(mut form) => save_file_part(&state, &mut form)
+                .await
+                .map(|(path, name, _)| (path, name)),
+            Err(e) => Err(AppError::BadRequest(e.body_text())),
+        }
+    } else {
+        save(&state, request.into_body().into_data_stream(), "upload.csv")
+            .await
+            .map(|path| (path, "upload.csv".to_string()))
+    };
+    let (path, file_name) = match saved {
+        Ok(saved) => saved,
+        Err(e) => {
+            let mut event = audit_event(Some(&caller), "upload", e.code());
+            event.detail = Some(e.to_string());
+            audit(&state, event).await;
+            return e.json();
+        }
+    };
+    let dry_run = query.dry_run.unwrap_or(false);
+    match process(&state, &caller, slice, path, &file_name, dry_run).await {
+        Ok(Outcome::Rejected(problems)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({
+                "code": "invalid_file",
+                "message": format!("the file has {} problems; nothing was written", problems.len()),
+                "problems": problems_json(&problems),
+            })),
+        )
+            .into_response(),
+        Ok(Outcome::Checked { id, preview }) => Json(serde_json::json!({
+            "outcome": "dry_run", "upload_id": id, "preview": preview,
+        }))
+        .into_response(),
+        Ok(Outcome::Done(outcome)) => {
+            let (label, submission) = match outcome {
+                CommitOutcome::Committed(s) => ("committed", s),
+                CommitOutcome::Unchanged(s) => ("unchanged", s),
+            };
+            Json(serde_json::json!({ "outcome": label, "submission": submission })).into_response()
+        }
+        Err(e) => e.json(),
+    }
+}
+
+/// Reads a multipart form: its text fields, and its `file` part streamed to disk.
+async fn save_file_part(
+    state: &AppState,
+    form: &mut Multipart,
+) -> Result<(PathBuf, String, std::collections::HashMap<String, String>), AppError> {
+    let mut fields = std::collections::HashMap::new();
+    let mut saved = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| AppError::BadRequest(format!("the form broke off: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            let file_name = field.file_name().unwrap_or("upload.csv").to_string();
+            if let Some((old, _)) = saved.replace((save(state, field, &file_name).await?, file_name)) {
+                tokio::fs::remove_file(old).await.ok();
+            }
+        } else {
+            let text = field
+                .text()
+                .await
+                .map_err(|e| AppError::BadRequest(format!("the form broke off: {e}")))?;
+            fields.insert(name, text.chars().take(200).collect());
+        }
+    }
+    let (path, file_name) = saved.ok_or_else(|| AppError::BadRequest("choose a file to upload".into()))?;
+    Ok((path, file_name, fields))
+}
+
+/// `/sign-in`.
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage {
+    chrome: Chrome,
+    message: String,
+}
+
+pub async fn sign_in_page(Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
+    let lang = language(&query, &headers);
+    render(
+        StatusCode::OK,
+        &SignInPage {
+            chrome: Chrome::bare(lang),
+            message: String::new(),
+        },
+        lang,
+    )
+}
+
+fn render(status: StatusCode, page: &impl Template, lang: Lang) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => AppError::Internal(e.to_string()).page(lang),
+    }
+}
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    token: String,
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<SignInForm>,
+) -> Response {
+    let lang = language(&PageQuery::default(), &headers);
+    let account = match state.auth.verify(&form.token).await {
+        Ok(account) => account,
+        Err(e) => return AppError::from(e).page(lang),
+    };
+    let Some(account) = account else {
+        let mut event = audit_event(None, "sign_in", "unauthorized");
+        event.detail = Some("a token that matches no active account".into());
+        audit(&state, event).await;
+        let page = SignInPage {
+            chrome: Chrome::bare(lang),
+            message: lang
+                .pick(
+                    "Mã truy cập không đúng hoặc đã bị thu hồi.",
+                    "That token is wrong or has been revoked.",
+                )
+                .to_string(),
+        };
+        return render(StatusCode::UNAUTHORIZED, &page, lang);
+    };
+    let session = state.auth.open_session(&account).await;
+    let caller = Caller { account, csrf: None };
+    audit(&state, audit_event(Some(&caller), "sign_in", "ok")).await;
+    let mut response = Redirect::to("/upload").into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200"
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// A form that carries the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// The caller of a cookie-signed form post, if its CSRF token matches.
+async fn form_caller(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Caller, AppError> {
+    let caller = state
+        .auth
+        .caller(headers)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("sign in first".into()))?;
+    match &caller.csrf {
+        Some(expected) if expected == csrf => Ok(caller),
+        Some(_) => Err(AppError::Forbidden(
+            "the form has expired: reload the page and try again".into(),
+        )),
+        None => Ok(caller),
+    }
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let lang = language(&PageQuery::default(), &headers);
+    let caller = match form_caller(&state, &headers, &form.csrf).await {
+        Ok(caller) => caller,
+        Err(e) => return e.page(lang),
+    };
+    if let Some(id) = crate::auth::session_id(&headers) {
+        state.auth.close_session(id).await;
+    }
+    audit(&state, audit_event(Some(&caller), "sign_out", "ok")).await;
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("khoso_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+/// A problem as a row of the page.
+pub struct ProblemRow {
+    row: String,
+    column: String,
+    value: String,
+    message: String,
+}
+
+/// A KPI of the preview.
+pub struct PreviewRow {
+    name: String,
+    with_file: String,
+    in_force: String,
+    last_year: String,
+}
+
+/// `/upload` and its results.
+#[derive(Template)]
+#[template(path = "upload.html")]
+pub struct UploadPage {
+    chrome: Chrome,
+    account: String,
+    csrf: String,
+    province: Option<String>,
+    admin: bool,
+    years: Vec<String>,
+    provinces: Vec<(String, String)>,
+    status: String,
+    message: String,
+    problems: Vec<ProblemRow>,
+    problems_csv: String,
+    id: String,
+    summary: Vec<(String, String)>,
+    kpis: Vec<PreviewRow>,
+    warnings: Vec<String>,
+}
+
+impl UploadPage {
+    fn new(caller: &Caller, lang: Lang) -> Self {
+        let registry = ProvinceRegistry::shipped();
+        let this_year = chrono::Datelike::year(&chrono::Utc::now());
+        Self {
+            chrome: Chrome::bare(lang),
+            account: caller.account.name.clone(),
+            csrf: caller.csrf.clone().unwrap_or_default(),
+            province: caller.account.province.clone(),
+            admin: caller.role() == Role::Admin,
+            years: (2020..=this_year)
+                .rev()
+                .map(|start| SchoolYear::starting(start).to_string())
+                .collect(),
+            provinces: registry
+                .from_2025
+                .iter()
+                .chain(&registry.before_2025)
+                .map(|p| (p.code.clone(), format!("{} {}", p.code, p.name_vi)))
+                .collect(),
+            status: String::new(),
+            message: String::new(),
+            problems: Vec::new(),
+            problems_csv: String::new(),
+            id: String::new(),
+            summary: Vec::new(),
+            kpis: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The caller of a page that needs an uploading account: anonymous callers are sent to sign
+/// in, analysts are refused.
+async fn uploader(state: &AppState, headers: &HeaderMap, lang: Lang) -> Result<Caller, Response> {
+    match state.auth.caller(headers).await {
+        Ok(Some(caller)) if caller.role() == Role::Analyst => Err(AppError::Forbidden(
+            lang.pick(
+                "Tài khoản phân tích chỉ xem và truy vấn, không nộp báo cáo.",
+                "An analyst account reads and queries; it cannot upload.",
+            )
+            .into(),
+        )
+        .page(lang)),
+        Ok(Some(caller)) => Ok(caller),
+        Ok(None) => Err(Redirect::to("/sign-in").into_response()),
+        Err(e) => Err(AppError::from(e).page(lang)),
+    }
+}
+
+pub async fn upload_page(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&query, &headers);
+    match uploader(&state, &headers, lang).await {
+        Ok(caller) => render(StatusCode::OK, &UploadPage::new(&caller, lang), lang),
+        Err(response) => response,
+    }
+}
+
+pub async fn upload_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+    mut form: Multipart,
+) -> Response {
+    let lang = language(&query, &headers);
+    let caller = match uploader(&state, &headers, lang).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
+    };
+    let (path, file_name, fields) = match save_file_part(&state, &mut form).await {
+        Ok(saved) => saved,
+        Err(e) => {
+            let mut event = audit_event(Some(&caller), "dry_run", e.code());
+            event.detail = Some(e.to_string());
+            audit(&state, event).await;
+            return e.page(lang);
+        }
+    };
+    let checked = async {
+        if caller.csrf.as_deref() != fields.get("csrf").map(String::as_str) {
+            return Err(AppError::Forbidden(
+                "the form has expired: reload the page and try again".into(),
+            ));
+        }
+        let query = UploadQuery {
+            kind: fields.get("kind").cloned(),
+            year: fields.get("year").cloned(),
+            province: fields.get("province").cloned(),
+            dry_run: Some(true),
+        };
+        let slice = authorize(Some(&caller), &query)?;
+        process(&state, &caller, slice, path.clone(), &file_name, true).await
+    };
+    let outcome = match checked.await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tokio::fs::remove_file(&path).await.ok();
+            return e.page(lang);
+        }
+    };
+    let mut page = UploadPage::new(&caller, lang);
+    let status = match outcome {
+        Outcome::Rejected(problems) => {
+            page.status = "rejected".into();
+            page.message = format!(
+                "{} {} {}",
+                file_name,
+                lang.pick("có", "has"),
+                lang.pick(
+                    &format!("{} lỗi; chưa ghi gì vào kho. Sửa rồi tải lên lại.", problems.len()),
+                    &format!(
+                        "{} problems; nothing was written. Fix them and upload again.",
+                        problems.len()
+                    ),
+                )
+            );
+            let mut csv = Vec::new();
+            ingest::problem::write_problems_csv(&problems, &mut csv).ok();
+            page.problems_csv = data_uri(&csv);
+            page.problems = problems
+                .iter()
+                .map(|p| ProblemRow {
+                    row: p.row.map(|r| r.to_string()).unwrap_or_default(),
+                    column: p.column.clone().unwrap_or_default(),
+                    value: p.value.clone().unwrap_or_default(),
+                    message: lang.pick(&p.message_vi, &p.message_en).to_string(),
+                })
+                .collect();
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Outcome::Checked { id, preview } => {
+            fill_preview(&state, &mut page, &preview, lang);
+            page.status = "checked".into();
+            page.message = format!(
+                "{file_name}: {}",
+                lang.pick(
+                    "hợp lệ. Xem tóm tắt rồi ghi vào kho hoặc huỷ.",
+                    "valid. Read the summary, then commit or cancel."
+                )
+            );
+            page.id = id;
+            StatusCode::OK
+        }
+        Outcome::Done(_) => StatusCode::OK,
+    };
+    render(status, &page, lang)
+}
+
+fn fill_preview(state: &AppState, page: &mut UploadPage, preview: &Preview, lang: Lang) {
+    page.summary = vec![
+        (
+            lang.pick("Số dòng", "Rows").to_string(),
+            lang.number(preview.rows as f64, 0),
+        ),
+        (
+            lang.pick(
+                "Số đơn vị (trường, cơ sở, môn-lớp)",
+                "Units (schools, institutions, subject-grades)",
+            )
+            .to_string(),
+            lang.number(preview.units as f64, 0),
+        ),
+    ];
+    page.summary.extend(
+        preview
+            .totals
+            .iter()
+            .map(|(column, total)| (column.clone(), lang.number(*total as f64, 0))),
+    );
+    let names = state.warehouse.metrics().ok();
+    page.kpis = preview
+        .kpis
+        .iter()
+        .map(|v| PreviewRow {
+            name: names
+                .and_then(|m| m.kpi(&v.kpi_id))
+                .map_or_else(|| v.kpi_id.clone(), |k| lang.pick(&k.name_vi, &k.name_en).to_string()),
+            with_file: lang.percent(v.with_file),
+            in_force: lang.percent(v.in_force),
+            last_year: lang.percent(v.last_year),
+        })
+        .collect();
+    page.warnings = preview
+        .warnings
+        .iter()
+        .map(|w| lang.pick(&w.message_vi, &w.message_en).to_string())
+        .collect();
+}
+
+async fn take_staged(state: &AppState, caller: &Caller, id: &str) -> Result<Staged, AppError> {
+    let mut uploads = state.uploads.lock().await;
+    match uploads.get(id) {
+        Some(staged) if staged.account_id == caller.account.id => Ok(uploads.remove(id).expect("present")),
+        Some(_) => Err(AppError::Forbidden("this upload belongs to another account".into())),
+        None => Err(AppError::NotFound(
+            "no such upload waiting: it was committed, cancelled, or the server restarted; upload the file again"
+                .into(),
+        )),
+    }
+}
+
+pub async fn commit_staged(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let lang = language(&PageQuery::default(), &headers);
+    let result = async {
+        let caller = form_caller(&state, &headers, &form.csrf).await?;
+        let staged = take_staged(&state, &caller, &id).await?;
+        let slice = Slice {
+            kind: staged.kind,
+            school_year: staged.school_year,
+            province: staged.province.clone(),
+        };
+        let outcome = process(&state, &caller, slice, staged.path.clone(), &staged.file_name, false).await?;
+        Ok::<_, AppError>((caller, staged, outcome))
+    };
+    let (caller, staged, outcome) = match result.await {
+        Ok(done) => done,
+        Err(e) => return e.page(lang),
+    };
+    let mut page = UploadPage::new(&caller, lang);
+    match outcome {
+        Outcome::Done(CommitOutcome::Committed(submission)) => {
+            page.status = "committed".into();
+            page.message = format!(
+                "{}: {} {} {} {} ({} {}, {} {}).",
+                staged.file_name,
+                lang.pick(
+                    "đã ghi vào kho, thay cho bản trước của",
+                    "committed, replacing the earlier file of"
+                ),
+                lang.report_kind(staged.kind.as_str()),
+                staged.province.as_deref().unwrap_or(""),
+                staged.school_year,
+                lang.number(submission.rows as f64, 0),
+                lang.pick("dòng", "rows"),
+                lang.pick("phiên bản bảng", "table version"),
+                submission.table_version
+            );
+        }
+        Outcome::Done(CommitOutcome::Unchanged(_)) => {
+            page.status = "unchanged".into();
+            page.message = lang
+                .pick(
+                    "Kho đã có đúng tệp này cho báo cáo này: không có gì thay đổi.",
+                    "The warehouse already holds exactly this file for this report: nothing changed.",
+                )
+                .to_string();
+        }
+        Outcome::Rejected(problems) => {
+            page.status = "rejected".into();
+            page.message = format!("{} problems", problems.len());
+        }
+        Outcome::Checked { .. } => {}
+    }
+    render(StatusCode::OK, &page, lang)
+}
+
+pub async fn cancel_staged(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let lang = language(&PageQuery::default(), &headers);
+    let result = async {
+        let caller = form_caller(&state, &headers, &form.csrf).await?;
+        let staged = take_staged(&state, &caller, &id).await?;
+        tokio::fs::remove_file(&staged.path).await.ok();
+        Ok::<_, AppError>(())
+    };
+    match result.await {
+        Ok(()) => Redirect::to("/upload").into_response(),
+        Err(e) => e.page(lang),
+    }
+}
+
+/// `/templates/{kind}.{csv|xlsx}?lang=`: the empty report template.
+pub async fn template(UrlPath(file): UrlPath<String>, Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
+    let lang = language(&query, &headers);
+    let file_lang = if lang == Lang::En { FileLang::En } else { FileLang::Vi };
+    let (kind, extension) = file.rsplit_once('.').unwrap_or((&file, ""));
+    let Ok(kind) = kind.parse::<ReportKind>() else {
+        return AppError::NotFound(format!("no template {file:?}")).page(lang);
+    };
+    let name = format!("{kind}-template-{}.{extension}", lang.code());
+    let bytes = match extension {
+        "csv" => {
+            let mut out = Vec::new();
+            ingest::template::write_csv_template(kind.schema(), file_lang, &mut out).map(|()| out)
+        }
+        "xlsx" => {
+            let dir = match tempfile_dir() {
+                Ok(dir) => dir,
+                Err(e) => return AppError::Internal(e.to_string()).page(lang),
+            };
+            let path = dir.join(&name);
+            let written = ingest::template::write_xlsx_template(kind.schema(), file_lang, &path)
+                .and_then(|()| std::fs::read(&path).map_err(ingest::Error::from));
+            std::fs::remove_dir_all(&dir).ok();
+            written
+        }
+        _ => return AppError::NotFound(format!("no template {file:?}: use .csv or .xlsx")).page(lang),
+    };
+    match bytes {
+        Ok(bytes) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    if extension == "csv" {
+                        "text/csv; charset=utf-8".to_string()
+                    } else {
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()
+                    },
+                ),
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => AppError::Internal(e.to_string()).page(lang),
+    }
+}
+
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("khoso-template-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A `data:` address holding a CSV file, for a download link that needs no second request.
+fn data_uri(csv: &[u8]) -> String {
+    let mut uri = String::from("data:text/csv;charset=utf-8,%EF%BB%BF");
+    for &byte in csv {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            uri.push(byte as char);
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri
+}

@@ -1,0 +1,269 @@
+//! Accounts: who may upload, query and approve. Kept in `DATA/accounts.json`; each account's
+//! secret is stored only as an Argon2id hash (PHC string), and the token that carries it is
+//! shown once, when the account is made.
+//!
+//! A token reads `khoso_<id>_<secret>`: the id finds the account, the secret is checked
+//! against its hash. Writes go through a temporary file and a rename under `accounts.lock`,
+//! so a reader never sees half a file and two processes never lose each other's change.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A provincial department: uploads and sees its own province's submissions.
+    Province,
+    /// A ministry analyst: sees everything, queries with SQL; uploads nothing.
+    Analyst,
+    /// Everything, including national (`content`) uploads and approvals.
+    Admin,
+}
+
+impl Role {
+    /// Its name, as on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Province => "province",
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "province" => Ok(Role::Province),
+            "analyst" => Ok(Role::Analyst),
+            "admin" => Ok(Role::Admin),
+            other => Err(Error::Account(format!(
+                "unknown role {other:?}: use province, analyst or admin"
+            ))),
+        }
+    }
+}
+
+/// One account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Random id, the first part of the token.
+    pub id: String,
+    /// The name people know it by (unique among active accounts).
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// The province a `province` account speaks for.
+    pub province: Option<String>,
+    /// Argon2id hash of the token's secret, as a PHC string.
+    pub secret_hash: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Account {
+    /// Whether it can still sign in.
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct AccountsFile {
+    accounts: Vec<Account>,
+}
+
+/// The accounts of one warehouse.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    path: PathBuf,
+}
+
+const TOKEN_PREFIX: &str = "khoso_";
+
+impl Accounts {
+    /// The accounts kept under a warehouse directory.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            path: root.join("accounts.json"),
+        }
+    }
+
+    /// When the file last changed (none if there is no file yet): readers reload on change.
+    pub fn modified(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(&self.path).and_then(|m| m.modified()).ok()
+    }
+
+    /// Every account, revoked ones included, oldest first.
+    pub fn list(&self) -> Result<Vec<Account>> {
+        Ok(self.read()?.accounts)
+    }
+
+    fn read(&self) -> Result<AccountsFile> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Internal(format!("{} is damaged: {e}", self.path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AccountsFile::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn write(&self, file: &AccountsFile) -> Result<()> {
+        let partial = self.path.with_extension("json.partial");
+        let bytes = serde_json::to_vec_pretty(file).map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(&partial, bytes)?;
+        File::open(&partial)?.sync_all()?;
+        std::fs::rename(&partial, &self.path)?;
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<File> {
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.path.with_file_name("accounts.lock"))?;
+        file.lock()?;
+        Ok(file)
+    }
+
+    /// Makes an account; returns it and its token (the only time the token exists in clear).
+    /// A province account needs a province code; the others must not have one.
+    pub fn add(&self, name: &str, role: Role, province: Option<&str>) -> Result<(Account, String)> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+            return Err(Error::Account("a name is 1 to 64 printable characters".into()));
+        }
+        let province = match (role, province) {
+            (Role::Province, Some(code)) => {
+                let registry = ingest::ProvinceRegistry::shipped();
+                let known = registry
+                    .before_2025
+                    .iter()
+                    .chain(&registry.from_2025)
+                    .any(|p| p.code == code);
+                if !known {
+                    return Err(Error::Account(format!(
+                        "no province {code:?} in either province list (see `khoso sql \"SELECT * FROM provinces\"`)"
+                    )));
+                }
+                Some(code.to_string())
+            }
+            (Role::Province, None) => {
+                return Err(Error::Account("a province account needs --province CODE".into()));
+            }
+            (_, Some(_)) => return Err(Error::Account("only a province account has a province".into())),
+            (_, None) => None,
+        };
+        let _lock = self.lock()?;
+        let mut file = self.read()?;
+        if file.accounts.iter().any(|a| a.is_active() && a.name == name) {
+            return Err(Error::Account(format!("an active account is already named {name:?}")));
+        }
+        let id = random_hex(4);
+        let secret = random_hex(16);
+        let account = Account {
+            id: id.clone(),
+            name: name.to_string(),
+            role,
+            province,
+            secret_hash: hash_secret(&secret)?,
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        file.accounts.push(account.clone());
+        self.write(&file)?;
+        Ok((account, format!("{TOKEN_PREFIX}{id}_{secret}")))
+    }
+
+    /// Revokes the active account with this name.
+    pub fn revoke(&self, name: &str) -> Result<Account> {
+        let _lock = self.lock()?;
+        let mut file = self.read()?;
+        let account = file
+            .accounts
+            .iter_mut()
+            .find(|a| a.is_active() && a.name == name)
+            .ok_or_else(|| Error::Account(format!("no active account named {name:?}")))?;
+        account.revoked_at = Some(Utc::now());
+        let revoked = account.clone();
+        self.write(&file)?;
+        Ok(revoked)
+    }
+
+    /// The active account a token belongs to, if the token is right.
+    pub fn verify(&self, token: &str) -> Result<Option<Account>> {
+        let Some((id, secret)) = token.trim().strip_prefix(TOKEN_PREFIX).and_then(|t| t.split_once('_')) else {
+            return Ok(None);
+        };
+        let file = self.read()?;
+        let Some(account) = file.accounts.into_iter().find(|a| a.id == id && a.is_active()) else {
+            return Ok(None);
+        };
+        let hash = PasswordHash::new(&account.secret_hash).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Argon2::default()
+            .verify_password(secret.as_bytes(), &hash)
+            .is_ok()
+            .then_some(account))
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+fn hash_secret(secret: &str) -> Result<String> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Internal(e.to_string()))?;
+    Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_until_revoked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let accounts = Accounts::new(dir.path());
+        let (account, token) = accounts.add("so-gd-hanoi", Role::Province, Some("01")).expect("added");
+        assert!(token.starts_with("khoso_"));
+        let stored = std::fs::read_to_string(dir.path().join("accounts.json")).expect("file");
+        assert!(
+            !stored.contains(token.rsplit('_').next().expect("secret")),
+            "the secret is not stored"
+        );
+        assert!(stored.contains("$argon2id$"));
+        assert_eq!(accounts.verify(&token).expect("verify"), Some(account));
+        assert_eq!(accounts.verify(&format!("{token}x")).expect("verify"), None);
+        assert_eq!(accounts.verify("khoso_nothing_here").expect("verify"), None);
+        assert!(accounts.add("so-gd-hanoi", Role::Analyst, None).is_err(), "name taken");
+        accounts.revoke("so-gd-hanoi").expect("revoked");
+        assert_eq!(accounts.verify(&token).expect("verify"), None);
+        assert!(
+            accounts.add("x", Role::Province, None).is_err(),
+            "a province account needs a province"
+        );
+        assert!(accounts.add("x", Role::Province, Some("99")).is_err(), "no province 99");
+        assert!(accounts.add("x", Role::Admin, Some("01")).is_err());
+    }
+}
