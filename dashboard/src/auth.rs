@@ -47,7 +47,14 @@ struct Session {
 pub struct Auth {
     accounts: Accounts,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
-    verified: Arc<Mutex<(Option<SystemTime>, HashMap<[u8; 32], Account>)>>,
+    verified: Arc<Mutex<VerifiedTokens>>,
+}
+
+/// Tokens already checked, by SHA-256, valid while the accounts file is unchanged.
+#[derive(Debug, Default)]
+struct VerifiedTokens {
+    accounts_modified: Option<SystemTime>,
+    by_hash: HashMap<[u8; 32], Account>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -73,10 +80,13 @@ impl Auth {
         let modified = self.accounts.modified();
         {
             let mut verified = self.verified.lock().await;
-            if verified.0 != modified {
-                *verified = (modified, HashMap::new());
+            if verified.accounts_modified != modified {
+                *verified = VerifiedTokens {
+                    accounts_modified: modified,
+                    by_hash: HashMap::new(),
+                };
             }
-            if let Some(account) = verified.1.get(&key) {
+            if let Some(account) = verified.by_hash.get(&key) {
                 return Ok(Some(account.clone()));
             }
         }
@@ -87,8 +97,8 @@ impl Auth {
             .map_err(|e| warehouse::Error::Internal(e.to_string()))??;
         if let Some(account) = &account {
             let mut verified = self.verified.lock().await;
-            if verified.0 == modified {
-                verified.1.insert(key, account.clone());
+            if verified.accounts_modified == modified {
+                verified.by_hash.insert(key, account.clone());
             }
         }
         Ok(account)

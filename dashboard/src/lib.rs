@@ -72,8 +72,10 @@ impl AppState {
         Self::with_settings(warehouse, Settings::default())
     }
 
-    /// State over a warehouse that has its metrics attached.
+    /// State over a warehouse that has its metrics attached. Files staged by an earlier
+    /// server (waiting for a commit that can no longer come) are removed.
     pub fn with_settings(warehouse: Warehouse, settings: Settings) -> Self {
+        std::fs::remove_dir_all(warehouse.root().join("uploads")).ok();
         let accounts = warehouse::accounts::Accounts::new(warehouse.root());
         Self {
             warehouse: Arc::new(warehouse),

@@ -7,6 +7,7 @@ mod end_to_end;
 mod generated;
 mod kpi;
 mod metrics;
+mod portal;
 mod serve;
 
 use std::path::{Path, PathBuf};

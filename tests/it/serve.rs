@@ -18,8 +18,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path) -> Server {
+        Self::start_with(data, &[])
+    }
+
+    /// `khoso serve` with more arguments.
+    pub fn start_with(data: &Path, args: &[&str]) -> Server {
         let mut child = khoso(data)
             .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -35,28 +41,40 @@ impl Server {
         Server { child, address }
     }
 
-    /// A plain HTTP/1.0 GET (no chunked answers) with extra header lines: the head and the
-    /// body of the answer.
-    fn get_with(&self, path: &str, headers: &[&str]) -> (String, String) {
+    /// A plain HTTP/1.0 request (no chunked answers) with extra header lines and a body: the
+    /// head and the body of the answer.
+    pub fn request(&self, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (String, String) {
         let mut stream = TcpStream::connect(&self.address).expect("connect");
-        let mut request = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n", self.address);
+        let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {}\r\n", self.address);
         for header in headers {
             request.push_str(header);
             request.push_str("\r\n");
         }
+        if method == "POST" {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
         request.push_str("\r\n");
         stream.write_all(request.as_bytes()).expect("send");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("read");
+        // The server may answer (413) before it has read the whole body.
+        stream.write_all(body).ok();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).ok();
+        let answer = String::from_utf8_lossy(&answer).into_owned();
         let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
         (head.to_string(), body.to_string())
+    }
+
+    /// A GET with extra header lines.
+    pub fn get_with(&self, path: &str, headers: &[&str]) -> (String, String) {
+        self.request("GET", path, headers, &[])
     }
 
     fn get(&self, path: &str) -> String {
         self.get_with(path, &[]).1
     }
 
-    fn json(&self, path: &str) -> serde_json::Value {
+    /// A GET's body as JSON.
+    pub fn json(&self, path: &str) -> serde_json::Value {
         let body = self.get(path);
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
     }
@@ -69,7 +87,8 @@ impl Drop for Server {
     }
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+/// The value of a header in an answer's head.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|line| {
         let (key, value) = line.split_once(':')?;
         key.eq_ignore_ascii_case(name).then(|| value.trim())

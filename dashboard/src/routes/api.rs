@@ -7,11 +7,14 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
+use warehouse::Submission;
+use warehouse::accounts::Role;
 use warehouse::kpi::KpiRow;
 use warehouse::metrics::Dimension;
 
 use super::AppError;
 use crate::AppState;
+use crate::auth::Caller;
 use crate::figures::Figures;
 use crate::i18n::Lang;
 
@@ -94,9 +97,21 @@ pub async fn provinces() -> Response {
     Json(provinces).into_response()
 }
 
-/// `GET /api/v1/submissions`: every accepted file, oldest first.
-pub async fn submissions(Extension(figures): Extension<Arc<Figures>>) -> Response {
-    Json(&figures.submissions).into_response()
+/// `GET /api/v1/submissions`: every accepted file, oldest first; a province account sees its
+/// own province's only.
+pub async fn submissions(
+    Extension(figures): Extension<Arc<Figures>>,
+    Extension(caller): Extension<Option<Caller>>,
+) -> Response {
+    let own = caller
+        .filter(|c| c.role() == Role::Province)
+        .and_then(|c| c.account.province);
+    let visible: Vec<&Submission> = figures
+        .submissions
+        .iter()
+        .filter(|s| own.is_none() || s.province_code == own)
+        .collect();
+    Json(visible).into_response()
 }
 
 /// `GET /kpi/{id}.csv?by=`: the KPI's values as CSV, spreadsheet-safe.

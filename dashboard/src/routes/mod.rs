@@ -75,15 +75,28 @@ pub fn router(state: AppState) -> Router<AppState> {
         .fallback(pages::not_found)
 }
 
-/// Hands the request the warehouse's current figures, and answers `304 Not Modified` when the
+/// Lets only signed-in callers through when the dashboard is private (`--private`), hands the
+/// request its caller and the warehouse's current figures, and answers `304 Not Modified` when the
 /// client already holds this page for them: the ETag is a hash of the figures' tag (table
-/// versions and metrics fingerprint), the address and the language cookie, so it changes with
-/// any commit. Responses say `Cache-Control: no-cache` (always revalidate) and carry the time
+/// versions and metrics fingerprint), the address and the credentials (cookie, token), so it
+/// changes with any commit. Responses say `Cache-Control: no-cache` (always revalidate) and carry the time
 /// of the last commit as `Last-Modified`.
 async fn revalidate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD {
         return next.run(request).await;
     }
+    let caller = match state.auth.caller(request.headers()).await {
+        Ok(caller) => caller,
+        Err(e) => return AppError::from(e).json(),
+    };
+    if state.settings.private && caller.is_none() {
+        return if request.uri().path().starts_with("/api/") {
+            AppError::Unauthorized("this dashboard is private: send Authorization: Bearer TOKEN".into()).json()
+        } else {
+            axum::response::Redirect::to("/sign-in").into_response()
+        };
+    }
+    request.extensions_mut().insert(caller);
     let figures = match state.figures().await {
         Ok(figures) => figures,
         Err(e) => {
@@ -98,11 +111,9 @@ async fn revalidate(State(state): State<AppState>, mut request: Request, next: N
     let mut hasher = DefaultHasher::new();
     figures.tag.hash(&mut hasher);
     request.uri().hash(&mut hasher);
-    request
-        .headers()
-        .get(header::COOKIE)
-        .map(HeaderValue::as_bytes)
-        .hash(&mut hasher);
+    for name in [header::COOKIE, header::AUTHORIZATION] {
+        request.headers().get(name).map(HeaderValue::as_bytes).hash(&mut hasher);
+    }
     let etag = format!("\"{:016x}\"", hasher.finish());
     let last_modified = figures
         .as_of()

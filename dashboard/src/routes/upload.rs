@@ -181,16 +181,27 @@ enum Outcome {
     Done(CommitOutcome),
 }
 
-/// Validates a saved file for a slice; then previews it (keeping it staged under `id`) or
-/// commits it. Audits the attempt.
+/// How far an upload goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Validate and preview; keep the file staged for a commit from the page.
+    Stage,
+    /// Validate and preview; keep nothing (an API dry run).
+    Check,
+    /// Validate and commit.
+    Commit,
+}
+
+/// Validates a saved file for a slice; then previews it or commits it. Audits the attempt.
 async fn process(
     state: &AppState,
     caller: &Caller,
     slice: Slice,
     path: PathBuf,
     file_name: &str,
-    dry_run: bool,
+    step: Step,
 ) -> Result<Outcome, AppError> {
+    let dry_run = step != Step::Commit;
     let sha256 = warehouse::sha256_file(&path)?;
     let mut event = audit_event(Some(caller), if dry_run { "dry_run" } else { "upload" }, "ok");
     event.kind = Some(slice.kind.as_str().to_string());
@@ -222,23 +233,29 @@ async fn process(
         }
     };
     if dry_run {
-        let preview = state.warehouse.preview(&report).await?;
+        let preview = state.warehouse.preview(&report).await;
         let id = path
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_string();
-        state.uploads.lock().await.insert(
-            id.clone(),
-            Staged {
-                account_id: caller.account.id.clone(),
-                path,
-                file_name: file_name.to_string(),
-                kind: slice.kind,
-                school_year: slice.school_year,
-                province: slice.province,
-            },
-        );
+        if step == Step::Check || preview.is_err() {
+            tokio::fs::remove_file(&path).await.ok();
+        }
+        let preview = preview?;
+        if step == Step::Stage {
+            state.uploads.lock().await.insert(
+                id.clone(),
+                Staged {
+                    account_id: caller.account.id.clone(),
+                    path,
+                    file_name: file_name.to_string(),
+                    kind: slice.kind,
+                    school_year: slice.school_year,
+                    province: slice.province,
+                },
+            );
+        }
         event.detail = Some(format!("{} rows, {} warnings", preview.rows, preview.warnings.len()));
         audit(state, event).await;
         return Ok(Outcome::Checked {
@@ -327,8 +344,12 @@ pub async fn api_upload(State(state): State<AppState>, Query(query): Query<Uploa
             return e.json();
         }
     };
-    let dry_run = query.dry_run.unwrap_or(false);
-    match process(&state, &caller, slice, path, &file_name, dry_run).await {
+    let step = if query.dry_run.unwrap_or(false) {
+        Step::Check
+    } else {
+        Step::Commit
+    };
+    match process(&state, &caller, slice, path, &file_name, step).await {
         Ok(Outcome::Rejected(problems)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(serde_json::json!({
@@ -338,8 +359,8 @@ pub async fn api_upload(State(state): State<AppState>, Query(query): Query<Uploa
             })),
         )
             .into_response(),
-        Ok(Outcome::Checked { id, preview }) => Json(serde_json::json!({
-            "outcome": "dry_run", "upload_id": id, "preview": preview,
+        Ok(Outcome::Checked { preview, .. }) => Json(serde_json::json!({
+            "outcome": "dry_run", "preview": preview,
         }))
         .into_response(),
         Ok(Outcome::Done(outcome)) => {
@@ -629,7 +650,7 @@ pub async fn upload_form(
             dry_run: Some(true),
         };
         let slice = authorize(Some(&caller), &query)?;
-        process(&state, &caller, slice, path.clone(), &file_name, true).await
+        process(&state, &caller, slice, path.clone(), &file_name, Step::Stage).await
     };
     let outcome = match checked.await {
         Ok(outcome) => outcome,
@@ -754,7 +775,15 @@ pub async fn commit_staged(
             school_year: staged.school_year,
             province: staged.province.clone(),
         };
-        let outcome = process(&state, &caller, slice, staged.path.clone(), &staged.file_name, false).await?;
+        let outcome = process(
+            &state,
+            &caller,
+            slice,
+            staged.path.clone(),
+            &staged.file_name,
+            Step::Commit,
+        )
+        .await?;
         Ok::<_, AppError>((caller, staged, outcome))
     };
     let (caller, staged, outcome) = match result.await {

@@ -1,0 +1,452 @@
+//! The upload portal against a running `khoso serve`: roles enforced on every path (401, 403),
+//! dry run then commit, an invalid file answered 422 with nothing written, the size limit
+//! (413), the web flow with its session cookie and CSRF token, the audit log of every attempt,
+//! and 34 provinces uploading at once.
+
+use std::path::{Path, PathBuf};
+
+use crate::serve::{Server, header};
+use crate::{khoso, run, stderr, stdout};
+
+/// A warehouse with no data, and generated reports for two school years (63 provinces in
+/// 2024-2025, 34 in 2025-2026) to upload.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    reports: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (data, reports) = (dir.path().join("data"), dir.path().join("reports"));
+        let generated = run(khoso(&data)
+            .args([
+                "generate",
+                "--scale",
+                "0.01",
+                "--years",
+                "2024-2025..2025-2026",
+                "--seed",
+                "7",
+                "--out",
+            ])
+            .arg(&reports));
+        assert!(generated.status.success(), "{}", stderr(&generated));
+        assert!(run(khoso(&data).arg("init")).status.success());
+        Fixture {
+            _dir: dir,
+            data,
+            reports,
+        }
+    }
+
+    /// The token of a new account.
+    fn account(&self, name: &str, role: &str, province: Option<&str>) -> String {
+        let mut command = khoso(&self.data);
+        command.args(["users", "add", name, "--role", role]);
+        if let Some(province) = province {
+            command.args(["--province", province]);
+        }
+        let made = run(&mut command);
+        assert!(made.status.success(), "{}", stderr(&made));
+        stdout(&made).lines().last().expect("the token").to_string()
+    }
+
+    /// The bytes of the generated file of a slice (in whichever file style the generator gave it).
+    fn report(&self, kind: &str, province: &str, year: &str) -> Vec<u8> {
+        std::fs::read(self.report_path(kind, province, year)).expect("read")
+    }
+
+    fn report_path(&self, kind: &str, province: &str, year: &str) -> PathBuf {
+        let dir = self.reports.join(kind).join(year);
+        let name = format!("{kind}-{province}-{year}.");
+        std::fs::read_dir(&dir)
+            .expect("generated reports")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&name))
+            })
+            .unwrap_or_else(|| panic!("{name}* in {}", dir.display()))
+    }
+
+    fn sql(&self, query: &str) -> String {
+        let answer = run(khoso(&self.data).args(["sql", query, "--format", "csv"]));
+        assert!(answer.status.success(), "{}", stderr(&answer));
+        stdout(&answer)
+    }
+}
+
+fn status(head: &str) -> u16 {
+    head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn upload(server: &Server, token: Option<&str>, query: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+    let headers: Vec<&str> = auth.iter().map(String::as_str).collect();
+    let (head, body) = server.request("POST", &format!("/api/v1/submissions?{query}"), &headers, body);
+    let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    (status(&head), json)
+}
+
+fn is_csv(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "csv")
+}
+
+#[test]
+fn roles_are_enforced_and_every_attempt_is_audited() {
+    let fixture = Fixture::new();
+    let ha_noi = fixture.account("so-gd-ha-noi", "province", Some("01"));
+    let ha_giang = fixture.account("so-gd-ha-giang", "province", Some("02"));
+    let analyst = fixture.account("phan-tich", "analyst", None);
+    let admin = fixture.account("bo-gd", "admin", None);
+    let server = Server::start(&fixture.data);
+    let file = fixture.report("school", "01", "2024-2025");
+    let query = "kind=school&year=2024-2025";
+
+    assert_eq!(upload(&server, None, query, &file).0, 401, "no credential");
+    assert_eq!(
+        upload(&server, Some("khoso_0000_wrong"), query, &file).0,
+        401,
+        "a wrong token"
+    );
+    assert_eq!(
+        upload(&server, Some(&analyst), query, &file).0,
+        403,
+        "an analyst uploading"
+    );
+    let (code, json) = upload(&server, Some(&ha_noi), &format!("{query}&province=79"), &file);
+    assert_eq!(code, 403, "a province uploading for another: {json}");
+    assert!(
+        json["message"].as_str().is_some_and(|m| m.contains("province 01 only")),
+        "{json}"
+    );
+    assert_eq!(
+        upload(&server, Some(&ha_noi), "kind=content&year=2024-2025", &file).0,
+        403
+    );
+    let (code, json) = upload(&server, Some(&ha_giang), "kind=school&year=2025-2026", &file);
+    assert_eq!(code, 403, "code 02 no longer exists in 2025-2026: {json}");
+    assert_eq!(
+        upload(&server, Some(&admin), query, &file).0,
+        400,
+        "an admin must name the province"
+    );
+    assert_eq!(
+        fixture.sql("SELECT count(*) AS n FROM submissions"),
+        "n\n0\n",
+        "nothing written"
+    );
+
+    let (code, json) = upload(&server, Some(&ha_noi), query, &file);
+    assert_eq!(code, 200, "{json}");
+    assert_eq!(json["outcome"], "committed");
+    let (code, json) = upload(&server, Some(&admin), &format!("{query}&province=01"), &file);
+    assert_eq!((code, json["outcome"].as_str()), (200, Some("unchanged")), "{json}");
+
+    let audit = fixture.sql("SELECT actor, action, outcome FROM audit_log ORDER BY at");
+    let expected = [
+        ",upload,unauthorized",
+        ",upload,unauthorized",
+        "phan-tich,upload,forbidden",
+        "so-gd-ha-noi,upload,forbidden",
+        "so-gd-ha-noi,upload,forbidden",
+        "so-gd-ha-giang,upload,forbidden",
+        "bo-gd,upload,bad_request",
+        "so-gd-ha-noi,upload,committed",
+        "bo-gd,upload,unchanged",
+    ];
+    assert_eq!(audit.lines().skip(1).collect::<Vec<_>>(), expected, "{audit}");
+    let sha = fixture.sql("SELECT sha256 FROM audit_log WHERE outcome = 'committed'");
+    let submitted = fixture.sql("SELECT sha256 FROM submissions");
+    assert_eq!(sha, submitted, "the audit names the file by its SHA-256");
+}
+
+#[test]
+fn dry_run_commit_invalid_and_too_large() {
+    let fixture = Fixture::new();
+    let token = fixture.account("so-gd-ha-noi", "province", Some("01"));
+    let server = Server::start_with(&fixture.data, &["--max-upload-mb", "1"]);
+    let query = "kind=school&year=2024-2025";
+    let file = fixture.report("school", "01", "2024-2025");
+
+    let (code, json) = upload(&server, Some(&token), &format!("{query}&dry_run=true"), &file);
+    assert_eq!(code, 200, "{json}");
+    assert_eq!(json["outcome"], "dry_run");
+    let preview = &json["preview"];
+    let rows = preview["rows"].as_u64().expect("rows");
+    assert!(rows > 0);
+    let t1 = preview["kpis"]
+        .as_array()
+        .expect("kpis")
+        .iter()
+        .find(|k| k["kpi_id"] == "T1_pupils")
+        .expect("T1_pupils");
+    assert!(t1["in_force"].is_null(), "nothing in force yet");
+    assert_eq!(
+        fixture.sql("SELECT count(*) AS n FROM school_reports"),
+        "n\n0\n",
+        "a dry run writes nothing"
+    );
+
+    let (code, json) = upload(&server, Some(&token), query, &file);
+    assert_eq!((code, json["outcome"].as_str()), (200, Some("committed")), "{json}");
+    assert_eq!(
+        fixture.sql("SELECT count(*) AS n FROM school_reports"),
+        format!("n\n{rows}\n")
+    );
+    // The value the dry run promised is the value the warehouse now has.
+    let api = server.json("/api/v1/kpis/T1_pupils?by=province&year=2024-2025");
+    assert_eq!(api["values"][0]["value"], t1["with_file"]);
+
+    let text = String::from_utf8_lossy(&file).into_owned();
+    let broken = text.replacen("2024-2025", "2024/25", 1);
+    let (code, json) = upload(&server, Some(&token), query, broken.as_bytes());
+    assert_eq!(code, 422, "{json}");
+    let problems = json["problems"].as_array().expect("problems");
+    assert!(!problems.is_empty() && problems[0]["row"].is_number(), "{json}");
+    assert_eq!(
+        fixture.sql("SELECT count(*) AS n FROM submissions"),
+        "n\n1\n",
+        "the invalid file wrote nothing"
+    );
+
+    let big = vec![b'x'; 1024 * 1024 + 1];
+    let (code, json) = upload(&server, Some(&token), query, &big);
+    assert_eq!(code, 413, "{json}");
+    assert!(json["message"].as_str().is_some_and(|m| m.contains("1 MB")), "{json}");
+    let leftovers = std::fs::read_dir(fixture.data.join("uploads"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(leftovers, 0, "no staged file left behind");
+}
+
+#[test]
+fn the_web_flow_signs_in_checks_and_commits() {
+    let fixture = Fixture::new();
+    let token = fixture.account("so-gd-ha-noi", "province", Some("01"));
+    let server = Server::start(&fixture.data);
+
+    let (head, _) = server.request(
+        "POST",
+        "/sign-in",
+        &["Content-Type: application/x-www-form-urlencoded"],
+        b"token=khoso_0000_wrong",
+    );
+    assert_eq!(status(&head), 401);
+    let (head, _) = server.get_with("/upload", &[]);
+    assert_eq!(status(&head), 303, "anonymous callers are sent to sign in: {head}");
+
+    let form = format!("token={token}");
+    let (head, _) = server.request(
+        "POST",
+        "/sign-in",
+        &["Content-Type: application/x-www-form-urlencoded"],
+        form.as_bytes(),
+    );
+    assert_eq!(status(&head), 303, "{head}");
+    let cookie = header(&head, "set-cookie").expect("a session cookie").to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = format!("Cookie: {}", cookie.split(';').next().expect("pair"));
+
+    let (head, page) = server.get_with("/upload", &[&session]);
+    assert_eq!(status(&head), 200);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token in the form")
+        .to_string();
+    assert!(page.contains("so-gd-ha-noi"));
+
+    let file = fixture.report("school", "01", "2024-2025");
+    let multipart = |csrf: &str| {
+        let boundary = "khosoBOUNDARY";
+        let mut body = Vec::new();
+        for (name, value) in [("csrf", csrf), ("kind", "school"), ("year", "2024-2025")] {
+            body.extend(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes(),
+            );
+        }
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../etc/passwd.csv\"\r\nContent-Type: text/csv\r\n\r\n").bytes(),
+        );
+        body.extend(&file);
+        body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+        (format!("Content-Type: multipart/form-data; boundary={boundary}"), body)
+    };
+    let (content_type, body) = multipart("forged");
+    let (head, _) = server.request("POST", "/upload", &[&session, &content_type], &body);
+    assert_eq!(status(&head), 403, "a form without the session's CSRF token");
+
+    let (content_type, body) = multipart(&csrf);
+    let (head, page) = server.request("POST", "/upload", &[&session, &content_type], &body);
+    assert_eq!(status(&head), 200, "{page}");
+    assert!(page.contains("hợp lệ"), "the dry run says the file is valid");
+    assert!(
+        page.contains("Học sinh đủ điều kiện học trực tuyến"),
+        "the province's KPIs"
+    );
+    assert_eq!(
+        fixture.sql("SELECT count(*) AS n FROM submissions"),
+        "n\n0\n",
+        "nothing written yet"
+    );
+    let id = page
+        .split("action=\"/upload/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the commit form")
+        .to_string();
+    let (head, page) = server.request(
+        "POST",
+        &format!("/upload/{id}/commit"),
+        &[&session, "Content-Type: application/x-www-form-urlencoded"],
+        format!("csrf={csrf}").as_bytes(),
+    );
+    assert_eq!(status(&head), 200, "{page}");
+    assert!(page.contains("đã ghi vào kho"), "{page}");
+    let submitted = fixture.sql("SELECT file_name, uploaded_by FROM submissions");
+    assert_eq!(submitted, "file_name,uploaded_by\n../../etc/passwd.csv,so-gd-ha-noi\n");
+    assert!(!Path::new("/etc/passwd.csv").exists());
+    let staged: Vec<_> = std::fs::read_dir(fixture.data.join("uploads"))
+        .expect("uploads")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(staged.iter().all(|p| !is_csv(p)), "the staged file is gone: {staged:?}");
+
+    let (head, _) = server.request(
+        "POST",
+        "/sign-out",
+        &[&session, "Content-Type: application/x-www-form-urlencoded"],
+        format!("csrf={csrf}").as_bytes(),
+    );
+    assert_eq!(status(&head), 303);
+    let (head, _) = server.get_with("/upload", &[&session]);
+    assert_eq!(status(&head), 303, "signed out");
+    let audit = fixture.sql("SELECT action, outcome FROM audit_log ORDER BY at");
+    for line in [
+        "sign_in,unauthorized",
+        "sign_in,ok",
+        "dry_run,ok",
+        "upload,committed",
+        "sign_out,ok",
+    ] {
+        assert!(audit.contains(line), "{line} in {audit}");
+    }
+}
+
+#[test]
+fn thirty_four_provinces_upload_at_once() {
+    let fixture = Fixture::new();
+    let provinces: Vec<String> = ingest::ProvinceRegistry::shipped()
+        .from_2025
+        .iter()
+        .map(|p| p.code.clone())
+        .collect();
+    assert_eq!(provinces.len(), 34);
+    let uploads: Vec<(String, String, Vec<u8>)> = provinces
+        .iter()
+        .map(|code| {
+            let token = fixture.account(&format!("so-gd-{code}"), "province", Some(code));
+            (code.clone(), token, fixture.report("school", code, "2025-2026"))
+        })
+        .collect();
+    let server = Server::start(&fixture.data);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = uploads
+            .iter()
+            .map(|(code, token, file)| {
+                let server = &server;
+                scope.spawn(move || (code, upload(server, Some(token), "kind=school&year=2025-2026", file)))
+            })
+            .collect();
+        for handle in handles {
+            let (code, (status, json)) = handle.join().expect("upload thread");
+            assert_eq!(
+                (status, json["outcome"].as_str()),
+                (200, Some("committed")),
+                "{code}: {json}"
+            );
+        }
+    });
+    // Every slice holds exactly its own file's rows.
+    let counts = fixture.sql(
+        "SELECT s.province_code, s.rows, count(r.school_id) AS n, count(DISTINCT r.submission_id) AS files \
+         FROM submissions s JOIN school_reports r ON r.submission_id = s.submission_id \
+         GROUP BY 1, 2 ORDER BY 1",
+    );
+    let lines: Vec<&str> = counts.lines().skip(1).collect();
+    assert_eq!(lines.len(), 34, "{counts}");
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields[1], fields[2], "rows recorded = rows stored: {line}");
+        assert_eq!(fields[3], "1", "one file per slice: {line}");
+    }
+    let totals = fixture.sql("SELECT count(*) AS n FROM school_reports WHERE school_year = '2025-2026'");
+    // The files' rows, read here with the ingest library, apart from the server.
+    let expected: usize = provinces
+        .iter()
+        .map(|code| {
+            let path = fixture.report_path("school", code, "2025-2026");
+            let options = ingest::ReadOptions::default();
+            ingest::read_report(
+                &path,
+                ingest::ReportKind::School,
+                &ingest::SliceHint::default(),
+                &options,
+            )
+            .expect("a valid generated file")
+            .rows
+        })
+        .sum();
+    assert_eq!(totals, format!("n\n{expected}\n"));
+}
+
+#[test]
+fn private_dashboards_need_a_sign_in_and_provinces_see_their_own() {
+    let fixture = Fixture::new();
+    let ha_noi = fixture.account("so-gd-ha-noi", "province", Some("01"));
+    let hue = fixture.account("so-gd-hue", "province", Some("46"));
+    let analyst = fixture.account("phan-tich", "analyst", None);
+    let server = Server::start_with(&fixture.data, &["--private"]);
+    for (token, code) in [(&ha_noi, "01"), (&hue, "46")] {
+        let file = fixture.report("school", code, "2024-2025");
+        let (status, json) = upload(&server, Some(token), "kind=school&year=2024-2025", &file);
+        assert_eq!(status, 200, "{json}");
+    }
+    let (head, _) = server.get_with("/", &[]);
+    assert_eq!(status(&head), 303, "a private dashboard sends strangers to sign in");
+    assert_eq!(header(&head, "location"), Some("/sign-in"));
+    let (head, body) = server.get_with("/api/v1/kpis", &[]);
+    assert_eq!(status(&head), 401, "{body}");
+    let bearer = |token: &str| format!("Authorization: Bearer {token}");
+    let (head, _) = server.get_with("/kpi/T1_pupils", &[&bearer(&analyst)]);
+    assert_eq!(status(&head), 200);
+
+    let seen = |token: &str| -> Vec<String> {
+        let (_, body) = server.get_with("/api/v1/submissions", &[&bearer(token)]);
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+        json.as_array()
+            .expect("submissions")
+            .iter()
+            .map(|s| s["province_code"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(seen(&ha_noi), ["01"], "a province sees its own submissions");
+    assert_eq!(seen(&hue), ["46"]);
+    assert_eq!(seen(&analyst), ["01", "46"], "an analyst sees every one");
+
+    // A revoked token stops working at once.
+    let revoked = run(khoso(&fixture.data).args(["users", "revoke", "phan-tich"]));
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let (head, _) = server.get_with("/kpi/T1_pupils", &[&bearer(&analyst)]);
+    assert_eq!(status(&head), 303);
+}
