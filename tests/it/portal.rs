@@ -450,3 +450,65 @@ fn private_dashboards_need_a_sign_in_and_provinces_see_their_own() {
     let (head, _) = server.get_with("/kpi/T1_pupils", &[&bearer(&analyst)]);
     assert_eq!(status(&head), 303);
 }
+
+#[test]
+fn a_slice_history_shows_what_each_file_changed() {
+    let fixture = Fixture::new();
+    let token = fixture.account("so-gd-ha-noi", "province", Some("01"));
+    let server = Server::start(&fixture.data);
+    let path = fixture.report_path("school", "01", "2025-2026");
+    assert!(is_csv(&path), "this test edits a CSV file");
+    let first = std::fs::read_to_string(&path).expect("read");
+    // The second file drops the last school.
+    let lines: Vec<&str> = first.lines().filter(|l| !l.trim().is_empty()).collect();
+    let second = lines[..lines.len() - 1].join("\n") + "\n";
+    let second_path = path.with_file_name("second.csv");
+    std::fs::write(&second_path, &second).expect("write");
+    for body in [&first, &second] {
+        let (status, json) = upload(&server, Some(&token), "kind=school&year=2025-2026", body.as_bytes());
+        assert_eq!((status, json["outcome"].as_str()), (200, Some("committed")), "{json}");
+    }
+    // Totals of pupils in each file, read with the ingest library.
+    let pupils = |path: &Path| -> i64 {
+        let report = ingest::read_report(
+            path,
+            ingest::ReportKind::School,
+            &ingest::SliceHint::default(),
+            &ingest::ReadOptions::default(),
+        )
+        .expect("valid");
+        match report.column("students") {
+            Some(ingest::ColumnValues::Count(values)) => values.iter().flatten().sum(),
+            _ => panic!("students"),
+        }
+    };
+    let (before, after) = (pupils(&path), pupils(&second_path));
+    assert!(before > after);
+    let (head, page) = server.get_with("/history?kind=school&province=01&year=2025-2026&lang=en", &[]);
+    assert_eq!(status(&head), 200, "{page}");
+    let rows: Vec<&str> = page.split("<tr").skip(2).collect();
+    assert_eq!(rows.len(), 2, "two versions: {page}");
+    let en = dashboard::i18n::Lang::En;
+    assert!(
+        rows[0].contains("<td>+0</td><td>−1</td>"),
+        "the newest dropped one school: {}",
+        rows[0]
+    );
+    assert!(
+        rows[0].contains(&format!(
+            "students: {} → {}",
+            en.number(before as f64, 0),
+            en.number(after as f64, 0)
+        )),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[1].contains(&format!("<td>+{}</td><td>−0</td>", lines.len() - 1)),
+        "{}",
+        rows[1]
+    );
+    let completeness = server.get("/completeness?year=2025-2026");
+    let link = "/history?kind=school&#38;year=2025-2026&#38;province=01";
+    assert!(completeness.contains(link), "linked from completeness");
+}

@@ -69,7 +69,8 @@ impl Server {
         self.request("GET", path, headers, &[])
     }
 
-    fn get(&self, path: &str) -> String {
+    /// A GET's body.
+    pub fn get(&self, path: &str) -> String {
         self.get_with(path, &[]).1
     }
 

@@ -18,6 +18,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod guard;
+pub mod history;
 pub mod kpi;
 pub mod metrics;
 pub mod output;

@@ -18,6 +18,7 @@ use crate::i18n::Lang;
 
 /// One slice: a province's (or the nation's) report of one kind for the year.
 pub struct Cell {
+    history: String,
     reported: bool,
     expected: bool,
     when: String,
@@ -60,8 +61,20 @@ pub struct CompletenessPage {
 const PROVINCIAL: [ReportKind; 2] = [ReportKind::School, ReportKind::University];
 
 fn cell(slice: &[&Submission], expected: bool, lang: Lang) -> Cell {
+    let history = slice.last().map_or_else(String::new, |s| {
+        format!(
+            "/history?kind={}&year={}{}",
+            s.kind,
+            s.school_year,
+            s.province_code
+                .as_deref()
+                .map(|p| format!("&province={p}"))
+                .unwrap_or_default()
+        )
+    });
     match slice.last() {
         Some(current) => Cell {
+            history,
             reported: true,
             expected,
             when: chrono::DateTime::from_timestamp_micros(current.uploaded_at)
@@ -73,6 +86,7 @@ fn cell(slice: &[&Submission], expected: bool, lang: Lang) -> Cell {
             replaced: slice.len() - 1,
         },
         None => Cell {
+            history,
             reported: false,
             expected,
             when: String::new(),

@@ -2,6 +2,7 @@
 
 mod api;
 mod completeness;
+mod history;
 mod kpi_page;
 mod pages;
 mod places;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/upload/{id}/commit", axum::routing::post(upload::commit_staged))
         .route("/upload/{id}/cancel", axum::routing::post(upload::cancel_staged))
         .route("/templates/{file}", get(upload::template))
+        .route("/history", get(history::history))
         .layer(axum::extract::DefaultBodyLimit::disable());
     Router::new()
         .merge(figures)
