@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// The largest upload accepted, in MB.
     #[arg(long, default_value_t = 50)]
     pub max_upload_mb: u64,
+    /// A province's file waits for an admin's approval (on /review) before it reaches the
+    /// tables; until then its slice stays on its last approved version.
+    #[arg(long)]
+    pub require_approval: bool,
 }
 
 /// `khoso check-metrics`.

@@ -134,6 +134,7 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
     let settings = dashboard::Settings {
         private: args.private,
         max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),
+        require_approval: args.require_approval,
     };
     let (address, server) = dashboard::serve(&args.addr, dashboard::AppState::with_settings(warehouse, settings))
         .await

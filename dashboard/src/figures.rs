@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use warehouse::approvals::Decision;
 use warehouse::kpi::KpiRow;
 use warehouse::metrics::Dimension;
 use warehouse::{KpiSnapshot, Submission};
@@ -13,6 +14,10 @@ use warehouse::{KpiSnapshot, Submission};
 pub struct Figures {
     /// The tables' versions and metrics fingerprint the values come from.
     pub tag: String,
+    /// What identifies this state: the tag and the version of the review decisions.
+    pub key: String,
+    /// The latest review decision about each submission, by submission id.
+    pub decisions: HashMap<String, Decision>,
     /// Every submission of that state, oldest first.
     pub submissions: Vec<Submission>,
     rows: Vec<KpiRow>,
@@ -21,8 +26,8 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// Indexes a snapshot.
-    pub fn new(snapshot: KpiSnapshot) -> Self {
+    /// Indexes a snapshot and the review decisions (oldest first) under a state key.
+    pub fn new(snapshot: KpiSnapshot, decisions: Vec<Decision>, key: String) -> Self {
         let mut by_kpi: HashMap<(String, Dimension), Vec<usize>> = HashMap::new();
         let mut by_dimension: HashMap<Dimension, Vec<usize>> = HashMap::new();
         for (i, row) in snapshot.rows.iter().enumerate() {
@@ -34,6 +39,8 @@ impl Figures {
         }
         Self {
             tag: snapshot.tag,
+            key,
+            decisions: decisions.into_iter().map(|d| (d.submission_id.clone(), d)).collect(),
             submissions: snapshot.submissions,
             rows: snapshot.rows,
             by_kpi,
@@ -74,6 +81,11 @@ impl Figures {
         years.sort();
         years.dedup();
         years
+    }
+
+    /// The review state of a submission: `approved`, `returned`, or none yet.
+    pub fn review(&self, submission_id: &str) -> Option<&Decision> {
+        self.decisions.get(submission_id)
     }
 
     /// When the last accepted file was committed.

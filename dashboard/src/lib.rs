@@ -42,6 +42,8 @@ pub struct Settings {
     pub private: bool,
     /// The largest upload accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// A province's file waits for an admin's approval before it reaches the tables.
+    pub require_approval: bool,
 }
 
 impl Default for Settings {
@@ -49,6 +51,7 @@ impl Default for Settings {
         Self {
             private: false,
             max_upload_bytes: 50 * 1024 * 1024,
+            require_approval: false,
         }
     }
 }
@@ -90,12 +93,18 @@ impl AppState {
     /// the values are read again only after a commit (from any process) or a metrics change,
     /// by one request while the others wait for the same new figures.
     pub async fn figures(&self) -> warehouse::Result<Arc<Figures>> {
-        let tag = self.warehouse.current_tag().await?;
+        let key = format!(
+            "{} approvals={:?}",
+            self.warehouse.current_tag().await?,
+            self.warehouse.decisions_version()?
+        );
         let mut kept = self.figures.lock().await;
-        if let Some(figures) = kept.as_ref().filter(|f| f.tag == tag) {
+        if let Some(figures) = kept.as_ref().filter(|f| f.key == key) {
             return Ok(Arc::clone(figures));
         }
-        let figures = Arc::new(Figures::new(self.warehouse.kpi_snapshot().await?));
+        let snapshot = self.warehouse.kpi_snapshot().await?;
+        let decisions = self.warehouse.decisions().await?;
+        let figures = Arc::new(Figures::new(snapshot, decisions, key));
         *kept = Some(Arc::clone(&figures));
         Ok(figures)
     }

@@ -512,3 +512,83 @@ fn a_slice_history_shows_what_each_file_changed() {
     let link = "/history?kind=school&#38;year=2025-2026&#38;province=01";
     assert!(completeness.contains(link), "linked from completeness");
 }
+
+#[test]
+fn with_approval_required_a_returned_file_leaves_the_last_approved_version() {
+    let fixture = Fixture::new();
+    let ha_noi = fixture.account("so-gd-ha-noi", "province", Some("01"));
+    let admin = fixture.account("bo-gd", "admin", None);
+    let analyst = fixture.account("phan-tich", "analyst", None);
+    let server = Server::start_with(&fixture.data, &["--require-approval"]);
+    let path = fixture.report_path("school", "01", "2025-2026");
+    assert!(is_csv(&path), "this test edits a CSV file");
+    let first = std::fs::read_to_string(&path).expect("read");
+    let query = "kind=school&year=2025-2026";
+    let rows = || fixture.sql("SELECT count(*) AS n FROM school_reports");
+    let decide = |token: &str, id: &str, verb: &str, comment: Option<&str>| {
+        let body = comment
+            .map(|c| serde_json::json!({ "comment": c }).to_string())
+            .unwrap_or_default();
+        let mut headers = vec![format!("Authorization: Bearer {token}")];
+        if comment.is_some() {
+            headers.push("Content-Type: application/json".into());
+        }
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let (head, answer) = server.request(
+            "POST",
+            &format!("/api/v1/submissions/{id}/{verb}"),
+            &headers,
+            body.as_bytes(),
+        );
+        (status(&head), answer)
+    };
+
+    let (code, json) = upload(&server, Some(&ha_noi), query, first.as_bytes());
+    assert_eq!((code, json["outcome"].as_str()), (202, Some("pending")), "{json}");
+    assert_eq!(rows(), "n\n0\n", "held, not in the warehouse");
+    let held = json["held"]["id"].as_str().expect("held id").to_string();
+    assert_eq!(
+        decide(&analyst, &held, "approve", None).0,
+        403,
+        "only an admin approves"
+    );
+    let (code, answer) = decide(&admin, &held, "approve", None);
+    assert_eq!(code, 200, "{answer}");
+    let first_rows = json["held"]["rows"].as_i64().expect("rows");
+    assert_eq!(rows(), format!("n\n{first_rows}\n"), "approved, so committed");
+    let submission: serde_json::Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(
+        submission["submission"]["uploaded_by"], "so-gd-ha-noi",
+        "in the sender's name"
+    );
+
+    // A second file, with one school fewer, is returned: the slice keeps the approved one.
+    let lines: Vec<&str> = first.lines().filter(|l| !l.trim().is_empty()).collect();
+    let second = lines[..lines.len() - 1].join("\n") + "\n";
+    let (code, json) = upload(&server, Some(&ha_noi), query, second.as_bytes());
+    assert_eq!(code, 202, "{json}");
+    let held = json["held"]["id"].as_str().expect("held id").to_string();
+    assert_eq!(decide(&admin, &held, "return", None).0, 400, "a return needs a comment");
+    let (code, answer) = decide(&admin, &held, "return", Some("Thiếu trường TH số 23"));
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(rows(), format!("n\n{first_rows}\n"), "still the approved version");
+    assert_eq!(decide(&admin, &held, "approve", None).0, 400, "decided already");
+
+    let (head, page) = server.get_with("/upload", &[&format!("Authorization: Bearer {ha_noi}")]);
+    assert_eq!(status(&head), 200);
+    assert!(
+        page.contains("bị trả lại") && page.contains("Thiếu trường TH số 23"),
+        "the province sees why"
+    );
+    assert!(page.contains("đã duyệt"), "and that its first file was approved");
+    let completeness = server.get("/completeness?year=2025-2026");
+    let line = completeness
+        .split("<tr>")
+        .find(|r| r.contains("Hà Nội (01)"))
+        .expect("Hà Nội");
+    assert!(line.contains("đã duyệt"), "{line}");
+    let audit = fixture.sql("SELECT actor, action, outcome FROM audit_log ORDER BY at");
+    for event in ["so-gd-ha-noi,upload,pending", "bo-gd,approve,ok", "bo-gd,return,ok"] {
+        assert!(audit.contains(event), "{event} in {audit}");
+    }
+}

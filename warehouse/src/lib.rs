@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod approvals;
 pub mod audit;
 pub mod guard;
 pub mod history;

@@ -30,6 +30,7 @@ use ingest::{ReportKind, ValidatedReport};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::approvals::{APPROVALS, approvals_schema};
 use crate::audit::{AUDIT_LOG, audit_schema};
 use crate::guard::{check_read_only, read_only_options};
 use crate::kpi::{self, KpiRow};
@@ -103,6 +104,9 @@ impl Warehouse {
             .create_table(KPI_VALUES, kpi_values_table_schema(), Vec::new())
             .await?;
         warehouse.create_table(AUDIT_LOG, audit_schema(), Vec::new()).await?;
+        warehouse
+            .create_table(APPROVALS, approvals_schema(), Vec::new())
+            .await?;
         Ok(warehouse)
     }
 
@@ -204,23 +208,24 @@ impl Warehouse {
             let mut versions = TableVersions::new();
             for name in Self::table_names() {
                 let log = tables.join(name).join("_delta_log");
-                let mut latest = None;
-                for entry in std::fs::read_dir(&log)? {
-                    let file_name = entry?.file_name();
-                    let version = file_name
-                        .to_str()
-                        .and_then(|n| n.strip_suffix(".json"))
-                        .filter(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
-                        .and_then(|n| n.parse::<u64>().ok());
-                    latest = latest.max(version);
-                }
-                let latest = latest.ok_or_else(|| Error::Internal(format!("no commit in {}", log.display())))?;
+                let latest =
+                    latest_version(&log)?.ok_or_else(|| Error::Internal(format!("no commit in {}", log.display())))?;
                 versions.insert(name.to_string(), latest);
             }
             Ok(versions)
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    /// The latest version of the `approvals` table (none before the first decision's table
+    /// exists): readers that keep decisions in memory read them again when it changes.
+    pub fn decisions_version(&self) -> Result<Option<u64>> {
+        let log = self.root.join("tables").join(APPROVALS).join("_delta_log");
+        if !log.is_dir() {
+            return Ok(None);
+        }
+        latest_version(&log)
     }
 
     /// The tag the KPI values of the tables as they are now carry (or will carry once
@@ -261,9 +266,11 @@ impl Warehouse {
         }
         let kpi_values = self.table(KPI_VALUES, None).await?;
         ctx.register_table(KPI_VALUES, kpi_values.table_provider().await?)?;
-        if self.root.join("tables").join(AUDIT_LOG).join("_delta_log").is_dir() {
-            let audit = self.table(AUDIT_LOG, None).await?;
-            ctx.register_table(AUDIT_LOG, audit.table_provider().await?)?;
+        for name in [AUDIT_LOG, APPROVALS] {
+            if self.root.join("tables").join(name).join("_delta_log").is_dir() {
+                let table = self.table(name, None).await?;
+                ctx.register_table(name, table.table_provider().await?)?;
+            }
         }
         if let Some(metrics) = &self.metrics {
             metrics.register_views(&ctx).await?;
@@ -608,6 +615,21 @@ impl Warehouse {
         .map_err(|e| Error::Internal(e.to_string()))?
         .map_err(Error::from)
     }
+}
+
+/// The highest-numbered commit file in a Delta log directory.
+fn latest_version(log: &Path) -> Result<Option<u64>> {
+    let mut latest = None;
+    for entry in std::fs::read_dir(log)? {
+        let file_name = entry?.file_name();
+        let version = file_name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".json"))
+            .filter(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u64>().ok());
+        latest = latest.max(version);
+    }
+    Ok(latest)
 }
 
 /// Every KPI value at one state of the warehouse, with the submissions of that state.

@@ -19,6 +19,7 @@ use crate::i18n::Lang;
 /// One slice: a province's (or the nation's) report of one kind for the year.
 pub struct Cell {
     history: String,
+    review: String,
     reported: bool,
     expected: bool,
     when: String,
@@ -60,7 +61,10 @@ pub struct CompletenessPage {
 /// The report kinds each province sends; the others are national.
 const PROVINCIAL: [ReportKind; 2] = [ReportKind::School, ReportKind::University];
 
-fn cell(slice: &[&Submission], expected: bool, lang: Lang) -> Cell {
+fn cell(figures: &Figures, slice: &[&Submission], expected: bool, lang: Lang) -> Cell {
+    let review = slice
+        .last()
+        .map_or_else(String::new, |s| review_text(figures, &s.submission_id, lang));
     let history = slice.last().map_or_else(String::new, |s| {
         format!(
             "/history?kind={}&year={}{}",
@@ -75,6 +79,7 @@ fn cell(slice: &[&Submission], expected: bool, lang: Lang) -> Cell {
     match slice.last() {
         Some(current) => Cell {
             history,
+            review,
             reported: true,
             expected,
             when: chrono::DateTime::from_timestamp_micros(current.uploaded_at)
@@ -87,6 +92,7 @@ fn cell(slice: &[&Submission], expected: bool, lang: Lang) -> Cell {
         },
         None => Cell {
             history,
+            review,
             reported: false,
             expected,
             when: String::new(),
@@ -95,6 +101,15 @@ fn cell(slice: &[&Submission], expected: bool, lang: Lang) -> Cell {
             file_name: String::new(),
             replaced: 0,
         },
+    }
+}
+
+/// Whether the ministry approved a submission: the words for its review state.
+pub fn review_text(figures: &Figures, submission_id: &str, lang: Lang) -> String {
+    match figures.review(submission_id) {
+        Some(d) if d.decision == "approved" => lang.pick("đã duyệt", "approved").to_string(),
+        Some(_) => lang.pick("bị trả lại", "returned").to_string(),
+        None => lang.pick("chưa duyệt", "not reviewed yet").to_string(),
     }
 }
 
@@ -150,7 +165,7 @@ fn completeness_page(figures: &Figures, query: &PageQuery, lang: Lang) -> Result
             name: p.name_vi.clone(),
             cells: PROVINCIAL
                 .iter()
-                .map(|&kind| cell(&slice(kind, Some(&p.code)), expected(kind, &p.code), lang))
+                .map(|&kind| cell(figures, &slice(kind, Some(&p.code)), expected(kind, &p.code), lang))
                 .collect(),
         })
         .collect();
@@ -174,7 +189,7 @@ fn completeness_page(figures: &Figures, query: &PageQuery, lang: Lang) -> Result
         .map(|kind| {
             (
                 lang.report_kind(kind.as_str()).to_string(),
-                cell(&slice(kind, None), true, lang),
+                cell(figures, &slice(kind, None), true, lang),
             )
         })
         .collect();

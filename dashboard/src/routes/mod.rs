@@ -6,6 +6,7 @@ mod history;
 mod kpi_page;
 mod pages;
 mod places;
+mod review;
 mod upload;
 
 pub use upload::Staged;
@@ -56,6 +57,17 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/upload/{id}/cancel", axum::routing::post(upload::cancel_staged))
         .route("/templates/{file}", get(upload::template))
         .route("/history", get(history::history))
+        .route("/review", get(review::review_page))
+        .route("/review/{id}/approve", axum::routing::post(review::approve_form))
+        .route("/review/{id}/return", axum::routing::post(review::return_form))
+        .route(
+            "/api/v1/submissions/{id}/approve",
+            axum::routing::post(review::approve_api),
+        )
+        .route(
+            "/api/v1/submissions/{id}/return",
+            axum::routing::post(review::return_api),
+        )
         .layer(axum::extract::DefaultBodyLimit::disable());
     Router::new()
         .merge(figures)
@@ -111,7 +123,7 @@ async fn revalidate(State(state): State<AppState>, mut request: Request, next: N
         }
     };
     let mut hasher = DefaultHasher::new();
-    figures.tag.hash(&mut hasher);
+    figures.key.hash(&mut hasher);
     request.uri().hash(&mut hasher);
     for name in [header::COOKIE, header::AUTHORIZATION] {
         request.headers().get(name).map(HeaderValue::as_bytes).hash(&mut hasher);

@@ -40,6 +40,7 @@ pub struct SubmissionRow {
     uploaded_at: String,
     current: bool,
     sha256: String,
+    review: String,
 }
 
 /// A link to another place.
@@ -189,6 +190,7 @@ fn province_page(
                 .map(|at| lang.date_time(at))
                 .unwrap_or_default(),
             current: !superseded.contains(s.submission_id.as_str()),
+            review: super::completeness::review_text(figures, &s.submission_id, lang),
             sha256: s.sha256.get(..12).unwrap_or_default().to_string(),
         })
         .collect();

@@ -19,6 +19,7 @@ use ingest::{Lang as FileLang, Problem, ProvinceRegistry, ReadOptions, ReportKin
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use warehouse::accounts::Role;
+use warehouse::approvals::{HeldFile, decision_now};
 use warehouse::audit::AuditEvent;
 use warehouse::preview::Preview;
 use warehouse::{CommitOutcome, Upload};
@@ -178,6 +179,7 @@ async fn save<E: std::fmt::Display>(
 enum Outcome {
     Rejected(Vec<Problem>),
     Checked { id: String, preview: Box<Preview> },
+    Held(HeldFile),
     Done(CommitOutcome),
 }
 
@@ -268,9 +270,27 @@ async fn process(
         uploaded_by: caller.account.name.clone(),
         uploaded_at: chrono::Utc::now(),
     };
+    if state.settings.require_approval && caller.role() == Role::Province {
+        let held = state.warehouse.hold(&report, &path, &upload);
+        tokio::fs::remove_file(&path).await.ok();
+        let held = held?;
+        event.outcome = "pending".into();
+        event.detail = Some(format!("held {} for approval ({} rows)", held.id, held.rows));
+        audit(state, event).await;
+        return Ok(Outcome::Held(held));
+    }
     let outcome = state.warehouse.commit(&report, &path, &upload).await;
     tokio::fs::remove_file(&path).await.ok();
     let outcome = outcome?;
+    if let (CommitOutcome::Committed(submission), Role::Admin) = (&outcome, caller.role()) {
+        let decision = decision_now(
+            &submission.submission_id,
+            "approved",
+            &caller.account.name,
+            Some("sent by the ministry".into()),
+        );
+        state.warehouse.record_decision(&decision).await?;
+    }
     let (label, submission) = match &outcome {
         CommitOutcome::Committed(s) => ("committed", s),
         CommitOutcome::Unchanged(s) => ("unchanged", s),
@@ -363,6 +383,11 @@ pub async fn api_upload(State(state): State<AppState>, Query(query): Query<Uploa
             "outcome": "dry_run", "preview": preview,
         }))
         .into_response(),
+        Ok(Outcome::Held(held)) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "outcome": "pending", "held": held })),
+        )
+            .into_response(),
         Ok(Outcome::Done(outcome)) => {
             let (label, submission) = match outcome {
                 CommitOutcome::Committed(s) => ("committed", s),
@@ -553,6 +578,71 @@ pub struct UploadPage {
     summary: Vec<(String, String)>,
     kpis: Vec<PreviewRow>,
     warnings: Vec<String>,
+    reviews: Vec<ReviewRow>,
+}
+
+/// One of the account's files and what the ministry decided about it.
+pub struct ReviewRow {
+    file_name: String,
+    year: String,
+    kind: String,
+    state: String,
+    comment: String,
+}
+
+/// The account's province's files (or, for an admin, every file) waiting for review or
+/// decided, newest first.
+async fn reviews(state: &AppState, caller: &Caller, lang: Lang) -> Vec<ReviewRow> {
+    let Ok(figures) = state.figures().await else {
+        return Vec::new();
+    };
+    let mine = |province: Option<&str>| caller.role() == Role::Admin || province == caller.account.province.as_deref();
+    let describe = |id: &str| match figures.review(id) {
+        Some(d) if d.decision == "approved" => (lang.pick("đã duyệt", "approved").to_string(), d.comment.clone()),
+        Some(d) => (lang.pick("bị trả lại", "returned").to_string(), d.comment.clone()),
+        None => (lang.pick("chờ duyệt", "awaiting review").to_string(), None),
+    };
+    let mut rows: Vec<(i64, ReviewRow)> = state
+        .warehouse
+        .held_files()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|h| mine(h.province_code.as_deref()))
+        .map(|h| {
+            let (state, comment) = describe(&h.id);
+            (
+                h.uploaded_at,
+                ReviewRow {
+                    file_name: h.file_name,
+                    year: h.school_year,
+                    kind: lang.report_kind(&h.kind).to_string(),
+                    state,
+                    comment: comment.unwrap_or_default(),
+                },
+            )
+        })
+        .collect();
+    rows.extend(
+        figures
+            .submissions
+            .iter()
+            .filter(|s| mine(s.province_code.as_deref()))
+            .map(|s| {
+                let (state, comment) = describe(&s.submission_id);
+                (
+                    s.uploaded_at,
+                    ReviewRow {
+                        file_name: s.file_name.clone(),
+                        year: s.school_year.clone(),
+                        kind: lang.report_kind(&s.kind).to_string(),
+                        state,
+                        comment: comment.unwrap_or_default(),
+                    },
+                )
+            }),
+    );
+    rows.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    rows.into_iter().take(20).map(|(_, row)| row).collect()
 }
 
 impl UploadPage {
@@ -583,6 +673,7 @@ impl UploadPage {
             summary: Vec::new(),
             kpis: Vec::new(),
             warnings: Vec::new(),
+            reviews: Vec::new(),
         }
     }
 }
@@ -612,7 +703,11 @@ pub async fn upload_page(
 ) -> Response {
     let lang = language(&query, &headers);
     match uploader(&state, &headers, lang).await {
-        Ok(caller) => render(StatusCode::OK, &UploadPage::new(&caller, lang), lang),
+        Ok(caller) => {
+            let mut page = UploadPage::new(&caller, lang);
+            page.reviews = reviews(&state, &caller, lang).await;
+            render(StatusCode::OK, &page, lang)
+        }
         Err(response) => response,
     }
 }
@@ -702,7 +797,7 @@ pub async fn upload_form(
             page.id = id;
             StatusCode::OK
         }
-        Outcome::Done(_) => StatusCode::OK,
+        Outcome::Held(_) | Outcome::Done(_) => StatusCode::OK,
     };
     render(status, &page, lang)
 }
@@ -819,12 +914,22 @@ pub async fn commit_staged(
                 )
                 .to_string();
         }
+        Outcome::Held(_) => {
+            page.status = "checked".into();
+            page.message = lang
+                .pick(
+                    "Đã gửi, chờ Bộ duyệt: số liệu vào kho khi được duyệt.",
+                    "Sent, waiting for the ministry's approval: the figures reach the warehouse once approved.",
+                )
+                .to_string();
+        }
         Outcome::Rejected(problems) => {
             page.status = "rejected".into();
             page.message = format!("{} problems", problems.len());
         }
         Outcome::Checked { .. } => {}
     }
+    page.reviews = reviews(&state, &caller, lang).await;
     render(StatusCode::OK, &page, lang)
 }
 

@@ -1,0 +1,193 @@
+//! Review of submissions by the ministry. An admin approves a submission, or returns it with a
+//! comment the province sees; decisions are rows of the `approvals` Delta table (the latest
+//! decision about a submission is its state).
+//!
+//! When approval is required, a province's file does not reach the fact tables when it is
+//! sent: it is held in `DATA/pending/` (the file and a JSON note), and committed only when an
+//! admin approves it — so a returned file leaves the slice on its last approved version.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::prelude::{SessionContext, cast, col};
+use deltalake::protocol::SaveMode;
+use serde::{Deserialize, Serialize};
+
+use crate::store::Warehouse;
+use crate::{Error, Result};
+
+/// Name of the decisions table.
+pub const APPROVALS: &str = "approvals";
+
+/// An admin's decision about a submission (or a held file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The submission (or held file) decided on.
+    pub submission_id: String,
+    /// `approved` or `returned`.
+    pub decision: String,
+    /// The admin.
+    pub decided_by: String,
+    /// When, in microseconds since the Unix epoch, UTC.
+    pub decided_at: i64,
+    /// What the province should know (why it was returned).
+    pub comment: Option<String>,
+}
+
+/// The Arrow schema of `approvals`.
+pub fn approvals_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("submission_id", DataType::Utf8, false),
+        Field::new("decision", DataType::Utf8, false),
+        Field::new("decided_by", DataType::Utf8, false),
+        Field::new(
+            "decided_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("comment", DataType::Utf8, true),
+    ]))
+}
+
+/// A province's file held until an admin approves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldFile {
+    /// Its id (also the name of its files under `DATA/pending/`).
+    pub id: String,
+    /// Report kind.
+    pub kind: String,
+    /// Province code.
+    pub province_code: Option<String>,
+    /// School year.
+    pub school_year: String,
+    /// Data rows.
+    pub rows: i64,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// The file's name as sent.
+    pub file_name: String,
+    /// Who sent it.
+    pub uploaded_by: String,
+    /// When, in microseconds since the Unix epoch, UTC.
+    pub uploaded_at: i64,
+    /// Where the file is (under `DATA/pending/`).
+    pub path: PathBuf,
+}
+
+impl Warehouse {
+    /// Records a decision.
+    pub async fn record_decision(&self, decision: &Decision) -> Result<()> {
+        let _lock = self.file_lock("approvals.lock").await?;
+        self.create_table(APPROVALS, approvals_schema(), Vec::new()).await?;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![decision.submission_id.as_str()])),
+            Arc::new(StringArray::from(vec![decision.decision.as_str()])),
+            Arc::new(StringArray::from(vec![decision.decided_by.as_str()])),
+            Arc::new(TimestampMicrosecondArray::from(vec![decision.decided_at]).with_timezone("UTC")),
+            Arc::new(StringArray::from(vec![decision.comment.as_deref()])),
+        ];
+        let batch = RecordBatch::try_new(approvals_schema(), columns)?;
+        self.table(APPROVALS, None)
+            .await?
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .await?;
+        Ok(())
+    }
+
+    /// Every decision, oldest first.
+    pub async fn decisions(&self) -> Result<Vec<Decision>> {
+        self.create_table(APPROVALS, approvals_schema(), Vec::new()).await?;
+        let ctx = SessionContext::new();
+        let table = self.table(APPROVALS, None).await?;
+        table.update_datafusion_session(&ctx.state())?;
+        let columns = approvals_schema()
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "decided_at" => cast(col("decided_at"), DataType::Int64).alias("decided_at"),
+                name => col(name),
+            })
+            .collect::<Vec<_>>();
+        let batches = ctx
+            .read_table(table.table_provider().await?)?
+            .select(columns)?
+            .sort(vec![col("decided_at").sort(true, true)])?
+            .collect()
+            .await?;
+        crate::store::rows_of(&batches, APPROVALS)
+    }
+
+    fn pending_dir(&self) -> PathBuf {
+        self.root().join("pending")
+    }
+
+    /// Holds a validated file until an admin approves it; copies the file (the caller keeps
+    /// its own).
+    pub fn hold(&self, report: &ingest::ValidatedReport, file: &Path, upload: &crate::Upload) -> Result<HeldFile> {
+        let dir = self.pending_dir();
+        std::fs::create_dir_all(&dir)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("csv");
+        let path = dir.join(format!("{id}.{extension}"));
+        std::fs::copy(file, &path)?;
+        let held = HeldFile {
+            id: id.clone(),
+            kind: report.kind.as_str().to_string(),
+            province_code: report.province_code.clone(),
+            school_year: report.school_year.to_string(),
+            rows: report.rows as i64,
+            sha256: crate::sha256_file(file)?,
+            file_name: upload.file_name.clone(),
+            uploaded_by: upload.uploaded_by.clone(),
+            uploaded_at: upload.uploaded_at.timestamp_micros(),
+            path,
+        };
+        let note = serde_json::to_vec_pretty(&held).map_err(|e| Error::Internal(e.to_string()))?;
+        let partial = dir.join(format!("{id}.json.partial"));
+        std::fs::write(&partial, note)?;
+        std::fs::rename(&partial, dir.join(format!("{id}.json")))?;
+        Ok(held)
+    }
+
+    /// Every held file, oldest first.
+    pub fn held_files(&self) -> Result<Vec<HeldFile>> {
+        let Ok(entries) = std::fs::read_dir(self.pending_dir()) else {
+            return Ok(Vec::new());
+        };
+        let mut held = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let bytes = std::fs::read(&path)?;
+                held.push(
+                    serde_json::from_slice::<HeldFile>(&bytes)
+                        .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?,
+                );
+            }
+        }
+        held.sort_by_key(|h| h.uploaded_at);
+        Ok(held)
+    }
+
+    /// Forgets a held file (after it was committed or returned).
+    pub fn release(&self, held: &HeldFile) -> Result<()> {
+        std::fs::remove_file(self.pending_dir().join(format!("{}.json", held.id)))?;
+        std::fs::remove_file(&held.path).ok();
+        Ok(())
+    }
+}
+
+/// A decision made now.
+pub fn decision_now(submission_id: &str, decision: &str, by: &str, comment: Option<String>) -> Decision {
+    Decision {
+        submission_id: submission_id.to_string(),
+        decision: decision.to_string(),
+        decided_by: by.to_string(),
+        decided_at: Utc::now().timestamp_micros(),
+        comment: comment.filter(|c| !c.trim().is_empty()),
+    }
+}
