@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ingest::{Lang, Problem, ReadOptions, ReportKind, SchoolYear, SliceHint, ValidatedReport};
 use warehouse::accounts::Accounts;
+use warehouse::audit::AuditEvent;
 use warehouse::metrics::{Dimension, Metrics};
 use warehouse::{CommitOutcome, OutputFormat, RecordBatch, TableVersions, Upload, Warehouse};
 
@@ -130,6 +131,11 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
         }
         Err(e) => return Err(e.into()),
     };
+    warehouse.recover().await?;
+    let reconciled = warehouse.reconcile_audit().await?;
+    if reconciled > 0 {
+        println!("audit log: wrote the missing event of {reconciled} committed files");
+    }
     warehouse.ensure_kpis_fresh().await?;
     let settings = dashboard::Settings {
         private: args.private,
@@ -213,6 +219,7 @@ async fn init(data: &Path, metrics: Arc<Metrics>, args: InitArgs) -> anyhow::Res
     }
     let bar = progress_bar(files.len() as u64, "loading sample data");
     let (mut committed, mut unchanged) = (0, 0);
+    let mut events = Vec::new();
     for (kind, path) in &files {
         bar.set_message(file_name(path));
         let report = match read_report(path, *kind, SliceHint::default(), ReadOptions::default()).await? {
@@ -224,12 +231,16 @@ async fn init(data: &Path, metrics: Arc<Metrics>, args: InitArgs) -> anyhow::Res
             }
         };
         match warehouse.commit(&report, path, &upload(path, "sample")).await? {
-            CommitOutcome::Committed(_) => committed += 1,
+            CommitOutcome::Committed(s) => {
+                committed += 1;
+                events.push(AuditEvent::for_commit(&s, "ingest", "committed"));
+            }
             CommitOutcome::Unchanged(_) => unchanged += 1,
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
+    warehouse.record_audit(&events).await?;
     println!(
         "loaded {} sample files from {} ({committed} committed, {unchanged} already there)",
         files.len(),
@@ -399,8 +410,14 @@ async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) ->
         println!("kiểm tra thử, không ghi / dry run: nothing committed");
         return Ok(ExitCode::SUCCESS);
     };
+    let mut events = Vec::new();
     for (path, report) in &reports {
-        match warehouse.commit(report, path, &upload(path, &args.user)).await? {
+        let outcome = warehouse.commit(report, path, &upload(path, &args.user)).await?;
+        events.push(match &outcome {
+            CommitOutcome::Committed(s) => AuditEvent::for_commit(s, "ingest", "committed"),
+            CommitOutcome::Unchanged(s) => AuditEvent::for_commit(s, "ingest", "unchanged"),
+        });
+        match outcome {
             CommitOutcome::Committed(s) => {
                 let replaced = s
                     .supersedes
@@ -426,6 +443,7 @@ async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) ->
             ),
         }
     }
+    warehouse.record_audit(&events).await?;
     refresh_kpis(&warehouse).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -592,3 +592,90 @@ fn with_approval_required_a_returned_file_leaves_the_last_approved_version() {
         assert!(audit.contains(event), "{event} in {audit}");
     }
 }
+
+#[test]
+fn a_server_killed_during_a_commit_restarts_consistent() {
+    let fixture = Fixture::new();
+    let token = fixture.account("so-gd-ha-noi", "province", Some("01"));
+    let small = crate::corpus("good_utf8_no_bom.csv");
+    let first = run(khoso(&fixture.data).args(["ingest", "--kind", "school"]).arg(&small));
+    assert!(first.status.success(), "{}", stderr(&first));
+    // Replacements of the same slice big enough for a commit to be interrupted, each a little
+    // different (so that none is "unchanged").
+    let big_rows = 60_000;
+    let source = std::fs::read_to_string(&small).expect("corpus");
+    let mut lines = source.lines();
+    let header = lines.next().expect("header").to_string();
+    let template = lines.next().expect("a row").to_string();
+    let big_file = |variant: u64| {
+        let mut text = format!("{header}\n");
+        for i in 0..big_rows {
+            let row = template.replace("0100001", &format!("9{i:07}"));
+            let row = if i == 0 {
+                row.replace("Kim Liên", &format!("Kim Liên {variant}"))
+            } else {
+                row
+            };
+            text.push_str(&row);
+            text.push('\n');
+        }
+        std::sync::Arc::new(text.into_bytes())
+    };
+    let single = |query: &str| fixture.sql(query).lines().nth(1).unwrap_or_default().to_string();
+    let counts = ["3".to_string(), big_rows.to_string()];
+    let mut landed = 0;
+    for delay_ms in [200, 700, 1000, 1150, 1300, 1400, 1500, 1650, 1800, 2400] {
+        let mut server = Server::start(&fixture.data);
+        let body = big_file(delay_ms);
+        let (address, auth) = (server.address.clone(), format!("Authorization: Bearer {token}"));
+        let sending = std::thread::spawn(move || {
+            crate::serve::http(
+                &address,
+                "POST",
+                "/api/v1/submissions?kind=school&year=2024-2025",
+                &[&auth],
+                &body,
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        server.kill();
+        let (head, _) = sending.join().expect("the upload thread ends with the server");
+        landed += usize::from(status(&head) == 200);
+        // The next start repairs what the kill left, before it answers.
+        let restarted = Server::start(&fixture.data);
+        let count = single("SELECT count(*) AS n FROM school_reports WHERE province_code = '01'");
+        eprintln!(
+            "kill at {delay_ms} ms: answer {:?}, slice {count} rows",
+            head.lines().next()
+        );
+        assert!(
+            counts.contains(&count),
+            "after a kill at {delay_ms} ms the slice has {count} rows"
+        );
+        let orphans = single(
+            "SELECT count(*) AS n FROM (SELECT DISTINCT submission_id FROM school_reports) r \
+             LEFT JOIN submissions s USING (submission_id) WHERE s.submission_id IS NULL",
+        );
+        assert_eq!(orphans, "0", "after a kill at {delay_ms} ms");
+        let unaudited = single(
+            "SELECT count(*) AS n FROM submissions s WHERE NOT EXISTS \
+             (SELECT 1 FROM audit_log a WHERE a.detail LIKE '%submission ' || s.submission_id || ' %')",
+        );
+        assert_eq!(
+            unaudited, "0",
+            "every committed file has its audit event (kill at {delay_ms} ms)"
+        );
+        let unfounded = single(
+            "SELECT count(*) AS n FROM audit_log a WHERE a.outcome = 'committed' AND NOT EXISTS \
+             (SELECT 1 FROM submissions s WHERE a.detail LIKE '%submission ' || s.submission_id || ' %')",
+        );
+        assert_eq!(unfounded, "0", "no audit event for a commit that did not land");
+        let shown = restarted.json("/api/v1/submissions");
+        assert_eq!(
+            shown.as_array().map(Vec::len).unwrap_or_default().to_string(),
+            single("SELECT count(*) AS n FROM submissions"),
+            "the restarted server shows every submission"
+        );
+    }
+    eprintln!("{landed} of 10 uploads answered before the kill");
+}

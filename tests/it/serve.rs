@@ -41,27 +41,9 @@ impl Server {
         Server { child, address }
     }
 
-    /// A plain HTTP/1.0 request (no chunked answers) with extra header lines and a body: the
-    /// head and the body of the answer.
+    /// A plain HTTP/1.0 request (see [`http`]).
     pub fn request(&self, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (String, String) {
-        let mut stream = TcpStream::connect(&self.address).expect("connect");
-        let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {}\r\n", self.address);
-        for header in headers {
-            request.push_str(header);
-            request.push_str("\r\n");
-        }
-        if method == "POST" {
-            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).expect("send");
-        // The server may answer (413) before it has read the whole body.
-        stream.write_all(body).ok();
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).ok();
-        let answer = String::from_utf8_lossy(&answer).into_owned();
-        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-        (head.to_string(), body.to_string())
+        http(&self.address, method, path, headers, body)
     }
 
     /// A GET with extra header lines.
@@ -81,11 +63,44 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Kills the server at once (SIGKILL), whatever it is doing.
+    pub fn kill(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.child.kill().ok();
         self.child.wait().ok();
     }
+}
+
+/// A plain HTTP/1.0 request (no chunked answers) with extra header lines and a body: the
+/// head and the body of the answer (empty if the server went away).
+pub fn http(address: &str, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (String, String) {
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return (String::new(), String::new());
+    };
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {address}\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    if method == "POST" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).ok();
+    // The server may answer (413) before it has read the whole body.
+    stream.write_all(body).ok();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.to_string(), body.to_string())
 }
 
 /// The value of a header in an answer's head.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::store::Warehouse;
+use crate::tables::Submission;
 
 /// Name of the audit table.
 pub const AUDIT_LOG: &str = "audit_log";
@@ -67,6 +68,22 @@ impl AuditEvent {
     /// When it happened.
     pub fn time(&self) -> Option<DateTime<Utc>> {
         DateTime::from_timestamp_micros(self.at)
+    }
+
+    /// The event of a commit (or of a file found unchanged): the submission's slice, file and
+    /// id. [`Warehouse::reconcile_audit`] recognises a submission's event by the id in it.
+    pub fn for_commit(submission: &Submission, action: &str, outcome: &str) -> Self {
+        let mut event = Self::now(action, outcome);
+        event.actor = Some(submission.uploaded_by.clone());
+        event.kind = Some(submission.kind.clone());
+        event.province_code = submission.province_code.clone();
+        event.school_year = Some(submission.school_year.clone());
+        event.sha256 = Some(submission.sha256.clone());
+        event.detail = Some(format!(
+            "submission {} ({} rows, table version {})",
+            submission.submission_id, submission.rows, submission.table_version
+        ));
+        event
     }
 }
 
@@ -127,6 +144,35 @@ impl Warehouse {
             table.optimize().await?;
         }
         Ok(())
+    }
+
+    /// Writes the missing event of every committed submission the log does not mention: a
+    /// process stopped (killed, crashed) between its commit and its audit event leaves such a
+    /// gap, and this closes it at the next start, so every committed file has its event.
+    pub async fn reconcile_audit(&self) -> Result<usize> {
+        let events = self.audit_events().await?;
+        let missing: Vec<AuditEvent> = self
+            .submissions()
+            .await?
+            .iter()
+            .filter(|s| {
+                let mention = format!("submission {} ", s.submission_id);
+                !events
+                    .iter()
+                    .any(|e| e.detail.as_deref().is_some_and(|d| d.contains(&mention)))
+            })
+            .map(|s| {
+                let mut event = AuditEvent::for_commit(s, "upload", "committed");
+                if let Some(detail) = &mut event.detail {
+                    detail.push_str(
+                        "; recorded at start-up: the process that committed it stopped before writing this event",
+                    );
+                }
+                event
+            })
+            .collect();
+        self.record_audit(&missing).await?;
+        Ok(missing.len())
     }
 
     /// Every event of the audit log, oldest first.

@@ -353,10 +353,7 @@ impl Warehouse {
     pub async fn commit(&self, report: &ValidatedReport, file: &Path, upload: &Upload) -> Result<CommitOutcome> {
         let sha256 = sha256_file(file)?;
         let _lock = self.lock().await?;
-        if !self.recovered.load(Ordering::Acquire) {
-            self.recover_unrecorded_commits().await?;
-            self.recovered.store(true, Ordering::Release);
-        }
+        self.recover_locked().await?;
 
         let kind = report.kind.as_str();
         let school_year = report.school_year.to_string();
@@ -537,6 +534,21 @@ impl Warehouse {
         // Every append adds a one-row file; lookups by slice scan them, so keep them few.
         if table.get_file_uris()?.count() > SUBMISSION_FILES_BEFORE_COMPACTION {
             table.optimize().await?;
+        }
+        Ok(())
+    }
+
+    /// Repairs what a process killed mid-commit left (see below); a server calls it at start so
+    /// that its first page already shows every committed file.
+    pub async fn recover(&self) -> Result<()> {
+        let _lock = self.lock().await?;
+        self.recover_locked().await
+    }
+
+    async fn recover_locked(&self) -> Result<()> {
+        if !self.recovered.load(Ordering::Acquire) {
+            self.recover_unrecorded_commits().await?;
+            self.recovered.store(true, Ordering::Release);
         }
         Ok(())
     }

@@ -295,12 +295,10 @@ async fn process(
         CommitOutcome::Committed(s) => ("committed", s),
         CommitOutcome::Unchanged(s) => ("unchanged", s),
     };
-    event.outcome = label.into();
-    event.detail = Some(format!(
-        "submission {} ({} rows, table version {})",
-        submission.submission_id, submission.rows, submission.table_version
-    ));
-    audit(state, event).await;
+    let mut committed = AuditEvent::for_commit(submission, "upload", label);
+    committed.actor = event.actor;
+    committed.role = event.role;
+    audit(state, committed).await;
     Ok(Outcome::Done(outcome))
 }
 
