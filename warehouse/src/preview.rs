@@ -140,15 +140,18 @@ impl Warehouse {
             if let (Some(new), Some(old)) = (preview.with_file, preview.last_year)
                 && (new - old).abs() > KPI_MOVE
             {
+                let vi = |v: f64| format!("{v:.1}").replace('.', ",");
                 warnings.push(Warning {
                     rule: "kpi_move",
                     message_vi: format!(
-                        "{}: {:.1} năm {last_year} → {:.1} năm {year} (thay đổi hơn {KPI_MOVE} điểm) — kiểm tra lại số liệu",
-                        kpi.name_vi, old, new
+                        "{}: {} năm {last_year} → {} năm {year} (thay đổi hơn {KPI_MOVE} điểm) — kiểm tra lại số liệu",
+                        kpi.name_vi,
+                        vi(old),
+                        vi(new)
                     ),
                     message_en: format!(
-                        "{}: {:.1} in {last_year} → {:.1} in {year} (moved more than {KPI_MOVE} points) — check the figures",
-                        kpi.name_en, old, new
+                        "{}: {old:.1} in {last_year} → {new:.1} in {year} (moved more than {KPI_MOVE} points) — check the figures",
+                        kpi.name_en
                     ),
                 });
             }
@@ -231,12 +234,12 @@ fn unit_warnings(
         warnings.push(Warning {
             rule: "unit_change",
             message_vi: format!(
-                "{} đơn vị có số người học thay đổi hơn 50% so với năm {last_year}: {}",
+                "Số người học thay đổi hơn 50% so với năm {last_year} ({} đơn vị): {}",
                 jumped.len(),
                 jumped.join(", ")
             ),
             message_en: format!(
-                "{} with students changed by more than 50% since {last_year}: {}",
+                "Students changed by more than 50% since {last_year} ({}): {}",
                 jumped.len(),
                 jumped.join(", ")
             ),
@@ -248,12 +251,12 @@ fn unit_warnings(
         warnings.push(Warning {
             rule: "missing_units",
             message_vi: format!(
-                "{} đơn vị đã báo cáo năm {last_year} nhưng không có trong tệp này: {}",
+                "Đã báo cáo năm {last_year} nhưng không có trong tệp này ({} đơn vị): {}",
                 missing.len(),
                 missing.join(", ")
             ),
             message_en: format!(
-                "{} reported in {last_year} and missing from this file: {}",
+                "Reported in {last_year} but missing from this file ({}): {}",
                 missing.len(),
                 missing.join(", ")
             ),

@@ -2,6 +2,7 @@
 //! that follow every commit.
 
 mod freshness;
+mod preview;
 mod slt;
 
 use std::path::Path;
@@ -54,8 +55,8 @@ pub async fn warehouse(dir: &Path) -> Warehouse {
     warehouse
 }
 
-/// Writes a school report with these rows and commits it (without refreshing KPIs).
-pub async fn commit(warehouse: &Warehouse, dir: &Path, name: &str, rows: &[&str]) {
+/// Writes a school report with these rows and reads it back, validated.
+pub fn school_report(dir: &Path, name: &str, rows: &[&str]) -> (std::path::PathBuf, ingest::ValidatedReport) {
     let path = dir.join(name);
     std::fs::write(&path, format!("{HEADER}\n{}\n", rows.join("\n"))).expect("write");
     let report = read_report(
@@ -65,6 +66,12 @@ pub async fn commit(warehouse: &Warehouse, dir: &Path, name: &str, rows: &[&str]
         &ReadOptions::default(),
     )
     .unwrap_or_else(|p| panic!("{name}: {p:?}"));
+    (path, report)
+}
+
+/// Writes a school report with these rows and commits it (without refreshing KPIs).
+pub async fn commit(warehouse: &Warehouse, dir: &Path, name: &str, rows: &[&str]) {
+    let (path, report) = school_report(dir, name, rows);
     let upload = Upload {
         file_name: name.to_string(),
         uploaded_by: "test".to_string(),
