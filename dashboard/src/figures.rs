@@ -88,6 +88,19 @@ impl Figures {
         self.decisions.get(submission_id)
     }
 
+    /// The submissions in force (those no later file replaced).
+    pub fn current_submissions(&self) -> Vec<&Submission> {
+        let replaced: std::collections::HashSet<&str> = self
+            .submissions
+            .iter()
+            .filter_map(|s| s.supersedes.as_deref())
+            .collect();
+        self.submissions
+            .iter()
+            .filter(|s| !replaced.contains(s.submission_id.as_str()))
+            .collect()
+    }
+
     /// When the last accepted file was committed.
     pub fn as_of(&self) -> Option<DateTime<Utc>> {
         self.submissions

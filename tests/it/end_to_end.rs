@@ -165,6 +165,8 @@ fn sql_is_read_only() {
     assert_eq!(
         tables,
         vec![
+            "approvals",
+            "audit_log",
             "content_coverage",
             "educators",
             "institutions",

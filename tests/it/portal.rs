@@ -587,6 +587,15 @@ fn with_approval_required_a_returned_file_leaves_the_last_approved_version() {
         .find(|r| r.contains("Hà Nội (01)"))
         .expect("Hà Nội");
     assert!(line.contains("đã duyệt"), "{line}");
+    let kpi = server.get("/kpi/T1_pupils?year=2025-2026&list=province");
+    let row = kpi
+        .split("<tr>")
+        .find(|r| r.starts_with("<td><a href=\"/province/01?"))
+        .expect("Hà Nội's row");
+    assert!(
+        row.contains("<td>đã duyệt</td>"),
+        "the figure rests on approved data: {row}"
+    );
     let audit = fixture.sql("SELECT actor, action, outcome FROM audit_log ORDER BY at");
     for event in ["so-gd-ha-noi,upload,pending", "bo-gd,approve,ok", "bo-gd,return,ok"] {
         assert!(audit.contains(event), "{event} in {audit}");

@@ -52,6 +52,53 @@ pub struct TableRow {
     status: String,
     colour: String,
     coverage: String,
+    review: String,
+}
+
+/// The report kinds a KPI's figures come from.
+fn kinds_of(kpi: &Kpi) -> Vec<&'static str> {
+    match kpi.table.as_str() {
+        t if t.contains("university") => vec!["university"],
+        t if t.contains("content") => vec!["content"],
+        t if t.contains("school") => vec!["school"],
+        // A view may read both kinds of provincial report.
+        _ => vec!["school", "university"],
+    }
+}
+
+/// How many of the files a figure rests on the ministry has approved: "đã duyệt" when all,
+/// else "a/n".
+fn review_of(figures: &Figures, kpi: &Kpi, dimension: Dimension, unit: &str, year: &str, lang: Lang) -> String {
+    let registry = ProvinceRegistry::shipped();
+    let kinds = kinds_of(kpi);
+    let school_year = year.parse::<SchoolYear>().ok();
+    let files: Vec<_> = figures
+        .current_submissions()
+        .into_iter()
+        .filter(|s| s.school_year == year && kinds.contains(&s.kind.as_str()))
+        .filter(|s| match dimension {
+            Dimension::Province => s.province_code.as_deref() == Some(unit),
+            Dimension::Province2025 => s
+                .province_code
+                .as_deref()
+                .zip(school_year)
+                .is_some_and(|(code, y)| registry.code_2025(code, y) == Some(unit)),
+            _ => true,
+        })
+        .collect();
+    let approved = files
+        .iter()
+        .filter(|s| {
+            figures
+                .review(&s.submission_id)
+                .is_some_and(|d| d.decision == "approved")
+        })
+        .count();
+    match files.len() {
+        0 => String::new(),
+        n if approved == n => lang.pick("đã duyệt", "approved").to_string(),
+        n => format!("{approved}/{n} {}", lang.pick("đã duyệt", "approved")),
+    }
 }
 
 /// A breakdown of the KPI by level or ownership.
@@ -197,6 +244,7 @@ fn kpi_page(state: &AppState, figures: &Figures, id: &str, query: &PageQuery, la
             status: lang.status(r.status.as_deref()).to_string(),
             colour: charts::status_css(r.status.as_deref()),
             coverage: coverage_text(r, lang),
+            review: review_of(figures, kpi, dimension, &r.unit, &year, lang),
         })
         .collect();
     Ok(KpiPage {

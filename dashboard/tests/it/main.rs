@@ -244,6 +244,8 @@ async fn provinces_submissions_and_openapi() {
         "/api/v1/kpis/{id}",
         "/api/v1/provinces",
         "/api/v1/submissions",
+        "/api/v1/submissions/{id}/approve",
+        "/api/v1/submissions/{id}/return",
     ] {
         assert!(openapi["paths"][path].is_object(), "{path} documented");
     }
