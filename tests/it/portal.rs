@@ -257,6 +257,13 @@ fn the_web_flow_signs_in_checks_and_commits() {
 
     let (head, page) = server.get_with("/upload", &[&session]);
     assert_eq!(status(&head), 200);
+    assert!(page.contains("/templates/school.xlsx"), "templates are offered");
+    let (head, template) = server.get_with("/templates/school.csv?lang=en", &[]);
+    assert_eq!(status(&head), 200);
+    assert!(template.starts_with("\u{feff}school_year,province_code,school_id"), "{template}");
+    let (head, xlsx) = server.get_with("/templates/university.xlsx", &[]);
+    assert_eq!(status(&head), 200);
+    assert!(xlsx.starts_with("PK"), "an xlsx file (a zip)");
     let csrf = page
         .split("name=\"csrf\" value=\"")
         .nth(1)
