@@ -260,7 +260,10 @@ fn the_web_flow_signs_in_checks_and_commits() {
     assert!(page.contains("/templates/school.xlsx"), "templates are offered");
     let (head, template) = server.get_with("/templates/school.csv?lang=en", &[]);
     assert_eq!(status(&head), 200);
-    assert!(template.starts_with("\u{feff}school_year,province_code,school_id"), "{template}");
+    assert!(
+        template.starts_with("\u{feff}school_year,province_code,school_id"),
+        "{template}"
+    );
     let (head, xlsx) = server.get_with("/templates/university.xlsx", &[]);
     assert_eq!(status(&head), 200);
     assert!(xlsx.starts_with("PK"), "an xlsx file (a zip)");

@@ -590,10 +590,11 @@ pub struct ReviewRow {
 
 /// The account's province's files (or, for an admin, every file) waiting for review or
 /// decided, newest first.
-async fn reviews(state: &AppState, caller: &Caller, lang: Lang) -> Vec<ReviewRow> {
+async fn reviews(state: &AppState, caller: &Caller, lang: Lang) -> (Chrome, Vec<ReviewRow>) {
     let Ok(figures) = state.figures().await else {
-        return Vec::new();
+        return (Chrome::bare(lang), Vec::new());
     };
+    let chrome = Chrome::new(&figures, lang, &PageQuery::default());
     let mine = |province: Option<&str>| caller.role() == Role::Admin || province == caller.account.province.as_deref();
     let describe = |id: &str| match figures.review(id) {
         Some(d) if d.decision == "approved" => (lang.pick("đã duyệt", "approved").to_string(), d.comment.clone()),
@@ -640,7 +641,7 @@ async fn reviews(state: &AppState, caller: &Caller, lang: Lang) -> Vec<ReviewRow
             }),
     );
     rows.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
-    rows.into_iter().take(20).map(|(_, row)| row).collect()
+    (chrome, rows.into_iter().take(20).map(|(_, row)| row).collect())
 }
 
 impl UploadPage {
@@ -703,7 +704,7 @@ pub async fn upload_page(
     match uploader(&state, &headers, lang).await {
         Ok(caller) => {
             let mut page = UploadPage::new(&caller, lang);
-            page.reviews = reviews(&state, &caller, lang).await;
+            (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
             render(StatusCode::OK, &page, lang)
         }
         Err(response) => response,
@@ -783,7 +784,8 @@ pub async fn upload_form(
             StatusCode::UNPROCESSABLE_ENTITY
         }
         Outcome::Checked { id, preview } => {
-            fill_preview(&state, &mut page, &preview, lang);
+            let kind = fields.get("kind").and_then(|k| k.parse::<ReportKind>().ok());
+            fill_preview(&state, &mut page, &preview, kind, lang);
             page.status = "checked".into();
             page.message = format!(
                 "{file_name}: {}",
@@ -797,10 +799,19 @@ pub async fn upload_form(
         }
         Outcome::Held(_) | Outcome::Done(_) => StatusCode::OK,
     };
+    (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
     render(status, &page, lang)
 }
 
-fn fill_preview(state: &AppState, page: &mut UploadPage, preview: &Preview, lang: Lang) {
+fn fill_preview(state: &AppState, page: &mut UploadPage, preview: &Preview, kind: Option<ReportKind>, lang: Lang) {
+    // A count column by its description in the page's language.
+    let label = |column: &str| {
+        kind.and_then(|k| k.schema().columns.iter().find(|c| c.name == column))
+            .map_or_else(
+                || column.to_string(),
+                |c| lang.pick(&c.description_vi, &c.description_en).to_string(),
+            )
+    };
     page.summary = vec![
         (
             lang.pick("Số dòng", "Rows").to_string(),
@@ -819,7 +830,7 @@ fn fill_preview(state: &AppState, page: &mut UploadPage, preview: &Preview, lang
         preview
             .totals
             .iter()
-            .map(|(column, total)| (column.clone(), lang.number(*total as f64, 0))),
+            .map(|(column, total)| (label(column), lang.number(*total as f64, 0))),
     );
     let names = state.warehouse.metrics().ok();
     page.kpis = preview
@@ -927,7 +938,7 @@ pub async fn commit_staged(
         }
         Outcome::Checked { .. } => {}
     }
-    page.reviews = reviews(&state, &caller, lang).await;
+    (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
     render(StatusCode::OK, &page, lang)
 }
 
