@@ -95,6 +95,12 @@ pub struct ServeArgs {
     /// tables; until then its slice stays on its last approved version.
     #[arg(long)]
     pub require_approval: bool,
+    /// Longest a SQL query may run, in seconds (it is cancelled past it).
+    #[arg(long, default_value_t = 30)]
+    pub query_timeout_s: u64,
+    /// Most memory a SQL query may hold, in MB (past it the query spills or fails cleanly).
+    #[arg(long, default_value_t = 1024)]
+    pub query_memory_mb: usize,
 }
 
 /// `khoso check-metrics`.

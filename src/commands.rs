@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ingest::{Lang, Problem, ReadOptions, ReportKind, SchoolYear, SliceHint, ValidatedReport};
 use warehouse::accounts::Accounts;
 use warehouse::audit::AuditEvent;
+use warehouse::guard::QueryLimits;
 use warehouse::metrics::{Dimension, Metrics};
 use warehouse::{CommitOutcome, OutputFormat, RecordBatch, TableVersions, Upload, Warehouse};
 
@@ -141,6 +142,11 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
         private: args.private,
         max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),
         require_approval: args.require_approval,
+        query_limits: QueryLimits {
+            timeout: std::time::Duration::from_secs(args.query_timeout_s),
+            memory_bytes: args.query_memory_mb.saturating_mul(1024 * 1024),
+            ..QueryLimits::default()
+        },
     };
     let (address, server) = dashboard::serve(&args.addr, dashboard::AppState::with_settings(warehouse, settings))
         .await
@@ -547,7 +553,10 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
 
 async fn sql(warehouse: &Warehouse, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let pins: TableVersions = args.at.into_iter().collect();
-    let batches = match warehouse.query(&args.query, &pins).await {
+    let batches = match warehouse
+        .query_limited(&args.query, &pins, &QueryLimits::default())
+        .await
+    {
         Ok(batches) => batches,
         Err(e) if e.is_input_error() => {
             eprintln!("khoso: {e}");

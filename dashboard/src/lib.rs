@@ -15,8 +15,8 @@
 //! # }
 //! ```
 //!
-//! It reads through the `warehouse` crate only: it never opens tables or files itself, and
-//! knows nothing of polars.
+//! It reads through the `warehouse` crate only: it never opens tables itself (Arrow types come
+//! from DataFusion, for the SQL answers), and knows nothing of polars.
 #![warn(missing_docs)]
 
 pub mod auth;
@@ -44,6 +44,8 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// A province's file waits for an admin's approval before it reaches the tables.
     pub require_approval: bool,
+    /// Bounds on each SQL query.
+    pub query_limits: warehouse::guard::QueryLimits,
 }
 
 impl Default for Settings {
@@ -52,6 +54,7 @@ impl Default for Settings {
             private: false,
             max_upload_bytes: 50 * 1024 * 1024,
             require_approval: false,
+            query_limits: warehouse::guard::QueryLimits::default(),
         }
     }
 }
@@ -66,6 +69,7 @@ pub struct AppState {
     /// Accounts and web sessions.
     pub auth: auth::Auth,
     figures: Arc<Mutex<Option<Arc<Figures>>>>,
+    query_slots: routes::QuerySlots,
     uploads: Arc<Mutex<std::collections::HashMap<String, routes::Staged>>>,
 }
 
@@ -85,6 +89,7 @@ impl AppState {
             settings,
             auth: auth::Auth::new(accounts),
             figures: Arc::default(),
+            query_slots: routes::QuerySlots::default(),
             uploads: Arc::default(),
         }
     }

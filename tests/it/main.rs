@@ -9,6 +9,7 @@ mod kpi;
 mod metrics;
 mod portal;
 mod serve;
+mod sql;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -6,6 +6,61 @@ use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::{Error, Result};
 
+/// Bounds on one user query, the same on every path (web, API, wire, CLI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Wall-clock time, planning and running; past it the work is cancelled.
+    pub timeout: std::time::Duration,
+    /// Memory the query may hold; past it, operators that can spill to disk do, the others fail.
+    pub memory_bytes: usize,
+    /// Size of the query text.
+    pub max_text_bytes: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            timeout: std::time::Duration::from_secs(30),
+            memory_bytes: 1024 * 1024 * 1024,
+            max_text_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl QueryLimits {
+    /// The error of a query that ran out of time.
+    pub fn timed_out(&self) -> Error {
+        Error::Sql(format!(
+            "the query ran longer than {} s and was stopped: narrow it (WHERE, LIMIT, fewer joins)",
+            self.timeout.as_secs()
+        ))
+    }
+
+    /// A query's error, said plainly when it is the memory limit.
+    pub fn explain(&self, error: Error) -> Error {
+        match error {
+            Error::Sql(message) if message.contains("Resources exhausted") => Error::Sql(format!(
+                "the query needed more than {} MB of memory and was stopped: narrow it (WHERE, LIMIT, \
+                 aggregate first) ({message})",
+                self.memory_bytes / (1024 * 1024)
+            )),
+            other => other,
+        }
+    }
+
+    /// Refuses a query text over the size limit.
+    pub fn check_text(&self, sql: &str) -> Result<()> {
+        if sql.len() > self.max_text_bytes {
+            return Err(Error::Sql(format!(
+                "the query is {} KB long; the limit is {} KB",
+                sql.len() / 1024,
+                self.max_text_bytes / 1024
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The options DataFusion enforces when planning a user's query: no DDL, no DML (COPY is DML),
 /// no `SET` or other statements. A second line of defence behind [`check_read_only`].
 pub fn read_only_options() -> SQLOptions {

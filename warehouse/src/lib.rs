@@ -31,7 +31,7 @@ pub mod tables;
 use std::path::PathBuf;
 
 pub use datafusion::arrow::array::RecordBatch;
-pub use output::{OutputFormat, render};
+pub use output::{OutputFormat, csv_header, csv_rows, render};
 pub use store::{CommitOutcome, KpiSnapshot, TableVersions, Upload, Warehouse, sha256_file};
 pub use tables::{Submission, fact_table};
 
@@ -93,7 +93,7 @@ impl Error {
     }
 
     /// An error while planning or running a user's query is the query's fault.
-    fn from_query(error: datafusion::error::DataFusionError) -> Self {
+    pub(crate) fn from_query(error: datafusion::error::DataFusionError) -> Self {
         Error::Sql(error.to_string())
     }
 }

@@ -54,39 +54,49 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
             let Some(first) = batches.first() else {
                 return Ok(text);
             };
-            let names: Vec<String> = first
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| ingest::problem::csv_field(f.name()))
-                .collect();
-            text.push_str(&names.join(","));
-            text.push('\n');
-            let options = datafusion::arrow::util::display::FormatOptions::default();
+            text.push_str(&csv_header(&first.schema()));
             for batch in batches {
-                let formatters = batch
-                    .columns()
-                    .iter()
-                    .map(|c| datafusion::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                for row in 0..batch.num_rows() {
-                    let cells: Vec<String> = batch
-                        .columns()
-                        .iter()
-                        .zip(&formatters)
-                        .map(|(column, f)| {
-                            if column.is_null(row) {
-                                String::new()
-                            } else {
-                                ingest::problem::csv_field(&f.value(row).to_string())
-                            }
-                        })
-                        .collect();
-                    text.push_str(&cells.join(","));
-                    text.push('\n');
-                }
+                text.push_str(&csv_rows(batch)?);
             }
             Ok(text)
         }
     }
+}
+
+/// The CSV header line of a schema (with its newline).
+pub fn csv_header(schema: &datafusion::arrow::datatypes::Schema) -> String {
+    let names: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| ingest::problem::csv_field(f.name()))
+        .collect();
+    format!("{}\n", names.join(","))
+}
+
+/// A batch as CSV lines; cells a spreadsheet would run as formulas are neutralised.
+pub fn csv_rows(batch: &RecordBatch) -> Result<String> {
+    let options = datafusion::arrow::util::display::FormatOptions::default();
+    let formatters = batch
+        .columns()
+        .iter()
+        .map(|c| datafusion::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut text = String::new();
+    for row in 0..batch.num_rows() {
+        let cells: Vec<String> = batch
+            .columns()
+            .iter()
+            .zip(&formatters)
+            .map(|(column, f)| {
+                if column.is_null(row) {
+                    String::new()
+                } else {
+                    ingest::problem::csv_field(&f.value(row).to_string())
+                }
+            })
+            .collect();
+        text.push_str(&cells.join(","));
+        text.push('\n');
+    }
+    Ok(text)
 }

@@ -104,7 +104,7 @@ impl Warehouse {
         batches.push(report_batch(report, "preview")?);
         let provider = Arc::new(MemTable::try_new(Arc::clone(&schema), vec![batches])?);
         let ctx = self
-            .session_with(&TableVersions::new(), Some((table, provider)))
+            .session_with(&TableVersions::new(), Some((table, provider)), None)
             .await?;
 
         let (dimension, unit) = match &report.province_code {

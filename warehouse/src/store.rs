@@ -32,7 +32,7 @@ use url::Url;
 
 use crate::approvals::{APPROVALS, approvals_schema};
 use crate::audit::{AUDIT_LOG, audit_schema};
-use crate::guard::{check_read_only, read_only_options};
+use crate::guard::{QueryLimits, check_read_only, read_only_options};
 use crate::kpi::{self, KpiRow};
 use crate::metrics::{Dimension, Metrics};
 use crate::reference::reference_tables;
@@ -238,7 +238,7 @@ impl Warehouse {
     /// A DataFusion session with every table registered: the warehouse's Delta tables (at the
     /// pinned versions, else the latest) and the reference tables.
     pub async fn session(&self, pins: &TableVersions) -> Result<SessionContext> {
-        self.session_with(pins, None).await
+        self.session_with(pins, None, None).await
     }
 
     /// [`Warehouse::session`] with one table replaced by another provider (before the views
@@ -247,12 +247,21 @@ impl Warehouse {
         &self,
         pins: &TableVersions,
         replacement: Option<(&str, Arc<dyn datafusion::catalog::TableProvider>)>,
+        memory_bytes: Option<usize>,
     ) -> Result<SessionContext> {
         if let Some(unknown) = pins.keys().find(|k| !Self::table_names().contains(&k.as_str())) {
             return Err(Error::UnknownTable(unknown.clone()));
         }
         let config = datafusion::prelude::SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = match memory_bytes {
+            Some(bytes) => {
+                let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                    .with_memory_limit(bytes, 1.0)
+                    .build_arc()?;
+                SessionContext::new_with_config_rt(config, runtime)
+            }
+            None => SessionContext::new_with_config(config),
+        };
         for name in Self::table_names() {
             let table = self.table(name, pins.get(name).copied()).await?;
             table.update_datafusion_session(&ctx.state())?;
@@ -287,6 +296,49 @@ impl Warehouse {
             .await
             .map_err(Error::from_query)?;
         frame.collect().await.map_err(Error::from_query)
+    }
+
+    /// Plans one read-only query under limits and starts it: its batches come as a stream (the
+    /// caller applies the time limit to reading it, see [`QueryLimits::timeout`]).
+    pub async fn query_stream(
+        &self,
+        sql: &str,
+        pins: &TableVersions,
+        limits: &QueryLimits,
+    ) -> Result<datafusion::execution::SendableRecordBatchStream> {
+        limits.check_text(sql)?;
+        check_read_only(sql)?;
+        let planned = async {
+            let ctx = self.session_with(pins, None, Some(limits.memory_bytes)).await?;
+            let frame = ctx
+                .sql_with_options(sql, read_only_options())
+                .await
+                .map_err(Error::from_query)?;
+            frame.execute_stream().await.map_err(Error::from_query)
+        };
+        tokio::time::timeout(limits.timeout, planned)
+            .await
+            .map_err(|_| limits.timed_out())?
+            .map_err(|e| limits.explain(e))
+    }
+
+    /// Runs one read-only query under limits and collects it.
+    pub async fn query_limited(
+        &self,
+        sql: &str,
+        pins: &TableVersions,
+        limits: &QueryLimits,
+    ) -> Result<Vec<RecordBatch>> {
+        let run = async {
+            let stream = self.query_stream(sql, pins, limits).await?;
+            futures::TryStreamExt::try_collect::<Vec<_>>(stream)
+                .await
+                .map_err(Error::from_query)
+        };
+        tokio::time::timeout(limits.timeout, run)
+            .await
+            .map_err(|_| limits.timed_out())?
+            .map_err(|e| limits.explain(e))
     }
 
     /// Every submission, oldest first.

@@ -7,7 +7,10 @@ mod kpi_page;
 mod pages;
 mod places;
 mod review;
+mod sql;
 mod upload;
+
+pub use sql::QuerySlots;
 
 pub use upload::Staged;
 
@@ -52,11 +55,28 @@ pub fn router(state: AppState) -> Router<AppState> {
     let portal = Router::new()
         .route("/sign-in", get(upload::sign_in_page).post(upload::sign_in))
         .route("/sign-out", axum::routing::post(upload::sign_out))
-        .route("/upload", get(upload::upload_page).post(upload::upload_form))
+        .route(
+            "/upload",
+            // Uploads are streamed to disk under their own limit (`--max-upload-mb`).
+            get(upload::upload_page)
+                .post(upload::upload_form)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/upload/{id}/commit", axum::routing::post(upload::commit_staged))
         .route("/upload/{id}/cancel", axum::routing::post(upload::cancel_staged))
         .route("/templates/{file}", get(upload::template))
         .route("/history", get(history::history))
+        .route(
+            "/sql",
+            get(sql::sql_page)
+                .post(sql::sql_form)
+                .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024)),
+        )
+        .route(
+            "/api/v1/sql",
+            // Room for a query text past the SQL limit, so that its answer says so.
+            axum::routing::post(sql::api_sql).layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024)),
+        )
         .route("/review", get(review::review_page))
         .route("/review/{id}/approve", axum::routing::post(review::approve_form))
         .route("/review/{id}/return", axum::routing::post(review::return_form))
@@ -67,8 +87,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/api/v1/submissions/{id}/return",
             axum::routing::post(review::return_api),
-        )
-        .layer(axum::extract::DefaultBodyLimit::disable());
+        );
     Router::new()
         .merge(figures)
         .merge(portal)
@@ -182,6 +201,9 @@ pub enum AppError {
     /// A body over the size limit.
     #[error("{0}")]
     TooLarge(String),
+    /// Too many requests of one account at once.
+    #[error("{0}")]
+    TooMany(String),
     /// Ours; logged, never shown in detail.
     #[error("internal error")]
     Internal(String),
@@ -201,6 +223,7 @@ impl AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -212,6 +235,7 @@ impl AppError {
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::TooLarge(_) => "too_large",
+            AppError::TooMany(_) => "too_many",
             AppError::Internal(_) => "internal",
         }
     }
@@ -239,6 +263,7 @@ impl AppError {
             AppError::Unauthorized(_) => lang.pick("Cần đăng nhập", "Sign-in needed"),
             AppError::Forbidden(_) => lang.pick("Không được phép", "Not allowed"),
             AppError::TooLarge(_) => lang.pick("Tệp quá lớn", "File too large"),
+            AppError::TooMany(_) => lang.pick("Quá nhiều truy vấn cùng lúc", "Too many queries at once"),
             AppError::Internal(_) => lang.pick("Lỗi hệ thống", "Something went wrong"),
         };
         let page = pages::ErrorPage {

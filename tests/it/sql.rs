@@ -1,0 +1,290 @@
+//! SQL for planners against a running `khoso serve` (with a 3-second, 64 MB limit per query):
+//! who may query, JSON with its truncation notice, full CSV and Arrow downloads, formula-safe
+//! CSV, the workbench page, the audit of every query, the per-account cap, and hostile queries
+//! that each end with a clear error while the dashboard keeps answering.
+
+use std::time::{Duration, Instant};
+
+use crate::serve::{Server, http};
+use crate::{khoso, run, stderr, stdout};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    server: Server,
+    analyst: String,
+    admin: String,
+    province: String,
+}
+
+fn account(data: &std::path::Path, name: &str, role: &str, province: Option<&str>) -> String {
+    let mut command = khoso(data);
+    command.args(["users", "add", name, "--role", role]);
+    if let Some(province) = province {
+        command.args(["--province", province]);
+    }
+    let made = run(&mut command);
+    assert!(made.status.success(), "{}", stderr(&made));
+    stdout(&made).lines().last().expect("token").to_string()
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (data, reports) = (dir.path().join("data"), dir.path().join("reports"));
+        let generated = run(khoso(&data)
+            .args([
+                "generate",
+                "--scale",
+                "0.02",
+                "--years",
+                "2024-2025..2024-2025",
+                "--seed",
+                "3",
+                "--out",
+            ])
+            .arg(&reports));
+        assert!(generated.status.success(), "{}", stderr(&generated));
+        let loaded = run(khoso(&data).args(["init", "--sample", "--sample-dir"]).arg(&reports));
+        assert!(loaded.status.success(), "{}", stderr(&loaded));
+        let analyst = account(&data, "phan-tich", "analyst", None);
+        let admin = account(&data, "bo-gd", "admin", None);
+        let province = account(&data, "so-gd-ha-noi", "province", Some("01"));
+        let server = Server::start_with(&data, &["--query-timeout-s", "3", "--query-memory-mb", "64"]);
+        Fixture {
+            _dir: dir,
+            data,
+            server,
+            analyst,
+            admin,
+            province,
+        }
+    }
+
+    fn sql(&self, token: Option<&str>, accept: &str, query: &str) -> (u16, String, String) {
+        let mut headers = vec![format!("Accept: {accept}"), "Content-Type: text/plain".to_string()];
+        if let Some(token) = token {
+            headers.push(format!("Authorization: Bearer {token}"));
+        }
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let (head, body) = self.server.request("POST", "/api/v1/sql", &headers, query.as_bytes());
+        (status(&head), head, body)
+    }
+}
+
+fn status(head: &str) -> u16 {
+    head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|j| j["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| body.to_string())
+}
+
+#[test]
+fn who_may_query_and_what_comes_back() {
+    let f = Fixture::new();
+    let count = "SELECT count(*) AS n FROM school_reports";
+    assert_eq!(f.sql(None, "application/json", count).0, 401);
+    assert_eq!(
+        f.sql(Some(&f.province), "application/json", count).0,
+        403,
+        "a province uploads, not queries"
+    );
+    let (code, _, body) = f.sql(Some(&f.analyst), "application/json", count);
+    assert_eq!(code, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let cli = run(khoso(&f.data).args(["sql", count, "--format", "csv"]));
+    assert_eq!(
+        format!("n\n{}\n", json["rows"][0]["n"]),
+        stdout(&cli),
+        "the API and the CLI agree"
+    );
+
+    let (code, _, body) = f.sql(Some(&f.analyst), "application/json", "SELECT * FROM audit_log");
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        f.sql(Some(&f.admin), "application/json", "SELECT * FROM audit_log").0,
+        200
+    );
+    let (code, _, body) = f.sql(Some(&f.analyst), "application/json", "DROP TABLE submissions");
+    assert_eq!(code, 400);
+    assert!(message(&body).contains("read-only"), "{body}");
+    let (code, _, body) = f.sql(Some(&f.analyst), "application/json", "SELEC 1");
+    assert_eq!(code, 400);
+    assert!(
+        message(&body).contains("Line: 1, Column"),
+        "the position of the mistake: {body}"
+    );
+
+    // JSON shows the first 1,000 rows and says how many there are; CSV and Arrow have them all.
+    let series = "SELECT value AS n, '=1+1' AS formula FROM generate_series(1, 5000)";
+    let (code, head, body) = f.sql(Some(&f.analyst), "application/json", series);
+    assert_eq!(code, 200);
+    let head = head.to_lowercase();
+    assert!(
+        head.contains("khoso-rows-shown: 1000") && head.contains("khoso-rows-total: 5000"),
+        "{head}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (json["shown"].as_u64(), json["total"].as_u64()),
+        (Some(1000), Some(5000))
+    );
+    let (code, _, csv) = f.sql(Some(&f.analyst), "text/csv", series);
+    assert_eq!(code, 200);
+    assert_eq!(csv.lines().count(), 5001, "every row, and the header");
+    assert_eq!(csv.lines().nth(1), Some("1,'=1+1"), "a formula cell is neutralised");
+    let arrow = {
+        let auth = format!("Authorization: Bearer {}", f.analyst);
+        let mut stream = std::net::TcpStream::connect(&f.server.address).expect("connect");
+        use std::io::{Read, Write};
+        let request = format!(
+            "POST /api/v1/sql HTTP/1.0\r\nAccept: application/vnd.apache.arrow.stream\r\n{auth}\r\nContent-Length: {}\r\n\r\n{series}",
+            series.len()
+        );
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("read");
+        let start = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+        answer[start..].to_vec()
+    };
+    let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow), None)
+        .expect("an Arrow IPC stream");
+    let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, 5000);
+
+    let audit = run(khoso(&f.data).args([
+        "sql",
+        "SELECT actor, outcome, detail FROM audit_log WHERE action = 'query' ORDER BY at",
+        "--format",
+        "csv",
+    ]));
+    let audit = stdout(&audit);
+    assert!(
+        audit.contains("phan-tich,ok,1 rows in"),
+        "queries are audited with rows and time: {audit}"
+    );
+    assert!(audit.contains("phan-tich,forbidden"), "{audit}");
+}
+
+#[test]
+fn hostile_queries_end_with_a_clear_error_while_the_dashboard_answers() {
+    let f = Fixture::new();
+    let hostile = [
+        (
+            "SELECT a.*, b.*, c.school_id FROM school_reports a CROSS JOIN school_reports b CROSS JOIN school_reports c ORDER BY 1",
+            ["more than 64 mb of memory", "longer than 3 s"],
+        ),
+        (
+            "SELECT sum(value) FROM generate_series(1, 100000000000)",
+            ["longer than 3 s", "longer than 3 s"],
+        ),
+        (
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+            ["longer than 3 s", "more than 64 mb of memory"],
+        ),
+    ];
+    for (query, expected) in hostile {
+        let started = Instant::now();
+        let (address, token, text) = (f.server.address.clone(), f.analyst.clone(), query.to_string());
+        let running = std::thread::spawn(move || {
+            let auth = format!("Authorization: Bearer {token}");
+            http(&address, "POST", "/api/v1/sql", &[&auth], text.as_bytes())
+        });
+        // Meanwhile the dashboard answers, and quickly.
+        std::thread::sleep(Duration::from_millis(500));
+        let asked = Instant::now();
+        let (head, page) = f.server.get_with("/", &[]);
+        assert_eq!(status(&head), 200, "the overview during {query}");
+        assert!(page.contains("class=\"card\""));
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "the overview took {:?}",
+            asked.elapsed()
+        );
+        let (head, body) = running.join().expect("query thread");
+        assert_eq!(status(&head), 400, "{query}: {body}");
+        let said = message(&body).to_lowercase();
+        assert!(expected.iter().any(|e| said.contains(e)), "{query}: {said}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{query} took {:?}",
+            started.elapsed()
+        );
+    }
+    // A 10 MB query text is refused before it is parsed.
+    let huge = format!("SELECT 1 -- {}", "x".repeat(10 * 1024 * 1024));
+    let (code, _, body) = f.sql(Some(&f.analyst), "application/json", &huge);
+    assert_eq!(code, 400);
+    assert!(
+        message(&body).contains("the limit is 1024 KB"),
+        "{}",
+        &body[..body.len().min(300)]
+    );
+    let (head, _) = f.server.get_with("/healthz", &[]);
+    assert_eq!(status(&head), 200, "the server lives");
+}
+
+#[test]
+fn one_account_runs_two_queries_at_a_time_and_the_workbench_shows_results() {
+    let f = Fixture::new();
+    let slow = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r";
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| f.sql(Some(&f.analyst), "application/json", slow).0))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    assert!(answers.contains(&429), "a third query at once is refused: {answers:?}");
+    assert_eq!(
+        f.sql(Some(&f.admin), "application/json", "SELECT 1").0,
+        200,
+        "others are not held up"
+    );
+
+    let bearer = format!("Authorization: Bearer {}", f.analyst);
+    let (head, page) = f.server.get_with("/sql", &[&bearer]);
+    assert_eq!(status(&head), 200);
+    for table in ["school_reports", "kpi_values", "provinces", "learners"] {
+        assert!(
+            page.contains(&format!("<code>{table}</code>")),
+            "{table} in the schema browser"
+        );
+    }
+    assert!(
+        page.contains("Tổng số học sinh"),
+        "column descriptions from the report schemas"
+    );
+    let form = "sql=SELECT+value+FROM+generate_series%281%2C+5000%29";
+    let (head, page) = f.server.request(
+        "POST",
+        "/sql",
+        &[&bearer, "Content-Type: application/x-www-form-urlencoded"],
+        form.as_bytes(),
+    );
+    assert_eq!(status(&head), 200, "{page}");
+    assert!(
+        page.contains("Hiển thị 1.000 / 5.000 dòng"),
+        "the notice of what is cut"
+    );
+    assert_eq!(page.matches("<tr><td>").count(), 1000);
+    let (head, page) = f.server.request(
+        "POST",
+        "/sql",
+        &[&bearer, "Content-Type: application/x-www-form-urlencoded"],
+        b"sql=SELECT+nothing+FROM+nowhere",
+    );
+    assert_eq!(status(&head), 400);
+    assert!(page.contains("id=\"sql-error\""), "the error is shown");
+    let (head, csv) = f.server.request(
+        "POST",
+        "/sql",
+        &[&bearer, "Content-Type: application/x-www-form-urlencoded"],
+        format!("{form}&format=csv").as_bytes(),
+    );
+    assert_eq!(status(&head), 200);
+    assert_eq!(csv.lines().count(), 5001, "the download has every row");
+}
