@@ -287,4 +287,41 @@ fn one_account_runs_two_queries_at_a_time_and_the_workbench_shows_results() {
     );
     assert_eq!(status(&head), 200);
     assert_eq!(csv.lines().count(), 5001, "the download has every row");
+    let download = |format: &str, query: &str| {
+        let form = format!("sql={}&format={format}", query.replace(' ', "+").replace(',', "%2C"));
+        let mut stream = std::net::TcpStream::connect(&f.server.address).expect("connect");
+        use std::io::{Read, Write};
+        let request = format!(
+            "POST /sql HTTP/1.0\r\n{bearer}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        );
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("read");
+        let start = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+        (
+            String::from_utf8_lossy(&answer[..start]).into_owned(),
+            answer[start..].to_vec(),
+        )
+    };
+    let query = "SELECT value AS n, '@SUM(A1)' AS f FROM generate_series(1,5000)";
+    let (_, json) = download("json", query);
+    let json: serde_json::Value = serde_json::from_slice(&json).expect("a JSON array");
+    assert_eq!(json.as_array().map(Vec::len), Some(5000));
+    let (_, parquet) = download("parquet", query);
+    let parquet_file = f.data.with_file_name("download.parquet");
+    std::fs::write(&parquet_file, parquet).expect("write");
+    let reader = datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&parquet_file).expect("open"),
+    )
+    .expect("a Parquet file")
+    .build()
+    .expect("reader");
+    assert_eq!(reader.map(|b| b.expect("batch").num_rows()).sum::<usize>(), 5000);
+    let (head, xlsx) = download("xlsx", query);
+    assert!(head.contains(" 200 "), "{head}");
+    assert!(xlsx.starts_with(b"PK"), "an XLSX file");
+    let (head, refused) = download("xlsx", "SELECT value FROM generate_series(1,1100000)");
+    assert!(head.contains(" 400 "), "{head}");
+    assert!(String::from_utf8_lossy(&refused).contains("download CSV or Parquet"));
 }

@@ -5,7 +5,8 @@
 //! how long, how many rows).
 //!
 //! Shown results stop at a row limit and say so ("showing N of M rows", or the
-//! `Khoso-Rows-Shown` / `Khoso-Rows-Total` headers); CSV and Arrow downloads stream every row.
+//! `Khoso-Rows-Shown` / `Khoso-Rows-Total` headers); downloads (CSV, JSON, Arrow IPC, Parquet
+//! streamed; XLSX up to Excel's row limit) carry every row.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +17,10 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::parquet::arrow::ArrowWriter;
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
@@ -198,17 +201,11 @@ pub async fn api_sql(State(state): State<AppState>, headers: HeaderMap, body: ax
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
     let limits = state.settings.query_limits;
-    if accept.contains("text/csv") || accept.contains("application/vnd.apache.arrow.stream") {
-        let arrow = accept.contains("arrow");
-        return match stream_download(
-            &state,
-            &caller,
-            sql,
-            limits,
-            if arrow { Export::Arrow } else { Export::Csv },
-        )
-        .await
-        {
+    let format = [Export::Csv, Export::Arrow, Export::Parquet, Export::Xlsx]
+        .into_iter()
+        .find(|f| accept.contains(f.content_type().split(';').next().unwrap_or_default()));
+    if let Some(format) = format {
+        return match download(&state, &caller, sql, limits, format).await {
             Ok(response) => response,
             Err(e) => e.json(),
         };
@@ -246,17 +243,221 @@ pub async fn api_sql(State(state): State<AppState>, headers: HeaderMap, body: ax
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Export {
     Csv,
+    Json,
     Arrow,
+    Parquet,
+    Xlsx,
 }
 
-/// Streams every row of a query as CSV or Arrow IPC, batch by batch, under the time limit.
-async fn stream_download(
+impl Export {
+    fn parse(name: &str) -> Result<Export, AppError> {
+        match name {
+            "csv" => Ok(Export::Csv),
+            "json" => Ok(Export::Json),
+            "arrow" => Ok(Export::Arrow),
+            "parquet" => Ok(Export::Parquet),
+            "xlsx" => Ok(Export::Xlsx),
+            other => Err(AppError::BadRequest(format!(
+                "no download format {other:?}: csv, json, arrow, parquet or xlsx"
+            ))),
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Export::Csv => "text/csv; charset=utf-8",
+            Export::Json => "application/json",
+            Export::Arrow => "application/vnd.apache.arrow.stream",
+            Export::Parquet => "application/vnd.apache.parquet",
+            Export::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Export::Csv => "csv",
+            Export::Json => "json",
+            Export::Arrow => "arrows",
+            Export::Parquet => "parquet",
+            Export::Xlsx => "xlsx",
+        }
+    }
+}
+
+/// Rows an XLSX sheet holds besides its header (Excel's limit is 1,048,576 rows).
+const XLSX_ROWS: usize = 1_048_575;
+
+/// Turns batches into the bytes of a streamed download, piece by piece.
+enum Encoder {
+    Csv,
+    Json { first: bool },
+    Arrow(Box<StreamWriter<Vec<u8>>>),
+    Parquet(Box<ArrowWriter<Vec<u8>>>),
+}
+
+impl Encoder {
+    /// The encoder and the bytes that open the file.
+    fn start(format: Export, schema: &SchemaRef) -> Result<(Encoder, Vec<u8>), String> {
+        match format {
+            Export::Csv => Ok((Encoder::Csv, warehouse::csv_header(schema).into_bytes())),
+            Export::Json => Ok((Encoder::Json { first: true }, b"[".to_vec())),
+            Export::Arrow => StreamWriter::try_new(Vec::new(), schema)
+                .map(|w| (Encoder::Arrow(Box::new(w)), Vec::new()))
+                .map_err(|e| e.to_string()),
+            Export::Parquet | Export::Xlsx => ArrowWriter::try_new(Vec::new(), Arc::clone(schema), None)
+                .map(|w| (Encoder::Parquet(Box::new(w)), Vec::new()))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, String> {
+        match self {
+            Encoder::Csv => warehouse::csv_rows(batch)
+                .map(String::into_bytes)
+                .map_err(|e| e.to_string()),
+            Encoder::Json { first } => {
+                let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+                writer.write(batch).map_err(|e| e.to_string())?;
+                writer.finish().map_err(|e| e.to_string())?;
+                let array = writer.into_inner();
+                // "[{…},{…}]" → "{…},{…}", joined to what came before by a comma.
+                let inner = array.get(1..array.len().saturating_sub(1)).unwrap_or_default();
+                if inner.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut bytes = if *first { Vec::new() } else { b",".to_vec() };
+                *first = false;
+                bytes.extend_from_slice(inner);
+                Ok(bytes)
+            }
+            Encoder::Arrow(writer) => writer
+                .write(batch)
+                .map(|()| std::mem::take(writer.get_mut()))
+                .map_err(|e| e.to_string()),
+            Encoder::Parquet(writer) => {
+                writer.write(batch).map_err(|e| e.to_string())?;
+                writer.flush().map_err(|e| e.to_string())?;
+                Ok(std::mem::take(writer.inner_mut()))
+            }
+        }
+    }
+
+    fn finish(self) -> Result<Vec<u8>, String> {
+        match self {
+            Encoder::Csv => Ok(Vec::new()),
+            Encoder::Json { .. } => Ok(b"]\n".to_vec()),
+            Encoder::Arrow(mut writer) => writer
+                .finish()
+                .map(|()| std::mem::take(writer.get_mut()))
+                .map_err(|e| e.to_string()),
+            Encoder::Parquet(mut writer) => writer
+                .finish()
+                .map(|_| std::mem::take(writer.inner_mut()))
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Every row of a query as one XLSX sheet, or an error when Excel could not hold them.
+async fn xlsx_download(
+    state: &AppState,
+    caller: &Caller,
+    sql: &str,
+    limits: &QueryLimits,
+) -> Result<Vec<u8>, AppError> {
+    let started = Instant::now();
+    let run = async {
+        let mut stream = state
+            .warehouse
+            .query_stream(sql, &TableVersions::new(), limits)
+            .await
+            .map_err(sql_error)?;
+        // Read everything first (under the memory limit): past Excel's limit, refuse at once.
+        let schema = stream.schema();
+        let (mut batches, mut rows) = (Vec::new(), 0usize);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| sql_error(limits.explain(warehouse::Error::Sql(e.to_string()))))?;
+            rows += batch.num_rows();
+            if rows > XLSX_ROWS {
+                return Err(AppError::BadRequest(format!(
+                    "the result has more than {XLSX_ROWS} rows, more than an Excel sheet holds: download CSV or Parquet"
+                )));
+            }
+            batches.push(batch);
+        }
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        let xlsx = |e: rust_xlsxwriter::XlsxError| AppError::Internal(e.to_string());
+        for (col, field) in schema.fields().iter().enumerate() {
+            sheet.write_string(0, col as u16, field.name()).map_err(xlsx)?;
+        }
+        let options = datafusion::arrow::util::display::FormatOptions::default();
+        let mut row = 0usize;
+        for batch in batches {
+            for (col, column) in batch.columns().iter().enumerate() {
+                let numbers =
+                    datafusion::arrow::compute::cast(column, &datafusion::arrow::datatypes::DataType::Float64)
+                        .ok()
+                        .filter(|_| column.data_type().is_numeric());
+                let formatter = datafusion::arrow::util::display::ArrayFormatter::try_new(column.as_ref(), &options)
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                for i in 0..batch.num_rows() {
+                    if column.is_null(i) {
+                        continue;
+                    }
+                    let (r, c) = ((row + i + 1) as u32, col as u16);
+                    match numbers
+                        .as_ref()
+                        .and_then(|n| n.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>())
+                    {
+                        Some(n) => sheet.write_number(r, c, n.value(i)).map(|_| ()),
+                        None => sheet
+                            .write_string(r, c, formula_safe(&formatter.value(i).to_string()))
+                            .map(|_| ()),
+                    }
+                    .map_err(xlsx)?;
+                }
+            }
+            row += batch.num_rows();
+        }
+        let bytes = workbook.save_to_buffer().map_err(xlsx)?;
+        Ok::<_, AppError>((bytes, row))
+    };
+    let answer = tokio::time::timeout(limits.timeout, run)
+        .await
+        .map_err(|_| sql_error(limits.timed_out()))
+        .and_then(|r| r);
+    audit_query(state, caller, sql, started, answer.as_ref().map(|(_, rows)| *rows)).await;
+    answer.map(|(bytes, _)| bytes)
+}
+
+/// A text a spreadsheet would run as a formula, made plain text.
+fn formula_safe(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Every row of a query in a format, as a download: streamed batch by batch under the time
+/// limit (XLSX, which cannot be streamed, is built first and refused past Excel's row limit).
+async fn download(
     state: &AppState,
     caller: &Caller,
     sql: String,
     limits: QueryLimits,
     format: Export,
 ) -> Result<Response, AppError> {
+    let disposition = format!("attachment; filename=\"khoso-query.{}\"", format.extension());
+    let headers = [
+        (header::CONTENT_TYPE, format.content_type().to_string()),
+        (header::CONTENT_DISPOSITION, disposition),
+    ];
+    if format == Export::Xlsx {
+        let bytes = xlsx_download(state, caller, &sql, &limits).await?;
+        return Ok((headers, bytes).into_response());
+    }
     let started = Instant::now();
     let stream = match state.warehouse.query_stream(&sql, &TableVersions::new(), &limits).await {
         Ok(stream) => stream,
@@ -267,20 +468,15 @@ async fn stream_download(
         }
     };
     let schema = stream.schema();
+    let (mut encoder, opening) = Encoder::start(format, &schema).map_err(AppError::Internal)?;
     let deadline = tokio::time::Instant::now() + limits.timeout;
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let (state, caller) = (state.clone(), caller.clone());
     tokio::spawn(async move {
         let mut stream = stream;
         let mut rows = 0usize;
-        let mut arrow = match format {
-            Export::Arrow => StreamWriter::try_new(Vec::new(), &schema).ok(),
-            Export::Csv => None,
-        };
         let mut failure = None;
-        if format == Export::Csv {
-            sender.send(Ok(warehouse::csv_header(&schema).into_bytes())).await.ok();
-        }
+        sender.send(Ok(opening)).await.ok();
         loop {
             let next = match tokio::time::timeout_at(deadline, stream.next()).await {
                 Ok(next) => next,
@@ -290,25 +486,12 @@ async fn stream_download(
                 }
             };
             let Some(batch) = next else { break };
-            let chunk = match (batch, &mut arrow) {
-                (Err(e), _) => {
-                    failure = Some(limits.explain(warehouse::Error::Sql(e.to_string())).to_string());
-                    break;
-                }
-                (Ok(batch), Some(writer)) => {
+            let chunk = batch
+                .map_err(|e| limits.explain(warehouse::Error::Sql(e.to_string())).to_string())
+                .and_then(|batch| {
                     rows += batch.num_rows();
-                    writer
-                        .write(&batch)
-                        .map(|()| std::mem::take(writer.get_mut()))
-                        .map_err(|e| e.to_string())
-                }
-                (Ok(batch), None) => {
-                    rows += batch.num_rows();
-                    warehouse::csv_rows(&batch)
-                        .map(String::into_bytes)
-                        .map_err(|e| e.to_string())
-                }
-            };
+                    encoder.batch(&batch)
+                });
             match chunk {
                 Ok(bytes) => {
                     if sender.send(Ok(bytes)).await.is_err() {
@@ -322,10 +505,13 @@ async fn stream_download(
                 }
             }
         }
-        if let (Some(mut writer), None) = (arrow, &failure)
-            && writer.finish().is_ok()
-        {
-            sender.send(Ok(std::mem::take(writer.get_mut()))).await.ok();
+        if failure.is_none() {
+            match encoder.finish() {
+                Ok(bytes) => {
+                    sender.send(Ok(bytes)).await.ok();
+                }
+                Err(e) => failure = Some(e),
+            }
         }
         let outcome = match &failure {
             None => Ok(rows),
@@ -337,19 +523,7 @@ async fn stream_download(
         };
         audit_query(&state, &caller, &sql, started, outcome.as_ref().copied()).await;
     });
-    let body = Body::from_stream(tokio_stream(receiver));
-    let (content_type, name) = match format {
-        Export::Csv => ("text/csv; charset=utf-8", "khoso-query.csv"),
-        Export::Arrow => ("application/vnd.apache.arrow.stream", "khoso-query.arrows"),
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
-        ],
-        body,
-    )
-        .into_response())
+    Ok((headers, Body::from_stream(tokio_stream(receiver))).into_response())
 }
 
 /// A receiver as a stream of body chunks.
@@ -493,16 +667,7 @@ async fn workbench(
         if let Some(format) = form.format.as_deref().filter(|f| !f.is_empty()) {
             check_tables(&caller, &sql)?;
             let _slot = state.query_slots.take(&caller.account.name).await?;
-            let export = match format {
-                "csv" => Export::Csv,
-                "arrow" => Export::Arrow,
-                other => {
-                    return Err(AppError::BadRequest(format!(
-                        "no download format {other:?}: csv or arrow"
-                    )));
-                }
-            };
-            return stream_download(state, &caller, sql, state.settings.query_limits, export).await;
+            return download(state, &caller, sql, state.settings.query_limits, Export::parse(format)?).await;
         }
         let started = Instant::now();
         let checked = check_tables(&caller, &sql);
