@@ -287,6 +287,31 @@ fn one_account_runs_two_queries_at_a_time_and_the_workbench_shows_results() {
     );
     assert_eq!(status(&head), 200);
     assert_eq!(csv.lines().count(), 5001, "the download has every row");
+    // The history remembers the query; a saved query opens for another account by its link.
+    let (_, page) = f.server.get_with("/sql", &[&bearer]);
+    assert!(
+        page.contains("Truy vấn gần đây của bạn") && page.contains("generate_series(1, 5000)"),
+        "history"
+    );
+    let (head, _) = f.server.request(
+        "POST",
+        "/sql/save",
+        &[&bearer, "Content-Type: application/x-www-form-urlencoded"],
+        b"name=Pupils+by+year&sql=SELECT+school_year%2C+sum%28students%29+FROM+school_reports+GROUP+BY+1",
+    );
+    assert_eq!(status(&head), 303, "{head}");
+    let link = crate::serve::header(&head, "location")
+        .expect("the saved query's link")
+        .to_string();
+    assert!(link.starts_with("/sql?saved="), "{link}");
+    let admin = format!("Authorization: Bearer {}", f.admin);
+    let (head, page) = f.server.get_with(&link, &[&admin]);
+    assert_eq!(status(&head), 200);
+    assert!(
+        page.contains("SELECT school_year, sum(students) FROM school_reports GROUP BY 1</textarea>"),
+        "opened"
+    );
+    assert!(page.contains("Pupils by year"), "listed among the saved queries");
     let download = |format: &str, query: &str| {
         let form = format!("sql={}&format={format}", query.replace(' ', "+").replace(',', "%2C"));
         let mut stream = std::net::TcpStream::connect(&f.server.address).expect("connect");

@@ -27,6 +27,7 @@ pub mod preview;
 pub mod reference;
 pub mod store;
 pub mod tables;
+pub mod workbench;
 
 use std::path::PathBuf;
 

@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router<AppState> {
                 .post(sql::sql_form)
                 .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024)),
         )
+        .route("/sql/save", axum::routing::post(sql::save_query))
         .route(
             "/api/v1/sql",
             // Room for a query text past the SQL limit, so that its answer says so.
@@ -170,6 +171,19 @@ async fn revalidate(State(state): State<AppState>, mut request: Request, next: N
         headers.insert(header::VARY, HeaderValue::from_static("Cookie"));
     }
     response
+}
+
+/// Bytes percent-encoded for a URL: everything but ASCII letters, digits and `-_.~`.
+pub fn percent_encode(bytes: &[u8]) -> String {
+    let mut encoded = String::with_capacity(bytes.len());
+    for &byte in bytes {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 /// Whether `If-None-Match` names `etag` (or is `*`).

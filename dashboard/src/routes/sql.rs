@@ -28,6 +28,7 @@ use warehouse::TableVersions;
 use warehouse::accounts::Role;
 use warehouse::audit::AuditEvent;
 use warehouse::guard::QueryLimits;
+use warehouse::workbench::{HistoryEntry, Workbench};
 
 use super::AppError;
 use super::pages::{Chrome, PageQuery, language};
@@ -111,6 +112,19 @@ async fn audit_query(
     });
     if let Err(e) = state.warehouse.record_audit(&[event]).await {
         eprintln!("khoso serve: the audit log could not be written: {e}");
+    }
+    if sql.is_empty() {
+        return;
+    }
+    let entry = HistoryEntry {
+        at: chrono::Utc::now().timestamp_micros(),
+        sql: sql.to_string(),
+        rows: outcome.ok().map(|rows| rows as u64),
+        millis: started.elapsed().as_millis() as u64,
+        error: outcome.err().map(ToString::to_string),
+    };
+    if let Err(e) = Workbench::new(state.warehouse.root()).record(&caller.account.id, &entry) {
+        eprintln!("khoso serve: the query history could not be written: {e}");
     }
 }
 
@@ -559,6 +573,21 @@ pub struct SqlPage {
     rows: Vec<Vec<String>>,
     tables: Vec<TableInfo>,
     examples: Vec<(String, String)>,
+    history: Vec<(String, String, String)>,
+    saved: Vec<(String, String, String)>,
+}
+
+/// `/sql?q=…` opens a query from the history, `/sql?saved=ID` a saved one.
+#[derive(Debug, Default, Deserialize)]
+pub struct SqlQuery {
+    lang: Option<String>,
+    q: Option<String>,
+    saved: Option<String>,
+}
+
+/// A query as a link that opens it in the workbench.
+fn open_link(sql: &str) -> String {
+    format!("/sql?q={}", super::percent_encode(sql.as_bytes()))
 }
 
 /// What the workbench form sends.
@@ -641,6 +670,7 @@ async fn workbench(
     state: &AppState,
     headers: &HeaderMap,
     form: SqlForm,
+    opened: Option<SqlQuery>,
     lang: Lang,
     post: bool,
 ) -> Result<Response, AppError> {
@@ -656,7 +686,25 @@ async fn workbench(
         rows: Vec::new(),
         tables: schema_browser(state, lang).await,
         examples: examples(lang),
+        history: Vec::new(),
+        saved: Vec::new(),
     };
+    let workbench = Workbench::new(state.warehouse.root());
+    let saved = workbench.saved()?;
+    if !post && let Some(id) = opened.as_ref().and_then(|o| o.saved.as_deref()) {
+        let query = saved
+            .iter()
+            .find(|q| q.id == id)
+            .ok_or_else(|| AppError::NotFound(format!("no saved query {id:?}")))?;
+        page.sql = query.sql.clone();
+    }
+    if !post && let Some(sql) = opened.as_ref().and_then(|o| o.q.clone()) {
+        page.sql = sql;
+    }
+    page.saved = saved
+        .iter()
+        .map(|q| (format!("/sql?saved={}", q.id), q.name.clone(), q.owner.clone()))
+        .collect();
     if post {
         if caller.csrf.is_some() && caller.csrf != form.csrf {
             return Err(AppError::Forbidden(
@@ -719,6 +767,30 @@ async fn workbench(
             Err(e) => page.error = e.to_string(),
         }
     }
+    page.history = workbench
+        .history(&caller.account.id, 20)?
+        .into_iter()
+        .map(|h| {
+            let when = chrono::DateTime::from_timestamp_micros(h.at)
+                .map(|at| lang.date_time(at))
+                .unwrap_or_default();
+            let result = match (h.rows, h.error) {
+                (Some(rows), _) => format!(
+                    "{} {}, {} ms",
+                    lang.number(rows as f64, 0),
+                    lang.pick("dòng", "rows"),
+                    h.millis
+                ),
+                (None, Some(error)) => error.chars().take(80).collect(),
+                (None, None) => String::new(),
+            };
+            (
+                open_link(&h.sql),
+                format!("{when} — {}", h.sql.chars().take(90).collect::<String>()),
+                result,
+            )
+        })
+        .collect();
     let status = if page.error.is_empty() {
         StatusCode::OK
     } else {
@@ -729,9 +801,13 @@ async fn workbench(
         .map_err(|e| AppError::Internal(e.to_string()))
 }
 
-pub async fn sql_page(State(state): State<AppState>, Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = language(&query, &headers);
-    match workbench(&state, &headers, SqlForm::default(), lang, false).await {
+pub async fn sql_page(State(state): State<AppState>, Query(query): Query<SqlQuery>, headers: HeaderMap) -> Response {
+    let page_query = PageQuery {
+        lang: query.lang.clone(),
+        ..PageQuery::default()
+    };
+    let lang = language(&page_query, &headers);
+    match workbench(&state, &headers, SqlForm::default(), Some(query), lang, false).await {
         Ok(response) => response,
         Err(AppError::Unauthorized(_)) => axum::response::Redirect::to("/sign-in").into_response(),
         Err(e) => e.page(lang),
@@ -744,8 +820,40 @@ pub async fn sql_form(
     axum::Form(form): axum::Form<SqlForm>,
 ) -> Response {
     let lang = language(&PageQuery::default(), &headers);
-    match workbench(&state, &headers, form, lang, true).await {
+    match workbench(&state, &headers, form, None, lang, true).await {
         Ok(response) => response,
+        Err(e) => e.page(lang),
+    }
+}
+
+/// The form that saves a query.
+#[derive(Debug, Deserialize)]
+pub struct SaveForm {
+    csrf: Option<String>,
+    name: String,
+    sql: String,
+}
+
+/// `POST /sql/save`: saves the editor's query under a name; answers with its link.
+pub async fn save_query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<SaveForm>,
+) -> Response {
+    let lang = language(&PageQuery::default(), &headers);
+    let saved = async {
+        let caller = querier(state.auth.caller(&headers).await?)?;
+        if caller.csrf.is_some() && caller.csrf != form.csrf {
+            return Err(AppError::Forbidden(
+                "the form has expired: reload the page and try again".into(),
+            ));
+        }
+        Workbench::new(state.warehouse.root())
+            .save(&form.name, &form.sql, &caller.account.name)
+            .map_err(sql_error)
+    };
+    match saved.await {
+        Ok(query) => axum::response::Redirect::to(&format!("/sql?saved={}", query.id)).into_response(),
         Err(e) => e.page(lang),
     }
 }

@@ -1016,13 +1016,5 @@ fn tempfile_dir() -> std::io::Result<PathBuf> {
 
 /// A `data:` address holding a CSV file, for a download link that needs no second request.
 fn data_uri(csv: &[u8]) -> String {
-    let mut uri = String::from("data:text/csv;charset=utf-8,%EF%BB%BF");
-    for &byte in csv {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            uri.push(byte as char);
-        } else {
-            uri.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    uri
+    format!("data:text/csv;charset=utf-8,%EF%BB%BF{}", super::percent_encode(csv))
 }
