@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::serve::Server;
-use crate::{khoso, run, stderr};
 
 /// A chromedriver process and one browser session in it, both ended when dropped.
 struct Browser {
@@ -200,22 +199,7 @@ fn headless_chromium_opens_the_dashboard() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (reports, data) = (dir.path().join("reports"), dir.path().join("data"));
-    let generated = run(khoso(&data)
-        .args([
-            "generate",
-            "--scale",
-            "0.01",
-            "--years",
-            "2023-2024..2024-2025",
-            "--seed",
-            "5",
-            "--out",
-        ])
-        .arg(&reports));
-    assert!(generated.status.success(), "{}", stderr(&generated));
-    let loaded = run(khoso(&data).args(["init", "--sample", "--sample-dir"]).arg(&reports));
-    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    let (data, _) = crate::generated(dir.path(), "0.01", "2023-2024..2024-2025", "5", true);
     let server = Server::start(&data);
     let base = format!("http://{}", server.address);
     let browser = Browser::start().expect("chromedriver starts");

@@ -43,3 +43,33 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Generates reports into `DIR/reports` (scale, school years `first..last`, seed) and, with
+/// `load`, loads them into a new warehouse at `DIR/data` (else only makes it); returns
+/// (data, reports).
+pub fn generated(dir: &Path, scale: &str, years: &str, seed: &str, load: bool) -> (PathBuf, PathBuf) {
+    let (data, reports) = (dir.join("data"), dir.join("reports"));
+    let made = run(khoso(&data)
+        .args(["generate", "--scale", scale, "--years", years, "--seed", seed, "--out"])
+        .arg(&reports));
+    assert!(made.status.success(), "{}", stderr(&made));
+    let init = if load {
+        run(khoso(&data).args(["init", "--sample", "--sample-dir"]).arg(&reports))
+    } else {
+        run(khoso(&data).arg("init"))
+    };
+    assert!(init.status.success(), "{}", stderr(&init));
+    (data, reports)
+}
+
+/// Makes an account and returns its token (the last line `khoso users add` prints).
+pub fn account(data: &Path, name: &str, role: &str, province: Option<&str>) -> String {
+    let mut command = khoso(data);
+    command.args(["users", "add", name, "--role", role]);
+    if let Some(province) = province {
+        command.args(["--province", province]);
+    }
+    let made = run(&mut command);
+    assert!(made.status.success(), "{}", stderr(&made));
+    stdout(&made).lines().last().expect("the token").to_string()
+}

@@ -19,21 +19,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (data, reports) = (dir.path().join("data"), dir.path().join("reports"));
-        let generated = run(khoso(&data)
-            .args([
-                "generate",
-                "--scale",
-                "0.01",
-                "--years",
-                "2024-2025..2025-2026",
-                "--seed",
-                "7",
-                "--out",
-            ])
-            .arg(&reports));
-        assert!(generated.status.success(), "{}", stderr(&generated));
-        assert!(run(khoso(&data).arg("init")).status.success());
+        let (data, reports) = crate::generated(dir.path(), "0.01", "2024-2025..2025-2026", "7", false);
         Fixture {
             _dir: dir,
             data,
@@ -43,14 +29,7 @@ impl Fixture {
 
     /// The token of a new account.
     fn account(&self, name: &str, role: &str, province: Option<&str>) -> String {
-        let mut command = khoso(&self.data);
-        command.args(["users", "add", name, "--role", role]);
-        if let Some(province) = province {
-            command.args(["--province", province]);
-        }
-        let made = run(&mut command);
-        assert!(made.status.success(), "{}", stderr(&made));
-        stdout(&made).lines().last().expect("the token").to_string()
+        crate::account(&self.data, name, role, province)
     }
 
     /// The bytes of the generated file of a slice (in whichever file style the generator gave it).

@@ -158,15 +158,7 @@ fn a_commit_from_another_process_shows_on_the_next_request() {
 #[test]
 fn api_cli_and_pages_show_the_same_numbers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let reports = dir.path().join("reports");
-    let data = dir.path().join("data");
-    let generated = run(khoso(&data)
-        .args(["generate", "--scale", "0.01", "--years", "2023-2024..2024-2025"])
-        .args(["--seed", "11", "--out"])
-        .arg(&reports));
-    assert!(generated.status.success(), "{}", stderr(&generated));
-    let loaded = run(khoso(&data).args(["init", "--sample", "--sample-dir"]).arg(&reports));
-    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    let (data, _) = crate::generated(dir.path(), "0.01", "2023-2024..2024-2025", "11", true);
     let cli = run(khoso(&data)
         .args(["kpi", "--kpi", "T1_pupils", "--by", "province", "--year", "2024-2025"])
         .args(["--format", "json"]));

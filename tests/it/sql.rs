@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::serve::{Server, http};
-use crate::{khoso, run, stderr, stdout};
+use crate::{account, khoso, run, stdout};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -17,36 +17,10 @@ struct Fixture {
     province: String,
 }
 
-fn account(data: &std::path::Path, name: &str, role: &str, province: Option<&str>) -> String {
-    let mut command = khoso(data);
-    command.args(["users", "add", name, "--role", role]);
-    if let Some(province) = province {
-        command.args(["--province", province]);
-    }
-    let made = run(&mut command);
-    assert!(made.status.success(), "{}", stderr(&made));
-    stdout(&made).lines().last().expect("token").to_string()
-}
-
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (data, reports) = (dir.path().join("data"), dir.path().join("reports"));
-        let generated = run(khoso(&data)
-            .args([
-                "generate",
-                "--scale",
-                "0.02",
-                "--years",
-                "2024-2025..2024-2025",
-                "--seed",
-                "3",
-                "--out",
-            ])
-            .arg(&reports));
-        assert!(generated.status.success(), "{}", stderr(&generated));
-        let loaded = run(khoso(&data).args(["init", "--sample", "--sample-dir"]).arg(&reports));
-        assert!(loaded.status.success(), "{}", stderr(&loaded));
+        let (data, _) = crate::generated(dir.path(), "0.02", "2024-2025..2024-2025", "3", true);
         let analyst = account(&data, "phan-tich", "analyst", None);
         let admin = account(&data, "bo-gd", "admin", None);
         let province = account(&data, "so-gd-ha-noi", "province", Some("01"));

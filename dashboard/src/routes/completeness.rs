@@ -1,18 +1,13 @@
 //! `/completeness`: for a school year, every province × report kind — reported (when, by whom,
 //! how many rows, how many earlier files it replaced) or missing.
 
-use std::sync::Arc;
-
 use askama::Template;
-use axum::Extension;
-use axum::extract::Query;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use ingest::{ProvinceRegistry, ReportKind, SchoolYear};
 use warehouse::Submission;
 
 use super::AppError;
-use super::pages::{Chrome, PageQuery, language, respond};
+use super::pages::{Chrome, PageRequest};
 use crate::figures::Figures;
 use crate::i18n::Lang;
 
@@ -113,16 +108,12 @@ pub fn review_text(figures: &Figures, submission_id: &str, lang: Lang) -> String
     }
 }
 
-pub async fn completeness(
-    Extension(figures): Extension<Arc<Figures>>,
-    Query(query): Query<PageQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = language(&query, &headers);
-    respond(completeness_page(&figures, &query, lang), &query, lang)
+pub async fn completeness(page: PageRequest) -> Response {
+    page.respond(completeness_page(&page))
 }
 
-fn completeness_page(figures: &Figures, query: &PageQuery, lang: Lang) -> Result<CompletenessPage, AppError> {
+fn completeness_page(page: &PageRequest) -> Result<CompletenessPage, AppError> {
+    let (figures, query, lang) = (page.figures.as_ref(), &page.query, page.lang);
     let mut years: Vec<String> = figures
         .submissions
         .iter()
@@ -194,7 +185,7 @@ fn completeness_page(figures: &Figures, query: &PageQuery, lang: Lang) -> Result
         })
         .collect();
     Ok(CompletenessPage {
-        chrome: Chrome::new(figures, lang, query),
+        chrome: page.chrome(),
         years,
         year,
         old_list: std::ptr::eq(provinces, registry.before_2025.as_slice()),

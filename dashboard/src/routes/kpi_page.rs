@@ -1,12 +1,8 @@
 //! `/kpi/{id}`: one KPI in depth — national trend, provinces ranked and on the tile map,
 //! breakdowns by level and ownership, the data table and the definition.
 
-use std::sync::Arc;
-
 use askama::Template;
-use axum::Extension;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use axum::response::Response;
 use ingest::{ProvinceRegistry, SchoolYear};
 use warehouse::kpi::KpiRow;
@@ -14,10 +10,8 @@ use warehouse::metrics::{Dimension, Kpi};
 
 use super::AppError;
 use super::pages::{
-    Chrome, PageQuery, coverage_text, formula, kpi_name, language, pick_year, points, province, province_name, respond,
-    target_text,
+    Chrome, PageRequest, coverage_text, formula, kpi_name, pick_year, points, province, province_name, target_text,
 };
-use crate::AppState;
 use crate::charts::{self, Bar, Tile, TrendGuides};
 use crate::figures::Figures;
 use crate::i18n::Lang;
@@ -129,21 +123,15 @@ pub struct KpiPage {
     source: String,
 }
 
-pub async fn kpi(
-    Extension(figures): Extension<Arc<Figures>>,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<PageQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = language(&query, &headers);
+pub async fn kpi(page: PageRequest, Path(id): Path<String>) -> Response {
     if let Some(id) = id.strip_suffix(".csv") {
-        return super::api::kpi_csv(&state, id, query.list.as_deref(), lang).await;
+        return super::api::kpi_csv(&page.state, id, page.query.list.as_deref(), page.lang).await;
     }
-    respond(kpi_page(&state, &figures, &id, &query, lang), &query, lang)
+    page.respond(kpi_page(&page, &id))
 }
 
-fn kpi_page(state: &AppState, figures: &Figures, id: &str, query: &PageQuery, lang: Lang) -> Result<KpiPage, AppError> {
+fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
+    let (state, figures, query, lang) = (&page.state, page.figures.as_ref(), &page.query, page.lang);
     let metrics = state.warehouse.metrics()?;
     let kpi = metrics
         .kpi(id)
@@ -248,7 +236,7 @@ fn kpi_page(state: &AppState, figures: &Figures, id: &str, query: &PageQuery, la
         })
         .collect();
     Ok(KpiPage {
-        chrome: Chrome::new(figures, lang, query),
+        chrome: page.chrome(),
         id: kpi.id.clone(),
         name: kpi_name(kpi, lang),
         description: lang.pick(&kpi.description_vi, &kpi.description_en).to_string(),

@@ -62,8 +62,7 @@ pub fn router(state: AppState) -> Router<AppState> {
                 .post(upload::upload_form)
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
-        .route("/upload/{id}/commit", axum::routing::post(upload::commit_staged))
-        .route("/upload/{id}/cancel", axum::routing::post(upload::cancel_staged))
+        .route("/upload/{id}/{action}", axum::routing::post(upload::staged))
         .route("/templates/{file}", get(upload::template))
         .route("/history", get(history::history))
         .route(

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use askama::Template;
-use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use ingest::{Province, ProvinceRegistry, SchoolYear};
@@ -89,6 +88,52 @@ pub fn language(query: &PageQuery, headers: &HeaderMap) -> Lang {
 pub fn language_of(headers: &HeaderMap, uri: &Uri) -> Lang {
     let query = Query::<PageQuery>::try_from_uri(uri).map(|q| q.0).unwrap_or_default();
     language(&query, headers)
+}
+
+/// What every figure page is asked with: the server, the figures of this request (set by the
+/// revalidation layer), the query and the language.
+pub struct PageRequest {
+    /// The server.
+    pub state: AppState,
+    /// The warehouse's figures for this request.
+    pub figures: Arc<Figures>,
+    /// The query parameters.
+    pub query: PageQuery,
+    /// The page's language.
+    pub lang: Lang,
+}
+
+impl axum::extract::FromRequestParts<AppState> for PageRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        let query = Query::<PageQuery>::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .map_err(|e| AppError::BadRequest(e.body_text()).page(Lang::default()))?;
+        let lang = language(&query, &parts.headers);
+        let figures = match parts.extensions.get::<Arc<Figures>>() {
+            Some(figures) => Arc::clone(figures),
+            None => state.figures().await.map_err(|e| AppError::from(e).page(lang))?,
+        };
+        Ok(Self {
+            state: state.clone(),
+            figures,
+            query,
+            lang,
+        })
+    }
+}
+
+impl PageRequest {
+    /// The page built, or the error page.
+    pub fn respond(&self, built: Result<impl Template, AppError>) -> Response {
+        respond(built, &self.query, self.lang)
+    }
+
+    /// The frame of the page.
+    pub fn chrome(&self) -> Chrome {
+        Chrome::new(&self.figures, self.lang, &self.query)
+    }
 }
 
 /// A page built, or the error page; `?lang=` is remembered in a cookie.
@@ -215,18 +260,13 @@ pub struct OverviewPage {
     regions: Vec<RegionLink>,
 }
 
-pub async fn overview(
-    Extension(figures): Extension<Arc<Figures>>,
-    State(state): State<AppState>,
-    Query(query): Query<PageQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = language(&query, &headers);
-    respond(overview_page(&state, &figures, &query, lang), &query, lang)
+pub async fn overview(page: PageRequest) -> Response {
+    page.respond(overview_page(&page))
 }
 
-fn overview_page(state: &AppState, figures: &Figures, query: &PageQuery, lang: Lang) -> Result<OverviewPage, AppError> {
-    let metrics = state.warehouse.metrics()?;
+fn overview_page(page: &PageRequest) -> Result<OverviewPage, AppError> {
+    let (figures, query, lang) = (&page.figures, &page.query, page.lang);
+    let metrics = page.state.warehouse.metrics()?;
     let years = figures.years();
     let year = pick_year(&years, query.year.as_deref())?;
     let mut series: BTreeMap<&str, Vec<&KpiRow>> = BTreeMap::new();
@@ -265,7 +305,7 @@ fn overview_page(state: &AppState, figures: &Figures, query: &PageQuery, lang: L
         })
         .collect();
     Ok(OverviewPage {
-        chrome: Chrome::new(figures, lang, query),
+        chrome: page.chrome(),
         years,
         year,
         cards,
@@ -292,34 +332,29 @@ pub struct CataloguePage {
     entries: Vec<CatalogueEntry>,
 }
 
-pub async fn catalogue(
-    Extension(figures): Extension<Arc<Figures>>,
-    State(state): State<AppState>,
-    Query(query): Query<PageQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = language(&query, &headers);
-    let built = state
-        .warehouse
-        .metrics()
-        .map_err(AppError::from)
-        .map(|metrics| CataloguePage {
-            chrome: Chrome::new(&figures, lang, &query),
-            entries: metrics
-                .kpis
-                .iter()
-                .map(|kpi| CatalogueEntry {
-                    id: kpi.id.clone(),
-                    name: kpi_name(kpi, lang),
-                    description: lang.pick(&kpi.description_vi, &kpi.description_en).to_string(),
-                    formula: formula(kpi),
-                    unit: lang.unit(kpi.unit).to_string(),
-                    target: target_text(kpi, lang),
-                    source: kpi.source.clone(),
-                })
-                .collect(),
-        });
-    respond(built, &query, lang)
+pub async fn catalogue(page: PageRequest) -> Response {
+    page.respond(catalogue_page(&page))
+}
+
+fn catalogue_page(page: &PageRequest) -> Result<CataloguePage, AppError> {
+    let lang = page.lang;
+    let metrics = page.state.warehouse.metrics()?;
+    Ok(CataloguePage {
+        chrome: page.chrome(),
+        entries: metrics
+            .kpis
+            .iter()
+            .map(|kpi| CatalogueEntry {
+                id: kpi.id.clone(),
+                name: kpi_name(kpi, lang),
+                description: lang.pick(&kpi.description_vi, &kpi.description_en).to_string(),
+                formula: formula(kpi),
+                unit: lang.unit(kpi.unit).to_string(),
+                target: target_text(kpi, lang),
+                source: kpi.source.clone(),
+            })
+            .collect(),
+    })
 }
 
 /// A page for an error.

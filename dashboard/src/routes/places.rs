@@ -1,18 +1,14 @@
 //! `/province/{code}` and `/region/{code}`: every KPI of one place against the national value
 //! and the target, with trends; a province's submissions, a region's provinces.
 
-use std::sync::Arc;
-
 use askama::Template;
-use axum::Extension;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use axum::response::Response;
 use ingest::{Province, ProvinceRegistry, SchoolYear};
 use warehouse::metrics::Dimension;
 
 use super::AppError;
-use super::pages::{Chrome, PageQuery, kpi_name, language, pick_year, points, respond};
+use super::pages::{Chrome, PageRequest, kpi_name, pick_year, points};
 use crate::AppState;
 use crate::charts;
 use crate::figures::Figures;
@@ -56,10 +52,10 @@ pub struct PlacePage {
     chrome: Chrome,
     title: String,
     subtitle: String,
-    path: String,
     years: Vec<String>,
     year: String,
-    list: String,
+    /// The list to keep when the year changes (`province` for a province as reported).
+    keep_list: String,
     rows: Vec<PlaceRow>,
     submissions: Option<Vec<SubmissionRow>>,
     links_title: String,
@@ -134,24 +130,12 @@ fn before_merger(year: &str) -> bool {
         .is_ok_and(|y| std::ptr::eq(registry.list_for(y), registry.before_2025.as_slice()))
 }
 
-pub async fn province(
-    Extension(figures): Extension<Arc<Figures>>,
-    State(state): State<AppState>,
-    Path(code): Path<String>,
-    Query(query): Query<PageQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = language(&query, &headers);
-    respond(province_page(&state, &figures, &code, &query, lang), &query, lang)
+pub async fn province(page: PageRequest, Path(code): Path<String>) -> Response {
+    page.respond(province_page(&page, &code))
 }
 
-fn province_page(
-    state: &AppState,
-    figures: &Figures,
-    code: &str,
-    query: &PageQuery,
-    lang: Lang,
-) -> Result<PlacePage, AppError> {
+fn province_page(page: &PageRequest, code: &str) -> Result<PlacePage, AppError> {
+    let (state, figures, query, lang) = (&page.state, page.figures.as_ref(), &page.query, page.lang);
     let registry = ProvinceRegistry::shipped();
     let (province, dimension) = resolve(code, query.list.as_deref())
         .ok_or_else(|| AppError::NotFound(format!("{} {code:?}", lang.pick("Không có tỉnh", "No province"))))?;
@@ -228,13 +212,15 @@ fn province_page(
         ),
     };
     Ok(PlacePage {
-        chrome: Chrome::new(figures, lang, query),
+        chrome: page.chrome(),
         title: format!("{} ({code})", lang.pick(&province.name_vi, &province.name_en)),
         subtitle: subtitle.to_string(),
-        path: format!("/province/{code}"),
         years,
         year,
-        list: dimension.as_str().to_string(),
+        keep_list: match dimension {
+            Dimension::Province => "province".to_string(),
+            _ => String::new(),
+        },
         rows,
         submissions: Some(submissions),
         links_title: match dimension {
@@ -252,24 +238,12 @@ fn province_page(
     })
 }
 
-pub async fn region(
-    Extension(figures): Extension<Arc<Figures>>,
-    State(state): State<AppState>,
-    Path(code): Path<String>,
-    Query(query): Query<PageQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = language(&query, &headers);
-    respond(region_page(&state, &figures, &code, &query, lang), &query, lang)
+pub async fn region(page: PageRequest, Path(code): Path<String>) -> Response {
+    page.respond(region_page(&page, &code))
 }
 
-fn region_page(
-    state: &AppState,
-    figures: &Figures,
-    code: &str,
-    query: &PageQuery,
-    lang: Lang,
-) -> Result<PlacePage, AppError> {
+fn region_page(page: &PageRequest, code: &str) -> Result<PlacePage, AppError> {
+    let (state, figures, query, lang) = (&page.state, page.figures.as_ref(), &page.query, page.lang);
     let registry = ProvinceRegistry::shipped();
     let region = registry
         .regions
@@ -289,7 +263,7 @@ fn region_page(
         })
         .collect();
     Ok(PlacePage {
-        chrome: Chrome::new(figures, lang, query),
+        chrome: page.chrome(),
         title: lang.pick(&region.name_vi, &region.name_en).to_string(),
         subtitle: lang
             .pick(
@@ -297,10 +271,9 @@ fn region_page(
                 "Socio-economic region, of the 34 provinces of 1 July 2025",
             )
             .to_string(),
-        path: format!("/region/{code}"),
         years,
         year,
-        list: Dimension::Region.as_str().to_string(),
+        keep_list: String::new(),
         rows,
         submissions: None,
         links_title: lang.pick("Các tỉnh trong vùng", "Provinces of the region").to_string(),

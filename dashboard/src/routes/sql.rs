@@ -136,18 +136,32 @@ fn sql_error(e: warehouse::Error) -> AppError {
     }
 }
 
+/// The error of a batch that failed while the query ran.
+fn batch_error(limits: &QueryLimits, error: datafusion::error::DataFusionError) -> AppError {
+    sql_error(limits.explain(warehouse::Error::Sql(error.to_string())))
+}
+
+/// Starts a query under the limits.
+async fn start(
+    state: &AppState,
+    sql: &str,
+    limits: &QueryLimits,
+) -> Result<datafusion::execution::SendableRecordBatchStream, AppError> {
+    state
+        .warehouse
+        .query_stream(sql, &TableVersions::new(), limits)
+        .await
+        .map_err(sql_error)
+}
+
 /// Runs a query for showing: every batch is read (under the limits) to count the rows, the
 /// first [`ROWS_SHOWN`] are kept.
 async fn run_shown(state: &AppState, sql: &str, limits: &QueryLimits) -> Result<(Vec<RecordBatch>, usize), AppError> {
     let run = async {
-        let mut stream = state
-            .warehouse
-            .query_stream(sql, &TableVersions::new(), limits)
-            .await
-            .map_err(sql_error)?;
+        let mut stream = start(state, sql, limits).await?;
         let (mut kept, mut shown, mut total) = (Vec::new(), 0usize, 0usize);
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| sql_error(limits.explain(warehouse::Error::Sql(e.to_string()))))?;
+            let batch = batch.map_err(|e| batch_error(limits, e))?;
             total += batch.num_rows();
             if shown < ROWS_SHOWN {
                 let take = (ROWS_SHOWN - shown).min(batch.num_rows());
@@ -381,16 +395,12 @@ async fn xlsx_download(
 ) -> Result<Vec<u8>, AppError> {
     let started = Instant::now();
     let run = async {
-        let mut stream = state
-            .warehouse
-            .query_stream(sql, &TableVersions::new(), limits)
-            .await
-            .map_err(sql_error)?;
+        let mut stream = start(state, sql, limits).await?;
         // Read everything first (under the memory limit): past Excel's limit, refuse at once.
         let schema = stream.schema();
         let (mut batches, mut rows) = (Vec::new(), 0usize);
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| sql_error(limits.explain(warehouse::Error::Sql(e.to_string()))))?;
+            let batch = batch.map_err(|e| batch_error(limits, e))?;
             rows += batch.num_rows();
             if rows > XLSX_ROWS {
                 return Err(AppError::BadRequest(format!(
@@ -473,10 +483,9 @@ async fn download(
         return Ok((headers, bytes).into_response());
     }
     let started = Instant::now();
-    let stream = match state.warehouse.query_stream(&sql, &TableVersions::new(), &limits).await {
+    let stream = match start(state, &sql, &limits).await {
         Ok(stream) => stream,
         Err(e) => {
-            let e = sql_error(e);
             audit_query(state, caller, &sql, started, Err(&e)).await;
             return Err(e);
         }

@@ -864,16 +864,24 @@ async fn take_staged(state: &AppState, caller: &Caller, id: &str) -> Result<Stag
     }
 }
 
-pub async fn commit_staged(
+/// `POST /upload/{id}/commit` or `/upload/{id}/cancel`: what becomes of a staged file.
+pub async fn staged(
     State(state): State<AppState>,
-    UrlPath(id): UrlPath<String>,
+    UrlPath((id, action)): UrlPath<(String, String)>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     let lang = language(&PageQuery::default(), &headers);
+    if action != "commit" && action != "cancel" {
+        return AppError::NotFound(format!("no action {action:?}: commit or cancel")).page(lang);
+    }
     let result = async {
         let caller = form_caller(&state, &headers, &form.csrf).await?;
         let staged = take_staged(&state, &caller, &id).await?;
+        if action == "cancel" {
+            tokio::fs::remove_file(&staged.path).await.ok();
+            return Ok(None);
+        }
         let slice = Slice {
             kind: staged.kind,
             school_year: staged.school_year,
@@ -888,10 +896,11 @@ pub async fn commit_staged(
             Step::Commit,
         )
         .await?;
-        Ok::<_, AppError>((caller, staged, outcome))
+        Ok::<_, AppError>(Some((caller, staged, outcome)))
     };
     let (caller, staged, outcome) = match result.await {
-        Ok(done) => done,
+        Ok(Some(done)) => done,
+        Ok(None) => return Redirect::to("/upload").into_response(),
         Err(e) => return e.page(lang),
     };
     let mut page = UploadPage::new(&caller, lang);
@@ -940,25 +949,6 @@ pub async fn commit_staged(
     }
     (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
     render(StatusCode::OK, &page, lang)
-}
-
-pub async fn cancel_staged(
-    State(state): State<AppState>,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-    axum::Form(form): axum::Form<CsrfForm>,
-) -> Response {
-    let lang = language(&PageQuery::default(), &headers);
-    let result = async {
-        let caller = form_caller(&state, &headers, &form.csrf).await?;
-        let staged = take_staged(&state, &caller, &id).await?;
-        tokio::fs::remove_file(&staged.path).await.ok();
-        Ok::<_, AppError>(())
-    };
-    match result.await {
-        Ok(()) => Redirect::to("/upload").into_response(),
-        Err(e) => e.page(lang),
-    }
 }
 
 /// `/templates/{kind}.{csv|xlsx}?lang=`: the empty report template.
