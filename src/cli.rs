@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// tables; until then its slice stays on its last approved version.
     #[arg(long)]
     pub require_approval: bool,
+    /// Also answer PostgreSQL clients (psql, psycopg, DBeaver) here, e.g. 127.0.0.1:5433: user =
+    /// account name, password = its token, read-only.
+    #[arg(long)]
+    pub pg_addr: Option<String>,
     /// Longest a SQL query may run, in seconds (it is cancelled past it).
     #[arg(long, default_value_t = 30)]
     pub query_timeout_s: u64,

@@ -148,11 +148,31 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
             ..QueryLimits::default()
         },
     };
-    let (address, server) = dashboard::serve(&args.addr, dashboard::AppState::with_settings(warehouse, settings))
+    let state = dashboard::AppState::with_settings(warehouse, settings);
+    let wire = match &args.pg_addr {
+        Some(pg_addr) => {
+            let (address, wire) = dashboard::pg::serve_pg(pg_addr, state.clone())
+                .await
+                .with_context(|| format!("listening on {pg_addr}"))?;
+            println!("khoso SQL for PostgreSQL clients: postgresql://ACCOUNT@{address}/khoso (password: the token)");
+            Some(wire)
+        }
+        None => None,
+    };
+    let (address, server) = dashboard::serve(&args.addr, state)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
     println!("khoso dashboard: http://{address}/  (Ctrl-C stops it)");
-    server.await?;
+    match wire {
+        // The wire server runs until the dashboard stops.
+        Some(wire) => {
+            tokio::select! {
+                stopped = server => stopped?,
+                () = wire => {}
+            }
+        }
+        None => server.await?,
+    }
     println!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod charts;
 pub mod figures;
 pub mod i18n;
+pub mod pg;
 mod routes;
 
 use std::future::Future;

@@ -10,6 +10,7 @@ mod metrics;
 mod portal;
 mod serve;
 mod sql;
+mod wire;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -341,6 +341,36 @@ impl Warehouse {
             .map_err(|e| limits.explain(e))
     }
 
+    /// A session for SQL clients on the wire: like [`Warehouse::session`], with a memory limit,
+    /// and without the audit log and the review decisions (which are for admins on the web).
+    pub async fn wire_session(&self, memory_bytes: usize) -> Result<SessionContext> {
+        let ctx = self
+            .session_with(&TableVersions::new(), None, Some(memory_bytes))
+            .await?;
+        for name in [AUDIT_LOG, APPROVALS] {
+            ctx.deregister_table(name)?;
+        }
+        Ok(ctx)
+    }
+
+    /// Brings a long-lived session up to the tables' latest versions: the Delta tables and
+    /// `kpi_values` get fresh providers, and the metrics' views are made again over them.
+    pub async fn refresh_session(&self, ctx: &SessionContext) -> Result<()> {
+        for name in Self::table_names().into_iter().chain([KPI_VALUES]) {
+            let table = self.table(name, None).await?;
+            table.update_datafusion_session(&ctx.state())?;
+            ctx.deregister_table(name)?;
+            ctx.register_table(name, table.table_provider().await?)?;
+        }
+        if let Some(metrics) = &self.metrics {
+            for view in &metrics.views {
+                ctx.deregister_table(view.name.as_str())?;
+            }
+            metrics.register_views(ctx).await?;
+        }
+        Ok(())
+    }
+
     /// Every submission, oldest first.
     pub async fn submissions(&self) -> Result<Vec<Submission>> {
         self.submissions_where(None).await
