@@ -1,20 +1,26 @@
 //! The PostgreSQL wire protocol (`khoso serve --pg-addr`), by datafusion-postgres: SQL clients
 //! (psql, psycopg, DBeaver) sign in with the account's name as user and its token as password;
-//! only analyst and admin accounts get in. Reading statements only, and the session's memory
-//! is bounded like every other SQL path; before each query the tables are brought up to the
-//! warehouse's latest versions.
+//! only analyst and admin accounts get in. The guard rails of every other SQL path hold here
+//! too: reading statements only, the query text's size, the time limit (the rows stop and the
+//! work is cancelled), the memory pool, the cap on an account's concurrent queries, and an
+//! audit event for every query (who, when, how long, how many rows). Before each query the
+//! tables are brought up to the warehouse's latest versions.
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::Statement;
-use datafusion_postgres::DfSessionService;
+use datafusion::sql::sqlparser::ast::{Declare, Statement};
+use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
+use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -23,16 +29,40 @@ use datafusion_postgres::pgwire::api::auth::{
     DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
-use datafusion_postgres::pgwire::api::results::Response;
-use datafusion_postgres::pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::{DescribePortalResponse, FieldInfo, Response, SendableRowStream, Tag};
+use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::data::DataRow;
 use datafusion_postgres::pgwire::messages::startup::Authentication;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use futures::{Sink, SinkExt};
-use tokio::sync::Mutex;
+use datafusion_postgres::{DfSessionService, Parser};
+use futures::{Sink, SinkExt, Stream};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::{Mutex, OwnedSemaphorePermit};
+use warehouse::Warehouse;
 use warehouse::accounts::Role;
+use warehouse::audit::AuditEvent;
+use warehouse::guard::QueryLimits;
 
 use crate::AppState;
+
+/// The connection's metadata key holding the signed-in account's role.
+const ROLE: &str = "khoso.role";
+
+/// An error a SQL client shows: SQLSTATE `code` and a message.
+fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        code.to_string(),
+        message.into(),
+    )))
+}
 
 /// Signs clients in with an account's token as password.
 struct TokenStartup {
@@ -71,6 +101,9 @@ impl StartupHandler for TokenStartup {
                     .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
                 match account {
                     Some(account) if account.name == user && account.role != Role::Province => {
+                        client
+                            .metadata_mut()
+                            .insert(ROLE.to_string(), account.role.as_str().to_string());
                         finish_authentication(client, &self.parameters).await?;
                     }
                     _ => return Err(PgWireError::InvalidPassword(user)),
@@ -96,21 +129,23 @@ fn refused(statement: &Statement) -> PgWireResult<Response> {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ");
-    Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_string(),
-        "25006".to_string(),
+    Err(user_error(
+        "25006",
         format!("khoso SQL is read-only: {first} is not allowed (use SELECT, WITH, EXPLAIN, SHOW or DESCRIBE)"),
-    ))))
+    ))
 }
 
 impl ReadOnly {
     /// Whether a statement may run: reading statements, and the session statements
     /// (SET, SHOW, transactions, cursors) the other hooks answer.
     fn allowed(statement: &Statement) -> bool {
+        if let Statement::Explain { statement, analyze, .. } = statement {
+            // EXPLAIN ANALYZE runs its statement: it must itself be a query.
+            return !analyze || matches!(statement.as_ref(), Statement::Query(_));
+        }
         matches!(
             statement,
             Statement::Query(_)
-                | Statement::Explain { analyze: false, .. }
                 | Statement::ExplainTable { .. }
                 | Statement::ShowTables { .. }
                 | Statement::ShowColumns { .. }
@@ -169,34 +204,379 @@ impl QueryHook for ReadOnly {
 
     async fn handle_extended_query(
         &self,
-        _statement: &Statement,
+        statement: &Statement,
         _logical_plan: &LogicalPlan,
-        _params: &ParamValues,
-        _session_context: &SessionContext,
-        _client: &mut dyn HookClient,
+        params: &ParamValues,
+        session_context: &SessionContext,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        None
+        match statement {
+            Statement::Declare { stmts } => Some(declare_with_parameters(stmts, params, session_context, client).await),
+            _ => None,
+        }
+    }
+}
+
+/// `DECLARE name CURSOR FOR query` over the extended protocol, with bound parameters, as
+/// psycopg's named cursors send it: the query runs with the parameters' values and its rows
+/// wait in a portal for `FETCH`. (datafusion-postgres's cursor hook ignores the parameters.)
+async fn declare_with_parameters(
+    declarations: &[Declare],
+    params: &ParamValues,
+    context: &SessionContext,
+    client: &mut dyn HookClient,
+) -> PgWireResult<Response> {
+    let engine = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
+    for declaration in declarations {
+        let (Some(name), Some(query)) = (declaration.names.first(), &declaration.for_query) else {
+            return Err(user_error("42601", "DECLARE needs a cursor name and a FOR query"));
+        };
+        let query = query.to_string();
+        let frame = context
+            .sql(&query)
+            .await
+            .and_then(|frame| frame.with_param_values(params.clone()))
+            .map_err(engine)?;
+        let rows = encode_dataframe(frame, &Format::UnifiedText, None).await?;
+        let statement = Arc::new(StoredStatement::new(name.value.clone(), (query, None), Vec::new()));
+        let portal = Portal::new_cursor(name.value.clone(), statement);
+        portal.start(rows).await;
+        client.portal_store().put_portal(Arc::new(portal));
+    }
+    Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+}
+
+/// A query on its way: whose it is, its text, when it began and where its audit event goes.
+struct WireQuery {
+    account: String,
+    role: String,
+    sql: String,
+    started: Instant,
+    audit: UnboundedSender<AuditEvent>,
+}
+
+impl WireQuery {
+    /// A query the connection's account sends now.
+    fn new(client: &impl ClientInfo, sql: &str, audit: &UnboundedSender<AuditEvent>) -> Self {
+        let metadata = client.metadata();
+        Self {
+            account: metadata.get("user").cloned().unwrap_or_default(),
+            role: metadata.get(ROLE).cloned().unwrap_or_default(),
+            sql: sql.to_string(),
+            started: Instant::now(),
+            audit: audit.clone(),
+        }
+    }
+
+    /// Records the query as refused before it ran, and gives the error back.
+    fn refuse(&self, error: PgWireError) -> PgWireError {
+        let (code, message) = code_and_message(&error);
+        self.record(Err((&code, &message)));
+        error
+    }
+
+    fn record(&self, outcome: Result<usize, (&str, &str)>) {
+        let event = AuditEvent::for_query(
+            &self.account,
+            &self.role,
+            "wire",
+            &self.sql,
+            self.started.elapsed(),
+            outcome,
+        );
+        // The writer lives as long as the server; a send fails only while it shuts down.
+        self.audit.send(event).ok();
+    }
+}
+
+/// The SQLSTATE and message of a failed query, the memory limit said plainly.
+fn explained(limits: &QueryLimits, error: PgWireError) -> PgWireError {
+    match error {
+        PgWireError::ApiError(e) => match limits.explain(warehouse::Error::Sql(e.to_string())) {
+            warehouse::Error::Sql(message) if message.contains("more than") => user_error("53200", message),
+            _ => PgWireError::ApiError(e),
+        },
+        other => other,
+    }
+}
+
+fn code_and_message(error: &PgWireError) -> (String, String) {
+    match error {
+        PgWireError::UserError(info) => (info.code.clone(), info.message.clone()),
+        other => ("XX000".to_string(), other.to_string()),
+    }
+}
+
+/// A query's rows on their way to the client: stopped with an error at the deadline (dropping
+/// the engine's stream cancels its work), counted, and audited once — when the rows end, when
+/// they fail, or when the client closes the result before the end.
+struct Watched {
+    rows: SendableRowStream,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    limits: QueryLimits,
+    query: Option<Arc<WireQuery>>,
+    sent: usize,
+    _slot: Arc<OwnedSemaphorePermit>,
+}
+
+impl Watched {
+    fn fail(&mut self, error: PgWireError) -> PgWireError {
+        self.rows = Box::pin(futures::stream::empty());
+        match self.query.take() {
+            Some(query) => query.refuse(error),
+            None => error,
+        }
+    }
+}
+
+impl Stream for Watched {
+    type Item = PgWireResult<DataRow>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.query.is_none() {
+            return Poll::Ready(None);
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            let error = user_error("57014", this.limits.timed_out().to_string());
+            return Poll::Ready(Some(Err(this.fail(error))));
+        }
+        match this.rows.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(row))) => {
+                this.sent += 1;
+                Poll::Ready(Some(Ok(row)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                let error = explained(&this.limits, error);
+                Poll::Ready(Some(Err(this.fail(error))))
+            }
+            Poll::Ready(None) => {
+                if let Some(query) = this.query.take() {
+                    query.record(Ok(this.sent));
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if let Some(query) = self.query.take() {
+            let message = format!("the client closed the result after {} rows", self.sent);
+            query.record(Err(("closed", &message)));
+        }
+    }
+}
+
+/// Refuses a query text over the size limit before it is parsed.
+fn check_text(limits: &QueryLimits, sql: &str) -> PgWireResult<()> {
+    limits.check_text(sql).map_err(|e| user_error("54000", e.to_string()))
+}
+
+/// The datafusion-postgres service behind the guard rails: the text's size, the account's
+/// query slots, the time limit, and the audit of every query.
+struct Guarded {
+    service: Arc<DfSessionService>,
+    context: Arc<SessionContext>,
+    parser: Arc<CheckedParser>,
+    state: AppState,
+    audit: UnboundedSender<AuditEvent>,
+}
+
+impl Guarded {
+    /// Starts the clock of a query and takes one of the account's query slots for it.
+    async fn begin(
+        &self,
+        client: &impl ClientInfo,
+        sql: &str,
+    ) -> PgWireResult<(Arc<WireQuery>, Arc<OwnedSemaphorePermit>)> {
+        let query = WireQuery::new(client, sql, &self.audit);
+        check_text(&self.state.settings.query_limits, sql).map_err(|e| query.refuse(e))?;
+        let slot = self
+            .state
+            .query_slots
+            .take(&query.account)
+            .await
+            .map_err(|e| query.refuse(user_error("53400", e.to_string())))?;
+        Ok((Arc::new(query), Arc::new(slot)))
+    }
+
+    /// Runs `work` (planning) before the deadline and watches the rows of its answers.
+    async fn watch<F>(
+        &self,
+        (query, slot): (Arc<WireQuery>, Arc<OwnedSemaphorePermit>),
+        work: F,
+    ) -> PgWireResult<Vec<Response>>
+    where
+        F: Future<Output = PgWireResult<Vec<Response>>>,
+    {
+        let limits = self.state.settings.query_limits;
+        let deadline = tokio::time::Instant::from_std(query.started + limits.timeout);
+        let answers = match tokio::time::timeout_at(deadline, work).await {
+            Ok(Ok(answers)) => answers,
+            Ok(Err(error)) => return Err(query.refuse(explained(&limits, error))),
+            Err(_) => return Err(query.refuse(user_error("57014", limits.timed_out().to_string()))),
+        };
+        Ok(answers
+            .into_iter()
+            .map(|answer| match answer {
+                Response::Query(mut rows) => {
+                    rows.data_rows = Box::pin(Watched {
+                        rows: rows.data_rows,
+                        deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                        limits,
+                        query: Some(Arc::clone(&query)),
+                        sent: 0,
+                        _slot: Arc::clone(&slot),
+                    });
+                    Response::Query(rows)
+                }
+                other => other,
+            })
+            .collect())
+    }
+}
+#[async_trait]
+impl SimpleQueryHandler for Guarded {
+    async fn do_query<C>(&self, client: &mut C, sql: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let query = self.begin(client, sql).await?;
+        self.watch(query, SimpleQueryHandler::do_query(&*self.service, client, sql))
+            .await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Guarded {
+    type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
+    type QueryParser = CheckedParser;
+
+    fn query_parser(&self) -> Arc<CheckedParser> {
+        Arc::clone(&self.parser)
+    }
+
+    /// A portal's columns; for a cursor declared in SQL (`DECLARE … CURSOR FOR query`, as
+    /// psycopg's named cursors do), those of its query.
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        target: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = match &target.statement.statement {
+            (cursor_query, None) if !cursor_query.is_empty() => {
+                let frame = self
+                    .context
+                    .sql(cursor_query)
+                    .await
+                    .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+                arrow_schema_to_pg_fields(frame.schema().as_arrow(), &target.result_column_format, None)?
+            }
+            statement => self
+                .parser
+                .get_result_schema(statement, Some(&target.result_column_format))?,
+        };
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let query = self.begin(client, &portal.statement.statement.0).await?;
+        let work = async {
+            ExtendedQueryHandler::do_query(&*self.service, client, portal, max_rows)
+                .await
+                .map(|answer| vec![answer])
+        };
+        let mut answers = self.watch(query, work).await?;
+        Ok(answers.pop().unwrap_or(Response::EmptyQuery))
+    }
+}
+
+/// datafusion-postgres's parser of prepared statements, behind the size limit of the text.
+struct CheckedParser {
+    parser: Arc<Parser>,
+    limits: QueryLimits,
+    audit: UnboundedSender<AuditEvent>,
+}
+
+#[async_trait]
+impl QueryParser for CheckedParser {
+    type Statement = <Parser as QueryParser>::Statement;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        check_text(&self.limits, sql).map_err(|e| WireQuery::new(client, sql, &self.audit).refuse(e))?;
+        self.parser.parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.parser.get_parameter_types(statement)
+    }
+
+    fn get_result_schema(&self, statement: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        self.parser.get_result_schema(statement, format)
     }
 }
 
 /// The handlers of every connection.
 struct Handlers {
-    service: Arc<DfSessionService>,
+    service: Arc<Guarded>,
     startup: Arc<TokenStartup>,
 }
 
 impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::query::SimpleQueryHandler> {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
         Arc::clone(&self.service)
     }
 
-    fn extended_query_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::query::ExtendedQueryHandler> {
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
         Arc::clone(&self.service)
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::clone(&self.startup)
     }
+}
+
+/// Writes the audit events of wire queries as they come, all that are waiting in one commit.
+fn audit_writer(warehouse: Arc<Warehouse>) -> UnboundedSender<AuditEvent> {
+    let (sender, mut events) = unbounded_channel::<AuditEvent>();
+    tokio::spawn(async move {
+        while let Some(first) = events.recv().await {
+            let mut batch = vec![first];
+            while let Ok(next) = events.try_recv() {
+                batch.push(next);
+            }
+            if let Err(e) = warehouse.record_audit(&batch).await {
+                eprintln!("khoso serve: the audit log could not be written: {e}");
+            }
+        }
+    });
+    sender
 }
 
 /// Binds `address` for SQL clients and returns the bound address and the server.
@@ -223,8 +603,21 @@ pub async fn serve_pg(address: &str, state: AppState) -> std::io::Result<(Socket
         Arc::new(SetShowHook),
         Arc::new(TransactionStatementHook),
     ];
+    let context = Arc::new(ctx);
+    let service = Arc::new(DfSessionService::new_with_hooks(Arc::clone(&context), hooks));
+    let audit = audit_writer(Arc::clone(&state.warehouse));
     let handlers = Arc::new(Handlers {
-        service: Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks)),
+        service: Arc::new(Guarded {
+            parser: Arc::new(CheckedParser {
+                parser: ExtendedQueryHandler::query_parser(&*service),
+                limits: state.settings.query_limits,
+                audit: audit.clone(),
+            }),
+            service,
+            context,
+            state: state.clone(),
+            audit,
+        }),
         startup: Arc::new(TokenStartup {
             state,
             parameters: DefaultServerParameterProvider::default(),

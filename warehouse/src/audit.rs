@@ -85,6 +85,35 @@ impl AuditEvent {
         ));
         event
     }
+
+    /// The event of a SQL query: who ran it, over which channel (`http`, `wire`), how long it
+    /// took, the rows it returned or why it failed (an error code and message), and the first
+    /// 300 characters of its text.
+    pub fn for_query(
+        actor: &str,
+        role: &str,
+        channel: &str,
+        sql: &str,
+        elapsed: std::time::Duration,
+        outcome: std::result::Result<usize, (&str, &str)>,
+    ) -> Self {
+        let mut event = Self::now(
+            "query",
+            match outcome {
+                Ok(_) => "ok",
+                Err((code, _)) => code,
+            },
+        );
+        event.actor = Some(actor.to_string());
+        event.role = Some(role.to_string());
+        let text: String = sql.chars().take(300).collect();
+        let millis = elapsed.as_millis();
+        event.detail = Some(match outcome {
+            Ok(rows) => format!("{rows} rows in {millis} ms ({channel}): {text}"),
+            Err((_, message)) => format!("failed after {millis} ms ({channel}; {message}): {text}"),
+        });
+        event
+    }
 }
 
 /// The Arrow schema of `audit_log`.

@@ -49,7 +49,7 @@ pub struct QuerySlots {
 }
 
 impl QuerySlots {
-    async fn take(&self, account: &str) -> Result<OwnedSemaphorePermit, AppError> {
+    pub(crate) async fn take(&self, account: &str) -> Result<OwnedSemaphorePermit, AppError> {
         let semaphore = Arc::clone(
             self.slots
                 .lock()
@@ -96,20 +96,15 @@ async fn audit_query(
     started: Instant,
     outcome: Result<usize, &AppError>,
 ) {
-    let mut event = AuditEvent::now(
-        "query",
-        match outcome {
-            Ok(_) => "ok",
-            Err(e) => e.code(),
-        },
+    let message = outcome.err().map(ToString::to_string);
+    let event = AuditEvent::for_query(
+        &caller.account.name,
+        caller.role().as_str(),
+        "http",
+        sql,
+        started.elapsed(),
+        outcome.map_err(|e| (e.code(), message.as_deref().unwrap_or_default())),
     );
-    event.actor = Some(caller.account.name.clone());
-    event.role = Some(caller.role().as_str().to_string());
-    let text: String = sql.chars().take(300).collect();
-    event.detail = Some(match outcome {
-        Ok(rows) => format!("{rows} rows in {} ms: {text}", started.elapsed().as_millis()),
-        Err(e) => format!("failed after {} ms ({e}): {text}", started.elapsed().as_millis()),
-    });
     if let Err(e) = state.warehouse.record_audit(&[event]).await {
         eprintln!("khoso serve: the audit log could not be written: {e}");
     }
