@@ -268,10 +268,19 @@ impl WireQuery {
         }
     }
 
-    /// Records the query as refused before it ran, and gives the error back.
+    /// Records the query as failed, with the audit log's word for the error's SQLSTATE, and
+    /// gives the error back.
     fn refuse(&self, error: PgWireError) -> PgWireError {
         let (code, message) = code_and_message(&error);
-        self.record(Err((&code, &message)));
+        let outcome = match code.as_str() {
+            "25006" => "forbidden",
+            "53200" => "out_of_memory",
+            "53400" => "too_many",
+            "54000" => "too_large",
+            "57014" => "timed_out",
+            _ => "failed",
+        };
+        self.record(Err((outcome, &message)));
         error
     }
 

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::serve::{Server, header};
+use crate::serve::{Server, header, status};
 use crate::{khoso, run, stderr, stdout};
 
 /// A warehouse with no data, and generated reports for two school years (63 provinces in
@@ -57,10 +57,6 @@ impl Fixture {
         assert!(answer.status.success(), "{}", stderr(&answer));
         stdout(&answer)
     }
-}
-
-fn status(head: &str) -> u16 {
-    head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 fn upload(server: &Server, token: Option<&str>, query: &str, body: &[u8]) -> (u16, serde_json::Value) {

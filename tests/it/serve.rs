@@ -103,6 +103,11 @@ pub fn http(address: &str, method: &str, path: &str, headers: &[&str], body: &[u
     (head.to_string(), body.to_string())
 }
 
+/// The status code of a response head.
+pub fn status(head: &str) -> u16 {
+    head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
 /// The value of a header in an answer's head.
 pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|line| {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::serve::{Server, http};
+use crate::serve::{Server, http, status};
 use crate::{account, khoso, run, stdout};
 
 struct Fixture {
@@ -44,10 +44,6 @@ impl Fixture {
         let (head, body) = self.server.request("POST", "/api/v1/sql", &headers, query.as_bytes());
         (status(&head), head, body)
     }
-}
-
-fn status(head: &str) -> u16 {
-    head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 fn message(body: &str) -> String {

@@ -1,18 +1,43 @@
 //! PostgreSQL clients against `khoso serve --pg-addr`: Debian's `psql` signs in with an
 //! account's name and token, lists and describes the tables, reads the same numbers as
-//! `khoso sql`, sees a commit from another process on its next query, and is refused anything
-//! that writes; wrong tokens and province accounts are turned away.
+//! `khoso sql` (also with psql variables), sees a commit from another process on its next
+//! query, and is refused anything that writes; wrong tokens and province accounts are turned
+//! away. Python's psycopg binds parameters on the server, reads through a named cursor and runs
+//! DBeaver's catalog queries. Hostile queries on the wire end with a clear error while the
+//! dashboard answers, an account runs two queries at a time, and every query is audited.
 //!
-//! Needs `psql` on the PATH (`.ci/run` installs Debian's `postgresql-client`). Without it the
-//! test says so and passes, except under CI (`CI` set), where it fails.
+//! Needs `psql` on the PATH (`.ci/run` installs Debian's `postgresql-client`) and a Python with
+//! psycopg (`KHOSO_TEST_PYTHON`, else `target/pyenv/bin/python`, else `python3`; `.ci/run` makes
+//! the venv). Without them a test says so and passes, except under CI (`CI` set), where it fails.
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::serve::Server;
+use crate::serve::{Server, status};
 use crate::{account, corpus, khoso, run, stderr, stdout};
 
-fn psql(port: &str, user: &str, password: &str, command: &str) -> Output {
-    Command::new("psql")
+/// Whether a client the test needs is here; outside CI a missing one skips the test.
+fn available(found: bool, what: &str) -> bool {
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install {what} (.ci/run does)"
+        );
+        eprintln!("skipped: {what} is not installed here (see .ci/run)");
+    }
+    found
+}
+
+fn has_psql() -> bool {
+    available(Command::new("psql").arg("--version").output().is_ok(), "psql")
+}
+
+/// psql signed in as `user`, printing bare values.
+fn psql_command(port: &str, user: &str, password: &str) -> Command {
+    let mut command = Command::new("psql");
+    command
         .args([
             "-h",
             "127.0.0.1",
@@ -25,13 +50,49 @@ fn psql(port: &str, user: &str, password: &str, command: &str) -> Output {
             "-X",
             "-A",
             "-t",
-            "-c",
-            command,
         ])
         .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10")
+        .env("PGCONNECT_TIMEOUT", "10");
+    command
+}
+
+fn psql(port: &str, user: &str, password: &str, command: &str) -> Output {
+    psql_command(port, user, password)
+        .args(["-c", command])
         .output()
         .expect("psql runs")
+}
+
+/// psql reading its commands from standard input, with `-v` variables.
+fn psql_script(port: &str, user: &str, password: &str, variables: &[&str], script: &[u8]) -> Output {
+    let mut command = psql_command(port, user, password);
+    for variable in variables {
+        command.args(["-v", variable]);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script)
+        .expect("the script is sent");
+    child.wait_with_output().expect("psql ends")
+}
+
+/// The rows of `khoso sql` as text (CSV without quoting: the values compared have no commas).
+fn cli_rows(data: &Path, sql: &str) -> Vec<Vec<String>> {
+    let output = run(khoso(data).args(["sql", sql, "--format", "csv"]));
+    assert!(output.status.success(), "{sql}: {}", stderr(&output));
+    stdout(&output)
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').map(str::to_string).collect())
+        .collect()
 }
 
 fn free_port() -> u16 {
@@ -43,12 +104,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn psql_reads_and_cannot_write() {
-    if Command::new("psql").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install postgresql-client (.ci/run does)"
-        );
-        eprintln!("skipped: no psql here (apt-get install postgresql-client)");
+    if !has_psql() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -69,6 +125,23 @@ fn psql_reads_and_cannot_write() {
     );
     let described = psql(&port, "phan-tich", &analyst, "\\d school_reports");
     assert!(stdout(&described).contains("students"), "{}", stdout(&described));
+    let views = psql(&port, "phan-tich", &analyst, "\\dv");
+    assert!(stdout(&views).contains("institutions"), "{}", stdout(&views));
+
+    // psql's variables, as a planner keeps a province code in a script.
+    let by_variable = psql_script(
+        &port,
+        "phan-tich",
+        &analyst,
+        &["code=01"],
+        b"SELECT count(*), sum(students) FROM school_reports WHERE province_code = :'code';\n",
+    );
+    assert!(by_variable.status.success(), "{}", stderr(&by_variable));
+    let expected = cli_rows(
+        &data,
+        "SELECT count(*), sum(students) FROM school_reports WHERE province_code = '01'",
+    );
+    assert_eq!(stdout(&by_variable).trim(), expected[0].join("|"));
 
     let query = "SELECT count(*) FROM submissions";
     let count = |label: &str| {
@@ -110,4 +183,241 @@ fn psql_reads_and_cannot_write() {
     let refused = psql(&port, "so-gd-ha-noi", &province, "SELECT 1");
     assert!(!refused.status.success(), "a province account does not query");
     assert_eq!(count("still"), after, "the server still answers");
+}
+
+/// A Python that has psycopg: `KHOSO_TEST_PYTHON`, the venv `.ci/run` makes, or `python3`.
+fn python_with_psycopg() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("KHOSO_TEST_PYTHON").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python")),
+        Some(PathBuf::from("python3")),
+    ];
+    candidates.into_iter().flatten().find(|python| {
+        Command::new(python)
+            .args(["-c", "import psycopg"])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    })
+}
+
+#[test]
+fn psycopg_binds_parameters_uses_cursors_and_reads_the_catalog() {
+    let python = python_with_psycopg();
+    if !available(python.is_some(), "Python's psycopg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.01", "2023-2024..2024-2025", "5", true);
+    let analyst = account(&data, "phan-tich", "analyst", None);
+    let port = free_port().to_string();
+    let _server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/wire_client.py");
+    let output = run(Command::new(python.expect("python"))
+        .arg(client)
+        .args([&port, "phan-tich", &analyst]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let answers: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let rows = |name: &str| -> Vec<Vec<String>> {
+        let answer = &answers[name];
+        assert!(answer.get("error").is_none(), "{name}: {answer}");
+        let values: Vec<Vec<serde_json::Value>> =
+            serde_json::from_value(answer["rows"].clone()).unwrap_or_else(|e| panic!("{name}: {e}: {answer}"));
+        values
+            .into_iter()
+            .map(|row| row.iter().map(|v| v.as_str().unwrap_or("NULL").to_string()).collect())
+            .collect()
+    };
+    let column =
+        |name: &str, index: usize| -> Vec<String> { rows(name).into_iter().map(|row| row[index].clone()).collect() };
+
+    // Parameters bound by the server give what the same query with literals gives.
+    assert_eq!(
+        rows("province_year"),
+        cli_rows(
+            &data,
+            "SELECT count(*), sum(students) FROM school_reports WHERE province_code = '01' \
+             AND school_year = '2024-2025'"
+        )
+    );
+    assert_eq!(
+        rows("students_over"),
+        cli_rows(&data, "SELECT count(*) FROM school_reports WHERE students > 500")
+    );
+    assert_eq!(rows("typed"), [["xã Hòa Bình", "5", "1.5", "2025-01-01"]]);
+    assert_eq!(
+        rows("any_year"),
+        cli_rows(
+            &data,
+            "SELECT school_year, sum(students) FROM school_reports \
+             WHERE school_year IN ('2023-2024', '2024-2025') GROUP BY school_year ORDER BY school_year"
+        )
+    );
+    assert_eq!(
+        rows("named_cursor"),
+        cli_rows(
+            &data,
+            "SELECT school_id FROM school_reports WHERE province_code = '01' ORDER BY school_id"
+        ),
+        "a named cursor returns every row, in order"
+    );
+    assert_eq!(answers["write"]["sqlstate"], "25006", "{}", answers["write"]);
+
+    // DBeaver's catalog queries.
+    assert!(rows("version")[0][0].contains("DataFusion"));
+    assert_eq!(rows("session"), [["public"]]);
+    assert_eq!(rows("search_path")[0][0], "public");
+    let namespaces = column("namespaces", 2);
+    assert!(namespaces.contains(&"public".to_string()) && namespaces.contains(&"pg_catalog".to_string()));
+    let relations = rows("relations");
+    for (relation, kind) in [("school_reports", "r"), ("kpi_values", "r"), ("institutions", "v")] {
+        assert!(
+            relations.contains(&vec![relation.to_string(), kind.to_string()]),
+            "{relation} ({kind}) in pg_class: {relations:?}"
+        );
+    }
+    assert!(column("attributes", 0).contains(&"code".to_string()));
+    let tables = column("tables", 0);
+    assert!(tables.contains(&"school_reports".to_string()) && tables.contains(&"provinces".to_string()));
+    assert!(
+        !tables.contains(&"audit_log".to_string()),
+        "the audit log is not on the wire"
+    );
+    assert!(column("columns", 0).contains(&"students".to_string()));
+    assert_eq!(column("types", 0), ["int8", "text"]);
+
+    // A 10 MB query text is refused at parse time; the connection goes on.
+    assert_eq!(answers["huge"]["sqlstate"], "54000", "{}", answers["huge"]);
+    assert!(
+        answers["huge"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("the limit is 1024 KB"))
+    );
+    assert_eq!(rows("after_huge"), [["2"]]);
+}
+
+#[test]
+fn hostile_queries_on_the_wire_end_with_a_clear_error_and_every_query_is_audited() {
+    if !has_psql() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.02", "2024-2025..2024-2025", "3", true);
+    let analyst = account(&data, "phan-tich", "analyst", None);
+    let port = free_port().to_string();
+    let server = Server::start_with(
+        &data,
+        &[
+            "--pg-addr",
+            &format!("127.0.0.1:{port}"),
+            "--query-timeout-s",
+            "3",
+            "--query-memory-mb",
+            "64",
+        ],
+    );
+    let psql_in_background = |sql: &str| {
+        let (port, analyst, sql) = (port.clone(), analyst.clone(), sql.to_string());
+        std::thread::spawn(move || psql(&port, "phan-tich", &analyst, &sql))
+    };
+
+    let hostile = [
+        (
+            "SELECT a.*, b.*, c.school_id FROM school_reports a CROSS JOIN school_reports b \
+             CROSS JOIN school_reports c ORDER BY 1",
+            ["more than 64 mb of memory", "longer than 3 s"],
+        ),
+        (
+            "SELECT a.*, b.school_id, c.school_id FROM school_reports a CROSS JOIN school_reports b \
+             CROSS JOIN school_reports c",
+            ["longer than 3 s", "more than 64 mb of memory"],
+        ),
+        (
+            "SELECT sum(value) FROM generate_series(1, 100000000000)",
+            ["longer than 3 s", "longer than 3 s"],
+        ),
+        (
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+            ["longer than 3 s", "more than 64 mb of memory"],
+        ),
+    ];
+    for (query, expected) in hostile {
+        let started = Instant::now();
+        let running = psql_in_background(query);
+        // Meanwhile the dashboard answers, and quickly.
+        std::thread::sleep(Duration::from_millis(500));
+        let asked = Instant::now();
+        let (head, page) = server.get_with("/", &[]);
+        assert_eq!(status(&head), 200, "the overview during {query}: {head}");
+        assert!(page.contains("class=\"card\""));
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "the overview took {:?}",
+            asked.elapsed()
+        );
+        let answer = running.join().expect("psql thread");
+        assert!(!answer.status.success(), "{query}");
+        let said = stderr(&answer).to_lowercase();
+        assert!(expected.iter().any(|e| said.contains(e)), "{query}: {said}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{query} took {:?}",
+            started.elapsed()
+        );
+    }
+    // A 10 MB query text (from a file: too long for a command line) is refused before parsing.
+    let huge = format!("SELECT 1 -- {}\n;\n", "x".repeat(10 * 1024 * 1024));
+    let refused = psql_script(&port, "phan-tich", &analyst, &[], huge.as_bytes());
+    assert!(
+        stderr(&refused).contains("the limit is 1024 KB"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Two queries of an account run at once; a third is turned away until one ends. The web
+    // and the wire share the account's slots.
+    let slow = "SELECT sum(value) FROM generate_series(1, 100000000000)";
+    let first = psql_in_background(slow);
+    let second = psql_in_background(slow);
+    std::thread::sleep(Duration::from_millis(800));
+    let third = psql(&port, "phan-tich", &analyst, "SELECT 1");
+    assert!(
+        stderr(&third).contains("2 of your queries are running already"),
+        "{}",
+        stderr(&third)
+    );
+    let auth = format!("Authorization: Bearer {analyst}");
+    let (head, _) = server.request("POST", "/api/v1/sql", &[&auth], b"SELECT 1");
+    assert_eq!(status(&head), 429, "the web shares the slots: {head}");
+    for slow in [first, second] {
+        assert!(stderr(&slow.join().expect("psql thread")).contains("longer than 3 s"));
+    }
+    let fine = psql(&port, "phan-tich", &analyst, "SELECT count(*) FROM provinces");
+    assert_eq!(
+        stdout(&fine).trim(),
+        cli_rows(&data, "SELECT count(*) FROM provinces")[0][0]
+    );
+
+    // Every wire query is in the audit log: who, the outcome, how long, how many rows.
+    let audited = "SELECT outcome, detail FROM audit_log WHERE actor = 'phan-tich' AND action = 'query' \
+                   AND detail LIKE '%(wire%' ORDER BY at";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events = cli_rows(&data, audited);
+        if events.len() >= 10 || Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let outcomes: Vec<&str> = events.iter().map(|event| event[0].as_str()).collect();
+    for outcome in ["timed_out", "too_large", "too_many", "ok"] {
+        assert!(outcomes.contains(&outcome), "{outcome} in {outcomes:?}");
+    }
+    let last = events.last().expect("an event");
+    assert!(
+        last[0] == "ok" && last[1].starts_with("1 rows in ") && last[1].ends_with("SELECT count(*) FROM provinces"),
+        "{last:?}"
+    );
+    let (head, _) = server.get_with("/healthz", &[]);
+    assert_eq!(status(&head), 200, "the server lives");
 }

@@ -1,7 +1,7 @@
-//! The audit log: every attempt to change or read the warehouse through the portal — sign-ins
-//! (and failures), dry runs, rejected and committed uploads, approvals and returns — with who,
-//! when, what, the file's SHA-256 and the outcome. An append-only Delta table, `audit_log`,
-//! queryable with SQL like the others.
+//! The audit log: every attempt to change or read the warehouse through the server — sign-ins
+//! (and failures), dry runs, rejected and committed uploads, approvals and returns, SQL queries
+//! from the web, the API and PostgreSQL clients — with who, when, what, the file's SHA-256 and
+//! the outcome. An append-only Delta table, `audit_log`, queryable with SQL like the others.
 
 use std::sync::Arc;
 
@@ -42,7 +42,8 @@ pub struct AuditEvent {
     /// SHA-256 of the file, if a file was sent.
     pub sha256: Option<String>,
     /// How it ended: `ok`, `committed`, `unchanged`, `pending`, `rejected`, `forbidden`,
-    /// `unauthorized`, `too_large`, `failed`.
+    /// `unauthorized`, `too_large`, `failed`; for queries also `bad_request`, `too_many`,
+    /// `timed_out`, `out_of_memory`, `closed` (the client stopped reading).
     pub outcome: String,
     /// Anything else worth keeping: counts, the submission id, the first problem, a comment.
     pub detail: Option<String>,
