@@ -32,7 +32,7 @@ use url::Url;
 
 use crate::approvals::{APPROVALS, approvals_schema};
 use crate::audit::{AUDIT_LOG, audit_schema};
-use crate::guard::{QueryLimits, check_read_only, read_only_options};
+use crate::guard::{QueryLimits, check_read_only, located, read_only_options};
 use crate::kpi::{self, KpiRow};
 use crate::metrics::{Dimension, Metrics};
 use crate::reference::reference_tables;
@@ -294,7 +294,7 @@ impl Warehouse {
         let frame = ctx
             .sql_with_options(sql, read_only_options())
             .await
-            .map_err(Error::from_query)?;
+            .map_err(|e| located(sql, Error::from_query(e)))?;
         frame.collect().await.map_err(Error::from_query)
     }
 
@@ -313,7 +313,7 @@ impl Warehouse {
             let frame = ctx
                 .sql_with_options(sql, read_only_options())
                 .await
-                .map_err(Error::from_query)?;
+                .map_err(|e| located(sql, Error::from_query(e)))?;
             frame.execute_stream().await.map_err(Error::from_query)
         };
         tokio::time::timeout(limits.timeout, planned)

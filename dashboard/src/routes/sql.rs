@@ -27,7 +27,7 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use warehouse::TableVersions;
 use warehouse::accounts::Role;
 use warehouse::audit::AuditEvent;
-use warehouse::guard::QueryLimits;
+use warehouse::guard::{Position, QueryLimits};
 use warehouse::workbench::{HistoryEntry, Workbench};
 
 use super::AppError;
@@ -572,6 +572,8 @@ pub struct SqlPage {
     csrf: String,
     sql: String,
     error: String,
+    /// Where the error points: line, column, and that line with a caret under the column.
+    error_at: Option<(usize, usize, String)>,
     notice: String,
     header: Vec<String>,
     rows: Vec<Vec<String>>,
@@ -685,6 +687,7 @@ async fn workbench(
         csrf: caller.csrf.clone().unwrap_or_default(),
         sql: form.sql.clone().unwrap_or_else(|| examples(lang)[0].1.clone()),
         error: String::new(),
+        error_at: None,
         notice: String::new(),
         header: Vec::new(),
         rows: Vec::new(),
@@ -768,7 +771,10 @@ async fn workbench(
                     )
                 };
             }
-            Err(e) => page.error = e.to_string(),
+            Err(e) => {
+                page.error = e.to_string();
+                page.error_at = Position::of_error(&sql, &page.error).map(|at| (at.line, at.column, at.marked(&sql)));
+            }
         }
     }
     page.history = workbench
