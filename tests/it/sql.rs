@@ -253,7 +253,11 @@ fn one_account_runs_two_queries_at_a_time_and_the_workbench_shows_results() {
         page.contains("data-line=\"2\" data-column=\"6\"") && page.contains("FROM nowhere\n     ^"),
         "the error points at the unknown table: {page}"
     );
-    let (_, _, body) = f.sql(Some(&f.analyst), "application/json", "SELECT code\nFROM provinces WHERE");
+    let (_, _, body) = f.sql(
+        Some(&f.analyst),
+        "application/json",
+        "SELECT code\nFROM provinces WHERE",
+    );
     assert!(
         message(&body).contains("syntax error: Expected: an expression, found: EOF (at line 2, column 21)"),
         "{body}"
