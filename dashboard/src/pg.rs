@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Declare, Statement};
+use datafusion::sql::sqlparser::ast::{Declare, Expr, ObjectName, Set, Statement};
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
@@ -122,6 +122,12 @@ struct ReadOnly {
     tag: Mutex<String>,
 }
 
+fn is_utc(value: &Expr) -> bool {
+    let value = value.to_string();
+    let value = value.trim_matches(['\'', '"']);
+    value.eq_ignore_ascii_case("utc") || value.eq_ignore_ascii_case("etc/utc")
+}
+
 fn refused(statement: &Statement) -> PgWireResult<Response> {
     let first: String = statement
         .to_string()
@@ -139,9 +145,13 @@ impl ReadOnly {
     /// Whether a statement may run: reading statements, and the session statements
     /// (SET, SHOW, transactions, cursors) the other hooks answer.
     fn allowed(statement: &Statement) -> bool {
-        if let Statement::Explain { statement, analyze, .. } = statement {
+        match statement {
             // EXPLAIN ANALYZE runs its statement: it must itself be a query.
-            return !analyze || matches!(statement.as_ref(), Statement::Query(_));
+            Statement::Explain { statement, analyze, .. } => {
+                return !analyze || matches!(statement.as_ref(), Statement::Query(_));
+            }
+            Statement::Set(set) => return Self::allowed_set(set),
+            _ => {}
         }
         matches!(
             statement,
@@ -151,7 +161,6 @@ impl ReadOnly {
                 | Statement::ShowColumns { .. }
                 | Statement::ShowVariable { .. }
                 | Statement::ShowVariables { .. }
-                | Statement::Set(_)
                 | Statement::StartTransaction { .. }
                 | Statement::Commit { .. }
                 | Statement::Rollback { .. }
@@ -161,6 +170,25 @@ impl ReadOnly {
                 | Statement::Discard { .. }
                 | Statement::Deallocate { .. }
         )
+    }
+
+    /// Whether a SET may run: a client's session parameters (`statement_timeout`, `DateStyle`,
+    /// `application_name`, …) may; the engine's options (`datafusion.*`, which would loosen the
+    /// limits) and a time zone other than UTC may not, as every client shares them.
+    fn allowed_set(set: &Set) -> bool {
+        let shared = |name: &ObjectName, value: Option<&Expr>| {
+            let name = name.to_string().to_lowercase();
+            name.starts_with("datafusion.") || (name == "timezone" && !value.is_some_and(is_utc))
+        };
+        match set {
+            Set::SingleAssignment { variable, values, .. } => !shared(variable, values.first()),
+            Set::ParenthesizedAssignments { variables, .. } => !variables.iter().any(|name| shared(name, None)),
+            Set::MultipleAssignments { assignments } => !assignments
+                .iter()
+                .any(|assignment| shared(&assignment.name, Some(&assignment.value))),
+            Set::SetTimeZone { value, .. } => is_utc(value),
+            _ => true,
+        }
     }
 
     /// Re-registers the tables and views when the warehouse changed since the last query.

@@ -167,7 +167,16 @@ fn psql_reads_and_cannot_write() {
         "a commit from another process shows on the next query"
     );
 
-    for statement in ["DROP TABLE submissions", "INSERT INTO regions VALUES ('X', 'x', 'x')"] {
+    // Engine options and the time zone are shared by every client: not settable. A client's
+    // own session parameters are.
+    for statement in [
+        "DROP TABLE submissions",
+        "INSERT INTO regions VALUES ('X', 'x', 'x')",
+        "SET datafusion.runtime.memory_limit = '100G'",
+        "SET datafusion.execution.batch_size = 1",
+        "SET TIME ZONE 'Asia/Ho_Chi_Minh'",
+        "SET timezone = 'Asia/Ho_Chi_Minh'",
+    ] {
         let refused = psql(&port, "phan-tich", &analyst, statement);
         assert!(!refused.status.success(), "{statement}");
         assert!(
@@ -176,6 +185,15 @@ fn psql_reads_and_cannot_write() {
             stderr(&refused)
         );
     }
+    let session = psql_script(
+        &port,
+        "phan-tich",
+        &analyst,
+        &[],
+        b"SET application_name = 'bao-cao';\nSET extra_float_digits = 3;\nSET TIME ZONE 'UTC';\nSELECT 1;\n",
+    );
+    assert!(session.status.success(), "{}", stderr(&session));
+    assert!(stderr(&session).is_empty(), "{}", stderr(&session));
     let wrong = psql(&port, "phan-tich", "khoso_0000_wrong", "SELECT 1");
     assert!(stderr(&wrong).contains("authentication failed"), "{}", stderr(&wrong));
     let other_name = psql(&port, "someone-else", &analyst, "SELECT 1");
