@@ -64,10 +64,11 @@ fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
     )))
 }
 
-/// Signs clients in with an account's token as password.
+/// Signs clients in with an account's token as password; every attempt is audited.
 struct TokenStartup {
     state: AppState,
     parameters: DefaultServerParameterProvider,
+    audit: UnboundedSender<AuditEvent>,
 }
 
 #[async_trait]
@@ -101,12 +102,29 @@ impl StartupHandler for TokenStartup {
                     .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
                 match account {
                     Some(account) if account.name == user && account.role != Role::Province => {
+                        let mut event = AuditEvent::now("sign_in", "ok");
+                        event.actor = Some(account.name.clone());
+                        event.role = Some(account.role.as_str().to_string());
+                        event.detail = Some("a PostgreSQL client".into());
+                        self.audit.send(event).ok();
                         client
                             .metadata_mut()
                             .insert(ROLE.to_string(), account.role.as_str().to_string());
                         finish_authentication(client, &self.parameters).await?;
                     }
-                    _ => return Err(PgWireError::InvalidPassword(user)),
+                    refused => {
+                        let (outcome, why) = match refused {
+                            Some(account) if account.name == user => (
+                                "forbidden",
+                                "a province account uploads; SQL is for analysts and admins",
+                            ),
+                            _ => ("unauthorized", "a token that matches no active account of that name"),
+                        };
+                        let mut event = AuditEvent::now("sign_in", outcome);
+                        event.detail = Some(format!("a PostgreSQL client as {user:?}: {why}"));
+                        self.audit.send(event).ok();
+                        return Err(PgWireError::InvalidPassword(user));
+                    }
                 }
             }
             _ => {}
@@ -653,11 +671,12 @@ pub async fn serve_pg(address: &str, state: AppState) -> std::io::Result<(Socket
             service,
             context,
             state: state.clone(),
-            audit,
+            audit: audit.clone(),
         }),
         startup: Arc::new(TokenStartup {
             state,
             parameters: DefaultServerParameterProvider::default(),
+            audit,
         }),
     });
     let server = async move {

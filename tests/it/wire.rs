@@ -201,6 +201,30 @@ fn psql_reads_and_cannot_write() {
     let refused = psql(&port, "so-gd-ha-noi", &province, "SELECT 1");
     assert!(!refused.status.success(), "a province account does not query");
     assert_eq!(count("still"), after, "the server still answers");
+
+    // Sign-ins over the wire are audited, the refused ones too.
+    let sign_ins = "SELECT outcome, actor FROM audit_log WHERE action = 'sign_in' \
+                    AND detail LIKE 'a PostgreSQL client%' ORDER BY at";
+    let outcomes = eventually(|| cli_rows(&data, sign_ins), |events| events.len() >= 4);
+    for expected in [["ok", "phan-tich"], ["unauthorized", ""], ["forbidden", ""]] {
+        assert!(
+            outcomes.iter().any(|event| event == &expected),
+            "{expected:?} in {outcomes:?}"
+        );
+    }
+}
+
+/// What `read` gives once `done` holds of it (the audit log is written in the background), or
+/// after ten seconds.
+fn eventually<T>(read: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = read();
+        if done(&value) || Instant::now() > deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// A Python that has psycopg: `KHOSO_TEST_PYTHON`, the venv `.ci/run` makes, or `python3`.
@@ -419,14 +443,7 @@ fn hostile_queries_on_the_wire_end_with_a_clear_error_and_every_query_is_audited
     // Every wire query is in the audit log: who, the outcome, how long, how many rows.
     let audited = "SELECT outcome, detail FROM audit_log WHERE actor = 'phan-tich' AND action = 'query' \
                    AND detail LIKE '%(wire%' ORDER BY at";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let events = loop {
-        let events = cli_rows(&data, audited);
-        if events.len() >= 10 || Instant::now() > deadline {
-            break events;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let events = eventually(|| cli_rows(&data, audited), |events| events.len() >= 10);
     let outcomes: Vec<&str> = events.iter().map(|event| event[0].as_str()).collect();
     for outcome in ["timed_out", "too_large", "too_many", "ok"] {
         assert!(outcomes.contains(&outcome), "{outcome} in {outcomes:?}");
