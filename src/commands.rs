@@ -149,6 +149,7 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
         },
     };
     let state = dashboard::AppState::with_settings(warehouse, settings);
+    let audit = state.audit.clone();
     let wire = match &args.pg_addr {
         Some(pg_addr) => {
             let (address, wire) = dashboard::pg::serve_pg(pg_addr, state.clone())
@@ -173,6 +174,7 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
         }
         None => server.await?,
     }
+    audit.flush().await;
     println!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -19,6 +19,7 @@
 //! from DataFusion, for the SQL answers), and knows nothing of polars.
 #![warn(missing_docs)]
 
+mod audit_queue;
 pub mod auth;
 pub mod charts;
 pub mod figures;
@@ -34,6 +35,7 @@ use axum::Router;
 use tokio::sync::Mutex;
 use warehouse::Warehouse;
 
+pub use crate::audit_queue::AuditQueue;
 use crate::figures::Figures;
 
 /// How the server behaves.
@@ -69,6 +71,8 @@ pub struct AppState {
     pub settings: Settings,
     /// Accounts and web sessions.
     pub auth: auth::Auth,
+    /// The audit events of queries, written in the background.
+    pub audit: AuditQueue,
     figures: Arc<Mutex<Option<Arc<Figures>>>>,
     query_slots: routes::QuerySlots,
     uploads: Arc<Mutex<std::collections::HashMap<String, routes::Staged>>>,
@@ -85,8 +89,10 @@ impl AppState {
     pub fn with_settings(warehouse: Warehouse, settings: Settings) -> Self {
         std::fs::remove_dir_all(warehouse.root().join("uploads")).ok();
         let accounts = warehouse::accounts::Accounts::new(warehouse.root());
+        let warehouse = Arc::new(warehouse);
         Self {
-            warehouse: Arc::new(warehouse),
+            audit: AuditQueue::new(Arc::clone(&warehouse)),
+            warehouse,
             settings,
             auth: auth::Auth::new(accounts),
             figures: Arc::default(),

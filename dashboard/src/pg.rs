@@ -43,14 +43,12 @@ use datafusion_postgres::pgwire::messages::startup::Authentication;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::{DfSessionService, Parser};
 use futures::{Sink, SinkExt, Stream};
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::{Mutex, OwnedSemaphorePermit};
-use warehouse::Warehouse;
 use warehouse::accounts::Role;
 use warehouse::audit::AuditEvent;
 use warehouse::guard::QueryLimits;
 
-use crate::AppState;
+use crate::{AppState, AuditQueue};
 
 /// The connection's metadata key holding the signed-in account's role.
 const ROLE: &str = "khoso.role";
@@ -68,7 +66,6 @@ fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
 struct TokenStartup {
     state: AppState,
     parameters: DefaultServerParameterProvider,
-    audit: UnboundedSender<AuditEvent>,
 }
 
 #[async_trait]
@@ -106,7 +103,7 @@ impl StartupHandler for TokenStartup {
                         event.actor = Some(account.name.clone());
                         event.role = Some(account.role.as_str().to_string());
                         event.detail = Some("a PostgreSQL client".into());
-                        self.audit.send(event).ok();
+                        self.state.audit.record(event);
                         client
                             .metadata_mut()
                             .insert(ROLE.to_string(), account.role.as_str().to_string());
@@ -122,7 +119,7 @@ impl StartupHandler for TokenStartup {
                         };
                         let mut event = AuditEvent::now("sign_in", outcome);
                         event.detail = Some(format!("a PostgreSQL client as {user:?}: {why}"));
-                        self.audit.send(event).ok();
+                        self.state.audit.record(event);
                         return Err(PgWireError::InvalidPassword(user));
                     }
                 }
@@ -298,12 +295,12 @@ struct WireQuery {
     role: String,
     sql: String,
     started: Instant,
-    audit: UnboundedSender<AuditEvent>,
+    audit: AuditQueue,
 }
 
 impl WireQuery {
     /// A query the connection's account sends now.
-    fn new(client: &impl ClientInfo, sql: &str, audit: &UnboundedSender<AuditEvent>) -> Self {
+    fn new(client: &impl ClientInfo, sql: &str, audit: &AuditQueue) -> Self {
         let metadata = client.metadata();
         Self {
             account: metadata.get("user").cloned().unwrap_or_default(),
@@ -339,8 +336,7 @@ impl WireQuery {
             self.started.elapsed(),
             outcome,
         );
-        // The writer lives as long as the server; a send fails only while it shuts down.
-        self.audit.send(event).ok();
+        self.audit.record(event);
     }
 }
 
@@ -437,7 +433,6 @@ struct Guarded {
     context: Arc<SessionContext>,
     parser: Arc<CheckedParser>,
     state: AppState,
-    audit: UnboundedSender<AuditEvent>,
 }
 
 impl Guarded {
@@ -447,7 +442,7 @@ impl Guarded {
         client: &impl ClientInfo,
         sql: &str,
     ) -> PgWireResult<(Arc<WireQuery>, Arc<OwnedSemaphorePermit>)> {
-        let query = WireQuery::new(client, sql, &self.audit);
+        let query = WireQuery::new(client, sql, &self.state.audit);
         check_text(&self.state.settings.query_limits, sql).map_err(|e| query.refuse(e))?;
         let slot = self
             .state
@@ -573,7 +568,7 @@ impl ExtendedQueryHandler for Guarded {
 struct CheckedParser {
     parser: Arc<Parser>,
     limits: QueryLimits,
-    audit: UnboundedSender<AuditEvent>,
+    audit: AuditQueue,
 }
 
 #[async_trait]
@@ -617,23 +612,6 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
-/// Writes the audit events of wire queries as they come, all that are waiting in one commit.
-fn audit_writer(warehouse: Arc<Warehouse>) -> UnboundedSender<AuditEvent> {
-    let (sender, mut events) = unbounded_channel::<AuditEvent>();
-    tokio::spawn(async move {
-        while let Some(first) = events.recv().await {
-            let mut batch = vec![first];
-            while let Ok(next) = events.try_recv() {
-                batch.push(next);
-            }
-            if let Err(e) = warehouse.record_audit(&batch).await {
-                eprintln!("khoso serve: the audit log could not be written: {e}");
-            }
-        }
-    });
-    sender
-}
-
 /// Binds `address` for SQL clients and returns the bound address and the server.
 pub async fn serve_pg(address: &str, state: AppState) -> std::io::Result<(SocketAddr, impl Future<Output = ()>)> {
     let listener = tokio::net::TcpListener::bind(address).await?;
@@ -660,23 +638,20 @@ pub async fn serve_pg(address: &str, state: AppState) -> std::io::Result<(Socket
     ];
     let context = Arc::new(ctx);
     let service = Arc::new(DfSessionService::new_with_hooks(Arc::clone(&context), hooks));
-    let audit = audit_writer(Arc::clone(&state.warehouse));
     let handlers = Arc::new(Handlers {
         service: Arc::new(Guarded {
             parser: Arc::new(CheckedParser {
                 parser: ExtendedQueryHandler::query_parser(&*service),
                 limits: state.settings.query_limits,
-                audit: audit.clone(),
+                audit: state.audit.clone(),
             }),
             service,
             context,
             state: state.clone(),
-            audit: audit.clone(),
         }),
         startup: Arc::new(TokenStartup {
             state,
             parameters: DefaultServerParameterProvider::default(),
-            audit,
         }),
     });
     let server = async move {

@@ -74,3 +74,16 @@ pub fn account(data: &Path, name: &str, role: &str, province: Option<&str>) -> S
     assert!(made.status.success(), "{}", stderr(&made));
     stdout(&made).lines().last().expect("the token").to_string()
 }
+
+/// What `read` gives once `done` holds of it (the audit log is written in the background), or
+/// after ten seconds.
+pub fn eventually<T>(read: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let value = read();
+        if done(&value) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::serve::{Server, http, status};
-use crate::{account, khoso, run, stdout};
+use crate::{account, eventually, khoso, run, stdout};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -126,13 +126,18 @@ fn who_may_query_and_what_comes_back() {
     let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
     assert_eq!(rows, 5000);
 
-    let audit = run(khoso(&f.data).args([
-        "sql",
-        "SELECT actor, outcome, detail FROM audit_log WHERE action = 'query' ORDER BY at",
-        "--format",
-        "csv",
-    ]));
-    let audit = stdout(&audit);
+    // The audit log is written in the background: it holds the queries soon after.
+    let audit = eventually(
+        || {
+            stdout(&run(khoso(&f.data).args([
+                "sql",
+                "SELECT actor, outcome, detail FROM audit_log WHERE action = 'query' ORDER BY at",
+                "--format",
+                "csv",
+            ])))
+        },
+        |audit| audit.contains("phan-tich,forbidden") && audit.contains("phan-tich,ok,1 rows in"),
+    );
     assert!(
         audit.contains("phan-tich,ok,1 rows in"),
         "queries are audited with rows and time: {audit}"

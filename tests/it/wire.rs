@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::serve::{Server, status};
-use crate::{account, corpus, khoso, run, stderr, stdout};
+use crate::{account, corpus, eventually, khoso, run, stderr, stdout};
 
 /// Whether a client the test needs is here; outside CI a missing one skips the test.
 fn available(found: bool, what: &str) -> bool {
@@ -211,19 +211,6 @@ fn psql_reads_and_cannot_write() {
             outcomes.iter().any(|event| event == &expected),
             "{expected:?} in {outcomes:?}"
         );
-    }
-}
-
-/// What `read` gives once `done` holds of it (the audit log is written in the background), or
-/// after ten seconds.
-fn eventually<T>(read: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let value = read();
-        if done(&value) || Instant::now() > deadline {
-            return value;
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

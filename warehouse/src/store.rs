@@ -11,7 +11,7 @@
 //!   commit.lock                   held while a commit runs (one writer at a time, any process)
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -82,6 +82,9 @@ pub struct Warehouse {
     metrics: Option<Arc<Metrics>>,
     /// Set once this handle has repaired what a killed process may have left unrecorded.
     recovered: Arc<AtomicBool>,
+    /// Each table as last loaded at its latest version: the next read of a newer version
+    /// replays only the commits in between, not the whole log.
+    loaded: Arc<std::sync::Mutex<HashMap<String, DeltaTable>>>,
 }
 
 impl Warehouse {
@@ -124,6 +127,7 @@ impl Warehouse {
             root: std::path::absolute(root)?,
             metrics: None,
             recovered: Arc::new(AtomicBool::new(false)),
+            loaded: Arc::default(),
         })
     }
 
@@ -178,15 +182,39 @@ impl Warehouse {
 
     /// Opens a table at its latest version, or at `version`.
     pub async fn table(&self, name: &str, version: Option<u64>) -> Result<DeltaTable> {
-        let mut table = deltalake::open_table(self.table_url(name)?).await?;
-        if let Some(wanted) = version {
-            let latest = table.version().unwrap_or(0);
-            if wanted > latest {
-                return Err(Error::NoSuchVersion(name.to_string(), wanted, latest));
-            }
-            table.load_version(wanted).await?;
+        let log = self.root.join("tables").join(name).join("_delta_log");
+        let latest = match log.is_dir() {
+            true => latest_version(&log)?,
+            false => None,
+        };
+        let Some(latest) = latest else {
+            // Not a table (yet): deltalake says so.
+            return Ok(deltalake::open_table(self.table_url(name)?).await?);
+        };
+        let wanted = version.unwrap_or(latest);
+        if wanted > latest {
+            return Err(Error::NoSuchVersion(name.to_string(), wanted, latest));
+        }
+        let kept = self
+            .loaded_table(name)
+            .filter(|t| t.version().is_some_and(|v| v <= wanted));
+        let mut table = match kept {
+            Some(table) => table,
+            None => deltalake::open_table_with_version(self.table_url(name)?, wanted).await?,
+        };
+        table.load_version(wanted).await?;
+        if wanted == latest {
+            self.loaded
+                .lock()
+                .map_err(|_| Error::Internal("the table cache is poisoned".into()))?
+                .insert(name.to_string(), table.clone());
         }
         Ok(table)
+    }
+
+    /// The table as last loaded at its latest version, if it was.
+    fn loaded_table(&self, name: &str) -> Option<DeltaTable> {
+        self.loaded.lock().ok()?.get(name).cloned()
     }
 
     /// The names of the tables kept in the warehouse.

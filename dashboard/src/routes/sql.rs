@@ -105,9 +105,7 @@ async fn audit_query(
         started.elapsed(),
         outcome.map_err(|e| (e.code(), message.as_deref().unwrap_or_default())),
     );
-    if let Err(e) = state.warehouse.record_audit(&[event]).await {
-        eprintln!("khoso serve: the audit log could not be written: {e}");
-    }
+    state.audit.record(event);
     if sql.is_empty() {
         return;
     }
