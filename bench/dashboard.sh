@@ -13,31 +13,14 @@ cd "$(dirname "$0")/.."
 
 CLIENTS="${CLIENTS:-32}"
 SECONDS_PER_PAGE="${SECONDS_PER_PAGE:-20}"
-BENCH_DIR="${BENCH_DIR:-target/bench-data}"
 PORT="${PORT:-18080}"
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-cargo build --release --locked --quiet
-KHOSO=target/release/khoso
-
-if [ ! -d "$BENCH_DIR/data/tables" ]; then
-  rm -rf "$BENCH_DIR"
-  echo "== generating scale-1.0 reports (2021-2022..2025-2026)"
-  "$KHOSO" generate --scale 1.0 --out "$BENCH_DIR/reports"
-  echo "== loading them"
-  /usr/bin/time -f "loaded in %e s, peak memory %M KB" \
-    "$KHOSO" --data "$BENCH_DIR/data" init --sample --sample-dir "$BENCH_DIR/reports"
-fi
+source bench/common.sh
 "$KHOSO" --data "$BENCH_DIR/data" sql \
   "SELECT school_year, count(*) AS school_rows, sum(students) AS pupils FROM school_reports GROUP BY 1 ORDER BY 1"
 
-"$KHOSO" --data "$BENCH_DIR/data" serve --addr "127.0.0.1:$PORT" >/dev/null 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
-  sleep 0.2
-done
+start_server
 BASE="http://127.0.0.1:$PORT"
 curl -sf -o /dev/null "$BASE/"   # the first request reads the figures
 

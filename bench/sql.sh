@@ -13,21 +13,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_QUERY="${SECONDS_PER_QUERY:-10}"
-BENCH_DIR="${BENCH_DIR:-target/bench-data}"
 PORT="${PORT:-18081}"
 PG_PORT="${PG_PORT:-15433}"
 PYTHON="${KHOSO_TEST_PYTHON:-target/pyenv/bin/python}"
 
 "$PYTHON" -c 'import psycopg' || { echo "Python with psycopg is needed (see .ci/run)" >&2; exit 1; }
-cargo build --release --locked --quiet
-KHOSO=target/release/khoso
-
-if [ ! -d "$BENCH_DIR/data/tables" ]; then
-  rm -rf "$BENCH_DIR"
-  echo "== generating scale-1.0 reports (2021-2022..2025-2026)"
-  "$KHOSO" generate --scale 1.0 --out "$BENCH_DIR/reports"
-  "$KHOSO" --data "$BENCH_DIR/data" init --sample --sample-dir "$BENCH_DIR/reports"
-fi
+source bench/common.sh
 ACCOUNTS=()
 RUN=$(date +%s)
 for n in 1 2 3 4; do
@@ -36,13 +27,7 @@ for n in 1 2 3 4; do
   ACCOUNTS+=("$name=$token")
 done
 
-"$KHOSO" --data "$BENCH_DIR/data" serve --addr "127.0.0.1:$PORT" --pg-addr "127.0.0.1:$PG_PORT" >/dev/null 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
-  sleep 0.2
-done
+start_server --pg-addr "127.0.0.1:$PG_PORT"
 echo "== $(nproc) cores; $("$KHOSO" --data "$BENCH_DIR/data" sql "SELECT count(*) FROM school_reports" --format csv | tail -1) school rows"
 "$PYTHON" bench/sql_clients.py "$PG_PORT" "http://127.0.0.1:$PORT" "$SECONDS_PER_QUERY" "${ACCOUNTS[@]}"
 echo "server peak memory: $(grep VmHWM /proc/$SERVER/status | awk '{print $2, $3}')"

@@ -199,3 +199,64 @@ fn api_cli_and_pages_show_the_same_numbers() {
         }
     }
 }
+
+/// Queries that would run for ever or fill the memory, each with what its error may say on a
+/// server started with `--query-timeout-s 3 --query-memory-mb 64`: a cross join of the biggest
+/// table sorted, a bigger one streamed, a huge `generate_series`, a recursive CTE without end.
+const HOSTILE_QUERIES: [(&str, [&str; 2]); 4] = [
+    (
+        "SELECT a.*, b.*, c.school_id FROM school_reports a CROSS JOIN school_reports b \
+         CROSS JOIN school_reports c ORDER BY 1",
+        ["more than 64 mb of memory", "longer than 3 s"],
+    ),
+    (
+        "SELECT a.*, b.school_id, c.school_id FROM school_reports a CROSS JOIN school_reports b \
+         CROSS JOIN school_reports c CROSS JOIN school_reports d",
+        ["longer than 3 s", "more than 64 mb of memory"],
+    ),
+    (
+        "SELECT sum(value) FROM generate_series(1, 100000000000)",
+        ["longer than 3 s", "longer than 3 s"],
+    ),
+    (
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+        ["longer than 3 s", "more than 64 mb of memory"],
+    ),
+];
+
+/// Sends each hostile query with `send` (which gives the error the client got, or `None` when
+/// the query did not fail) and checks that it ends with a clear error within 20 s while the
+/// dashboard keeps answering, quickly.
+pub fn assert_hostile_queries_fail_cleanly<F>(server: &Server, send: F)
+where
+    F: Fn(&str) -> Option<String> + Clone + Send + 'static,
+{
+    for (query, expected) in HOSTILE_QUERIES {
+        let started = std::time::Instant::now();
+        let running = {
+            let send = send.clone();
+            std::thread::spawn(move || send(query))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let asked = std::time::Instant::now();
+        let (head, page) = server.get_with("/", &[]);
+        assert_eq!(status(&head), 200, "the overview during {query}: {head}");
+        assert!(page.contains("class=\"card\""));
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(2),
+            "the overview took {:?} during {query}",
+            asked.elapsed()
+        );
+        let said = running
+            .join()
+            .expect("query thread")
+            .unwrap_or_else(|| panic!("{query} did not fail"))
+            .to_lowercase();
+        assert!(expected.iter().any(|e| said.contains(e)), "{query}: {said}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{query} took {:?}",
+            started.elapsed()
+        );
+    }
+}
