@@ -198,11 +198,13 @@ impl Warehouse {
         let kept = self
             .loaded_table(name)
             .filter(|t| t.version().is_some_and(|v| v <= wanted));
-        let mut table = match kept {
-            Some(table) => table,
+        let table = match kept {
+            Some(mut table) => {
+                table.load_version(wanted).await?;
+                table
+            }
             None => deltalake::open_table_with_version(self.table_url(name)?, wanted).await?,
         };
-        table.load_version(wanted).await?;
         if wanted == latest {
             self.loaded
                 .lock()

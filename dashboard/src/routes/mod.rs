@@ -290,3 +290,14 @@ impl AppError {
         }
     }
 }
+
+/// Checks that a form posted with a web session's cookie carries that session's CSRF token (a
+/// bearer token needs none).
+fn check_csrf(caller: &crate::auth::Caller, sent: Option<&str>) -> Result<(), AppError> {
+    match caller.csrf.as_deref() {
+        Some(expected) if Some(expected) != sent => Err(AppError::Forbidden(
+            "the form has expired: reload the page and try again".into(),
+        )),
+        _ => Ok(()),
+    }
+}

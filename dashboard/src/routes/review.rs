@@ -245,11 +245,7 @@ async fn decide_form(state: AppState, id: String, headers: HeaderMap, form: Deci
     let lang = language(&PageQuery::default(), &headers);
     let done = async {
         let caller = admin(state.auth.caller(&headers).await?)?;
-        if caller.csrf.is_some() && caller.csrf != form.csrf {
-            return Err(AppError::Forbidden(
-                "the form has expired: reload the page and try again".into(),
-            ));
-        }
+        super::check_csrf(&caller, form.csrf.as_deref())?;
         decide(&state, &caller, &id, approve, form.comment).await
     };
     match done.await {

@@ -711,11 +711,7 @@ async fn workbench(
         .map(|q| (format!("/sql?saved={}", q.id), q.name.clone(), q.owner.clone()))
         .collect();
     if post {
-        if caller.csrf.is_some() && caller.csrf != form.csrf {
-            return Err(AppError::Forbidden(
-                "the form has expired: reload the page and try again".into(),
-            ));
-        }
+        super::check_csrf(&caller, form.csrf.as_deref())?;
         let sql = page.sql.clone();
         if let Some(format) = form.format.as_deref().filter(|f| !f.is_empty()) {
             check_tables(&caller, &sql)?;
@@ -851,11 +847,7 @@ pub async fn save_query(
     let lang = language(&PageQuery::default(), &headers);
     let saved = async {
         let caller = querier(state.auth.caller(&headers).await?)?;
-        if caller.csrf.is_some() && caller.csrf != form.csrf {
-            return Err(AppError::Forbidden(
-                "the form has expired: reload the page and try again".into(),
-            ));
-        }
+        super::check_csrf(&caller, form.csrf.as_deref())?;
         Workbench::new(state.warehouse.root())
             .save(&form.name, &form.sql, &caller.account.name)
             .map_err(sql_error)

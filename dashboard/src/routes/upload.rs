@@ -510,13 +510,8 @@ async fn form_caller(state: &AppState, headers: &HeaderMap, csrf: &str) -> Resul
         .caller(headers)
         .await?
         .ok_or_else(|| AppError::Unauthorized("sign in first".into()))?;
-    match &caller.csrf {
-        Some(expected) if expected == csrf => Ok(caller),
-        Some(_) => Err(AppError::Forbidden(
-            "the form has expired: reload the page and try again".into(),
-        )),
-        None => Ok(caller),
-    }
+    super::check_csrf(&caller, Some(csrf))?;
+    Ok(caller)
 }
 
 pub async fn sign_out(
@@ -732,11 +727,7 @@ pub async fn upload_form(
         }
     };
     let checked = async {
-        if caller.csrf.as_deref() != fields.get("csrf").map(String::as_str) {
-            return Err(AppError::Forbidden(
-                "the form has expired: reload the page and try again".into(),
-            ));
-        }
+        super::check_csrf(&caller, fields.get("csrf").map(String::as_str))?;
         let query = UploadQuery {
             kind: fields.get("kind").cloned(),
             year: fields.get("year").cloned(),
