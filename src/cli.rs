@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// Most memory a SQL query may hold, in MB (past it the query spills or fails cleanly).
     #[arg(long, default_value_t = 1024)]
     pub query_memory_mb: usize,
+    /// The server is behind a reverse proxy (nginx, a load balancer): a client's address is the
+    /// last one of X-Forwarded-For (for the sign-in limits), and X-Forwarded-Proto: https makes
+    /// the session cookie Secure. Only with a proxy that sets both.
+    #[arg(long)]
+    pub behind_proxy: bool,
 }
 
 /// `khoso check-metrics`.

@@ -147,6 +147,7 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
             memory_bytes: args.query_memory_mb.saturating_mul(1024 * 1024),
             ..QueryLimits::default()
         },
+        behind_proxy: args.behind_proxy,
     };
     let state = dashboard::AppState::with_settings(warehouse, settings);
     let audit = state.audit.clone();

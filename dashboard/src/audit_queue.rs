@@ -23,6 +23,12 @@ pub struct AuditQueue {
     warehouse: Arc<Warehouse>,
 }
 
+impl std::fmt::Debug for AuditQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditQueue").finish_non_exhaustive()
+    }
+}
+
 impl AuditQueue {
     /// A queue into the warehouse's audit log; its writer starts with the first event.
     pub fn new(warehouse: Arc<Warehouse>) -> Self {

@@ -3,15 +3,158 @@
 //! (a restart signs everyone out); each carries the CSRF token its forms must send back.
 //! Verified tokens are remembered by their SHA-256 until the accounts file changes, so the
 //! Argon2 check runs once per token, and a revocation takes effect on the next request.
+//!
+//! Argon2 is slow and memory-hungry on purpose, so the server spends it sparingly: at most
+//! [`CHECKS_AT_ONCE`] checks run at a time, and each source (the client's IP address) has a
+//! budget of checks that refills with time ([`SOURCE_BURST`], one more every
+//! [`SOURCE_REFILL`]); a check that finds the right account gives its unit back. Past the
+//! budget, or when the checks are busy for long, the answer is `429 Too Many Requests` with
+//! `Retry-After`, and no Argon2 work is done.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use warehouse::accounts::{Account, Accounts, Role};
+use warehouse::audit::AuditEvent;
+
+use crate::AuditQueue;
+
+/// Argon2 checks that run at once, server-wide.
+pub const CHECKS_AT_ONCE: usize = 2;
+
+/// Argon2 checks a source may spend at once before it must wait.
+pub const SOURCE_BURST: u32 = 10;
+
+/// The time in which a source earns one more check.
+pub const SOURCE_REFILL: Duration = Duration::from_secs(2);
+
+/// How long a check waits for its turn before the answer is "busy, retry".
+const CHECK_WAIT: Duration = Duration::from_secs(5);
+
+/// Sources whose budgets are remembered; past it, full budgets are forgotten.
+const SOURCES_KEPT: usize = 10_000;
+
+tokio::task_local! {
+    /// The address a request came from, for the budgets of sign-in checks.
+    static SOURCE: IpAddr;
+}
+
+/// Runs `work` (a request's handling) as coming from `source`.
+pub async fn from_source<F: Future>(source: IpAddr, work: F) -> F::Output {
+    SOURCE.scope(source, work).await
+}
+
+fn current_source() -> IpAddr {
+    SOURCE
+        .try_with(|source| *source)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// Why a credential could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Too many checks from this source, or the checks are busy: try again after the delay.
+    #[error("too many sign-in attempts: try again in {} s", .0.as_secs().max(1))]
+    TooMany(Duration),
+    /// The accounts could not be read.
+    #[error(transparent)]
+    Warehouse(#[from] warehouse::Error),
+}
+
+/// A source's budget of checks.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    checks: f64,
+    at: Instant,
+    /// Checks refused since the last audit event about them, and when that was.
+    refused: u64,
+    reported: Option<Instant>,
+}
+
+impl Budget {
+    fn full(now: Instant) -> Self {
+        Self {
+            checks: f64::from(SOURCE_BURST),
+            at: now,
+            refused: 0,
+            reported: None,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let earned = now.duration_since(self.at).as_secs_f64() / SOURCE_REFILL.as_secs_f64();
+        self.checks = (self.checks + earned).min(f64::from(SOURCE_BURST));
+        self.at = now;
+    }
+}
+
+/// The sign-in checks' budgets and turns.
+#[derive(Debug)]
+struct Limiter {
+    budgets: std::sync::Mutex<HashMap<IpAddr, Budget>>,
+    turns: Arc<Semaphore>,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self {
+            budgets: std::sync::Mutex::default(),
+            turns: Arc::new(Semaphore::new(CHECKS_AT_ONCE)),
+        }
+    }
+}
+
+impl Limiter {
+    /// Takes one check from the source's budget; when there is none, the wait until there is
+    /// one, and — once a minute per source — the audit event counting the refusals.
+    fn take(&self, source: IpAddr) -> Result<(), (Duration, Option<AuditEvent>)> {
+        let now = Instant::now();
+        let mut budgets = self.budgets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if budgets.len() >= SOURCES_KEPT {
+            budgets.retain(|_, budget| {
+                budget.refill(now);
+                budget.checks < f64::from(SOURCE_BURST)
+            });
+        }
+        let budget = budgets.entry(source).or_insert_with(|| Budget::full(now));
+        budget.refill(now);
+        if budget.checks >= 1.0 {
+            budget.checks -= 1.0;
+            return Ok(());
+        }
+        budget.refused += 1;
+        let wait = SOURCE_REFILL.mul_f64(1.0 - budget.checks);
+        let report = budget
+            .reported
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60));
+        let event = report.then(|| {
+            let mut event = AuditEvent::now("sign_in", "too_many");
+            event.detail = Some(format!(
+                "{} sign-in attempts from {source} refused: more than {SOURCE_BURST} checks, one more every {} s",
+                budget.refused,
+                SOURCE_REFILL.as_secs()
+            ));
+            budget.refused = 0;
+            budget.reported = Some(now);
+            event
+        });
+        Err((wait, event))
+    }
+
+    /// Gives back the check a right credential used.
+    fn give_back(&self, source: IpAddr) {
+        let mut budgets = self.budgets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(budget) = budgets.get_mut(&source) {
+            budget.checks = (budget.checks + 1.0).min(f64::from(SOURCE_BURST));
+        }
+    }
+}
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "khoso_session";
@@ -48,6 +191,8 @@ pub struct Auth {
     accounts: Accounts,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
     verified: Arc<Mutex<VerifiedTokens>>,
+    limiter: Arc<Limiter>,
+    audit: AuditQueue,
 }
 
 /// Tokens already checked, by SHA-256, valid while the accounts file is unchanged.
@@ -65,17 +210,20 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl Auth {
-    /// Sign-in over these accounts.
-    pub fn new(accounts: Accounts) -> Self {
+    /// Sign-in over these accounts; refusals for too many attempts go to `audit`.
+    pub fn new(accounts: Accounts, audit: AuditQueue) -> Self {
         Self {
             accounts,
             sessions: Arc::default(),
             verified: Arc::default(),
+            limiter: Arc::default(),
+            audit,
         }
     }
 
-    /// The active account of a token.
-    pub async fn verify(&self, token: &str) -> warehouse::Result<Option<Account>> {
+    /// The active account of a token. A token not checked before costs one Argon2 check, within
+    /// the request's source's budget and the server's turns.
+    pub async fn verify(&self, token: &str) -> Result<Option<Account>, AuthError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let modified = self.accounts.modified();
         {
@@ -90,11 +238,28 @@ impl Auth {
                 return Ok(Some(account.clone()));
             }
         }
+        let source = current_source();
+        if let Err((wait, event)) = self.limiter.take(source) {
+            if let Some(event) = event {
+                self.audit.record(event);
+            }
+            return Err(AuthError::TooMany(wait));
+        }
+        let turn = tokio::time::timeout(CHECK_WAIT, Arc::clone(&self.limiter.turns).acquire_owned())
+            .await
+            .map_err(|_| AuthError::TooMany(CHECK_WAIT))?
+            .map_err(|e| warehouse::Error::Internal(e.to_string()))?;
         let accounts = self.accounts.clone();
         let token = token.to_string();
-        let account = tokio::task::spawn_blocking(move || accounts.verify(&token))
-            .await
-            .map_err(|e| warehouse::Error::Internal(e.to_string()))??;
+        let account = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            accounts.verify(&token)
+        })
+        .await
+        .map_err(|e| warehouse::Error::Internal(e.to_string()))??;
+        if account.is_some() {
+            self.limiter.give_back(source);
+        }
         if let Some(account) = &account {
             let mut verified = self.verified.lock().await;
             if verified.accounts_modified == modified {
@@ -102,6 +267,15 @@ impl Auth {
             }
         }
         Ok(account)
+    }
+
+    /// Whether the account with this id is still active (not revoked).
+    pub fn is_active(&self, account_id: &str) -> warehouse::Result<bool> {
+        Ok(self
+            .accounts
+            .list()?
+            .iter()
+            .any(|a| a.id == account_id && a.is_active()))
     }
 
     /// Opens a web session for an account; returns its id (the cookie's value).
@@ -128,7 +302,7 @@ impl Auth {
 
     /// Who sent a request: a bearer token first, else the session cookie. An unknown or
     /// revoked credential is nobody.
-    pub async fn caller(&self, headers: &HeaderMap) -> warehouse::Result<Option<Caller>> {
+    pub async fn caller(&self, headers: &HeaderMap) -> Result<Option<Caller>, AuthError> {
         if let Some(token) = bearer(headers) {
             return Ok(self.verify(token).await?.map(|account| Caller { account, csrf: None }));
         }

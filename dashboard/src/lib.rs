@@ -49,6 +49,9 @@ pub struct Settings {
     pub require_approval: bool,
     /// Bounds on each SQL query.
     pub query_limits: warehouse::guard::QueryLimits,
+    /// The server is behind a reverse proxy: a request's source is the last address of its
+    /// `X-Forwarded-For`, and `X-Forwarded-Proto: https` makes cookies `Secure`.
+    pub behind_proxy: bool,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             max_upload_bytes: 50 * 1024 * 1024,
             require_approval: false,
             query_limits: warehouse::guard::QueryLimits::default(),
+            behind_proxy: false,
         }
     }
 }
@@ -90,11 +94,12 @@ impl AppState {
         std::fs::remove_dir_all(warehouse.root().join("uploads")).ok();
         let accounts = warehouse::accounts::Accounts::new(warehouse.root());
         let warehouse = Arc::new(warehouse);
+        let audit = AuditQueue::new(Arc::clone(&warehouse));
         Self {
-            audit: AuditQueue::new(Arc::clone(&warehouse)),
+            auth: auth::Auth::new(accounts, audit.clone()),
+            audit,
             warehouse,
             settings,
-            auth: auth::Auth::new(accounts),
             figures: Arc::default(),
             query_slots: routes::QuerySlots::default(),
             uploads: Arc::default(),
@@ -136,7 +141,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let server = async move {
-        axum::serve(listener, app(state))
+        axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown_signal())
             .await
     };

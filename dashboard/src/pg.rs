@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Declare, Expr, ObjectName, Set, Statement};
+use datafusion::sql::sqlparser::ast::{Declare, Statement};
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
@@ -46,12 +46,15 @@ use futures::{Sink, SinkExt, Stream};
 use tokio::sync::{Mutex, OwnedSemaphorePermit};
 use warehouse::accounts::Role;
 use warehouse::audit::AuditEvent;
-use warehouse::guard::QueryLimits;
+use warehouse::guard::{Channel, QueryLimits};
 
 use crate::{AppState, AuditQueue};
 
 /// The connection's metadata key holding the signed-in account's role.
 const ROLE: &str = "khoso.role";
+
+/// The connection's metadata key holding the signed-in account's id.
+const ACCOUNT_ID: &str = "khoso.account";
 
 /// An error a SQL client shows: SQLSTATE `code` and a message.
 fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
@@ -91,12 +94,13 @@ impl StartupHandler for TokenStartup {
                     .user()
                     .unwrap_or_default()
                     .to_string();
-                let account = self
-                    .state
-                    .auth
-                    .verify(&password.password)
+                let source = client.socket_addr().ip();
+                let account = crate::auth::from_source(source, self.state.auth.verify(&password.password))
                     .await
-                    .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+                    .map_err(|e| match e {
+                        crate::auth::AuthError::TooMany(_) => user_error("53300", e.to_string()),
+                        other => PgWireError::ApiError(Box::new(other)),
+                    })?;
                 match account {
                     Some(account) if account.name == user && account.role != Role::Province => {
                         let mut event = AuditEvent::now("sign_in", "ok");
@@ -104,9 +108,9 @@ impl StartupHandler for TokenStartup {
                         event.role = Some(account.role.as_str().to_string());
                         event.detail = Some("a PostgreSQL client".into());
                         self.state.audit.record(event);
-                        client
-                            .metadata_mut()
-                            .insert(ROLE.to_string(), account.role.as_str().to_string());
+                        let metadata = client.metadata_mut();
+                        metadata.insert(ROLE.to_string(), account.role.as_str().to_string());
+                        metadata.insert(ACCOUNT_ID.to_string(), account.id.clone());
                         finish_authentication(client, &self.parameters).await?;
                     }
                     refused => {
@@ -137,73 +141,33 @@ struct ReadOnly {
     tag: Mutex<String>,
 }
 
-fn is_utc(value: &Expr) -> bool {
-    let value = value.to_string();
-    let value = value.trim_matches(['\'', '"']);
-    value.eq_ignore_ascii_case("utc") || value.eq_ignore_ascii_case("etc/utc")
-}
-
-fn refused(statement: &Statement) -> PgWireResult<Response> {
-    let first: String = statement
-        .to_string()
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ");
-    Err(user_error(
-        "25006",
-        format!("khoso SQL is read-only: {first} is not allowed (use SELECT, WITH, EXPLAIN, SHOW or DESCRIBE)"),
-    ))
+/// The one read-only rule of every SQL path ([`warehouse::guard::check_statement`]), for a
+/// client's statement: refused with SQLSTATE 25006.
+fn check(statement: &Statement) -> PgWireResult<()> {
+    warehouse::guard::check_statement(statement, Channel::Wire).map_err(|e| user_error("25006", e.to_string()))
 }
 
 impl ReadOnly {
-    /// Whether a statement may run: reading statements, and the session statements
-    /// (SET, SHOW, transactions, cursors) the other hooks answer.
-    fn allowed(statement: &Statement) -> bool {
-        match statement {
-            // EXPLAIN ANALYZE runs its statement: it must itself be a query.
-            Statement::Explain { statement, analyze, .. } => {
-                return !analyze || matches!(statement.as_ref(), Statement::Query(_));
-            }
-            Statement::Set(set) => return Self::allowed_set(set),
-            _ => {}
-        }
-        matches!(
-            statement,
-            Statement::Query(_)
-                | Statement::ExplainTable { .. }
-                | Statement::ShowTables { .. }
-                | Statement::ShowColumns { .. }
-                | Statement::ShowVariable { .. }
-                | Statement::ShowVariables { .. }
-                | Statement::StartTransaction { .. }
-                | Statement::Commit { .. }
-                | Statement::Rollback { .. }
-                | Statement::Declare { .. }
-                | Statement::Fetch { .. }
-                | Statement::Close { .. }
-                | Statement::Discard { .. }
-                | Statement::Deallocate { .. }
-        )
-    }
-
-    /// Whether a SET may run: a client's session parameters (`statement_timeout`, `DateStyle`,
-    /// `application_name`, …) may; the engine's options (`datafusion.*`, which would loosen the
-    /// limits) and a time zone other than UTC may not, as every client shares them.
-    fn allowed_set(set: &Set) -> bool {
-        let shared = |name: &ObjectName, value: Option<&Expr>| {
-            let name = name.to_string().to_lowercase();
-            name.starts_with("datafusion.") || (name == "timezone" && !value.is_some_and(is_utc))
-        };
-        match set {
-            Set::SingleAssignment { variable, values, .. } => !shared(variable, values.first()),
-            Set::ParenthesizedAssignments { variables, .. } => !variables.iter().any(|name| shared(name, None)),
-            Set::MultipleAssignments { assignments } => !assignments
-                .iter()
-                .any(|assignment| shared(&assignment.name, Some(&assignment.value))),
-            Set::SetTimeZone { value, .. } => is_utc(value),
-            _ => true,
-        }
+    /// An `EXPLAIN`'s plan, with the server's paths hidden ([`warehouse::Warehouse::hide_paths`]).
+    async fn explain(&self, statement: &Statement, ctx: &SessionContext) -> PgWireResult<Response> {
+        let engine = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
+        let warehouse = &self.state.warehouse;
+        let batches = ctx
+            .sql(&statement.to_string())
+            .await
+            .map_err(engine)?
+            .collect()
+            .await
+            .map_err(engine)?;
+        let hidden = batches
+            .iter()
+            .map(|batch| warehouse.hide_paths_in(batch))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let frame = ctx.read_batches(hidden).map_err(engine)?;
+        Ok(Response::Query(
+            encode_dataframe(frame, &Format::UnifiedText, None).await?,
+        ))
     }
 
     /// Re-registers the tables and views when the warehouse changed since the last query.
@@ -227,10 +191,16 @@ impl QueryHook for ReadOnly {
         session_context: &SessionContext,
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        if !Self::allowed(statement) {
-            return Some(refused(statement));
+        if let Err(refused) = check(statement) {
+            return Some(Err(refused));
         }
-        self.refresh(session_context).await.err().map(Err)
+        if let Err(e) = self.refresh(session_context).await {
+            return Some(Err(e));
+        }
+        match statement {
+            Statement::Explain { .. } => Some(self.explain(statement, session_context).await),
+            _ => None,
+        }
     }
 
     async fn handle_extended_parse_query(
@@ -239,8 +209,8 @@ impl QueryHook for ReadOnly {
         session_context: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        if !Self::allowed(statement) {
-            return Some(refused(statement).map(|_| LogicalPlan::default()));
+        if let Err(refused) = check(statement) {
+            return Some(Err(refused));
         }
         self.refresh(session_context).await.err().map(Err)
     }
@@ -255,6 +225,7 @@ impl QueryHook for ReadOnly {
     ) -> Option<PgWireResult<Response>> {
         match statement {
             Statement::Declare { stmts } => Some(declare_with_parameters(stmts, params, session_context, client).await),
+            Statement::Explain { .. } => Some(self.explain(statement, session_context).await),
             _ => None,
         }
     }
@@ -321,6 +292,7 @@ impl WireQuery {
             "53400" => "too_many",
             "54000" => "too_large",
             "57014" => "timed_out",
+            "28000" => "unauthorized",
             _ => "failed",
         };
         self.record(Err((outcome, &message)));
@@ -423,7 +395,10 @@ impl Drop for Watched {
 
 /// Refuses a query text over the size limit before it is parsed.
 fn check_text(limits: &QueryLimits, sql: &str) -> PgWireResult<()> {
-    limits.check_text(sql).map_err(|e| user_error("54000", e.to_string()))
+    limits
+        .check_text(sql)
+        .map(|_| ())
+        .map_err(|e| user_error("54000", e.to_string()))
 }
 
 /// The datafusion-postgres service behind the guard rails: the text's size, the account's
@@ -443,6 +418,21 @@ impl Guarded {
         sql: &str,
     ) -> PgWireResult<(Arc<WireQuery>, Arc<OwnedSemaphorePermit>)> {
         let query = WireQuery::new(client, sql, &self.state.audit);
+        let account_id = client.metadata().get(ACCOUNT_ID).cloned().unwrap_or_default();
+        let active = self
+            .state
+            .auth
+            .is_active(&account_id)
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        if !active {
+            // FATAL: the server closes the connection after saying why.
+            let closed = ErrorInfo::new(
+                "FATAL".to_string(),
+                "28000".to_string(),
+                "the account was revoked: this connection is closed".to_string(),
+            );
+            return Err(query.refuse(PgWireError::UserError(Box::new(closed))));
+        }
         check_text(&self.state.settings.query_limits, sql).map_err(|e| query.refuse(e))?;
         let slot = self
             .state
@@ -660,7 +650,8 @@ pub async fn serve_pg(address: &str, state: AppState) -> std::io::Result<(Socket
                 continue;
             };
             let handlers = Arc::clone(&handlers);
-            tokio::spawn(async move {
+            // Every statement of a connection is query work: it runs on the query runtime.
+            warehouse::engine::handle().spawn(async move {
                 datafusion_postgres::pgwire::tokio::process_socket(socket, None, handlers)
                     .await
                     .ok();

@@ -48,6 +48,9 @@ pub enum Rule {
     ArgumentMismatch,
     /// The file holds more than one (province, school year).
     OneSlice,
+    /// The file's shape is past a bound (columns, cell length, a workbook's unpacked size or
+    /// area), found before its cells are read.
+    Bounds,
 }
 
 impl Rule {
@@ -75,6 +78,7 @@ impl Rule {
             Rule::UniqueKey => "unique_key",
             Rule::ArgumentMismatch => "argument_mismatch",
             Rule::OneSlice => "one_slice",
+            Rule::Bounds => "bounds",
         }
     }
 }
@@ -129,6 +133,18 @@ impl Problem {
             rule,
             message_vi: vi,
             message_en: en,
+        }
+    }
+
+    /// A file past one of the reader's bounds, at a row when it is known.
+    pub fn bounds(row: Option<usize>, message_vi: String, message_en: String) -> Self {
+        Self {
+            row,
+            column: None,
+            value: None,
+            rule: Rule::Bounds,
+            message_vi,
+            message_en,
         }
     }
 

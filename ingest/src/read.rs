@@ -9,6 +9,22 @@ use polars::prelude::*;
 
 use crate::problem::{Problem, Rule};
 
+/// Columns a file may have (a report's template has about 25).
+pub const MAX_COLUMNS: usize = 256;
+
+/// The longest cell of a CSV file, in bytes (a report's cells are names, codes and numbers).
+pub const MAX_CELL_BYTES: usize = 4096;
+
+/// The longest header line of a CSV file, in bytes.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The most an `.xlsx` file may unpack to (all its parts together).
+pub const MAX_WORKBOOK_UNPACKED_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The most cells a worksheet's used area may span (rows × columns, from its first cell to its
+/// last): a school report of 50,000 rows and 30 columns is 1.5 million.
+pub const MAX_SHEET_CELLS: u64 = 5_000_000;
+
 /// A sheet of text cells: the header row as the user typed it, and the data rows below it.
 #[derive(Debug)]
 pub struct RawSheet {
@@ -75,9 +91,9 @@ fn read_csv(path: &Path, head: &[u8]) -> Result<RawSheet, Problem> {
     let unreadable = |e: std::io::Error| Problem::file(Rule::Unreadable, e.to_string());
     match encoding {
         Encoding::Utf8 => {
-            check_utf8(path)?;
-            let sample = first_line(&mut File::open(path).map_err(unreadable)?).map_err(unreadable)?;
+            let sample = first_line(&mut File::open(path).map_err(unreadable)?)?;
             let separator = detect_separator(&sample).ok_or_else(empty_file)?;
+            check_utf8(path, separator)?;
             // polars maps the file; it is never read into memory as a whole.
             let file = File::open(path).map_err(unreadable)?;
             parse_csv(file, separator)
@@ -99,7 +115,12 @@ fn read_csv(path: &Path, head: &[u8]) -> Result<RawSheet, Problem> {
             }
             let text = text.into_owned();
             drop(bytes);
-            let separator = detect_separator(text.lines().next().unwrap_or("")).ok_or_else(empty_file)?;
+            let header = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            if header.len() > MAX_HEADER_BYTES {
+                return Err(header_too_long());
+            }
+            let separator = detect_separator(header).ok_or_else(empty_file)?;
+            ShapeScan::new(separator).feed(text.as_bytes())?;
             parse_csv(Cursor::new(text.into_bytes()), separator)
         }
     }
@@ -110,10 +131,11 @@ fn empty_file() -> Problem {
 }
 
 /// Streams the file through a UTF-8 check, so a legacy-encoded file (Windows-1258, TCVN3) is
-/// reported as such instead of as garbled cells.
-fn check_utf8(path: &Path) -> Result<(), Problem> {
+/// reported as such instead of as garbled cells, and through the [`ShapeScan`] of its rows.
+fn check_utf8(path: &Path, separator: u8) -> Result<(), Problem> {
     let mut file = File::open(path).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
     let mut buf = vec![0u8; 64 * 1024];
+    let mut scan = ShapeScan::new(separator);
     let mut carried = 0;
     let mut offset = 0usize;
     loop {
@@ -122,10 +144,14 @@ fn check_utf8(path: &Path) -> Result<(), Problem> {
             .map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
         let filled = carried + n;
         match std::str::from_utf8(&buf[..filled]) {
-            Ok(_) => carried = 0,
+            Ok(_) => {
+                scan.feed(&buf[..filled])?;
+                carried = 0;
+            }
             Err(e) if e.error_len().is_none() && n > 0 => {
                 // A character cut at the end of the buffer: carry its bytes over.
                 let valid = e.valid_up_to();
+                scan.feed(&buf[..valid])?;
                 buf.copy_within(valid..filled, 0);
                 offset += valid;
                 carried = filled - valid;
@@ -145,16 +171,111 @@ fn check_utf8(path: &Path) -> Result<(), Problem> {
     }
 }
 
-fn first_line(file: &mut File) -> std::io::Result<String> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = read_up_to(file, &mut buf)?;
+/// The shape of a CSV file's rows, measured byte by byte before it is parsed: no row wider
+/// than [`MAX_COLUMNS`], no cell longer than [`MAX_CELL_BYTES`]. A separator or a line break
+/// inside quotes is part of the cell.
+struct ShapeScan {
+    separator: u8,
+    quoted: bool,
+    row: usize,
+    columns: usize,
+    cell_bytes: usize,
+}
+
+impl ShapeScan {
+    fn new(separator: u8) -> Self {
+        Self {
+            separator,
+            quoted: false,
+            row: 1,
+            columns: 1,
+            cell_bytes: 0,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), Problem> {
+        for &byte in bytes {
+            match byte {
+                b'"' => self.quoted = !self.quoted,
+                b'\n' if !self.quoted => {
+                    self.row += 1;
+                    self.columns = 1;
+                    self.cell_bytes = 0;
+                    continue;
+                }
+                _ if byte == self.separator && !self.quoted => {
+                    self.columns += 1;
+                    self.cell_bytes = 0;
+                    if self.columns > MAX_COLUMNS {
+                        return Err(too_many_columns(self.row, self.columns));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            self.cell_bytes += 1;
+            if self.cell_bytes > MAX_CELL_BYTES {
+                return Err(Problem::bounds(
+                    Some(self.row),
+                    format!(
+                        "Dòng {} có một ô dài hơn {MAX_CELL_BYTES} byte; ô của báo cáo là tên, mã hoặc số. Hãy kiểm \
+                         tra tệp (có thể thiếu dấu ngoặc kép đóng \").",
+                        self.row
+                    ),
+                    format!(
+                        "Row {} has a cell longer than {MAX_CELL_BYTES} bytes; a report's cells are names, codes \
+                         and numbers. Check the file (a closing quote \" may be missing).",
+                        self.row
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn too_many_columns(row: usize, columns: usize) -> Problem {
+    Problem::bounds(
+        Some(row),
+        format!(
+            "Dòng {row} có {columns} cột trở lên; tối đa {MAX_COLUMNS} cột. Hãy dùng mẫu của báo cáo (khoảng 25 \
+             cột) và xoá các cột thừa."
+        ),
+        format!(
+            "Row {row} has {columns} or more columns; at most {MAX_COLUMNS}. Use the report's template (about 25 \
+             columns) and delete the extra columns."
+        ),
+    )
+}
+
+/// The first non-blank line, read from at most [`MAX_HEADER_BYTES`] (and a little room for
+/// blank lines above it); refused when it does not end there.
+fn first_line(file: &mut File) -> Result<String, Problem> {
+    let mut buf = vec![0u8; MAX_HEADER_BYTES + 1024];
+    let n = read_up_to(file, &mut buf).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
     let text = String::from_utf8_lossy(&buf[..n]);
-    Ok(text
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .to_string())
+    let text = text.trim_start_matches('\u{feff}');
+    let ended = text.contains('\n') || n < buf.len();
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if !ended || line.len() > MAX_HEADER_BYTES {
+        return Err(header_too_long());
+    }
+    Ok(line.to_string())
+}
+
+fn header_too_long() -> Problem {
+    Problem::bounds(
+        Some(1),
+        format!(
+            "Dòng tiêu đề dài hơn {} KB: tệp không phải một báo cáo theo mẫu. Hãy dùng mẫu của báo cáo.",
+            MAX_HEADER_BYTES / 1024
+        ),
+        format!(
+            "The header row is longer than {} KB: the file is not a report in the template's shape. Start from \
+             the report's template.",
+            MAX_HEADER_BYTES / 1024
+        ),
+    )
 }
 
 /// The separator of a header line: whichever of `,` `;` tab occurs most outside quotes.
@@ -223,10 +344,58 @@ fn split_header(frame: DataFrame, header_row: usize) -> Result<RawSheet, Problem
     })
 }
 
-fn read_workbook(path: &Path, options: &ReadOptions) -> Result<RawSheet, Problem> {
-    use calamine::{Data, Reader, open_workbook_auto};
+/// Checks what an `.xlsx` file unpacks to, part by part, by unpacking it into nothing: the
+/// sizes its directory declares may lie, so they are counted as the bytes come out, and the
+/// file is refused as soon as the sum passes [`MAX_WORKBOOK_UNPACKED_BYTES`].
+fn check_unpacked_size(path: &Path) -> Result<(), Problem> {
+    let unreadable = |e: &dyn std::fmt::Display| Problem::file(Rule::Unreadable, e.to_string());
+    let file = File::open(path).map_err(|e| unreadable(&e))?;
+    let mut archive = ::zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| unreadable(&e))?;
+    let mut total = 0u64;
+    for index in 0..archive.len() {
+        let entry = archive.by_index(index).map_err(|e| unreadable(&e))?;
+        let room = MAX_WORKBOOK_UNPACKED_BYTES - total;
+        total += std::io::copy(&mut entry.take(room + 1), &mut std::io::sink()).map_err(|e| unreadable(&e))?;
+        if total > MAX_WORKBOOK_UNPACKED_BYTES {
+            let mb = MAX_WORKBOOK_UNPACKED_BYTES / (1024 * 1024);
+            return Err(Problem::bounds(
+                None,
+                format!(
+                    "Tệp Excel khi giải nén lớn hơn {mb} MB, quá lớn so với một báo cáo. Hãy lưu lại chỉ trang số \
+                     liệu, hoặc gửi dạng CSV."
+                ),
+                format!(
+                    "The workbook unpacks to more than {mb} MB, out of proportion for a report. Save only the data \
+                     sheet again, or send CSV."
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
-    let mut workbook = open_workbook_auto(path).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
+/// A worksheet's area past [`MAX_COLUMNS`] or [`MAX_SHEET_CELLS`]: `rows` × `columns` from its
+/// first cell to its last.
+fn sheet_too_large(rows: u64, columns: u64) -> Problem {
+    Problem::bounds(
+        None,
+        format!(
+            "Trang tính trải trên {rows} dòng × {columns} cột; tối đa {MAX_COLUMNS} cột và {MAX_SHEET_CELLS} ô. \
+             Hãy xoá các ô ở xa vùng số liệu (Ctrl+End cho biết ô cuối cùng) rồi lưu lại."
+        ),
+        format!(
+            "The worksheet spans {rows} rows × {columns} columns; at most {MAX_COLUMNS} columns and \
+             {MAX_SHEET_CELLS} cells. Delete the cells far from the data (Ctrl+End shows the last one) and save again."
+        ),
+    )
+}
+
+fn read_workbook(path: &Path, options: &ReadOptions) -> Result<RawSheet, Problem> {
+    use calamine::{DataRef, Reader, Xlsx, open_workbook};
+
+    check_unpacked_size(path)?;
+    let unreadable = |e: calamine::XlsxError| Problem::file(Rule::Unreadable, e.to_string());
+    let mut workbook: Xlsx<_> = open_workbook(path).map_err(unreadable)?;
     let names = workbook.sheet_names();
     let sheet = match &options.sheet {
         Some(wanted) => names
@@ -236,28 +405,52 @@ fn read_workbook(path: &Path, options: &ReadOptions) -> Result<RawSheet, Problem
             .ok_or_else(|| Problem::file(Rule::MissingSheet, format!("{wanted:?}; the workbook has {names:?}")))?,
         None => names.first().cloned().ok_or_else(empty_file)?,
     };
-    let range = workbook
-        .worksheet_range(&sheet)
-        .map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
-    let (height, width) = range.get_size();
-    let mut columns: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(height); width];
-    for row in range.rows() {
-        for (cell, column) in row.iter().zip(columns.iter_mut()) {
-            let text = match cell {
-                Data::Empty => None,
-                Data::String(s) => Some(s.clone()),
-                Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => Some(format!("{}", *f as i64)),
-                Data::Float(f) => Some(f.to_string()),
-                Data::Int(i) => Some(i.to_string()),
-                Data::Bool(b) => Some(if *b { "TRUE" } else { "FALSE" }.to_string()),
-                Data::Error(e) => Some(format!("#{e:?}")),
-                other => Some(other.to_string()),
-            };
-            column.push(text);
-        }
+    let mut cells = workbook.worksheet_cells_reader(&sheet).map_err(unreadable)?;
+    // What the sheet says of itself first; then every cell as it comes, since the declaration
+    // may be missing or wrong.
+    let declared = cells.dimensions();
+    let (declared_rows, declared_columns) = (
+        u64::from(declared.end.0.saturating_sub(declared.start.0)) + 1,
+        u64::from(declared.end.1.saturating_sub(declared.start.1)) + 1,
+    );
+    if declared_columns > MAX_COLUMNS as u64 || declared_rows * declared_columns > MAX_SHEET_CELLS {
+        return Err(sheet_too_large(declared_rows, declared_columns));
     }
-    // The sheet's leading empty rows are not part of the range: keep Excel's row numbers.
-    let header_row = range.start().map_or(1, |(row, _)| row as usize + 1);
+    let mut found: Vec<((u32, u32), String)> = Vec::new();
+    let (mut first, mut last) = ((u32::MAX, u32::MAX), (0u32, 0u32));
+    while let Some(cell) = cells.next_cell().map_err(unreadable)? {
+        let (row, column) = cell.get_position();
+        let text = match cell.get_value() {
+            DataRef::Empty => continue,
+            DataRef::String(s) => s.clone(),
+            DataRef::SharedString(s) => s.to_string(),
+            DataRef::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+            DataRef::Float(f) => f.to_string(),
+            DataRef::Int(i) => i.to_string(),
+            DataRef::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+            DataRef::Error(e) => format!("#{e:?}"),
+            DataRef::DateTime(d) => d.to_string(),
+            DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.clone(),
+        };
+        first = (first.0.min(row), first.1.min(column));
+        last = (last.0.max(row), last.1.max(column));
+        let (rows, columns) = (u64::from(last.0 - first.0) + 1, u64::from(last.1 - first.1) + 1);
+        if columns > MAX_COLUMNS as u64 || rows * columns > MAX_SHEET_CELLS {
+            return Err(sheet_too_large(rows, columns));
+        }
+        found.push(((row, column), text));
+    }
+    if found.is_empty() {
+        return Err(empty_file());
+    }
+    let height = (last.0 - first.0) as usize + 1;
+    let width = (last.1 - first.1) as usize + 1;
+    let mut columns: Vec<Vec<Option<String>>> = vec![vec![None; height]; width];
+    for ((row, column), text) in found {
+        columns[(column - first.1) as usize][(row - first.0) as usize] = Some(text);
+    }
+    // The sheet's leading empty rows are not part of the area: keep Excel's row numbers.
+    let header_row = first.0 as usize + 1;
     let series: Vec<Column> = columns
         .into_iter()
         .enumerate()

@@ -8,6 +8,7 @@ mod generated;
 mod kpi;
 mod metrics;
 mod portal;
+mod robustness;
 mod serve;
 mod sql;
 mod wire;

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use crate::{corpus, khoso, run, stderr, stdout};
 
@@ -64,6 +64,68 @@ impl Server {
 }
 
 impl Server {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running (it neither exited nor crashed).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The most memory the process has held so far (`VmHWM`), in MB.
+    pub fn peak_memory_mb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    }
+
+    /// CPU time the process has used (user and system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime and stime are the
+        // 12th and 13th, in clock ticks of 1/100 s.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<f64> = after.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        fields.get(10..12).map_or(0.0, |t| (t[0] + t[1]) / 100.0)
+    }
+
+    /// Asserts that the same process is running and answers `/healthz` and `/` within a
+    /// second each.
+    pub fn assert_answers(&mut self, after: &str) {
+        assert!(self.running(), "the server process stopped after {after}");
+        for path in ["/healthz", "/"] {
+            let asked = std::time::Instant::now();
+            let (head, _) = self.get_with(path, &[]);
+            assert_eq!(status(&head), 200, "{path} after {after}: {head}");
+            assert!(
+                asked.elapsed() < std::time::Duration::from_secs(1),
+                "{path} took {:?} after {after}",
+                asked.elapsed()
+            );
+        }
+    }
+
+    /// Stops the server with SIGTERM and returns how long it took to exit.
+    pub fn terminate(&mut self) -> std::time::Duration {
+        let asked = std::time::Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        while asked.elapsed() < std::time::Duration::from_secs(30) {
+            if !self.running() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        asked.elapsed()
+    }
+
     /// Kills the server at once (SIGKILL), whatever it is doing.
     pub fn kill(&mut self) {
         self.child.kill().ok();
@@ -200,29 +262,78 @@ fn api_cli_and_pages_show_the_same_numbers() {
     }
 }
 
-/// Queries that would run for ever or fill the memory, each with what its error may say on a
-/// server started with `--query-timeout-s 3 --query-memory-mb 64`: a cross join of the biggest
-/// table sorted, a bigger one streamed, a huge `generate_series`, a recursive CTE without end.
-const HOSTILE_QUERIES: [(&str, [&str; 2]); 4] = [
-    (
-        "SELECT a.*, b.*, c.school_id FROM school_reports a CROSS JOIN school_reports b \
-         CROSS JOIN school_reports c ORDER BY 1",
-        ["more than 64 mb of memory", "longer than 3 s"],
-    ),
-    (
-        "SELECT a.*, b.school_id, c.school_id FROM school_reports a CROSS JOIN school_reports b \
-         CROSS JOIN school_reports c CROSS JOIN school_reports d",
-        ["longer than 3 s", "more than 64 mb of memory"],
-    ),
-    (
-        "SELECT sum(value) FROM generate_series(1, 100000000000)",
-        ["longer than 3 s", "longer than 3 s"],
-    ),
-    (
-        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
-        ["longer than 3 s", "more than 64 mb of memory"],
-    ),
-];
+/// Queries that would run for ever, fill the memory or overflow the stack, each with what its
+/// error may say on a server started with `--query-timeout-s 3 --query-memory-mb 64`: a cross
+/// join of the biggest table sorted, a bigger one streamed, a sum over a three-way cross join
+/// (an aggregate that never waits on its input), a huge `generate_series`, a recursive CTE
+/// without end, values grown past the cap of one function's result, and expressions too deep or
+/// too long to plan.
+pub fn hostile_queries() -> Vec<(String, [&'static str; 2])> {
+    let flat = format!("SELECT 1{}", "+1".repeat(5_000));
+    let nested = format!("SELECT {}1{}", "(".repeat(2_000), ")".repeat(2_000));
+    let listed = format!(
+        "SELECT count(*) FROM school_reports WHERE school_id IN ({})",
+        (0..20_000).map(|i| format!("'S{i}'")).collect::<Vec<_>>().join(",")
+    );
+    let chained = format!(
+        "WITH c0 AS (SELECT 1 AS x), {} SELECT x FROM c300",
+        (1..=300)
+            .map(|i| format!("c{i} AS (SELECT x FROM c{})", i - 1))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let cases: [(&str, [&'static str; 2]); 13] = [
+        (
+            "SELECT a.*, b.*, c.school_id FROM school_reports a CROSS JOIN school_reports b \
+             CROSS JOIN school_reports c ORDER BY 1",
+            ["more than 64 mb of memory", "longer than 3 s"],
+        ),
+        (
+            "SELECT a.*, b.school_id, c.school_id FROM school_reports a CROSS JOIN school_reports b \
+             CROSS JOIN school_reports c CROSS JOIN school_reports d",
+            ["longer than 3 s", "more than 64 mb of memory"],
+        ),
+        (
+            "SELECT sum(a.students + b.students + c.students + d.students) FROM school_reports a, \
+             school_reports b, school_reports c, school_reports d",
+            ["longer than 3 s", "longer than 3 s"],
+        ),
+        (
+            "SELECT sum(value) FROM generate_series(1, 100000000000)",
+            ["longer than 3 s", "longer than 3 s"],
+        ),
+        (
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+            ["longer than 3 s", "more than 64 mb of memory"],
+        ),
+        (
+            "SELECT length(repeat('x', 2000000000))",
+            ["the limit is 32 mb", "the limit is 32 mb"],
+        ),
+        (
+            "SELECT length(lpad(school_name, 100000000)) FROM school_reports",
+            ["the limit is 32 mb", "the limit is 32 mb"],
+        ),
+        (
+            "SELECT length(replace(repeat('a', 1000000), 'a', repeat('b', 1000)))",
+            ["the limit is 32 mb", "the limit is 32 mb"],
+        ),
+        (
+            "SELECT cardinality(range(1, 10000000000))",
+            ["the limit is 32 mb", "the limit is 32 mb"],
+        ),
+        (
+            "WITH a AS (SELECT repeat('x', 20000000) AS s) SELECT length(s || s || s) FROM a",
+            ["the limit is 32 mb", "the limit is 32 mb"],
+        ),
+        (flat.as_str(), ["too complex", "operators"]),
+        (nested.as_str(), ["too complex", "nested parentheses"]),
+        (listed.as_str(), ["too complex", "list items"]),
+    ];
+    let mut queries: Vec<(String, [&'static str; 2])> = cases.iter().map(|(q, e)| (q.to_string(), *e)).collect();
+    queries.push((chained, ["too complex", "select, join"]));
+    queries
+}
 
 /// Sends each hostile query with `send` (which gives the error the client got, or `None` when
 /// the query did not fail) and checks that it ends with a clear error within 20 s while the
@@ -231,32 +342,42 @@ pub fn assert_hostile_queries_fail_cleanly<F>(server: &Server, send: F)
 where
     F: Fn(&str) -> Option<String> + Clone + Send + 'static,
 {
-    for (query, expected) in HOSTILE_QUERIES {
+    for (query, expected) in hostile_queries() {
         let started = std::time::Instant::now();
+        let shown = query.chars().take(120).collect::<String>();
         let running = {
             let send = send.clone();
-            std::thread::spawn(move || send(query))
+            std::thread::spawn(move || send(&query))
         };
         std::thread::sleep(std::time::Duration::from_millis(500));
         let asked = std::time::Instant::now();
         let (head, page) = server.get_with("/", &[]);
-        assert_eq!(status(&head), 200, "the overview during {query}: {head}");
+        assert_eq!(status(&head), 200, "the overview during {shown}: {head}");
         assert!(page.contains("class=\"card\""));
         assert!(
             asked.elapsed() < std::time::Duration::from_secs(2),
-            "the overview took {:?} during {query}",
+            "the overview took {:?} during {shown}",
             asked.elapsed()
         );
         let said = running
             .join()
             .expect("query thread")
-            .unwrap_or_else(|| panic!("{query} did not fail"))
+            .unwrap_or_else(|| panic!("{shown} did not fail"))
             .to_lowercase();
-        assert!(expected.iter().any(|e| said.contains(e)), "{query}: {said}");
+        assert!(expected.iter().any(|e| said.contains(e)), "{shown}: {said}");
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "{query} took {:?}",
+            started.elapsed() < std::time::Duration::from_secs(6),
+            "{shown} took {:?}",
             started.elapsed()
+        );
+        // Stopped, not only answered: the server is idle again within a second.
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let busy = server.cpu_seconds();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let spent = server.cpu_seconds() - busy;
+        assert!(
+            spent < 0.5,
+            "{shown}: the server spent {spent:.2} s of CPU in the second after it failed"
         );
     }
 }

@@ -176,6 +176,12 @@ fn psql_reads_and_cannot_write() {
         "SET datafusion.execution.batch_size = 1",
         "SET TIME ZONE 'Asia/Ho_Chi_Minh'",
         "SET timezone = 'Asia/Ho_Chi_Minh'",
+        "SET \"datafusion.execution.batch_size\" = 1",
+        "SET \"DataFusion\".\"execution\".batch_size = 1",
+        "SET datafusion.runtime.temp_directory = '/tmp'",
+        "SELECT * INTO kept FROM provinces",
+        "WITH p AS (SELECT 1 AS x) SELECT x INTO kept FROM p",
+        "EXPLAIN ANALYZE SELECT * INTO kept FROM provinces",
     ] {
         let refused = psql(&port, "phan-tich", &analyst, statement);
         assert!(!refused.status.success(), "{statement}");
@@ -185,6 +191,23 @@ fn psql_reads_and_cannot_write() {
             stderr(&refused)
         );
     }
+    let kept = psql(&port, "phan-tich", &analyst, "SELECT count(*) FROM kept");
+    assert!(!kept.status.success(), "no table was made by SELECT … INTO");
+    // A plan names no path of the server's.
+    let plan = psql(
+        &port,
+        "phan-tich",
+        &analyst,
+        "EXPLAIN SELECT sum(students) FROM school_reports",
+    );
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let root = std::fs::canonicalize(&data).expect("data");
+    assert!(stdout(&plan).contains("DATA/tables"), "{}", stdout(&plan));
+    assert!(
+        !stdout(&plan).contains(root.to_string_lossy().trim_start_matches('/')),
+        "{}",
+        stdout(&plan)
+    );
     let session = psql_script(
         &port,
         "phan-tich",
@@ -201,6 +224,25 @@ fn psql_reads_and_cannot_write() {
     let refused = psql(&port, "so-gd-ha-noi", &province, "SELECT 1");
     assert!(!refused.status.success(), "a province account does not query");
     assert_eq!(count("still"), after, "the server still answers");
+
+    // A revoked account's open connection is closed at its next statement.
+    let khoso_bin = env!("CARGO_BIN_EXE_khoso");
+    let revoke = format!(
+        "SELECT 1;\n\\! KHOSO_DATA='{}' '{khoso_bin}' users revoke phan-tich >/dev/null\nSELECT 2;\nSELECT 3;\n",
+        data.display()
+    );
+    let revoked = psql_script(&port, "phan-tich", &analyst, &[], revoke.as_bytes());
+    assert!(
+        stderr(&revoked).contains("revoked"),
+        "{} / {}",
+        stdout(&revoked),
+        stderr(&revoked)
+    );
+    assert!(
+        !stdout(&revoked).contains('3'),
+        "no statement ran after the revocation: {}",
+        stdout(&revoked)
+    );
 
     // Sign-ins over the wire are audited, the refused ones too.
     let sign_ins = "SELECT outcome, actor FROM audit_log WHERE action = 'sign_in' \

@@ -2,7 +2,7 @@
 
 use datafusion::execution::context::SQLOptions;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{Expr, ObjectName, Set, Statement};
 
 use crate::{Error, Result};
 
@@ -48,8 +48,9 @@ impl QueryLimits {
         }
     }
 
-    /// Refuses a query text over the size limit.
-    pub fn check_text(&self, sql: &str) -> Result<()> {
+    /// Refuses a query text over the size limit, or of a shape past [`QueryShape`]'s bounds,
+    /// before anything parses it.
+    pub fn check_text(&self, sql: &str) -> Result<QueryShape> {
         if sql.len() > self.max_text_bytes {
             return Err(Error::Sql(format!(
                 "the query is {} KB long; the limit is {} KB",
@@ -57,7 +58,147 @@ impl QueryLimits {
                 self.max_text_bytes / 1024
             )));
         }
-        Ok(())
+        let shape = QueryShape::of(sql)?;
+        shape.check()?;
+        Ok(shape)
+    }
+}
+
+/// The shape of a query's text, measured on its tokens (without parsing, which recurses):
+/// how deep its parentheses nest, how many operators, list items and query blocks it has.
+/// Planning and evaluating recurse on these; bounding them bounds the stack and the work of
+/// planning whatever the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueryShape {
+    /// The deepest nesting of parentheses and brackets.
+    pub depth: usize,
+    /// Operators: arithmetic, comparison, logical (AND, OR, NOT, LIKE, IS, BETWEEN, CASE arms),
+    /// casts.
+    pub operators: usize,
+    /// Commas: items of lists (`IN (…)`, select lists, function arguments).
+    pub list_items: usize,
+    /// Query blocks and joins: SELECT, JOIN, UNION, INTERSECT, EXCEPT.
+    pub blocks: usize,
+    /// Calls of the functions whose result can outgrow their arguments (`repeat`, `lpad`,
+    /// `||`, `range`, …, see [`crate::bounds`]): each call makes at most
+    /// [`crate::bounds::MAX_CALL_BYTES`] a batch, so together they stay within the query's memory.
+    pub growth_calls: usize,
+    /// The statement is an `EXPLAIN` (its answer is a plan).
+    pub explain: bool,
+}
+
+impl QueryShape {
+    /// Nesting of parentheses allowed.
+    pub const MAX_DEPTH: usize = 64;
+    /// Operators allowed in one query.
+    pub const MAX_OPERATORS: usize = 1_000;
+    /// List items allowed in one query (an `IN` list of ten thousand codes passes).
+    pub const MAX_LIST_ITEMS: usize = 10_000;
+    /// Query blocks and joins allowed in one query.
+    pub const MAX_BLOCKS: usize = 256;
+    /// Calls of functions that grow text or arrays allowed in one query.
+    pub const MAX_GROWTH_CALLS: usize = 32;
+
+    /// Measures a query's text.
+    pub fn of(sql: &str) -> Result<QueryShape> {
+        use datafusion::sql::sqlparser::dialect::GenericDialect;
+        use datafusion::sql::sqlparser::keywords::Keyword;
+        use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+        let tokens = Tokenizer::new(&GenericDialect {}, sql)
+            .tokenize()
+            .map_err(|e| Error::Sql(format!("syntax error: {e}")))?;
+        let mut shape = QueryShape::default();
+        let mut depth = 0usize;
+        shape.explain = tokens
+            .iter()
+            .find(|t| !matches!(t, Token::Whitespace(_)))
+            .is_some_and(|t| matches!(t, Token::Word(w) if w.keyword == Keyword::EXPLAIN));
+        for token in &tokens {
+            match token {
+                Token::LParen | Token::LBracket | Token::LBrace => {
+                    depth += 1;
+                    shape.depth = shape.depth.max(depth);
+                }
+                Token::RParen | Token::RBracket | Token::RBrace => depth = depth.saturating_sub(1),
+                Token::Comma => shape.list_items += 1,
+                Token::Word(word) if crate::bounds::grows(&word.value.to_lowercase()) => shape.growth_calls += 1,
+                Token::StringConcat => {
+                    shape.operators += 1;
+                    shape.growth_calls += 1;
+                }
+                Token::Word(word) => match word.keyword {
+                    Keyword::AND
+                    | Keyword::OR
+                    | Keyword::NOT
+                    | Keyword::LIKE
+                    | Keyword::ILIKE
+                    | Keyword::SIMILAR
+                    | Keyword::BETWEEN
+                    | Keyword::IS
+                    | Keyword::WHEN
+                    | Keyword::CAST
+                    | Keyword::TRY_CAST => shape.operators += 1,
+                    Keyword::SELECT | Keyword::JOIN | Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT => {
+                        shape.blocks += 1
+                    }
+                    _ => {}
+                },
+                Token::Whitespace(_)
+                | Token::EOF
+                | Token::Number(..)
+                | Token::Char(_)
+                | Token::Placeholder(_)
+                | Token::Period
+                | Token::SemiColon
+                | Token::Colon
+                | Token::SingleQuotedString(_)
+                | Token::DoubleQuotedString(_)
+                | Token::TripleSingleQuotedString(_)
+                | Token::TripleDoubleQuotedString(_)
+                | Token::DollarQuotedString(_)
+                | Token::SingleQuotedByteStringLiteral(_)
+                | Token::DoubleQuotedByteStringLiteral(_)
+                | Token::TripleSingleQuotedByteStringLiteral(_)
+                | Token::TripleDoubleQuotedByteStringLiteral(_)
+                | Token::SingleQuotedRawStringLiteral(_)
+                | Token::DoubleQuotedRawStringLiteral(_)
+                | Token::TripleSingleQuotedRawStringLiteral(_)
+                | Token::TripleDoubleQuotedRawStringLiteral(_)
+                | Token::NationalStringLiteral(_)
+                | Token::QuoteDelimitedStringLiteral(_)
+                | Token::NationalQuoteDelimitedStringLiteral(_)
+                | Token::EscapedStringLiteral(_)
+                | Token::UnicodeStringLiteral(_)
+                | Token::HexStringLiteral(_) => {}
+                _ => shape.operators += 1,
+            }
+        }
+        Ok(shape)
+    }
+
+    /// Refuses a shape past the bounds, naming the bound.
+    pub fn check(&self) -> Result<()> {
+        let over = [
+            (self.depth, Self::MAX_DEPTH, "levels of nested parentheses"),
+            (self.operators, Self::MAX_OPERATORS, "operators"),
+            (self.list_items, Self::MAX_LIST_ITEMS, "list items (commas)"),
+            (self.blocks, Self::MAX_BLOCKS, "SELECT, JOIN and set-operation blocks"),
+            (
+                self.growth_calls,
+                Self::MAX_GROWTH_CALLS,
+                "calls of functions that lengthen text or arrays (repeat, lpad, rpad, replace, concat, ||, range, …)",
+            ),
+        ]
+        .into_iter()
+        .find(|(count, max, _)| count > max);
+        match over {
+            Some((count, max, what)) => Err(Error::Sql(format!(
+                "the query is too complex: {count} {what}; the limit is {max}. Split it, or put long \
+                 lists in a join"
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -82,34 +223,152 @@ pub fn check_read_only(sql: &str) -> Result<()> {
         }
     }
     for statement in &statements {
-        check_statement(statement)?;
+        check_df_statement(statement)?;
     }
     Ok(())
 }
 
-fn check_statement(statement: &DfStatement) -> Result<()> {
+fn check_df_statement(statement: &DfStatement) -> Result<()> {
     match statement {
-        DfStatement::Statement(inner) => match inner.as_ref() {
-            Statement::Query(_)
-            | Statement::ShowTables { .. }
-            | Statement::ShowColumns { .. }
-            | Statement::ShowVariable { .. }
-            | Statement::ExplainTable { .. } => Ok(()),
-            Statement::Explain { statement, analyze, .. } => {
-                if *analyze {
-                    // EXPLAIN ANALYZE runs its statement: it must itself be a query.
-                    check_statement(&DfStatement::Statement(statement.clone()))
-                } else {
-                    Ok(())
-                }
-            }
-            other => Err(refused(first_words(&other.to_string()))),
-        },
-        DfStatement::Explain(explain) => check_statement(&explain.statement),
+        DfStatement::Statement(inner) => check_statement(inner, Channel::Query),
+        DfStatement::Explain(explain) => check_df_statement(&explain.statement),
         DfStatement::CreateExternalTable(_) => Err(refused("CREATE EXTERNAL TABLE".into())),
         DfStatement::CopyTo(_) => Err(refused("COPY".into())),
         DfStatement::Reset(_) => Err(refused("RESET".into())),
     }
+}
+
+/// Where a statement comes from: a query (the web, the API, `khoso sql`), or a PostgreSQL
+/// client's connection, which also sends the session statements its driver needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// One query at a time.
+    Query,
+    /// A PostgreSQL client: also its own session parameters (SET of a client parameter,
+    /// SHOW), transactions, and cursors over reading queries.
+    Wire,
+}
+
+/// The session parameters a PostgreSQL client may set for itself. Anything else — the
+/// engine's options (`datafusion.…`, however quoted), which every client shares — is refused.
+const CLIENT_PARAMETERS: &[&str] = &[
+    "application_name",
+    "bytea_output",
+    "client_encoding",
+    "client_min_messages",
+    "datestyle",
+    "default_transaction_isolation",
+    "default_transaction_read_only",
+    "extra_float_digits",
+    "idle_in_transaction_session_timeout",
+    "intervalstyle",
+    "lock_timeout",
+    "search_path",
+    "standard_conforming_strings",
+    "statement_timeout",
+    "timezone",
+    "transaction_isolation",
+    "transaction_read_only",
+];
+
+/// The one read-only rule, for a parsed statement: reading statements pass (a query that
+/// makes a table, `SELECT … INTO`, does not); on the wire, also a client's session statements.
+pub fn check_statement(statement: &Statement, channel: Channel) -> Result<()> {
+    let wire = channel == Channel::Wire;
+    match statement {
+        Statement::Query(query) => check_query(query),
+        Statement::ShowTables { .. }
+        | Statement::ShowColumns { .. }
+        | Statement::ShowVariable { .. }
+        | Statement::ExplainTable { .. } => Ok(()),
+        // EXPLAIN ANALYZE runs its statement, and EXPLAIN of a write is no reading either.
+        Statement::Explain { statement, .. } => check_statement(statement, Channel::Query),
+        Statement::Set(set) if wire => check_set(set),
+        Statement::Declare { stmts } if wire => stmts
+            .iter()
+            .filter_map(|declare| declare.for_query.as_deref())
+            .try_for_each(check_query),
+        Statement::ShowVariables { .. }
+        | Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Fetch { .. }
+        | Statement::Close { .. }
+        | Statement::Discard { .. }
+        | Statement::Deallocate { .. }
+            if wire =>
+        {
+            Ok(())
+        }
+        other => Err(refused(first_words(&other.to_string()))),
+    }
+}
+
+/// A query, refused when any of its blocks writes its rows into a table (`SELECT … INTO t`).
+fn check_query(query: &datafusion::sql::sqlparser::ast::Query) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{Query, SetExpr, Visit, Visitor};
+    use std::ops::ControlFlow;
+
+    fn writes(body: &SetExpr) -> bool {
+        match body {
+            SetExpr::Select(select) => select.into.is_some(),
+            SetExpr::SetOperation { left, right, .. } => writes(left) || writes(right),
+            SetExpr::Query(query) => writes(&query.body),
+            _ => false,
+        }
+    }
+    struct Into;
+    impl Visitor for Into {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            match writes(&query.body) {
+                true => ControlFlow::Break(()),
+                false => ControlFlow::Continue(()),
+            }
+        }
+    }
+    match query.visit(&mut Into) {
+        ControlFlow::Break(()) => Err(refused("SELECT … INTO".into())),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// A SET a client may send: one of its own parameters, the time zone only to UTC.
+fn check_set(set: &Set) -> Result<()> {
+    let allowed = |name: &ObjectName, value: Option<&Expr>| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|part| part.as_ident().map_or_else(String::new, |i| i.value.to_lowercase()))
+            .collect();
+        let name = parts.join(".");
+        CLIENT_PARAMETERS.contains(&name.as_str()) && (name != "timezone" || value.is_none_or(is_utc))
+    };
+    let ok = match set {
+        Set::SingleAssignment { variable, values, .. } => allowed(variable, values.first()),
+        Set::ParenthesizedAssignments { variables, .. } => variables.iter().all(|name| allowed(name, None)),
+        Set::MultipleAssignments { assignments } => assignments
+            .iter()
+            .all(|assignment| allowed(&assignment.name, Some(&assignment.value))),
+        Set::SetTimeZone { value, .. } => is_utc(value),
+        Set::SetTransaction { .. } | Set::SetNames { .. } | Set::SetNamesDefault {} => true,
+        Set::SetSessionAuthorization(_) | Set::SetSessionParam(_) | Set::SetRole { .. } => false,
+    };
+    match ok {
+        true => Ok(()),
+        false => Err(Error::ReadOnly(format!(
+            "{} (a client may set only its own session parameters: {}; the time zone only to UTC)",
+            first_words(&set.to_string()),
+            CLIENT_PARAMETERS.join(", ")
+        ))),
+    }
+}
+
+/// Whether a time zone value names UTC.
+fn is_utc(value: &Expr) -> bool {
+    let value = value.to_string();
+    let value = value.trim_matches(['\'', '"']);
+    ["utc", "etc/utc", "z", "+00:00", "0"].contains(&value.to_lowercase().as_str())
 }
 
 fn first_words(sql: &str) -> String {

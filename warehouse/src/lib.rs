@@ -18,6 +18,8 @@
 pub mod accounts;
 pub mod approvals;
 pub mod audit;
+pub mod bounds;
+pub mod engine;
 pub mod guard;
 pub mod history;
 pub mod kpi;

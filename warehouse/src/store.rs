@@ -26,6 +26,7 @@ use deltalake::DeltaTable;
 use deltalake::kernel::DataType as DeltaType;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
+use futures::StreamExt;
 use ingest::{ReportKind, ValidatedReport};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -282,16 +283,7 @@ impl Warehouse {
         if let Some(unknown) = pins.keys().find(|k| !Self::table_names().contains(&k.as_str())) {
             return Err(Error::UnknownTable(unknown.clone()));
         }
-        let config = datafusion::prelude::SessionConfig::new().with_information_schema(true);
-        let ctx = match memory_bytes {
-            Some(bytes) => {
-                let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-                    .with_memory_limit(bytes, 1.0)
-                    .build_arc()?;
-                SessionContext::new_with_config_rt(config, runtime)
-            }
-            None => SessionContext::new_with_config(config),
-        };
+        let ctx = bounded_session(memory_bytes)?;
         for name in Self::table_names() {
             let table = self.table(name, pins.get(name).copied()).await?;
             table.update_datafusion_session(&ctx.state())?;
@@ -318,14 +310,20 @@ impl Warehouse {
     }
 
     /// Runs one read-only SQL statement and collects the result.
+    /// For the server's own queries; users' queries go through [`Warehouse::query_stream`]. It
+    /// runs on the query runtime.
     pub async fn query(&self, sql: &str, pins: &TableVersions) -> Result<Vec<RecordBatch>> {
-        check_read_only(sql)?;
-        let ctx = self.session(pins).await?;
-        let frame = ctx
-            .sql_with_options(sql, read_only_options())
-            .await
-            .map_err(|e| located(sql, Error::from_query(e)))?;
-        frame.collect().await.map_err(Error::from_query)
+        let (warehouse, sql, pins) = (self.clone(), sql.to_string(), pins.clone());
+        crate::engine::run(async move {
+            check_read_only(&sql)?;
+            let ctx = warehouse.session(&pins).await?;
+            let frame = ctx
+                .sql_with_options(&sql, read_only_options())
+                .await
+                .map_err(|e| located(&sql, Error::from_query(e)))?;
+            frame.collect().await.map_err(Error::from_query)
+        })
+        .await?
     }
 
     /// Plans one read-only query under limits and starts it: its batches come as a stream (the
@@ -336,20 +334,86 @@ impl Warehouse {
         pins: &TableVersions,
         limits: &QueryLimits,
     ) -> Result<datafusion::execution::SendableRecordBatchStream> {
-        limits.check_text(sql)?;
-        check_read_only(sql)?;
-        let planned = async {
-            let ctx = self.session_with(pins, None, Some(limits.memory_bytes)).await?;
+        let shape = limits.check_text(sql)?;
+        let (warehouse, sql, pins, memory_bytes) = (self.clone(), sql.to_string(), pins.clone(), limits.memory_bytes);
+        let planned = crate::engine::stream(async move {
+            check_read_only(&sql)?;
+            let ctx = warehouse.session_with(&pins, None, Some(memory_bytes)).await?;
             let frame = ctx
-                .sql_with_options(sql, read_only_options())
+                .sql_with_options(&sql, read_only_options())
                 .await
-                .map_err(|e| located(sql, Error::from_query(e)))?;
-            frame.execute_stream().await.map_err(Error::from_query)
-        };
+                .map_err(|e| located(&sql, Error::from_query(e)))
+                .map_err(|e| warehouse.hide_paths_of(e))?;
+            let stream = frame.execute_stream().await.map_err(Error::from_query)?;
+            if !shape.explain {
+                return Ok(stream);
+            }
+            // A plan names the files it reads: shown without the server's paths.
+            let schema = stream.schema();
+            let hidden = stream.map(move |batch| {
+                batch.and_then(|batch| {
+                    warehouse
+                        .hide_paths_in(&batch)
+                        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+                })
+            });
+            Ok(
+                Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                    schema, hidden,
+                )) as datafusion::execution::SendableRecordBatchStream,
+            )
+        });
         tokio::time::timeout(limits.timeout, planned)
             .await
             .map_err(|_| limits.timed_out())?
             .map_err(|e| limits.explain(e))
+    }
+
+    /// `text` with the data directory's absolute path (as a path, and as query plans show it,
+    /// without its leading `/`) written `DATA`: no answer shows where the server keeps its files.
+    pub fn hide_paths(&self, text: &str) -> String {
+        let root = self.root.to_string_lossy();
+        let relative = root.trim_start_matches('/');
+        if relative.is_empty() {
+            return text.to_string();
+        }
+        text.replace(root.as_ref(), "DATA").replace(relative, "DATA")
+    }
+
+    /// A batch of text (an `EXPLAIN`'s plan) with [`Warehouse::hide_paths`] applied to every
+    /// text column.
+    pub fn hide_paths_in(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::compute::cast;
+
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|column| match column.data_type() {
+                ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => {
+                    let text = cast(column, &ArrowType::Utf8)?;
+                    let hidden: StringArray = text
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|value| value.map(|v| self.hide_paths(v)))
+                        .collect();
+                    Ok(cast(
+                        &(Arc::new(hidden) as datafusion::arrow::array::ArrayRef),
+                        column.data_type(),
+                    )?)
+                }
+                _ => Ok(Arc::clone(column)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    }
+
+    /// An error of a user's query with [`Warehouse::hide_paths`] applied to its message.
+    pub fn hide_paths_of(&self, error: Error) -> Error {
+        match error {
+            Error::Sql(message) => Error::Sql(self.hide_paths(&message)),
+            other => other,
+        }
     }
 
     /// Runs one read-only query under limits and collects it.
@@ -527,7 +591,7 @@ impl Warehouse {
     /// The tag the `kpi_values` table carries now.
     async fn kpi_values_tag(&self) -> Result<Option<String>> {
         let table = self.table(KPI_VALUES, None).await?;
-        let last = futures::StreamExt::collect::<Vec<_>>(table.history(Some(1))).await;
+        let last = StreamExt::collect::<Vec<_>>(table.history(Some(1))).await;
         Ok(last.into_iter().flatten().find_map(|info| {
             info.info
                 .get(SOURCES_METADATA)
@@ -538,7 +602,13 @@ impl Warehouse {
     /// Makes sure `kpi_values` holds the KPIs of the tables as they are now; recomputes them
     /// (one atomic overwrite, under the commit lock) when any table or the metrics changed.
     /// Returns the tag of the values.
+    /// The work runs on the query runtime ([`crate::engine`]), never on the caller's threads.
     pub async fn ensure_kpis_fresh(&self) -> Result<String> {
+        let warehouse = self.clone();
+        crate::engine::run(async move { warehouse.ensure_kpis_fresh_here().await }).await?
+    }
+
+    async fn ensure_kpis_fresh_here(&self) -> Result<String> {
         let tag = self.source_tag(&self.versions().await?)?;
         if self.kpi_values_tag().await?.as_deref() == Some(tag.as_str()) {
             return Ok(tag);
@@ -673,7 +743,7 @@ impl Warehouse {
         for kind in ReportKind::ALL {
             let table = self.table(fact_table(kind), None).await?;
             let version = table.version().unwrap_or(0);
-            let last = futures::StreamExt::collect::<Vec<_>>(table.history(Some(1))).await;
+            let last = StreamExt::collect::<Vec<_>>(table.history(Some(1))).await;
             for info in last.into_iter().flatten() {
                 let Some(value) = info.info.get(SUBMISSION_METADATA) else {
                     continue;
@@ -742,6 +812,33 @@ impl Warehouse {
 }
 
 /// The highest-numbered commit file in a Delta log directory.
+/// A DataFusion session whose queries yield often and whose growing functions are bounded
+/// (see [`crate::bounds`]), with a memory pool of `memory_bytes` when given.
+fn bounded_session(memory_bytes: Option<usize>) -> Result<SessionContext> {
+    use datafusion::execution::FunctionRegistry;
+    use datafusion::execution::session_state::SessionStateBuilder;
+
+    let mut builder = SessionStateBuilder::new()
+        .with_config(datafusion::prelude::SessionConfig::new().with_information_schema(true))
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(crate::bounds::YieldEverywhere));
+    if let Some(bytes) = memory_bytes {
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_limit(bytes, 1.0)
+            .build_arc()?;
+        builder = builder.with_runtime_env(runtime);
+    }
+    let mut state = builder.build();
+    let bounded = crate::bounds::bounded_functions(state.scalar_functions().values(), crate::bounds::MAX_CALL_BYTES);
+    for function in bounded {
+        state.register_udf(Arc::new(function))?;
+    }
+    state.register_function_rewrite(Arc::new(crate::bounds::BoundedConcatRewrite::new(
+        crate::bounds::MAX_CALL_BYTES,
+    )))?;
+    Ok(SessionContext::new_with_state(state))
+}
+
 fn latest_version(log: &Path) -> Result<Option<u64>> {
     let mut latest = None;
     for entry in std::fs::read_dir(log)? {

@@ -36,6 +36,10 @@ const CSS: &str = include_str!("../../static/khoso.css");
 const FAVICON: &str = include_str!("../../static/favicon.svg");
 
 pub fn router(state: AppState) -> Router<AppState> {
+    // A whole upload request: the file, and the form around it.
+    let upload_limit = axum::extract::DefaultBodyLimit::max(
+        usize::try_from(state.settings.max_upload_bytes + upload::FORM_OVERHEAD_BYTES).unwrap_or(usize::MAX),
+    );
     let figures = Router::new()
         .route("/", get(pages::overview))
         .route("/kpi/{id}", get(kpi_page::kpi))
@@ -47,20 +51,17 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/kpis/{id}", get(api::kpi))
         .route(
             "/api/v1/submissions",
-            get(api::submissions)
-                .post(upload::api_upload)
-                .layer(axum::extract::DefaultBodyLimit::disable()),
+            get(api::submissions).post(upload::api_upload).layer(upload_limit),
         )
-        .route_layer(middleware::from_fn_with_state(state, revalidate));
+        .route_layer(middleware::from_fn_with_state(state.clone(), revalidate));
     let portal = Router::new()
         .route("/sign-in", get(upload::sign_in_page).post(upload::sign_in))
         .route("/sign-out", axum::routing::post(upload::sign_out))
         .route(
             "/upload",
-            // Uploads are streamed to disk under their own limit (`--max-upload-mb`).
-            get(upload::upload_page)
-                .post(upload::upload_form)
-                .layer(axum::extract::DefaultBodyLimit::disable()),
+            // Uploads are streamed to disk under their own limit (`--max-upload-mb`); the
+            // request as a whole under that limit and the form's room.
+            get(upload::upload_page).post(upload::upload_form).layer(upload_limit),
         )
         .route("/upload/{id}/{action}", axum::routing::post(upload::staged))
         .route("/templates/{file}", get(upload::template))
@@ -106,10 +107,83 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(state, guard_door))
 }
 
-/// Lets only signed-in callers through when the dashboard is private (`--private`), hands the
-/// request its caller and the warehouse's current figures, and answers `304 Not Modified` when the
+/// What every request passes first: its source is noted (for the budgets of sign-in checks,
+/// see [`crate::auth`]); on a private server (`--private`) only the sign-in page, the static
+/// files and `/healthz` answer a stranger; a request that changes something or runs a query
+/// with the session cookie (not a bearer token) must carry the session's CSRF token, in the
+/// form or, for the JSON API, in the `X-CSRF-Token` header.
+async fn guard_door(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let source = request_source(&state, &request);
+    crate::auth::from_source(source, async move {
+        let path = request.uri().path();
+        let open = path == "/sign-in" || path == "/healthz" || path.starts_with("/static/");
+        let api = path.starts_with("/api/");
+        let cookie_post = request.method() == axum::http::Method::POST
+            && crate::auth::bearer(request.headers()).is_none()
+            && crate::auth::session_id(request.headers()).is_some();
+        if (state.settings.private && !open) || (api && cookie_post) {
+            let caller = match state.auth.caller(request.headers()).await {
+                Ok(caller) => caller,
+                Err(e) => return AppError::from(e).json(),
+            };
+            if state.settings.private && !open && caller.is_none() {
+                return match api {
+                    true => {
+                        AppError::Unauthorized("this dashboard is private: send Authorization: Bearer TOKEN".into())
+                            .json()
+                    }
+                    false => axum::response::Redirect::to("/sign-in").into_response(),
+                };
+            }
+            if let (true, Some(caller)) = (api && cookie_post, &caller) {
+                let sent = request.headers().get("x-csrf-token").and_then(|v| v.to_str().ok());
+                if let Err(e) = check_csrf(caller, sent) {
+                    return e.json();
+                }
+            }
+        }
+        next.run(request).await
+    })
+    .await
+}
+
+/// The address a request came from: the peer, or behind a proxy (`--behind-proxy`) the last
+/// address the proxy put in `X-Forwarded-For`.
+fn request_source(state: &AppState, request: &Request) -> std::net::IpAddr {
+    let forwarded = state.settings.behind_proxy.then(|| {
+        request
+            .headers()
+            .get("x-forwarded-for")?
+            .to_str()
+            .ok()?
+            .rsplit(',')
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    forwarded.flatten().unwrap_or_else(|| {
+        request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), |info| info.0.ip())
+    })
+}
+
+/// Whether cookies should say `Secure`: the server is behind a proxy that says the request came
+/// over HTTPS.
+pub(crate) fn secure_cookies(state: &AppState, headers: &HeaderMap) -> bool {
+    state.settings.behind_proxy
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+}
+
+/// Hands the request its caller and the warehouse's current figures, and answers `304 Not Modified` when the
 /// client already holds this page for them: the ETag is a hash of the figures' tag (table
 /// versions and metrics fingerprint), the address and the credentials (cookie, token), so it
 /// changes with any commit. Responses say `Cache-Control: no-cache` (always revalidate) and carry the time
@@ -122,13 +196,6 @@ async fn revalidate(State(state): State<AppState>, mut request: Request, next: N
         Ok(caller) => caller,
         Err(e) => return AppError::from(e).json(),
     };
-    if state.settings.private && caller.is_none() {
-        return if request.uri().path().starts_with("/api/") {
-            AppError::Unauthorized("this dashboard is private: send Authorization: Bearer TOKEN".into()).json()
-        } else {
-            axum::response::Redirect::to("/sign-in").into_response()
-        };
-    }
     request.extensions_mut().insert(caller);
     let figures = match state.figures().await {
         Ok(figures) => figures,
@@ -217,9 +284,23 @@ pub enum AppError {
     /// Too many requests of one account at once.
     #[error("{0}")]
     TooMany(String),
+    /// Too many sign-in attempts from one source: the client may try again after the delay.
+    #[error("{0}")]
+    SlowDown(String, std::time::Duration),
     /// Ours; logged, never shown in detail.
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<crate::auth::AuthError> for AppError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        match e {
+            crate::auth::AuthError::TooMany(wait) => {
+                AppError::SlowDown(crate::auth::AuthError::TooMany(wait).to_string(), wait)
+            }
+            crate::auth::AuthError::Warehouse(e) => AppError::from(e),
+        }
+    }
 }
 
 impl From<warehouse::Error> for AppError {
@@ -236,7 +317,7 @@ impl AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooMany(_) | AppError::SlowDown(..) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -248,7 +329,7 @@ impl AppError {
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::TooLarge(_) => "too_large",
-            AppError::TooMany(_) => "too_many",
+            AppError::TooMany(_) | AppError::SlowDown(..) => "too_many",
             AppError::Internal(_) => "internal",
         }
     }
@@ -263,7 +344,18 @@ impl AppError {
     pub fn json(self) -> Response {
         self.log();
         let body = serde_json::json!({ "code": self.code(), "message": self.to_string() });
-        (self.status(), axum::Json(body)).into_response()
+        self.with_retry_after((self.status(), axum::Json(body)).into_response())
+    }
+
+    /// Says when to try again (`Retry-After`, in whole seconds) when the error is a wait.
+    fn with_retry_after(&self, mut response: Response) -> Response {
+        if let AppError::SlowDown(_, wait) = self {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 
     /// The error as a page in the user's language.
@@ -277,6 +369,7 @@ impl AppError {
             AppError::Forbidden(_) => lang.pick("Không được phép", "Not allowed"),
             AppError::TooLarge(_) => lang.pick("Tệp quá lớn", "File too large"),
             AppError::TooMany(_) => lang.pick("Quá nhiều truy vấn cùng lúc", "Too many queries at once"),
+            AppError::SlowDown(..) => lang.pick("Quá nhiều lần đăng nhập", "Too many sign-in attempts"),
             AppError::Internal(_) => lang.pick("Lỗi hệ thống", "Something went wrong"),
         };
         let page = pages::ErrorPage {
@@ -284,10 +377,11 @@ impl AppError {
             title: title.to_string(),
             message: self.to_string(),
         };
-        match askama::Template::render(&page) {
+        let response = match askama::Template::render(&page) {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, self.to_string()).into_response(),
-        }
+        };
+        self.with_retry_after(response)
     }
 }
 

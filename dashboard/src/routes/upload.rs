@@ -7,6 +7,7 @@
 //! random id with an extension from a fixed list.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::Json;
@@ -235,7 +236,11 @@ async fn process(
         }
     };
     if dry_run {
-        let preview = state.warehouse.preview(&report).await;
+        // Query work: on the query runtime, not on the threads that serve pages.
+        let (warehouse, for_preview) = (Arc::clone(&state.warehouse), report.clone());
+        let preview = warehouse::engine::run(async move { warehouse.preview(&for_preview).await })
+            .await
+            .and_then(|preview| preview);
         let id = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -381,11 +386,18 @@ pub async fn api_upload(State(state): State<AppState>, Query(query): Query<Uploa
             "outcome": "dry_run", "preview": preview,
         }))
         .into_response(),
-        Ok(Outcome::Held(held)) => (
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "outcome": "pending", "held": held })),
-        )
-            .into_response(),
+        Ok(Outcome::Held(held)) => {
+            // Where the server keeps the file is its own business.
+            let mut held = serde_json::to_value(&held).unwrap_or_default();
+            if let Some(fields) = held.as_object_mut() {
+                fields.remove("path");
+            }
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({ "outcome": "pending", "held": held })),
+            )
+                .into_response()
+        }
         Ok(Outcome::Done(outcome)) => {
             let (label, submission) = match outcome {
                 CommitOutcome::Committed(s) => ("committed", s),
@@ -395,6 +407,36 @@ pub async fn api_upload(State(state): State<AppState>, Query(query): Query<Uploa
         }
         Err(e) => e.json(),
     }
+}
+
+/// Text fields a form may have besides its file.
+const FORM_FIELDS: usize = 16;
+
+/// The longest text field of a form, in bytes.
+const FORM_FIELD_BYTES: usize = 4096;
+
+/// Room a multipart form takes besides its file: boundaries, headers and text fields.
+pub(super) const FORM_OVERHEAD_BYTES: u64 = (FORM_FIELDS * (FORM_FIELD_BYTES + 1024)) as u64;
+
+/// A text field of a form, read piece by piece and refused past [`FORM_FIELD_BYTES`].
+async fn form_text(mut field: axum::extract::multipart::Field<'_>) -> Result<String, AppError> {
+    let name = field.name().unwrap_or_default().to_string();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| AppError::BadRequest(format!("the form broke off: {e}")))?
+    {
+        if bytes.len() + chunk.len() > FORM_FIELD_BYTES {
+            return Err(AppError::TooLarge(format!(
+                "the form field {name:?} is longer than {FORM_FIELD_BYTES} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|_| AppError::BadRequest(format!("the form field {name:?} is not UTF-8")))?;
+    Ok(text.chars().take(200).collect())
 }
 
 /// Reads a multipart form: its text fields, and its `file` part streamed to disk.
@@ -416,11 +458,12 @@ async fn save_file_part(
                 tokio::fs::remove_file(old).await.ok();
             }
         } else {
-            let text = field
-                .text()
-                .await
-                .map_err(|e| AppError::BadRequest(format!("the form broke off: {e}")))?;
-            fields.insert(name, text.chars().take(200).collect());
+            if fields.len() >= FORM_FIELDS {
+                return Err(AppError::BadRequest(format!(
+                    "the form has more than {FORM_FIELDS} fields"
+                )));
+            }
+            fields.insert(name, form_text(field).await?);
         }
     }
     let (path, file_name) = saved.ok_or_else(|| AppError::BadRequest("choose a file to upload".into()))?;
@@ -471,9 +514,10 @@ pub async fn sign_in(
         Err(e) => return AppError::from(e).page(lang),
     };
     let Some(account) = account else {
+        // Queued, so a flood of wrong tokens is written in a few commits, not one each.
         let mut event = audit_event(None, "sign_in", "unauthorized");
         event.detail = Some("a token that matches no active account".into());
-        audit(&state, event).await;
+        state.audit.record(event);
         let page = SignInPage {
             chrome: Chrome::bare(lang),
             message: lang
@@ -489,8 +533,12 @@ pub async fn sign_in(
     let caller = Caller { account, csrf: None };
     audit(&state, audit_event(Some(&caller), "sign_in", "ok")).await;
     let mut response = Redirect::to("/upload").into_response();
+    let secure = match super::secure_cookies(&state, &headers) {
+        true => "; Secure",
+        false => "",
+    };
     if let Ok(cookie) = HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200"
+        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}"
     )) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
