@@ -16,11 +16,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(args)) {
+    let code = match runtime.block_on(commands::run(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("khoso: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Work still running on a blocking thread (a file being parsed, a sign-in check) is not
+    // waited for: nothing it does is half-written if it stops here.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }

@@ -132,8 +132,12 @@ pub fn app(state: AppState) -> Router {
     routes::router(state.clone()).with_state(state)
 }
 
-/// Binds `address` and returns the bound address and the server; the server stops cleanly on
-/// Ctrl-C (SIGINT) or SIGTERM.
+/// How long requests still running at shutdown may take to finish.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Binds `address` and returns the bound address and the server; the server stops on Ctrl-C
+/// (SIGINT) or SIGTERM: it takes no new connection, and gives the requests still running
+/// [`SHUTDOWN_GRACE`] to finish — a query is not waited for.
 pub async fn serve(
     address: &str,
     state: AppState,
@@ -141,9 +145,21 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let server = async move {
-        axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        let (stopping, mut stop) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown_signal().await;
+            stopping.send(true).ok();
+        };
+        let serving = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(signal);
+        let grace = async move {
+            stop.wait_for(|stopping| *stopping).await.ok();
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            served = serving => served,
+            () = grace => Ok(()),
+        }
     };
     Ok((bound, server))
 }

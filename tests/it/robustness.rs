@@ -23,14 +23,10 @@ impl Fixture {
         let (data, _) = crate::generated(dir.path(), "0.02", "2024-2025..2024-2025", "5", true);
         let province = account(&data, "so-gd-ha-noi", "province", Some("01"));
         let analyst = account(&data, "phan-tich", "analyst", None);
-        let mut all = vec![
-            "--query-timeout-s",
-            "3",
-            "--query-memory-mb",
-            "64",
-            "--max-upload-mb",
-            "5",
-        ];
+        let mut all = vec!["--query-memory-mb", "64", "--max-upload-mb", "5"];
+        if !args.contains(&"--query-timeout-s") {
+            all.extend(["--query-timeout-s", "3"]);
+        }
         all.extend_from_slice(args);
         let server = Server::start_with(&data, &all);
         Fixture {
@@ -132,13 +128,15 @@ fn crafted_files_are_refused_before_they_are_read() {
     }
     // CSV: a header of a million columns, a cell of 4 MB, a header with no end.
     let wide = format!("{}\n", vec!["a"; 1_000_000].join(","));
+    let wider_than_allowed = format!("{}\n1\n", vec!["a"; 300].join(","));
     let long_cell = format!(
         "school_year,province_code,school_id\n2024-2025,01,{}\n",
         "x".repeat(4 * 1024 * 1024)
     );
     let endless_header = "y".repeat(3 * 1024 * 1024);
     for (what, body, said) in [
-        ("a million columns", wide, "at most 256"),
+        ("a million columns", wide, "longer than 64 KB"),
+        ("300 columns", wider_than_allowed, "at most 256"),
         ("a 4 MB cell", long_cell, "longer than 4096 bytes"),
         ("a header with no end", endless_header, "longer than 64 KB"),
     ] {
@@ -223,9 +221,11 @@ fn a_flood_of_wrong_tokens_costs_the_server_little() {
         "429 says when to retry: {}",
         refused[0]
     );
+    let statuses: Vec<u16> = answers.iter().map(|h| status(h)).collect();
+    // A public page answers a wrong token as it answers a stranger.
     assert!(
-        answers.iter().all(|h| status(h) == 429 || status(h) == 401),
-        "every wrong token is 401 or 429"
+        statuses.iter().all(|s| matches!(s, 200 | 401 | 429)),
+        "wrong tokens get the public page, 401 or 429: {statuses:?}"
     );
     // The right token of the same account is not locked out once the budget refills.
     std::thread::sleep(Duration::from_secs(3));

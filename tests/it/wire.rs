@@ -394,7 +394,15 @@ fn hostile_queries_on_the_wire_end_with_a_clear_error_and_every_query_is_audited
 
     let (hostile_port, hostile_token) = (port.clone(), analyst.clone());
     assert_hostile_queries_fail_cleanly(&server, move |query| {
-        let answer = psql(&hostile_port, "phan-tich", &hostile_token, query);
+        // From standard input: some are too long for a command line.
+        let script = format!("{query};\n");
+        let answer = psql_script(
+            &hostile_port,
+            "phan-tich",
+            &hostile_token,
+            &["ON_ERROR_STOP=1"],
+            script.as_bytes(),
+        );
         (!answer.status.success()).then(|| stderr(&answer))
     });
     // A 10 MB query text (from a file: too long for a command line) is refused before parsing.
