@@ -113,7 +113,7 @@ impl Default for Limiter {
 impl Limiter {
     /// Takes one check from the source's budget; when there is none, the wait until there is
     /// one, and — once a minute per source — the audit event counting the refusals.
-    fn take(&self, source: IpAddr) -> Result<(), (Duration, Option<AuditEvent>)> {
+    fn take(&self, source: IpAddr) -> Result<(), (Duration, Option<Box<AuditEvent>>)> {
         let now = Instant::now();
         let mut budgets = self.budgets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if budgets.len() >= SOURCES_KEPT {
@@ -142,7 +142,7 @@ impl Limiter {
             ));
             budget.refused = 0;
             budget.reported = Some(now);
-            event
+            Box::new(event)
         });
         Err((wait, event))
     }
@@ -241,7 +241,7 @@ impl Auth {
         let source = current_source();
         if let Err((wait, event)) = self.limiter.take(source) {
             if let Some(event) = event {
-                self.audit.record(event);
+                self.audit.record(*event);
             }
             return Err(AuthError::TooMany(wait));
         }
