@@ -1,9 +1,18 @@
 # Sourced by the benchmarks: builds the release binary ($KHOSO) and, once, generates and loads
 # scale-1.0 reports (five school years, every province) into $BENCH_DIR/data (default
 # target/bench-data), which later runs reuse; start_server runs khoso serve on them.
+# PROFILE=dev uses the dev build (dependencies at opt-level 1) instead of waiting for a release
+# build; its figures are slower and say so.
 BENCH_DIR="${BENCH_DIR:-target/bench-data}"
-cargo build --release --locked --quiet
-KHOSO=target/release/khoso
+PROFILE="${PROFILE:-release}"
+if [ "$PROFILE" = dev ]; then
+  cargo build --locked --quiet
+  KHOSO=target/debug/khoso
+else
+  cargo build --release --locked --quiet
+  KHOSO=target/release/khoso
+fi
+echo "== khoso built with the $PROFILE profile"
 
 if [ ! -d "$BENCH_DIR/data/tables" ]; then
   rm -rf "$BENCH_DIR"

@@ -6,10 +6,10 @@
 //!
 //! Argon2 is slow and memory-hungry on purpose, so the server spends it sparingly: at most
 //! [`CHECKS_AT_ONCE`] checks run at a time, and each source (the client's IP address) has a
-//! budget of checks that refills with time ([`SOURCE_BURST`], one more every
-//! [`SOURCE_REFILL`]); a check that finds the right account gives its unit back. Past the
-//! budget, or when the checks are busy for long, the answer is `429 Too Many Requests` with
-//! `Retry-After`, and no Argon2 work is done.
+//! budget of wrong credentials that refills with time ([`SOURCE_BURST`], one more every
+//! [`SOURCE_REFILL`]); right ones cost nothing (34 provinces signing in at once from one
+//! network all get in). Past the budget, or when the checks are busy for long, the answer is
+//! `429 Too Many Requests` with `Retry-After`, and no Argon2 work is done.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,16 +26,16 @@ use warehouse::audit::AuditEvent;
 use crate::AuditQueue;
 
 /// Argon2 checks that run at once, server-wide.
-pub const CHECKS_AT_ONCE: usize = 2;
+pub const CHECKS_AT_ONCE: usize = 1;
 
-/// Argon2 checks a source may spend at once before it must wait.
+/// Wrong credentials a source may send in a row before it must wait.
 pub const SOURCE_BURST: u32 = 10;
 
-/// The time in which a source earns one more check.
+/// The time in which a source earns one more wrong credential.
 pub const SOURCE_REFILL: Duration = Duration::from_secs(2);
 
 /// How long a check waits for its turn before the answer is "busy, retry".
-const CHECK_WAIT: Duration = Duration::from_secs(5);
+const CHECK_WAIT: Duration = Duration::from_secs(10);
 
 /// Sources whose budgets are remembered; past it, full budgets are forgotten.
 const SOURCES_KEPT: usize = 10_000;
@@ -111,21 +111,17 @@ impl Default for Limiter {
 }
 
 impl Limiter {
-    /// Takes one check from the source's budget; when there is none, the wait until there is
-    /// one, and — once a minute per source — the audit event counting the refusals.
-    fn take(&self, source: IpAddr) -> Result<(), (Duration, Option<Box<AuditEvent>>)> {
+    /// Whether the source may have a check now: it has failures left in its budget. When it has
+    /// none, the wait until it has one, and — once a minute per source — the audit event
+    /// counting the refusals.
+    fn admit(&self, source: IpAddr) -> Result<(), (Duration, Option<Box<AuditEvent>>)> {
         let now = Instant::now();
         let mut budgets = self.budgets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if budgets.len() >= SOURCES_KEPT {
-            budgets.retain(|_, budget| {
-                budget.refill(now);
-                budget.checks < f64::from(SOURCE_BURST)
-            });
-        }
-        let budget = budgets.entry(source).or_insert_with(|| Budget::full(now));
+        let Some(budget) = budgets.get_mut(&source) else {
+            return Ok(());
+        };
         budget.refill(now);
         if budget.checks >= 1.0 {
-            budget.checks -= 1.0;
             return Ok(());
         }
         budget.refused += 1;
@@ -136,7 +132,8 @@ impl Limiter {
         let event = report.then(|| {
             let mut event = AuditEvent::now("sign_in", "too_many");
             event.detail = Some(format!(
-                "{} sign-in attempts from {source} refused: more than {SOURCE_BURST} checks, one more every {} s",
+                "{} sign-in attempts from {source} refused: more than {SOURCE_BURST} wrong credentials, one more \
+                 allowed every {} s",
                 budget.refused,
                 SOURCE_REFILL.as_secs()
             ));
@@ -147,12 +144,19 @@ impl Limiter {
         Err((wait, event))
     }
 
-    /// Gives back the check a right credential used.
-    fn give_back(&self, source: IpAddr) {
+    /// Spends one unit of the source's budget on a check that found no account.
+    fn failed(&self, source: IpAddr) {
+        let now = Instant::now();
         let mut budgets = self.budgets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(budget) = budgets.get_mut(&source) {
-            budget.checks = (budget.checks + 1.0).min(f64::from(SOURCE_BURST));
+        if budgets.len() >= SOURCES_KEPT {
+            budgets.retain(|_, budget| {
+                budget.refill(now);
+                budget.checks < f64::from(SOURCE_BURST)
+            });
         }
+        let budget = budgets.entry(source).or_insert_with(|| Budget::full(now));
+        budget.refill(now);
+        budget.checks = (budget.checks - 1.0).max(0.0);
     }
 }
 
@@ -239,16 +243,23 @@ impl Auth {
             }
         }
         let source = current_source();
-        if let Err((wait, event)) = self.limiter.take(source) {
-            if let Some(event) = event {
-                self.audit.record(*event);
+        let admit = || match self.limiter.admit(source) {
+            Ok(()) => Ok(()),
+            Err((wait, event)) => {
+                if let Some(event) = event {
+                    self.audit.record(*event);
+                }
+                Err(AuthError::TooMany(wait))
             }
-            return Err(AuthError::TooMany(wait));
-        }
+        };
+        admit()?;
         let turn = tokio::time::timeout(CHECK_WAIT, Arc::clone(&self.limiter.turns).acquire_owned())
             .await
             .map_err(|_| AuthError::TooMany(CHECK_WAIT))?
             .map_err(|e| warehouse::Error::Internal(e.to_string()))?;
+        // Asked again with the turn in hand: the checks that waited meanwhile may have spent
+        // the budget.
+        admit()?;
         let accounts = self.accounts.clone();
         let token = token.to_string();
         let account = tokio::task::spawn_blocking(move || {
@@ -257,8 +268,8 @@ impl Auth {
         })
         .await
         .map_err(|e| warehouse::Error::Internal(e.to_string()))??;
-        if account.is_some() {
-            self.limiter.give_back(source);
+        if account.is_none() {
+            self.limiter.failed(source);
         }
         if let Some(account) = &account {
             let mut verified = self.verified.lock().await;

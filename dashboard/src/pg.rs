@@ -569,8 +569,10 @@ impl QueryParser for CheckedParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        check_text(&self.limits, sql).map_err(|e| WireQuery::new(client, sql, &self.audit).refuse(e))?;
-        self.parser.parse_sql(client, sql, types).await
+        // A statement refused here (its size, its shape, the read-only rule) is audited too.
+        let refuse = |e| WireQuery::new(client, sql, &self.audit).refuse(e);
+        check_text(&self.limits, sql).map_err(refuse)?;
+        self.parser.parse_sql(client, sql, types).await.map_err(refuse)
     }
 
     fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {

@@ -8,11 +8,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use warehouse::Submission;
+use warehouse::accounts::Role;
 use warehouse::kpi::KpiRow;
 use warehouse::metrics::Dimension;
 
 use super::AppError;
 use crate::AppState;
+use crate::auth::Caller;
 use crate::figures::Figures;
 use crate::i18n::Lang;
 
@@ -97,10 +99,21 @@ pub async fn provinces() -> Response {
 
 /// `GET /api/v1/submissions`: every accepted file, oldest first; a province account sees its
 /// own province's only.
-pub async fn submissions(Extension(figures): Extension<Arc<Figures>>) -> Response {
-    // The accepted files behind the public figures: the same list for everyone who may read
-    // the dashboard, so no account sees less than a stranger.
-    let visible: Vec<&Submission> = figures.submissions.iter().collect();
+pub async fn submissions(
+    State(state): State<AppState>,
+    Extension(figures): Extension<Arc<Figures>>,
+    Extension(caller): Extension<Option<Caller>>,
+) -> Response {
+    // On a public dashboard every accepted file is public, so every account lists them all (no
+    // account sees less than a stranger); on a private one a province account lists its own.
+    let own = caller
+        .filter(|c| state.settings.private && c.role() == Role::Province)
+        .and_then(|c| c.account.province);
+    let visible: Vec<&Submission> = figures
+        .submissions
+        .iter()
+        .filter(|s| own.is_none() || s.province_code == own)
+        .collect();
     Json(visible).into_response()
 }
 
