@@ -34,9 +34,9 @@ start_server --query-timeout-s "$TIMEOUT_S"
 BASE="http://127.0.0.1:$PORT"
 curl -sf -o /dev/null "$BASE/"
 LOG="$(mktemp -d)"
+CLIENTS_RUNNING=()
 cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
-  kill "$SERVER" 2>/dev/null || true
+  kill "${CLIENTS_RUNNING[@]}" "$SERVER" 2>/dev/null || true
   for name in "${NAMES[@]}"; do "$KHOSO" --data "$BENCH_DIR/data" users revoke "$name" >/dev/null || true; done
   rm -rf "$LOG"
 }
@@ -61,7 +61,10 @@ hostile_client() {
   done
 }
 for token in "${TOKENS[@]}"; do
-  for slot in 1 2; do hostile_client "$token" "$LOG/hostile-$slot-${token: -6}" & done
+  for slot in 1 2; do
+    hostile_client "$token" "$LOG/hostile-$slot-${token: -6}" &
+    CLIENTS_RUNNING+=($!)
+  done
 done
 # Wrong secrets for a real account id, as fast as curl sends them.
 ID="$(echo "${TOKENS[0]}" | cut -d_ -f2)"
@@ -69,6 +72,7 @@ ID="$(echo "${TOKENS[0]}" | cut -d_ -f2)"
    curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer khoso_${ID}_$RANDOM$RANDOM" \
      "$BASE/api/v1/kpis" >>"$LOG/sign-ins" || true
  done) &
+CLIENTS_RUNNING+=($!)
 sleep 3
 
 echo "== $(nproc) cores; 6 hostile queries at once (limit ${TIMEOUT_S} s) and a flood of wrong tokens;"
@@ -77,9 +81,9 @@ for page in "/" "/kpi/T1_pupils?year=2024-2025" "/province/79" "/api/v1/kpis" "/
   printf '%-40s ' "GET $page"
   wrk -t2 -c"$CLIENTS" -d"${SECONDS_PER_PAGE}s" --timeout 10s -s bench/latency.lua "$BASE$page" | tail -1
 done
-kill $(jobs -p) 2>/dev/null || true
-wait 2>/dev/null || true
+echo "server peak memory: $(grep VmHWM /proc/$SERVER/status | awk '{print $2, $3}')"
+kill "${CLIENTS_RUNNING[@]}" 2>/dev/null || true
+sleep 1
 echo "hostile queries ended: $(cat "$LOG"/hostile-* | awk '{print $1}' | sort | uniq -c | tr '\n' ' ')"
 echo "  their longest answer: $(cat "$LOG"/hostile-* | awk '{print $2}' | sort -n | tail -1) s (limit ${TIMEOUT_S} s)"
 echo "wrong tokens answered: $(awk '{print $1}' "$LOG/sign-ins" | sort | uniq -c | tr '\n' ' ')"
-echo "server peak memory: $(grep VmHWM /proc/$SERVER/status | awk '{print $2, $3}')"
