@@ -453,20 +453,44 @@ fn generated_queries_and_files_never_take_the_server_down() {
     f.server.assert_answers("generated files");
 }
 
+/// A query that would run for hours, as its SQL text.
+const ENDLESS: &[u8] = b"SELECT sum(a.students + b.students + c.students + d.students) FROM school_reports a, \
+      school_reports b, school_reports c, school_reports d";
+
+#[test]
+fn a_query_stops_when_its_client_leaves() {
+    let mut f = Fixture::new(&["--query-timeout-s", "600"]);
+    let request = format!(
+        "POST /api/v1/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        f.analyst,
+        ENDLESS.len()
+    );
+    let mut client = std::net::TcpStream::connect(&f.server.address).expect("connect");
+    client.write_all(request.as_bytes()).expect("head");
+    client.write_all(ENDLESS).expect("body");
+    std::thread::sleep(Duration::from_secs(2));
+    let working = f.server.cpu_seconds();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(f.server.cpu_seconds() - working > 0.5, "the query is running");
+    drop(client);
+    std::thread::sleep(Duration::from_secs(1));
+    let after = f.server.cpu_seconds();
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = f.server.cpu_seconds() - after;
+    assert!(
+        spent < 0.3,
+        "the server spent {spent:.2} s of CPU in a second after the client left"
+    );
+    f.server.assert_answers("a client that left mid-query");
+}
+
 #[test]
 fn shutdown_does_not_wait_for_a_query() {
     let mut f = Fixture::new(&["--query-timeout-s", "600"]);
     let (address, token) = (f.server.address.clone(), f.analyst.clone());
     std::thread::spawn(move || {
         let auth = format!("Authorization: Bearer {token}");
-        http(
-            &address,
-            "POST",
-            "/api/v1/sql",
-            &[auth.as_str()],
-            b"SELECT sum(a.students + b.students + c.students + d.students) FROM school_reports a, school_reports b, \
-              school_reports c, school_reports d",
-        )
+        http(&address, "POST", "/api/v1/sql", &[auth.as_str()], ENDLESS)
     });
     std::thread::sleep(Duration::from_secs(2));
     f.server.assert_answers("a ten-minute query started");
