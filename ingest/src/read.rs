@@ -465,6 +465,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rows_are_measured_before_parsing() {
+        let mut scan = ShapeScan::new(b',');
+        let quoted = format!("a,\"{}\",c\n1,2,3\n", vec!["x,y"; 1200].join("\n"));
+        assert!(
+            scan.feed(quoted.as_bytes()).is_err(),
+            "a 4 KB cell, even quoted, is too long"
+        );
+        let mut scan = ShapeScan::new(b',');
+        let commas_in_quotes = format!("a,\"{}\"\n", ",".repeat(1000));
+        assert!(
+            scan.feed(commas_in_quotes.as_bytes()).is_ok(),
+            "separators in quotes are text"
+        );
+        let mut scan = ShapeScan::new(b';');
+        let wide = format!("a\n{}\n", vec!["1"; MAX_COLUMNS + 1].join(";"));
+        let problem = scan.feed(wide.as_bytes()).expect_err("too wide");
+        assert_eq!((problem.rule, problem.row), (Rule::Bounds, Some(2)));
+        // Fed in pieces, as the file is read.
+        let mut scan = ShapeScan::new(b',');
+        let long = "y".repeat(MAX_CELL_BYTES / 2);
+        assert!(scan.feed(long.as_bytes()).is_ok());
+        assert!(scan.feed(long.as_bytes()).is_ok());
+        assert!(scan.feed(b"yy").is_err(), "the cell goes on across pieces");
+    }
+
+    #[test]
     fn separator_is_the_most_frequent_outside_quotes() {
         assert_eq!(detect_separator("a,b,c"), Some(b','));
         assert_eq!(detect_separator("a;b;c"), Some(b';'));

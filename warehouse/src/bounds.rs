@@ -544,3 +544,76 @@ impl FunctionRewrite for BoundedConcatRewrite {
         ))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(value: &str) -> ColumnarValue {
+        ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.to_string())))
+    }
+
+    fn number(value: i64) -> ColumnarValue {
+        ColumnarValue::Scalar(ScalarValue::Int64(Some(value)))
+    }
+
+    #[test]
+    fn results_are_bounded_from_the_arguments() {
+        let bound = |growth: Growth, args: &[ColumnarValue], rows: usize| growth.bound(args, rows).expect("bound");
+        assert_eq!(bound(Growth::Repeat, &[text("ab"), number(3)], 1), 6);
+        assert_eq!(
+            bound(Growth::Repeat, &[text("ab"), number(3)], 10),
+            60,
+            "a constant counts once per row"
+        );
+        assert_eq!(bound(Growth::Repeat, &[text("ab"), number(-5)], 1), 0);
+        let names: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec!["a", "bcd", "ef"]));
+        let counts: ArrayRef = Arc::new(Int64Array::from(vec![10, 1, 0]));
+        assert_eq!(
+            bound(
+                Growth::Repeat,
+                &[ColumnarValue::Array(names), ColumnarValue::Array(counts)],
+                3
+            ),
+            10 + 3,
+            "row by row"
+        );
+        assert_eq!(bound(Growth::Pad, &[text("x"), number(5)], 1), 1 + 4 * 5);
+        // Every place of a 4-byte text, and its end, may take the 3-byte replacement.
+        assert_eq!(
+            bound(Growth::Replace, &[text("aaaa"), text("a"), text("bbb")], 1),
+            4 + 5 * 3
+        );
+        assert_eq!(bound(Growth::Range, &[number(1), number(101)], 1), 101 * 16);
+        assert_eq!(
+            bound(Growth::Range, &[number(0), number(100), number(10)], 2),
+            2 * 11 * 16
+        );
+        let day = ColumnarValue::Scalar(ScalarValue::new_interval_mdn(0, 1, 0));
+        let (start, stop) = (
+            ColumnarValue::Scalar(ScalarValue::Date32(Some(0))),
+            ColumnarValue::Scalar(ScalarValue::Date32(Some(364))),
+        );
+        assert_eq!(bound(Growth::Range, &[start, stop, day], 1), 365 * 16, "a year of days");
+        assert!(bound(Growth::Repeat, &[text("x"), number(2_000_000_000)], 1) > MAX_CALL_BYTES as u128);
+    }
+
+    #[test]
+    fn growing_functions_are_known_by_name() {
+        for name in [
+            "repeat",
+            "lpad",
+            "rpad",
+            "replace",
+            "regexp_replace",
+            "concat",
+            "range",
+            "array_repeat",
+        ] {
+            assert!(grows(name), "{name}");
+        }
+        for name in ["upper", "length", "sum", "substr"] {
+            assert!(!grows(name), "{name}");
+        }
+    }
+}

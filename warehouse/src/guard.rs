@@ -549,6 +549,80 @@ mod tests {
     }
 
     #[test]
+    fn query_shapes_are_measured_on_tokens_and_bounded() {
+        let shape = QueryShape::of("SELECT (a + 2) * 3 FROM t WHERE a IN (1, 2, 3) AND b LIKE 'x'").expect("tokens");
+        assert_eq!(
+            (shape.depth, shape.operators, shape.list_items, shape.blocks),
+            (1, 4, 2, 1),
+            "{shape:?}"
+        );
+        assert!(!shape.explain);
+        let shape = QueryShape::of("-- why\nEXPLAIN SELECT repeat(x, 2) || lpad(y, 3) FROM t").expect("tokens");
+        assert!(shape.explain);
+        assert_eq!(shape.growth_calls, 3);
+        let limits = QueryLimits::default();
+        let flat = format!("SELECT 1{}", "+1".repeat(QueryShape::MAX_OPERATORS));
+        assert!(limits.check_text(&flat).is_ok(), "exactly at the bound");
+        let flat = format!("SELECT 1{}", "+1".repeat(QueryShape::MAX_OPERATORS + 1));
+        let error = limits.check_text(&flat).expect_err("past the bound").to_string();
+        assert!(error.contains("1001 operators; the limit is 1000"), "{error}");
+        let deep = format!("SELECT {}1{}", "(".repeat(65), ")".repeat(65));
+        assert!(
+            limits
+                .check_text(&deep)
+                .expect_err("deep")
+                .to_string()
+                .contains("nested parentheses")
+        );
+        let grown = format!("SELECT {}", vec!["repeat('x', 2)"; 33].join(", "));
+        assert!(
+            limits
+                .check_text(&grown)
+                .expect_err("grown")
+                .to_string()
+                .contains("lengthen text")
+        );
+    }
+
+    fn parsed(sql: &str) -> Statement {
+        use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+        use datafusion::sql::sqlparser::parser::Parser;
+        Parser::parse_sql(&PostgreSqlDialect {}, sql).expect("parses").remove(0)
+    }
+
+    #[test]
+    fn the_wire_sets_only_a_clients_own_parameters() {
+        for sql in [
+            "SET application_name = 'bao-cao'",
+            "SET extra_float_digits = 3",
+            "SET TIME ZONE 'UTC'",
+            "SET timezone = 'Etc/UTC'",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            "DECLARE c CURSOR FOR SELECT 1",
+            "BEGIN",
+        ] {
+            assert!(check_statement(&parsed(sql), Channel::Wire).is_ok(), "{sql}");
+        }
+        for sql in [
+            "SET datafusion.execution.batch_size = 1",
+            "SET \"datafusion.execution.batch_size\" = 1",
+            "SET \"DataFusion\".execution.batch_size = 1",
+            "SET TIME ZONE 'Asia/Ho_Chi_Minh'",
+            "SET ROLE postgres",
+            "SELECT * INTO kept FROM t",
+            "SELECT 1 UNION SELECT 2 INTO kept",
+            "DECLARE c CURSOR FOR SELECT * INTO kept FROM t",
+            "EXPLAIN SELECT * INTO kept FROM t",
+        ] {
+            assert!(check_statement(&parsed(sql), Channel::Wire).is_err(), "{sql}");
+        }
+        // A query path takes no session statement at all.
+        for sql in ["SET application_name = 'x'", "DECLARE c CURSOR FOR SELECT 1", "BEGIN"] {
+            assert!(check_statement(&parsed(sql), Channel::Query).is_err(), "{sql}");
+        }
+    }
+
+    #[test]
     fn reading_statements_pass() {
         for sql in [
             "SELECT 1",
