@@ -399,7 +399,9 @@ impl Position {
     /// the first place the unknown column, table or function the message names appears.
     pub fn of_error(sql: &str, message: &str) -> Option<Position> {
         if let Some(position) = Self::stated(message) {
-            return Some(position);
+            // The message may quote the user's text, numbers and all: a position outside the
+            // query is not one.
+            return position.within(sql).then_some(position);
         }
         if message.contains("found: EOF") {
             let text = sql.trim_end();
@@ -422,9 +424,21 @@ impl Position {
         find_word(sql, &named).map(|offset| Self::at(sql, offset))
     }
 
-    /// The parser's "Line: L, Column: C".
+    /// Whether the position is a place of `sql` (its end included).
+    fn within(&self, sql: &str) -> bool {
+        self.line >= 1
+            && self.column >= 1
+            && sql
+                .lines()
+                .nth(self.line - 1)
+                .map_or(self.line == 1 && self.column == 1, |line| {
+                    self.column <= line.chars().count() + 1
+                })
+    }
+
+    /// The parser's "Line: L, Column: C" (the last, which the parser adds after the text).
     fn stated(message: &str) -> Option<Position> {
-        let rest = &message[message.find("Line: ")? + "Line: ".len()..];
+        let rest = &message[message.rfind("Line: ")? + "Line: ".len()..];
         let (line, rest) = rest.split_once(", Column: ")?;
         let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
         Some(Position {
@@ -445,8 +459,9 @@ impl Position {
 
     /// The line of `sql` it points at, and under it a caret below the column.
     pub fn marked(&self, sql: &str) -> String {
-        let line = sql.lines().nth(self.line - 1).unwrap_or_default();
-        format!("{line}\n{}^", " ".repeat(self.column.saturating_sub(1)))
+        let line = sql.lines().nth(self.line.saturating_sub(1)).unwrap_or_default();
+        let column = self.column.clamp(1, line.chars().count() + 1);
+        format!("{line}\n{}^", " ".repeat(column - 1))
     }
 }
 
@@ -528,6 +543,18 @@ mod tests {
             );
         }
         assert_eq!(Position::of_error("SELECT 1", "Resources exhausted"), None);
+        // A position the message states but the query does not have (a name that quotes one).
+        let odd = "SELECT * FROM \"Line: 99999999999, Column: 99999999999\"";
+        let message = "table 'Line: 99999999999, Column: 99999999999' not found";
+        assert_eq!(Position::of_error(odd, message), None);
+        assert_eq!(
+            Position {
+                line: 1,
+                column: usize::MAX
+            }
+            .marked("ab"),
+            "ab\n  ^"
+        );
         // "code" inside "province_code" is not the word "code".
         assert_eq!(find_word("SELECT province_code, code FROM t", "code"), Some(22));
         let marked = Position { line: 2, column: 6 }.marked("SELECT 1\nFROM provincez");
