@@ -453,6 +453,58 @@ fn generated_queries_and_files_never_take_the_server_down() {
     f.server.assert_answers("generated files");
 }
 
+#[test]
+fn queries_up_to_the_bounds_of_their_shape_are_answered() {
+    let mut f = Fixture::new(&["--query-timeout-s", "60"]);
+    let nested = format!("SELECT {}1{} AS one", "(".repeat(40), ")".repeat(40));
+    let chain = format!("SELECT 1{} AS n", "+1".repeat(900));
+    let listed = format!(
+        "SELECT count(*) AS n FROM school_reports WHERE school_id IN ({})",
+        (0..9_000).map(|i| format!("'S{i}'")).collect::<Vec<_>>().join(",")
+    );
+    let literal = format!("SELECT length('{}') AS n", "x".repeat(900 * 1024));
+    let ctes = format!(
+        "WITH c0 AS (SELECT 1 AS x), {} SELECT x FROM c250",
+        (1..=250)
+            .map(|i| format!("c{i} AS (SELECT x FROM c{})", i - 1))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let arms = format!(
+        "SELECT CASE {} END AS v FROM school_reports LIMIT 1",
+        (1..=300)
+            .map(|i| format!("WHEN students = {i} THEN 'v{i}'"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let grown = "SELECT length(repeat(school_name, 3) || lpad('x', 1000)) AS n FROM school_reports LIMIT 3";
+    let auth = format!("Authorization: Bearer {}", f.analyst);
+    for (what, query) in [
+        ("40 nested parentheses", nested.as_str()),
+        ("901 terms", chain.as_str()),
+        ("an IN list of 9,000", listed.as_str()),
+        ("a 900 KB literal", literal.as_str()),
+        ("250 chained CTEs", ctes.as_str()),
+        ("a CASE of 300 arms", arms.as_str()),
+        ("growing functions within their cap", grown),
+    ] {
+        let asked = Instant::now();
+        let (head, body) = f.server.request(
+            "POST",
+            "/api/v1/sql",
+            &[auth.as_str(), "Content-Type: text/plain"],
+            query.as_bytes(),
+        );
+        assert_eq!(status(&head), 200, "{what}: {}", &body[..body.len().min(300)]);
+        assert!(
+            asked.elapsed() < Duration::from_secs(20),
+            "{what} took {:?}",
+            asked.elapsed()
+        );
+    }
+    f.server.assert_answers("queries at the bounds");
+}
+
 /// A query that would run for hours, as its SQL text.
 const ENDLESS: &[u8] = b"SELECT sum(a.students + b.students + c.students + d.students) FROM school_reports a, \
       school_reports b, school_reports c, school_reports d";

@@ -88,8 +88,9 @@ pub struct QueryShape {
 }
 
 impl QueryShape {
-    /// Nesting of parentheses allowed.
-    pub const MAX_DEPTH: usize = 64;
+    /// Nesting of parentheses allowed (the parser's own limit, 50 levels of any nesting, comes
+    /// after it).
+    pub const MAX_DEPTH: usize = 40;
     /// Operators allowed in one query.
     pub const MAX_OPERATORS: usize = 1_000;
     /// List items allowed in one query (an `IN` list of ten thousand codes passes).
@@ -487,6 +488,11 @@ pub fn located(sql: &str, error: Error) -> Error {
         .and_then(|m| m.strip_suffix("\")"))
     {
         Some(parser) => format!("syntax error: {}", parser.replace("\\\"", "\"")),
+        None if message.contains("RecursionLimitExceeded") => {
+            "the query is too complex: it nests more than 50 levels deep (subqueries, parentheses, \
+             function calls). Split it"
+                .to_string()
+        }
         None => message,
     };
     match Position::of_error(sql, &message) {
@@ -593,7 +599,11 @@ mod tests {
         let flat = format!("SELECT 1{}", "+1".repeat(QueryShape::MAX_OPERATORS + 1));
         let error = limits.check_text(&flat).expect_err("past the bound").to_string();
         assert!(error.contains("1001 operators; the limit is 1000"), "{error}");
-        let deep = format!("SELECT {}1{}", "(".repeat(65), ")".repeat(65));
+        let deep = format!(
+            "SELECT {}1{}",
+            "(".repeat(QueryShape::MAX_DEPTH + 1),
+            ")".repeat(QueryShape::MAX_DEPTH + 1)
+        );
         assert!(
             limits
                 .check_text(&deep)
