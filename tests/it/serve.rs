@@ -113,10 +113,11 @@ impl Server {
     /// Stops the server with SIGTERM and returns how long it took to exit.
     pub fn terminate(&mut self) -> std::time::Duration {
         let asked = std::time::Instant::now();
-        Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+        // The shell's own kill: no package needed.
+        Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", self.pid())])
             .status()
-            .expect("kill runs");
+            .expect("sh runs");
         while asked.elapsed() < std::time::Duration::from_secs(30) {
             if !self.running() {
                 break;
