@@ -7,16 +7,21 @@
 //! join that produces batches without ever waiting on its input.
 //!
 //! The runtime lives for the whole process and is never waited on: shutting the server down
-//! does not wait for a query to finish.
+//! does not wait for a query to finish. Memory is bounded per query and, for all queries
+//! together, per process ([`query_memory`]).
 
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::{
+    GreedyMemoryPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{Stream, StreamExt};
 use tokio::runtime::{Handle, Runtime};
@@ -53,6 +58,82 @@ fn runtime() -> &'static Runtime {
 /// PostgreSQL wire protocol) there.
 pub fn handle() -> Handle {
     runtime().handle().clone()
+}
+
+/// The memory a query may hold: its own limit, and a share of one budget for every query of the
+/// process (half the machine's memory), so that many queries at once, each within its limit,
+/// cannot together exhaust the server. Past either, operators that can spill do; others fail
+/// with "Resources exhausted".
+pub fn query_memory(bytes: usize) -> Arc<dyn MemoryPool> {
+    static SERVER: OnceLock<Arc<dyn MemoryPool>> = OnceLock::new();
+    let server = SERVER.get_or_init(|| Arc::new(GreedyMemoryPool::new(server_memory_budget())));
+    let own = TrackConsumersPool::new(GreedyMemoryPool::new(bytes), NonZeroUsize::MIN.saturating_add(4));
+    Arc::new(QueryMemory {
+        own: Arc::new(own),
+        server: Arc::clone(server),
+    })
+}
+
+/// Half the machine's memory (`MemTotal` of `/proc/meminfo`), or 8 GB where that cannot be read.
+fn server_memory_budget() -> usize {
+    let total_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
+        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+        line.split_whitespace().nth(1)?.parse::<usize>().ok()
+    });
+    total_kb.map_or(8 << 30, |kb| kb * 1024 / 2)
+}
+
+/// A query's memory pool: every reservation counts against the query's own pool and the
+/// process's.
+#[derive(Debug)]
+struct QueryMemory {
+    own: Arc<dyn MemoryPool>,
+    server: Arc<dyn MemoryPool>,
+}
+
+impl std::fmt::Display for QueryMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} within {}", self.own, self.server)
+    }
+}
+
+impl MemoryPool for QueryMemory {
+    fn name(&self) -> &str {
+        "khoso_query_memory"
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.own.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.own.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.own.grow(reservation, additional);
+        self.server.grow(reservation, additional);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.own.shrink(reservation, shrink);
+        self.server.shrink(reservation, shrink);
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> datafusion::error::Result<()> {
+        self.own.try_grow(reservation, additional)?;
+        self.server
+            .try_grow(reservation, additional)
+            .inspect_err(|_| self.own.shrink(reservation, additional))
+    }
+
+    fn reserved(&self) -> usize {
+        self.own.reserved()
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        self.own.memory_limit()
+    }
 }
 
 /// Work on the query runtime, aborted when this handle is dropped.
@@ -136,6 +217,28 @@ impl Stream for Received {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_holds_memory_within_its_own_limit_and_the_servers() {
+        let server: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(100));
+        let query = |limit: usize| -> Arc<dyn MemoryPool> {
+            Arc::new(QueryMemory {
+                own: Arc::new(GreedyMemoryPool::new(limit)),
+                server: Arc::clone(&server),
+            })
+        };
+        let (a, b) = (query(80), query(80));
+        let first = MemoryConsumer::new("first").register(&a);
+        let second = MemoryConsumer::new("second").register(&b);
+        first.try_grow(70).expect("within both");
+        assert!(first.try_grow(20).is_err(), "past its own 80");
+        assert!(second.try_grow(40).is_err(), "past the server's 100");
+        assert_eq!(b.reserved(), 0, "a refused reservation leaves nothing behind");
+        second.try_grow(30).expect("what the server has left");
+        drop(first);
+        second.try_grow(50).expect("the first query's memory came back");
+        assert_eq!((b.reserved(), server.reserved()), (80, 80));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn work_runs_on_the_query_threads_and_stops_when_dropped() {

@@ -824,7 +824,7 @@ fn bounded_session(memory_bytes: Option<usize>) -> Result<SessionContext> {
         .with_physical_optimizer_rule(Arc::new(crate::bounds::YieldEverywhere));
     if let Some(bytes) = memory_bytes {
         let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_memory_limit(bytes, 1.0)
+            .with_memory_pool(crate::engine::query_memory(bytes))
             .build_arc()?;
         builder = builder.with_runtime_env(runtime);
     }
