@@ -374,10 +374,12 @@ impl Warehouse {
     pub fn hide_paths(&self, text: &str) -> String {
         let root = self.root.to_string_lossy();
         let relative = root.trim_start_matches('/');
-        if relative.is_empty() {
-            return text.to_string();
+        let hidden = text.replace(root.as_ref(), "DATA");
+        // Without its leading `/`, a root of one component ("data") would be any word.
+        match relative.contains('/') {
+            true => hidden.replace(relative, "DATA"),
+            false => hidden,
         }
-        text.replace(root.as_ref(), "DATA").replace(relative, "DATA")
     }
 
     /// A batch of text (an `EXPLAIN`'s plan) with [`Warehouse::hide_paths`] applied to every
