@@ -115,7 +115,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// files and `/healthz` answer a stranger; a request that changes something or runs a query
 /// with the session cookie (not a bearer token) must carry the session's CSRF token, in the
 /// form or, for the JSON API, in the `X-CSRF-Token` header.
-async fn guard_door(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn guard_door(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let source = request_source(&state, &request);
     crate::auth::from_source(source, async move {
         let path = request.uri().path();
@@ -144,11 +144,17 @@ async fn guard_door(State(state): State<AppState>, request: Request, next: Next)
                     return e.json();
                 }
             }
+            // Found once: the figures' middleware takes it from here.
+            request.extensions_mut().insert(KnownCaller(caller));
         }
         next.run(request).await
     })
     .await
 }
+
+/// The caller [`guard_door`] already found for a request.
+#[derive(Clone)]
+struct KnownCaller(Option<crate::auth::Caller>);
 
 /// The address a request came from: the peer, or behind a proxy (`--behind-proxy`) the last
 /// address the proxy put in `X-Forwarded-For`.
@@ -192,9 +198,13 @@ async fn revalidate(State(state): State<AppState>, mut request: Request, next: N
     if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD {
         return next.run(request).await;
     }
-    let caller = match state.auth.caller(request.headers()).await {
-        Ok(caller) => caller,
-        Err(e) => return AppError::from(e).json(),
+    let known = request.extensions_mut().remove::<KnownCaller>();
+    let caller = match known {
+        Some(KnownCaller(caller)) => caller,
+        None => match state.auth.caller(request.headers()).await {
+            Ok(caller) => caller,
+            Err(e) => return AppError::from(e).json(),
+        },
     };
     request.extensions_mut().insert(caller);
     let figures = match state.figures().await {
