@@ -332,6 +332,29 @@ pub struct SqlArgs {
     /// Read a table at an earlier version (time travel), e.g. --at school_reports=3; repeatable.
     #[arg(long, value_parser = parse_pin)]
     pub at: Vec<(String, u64)>,
+    /// Read as an account of this role would: `analyst` cannot read the audit log and the
+    /// review decisions. Whoever runs the CLI holds the data directory, so the default is admin.
+    #[arg(long, value_enum, default_value_t)]
+    pub role: ReaderArg,
+}
+
+/// The role a `khoso sql` query reads as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReaderArg {
+    /// Every table.
+    #[default]
+    Admin,
+    /// The tables an analyst account reads.
+    Analyst,
+}
+
+impl From<ReaderArg> for warehouse::accounts::Role {
+    fn from(reader: ReaderArg) -> Self {
+        match reader {
+            ReaderArg::Admin => warehouse::accounts::Role::Admin,
+            ReaderArg::Analyst => warehouse::accounts::Role::Analyst,
+        }
+    }
 }
 
 fn parse_pin(text: &str) -> Result<(String, u64), String> {

@@ -153,7 +153,7 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
     let audit = state.audit.clone();
     let wire = match &args.pg_addr {
         Some(pg_addr) => {
-            let (address, wire) = dashboard::pg::serve_pg(pg_addr, state.clone())
+            let (address, wire) = dashboard::pg::serve_pg(pg_addr, dashboard::pg::WireState::of(&state))
                 .await
                 .with_context(|| format!("listening on {pg_addr}"))?;
             println!("khoso SQL for PostgreSQL clients: postgresql://ACCOUNT@{address}/khoso (password: the token)");
@@ -577,7 +577,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
 async fn sql(warehouse: &Warehouse, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let pins: TableVersions = args.at.into_iter().collect();
     let batches = match warehouse
-        .query_limited(&args.query, &pins, &QueryLimits::default())
+        .query_limited(&args.query, &pins, &QueryLimits::default(), args.role.into())
         .await
     {
         Ok(batches) => batches,

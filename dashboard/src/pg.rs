@@ -50,6 +50,30 @@ use warehouse::guard::{Channel, QueryLimits};
 
 use crate::{AppState, AuditQueue};
 
+/// What the wire server shares with the web server: the warehouse, the accounts, the audit
+/// queue, the query slots of each account, and the limits of a query.
+#[derive(Clone)]
+pub struct WireState {
+    warehouse: Arc<warehouse::Warehouse>,
+    auth: crate::auth::Auth,
+    audit: AuditQueue,
+    query_slots: crate::routes::QuerySlots,
+    limits: QueryLimits,
+}
+
+impl WireState {
+    /// The part of the web server's state the wire server works with.
+    pub fn of(state: &AppState) -> Self {
+        Self {
+            warehouse: Arc::clone(&state.warehouse),
+            auth: state.auth.clone(),
+            audit: state.audit.clone(),
+            query_slots: state.query_slots.clone(),
+            limits: state.settings.query_limits,
+        }
+    }
+}
+
 /// The connection's metadata key holding the signed-in account's role.
 const ROLE: &str = "khoso.role";
 
@@ -67,7 +91,7 @@ fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
 
 /// Signs clients in with an account's token as password; every attempt is audited.
 struct TokenStartup {
-    state: AppState,
+    state: WireState,
     parameters: DefaultServerParameterProvider,
 }
 
@@ -137,8 +161,10 @@ impl StartupHandler for TokenStartup {
 /// Refuses every statement that is not a reading one (or a session statement the other hooks
 /// answer), and brings the tables up to date before a query.
 struct ReadOnly {
-    state: AppState,
+    state: WireState,
     tag: Mutex<String>,
+    /// The role whose session it keeps up to date.
+    role: Role,
 }
 
 /// The one read-only rule of every SQL path ([`warehouse::guard::check_statement`]), for a
@@ -175,7 +201,8 @@ impl ReadOnly {
         let api = |e: warehouse::Error| PgWireError::ApiError(Box::new(e));
         let now = self.state.warehouse.current_tag().await.map_err(api)?;
         let mut tag = self.tag.lock().await;
-        if *tag != now {
+        // The admins' tables include the audit log, which changes with every query.
+        if *tag != now || self.role == Role::Admin {
             self.state.warehouse.refresh_session(ctx).await.map_err(api)?;
             *tag = now;
         }
@@ -404,10 +431,68 @@ fn check_text(limits: &QueryLimits, sql: &str) -> PgWireResult<()> {
 /// The datafusion-postgres service behind the guard rails: the text's size, the account's
 /// query slots, the time limit, and the audit of every query.
 struct Guarded {
+    readers: Readers,
+    parser: Arc<CheckedParser>,
+    state: WireState,
+}
+
+/// One role's side of the wire: a session in which the tables are as the catalogue lets the
+/// role read them, and datafusion-postgres's service over it.
+struct Reader {
     service: Arc<DfSessionService>,
     context: Arc<SessionContext>,
-    parser: Arc<CheckedParser>,
-    state: AppState,
+}
+
+/// The analysts' and the admins' sides.
+struct Readers {
+    analyst: Reader,
+    admin: Reader,
+}
+
+impl Readers {
+    async fn new(state: &WireState) -> std::io::Result<Self> {
+        Ok(Self {
+            analyst: Reader::new(state, Role::Analyst).await?,
+            admin: Reader::new(state, Role::Admin).await?,
+        })
+    }
+
+    /// The side of the client's signed-in role (the analysts' for anything else).
+    fn of(&self, client: &impl ClientInfo) -> &Reader {
+        match client.metadata().get(ROLE).map(String::as_str) {
+            Some(role) if role == Role::Admin.as_str() => &self.admin,
+            _ => &self.analyst,
+        }
+    }
+}
+
+impl Reader {
+    async fn new(state: &WireState, role: Role) -> std::io::Result<Self> {
+        let ctx = state
+            .warehouse
+            .wire_session(state.limits.memory_bytes, role)
+            .await
+            .map_err(std::io::Error::other)?;
+        datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
+            &ctx,
+            "datafusion",
+            Arc::new(datafusion_postgres::auth::AuthManager::new()),
+        )
+        .map_err(std::io::Error::other)?;
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(ReadOnly {
+                state: state.clone(),
+                tag: Mutex::new(String::new()),
+                role,
+            }),
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        let context = Arc::new(ctx);
+        let service = Arc::new(DfSessionService::new_with_hooks(Arc::clone(&context), hooks));
+        Ok(Self { service, context })
+    }
 }
 
 impl Guarded {
@@ -433,7 +518,7 @@ impl Guarded {
             );
             return Err(query.refuse(PgWireError::UserError(Box::new(closed))));
         }
-        check_text(&self.state.settings.query_limits, sql).map_err(|e| query.refuse(e))?;
+        check_text(&self.state.limits, sql).map_err(|e| query.refuse(e))?;
         let slot = self
             .state
             .query_slots
@@ -452,7 +537,7 @@ impl Guarded {
     where
         F: Future<Output = PgWireResult<Vec<Response>>>,
     {
-        let limits = self.state.settings.query_limits;
+        let limits = self.state.limits;
         let deadline = tokio::time::Instant::from_std(query.started + limits.timeout);
         let answers = match tokio::time::timeout_at(deadline, work).await {
             Ok(Ok(answers)) => answers,
@@ -488,7 +573,8 @@ impl SimpleQueryHandler for Guarded {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let query = self.begin(client, sql).await?;
-        self.watch(query, SimpleQueryHandler::do_query(&*self.service, client, sql))
+        let service = Arc::clone(&self.readers.of(client).service);
+        self.watch(query, SimpleQueryHandler::do_query(&*service, client, sql))
             .await
     }
 }
@@ -506,7 +592,7 @@ impl ExtendedQueryHandler for Guarded {
     /// psycopg's named cursors do), those of its query.
     async fn do_describe_portal<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         target: &Portal<Self::Statement>,
     ) -> PgWireResult<DescribePortalResponse>
     where
@@ -518,6 +604,8 @@ impl ExtendedQueryHandler for Guarded {
         let fields = match &target.statement.statement {
             (cursor_query, None) if !cursor_query.is_empty() => {
                 let frame = self
+                    .readers
+                    .of(client)
                     .context
                     .sql(cursor_query)
                     .await
@@ -544,8 +632,9 @@ impl ExtendedQueryHandler for Guarded {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let query = self.begin(client, &portal.statement.statement.0).await?;
+        let service = Arc::clone(&self.readers.of(client).service);
         let work = async {
-            ExtendedQueryHandler::do_query(&*self.service, client, portal, max_rows)
+            ExtendedQueryHandler::do_query(&*service, client, portal, max_rows)
                 .await
                 .map(|answer| vec![answer])
         };
@@ -556,7 +645,8 @@ impl ExtendedQueryHandler for Guarded {
 
 /// datafusion-postgres's parser of prepared statements, behind the size limit of the text.
 struct CheckedParser {
-    parser: Arc<Parser>,
+    /// The analysts' parser and the admins' (the tables a statement may name are the role's).
+    parsers: (Arc<Parser>, Arc<Parser>),
     limits: QueryLimits,
     audit: AuditQueue,
 }
@@ -572,15 +662,20 @@ impl QueryParser for CheckedParser {
         // A statement refused here (its size, its shape, the read-only rule) is audited too.
         let refuse = |e| WireQuery::new(client, sql, &self.audit).refuse(e);
         check_text(&self.limits, sql).map_err(refuse)?;
-        self.parser.parse_sql(client, sql, types).await.map_err(refuse)
+        let parser = match client.metadata().get(ROLE).map(String::as_str) {
+            Some(role) if role == Role::Admin.as_str() => &self.parsers.1,
+            _ => &self.parsers.0,
+        };
+        parser.parse_sql(client, sql, types).await.map_err(refuse)
     }
 
+    // A parsed statement carries its plan: either parser describes it.
     fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        self.parser.get_parameter_types(statement)
+        self.parsers.0.get_parameter_types(statement)
     }
 
     fn get_result_schema(&self, statement: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
-        self.parser.get_result_schema(statement, format)
+        self.parsers.0.get_result_schema(statement, format)
     }
 }
 
@@ -605,40 +700,22 @@ impl PgWireServerHandlers for Handlers {
 }
 
 /// Binds `address` for SQL clients and returns the bound address and the server.
-pub async fn serve_pg(address: &str, state: AppState) -> std::io::Result<(SocketAddr, impl Future<Output = ()>)> {
+pub async fn serve_pg(address: &str, state: WireState) -> std::io::Result<(SocketAddr, impl Future<Output = ()>)> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
-    let ctx = state
-        .warehouse
-        .wire_session(state.settings.query_limits.memory_bytes)
-        .await
-        .map_err(std::io::Error::other)?;
-    datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
-        &ctx,
-        "datafusion",
-        Arc::new(datafusion_postgres::auth::AuthManager::new()),
-    )
-    .map_err(std::io::Error::other)?;
-    let hooks: Vec<Arc<dyn QueryHook>> = vec![
-        Arc::new(ReadOnly {
-            state: state.clone(),
-            tag: Mutex::new(String::new()),
-        }),
-        Arc::new(CursorStatementHook),
-        Arc::new(SetShowHook),
-        Arc::new(TransactionStatementHook),
-    ];
-    let context = Arc::new(ctx);
-    let service = Arc::new(DfSessionService::new_with_hooks(Arc::clone(&context), hooks));
+    let readers = Readers::new(&state).await?;
+    let parsers = (
+        ExtendedQueryHandler::query_parser(&*readers.analyst.service),
+        ExtendedQueryHandler::query_parser(&*readers.admin.service),
+    );
     let handlers = Arc::new(Handlers {
         service: Arc::new(Guarded {
             parser: Arc::new(CheckedParser {
-                parser: ExtendedQueryHandler::query_parser(&*service),
-                limits: state.settings.query_limits,
+                parsers,
+                limits: state.limits,
                 audit: state.audit.clone(),
             }),
-            service,
-            context,
+            readers,
             state: state.clone(),
         }),
         startup: Arc::new(TokenStartup {

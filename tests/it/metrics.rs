@@ -98,6 +98,15 @@ fn each_mistake_names_its_kpi_and_field() {
             once("FROM school_reports\nUNION ALL", "FROM school_report\nUNION ALL"),
             "learners: sql: Error during planning: table 'datafusion.public.school_report' not found",
         ),
+        (
+            "view_of_an_admin_table",
+            once(
+                "FROM school_reports\nUNION ALL",
+                "FROM school_reports, audit_log\nUNION ALL",
+            ),
+            "learners: sql: External error: table audit_log is for admin accounts only; an analyst account reads \
+             school_reports, university_reports, content_coverage, submissions, kpi_values, provinces, regions, levels",
+        ),
     ];
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, text, expected) in cases {

@@ -454,3 +454,109 @@ fn hostile_queries_on_the_wire_end_with_a_clear_error_and_every_query_is_audited
     let (head, _) = server.get_with("/healthz", &[]);
     assert_eq!(status(&head), 200, "the server lives");
 }
+
+/// Ways an analyst might name an admin-only table, and whether the answer may have rows (the
+/// catalogue's lists answer with none; every other form is refused).
+const ADMIN_TABLE_ATTEMPTS: [(&str, bool); 11] = [
+    ("SELECT count(*) FROM audit_log", false),
+    ("SELECT a.actor FROM audit_log AS a LIMIT 1", false),
+    ("SELECT count(*) FROM public.audit_log", false),
+    ("SELECT count(*) FROM datafusion.public.\"audit_log\"", false),
+    ("SELECT count(*) FROM AUDIT_LOG", false),
+    (
+        "WITH recent AS (SELECT * FROM audit_log) SELECT count(*) FROM recent",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM (SELECT submission_id FROM approvals) AS decided",
+        false,
+    ),
+    ("CREATE VIEW peek AS SELECT * FROM audit_log", false),
+    (
+        "SELECT table_name FROM information_schema.tables WHERE table_name IN ('audit_log', 'approvals')",
+        true,
+    ),
+    (
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'audit_log'",
+        true,
+    ),
+    (
+        "SELECT relname FROM pg_catalog.pg_class WHERE relname = 'audit_log'",
+        true,
+    ),
+];
+
+#[test]
+fn one_catalogue_keeps_admin_tables_from_analysts_on_every_path() {
+    if !has_psql() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "5", true);
+    let analyst = account(&data, "phan-tich", "analyst", None);
+    let admin = account(&data, "bo-gd", "admin", None);
+    let port = free_port().to_string();
+    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+    let api = |token: &str, sql: &str| {
+        let auth = format!("Authorization: Bearer {token}");
+        let (head, body) = server.request(
+            "POST",
+            "/api/v1/sql",
+            &["Accept: application/json", "Content-Type: text/plain", &auth],
+            sql.as_bytes(),
+        );
+        (status(&head), body)
+    };
+    // Only the admin-only tables' own names: every other table answers to the analyst.
+    let leaked = |text: &str| text.contains("\"actor\"") || text.lines().any(|l| l.trim() == "audit_log");
+    for (sql, listing) in ADMIN_TABLE_ATTEMPTS {
+        let (code, body) = api(&analyst, sql);
+        let cli = run(khoso(&data).args(["sql", sql, "--role", "analyst", "--format", "csv"]));
+        let wire = psql(&port, "phan-tich", &analyst, sql);
+        if listing {
+            // The lists of tables answer, without the admin-only tables (PostgreSQL's own
+            // catalogue is on the wire only).
+            if !sql.contains("pg_catalog") {
+                assert_eq!(code, 200, "{sql}: {body}");
+                assert!(body.contains("\"rows\":[]"), "{sql} over HTTP: {body}");
+                assert!(cli.status.success(), "{sql}: {}", stderr(&cli));
+                assert!(stdout(&cli).lines().count() <= 1, "{sql} on the CLI: {}", stdout(&cli));
+            }
+            assert!(wire.status.success(), "{sql}: {}", stderr(&wire));
+            assert!(stdout(&wire).trim().is_empty(), "{sql} on the wire: {}", stdout(&wire));
+            continue;
+        }
+        assert!(matches!(code, 400 | 403), "{sql} over HTTP: {code} {body}");
+        assert!(!leaked(&body), "{sql}: {body}");
+        assert!(!cli.status.success(), "{sql} on the CLI: {}", stdout(&cli));
+        assert!(
+            !wire.status.success() || stdout(&wire).trim().is_empty(),
+            "{sql} on the wire: {}",
+            stdout(&wire)
+        );
+        if !sql.starts_with("CREATE") {
+            // Refused by the catalogue by name, with the reason, on every path.
+            let why = "for admin accounts only";
+            assert!(body.contains(why) && code == 403, "{sql} over HTTP: {code} {body}");
+            assert!(stderr(&cli).contains(why), "{sql} on the CLI: {}", stderr(&cli));
+            assert!(stderr(&wire).contains(why), "{sql} on the wire: {}", stderr(&wire));
+        }
+    }
+    // The same forms read the table for an admin, on every path.
+    let sql = "WITH recent AS (SELECT * FROM audit_log AS a) SELECT count(*) > 0 AS any FROM recent";
+    let (code, body) = api(&admin, sql);
+    assert!(code == 200 && body.contains("true"), "{body}");
+    let cli = run(khoso(&data).args(["sql", sql, "--format", "csv"]));
+    assert_eq!(stdout(&cli), "any\ntrue\n", "{}", stderr(&cli));
+    let wire = psql(&port, "bo-gd", &admin, sql);
+    assert_eq!(stdout(&wire).trim(), "t", "{}", stderr(&wire));
+    // The schema browser lists what the reader may read.
+    let listed = |token: &str| {
+        let auth = format!("Authorization: Bearer {token}");
+        server
+            .request("GET", "/sql", &[&auth], b"")
+            .1
+            .contains("<code>audit_log</code>")
+    };
+    assert!(listed(&admin) && !listed(&analyst));
+}

@@ -19,10 +19,12 @@ pub mod accounts;
 pub mod approvals;
 pub mod audit;
 pub mod bounds;
+pub mod catalogue;
 pub mod engine;
 pub mod guard;
 pub mod history;
 pub mod kpi;
+pub mod layout;
 pub mod metrics;
 pub mod output;
 pub mod preview;
@@ -48,9 +50,17 @@ pub enum Error {
     /// A query that does not parse or plan.
     #[error("SQL error: {0}")]
     Sql(String),
-    /// A table name that does not exist.
-    #[error("no table {0:?}: the tables are school_reports, university_reports, content_coverage, submissions")]
+    /// A table name that does not exist (among those a query may pin).
+    #[error("no table {0:?} to pin: the tables with versions are {tables}", tables = catalogue::source_tables().map(|t| t.name).collect::<Vec<_>>().join(", "))]
     UnknownTable(String),
+    /// A table the catalogue keeps from the reader.
+    #[error("table {table} is for admin accounts only; an {role} account reads {readable}", role = role.as_str(), readable = catalogue::readable_names(*role))]
+    NotReadable {
+        /// The table.
+        table: String,
+        /// The reader's role.
+        role: accounts::Role,
+    },
     /// A table version that does not exist.
     #[error("table {0} has no version {1} (its latest is {2})")]
     NoSuchVersion(String, u64, u64),
@@ -89,6 +99,7 @@ impl Error {
             Error::ReadOnly(_)
                 | Error::Sql(_)
                 | Error::UnknownTable(_)
+                | Error::NotReadable { .. }
                 | Error::NoSuchVersion(..)
                 | Error::NotAWarehouse(_)
                 | Error::Account(_)
@@ -96,8 +107,22 @@ impl Error {
     }
 
     /// An error while planning or running a user's query is the query's fault.
+    /// A table kept from the reader stays that error, whatever the engine wrapped it in.
     pub(crate) fn from_query(error: datafusion::error::DataFusionError) -> Self {
+        if let datafusion::error::DataFusionError::External(cause) = error.find_root()
+            && let Some(Error::NotReadable { table, role }) = cause.downcast_ref::<Error>()
+        {
+            return Error::NotReadable {
+                table: table.clone(),
+                role: *role,
+            };
+        }
         Error::Sql(error.to_string())
+    }
+
+    /// Whether the reader is refused something the query asked for (a table kept from it).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, Error::NotReadable { .. })
     }
 }
 

@@ -7,11 +7,9 @@ use std::sync::Arc;
 
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use ingest::{ProvinceRegistry, ReportKind, SchoolYear};
+use ingest::{ProvinceRegistry, SchoolYear};
 use serde::Deserialize;
 
-use crate::reference::reference_tables;
-use crate::tables::{KPI_VALUES, SUBMISSIONS, fact_schema, fact_table, kpi_values_table_schema, submissions_schema};
 use crate::{Error, Result};
 
 /// The metrics file shipped with khoso.
@@ -498,26 +496,14 @@ fn first_line(text: &str) -> String {
     }
 }
 
-/// A session with every warehouse table as an empty table of the right schema, to plan
-/// expressions against without a data directory.
+/// A session with every catalogued table as an empty table of the right schema, to plan
+/// expressions against without a data directory; the admin-only tables are refused.
 pub async fn schema_session() -> Result<SessionContext> {
     let ctx = SessionContext::new();
-    for kind in ReportKind::ALL {
-        ctx.register_table(
-            fact_table(kind),
-            Arc::new(MemTable::try_new(fact_schema(kind), vec![vec![]])?),
-        )?;
-    }
-    ctx.register_table(
-        SUBMISSIONS,
-        Arc::new(MemTable::try_new(submissions_schema(), vec![vec![]])?),
-    )?;
-    ctx.register_table(
-        KPI_VALUES,
-        Arc::new(MemTable::try_new(kpi_values_table_schema(), vec![vec![]])?),
-    )?;
-    for (name, table) in reference_tables()? {
-        ctx.register_table(name, table)?;
+    // Views are read by every account: they may read only what everyone may.
+    crate::catalogue::read_as(&ctx, crate::accounts::Role::Analyst)?;
+    for table in crate::catalogue::CATALOGUE {
+        ctx.register_table(table.name, Arc::new(MemTable::try_new((table.schema)(), vec![vec![]])?))?;
     }
     Ok(ctx)
 }

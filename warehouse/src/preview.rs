@@ -104,7 +104,12 @@ impl Warehouse {
         batches.push(report_batch(report, "preview")?);
         let provider = Arc::new(MemTable::try_new(Arc::clone(&schema), vec![batches])?);
         let ctx = self
-            .session_with(&TableVersions::new(), Some((table, provider)), None)
+            .session_with(
+                &TableVersions::new(),
+                Some((table, provider)),
+                None,
+                crate::accounts::Role::Admin,
+            )
             .await?;
 
         let (dimension, unit) = match &report.province_code {

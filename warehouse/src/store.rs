@@ -1,15 +1,8 @@
 //! The warehouse on disk: Delta tables under one data directory, the archive of accepted files,
 //! and the commit that turns a validated report into a new table version.
 //!
-//! ```text
-//! DATA/
-//!   tables/school_reports/        Delta table, partitioned by school_year, province_code
-//!   tables/university_reports/    Delta table, partitioned by school_year, province_code
-//!   tables/content_coverage/      Delta table, partitioned by school_year
-//!   tables/submissions/           Delta table, one row per accepted file
-//!   archive/ab/abcdef….csv        every accepted file as it came, named by its SHA-256
-//!   commit.lock                   held while a commit runs (one writer at a time, any process)
-//! ```
+//! Where each file lives is [`crate::layout::Layout`]'s business; which tables there are,
+//! [`crate::catalogue`]'s.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -31,15 +24,17 @@ use ingest::{ReportKind, ValidatedReport};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::approvals::{APPROVALS, approvals_schema};
-use crate::audit::{AUDIT_LOG, audit_schema};
+use crate::accounts::Role;
+use crate::approvals::APPROVALS;
+use crate::catalogue::{self, CATALOGUE, Storage};
 use crate::guard::{QueryLimits, check_read_only, located, read_only_options};
 use crate::kpi::{self, KpiRow};
+use crate::layout::Layout;
 use crate::metrics::{Dimension, Metrics};
 use crate::reference::reference_tables;
 use crate::tables::{
-    KPI_VALUES, SOURCE_VERSIONS, SUBMISSIONS, Submission, fact_schema, fact_table, kpi_values_table_schema,
-    partition_columns, report_batch, submissions_schema,
+    KPI_VALUES, SOURCE_VERSIONS, SUBMISSIONS, Submission, fact_table, kpi_values_table_schema, partition_columns,
+    report_batch, submissions_schema,
 };
 use crate::{Error, Result};
 
@@ -78,7 +73,7 @@ pub enum CommitOutcome {
 /// A warehouse directory.
 #[derive(Debug, Clone)]
 pub struct Warehouse {
-    root: PathBuf,
+    layout: Layout,
     /// The KPIs and views, once attached with [`Warehouse::with_metrics`].
     metrics: Option<Arc<Metrics>>,
     /// Set once this handle has repaired what a killed process may have left unrecorded.
@@ -92,40 +87,28 @@ impl Warehouse {
     /// Creates the directory layout and the empty tables where missing, and opens the warehouse.
     /// Running it on an existing warehouse changes nothing.
     pub async fn init(root: &Path) -> Result<Self> {
-        std::fs::create_dir_all(root.join("tables"))?;
-        std::fs::create_dir_all(root.join("archive"))?;
         let warehouse = Self::at(root)?;
-        for kind in ReportKind::ALL {
-            let partitions = partition_columns(kind).iter().map(|c| c.to_string()).collect();
-            warehouse
-                .create_table(fact_table(kind), fact_schema(kind), partitions)
-                .await?;
+        std::fs::create_dir_all(warehouse.layout.tables())?;
+        std::fs::create_dir_all(warehouse.layout.archive())?;
+        for table in CATALOGUE.iter().filter(|t| t.is_delta()) {
+            let partitions = table.partitioning.iter().map(|c| c.to_string()).collect();
+            warehouse.create_table(table.name, (table.schema)(), partitions).await?;
         }
-        warehouse
-            .create_table(SUBMISSIONS, submissions_schema(), Vec::new())
-            .await?;
-        warehouse
-            .create_table(KPI_VALUES, kpi_values_table_schema(), Vec::new())
-            .await?;
-        warehouse.create_table(AUDIT_LOG, audit_schema(), Vec::new()).await?;
-        warehouse
-            .create_table(APPROVALS, approvals_schema(), Vec::new())
-            .await?;
         Ok(warehouse)
     }
 
     /// Opens an existing warehouse.
     pub async fn open(root: &Path) -> Result<Self> {
-        let tables = root.join("tables").join(SUBMISSIONS).join("_delta_log");
-        if !tables.is_dir() {
+        let warehouse = Self::at(root)?;
+        if !warehouse.layout.table_log(SUBMISSIONS).is_dir() {
             return Err(Error::NotAWarehouse(root.to_path_buf()));
         }
-        Self::at(root)
+        Ok(warehouse)
     }
 
     fn at(root: &Path) -> Result<Self> {
         Ok(Self {
-            root: std::path::absolute(root)?,
+            layout: Layout::new(root)?,
             metrics: None,
             recovered: Arc::new(AtomicBool::new(false)),
             loaded: Arc::default(),
@@ -147,17 +130,22 @@ impl Warehouse {
 
     /// The data directory.
     pub fn root(&self) -> &Path {
-        &self.root
+        self.layout.root()
+    }
+
+    /// Where everything is under the data directory.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     fn table_url(&self, name: &str) -> Result<Url> {
-        let dir = self.root.join("tables").join(name);
+        let dir = self.layout.table(name);
         Url::from_directory_path(&dir).map_err(|()| Error::Internal(format!("not a usable path: {}", dir.display())))
     }
 
     pub(crate) async fn create_table(&self, name: &str, schema: SchemaRef, partitions: Vec<String>) -> Result<()> {
-        let dir = self.root.join("tables").join(name);
-        if dir.join("_delta_log").is_dir() {
+        let dir = self.layout.table(name);
+        if self.layout.table_log(name).is_dir() {
             return Ok(());
         }
         std::fs::create_dir_all(&dir)?;
@@ -183,7 +171,7 @@ impl Warehouse {
 
     /// Opens a table at its latest version, or at `version`.
     pub async fn table(&self, name: &str, version: Option<u64>) -> Result<DeltaTable> {
-        let log = self.root.join("tables").join(name).join("_delta_log");
+        let log = self.layout.table_log(name);
         let latest = match log.is_dir() {
             true => latest_version(&log)?,
             false => None,
@@ -220,13 +208,9 @@ impl Warehouse {
         self.loaded.lock().ok()?.get(name).cloned()
     }
 
-    /// The names of the tables kept in the warehouse.
+    /// The names of the tables a query may pin to a version.
     pub fn table_names() -> Vec<&'static str> {
-        ReportKind::ALL
-            .into_iter()
-            .map(fact_table)
-            .chain(std::iter::once(SUBMISSIONS))
-            .collect()
+        catalogue::source_tables().map(|t| t.name).collect()
     }
 
     /// The latest version of every table: the highest-numbered commit file in each table's
@@ -234,11 +218,11 @@ impl Warehouse {
     /// listing per table, without loading any table state, so it is cheap enough to ask on
     /// every request.
     pub async fn versions(&self) -> Result<TableVersions> {
-        let tables = self.root.join("tables");
+        let layout = self.layout.clone();
         tokio::task::spawn_blocking(move || {
             let mut versions = TableVersions::new();
             for name in Self::table_names() {
-                let log = tables.join(name).join("_delta_log");
+                let log = layout.table_log(name);
                 let latest =
                     latest_version(&log)?.ok_or_else(|| Error::Internal(format!("no commit in {}", log.display())))?;
                 versions.insert(name.to_string(), latest);
@@ -252,7 +236,7 @@ impl Warehouse {
     /// The latest version of the `approvals` table (none before the first decision's table
     /// exists): readers that keep decisions in memory read them again when it changes.
     pub fn decisions_version(&self) -> Result<Option<u64>> {
-        let log = self.root.join("tables").join(APPROVALS).join("_delta_log");
+        let log = self.layout.table_log(APPROVALS);
         if !log.is_dir() {
             return Ok(None);
         }
@@ -267,41 +251,47 @@ impl Warehouse {
     }
 
     /// A DataFusion session with every table registered: the warehouse's Delta tables (at the
-    /// pinned versions, else the latest) and the reference tables.
+    /// pinned versions, else the latest) and the reference tables; every table readable, for
+    /// the server's own work.
     pub async fn session(&self, pins: &TableVersions) -> Result<SessionContext> {
-        self.session_with(pins, None, None).await
+        self.session_with(pins, None, None, Role::Admin).await
     }
 
-    /// [`Warehouse::session`] with one table replaced by another provider (before the views
-    /// are made, so they read the replacement).
+    /// [`Warehouse::session`] as an account of `reader` sees it (see
+    /// [`crate::catalogue::ReaderSchema`]), with one table replaced by another provider
+    /// (before the views are made, so they read the replacement).
     pub(crate) async fn session_with(
         &self,
         pins: &TableVersions,
         replacement: Option<(&str, Arc<dyn datafusion::catalog::TableProvider>)>,
         memory_bytes: Option<usize>,
+        reader: Role,
     ) -> Result<SessionContext> {
         if let Some(unknown) = pins.keys().find(|k| !Self::table_names().contains(&k.as_str())) {
             return Err(Error::UnknownTable(unknown.clone()));
         }
-        let ctx = bounded_session(memory_bytes)?;
-        for name in Self::table_names() {
-            let table = self.table(name, pins.get(name).copied()).await?;
-            table.update_datafusion_session(&ctx.state())?;
-            match &replacement {
-                Some((replaced, provider)) if *replaced == name => ctx.register_table(name, Arc::clone(provider))?,
-                _ => ctx.register_table(name, table.table_provider().await?)?,
+        let ctx = bounded_session(memory_bytes, reader)?;
+        let reference = reference_tables()?;
+        for entry in CATALOGUE {
+            let provider: Arc<dyn datafusion::catalog::TableProvider> = match entry.storage {
+                _ if replacement.as_ref().is_some_and(|(name, _)| *name == entry.name) => {
+                    replacement.as_ref().map(|(_, p)| Arc::clone(p)).expect("matched")
+                }
+                Storage::Reference => match reference.iter().find(|(name, _)| *name == entry.name) {
+                    Some((_, table)) => Arc::clone(table) as _,
+                    None => continue,
+                },
+                Storage::Source => {
+                    let table = self.table(entry.name, pins.get(entry.name).copied()).await?;
+                    table.update_datafusion_session(&ctx.state())?;
+                    table.table_provider().await?
+                }
+                // Ledgers made after the warehouse (a warehouse of an older khoso) may not be
+                // there yet.
+                Storage::Ledger if !self.layout.table_log(entry.name).is_dir() => continue,
+                Storage::Ledger => self.table(entry.name, None).await?.table_provider().await?,
             };
-        }
-        for (name, table) in reference_tables()? {
-            ctx.register_table(name, table)?;
-        }
-        let kpi_values = self.table(KPI_VALUES, None).await?;
-        ctx.register_table(KPI_VALUES, kpi_values.table_provider().await?)?;
-        for name in [AUDIT_LOG, APPROVALS] {
-            if self.root.join("tables").join(name).join("_delta_log").is_dir() {
-                let table = self.table(name, None).await?;
-                ctx.register_table(name, table.table_provider().await?)?;
-            }
+            ctx.register_table(entry.name, provider)?;
         }
         if let Some(metrics) = &self.metrics {
             metrics.register_views(&ctx).await?;
@@ -333,12 +323,13 @@ impl Warehouse {
         sql: &str,
         pins: &TableVersions,
         limits: &QueryLimits,
+        reader: Role,
     ) -> Result<datafusion::execution::SendableRecordBatchStream> {
         let shape = limits.check_text(sql)?;
         let (warehouse, sql, pins, memory_bytes) = (self.clone(), sql.to_string(), pins.clone(), limits.memory_bytes);
         let planned = crate::engine::stream(async move {
             check_read_only(&sql)?;
-            let ctx = warehouse.session_with(&pins, None, Some(memory_bytes)).await?;
+            let ctx = warehouse.session_with(&pins, None, Some(memory_bytes), reader).await?;
             let frame = ctx
                 .sql_with_options(&sql, read_only_options())
                 .await
@@ -372,7 +363,7 @@ impl Warehouse {
     /// `text` with the data directory's absolute path (as a path, and as query plans show it,
     /// without its leading `/`) written `DATA`: no answer shows where the server keeps its files.
     pub fn hide_paths(&self, text: &str) -> String {
-        let root = self.root.to_string_lossy();
+        let root = self.layout.root().to_string_lossy();
         let relative = root.trim_start_matches('/');
         let hidden = text.replace(root.as_ref(), "DATA");
         // Without its leading `/`, a root of one component ("data") would be any word.
@@ -424,9 +415,10 @@ impl Warehouse {
         sql: &str,
         pins: &TableVersions,
         limits: &QueryLimits,
+        reader: Role,
     ) -> Result<Vec<RecordBatch>> {
         let run = async {
-            let stream = self.query_stream(sql, pins, limits).await?;
+            let stream = self.query_stream(sql, pins, limits, reader).await?;
             futures::TryStreamExt::try_collect::<Vec<_>>(stream)
                 .await
                 .map_err(Error::from_query)
@@ -438,25 +430,23 @@ impl Warehouse {
     }
 
     /// A session for SQL clients on the wire: like [`Warehouse::session`], with a memory limit,
-    /// and without the audit log and the review decisions (which are for admins on the web).
-    pub async fn wire_session(&self, memory_bytes: usize) -> Result<SessionContext> {
-        let ctx = self
-            .session_with(&TableVersions::new(), None, Some(memory_bytes))
-            .await?;
-        for name in [AUDIT_LOG, APPROVALS] {
-            ctx.deregister_table(name)?;
-        }
-        Ok(ctx)
+    /// as an account of `reader` sees it.
+    pub async fn wire_session(&self, memory_bytes: usize, reader: Role) -> Result<SessionContext> {
+        self.session_with(&TableVersions::new(), None, Some(memory_bytes), reader)
+            .await
     }
 
     /// Brings a long-lived session up to the tables' latest versions: the Delta tables and
     /// `kpi_values` get fresh providers, and the metrics' views are made again over them.
     pub async fn refresh_session(&self, ctx: &SessionContext) -> Result<()> {
-        for name in Self::table_names().into_iter().chain([KPI_VALUES]) {
-            let table = self.table(name, None).await?;
+        for entry in CATALOGUE.iter().filter(|t| t.is_delta()) {
+            if !ctx.table_exist(entry.name)? {
+                continue;
+            }
+            let table = self.table(entry.name, None).await?;
             table.update_datafusion_session(&ctx.state())?;
-            ctx.deregister_table(name)?;
-            ctx.register_table(name, table.table_provider().await?)?;
+            ctx.deregister_table(entry.name)?;
+            ctx.register_table(entry.name, table.table_provider().await?)?;
         }
         if let Some(metrics) = &self.metrics {
             for view in &metrics.views {
@@ -772,7 +762,10 @@ impl Warehouse {
             .filter(|e| e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()))
             .map(str::to_ascii_lowercase)
             .unwrap_or_else(|| "bin".to_string());
-        let dir = self.root.join("archive").join(&sha256[..2]);
+        let dir = self
+            .layout
+            .archive_folder(sha256)
+            .ok_or_else(|| Error::Internal(format!("not a SHA-256: {sha256:?}")))?;
         let target = dir.join(format!("{sha256}.{extension}"));
         if target.exists() {
             return Ok(target);
@@ -787,7 +780,7 @@ impl Warehouse {
 
     /// The archived copy of a submitted file.
     pub fn archived_file(&self, sha256: &str) -> Option<PathBuf> {
-        let dir = self.root.join("archive").join(sha256.get(..2)?);
+        let dir = self.layout.archive_folder(sha256)?;
         std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
@@ -801,7 +794,7 @@ impl Warehouse {
 
     /// Holds an exclusive lock on a file of the warehouse directory, across processes.
     pub(crate) async fn file_lock(&self, name: &str) -> Result<File> {
-        let path = self.root.join(name);
+        let path = self.layout.lock(name);
         tokio::task::spawn_blocking(move || {
             let file = File::options().create(true).truncate(false).write(true).open(&path)?;
             file.lock()?;
@@ -816,7 +809,7 @@ impl Warehouse {
 /// The highest-numbered commit file in a Delta log directory.
 /// A DataFusion session whose queries yield often and whose growing functions are bounded
 /// (see [`crate::bounds`]), with a memory pool of `memory_bytes` when given.
-fn bounded_session(memory_bytes: Option<usize>) -> Result<SessionContext> {
+fn bounded_session(memory_bytes: Option<usize>, reader: Role) -> Result<SessionContext> {
     use datafusion::execution::FunctionRegistry;
     use datafusion::execution::session_state::SessionStateBuilder;
 
@@ -838,7 +831,9 @@ fn bounded_session(memory_bytes: Option<usize>) -> Result<SessionContext> {
     state.register_function_rewrite(Arc::new(crate::bounds::BoundedConcatRewrite::new(
         crate::bounds::MAX_CALL_BYTES,
     )))?;
-    Ok(SessionContext::new_with_state(state))
+    let ctx = SessionContext::new_with_state(state);
+    catalogue::read_as(&ctx, reader)?;
+    Ok(ctx)
 }
 
 fn latest_version(log: &Path) -> Result<Option<u64>> {

@@ -78,17 +78,6 @@ fn querier(caller: Option<Caller>) -> Result<Caller, AppError> {
     }
 }
 
-/// The audit log and review decisions are for admins.
-fn check_tables(caller: &Caller, sql: &str) -> Result<(), AppError> {
-    let lower = sql.to_lowercase();
-    if caller.role() != Role::Admin && ["audit_log", "approvals"].iter().any(|t| lower.contains(t)) {
-        return Err(AppError::Forbidden(
-            "audit_log and approvals are for admin accounts".into(),
-        ));
-    }
-    Ok(())
-}
-
 async fn audit_query(
     state: &AppState,
     caller: &Caller,
@@ -122,7 +111,9 @@ async fn audit_query(
 }
 
 fn sql_error(e: warehouse::Error) -> AppError {
-    if e.is_input_error() {
+    if e.is_forbidden() {
+        AppError::Forbidden(e.to_string())
+    } else if e.is_input_error() {
         AppError::BadRequest(e.to_string())
     } else {
         AppError::from(e)
@@ -134,24 +125,30 @@ fn batch_error(limits: &QueryLimits, error: datafusion::error::DataFusionError) 
     sql_error(limits.explain(warehouse::Error::Sql(error.to_string())))
 }
 
-/// Starts a query under the limits.
+/// Starts a caller's query under the limits, reading the tables its role may read.
 async fn start(
     state: &AppState,
+    caller: &Caller,
     sql: &str,
     limits: &QueryLimits,
 ) -> Result<datafusion::execution::SendableRecordBatchStream, AppError> {
     state
         .warehouse
-        .query_stream(sql, &TableVersions::new(), limits)
+        .query_stream(sql, &TableVersions::new(), limits, caller.role())
         .await
         .map_err(sql_error)
 }
 
 /// Runs a query for showing: every batch is read (under the limits) to count the rows, the
 /// first [`ROWS_SHOWN`] are kept.
-async fn run_shown(state: &AppState, sql: &str, limits: &QueryLimits) -> Result<(Vec<RecordBatch>, usize), AppError> {
+async fn run_shown(
+    state: &AppState,
+    caller: &Caller,
+    sql: &str,
+    limits: &QueryLimits,
+) -> Result<(Vec<RecordBatch>, usize), AppError> {
     let run = async {
-        let mut stream = start(state, sql, limits).await?;
+        let mut stream = start(state, caller, sql, limits).await?;
         let (mut kept, mut shown, mut total) = (Vec::new(), 0usize, 0usize);
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| batch_error(limits, e))?;
@@ -203,7 +200,7 @@ pub async fn api_sql(State(state): State<AppState>, headers: HeaderMap, body: ax
         Ok(caller) => caller,
         Err(e) => return e.json(),
     };
-    let sql = match query_text(&headers, &body).and_then(|sql| check_tables(&caller, &sql).map(|()| sql)) {
+    let sql = match query_text(&headers, &body) {
         Ok(sql) => sql,
         Err(e) => {
             audit_query(&state, &caller, "", started, Err(&e)).await;
@@ -231,7 +228,7 @@ pub async fn api_sql(State(state): State<AppState>, headers: HeaderMap, body: ax
             Err(e) => e.json(),
         };
     }
-    let answer = run_shown(&state, &sql, &limits).await;
+    let answer = run_shown(&state, &caller, &sql, &limits).await;
     audit_query(&state, &caller, &sql, started, answer.as_ref().map(|(_, total)| *total)).await;
     match answer {
         Ok((batches, total)) => {
@@ -388,7 +385,7 @@ async fn xlsx_download(
 ) -> Result<Vec<u8>, AppError> {
     let started = Instant::now();
     let run = async {
-        let mut stream = start(state, sql, limits).await?;
+        let mut stream = start(state, caller, sql, limits).await?;
         // Read everything first (under the memory limit): past Excel's limit, refuse at once.
         let schema = stream.schema();
         let (mut batches, mut rows) = (Vec::new(), 0usize);
@@ -476,7 +473,7 @@ async fn download(
         return Ok((headers, bytes).into_response());
     }
     let started = Instant::now();
-    let stream = match start(state, &sql, &limits).await {
+    let stream = match start(state, caller, &sql, &limits).await {
         Ok(stream) => stream,
         Err(e) => {
             audit_query(state, caller, &sql, started, Err(&e)).await;
@@ -559,6 +556,7 @@ pub struct ColumnInfo {
 /// A table of the schema browser.
 pub struct TableInfo {
     name: String,
+    description: String,
     columns: Vec<ColumnInfo>,
 }
 
@@ -619,11 +617,15 @@ fn examples(lang: Lang) -> Vec<(String, String)> {
     ]
 }
 
-/// Every table and view with its columns, types and descriptions.
-async fn schema_browser(state: &AppState, lang: Lang) -> Vec<TableInfo> {
+/// Every table and view the caller may read, with its columns, types and descriptions.
+async fn schema_browser(state: &AppState, caller: &Caller, lang: Lang) -> Vec<TableInfo> {
     let query = "SELECT table_name, column_name, data_type FROM information_schema.columns \
                  WHERE table_schema = 'public' ORDER BY table_name, ordinal_position";
-    let Ok(batches) = state.warehouse.query(query, &TableVersions::new()).await else {
+    let Ok(batches) = state
+        .warehouse
+        .query_limited(query, &TableVersions::new(), &QueryLimits::default(), caller.role())
+        .await
+    else {
         return Vec::new();
     };
     let Ok(csv) = warehouse::render(&batches, warehouse::OutputFormat::Csv) else {
@@ -646,6 +648,9 @@ async fn schema_browser(state: &AppState, lang: Lang) -> Vec<TableInfo> {
         if tables.last().is_none_or(|t| t.name != table) {
             tables.push(TableInfo {
                 name: table.to_string(),
+                description: warehouse::catalogue::entry(table)
+                    .map(|t| lang.pick(t.description_vi, t.description_en).to_string())
+                    .unwrap_or_default(),
                 columns: Vec::new(),
             });
         }
@@ -689,7 +694,7 @@ async fn workbench(
         notice: String::new(),
         header: Vec::new(),
         rows: Vec::new(),
-        tables: schema_browser(state, lang).await,
+        tables: schema_browser(state, &caller, lang).await,
         examples: examples(lang),
         history: Vec::new(),
         saved: Vec::new(),
@@ -714,17 +719,12 @@ async fn workbench(
         super::check_csrf(&caller, form.csrf.as_deref())?;
         let sql = page.sql.clone();
         if let Some(format) = form.format.as_deref().filter(|f| !f.is_empty()) {
-            check_tables(&caller, &sql)?;
             let _slot = state.query_slots.take(&caller.account.name).await?;
             return download(state, &caller, sql, state.settings.query_limits, Export::parse(format)?).await;
         }
         let started = Instant::now();
-        let checked = check_tables(&caller, &sql);
-        let answer = match checked {
-            Ok(()) => match state.query_slots.take(&caller.account.name).await {
-                Ok(_slot) => run_shown(state, &sql, &state.settings.query_limits).await,
-                Err(e) => Err(e),
-            },
+        let answer = match state.query_slots.take(&caller.account.name).await {
+            Ok(_slot) => run_shown(state, &caller, &sql, &state.settings.query_limits).await,
             Err(e) => Err(e),
         };
         audit_query(state, &caller, &sql, started, answer.as_ref().map(|(_, total)| *total)).await;
