@@ -19,6 +19,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "KHOSO_METRICS")]
     pub metrics: Option<PathBuf>,
 
+    /// How log lines look on stderr: `text` for people, `json` (one object a line) for log
+    /// collectors. `RUST_LOG` chooses what is logged (default: `warn,khoso=info,dashboard=info`).
+    #[arg(long, global = true, value_enum, default_value_t, env = "KHOSO_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -336,6 +341,16 @@ pub struct SqlArgs {
     /// review decisions. Whoever runs the CLI holds the data directory, so the default is admin.
     #[arg(long, value_enum, default_value_t)]
     pub role: ReaderArg,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// A line of text per event.
+    #[default]
+    Text,
+    /// A JSON object per event.
+    Json,
 }
 
 /// The role a `khoso sql` query reads as.

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use ingest::{Lang, Problem, ReadOptions, ReportKind, SchoolYear, SliceHint, ValidatedReport};
+use ingest::{Lang, Problem, ReportKind, SchoolYear, SliceHint, ValidatedReport};
 use warehouse::accounts::Accounts;
-use warehouse::audit::AuditEvent;
 use warehouse::guard::QueryLimits;
+use warehouse::intake::{Delivery, Intent, Outcome};
 use warehouse::metrics::{Dimension, Metrics};
-use warehouse::{CommitOutcome, OutputFormat, RecordBatch, TableVersions, Upload, Warehouse};
+use warehouse::rights::Actor;
+use warehouse::{OutputFormat, RecordBatch, TableVersions, Warehouse};
 
 use crate::cli::{
     Cli, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, LangArg, ServeArgs, SqlArgs,
@@ -182,7 +183,7 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
 
 async fn users(data: &Path, command: UsersCommand) -> anyhow::Result<ExitCode> {
     let warehouse = Warehouse::open(data).await?;
-    match manage_accounts(&Accounts::new(warehouse.root()), command) {
+    match manage_accounts(&Accounts::new(warehouse.layout()), command) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) if e.is_input_error() => {
             eprintln!("khoso: {e}");
@@ -246,30 +247,33 @@ async fn init(data: &Path, metrics: Arc<Metrics>, args: InitArgs) -> anyhow::Res
     if files.is_empty() {
         bail!("no sample reports under {}", sample_dir.display());
     }
-    let bar = progress_bar(files.len() as u64, "loading sample data");
+    let spinner = progress_bar(1, &format!("loading {} sample files", files.len()));
+    let deliveries = files
+        .iter()
+        .map(|(kind, path)| Delivery::file(path.clone(), *kind, SliceHint::default()))
+        .collect();
+    let received = warehouse
+        .intake(false)
+        .receive(
+            deliveries,
+            &Actor::operator("sample"),
+            Intent::Commit,
+            chrono::Utc::now(),
+        )
+        .await?;
+    spinner.finish_and_clear();
     let (mut committed, mut unchanged) = (0, 0);
-    let mut events = Vec::new();
-    for (kind, path) in &files {
-        bar.set_message(file_name(path));
-        let report = match read_report(path, *kind, SliceHint::default(), ReadOptions::default()).await? {
-            Ok(report) => report,
-            Err(problems) => {
-                bar.finish_and_clear();
-                print_problems(path, &problems);
-                bail!("sample file {} is not valid", path.display());
-            }
-        };
-        match warehouse.commit(&report, path, &upload(path, "sample")).await? {
-            CommitOutcome::Committed(s) => {
-                committed += 1;
-                events.push(AuditEvent::for_commit(&s, "ingest", "committed"));
-            }
-            CommitOutcome::Unchanged(_) => unchanged += 1,
+    for file in &received {
+        match &file.outcome {
+            Outcome::Committed(_) => committed += 1,
+            Outcome::Unchanged(_) => unchanged += 1,
+            Outcome::Rejected(problems) => print_problems(&file.delivery.path, problems),
+            Outcome::Checked(_) | Outcome::Held(_) => {}
         }
-        bar.inc(1);
     }
-    bar.finish_and_clear();
-    warehouse.record_audit(&events).await?;
+    if committed + unchanged < received.len() {
+        bail!("the sample data under {} is not valid", sample_dir.display());
+    }
     println!(
         "loaded {} sample files from {} ({committed} committed, {unchanged} already there)",
         files.len(),
@@ -328,26 +332,6 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-fn upload(path: &Path, user: &str) -> Upload {
-    Upload {
-        file_name: file_name(path),
-        uploaded_by: user.to_string(),
-        uploaded_at: chrono::Utc::now(),
-    }
-}
-
-/// Reads and validates a file off the async threads (polars blocks).
-async fn read_report(
-    path: &Path,
-    kind: ReportKind,
-    hint: SliceHint,
-    options: ReadOptions,
-) -> anyhow::Result<Result<ValidatedReport, Vec<Problem>>> {
-    let path = path.to_path_buf();
-    let result = tokio::task::spawn_blocking(move || ingest::read_report(&path, kind, &hint, &options)).await?;
-    Ok(result)
-}
-
 fn print_problems(path: &Path, problems: &[Problem]) {
     eprintln!(
         "✗ {}: {} lỗi / {} problem{}",
@@ -392,62 +376,45 @@ async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) ->
         school_year: args.year,
         province_code: province,
     };
-    let options = ReadOptions {
-        sheet: args.sheet.clone(),
+    // Open the warehouse first, so a missing one is said before any file is read; a dry run
+    // needs none.
+    let warehouse = match args.dry_run {
+        true => None,
+        false => Some(Warehouse::open(data).await?.with_metrics(metrics)),
     };
-    // Open the warehouse first, so a missing one is said before any file is read.
-    let warehouse = if args.dry_run {
-        None
-    } else {
-        Some(Warehouse::open(data).await?.with_metrics(metrics))
+    let deliveries: Vec<Delivery> = args
+        .files
+        .iter()
+        .map(|path| Delivery {
+            sheet: args.sheet.clone(),
+            ..Delivery::file(path.clone(), kind, hint.clone())
+        })
+        .collect();
+    let spinner = progress_bar(1, &format!("validating {} files", deliveries.len()));
+    let received = match &warehouse {
+        Some(warehouse) => {
+            let actor = Actor::operator(&args.user);
+            warehouse
+                .intake(false)
+                .receive(deliveries, &actor, Intent::Commit, chrono::Utc::now())
+                .await?
+        }
+        None => warehouse::intake::validate_all(deliveries).await?,
     };
-
-    // Every file is validated before anything is committed: one bad file stops them all.
-    let bar = progress_bar(args.files.len() as u64, "validating");
-    let mut reports = Vec::new();
+    spinner.finish_and_clear();
     let mut all_problems: Vec<(PathBuf, Problem)> = Vec::new();
-    for path in &args.files {
-        bar.set_message(file_name(path));
-        match read_report(path, kind, hint.clone(), options.clone()).await? {
-            Ok(report) => reports.push((path, report)),
-            Err(problems) => {
-                bar.suspend(|| print_problems(path, &problems));
-                all_problems.extend(problems.into_iter().map(|p| (path.clone(), p)));
+    for file in &received {
+        let path = &file.delivery.path;
+        if let Some(report) = &file.report {
+            print_valid(path, report);
+        }
+        match &file.outcome {
+            Outcome::Rejected(problems) => {
+                print_problems(path, problems);
+                all_problems.extend(problems.iter().map(|p| (path.clone(), p.clone())));
             }
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    if let Some(out) = &args.errors_out {
-        write_errors(out, &all_problems, args.files.len() > 1)?;
-    }
-    for (path, report) in &reports {
-        let slice = match &report.province_code {
-            Some(code) => format!("{} {}/{code}", report.kind, report.school_year),
-            None => format!("{} {}", report.kind, report.school_year),
-        };
-        println!("✓ {}: {} dòng/rows hợp lệ/valid — {slice}", path.display(), report.rows);
-        for notice in &report.notices {
-            println!("  · {notice}");
-        }
-    }
-    if !all_problems.is_empty() {
-        eprintln!("không ghi gì vào kho / nothing was committed");
-        return Ok(ExitCode::from(INVALID_INPUT));
-    }
-    let Some(warehouse) = warehouse else {
-        println!("kiểm tra thử, không ghi / dry run: nothing committed");
-        return Ok(ExitCode::SUCCESS);
-    };
-    let mut events = Vec::new();
-    for (path, report) in &reports {
-        let outcome = warehouse.commit(report, path, &upload(path, &args.user)).await?;
-        events.push(match &outcome {
-            CommitOutcome::Committed(s) => AuditEvent::for_commit(s, "ingest", "committed"),
-            CommitOutcome::Unchanged(s) => AuditEvent::for_commit(s, "ingest", "unchanged"),
-        });
-        match outcome {
-            CommitOutcome::Committed(s) => {
+            Outcome::Checked(_) | Outcome::Held(_) => {}
+            Outcome::Committed(s) => {
                 let replaced = s
                     .supersedes
                     .as_deref()
@@ -455,15 +422,15 @@ async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) ->
                     .unwrap_or_default();
                 println!(
                     "  committed {}: {} version {}, submission {}{replaced}",
-                    file_name(path),
-                    warehouse::fact_table(report.kind),
+                    file.delivery.file_name,
+                    warehouse::fact_table(kind),
                     s.table_version,
                     s.submission_id
                 );
             }
-            CommitOutcome::Unchanged(s) => println!(
+            Outcome::Unchanged(s) => println!(
                 "  unchanged {}: the same file is already the current submission {} (uploaded {} by {}); nothing written",
-                file_name(path),
+                file.delivery.file_name,
                 s.submission_id,
                 chrono::DateTime::from_timestamp_micros(s.uploaded_at)
                     .map(|t| t.to_rfc3339())
@@ -472,9 +439,30 @@ async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) ->
             ),
         }
     }
-    warehouse.record_audit(&events).await?;
-    refresh_kpis(&warehouse).await?;
+    if let Some(out) = &args.errors_out {
+        write_errors(out, &all_problems, args.files.len() > 1)?;
+    }
+    if !all_problems.is_empty() {
+        eprintln!("không ghi gì vào kho / nothing was committed");
+        return Ok(ExitCode::from(INVALID_INPUT));
+    }
+    match (&warehouse, args.dry_run) {
+        (Some(warehouse), false) => refresh_kpis(warehouse).await?,
+        _ => println!("kiểm tra thử, không ghi / dry run: nothing committed"),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A valid file's slice and notices.
+fn print_valid(path: &Path, report: &ValidatedReport) {
+    let slice = match &report.province_code {
+        Some(code) => format!("{} {}/{code}", report.kind, report.school_year),
+        None => format!("{} {}", report.kind, report.school_year),
+    };
+    println!("✓ {}: {} dòng/rows hợp lệ/valid — {slice}", path.display(), report.rows);
+    for notice in &report.notices {
+        println!("  · {notice}");
+    }
 }
 
 fn write_errors(out: &Path, problems: &[(PathBuf, Problem)], with_file: bool) -> anyhow::Result<()> {

@@ -7,8 +7,26 @@ use clap::Parser;
 mod cli;
 mod commands;
 
+/// What is logged when `RUST_LOG` does not say: warnings from everything, the server's own
+/// account of its work (a line per request).
+const DEFAULT_LOG: &str = "warn,khoso=info,dashboard=info,warehouse=info";
+
+/// Log lines go to stderr, as text or JSON; `RUST_LOG` chooses which.
+fn start_logs(format: cli::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Text => logs.init(),
+        cli::LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    start_logs(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

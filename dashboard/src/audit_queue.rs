@@ -74,7 +74,7 @@ impl AuditQueue {
                     next = entries.try_recv().ok();
                 }
                 if let Err(e) = warehouse.record_audit(&events).await {
-                    eprintln!("khoso serve: the audit log could not be written: {e}");
+                    tracing::error!(cause = %e, "the audit log could not be written");
                 }
                 for done in flushes {
                     done.send(()).ok();

@@ -50,6 +50,28 @@ pub async fn from_source<F: Future>(source: IpAddr, work: F) -> F::Output {
     SOURCE.scope(source, work).await
 }
 
+tokio::task_local! {
+    /// The account a request turned out to come from, for its log line.
+    static ACCOUNT: std::cell::RefCell<Option<String>>;
+}
+
+/// Runs `work` (a request's handling) and says which account it turned out to come from.
+pub async fn noting_account<F: Future>(work: F) -> (F::Output, Option<String>) {
+    ACCOUNT
+        .scope(std::cell::RefCell::new(None), async {
+            let output = work.await;
+            (output, ACCOUNT.with(|account| account.borrow().clone()))
+        })
+        .await
+}
+
+/// Notes the account of the request being handled.
+pub fn note_account(name: &str) {
+    ACCOUNT
+        .try_with(|account| *account.borrow_mut() = Some(name.to_string()))
+        .ok();
+}
+
 fn current_source() -> IpAddr {
     SOURCE
         .try_with(|source| *source)
@@ -312,8 +334,16 @@ impl Auth {
     }
 
     /// Who sent a request: a bearer token first, else the session cookie. An unknown or
-    /// revoked credential is nobody.
+    /// revoked credential is nobody. The account found is noted for the request's log line.
     pub async fn caller(&self, headers: &HeaderMap) -> Result<Option<Caller>, AuthError> {
+        let caller = self.find_caller(headers).await?;
+        if let Some(caller) = &caller {
+            note_account(&caller.account.name);
+        }
+        Ok(caller)
+    }
+
+    async fn find_caller(&self, headers: &HeaderMap) -> Result<Option<Caller>, AuthError> {
         if let Some(token) = bearer(headers) {
             return Ok(self.verify(token).await?.map(|account| Caller { account, csrf: None }));
         }

@@ -91,8 +91,8 @@ impl AppState {
     /// State over a warehouse that has its metrics attached. Files staged by an earlier
     /// server (waiting for a commit that can no longer come) are removed.
     pub fn with_settings(warehouse: Warehouse, settings: Settings) -> Self {
-        std::fs::remove_dir_all(warehouse.root().join("uploads")).ok();
-        let accounts = warehouse::accounts::Accounts::new(warehouse.root());
+        warehouse.intake(settings.require_approval).clear_received();
+        let accounts = warehouse::accounts::Accounts::new(warehouse.layout());
         let warehouse = Arc::new(warehouse);
         let audit = AuditQueue::new(Arc::clone(&warehouse));
         Self {
@@ -104,6 +104,11 @@ impl AppState {
             query_slots: routes::QuerySlots::default(),
             uploads: Arc::default(),
         }
+    }
+
+    /// The way files reach the tables, under this server's settings.
+    pub fn intake(&self) -> warehouse::intake::Intake {
+        self.warehouse.intake(self.settings.require_approval)
     }
 
     /// The figures of the warehouse as it is now. Asking costs a listing of each table's log;

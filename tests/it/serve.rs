@@ -23,11 +23,16 @@ impl Server {
 
     /// `khoso serve` with more arguments.
     pub fn start_with(data: &Path, args: &[&str]) -> Server {
+        Self::start_logging(data, args, Stdio::null())
+    }
+
+    /// `khoso serve` with more arguments, its log (stderr) going to `log`.
+    pub fn start_logging(data: &Path, args: &[&str], log: impl Into<Stdio>) -> Server {
         let mut child = khoso(data)
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("serve");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
@@ -381,4 +386,53 @@ where
             "{shown}: the server spent {spent:.2} s of CPU in the second after it failed"
         );
     }
+}
+
+#[test]
+fn every_request_leaves_one_log_line_naming_its_account() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "4", true);
+    let token = crate::account(&data, "phan-tich", "analyst", None);
+    let log = dir.path().join("serve.log");
+    let server = Server::start_logging(
+        &data,
+        &["--log-format", "json"],
+        std::fs::File::create(&log).expect("log file"),
+    );
+    let (head, _) = server.get_with("/api/v1/kpis", &[&format!("Authorization: Bearer {token}")]);
+    assert_eq!(status(&head), 200, "{head}");
+    let id = header(&head, "x-request-id")
+        .expect("the answer names its request")
+        .to_string();
+    let (head, _) = server.get_with("/province/99", &["X-Request-Id: from-the-proxy-42"]);
+    assert_eq!(header(&head, "x-request-id"), Some("from-the-proxy-42"));
+    let lines = crate::eventually(
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+        |text| text.contains("from-the-proxy-42"),
+    );
+    let events: Vec<serde_json::Value> = lines.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let line = |request_id: &str| {
+        events
+            .iter()
+            .find(|e| e["request_id"] == request_id)
+            .unwrap_or_else(|| panic!("a line for request {request_id} in {lines}"))
+    };
+    let kpis = line(&id);
+    assert_eq!(kpis["target"], "khoso::request");
+    assert_eq!(kpis["level"], "INFO");
+    assert_eq!(kpis["method"], "GET");
+    assert_eq!(kpis["path"], "/api/v1/kpis");
+    assert_eq!(kpis["status"], 200);
+    assert_eq!(kpis["account"], "phan-tich");
+    assert!(kpis["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{kpis}");
+    let missing = line("from-the-proxy-42");
+    assert_eq!(
+        (missing["status"].as_u64(), missing["account"].as_str()),
+        (Some(404), Some("-"))
+    );
+    assert_eq!(
+        events.iter().filter(|e| e["target"] == "khoso::request").count(),
+        2,
+        "one line per request: {lines}"
+    );
 }

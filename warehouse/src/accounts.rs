@@ -7,7 +7,7 @@
 //! so a reader never sees half a file and two processes never lose each other's change.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+use crate::layout::Layout;
 use crate::{Error, Result};
 
 /// What an account may do.
@@ -96,9 +97,9 @@ const TOKEN_PREFIX: &str = "khoso_";
 
 impl Accounts {
     /// The accounts kept under a warehouse directory.
-    pub fn new(root: &Path) -> Self {
+    pub fn new(layout: &Layout) -> Self {
         Self {
-            path: root.join("accounts.json"),
+            path: layout.accounts(),
         }
     }
 
@@ -262,7 +263,7 @@ mod tests {
     #[test]
     fn tokens_verify_until_revoked() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let accounts = Accounts::new(dir.path());
+        let accounts = Accounts::new(&Layout::new(dir.path()).expect("layout"));
         let (account, token) = accounts.add("so-gd-hanoi", Role::Province, Some("01")).expect("added");
         assert!(token.starts_with("khoso_"));
         let stored = std::fs::read_to_string(dir.path().join("accounts.json")).expect("file");

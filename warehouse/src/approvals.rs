@@ -22,13 +22,33 @@ use crate::{Error, Result};
 /// Name of the decisions table.
 pub const APPROVALS: &str = "approvals";
 
+/// What the ministry decides about a submission or a held file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Approved: a held file is committed.
+    Approved,
+    /// Returned to the province, with a comment.
+    Returned,
+}
+
+impl Verdict {
+    /// As stored in the `approvals` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approved => "approved",
+            Verdict::Returned => "returned",
+        }
+    }
+}
+
 /// An admin's decision about a submission (or a held file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     /// The submission (or held file) decided on.
     pub submission_id: String,
-    /// `approved` or `returned`.
-    pub decision: String,
+    /// Approved or returned.
+    pub decision: Verdict,
     /// The admin.
     pub decided_by: String,
     /// When, in microseconds since the Unix epoch, UTC.
@@ -127,7 +147,12 @@ impl Warehouse {
 
     /// Holds a validated file until an admin approves it; copies the file (the caller keeps
     /// its own).
-    pub fn hold(&self, report: &ingest::ValidatedReport, file: &Path, upload: &crate::Upload) -> Result<HeldFile> {
+    pub(crate) fn hold(
+        &self,
+        report: &ingest::ValidatedReport,
+        file: &Path,
+        upload: &crate::Upload,
+    ) -> Result<HeldFile> {
         let dir = self.pending_dir();
         std::fs::create_dir_all(&dir)?;
         let id = uuid::Uuid::new_v4().to_string();
@@ -140,7 +165,7 @@ impl Warehouse {
             province_code: report.province_code.clone(),
             school_year: report.school_year.to_string(),
             rows: report.rows as i64,
-            sha256: crate::sha256_file(file)?,
+            sha256: upload.sha256.clone(),
             file_name: upload.file_name.clone(),
             uploaded_by: upload.uploaded_by.clone(),
             uploaded_at: upload.uploaded_at.timestamp_micros(),
@@ -182,10 +207,10 @@ impl Warehouse {
 }
 
 /// A decision made now.
-pub fn decision_now(submission_id: &str, decision: &str, by: &str, comment: Option<String>) -> Decision {
+pub fn decision_now(submission_id: &str, decision: Verdict, by: &str, comment: Option<String>) -> Decision {
     Decision {
         submission_id: submission_id.to_string(),
-        decision: decision.to_string(),
+        decision,
         decided_by: by.to_string(),
         decided_at: Utc::now().timestamp_micros(),
         comment: comment.filter(|c| !c.trim().is_empty()),

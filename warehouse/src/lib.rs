@@ -23,12 +23,14 @@ pub mod catalogue;
 pub mod engine;
 pub mod guard;
 pub mod history;
+pub mod intake;
 pub mod kpi;
 pub mod layout;
 pub mod metrics;
 pub mod output;
 pub mod preview;
 pub mod reference;
+pub mod rights;
 pub mod store;
 pub mod tables;
 pub mod workbench;
@@ -89,6 +91,15 @@ pub enum Error {
     /// A wrong account request (name taken, unknown role or province, …).
     #[error("{0}")]
     Account(String),
+    /// A request that cannot be done as asked (a return without a comment, a second decision).
+    #[error("{0}")]
+    Refused(String),
+    /// The actor may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Something asked for by id that is not there.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl Error {
@@ -103,6 +114,9 @@ impl Error {
                 | Error::NoSuchVersion(..)
                 | Error::NotAWarehouse(_)
                 | Error::Account(_)
+                | Error::Refused(_)
+                | Error::Forbidden(_)
+                | Error::NotFound(_)
         )
     }
 
@@ -122,7 +136,7 @@ impl Error {
 
     /// Whether the reader is refused something the query asked for (a table kept from it).
     pub fn is_forbidden(&self) -> bool {
-        matches!(self, Error::NotReadable { .. })
+        matches!(self, Error::NotReadable { .. } | Error::Forbidden(_))
     }
 }
 

@@ -59,6 +59,8 @@ pub struct Upload {
     pub uploaded_by: String,
     /// When.
     pub uploaded_at: DateTime<Utc>,
+    /// The file's SHA-256, hashed once when it was received.
+    pub sha256: String,
 }
 
 /// What a commit did.
@@ -518,8 +520,8 @@ impl Warehouse {
     ///
     /// One commit runs at a time per warehouse, across processes (a file lock); a crash at any
     /// point leaves the previous table version intact and readable.
-    pub async fn commit(&self, report: &ValidatedReport, file: &Path, upload: &Upload) -> Result<CommitOutcome> {
-        let sha256 = sha256_file(file)?;
+    pub(crate) async fn commit(&self, report: &ValidatedReport, file: &Path, upload: &Upload) -> Result<CommitOutcome> {
+        let sha256 = upload.sha256.clone();
         let _lock = self.lock().await?;
         self.recover_locked().await?;
 

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -49,8 +49,10 @@ pub struct Workbench {
 
 impl Workbench {
     /// The workbench files of a warehouse.
-    pub fn new(root: &Path) -> Self {
-        Self { dir: root.join("sql") }
+    pub fn new(layout: &crate::layout::Layout) -> Self {
+        Self {
+            dir: layout.workbench(),
+        }
     }
 
     fn history_file(&self, account_id: &str) -> Result<PathBuf> {

@@ -102,7 +102,9 @@ fn cell(figures: &Figures, slice: &[&Submission], expected: bool, lang: Lang) ->
 /// Whether the ministry approved a submission: the words for its review state.
 pub fn review_text(figures: &Figures, submission_id: &str, lang: Lang) -> String {
     match figures.review(submission_id) {
-        Some(d) if d.decision == "approved" => lang.pick("đã duyệt", "approved").to_string(),
+        Some(d) if d.decision == warehouse::approvals::Verdict::Approved => {
+            lang.pick("đã duyệt", "approved").to_string()
+        }
         Some(_) => lang.pick("bị trả lại", "returned").to_string(),
         None => lang.pick("chưa duyệt", "not reviewed yet").to_string(),
     }

@@ -85,7 +85,7 @@ fn review_of(figures: &Figures, kpi: &Kpi, dimension: Dimension, unit: &str, yea
         .filter(|s| {
             figures
                 .review(&s.submission_id)
-                .is_some_and(|d| d.decision == "approved")
+                .is_some_and(|d| d.decision == warehouse::approvals::Verdict::Approved)
         })
         .count();
     match files.len() {

@@ -108,6 +108,38 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state, guard_door))
+        .layer(middleware::from_fn(log_request))
+}
+
+/// The header naming a request, taken from the client (or its proxy) when it sends a sane
+/// one, else made here; the answer carries it back.
+const REQUEST_ID: &str = "x-request-id";
+
+/// One log line per request, after it is answered: method, path (without the query, which
+/// may hold a query's text), status, duration, the account it came from, and its id.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_string);
+    let (mut response, account) = crate::auth::noting_account(next.run(request)).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = response.status().as_u16();
+    let duration_ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+    let account = account.as_deref().unwrap_or("-");
+    if response.status().is_server_error() {
+        tracing::warn!(target: "khoso::request", %method, path, status, duration_ms, account, request_id = %id, "request");
+    } else {
+        tracing::info!(target: "khoso::request", %method, path, status, duration_ms, account, request_id = %id, "request");
+    }
+    response
 }
 
 /// What every request passes first: its source is noted (for the budgets of sign-in checks,
@@ -313,9 +345,24 @@ impl From<crate::auth::AuthError> for AppError {
     }
 }
 
+/// A warehouse error keeps its meaning: the caller's fault is a 4xx, ours a 500.
 impl From<warehouse::Error> for AppError {
     fn from(e: warehouse::Error) -> Self {
-        AppError::Internal(e.to_string())
+        match e {
+            warehouse::Error::NotFound(_) => AppError::NotFound(e.to_string()),
+            _ if e.is_forbidden() => AppError::Forbidden(e.to_string()),
+            _ if e.is_input_error() => AppError::BadRequest(e.to_string()),
+            _ => AppError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<warehouse::rights::Refusal> for AppError {
+    fn from(refusal: warehouse::rights::Refusal) -> Self {
+        match refusal {
+            warehouse::rights::Refusal::BadRequest(message) => AppError::BadRequest(message),
+            warehouse::rights::Refusal::Forbidden(message) => AppError::Forbidden(message),
+        }
     }
 }
 
@@ -346,7 +393,7 @@ impl AppError {
 
     fn log(&self) {
         if let AppError::Internal(detail) = self {
-            eprintln!("khoso serve: internal error: {detail}");
+            tracing::error!(cause = %detail, "internal error");
         }
     }
 

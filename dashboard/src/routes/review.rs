@@ -7,11 +7,10 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use ingest::{ReadOptions, ReportKind, SliceHint};
 use serde::Deserialize;
 use warehouse::accounts::Role;
-use warehouse::approvals::{HeldFile, decision_now};
-use warehouse::{CommitOutcome, Upload};
+use warehouse::approvals::Verdict;
+use warehouse::rights::Actor;
 
 use super::AppError;
 use super::pages::{Chrome, PageQuery, language};
@@ -133,94 +132,27 @@ pub struct DecisionForm {
     comment: Option<String>,
 }
 
-/// Approves or returns a submission or a held file; a held file that is approved is validated
-/// again and committed in the name of whoever sent it.
+/// Approves or returns a submission or a held file ([`warehouse::intake::Intake::decide`]).
 async fn decide(
     state: &AppState,
     caller: &Caller,
     id: &str,
-    approve: bool,
+    verdict: Verdict,
     comment: Option<String>,
 ) -> Result<serde_json::Value, AppError> {
-    if !approve && comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
-        return Err(AppError::BadRequest(
-            "say why the file is returned: the province reads the comment".into(),
-        ));
-    }
-    let figures = state.figures().await?;
-    if figures.review(id).is_some() {
-        return Err(AppError::BadRequest(format!("{id} has been decided on already")));
-    }
-    let held: Option<HeldFile> = state.warehouse.held_files()?.into_iter().find(|h| h.id == id);
-    let known = held.is_some() || figures.submissions.iter().any(|s| s.submission_id == id);
-    if !known {
-        return Err(AppError::NotFound(format!("no submission or held file {id:?}")));
-    }
-    let decision = if approve { "approved" } else { "returned" };
-    let mut event = warehouse::audit::AuditEvent::now(if approve { "approve" } else { "return" }, "ok");
-    event.actor = Some(caller.account.name.clone());
-    event.role = Some(caller.role().as_str().to_string());
-    let mut answer = serde_json::json!({ "id": id, "decision": decision });
-    if let (Some(held), true) = (&held, approve) {
-        let kind: ReportKind = held
-            .kind
-            .parse()
-            .map_err(|_| AppError::Internal(format!("held file of unknown kind {}", held.kind)))?;
-        let hint = SliceHint {
-            school_year: held.school_year.parse().ok(),
-            province_code: held.province_code.clone(),
-        };
-        let path = held.path.clone();
-        let report =
-            tokio::task::spawn_blocking(move || ingest::read_report(&path, kind, &hint, &ReadOptions::default()))
-                .await
-                .map_err(|e| AppError::Internal(e.to_string()))?
-                .map_err(|problems| {
-                    AppError::BadRequest(format!("the held file no longer validates: {}", problems[0].message_en))
-                })?;
-        let upload = Upload {
-            file_name: held.file_name.clone(),
-            uploaded_by: held.uploaded_by.clone(),
-            uploaded_at: chrono::DateTime::from_timestamp_micros(held.uploaded_at).unwrap_or_else(chrono::Utc::now),
-        };
-        let submission = match state.warehouse.commit(&report, &held.path, &upload).await? {
-            CommitOutcome::Committed(s) | CommitOutcome::Unchanged(s) => s,
-        };
-        state
-            .warehouse
-            .record_decision(&decision_now(
-                &submission.submission_id,
-                decision,
-                &caller.account.name,
-                comment.clone(),
-            ))
-            .await?;
-        answer["submission"] = serde_json::to_value(&submission).unwrap_or_default();
-        event.detail = Some(format!(
-            "held {id} committed as submission {}",
-            submission.submission_id
-        ));
-    } else {
-        event.detail = Some(format!(
-            "{id}{}",
-            comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
-        ));
-    }
-    state
-        .warehouse
-        .record_decision(&decision_now(id, decision, &caller.account.name, comment))
+    let decided = state
+        .intake()
+        .decide(id, verdict, comment, &Actor::account(&caller.account))
         .await?;
-    if let (Some(held), true) = (&held, approve) {
-        state.warehouse.release(held)?;
+    let mut answer = serde_json::json!({ "id": id, "decision": decided.verdict });
+    if let Some(submission) = decided.submission {
+        answer["submission"] = serde_json::to_value(&submission).unwrap_or_default();
     }
-    if let Some(held) = &held {
-        event.kind = Some(held.kind.clone());
-        event.province_code = held.province_code.clone();
-        event.school_year = Some(held.school_year.clone());
-        event.sha256 = Some(held.sha256.clone());
-    }
-    state.warehouse.record_audit(&[event]).await?;
     Ok(answer)
+}
+
+fn verdict(approve: bool) -> Verdict {
+    if approve { Verdict::Approved } else { Verdict::Returned }
 }
 
 pub async fn approve_form(
@@ -246,7 +178,7 @@ async fn decide_form(state: AppState, id: String, headers: HeaderMap, form: Deci
     let done = async {
         let caller = admin(state.auth.caller(&headers).await?)?;
         super::check_csrf(&caller, form.csrf.as_deref())?;
-        decide(&state, &caller, &id, approve, form.comment).await
+        decide(&state, &caller, &id, verdict(approve), form.comment).await
     };
     match done.await {
         Ok(_) => Redirect::to("/review").into_response(),
@@ -269,7 +201,7 @@ async fn decide_api(
 ) -> Response {
     let done = async {
         let caller = admin(state.auth.caller(&headers).await?)?;
-        decide(&state, &caller, &id, approve, body.and_then(|b| b.0.comment)).await
+        decide(&state, &caller, &id, verdict(approve), body.and_then(|b| b.0.comment)).await
     };
     match done.await {
         Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),

@@ -105,24 +105,14 @@ async fn audit_query(
         millis: started.elapsed().as_millis() as u64,
         error: outcome.err().map(ToString::to_string),
     };
-    if let Err(e) = Workbench::new(state.warehouse.root()).record(&caller.account.id, &entry) {
-        eprintln!("khoso serve: the query history could not be written: {e}");
-    }
-}
-
-fn sql_error(e: warehouse::Error) -> AppError {
-    if e.is_forbidden() {
-        AppError::Forbidden(e.to_string())
-    } else if e.is_input_error() {
-        AppError::BadRequest(e.to_string())
-    } else {
-        AppError::from(e)
+    if let Err(e) = Workbench::new(state.warehouse.layout()).record(&caller.account.id, &entry) {
+        tracing::warn!(cause = %e, "the query history could not be written");
     }
 }
 
 /// The error of a batch that failed while the query ran.
 fn batch_error(limits: &QueryLimits, error: datafusion::error::DataFusionError) -> AppError {
-    sql_error(limits.explain(warehouse::Error::Sql(error.to_string())))
+    AppError::from(limits.explain(warehouse::Error::Sql(error.to_string())))
 }
 
 /// Starts a caller's query under the limits, reading the tables its role may read.
@@ -136,7 +126,7 @@ async fn start(
         .warehouse
         .query_stream(sql, &TableVersions::new(), limits, caller.role())
         .await
-        .map_err(sql_error)
+        .map_err(AppError::from)
 }
 
 /// Runs a query for showing: every batch is read (under the limits) to count the rows, the
@@ -163,7 +153,7 @@ async fn run_shown(
     };
     tokio::time::timeout(limits.timeout, run)
         .await
-        .map_err(|_| sql_error(limits.timed_out()))?
+        .map_err(|_| AppError::from(limits.timed_out()))?
 }
 
 /// `{"sql": …}`.
@@ -439,7 +429,7 @@ async fn xlsx_download(
     };
     let answer = tokio::time::timeout(limits.timeout, run)
         .await
-        .map_err(|_| sql_error(limits.timed_out()))
+        .map_err(|_| AppError::from(limits.timed_out()))
         .and_then(|r| r);
     audit_query(state, caller, sql, started, answer.as_ref().map(|(_, rows)| *rows)).await;
     answer.map(|(bytes, _)| bytes)
@@ -699,7 +689,7 @@ async fn workbench(
         history: Vec::new(),
         saved: Vec::new(),
     };
-    let workbench = Workbench::new(state.warehouse.root());
+    let workbench = Workbench::new(state.warehouse.layout());
     let saved = workbench.saved()?;
     if !post && let Some(id) = opened.as_ref().and_then(|o| o.saved.as_deref()) {
         let query = saved
@@ -848,9 +838,9 @@ pub async fn save_query(
     let saved = async {
         let caller = querier(state.auth.caller(&headers).await?)?;
         super::check_csrf(&caller, form.csrf.as_deref())?;
-        Workbench::new(state.warehouse.root())
+        Workbench::new(state.warehouse.layout())
             .save(&form.name, &form.sql, &caller.account.name)
-            .map_err(sql_error)
+            .map_err(AppError::from)
     };
     match saved.await {
         Ok(query) => axum::response::Redirect::to(&format!("/sql?saved={}", query.id)).into_response(),

@@ -7,7 +7,6 @@
 //! random id with an extension from a fixed list.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use askama::Template;
 use axum::Json;
@@ -16,14 +15,14 @@ use axum::extract::{FromRequest, Multipart, Path as UrlPath, Query, Request, Sta
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use futures::{Stream, StreamExt};
-use ingest::{Lang as FileLang, Problem, ProvinceRegistry, ReadOptions, ReportKind, SchoolYear, SliceHint};
+use ingest::{Lang as FileLang, Problem, ProvinceRegistry, ReportKind, SchoolYear, SliceHint};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use warehouse::accounts::Role;
-use warehouse::approvals::{HeldFile, decision_now};
 use warehouse::audit::AuditEvent;
+use warehouse::intake::{Delivery, Intent, Outcome};
 use warehouse::preview::Preview;
-use warehouse::{CommitOutcome, Upload};
+use warehouse::rights::{Actor, UploadAsk, UploadSlice, upload_slice};
 
 use super::AppError;
 use super::pages::{Chrome, PageQuery, language};
@@ -37,9 +36,7 @@ pub struct Staged {
     account_id: String,
     path: PathBuf,
     file_name: String,
-    kind: ReportKind,
-    school_year: SchoolYear,
-    province: Option<String>,
+    slice: UploadSlice,
 }
 
 /// What an upload asks for.
@@ -51,11 +48,14 @@ pub struct UploadQuery {
     dry_run: Option<bool>,
 }
 
-/// The report kind, school year and province of an upload, checked against the caller's role.
-struct Slice {
-    kind: ReportKind,
-    school_year: SchoolYear,
-    province: Option<String>,
+impl UploadQuery {
+    fn ask(&self) -> UploadAsk<'_> {
+        UploadAsk {
+            kind: self.kind.as_deref(),
+            year: self.year.as_deref(),
+            province: self.province.as_deref(),
+        }
+    }
 }
 
 fn audit_event(caller: Option<&Caller>, action: &str, outcome: &str) -> AuditEvent {
@@ -69,90 +69,24 @@ fn audit_event(caller: Option<&Caller>, action: &str, outcome: &str) -> AuditEve
 
 async fn audit(state: &AppState, event: AuditEvent) {
     if let Err(e) = state.warehouse.record_audit(&[event]).await {
-        eprintln!("khoso serve: the audit log could not be written: {e}");
+        tracing::error!(cause = %e, "the audit log could not be written");
     }
 }
 
-/// Who may upload what: a province account its own province's provincial reports, for a
-/// school year in which its code is valid; an admin anything; nobody else anything.
-fn authorize(caller: Option<&Caller>, query: &UploadQuery) -> Result<Slice, AppError> {
+/// The slice a signed-in caller may upload ([`warehouse::rights::upload_slice`]).
+fn authorize(caller: Option<&Caller>, query: &UploadQuery) -> Result<UploadSlice, AppError> {
     let caller =
         caller.ok_or_else(|| AppError::Unauthorized("sign in first: send Authorization: Bearer TOKEN".into()))?;
-    let kind: ReportKind = query
-        .kind
-        .as_deref()
-        .ok_or_else(|| AppError::BadRequest("say which report: kind=school, university or content".into()))?
-        .parse()
-        .map_err(|_| AppError::BadRequest("kind is school, university or content".into()))?;
-    let school_year: SchoolYear = query
-        .year
-        .as_deref()
-        .ok_or_else(|| AppError::BadRequest("say which school year: year=2024-2025".into()))?
-        .parse()
-        .map_err(|_| AppError::BadRequest("year is a school year like 2024-2025".into()))?;
-    let provincial = kind != ReportKind::Content;
-    let asked = query.province.as_deref().filter(|p| !p.is_empty());
-    let province = match caller.role() {
-        Role::Analyst => {
-            return Err(AppError::Forbidden(
-                "an analyst account reads and queries; it cannot upload".into(),
-            ));
-        }
-        Role::Province => {
-            let own = caller.account.province.clone().unwrap_or_default();
-            if !provincial {
-                return Err(AppError::Forbidden(
-                    "the content report is national: only the ministry uploads it".into(),
-                ));
-            }
-            if asked.is_some_and(|p| p != own) {
-                return Err(AppError::Forbidden(format!(
-                    "this account uploads for province {own} only"
-                )));
-            }
-            let registry = ProvinceRegistry::shipped();
-            if !registry.list_for(school_year).iter().any(|p| p.code == own) {
-                return Err(AppError::Forbidden(format!(
-                    "province code {own} is not valid in {school_year} (the provinces changed on 1 July 2025): \
-                     ask the ministry for an account of the province in force"
-                )));
-            }
-            Some(own)
-        }
-        Role::Admin if provincial => Some(
-            asked
-                .ok_or_else(|| AppError::BadRequest("say which province: province=01".into()))?
-                .to_string(),
-        ),
-        Role::Admin => None,
-    };
-    Ok(Slice {
-        kind,
-        school_year,
-        province,
-    })
+    Ok(upload_slice(&Actor::account(&caller.account), query.ask())?)
 }
 
-/// The extension a staged file gets: the uploaded one if it is one we read, else `csv`.
-fn staged_extension(file_name: &str) -> &'static str {
-    let lower = file_name.to_ascii_lowercase();
-    ["xlsx", "tsv", "txt"]
-        .into_iter()
-        .find(|ext| lower.ends_with(&format!(".{ext}")))
-        .unwrap_or("csv")
-}
-
-/// Streams a body to a new file under `DATA/uploads`, stopping at the size limit.
+/// Streams a body to a new file of the intake's, stopping at the size limit.
 async fn save<E: std::fmt::Display>(
     state: &AppState,
     mut stream: impl Stream<Item = Result<Bytes, E>> + Unpin,
     file_name: &str,
 ) -> Result<PathBuf, AppError> {
-    let dir = state.warehouse.root().join("uploads");
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let path = dir.join(format!("{}.{}", uuid::Uuid::new_v4(), staged_extension(file_name)));
+    let path = state.intake().receiving(file_name)?;
     let mut file = tokio::fs::File::create(&path)
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?;
@@ -176,135 +110,33 @@ async fn save<E: std::fmt::Display>(
     Ok(path)
 }
 
-/// What became of an upload.
-enum Outcome {
-    Rejected(Vec<Problem>),
-    Checked { id: String, preview: Box<Preview> },
-    Held(HeldFile),
-    Done(CommitOutcome),
-}
-
-/// How far an upload goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// Validate and preview; keep the file staged for a commit from the page.
-    Stage,
-    /// Validate and preview; keep nothing (an API dry run).
-    Check,
-    /// Validate and commit.
-    Commit,
-}
-
-/// Validates a saved file for a slice; then previews it or commits it. Audits the attempt.
-async fn process(
+/// Hands a saved file to the intake, for a slice the caller may send.
+async fn receive(
     state: &AppState,
     caller: &Caller,
-    slice: Slice,
+    slice: &UploadSlice,
     path: PathBuf,
     file_name: &str,
-    step: Step,
+    intent: Intent,
 ) -> Result<Outcome, AppError> {
-    let dry_run = step != Step::Commit;
-    let sha256 = warehouse::sha256_file(&path)?;
-    let mut event = audit_event(Some(caller), if dry_run { "dry_run" } else { "upload" }, "ok");
-    event.kind = Some(slice.kind.as_str().to_string());
-    event.school_year = Some(slice.school_year.to_string());
-    event.province_code = slice.province.clone();
-    event.sha256 = Some(sha256);
     let hint = SliceHint {
         school_year: Some(slice.school_year),
         province_code: slice.province.clone(),
     };
-    let read_path = path.clone();
-    let kind = slice.kind;
-    let report =
-        tokio::task::spawn_blocking(move || ingest::read_report(&read_path, kind, &hint, &ReadOptions::default()))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-    let report = match report {
-        Ok(report) => report,
-        Err(problems) => {
-            tokio::fs::remove_file(&path).await.ok();
-            event.outcome = "rejected".into();
-            event.detail = Some(format!(
-                "{} problems; first: {}",
-                problems.len(),
-                problems[0].message_en
-            ));
-            audit(state, event).await;
-            return Ok(Outcome::Rejected(problems));
-        }
-    };
-    if dry_run {
-        // Query work: on the query runtime, not on the threads that serve pages.
-        let (warehouse, for_preview) = (Arc::clone(&state.warehouse), report.clone());
-        let preview = warehouse::engine::run(async move { warehouse.preview(&for_preview).await })
-            .await
-            .and_then(|preview| preview);
-        let id = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_string();
-        if step == Step::Check || preview.is_err() {
-            tokio::fs::remove_file(&path).await.ok();
-        }
-        let preview = preview?;
-        if step == Step::Stage {
-            state.uploads.lock().await.insert(
-                id.clone(),
-                Staged {
-                    account_id: caller.account.id.clone(),
-                    path,
-                    file_name: file_name.to_string(),
-                    kind: slice.kind,
-                    school_year: slice.school_year,
-                    province: slice.province,
-                },
-            );
-        }
-        event.detail = Some(format!("{} rows, {} warnings", preview.rows, preview.warnings.len()));
-        audit(state, event).await;
-        return Ok(Outcome::Checked {
-            id,
-            preview: Box::new(preview),
-        });
-    }
-    let upload = Upload {
-        file_name: file_name.to_string(),
-        uploaded_by: caller.account.name.clone(),
-        uploaded_at: chrono::Utc::now(),
-    };
-    if state.settings.require_approval && caller.role() == Role::Province {
-        let held = state.warehouse.hold(&report, &path, &upload);
-        tokio::fs::remove_file(&path).await.ok();
-        let held = held?;
-        event.outcome = "pending".into();
-        event.detail = Some(format!("held {} for approval ({} rows)", held.id, held.rows));
-        audit(state, event).await;
-        return Ok(Outcome::Held(held));
-    }
-    let outcome = state.warehouse.commit(&report, &path, &upload).await;
-    tokio::fs::remove_file(&path).await.ok();
-    let outcome = outcome?;
-    if let (CommitOutcome::Committed(submission), Role::Admin) = (&outcome, caller.role()) {
-        let decision = decision_now(
-            &submission.submission_id,
-            "approved",
-            &caller.account.name,
-            Some("sent by the ministry".into()),
-        );
-        state.warehouse.record_decision(&decision).await?;
-    }
-    let (label, submission) = match &outcome {
-        CommitOutcome::Committed(s) => ("committed", s),
-        CommitOutcome::Unchanged(s) => ("unchanged", s),
-    };
-    let mut committed = AuditEvent::for_commit(submission, "upload", label);
-    committed.actor = event.actor;
-    committed.role = event.role;
-    audit(state, committed).await;
-    Ok(Outcome::Done(outcome))
+    let delivery = Delivery::received(path, file_name, slice.kind, hint);
+    let mut received = state
+        .intake()
+        .receive(
+            vec![delivery],
+            &Actor::account(&caller.account),
+            intent,
+            chrono::Utc::now(),
+        )
+        .await?;
+    received
+        .pop()
+        .map(|r| r.outcome)
+        .ok_or_else(|| AppError::Internal("the intake answered nothing".into()))
 }
 
 fn problems_json(problems: &[Problem]) -> Vec<serde_json::Value> {
@@ -367,12 +199,12 @@ pub async fn api_upload(State(state): State<AppState>, Query(query): Query<Uploa
             return e.json();
         }
     };
-    let step = if query.dry_run.unwrap_or(false) {
-        Step::Check
+    let intent = if query.dry_run.unwrap_or(false) {
+        Intent::Preview
     } else {
-        Step::Commit
+        Intent::Commit
     };
-    match process(&state, &caller, slice, path, &file_name, step).await {
+    match receive(&state, &caller, &slice, path, &file_name, intent).await {
         Ok(Outcome::Rejected(problems)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(serde_json::json!({
@@ -382,7 +214,7 @@ pub async fn api_upload(State(state): State<AppState>, Query(query): Query<Uploa
             })),
         )
             .into_response(),
-        Ok(Outcome::Checked { preview, .. }) => Json(serde_json::json!({
+        Ok(Outcome::Checked(preview)) => Json(serde_json::json!({
             "outcome": "dry_run", "preview": preview,
         }))
         .into_response(),
@@ -398,12 +230,11 @@ pub async fn api_upload(State(state): State<AppState>, Query(query): Query<Uploa
             )
                 .into_response()
         }
-        Ok(Outcome::Done(outcome)) => {
-            let (label, submission) = match outcome {
-                CommitOutcome::Committed(s) => ("committed", s),
-                CommitOutcome::Unchanged(s) => ("unchanged", s),
-            };
-            Json(serde_json::json!({ "outcome": label, "submission": submission })).into_response()
+        Ok(Outcome::Committed(submission)) => {
+            Json(serde_json::json!({ "outcome": "committed", "submission": submission })).into_response()
+        }
+        Ok(Outcome::Unchanged(submission)) => {
+            Json(serde_json::json!({ "outcome": "unchanged", "submission": submission })).into_response()
         }
         Err(e) => e.json(),
     }
@@ -640,7 +471,9 @@ async fn reviews(state: &AppState, caller: &Caller, lang: Lang) -> (Chrome, Vec<
     let chrome = Chrome::new(&figures, lang, &PageQuery::default());
     let mine = |province: Option<&str>| caller.role() == Role::Admin || province == caller.account.province.as_deref();
     let describe = |id: &str| match figures.review(id) {
-        Some(d) if d.decision == "approved" => (lang.pick("đã duyệt", "approved").to_string(), d.comment.clone()),
+        Some(d) if d.decision == warehouse::approvals::Verdict::Approved => {
+            (lang.pick("đã duyệt", "approved").to_string(), d.comment.clone())
+        }
         Some(d) => (lang.pick("bị trả lại", "returned").to_string(), d.comment.clone()),
         None => (lang.pick("chờ duyệt", "awaiting review").to_string(), None),
     };
@@ -783,10 +616,11 @@ pub async fn upload_form(
             dry_run: Some(true),
         };
         let slice = authorize(Some(&caller), &query)?;
-        process(&state, &caller, slice, path.clone(), &file_name, Step::Stage).await
+        let outcome = receive(&state, &caller, &slice, path.clone(), &file_name, Intent::Stage).await?;
+        Ok::<_, AppError>((slice, outcome))
     };
-    let outcome = match checked.await {
-        Ok(outcome) => outcome,
+    let (slice, outcome) = match checked.await {
+        Ok(checked) => checked,
         Err(e) => {
             tokio::fs::remove_file(&path).await.ok();
             return e.page(lang);
@@ -822,9 +656,25 @@ pub async fn upload_form(
                 .collect();
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        Outcome::Checked { id, preview } => {
-            let kind = fields.get("kind").and_then(|k| k.parse::<ReportKind>().ok());
-            fill_preview(&state, &mut page, &preview, kind, lang);
+        Outcome::Checked(preview) => {
+            // The file stays where it was saved, for the commit or cancel that follows.
+            let id = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if let Some(preview) = &preview {
+                fill_preview(&state, &mut page, preview, Some(slice.kind), lang);
+            }
+            state.uploads.lock().await.insert(
+                id.clone(),
+                Staged {
+                    account_id: caller.account.id.clone(),
+                    path: path.clone(),
+                    file_name: file_name.clone(),
+                    slice,
+                },
+            );
             page.status = "checked".into();
             page.message = format!(
                 "{file_name}: {}",
@@ -836,7 +686,7 @@ pub async fn upload_form(
             page.id = id;
             StatusCode::OK
         }
-        Outcome::Held(_) | Outcome::Done(_) => StatusCode::OK,
+        Outcome::Held(_) | Outcome::Committed(_) | Outcome::Unchanged(_) => StatusCode::OK,
     };
     (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
     render(status, &page, lang)
@@ -921,18 +771,13 @@ pub async fn staged(
             tokio::fs::remove_file(&staged.path).await.ok();
             return Ok(None);
         }
-        let slice = Slice {
-            kind: staged.kind,
-            school_year: staged.school_year,
-            province: staged.province.clone(),
-        };
-        let outcome = process(
+        let outcome = receive(
             &state,
             &caller,
-            slice,
+            &staged.slice,
             staged.path.clone(),
             &staged.file_name,
-            Step::Commit,
+            Intent::Commit,
         )
         .await?;
         Ok::<_, AppError>(Some((caller, staged, outcome)))
@@ -944,7 +789,7 @@ pub async fn staged(
     };
     let mut page = UploadPage::new(&caller, lang);
     match outcome {
-        Outcome::Done(CommitOutcome::Committed(submission)) => {
+        Outcome::Committed(submission) => {
             page.status = "committed".into();
             page.message = format!(
                 "{}: {} {} {} {} ({} {}, {} {}).",
@@ -953,16 +798,16 @@ pub async fn staged(
                     "đã ghi vào kho, thay cho bản trước của",
                     "committed, replacing the earlier file of"
                 ),
-                lang.report_kind(staged.kind.as_str()),
-                staged.province.as_deref().unwrap_or(""),
-                staged.school_year,
+                lang.report_kind(staged.slice.kind.as_str()),
+                staged.slice.province.as_deref().unwrap_or(""),
+                staged.slice.school_year,
                 lang.number(submission.rows as f64, 0),
                 lang.pick("dòng", "rows"),
                 lang.pick("phiên bản bảng", "table version"),
                 submission.table_version
             );
         }
-        Outcome::Done(CommitOutcome::Unchanged(_)) => {
+        Outcome::Unchanged(_) => {
             page.status = "unchanged".into();
             page.message = lang
                 .pick(
@@ -984,7 +829,7 @@ pub async fn staged(
             page.status = "rejected".into();
             page.message = format!("{} problems", problems.len());
         }
-        Outcome::Checked { .. } => {}
+        Outcome::Checked(_) => {}
     }
     (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
     render(StatusCode::OK, &page, lang)

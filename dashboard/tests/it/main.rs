@@ -9,10 +9,12 @@ use axum::http::{Request, StatusCode, header};
 use dashboard::AppState;
 use http_body_util::BodyExt;
 use ingest::generate::{GenerateOptions, generate};
-use ingest::{ReadOptions, ReportKind, SliceHint, read_report};
+use ingest::{ReportKind, SliceHint};
 use tower::ServiceExt;
+use warehouse::Warehouse;
+use warehouse::intake::{Delivery, Intent, Outcome};
 use warehouse::metrics::Metrics;
-use warehouse::{Upload, Warehouse};
+use warehouse::rights::Actor;
 
 fn metrics_text() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../metrics.toml")).expect("metrics.toml")
@@ -50,23 +52,26 @@ fn build(dir: &Path) {
             };
             let summary = generate(&options, |_| {}).expect("generate");
             let warehouse = Warehouse::init(&dir.join("data")).await.expect("init");
-            for file in &summary.files {
-                let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                if name.starts_with(LEFT_OUT) {
-                    continue;
-                }
-                let kind = ReportKind::ALL
-                    .into_iter()
-                    .find(|k| name.starts_with(k.as_str()))
-                    .expect("kind");
-                let report = read_report(file, kind, &SliceHint::default(), &ReadOptions::default()).expect("valid");
-                let upload = Upload {
-                    file_name: name.to_string(),
-                    uploaded_by: "test".into(),
-                    uploaded_at: chrono::DateTime::UNIX_EPOCH,
-                };
-                warehouse.commit(&report, file, &upload).await.expect("commit");
-            }
+            let deliveries = summary
+                .files
+                .iter()
+                .filter_map(|file| {
+                    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                    let kind = ReportKind::ALL.into_iter().find(|k| name.starts_with(k.as_str()))?;
+                    (!name.starts_with(LEFT_OUT)).then(|| Delivery::file(file.clone(), kind, SliceHint::default()))
+                })
+                .collect();
+            let received = warehouse
+                .intake(false)
+                .receive(
+                    deliveries,
+                    &Actor::operator("test"),
+                    Intent::Commit,
+                    chrono::DateTime::UNIX_EPOCH,
+                )
+                .await
+                .expect("commit");
+            assert!(received.iter().all(|r| matches!(r.outcome, Outcome::Committed(_))));
         });
     }
 }

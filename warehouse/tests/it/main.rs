@@ -9,8 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ingest::{ReadOptions, ReportKind, SliceHint, read_report};
+use warehouse::Warehouse;
+use warehouse::intake::{Delivery, Intent, Outcome};
 use warehouse::metrics::Metrics;
-use warehouse::{Upload, Warehouse};
+use warehouse::rights::Actor;
 
 const HEADER: &str = "school_year,province_code,school_id,school_name,level,ownership,students,students_online_ready,\
 students_domestic_platform,students_digital_record,teachers,teachers_online_ready,teachers_digital_record,\
@@ -71,11 +73,21 @@ pub fn school_report(dir: &Path, name: &str, rows: &[&str]) -> (std::path::PathB
 
 /// Writes a school report with these rows and commits it (without refreshing KPIs).
 pub async fn commit(warehouse: &Warehouse, dir: &Path, name: &str, rows: &[&str]) {
-    let (path, report) = school_report(dir, name, rows);
-    let upload = Upload {
-        file_name: name.to_string(),
-        uploaded_by: "test".to_string(),
-        uploaded_at: chrono::DateTime::UNIX_EPOCH,
-    };
-    warehouse.commit(&report, &path, &upload).await.expect("commit");
+    let (path, _) = school_report(dir, name, rows);
+    let delivery = Delivery::file(path, ReportKind::School, SliceHint::default());
+    let received = warehouse
+        .intake(false)
+        .receive(
+            vec![delivery],
+            &Actor::operator("test"),
+            Intent::Commit,
+            chrono::DateTime::UNIX_EPOCH,
+        )
+        .await
+        .expect("commit");
+    assert!(
+        matches!(received[0].outcome, Outcome::Committed(_)),
+        "{name}: {:?}",
+        received[0].outcome
+    );
 }

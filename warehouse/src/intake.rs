@@ -1,0 +1,433 @@
+//! The one way from a file to a table. Given files (their kind and what the sender says of
+//! their school year and province), who sends them, what they want and the time, the intake
+//! reads and validates each (off the async threads), hashes it once, previews what it would
+//! change, and then commits it, holds it for the ministry's approval, or discards it — and
+//! writes the decision and the audit event itself. `khoso ingest`, `khoso init --sample`, the
+//! upload page and API, and the review page and API all call it; none of them orders the steps.
+//!
+//! A batch is one call: every file is validated before any is committed, and one file with
+//! problems stops them all.
+//!
+//! To add a report kind: its schema in `ingest`, its table in [`crate::catalogue`]; the intake
+//! needs nothing more.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ingest::{Problem, ReadOptions, ReportKind, SliceHint, ValidatedReport};
+
+use crate::accounts::Role;
+use crate::approvals::{HeldFile, Verdict, decision_now};
+use crate::audit::AuditEvent;
+use crate::preview::Preview;
+use crate::rights::{Action, Actor, Via};
+use crate::store::{CommitOutcome, Upload, Warehouse};
+use crate::tables::Submission;
+use crate::{Error, Result};
+
+/// A file handed to the intake.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Where the file is.
+    pub path: PathBuf,
+    /// Its name as the sender knows it (kept for people; never used as a path).
+    pub file_name: String,
+    /// The report it is.
+    pub kind: ReportKind,
+    /// What the sender says of its school year and province.
+    pub hint: SliceHint,
+    /// The sheet to read, for a workbook of several.
+    pub sheet: Option<String>,
+    /// The intake may remove the file once done with it (a received upload); a file of the
+    /// sender's own (the CLI's) is left where it is.
+    pub disposable: bool,
+}
+
+impl Delivery {
+    /// A file of the sender's own, left where it is.
+    pub fn file(path: PathBuf, kind: ReportKind, hint: SliceHint) -> Self {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Self {
+            path,
+            file_name,
+            kind,
+            hint,
+            sheet: None,
+            disposable: false,
+        }
+    }
+
+    /// A file received for the intake (under [`Intake::receiving`]), removed when done with.
+    pub fn received(path: PathBuf, file_name: &str, kind: ReportKind, hint: SliceHint) -> Self {
+        Self {
+            file_name: file_name.to_string(),
+            disposable: true,
+            ..Self::file(path, kind, hint)
+        }
+    }
+}
+
+/// What the sender wants done with the files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Validate only (`khoso ingest --dry-run`).
+    Validate,
+    /// Validate and preview what the file would change; keep nothing.
+    Preview,
+    /// Validate and preview; leave the file for a commit that may follow.
+    Stage,
+    /// Validate and commit (or hold for approval, where the ministry approves provinces' files).
+    Commit,
+}
+
+/// What became of a file.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// It has problems; nothing was written.
+    Rejected(Vec<Problem>),
+    /// It is valid; nothing was written (a dry run, a staged file, or a batch stopped by
+    /// another file's problems). With what committing it would change, when a preview was
+    /// asked for.
+    Checked(Option<Box<Preview>>),
+    /// It waits for the ministry's approval.
+    Held(HeldFile),
+    /// A new table version holds it.
+    Committed(Submission),
+    /// The slice already held exactly this file: nothing changed.
+    Unchanged(Submission),
+}
+
+/// A file's outcome.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The file as it was handed over.
+    pub delivery: Delivery,
+    /// The report, if the file is valid.
+    pub report: Option<Arc<ValidatedReport>>,
+    /// What became of it.
+    pub outcome: Outcome,
+}
+
+/// A decision made, and the submission a held file became.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// What was decided.
+    pub verdict: Verdict,
+    /// The submission committed from an approved held file.
+    pub submission: Option<Submission>,
+}
+
+/// The intake of one warehouse.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    warehouse: Warehouse,
+    /// A province's file waits for an admin's approval before it reaches the tables.
+    require_approval: bool,
+}
+
+impl Warehouse {
+    /// The intake; with `require_approval`, provinces' files are held for an admin.
+    pub fn intake(&self, require_approval: bool) -> Intake {
+        Intake {
+            warehouse: self.clone(),
+            require_approval,
+        }
+    }
+}
+
+impl Intake {
+    /// A new path under the data directory's uploads for a file being received, with an
+    /// extension the readers know (from `file_name`, else `csv`).
+    pub fn receiving(&self, file_name: &str) -> Result<PathBuf> {
+        let dir = self.warehouse.layout().uploads();
+        std::fs::create_dir_all(&dir)?;
+        let lower = file_name.to_ascii_lowercase();
+        let extension = ["xlsx", "tsv", "txt"]
+            .into_iter()
+            .find(|ext| lower.ends_with(&format!(".{ext}")))
+            .unwrap_or("csv");
+        Ok(dir.join(format!("{}.{extension}", uuid::Uuid::new_v4())))
+    }
+
+    /// Removes the files an earlier server received and never finished with.
+    pub fn clear_received(&self) {
+        std::fs::remove_dir_all(self.warehouse.layout().uploads()).ok();
+    }
+
+    /// Takes a batch of files: validates every one, then does what `intent` asks with all of
+    /// them — or with none, if any has problems. Each file's outcome comes back in order, and
+    /// each is audited.
+    pub async fn receive(
+        &self,
+        deliveries: Vec<Delivery>,
+        actor: &Actor,
+        intent: Intent,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Received>> {
+        let mut read = Vec::new();
+        for delivery in deliveries {
+            let sha256 = crate::sha256_file(&delivery.path)?;
+            let report = validate(&delivery).await?.map(Arc::new);
+            read.push((delivery, sha256, report));
+        }
+        let all_valid = read.iter().all(|(_, _, report)| report.is_ok());
+        // The batch's events are written in one commit of the audit log, after the files (a
+        // commit whose event a killed process never wrote is found again at the next start:
+        // `Warehouse::reconcile_audit`).
+        let mut events = Vec::new();
+        let mut received = Vec::new();
+        for (delivery, sha256, report) in read {
+            let event = self.event(actor, intent, &delivery, &sha256);
+            let outcome = match &report {
+                Err(problems) if intent == Intent::Validate => Ok(Outcome::Rejected(problems.clone())),
+                Err(problems) => Ok(reject(event, problems.clone(), &mut events)),
+                Ok(_) if !all_valid || intent == Intent::Validate => Ok(Outcome::Checked(None)),
+                Ok(report) if intent == Intent::Commit => {
+                    let upload = Upload {
+                        file_name: delivery.file_name.clone(),
+                        uploaded_by: actor.name.clone(),
+                        uploaded_at: at,
+                        sha256,
+                    };
+                    self.commit(event, actor, report, &delivery, upload, &mut events).await
+                }
+                Ok(report) => self.preview(event, Arc::clone(report), &mut events).await,
+            };
+            let keep = intent == Intent::Stage && matches!(outcome, Ok(Outcome::Checked(_)));
+            if delivery.disposable && !keep {
+                std::fs::remove_file(&delivery.path).ok();
+            }
+            match outcome {
+                Ok(outcome) => received.push(Received {
+                    delivery,
+                    report: report.ok(),
+                    outcome,
+                }),
+                Err(e) => {
+                    self.warehouse.record_audit(&events).await?;
+                    return Err(e);
+                }
+            }
+        }
+        self.warehouse.record_audit(&events).await?;
+        Ok(received)
+    }
+
+    /// The audit event of a file's intake, filled in as it goes.
+    fn event(&self, actor: &Actor, intent: Intent, delivery: &Delivery, sha256: &str) -> AuditEvent {
+        let action = match (intent, actor.via) {
+            (Intent::Commit, Via::Cli) => "ingest",
+            (Intent::Commit, Via::Web) => "upload",
+            _ => "dry_run",
+        };
+        let mut event = AuditEvent::now(action, "ok");
+        event.actor = Some(actor.name.clone());
+        event.role = Some(actor.role.as_str().to_string());
+        event.kind = Some(delivery.kind.as_str().to_string());
+        event.school_year = delivery.hint.school_year.map(|y| y.to_string());
+        event.province_code = delivery.hint.province_code.clone();
+        event.sha256 = Some(sha256.to_string());
+        event
+    }
+
+    async fn preview(
+        &self,
+        mut event: AuditEvent,
+        report: Arc<ValidatedReport>,
+        events: &mut Vec<AuditEvent>,
+    ) -> Result<Outcome> {
+        // Query work: on the query runtime, not on the threads that serve pages.
+        let warehouse = self.warehouse.clone();
+        let preview = crate::engine::run(async move { warehouse.preview(&report).await }).await??;
+        event.detail = Some(format!("{} rows, {} warnings", preview.rows, preview.warnings.len()));
+        events.push(event);
+        Ok(Outcome::Checked(Some(Box::new(preview))))
+    }
+
+    async fn commit(
+        &self,
+        mut event: AuditEvent,
+        actor: &Actor,
+        report: &ValidatedReport,
+        delivery: &Delivery,
+        upload: Upload,
+        events: &mut Vec<AuditEvent>,
+    ) -> Result<Outcome> {
+        if self.require_approval && actor.role == Role::Province {
+            let held = self.warehouse.hold(report, &delivery.path, &upload)?;
+            event.outcome = "pending".into();
+            event.detail = Some(format!("held {} for approval ({} rows)", held.id, held.rows));
+            events.push(event);
+            return Ok(Outcome::Held(held));
+        }
+        let outcome = self.warehouse.commit(report, &delivery.path, &upload).await?;
+        let (label, submission) = match &outcome {
+            CommitOutcome::Committed(s) => ("committed", s),
+            CommitOutcome::Unchanged(s) => ("unchanged", s),
+        };
+        // The ministry's own files need no review: they are approved as they are sent.
+        if let (CommitOutcome::Committed(s), Role::Admin, Via::Web) = (&outcome, actor.role, actor.via) {
+            let decision = decision_now(
+                &s.submission_id,
+                Verdict::Approved,
+                &actor.name,
+                Some("sent by the ministry".into()),
+            );
+            self.warehouse.record_decision(&decision).await?;
+        }
+        let mut committed = AuditEvent::for_commit(submission, &event.action, label);
+        committed.actor = event.actor;
+        committed.role = event.role;
+        events.push(committed);
+        Ok(match outcome {
+            CommitOutcome::Committed(s) => Outcome::Committed(s),
+            CommitOutcome::Unchanged(s) => Outcome::Unchanged(s),
+        })
+    }
+
+    /// Approves or returns a submission or a held file; a held file that is approved is
+    /// validated again and committed in the name of whoever sent it. Records the decision and
+    /// audits it.
+    pub async fn decide(&self, id: &str, verdict: Verdict, comment: Option<String>, actor: &Actor) -> Result<Decided> {
+        if !actor.role.may(Action::Review) {
+            return Err(Error::Forbidden(
+                crate::rights::refusal(actor.role, Action::Review).0.into(),
+            ));
+        }
+        if verdict == Verdict::Returned && comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+            return Err(Error::Refused(
+                "say why the file is returned: the province reads the comment".into(),
+            ));
+        }
+        let decisions = self.warehouse.decisions().await?;
+        if decisions.iter().any(|d| d.submission_id == id) {
+            return Err(Error::Refused(format!("{id} has been decided on already")));
+        }
+        let held = self.warehouse.held_files()?.into_iter().find(|h| h.id == id);
+        let known = held.is_some()
+            || self
+                .warehouse
+                .submissions()
+                .await?
+                .iter()
+                .any(|s| s.submission_id == id);
+        if !known {
+            return Err(Error::NotFound(format!("no submission or held file {id:?}")));
+        }
+        let mut event = AuditEvent::now(
+            match verdict {
+                Verdict::Approved => "approve",
+                Verdict::Returned => "return",
+            },
+            "ok",
+        );
+        event.actor = Some(actor.name.clone());
+        event.role = Some(actor.role.as_str().to_string());
+        event.detail = Some(format!(
+            "{id}{}",
+            comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+        ));
+        let mut submission = None;
+        if let (Some(held), Verdict::Approved) = (&held, verdict) {
+            let committed = self.commit_held(held).await?;
+            self.warehouse
+                .record_decision(&decision_now(
+                    &committed.submission_id,
+                    verdict,
+                    &actor.name,
+                    comment.clone(),
+                ))
+                .await?;
+            event.detail = Some(format!("held {id} committed as submission {}", committed.submission_id));
+            submission = Some(committed);
+        }
+        self.warehouse
+            .record_decision(&decision_now(id, verdict, &actor.name, comment))
+            .await?;
+        if let Some(held) = &held {
+            if verdict == Verdict::Approved {
+                self.warehouse.release(held)?;
+            }
+            event.kind = Some(held.kind.clone());
+            event.province_code = held.province_code.clone();
+            event.school_year = Some(held.school_year.clone());
+            event.sha256 = Some(held.sha256.clone());
+        }
+        self.warehouse.record_audit(&[event]).await?;
+        Ok(Decided { verdict, submission })
+    }
+
+    /// Validates a held file again and commits it in the name of whoever sent it.
+    async fn commit_held(&self, held: &HeldFile) -> Result<Submission> {
+        let kind: ReportKind = held
+            .kind
+            .parse()
+            .map_err(|_| Error::Internal(format!("held file of unknown kind {}", held.kind)))?;
+        let hint = SliceHint {
+            school_year: held.school_year.parse().ok(),
+            province_code: held.province_code.clone(),
+        };
+        let delivery = Delivery::file(held.path.clone(), kind, hint);
+        let report = validate(&delivery).await?.map_err(|problems| {
+            Error::Refused(format!(
+                "the held file no longer validates: {}",
+                problems.first().map(|p| p.message_en.as_str()).unwrap_or_default()
+            ))
+        })?;
+        let upload = Upload {
+            file_name: held.file_name.clone(),
+            uploaded_by: held.uploaded_by.clone(),
+            uploaded_at: DateTime::from_timestamp_micros(held.uploaded_at).unwrap_or_else(Utc::now),
+            sha256: held.sha256.clone(),
+        };
+        match self.warehouse.commit(&report, &held.path, &upload).await? {
+            CommitOutcome::Committed(s) | CommitOutcome::Unchanged(s) => Ok(s),
+        }
+    }
+}
+
+/// A file with problems: its event says how many, and the first.
+fn reject(mut event: AuditEvent, problems: Vec<Problem>, events: &mut Vec<AuditEvent>) -> Outcome {
+    event.outcome = "rejected".into();
+    event.detail = Some(format!(
+        "{} problems; first: {}",
+        problems.len(),
+        problems.first().map(|p| p.message_en.as_str()).unwrap_or_default()
+    ));
+    events.push(event);
+    Outcome::Rejected(problems)
+}
+
+/// Reads and validates files without a warehouse (`khoso ingest --dry-run` before there is
+/// one): each comes back [`Outcome::Rejected`] or [`Outcome::Checked`], and nothing is audited.
+pub async fn validate_all(deliveries: Vec<Delivery>) -> Result<Vec<Received>> {
+    let mut received = Vec::new();
+    for delivery in deliveries {
+        let report = validate(&delivery).await?.map(Arc::new);
+        let outcome = match &report {
+            Err(problems) => Outcome::Rejected(problems.clone()),
+            Ok(_) => Outcome::Checked(None),
+        };
+        received.push(Received {
+            delivery,
+            report: report.ok(),
+            outcome,
+        });
+    }
+    Ok(received)
+}
+
+/// Reads and validates a file off the async threads (polars and calamine block).
+async fn validate(delivery: &Delivery) -> Result<Result<ValidatedReport, Vec<Problem>>> {
+    let (path, kind, hint) = (delivery.path.clone(), delivery.kind, delivery.hint.clone());
+    let options = ReadOptions {
+        sheet: delivery.sheet.clone(),
+    };
+    tokio::task::spawn_blocking(move || ingest::read_report(&path, kind, &hint, &options))
+        .await
+        .map_err(|e| Error::Internal(format!("reading a file failed: {e}")))
+}
