@@ -16,26 +16,32 @@
 //! }
 //! ```
 //!
-//! This crate knows nothing of the warehouse: it hands over plain typed columns.
+//! This crate knows nothing of the warehouse: it hands over plain typed columns. The reader
+//! (polars, calamine) is its `reader` feature, on by default: a crate that only needs the
+//! report kinds, schemas, templates and problems (the dashboard) goes without it.
 #![warn(missing_docs)]
 
 pub mod generate;
 pub mod problem;
 pub mod provinces;
+#[cfg(feature = "reader")]
 pub mod read;
+pub mod report;
 pub mod schema;
 pub mod template;
 pub mod text;
+#[cfg(feature = "reader")]
 pub mod validate;
 
 use std::path::Path;
 
 pub use problem::{Problem, Rule};
 pub use provinces::{Province, ProvinceRegistry};
+#[cfg(feature = "reader")]
 pub use read::ReadOptions;
+pub use report::{ColumnValues, ReportColumn, SliceHint, ValidatedReport};
 pub use schema::{ColumnType, Lang, ReportKind, ReportSchema};
 pub use text::SchoolYear;
-pub use validate::{ColumnValues, ReportColumn, SliceHint, ValidatedReport};
 
 /// Errors of this crate that are not problems in a user's file.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +64,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Reads and validates one file: the report, or every problem in it.
+#[cfg(feature = "reader")]
 pub fn read_report(
     path: &Path,
     kind: ReportKind,

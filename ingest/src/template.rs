@@ -147,7 +147,7 @@ fn allowed_values(spec: &ColumnSpec, lang: Lang) -> String {
     text
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "reader"))]
 mod tests {
     use super::*;
     use crate::ReportKind;

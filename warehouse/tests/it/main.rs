@@ -3,6 +3,7 @@
 
 mod freshness;
 mod preview;
+mod properties;
 mod slt;
 
 use std::path::Path;
@@ -14,7 +15,7 @@ use warehouse::intake::{Delivery, Intent, Outcome};
 use warehouse::metrics::Metrics;
 use warehouse::rights::Actor;
 
-const HEADER: &str = "school_year,province_code,school_id,school_name,level,ownership,students,students_online_ready,\
+pub const HEADER: &str = "school_year,province_code,school_id,school_name,level,ownership,students,students_online_ready,\
 students_domestic_platform,students_digital_record,teachers,teachers_online_ready,teachers_digital_record,\
 periods_total,periods_online,internet_for_teaching,management_platform,connected_national_db,cashless_payment";
 
