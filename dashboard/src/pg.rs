@@ -47,6 +47,7 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit};
 use warehouse::accounts::Role;
 use warehouse::audit::AuditEvent;
 use warehouse::guard::{Channel, QueryLimits};
+use warehouse::rights::Action;
 
 use crate::{AppState, AuditQueue};
 
@@ -126,7 +127,7 @@ impl StartupHandler for TokenStartup {
                         other => PgWireError::ApiError(Box::new(other)),
                     })?;
                 match account {
-                    Some(account) if account.name == user && account.role != Role::Province => {
+                    Some(account) if account.name == user && account.role.may(Action::Query) => {
                         let mut event = AuditEvent::now("sign_in", "ok");
                         event.actor = Some(account.name.clone());
                         event.role = Some(account.role.as_str().to_string());
@@ -139,10 +140,9 @@ impl StartupHandler for TokenStartup {
                     }
                     refused => {
                         let (outcome, why) = match refused {
-                            Some(account) if account.name == user => (
-                                "forbidden",
-                                "a province account uploads; SQL is for analysts and admins",
-                            ),
+                            Some(account) if account.name == user => {
+                                ("forbidden", warehouse::rights::refusal(account.role, Action::Query).0)
+                            }
                             _ => ("unauthorized", "a token that matches no active account of that name"),
                         };
                         let mut event = AuditEvent::now("sign_in", outcome);

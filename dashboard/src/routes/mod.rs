@@ -7,7 +7,10 @@ mod kpi_page;
 mod pages;
 mod places;
 mod review;
+mod roles;
+mod session;
 mod sql;
+mod templates;
 mod upload;
 
 pub use sql::QuerySlots;
@@ -35,11 +38,9 @@ const CSS: &str = include_str!("../../static/khoso.css");
 /// The icon of the pages.
 const FAVICON: &str = include_str!("../../static/favicon.svg");
 
+/// Every route, area by area: each module has its own `router()`; the figures' pages share the
+/// revalidation layer, everything the door and the log line.
 pub fn router(state: AppState) -> Router<AppState> {
-    // A whole upload request: the file, and the form around it.
-    let upload_limit = axum::extract::DefaultBodyLimit::max(
-        usize::try_from(state.settings.max_upload_bytes + upload::FORM_OVERHEAD_BYTES).unwrap_or(usize::MAX),
-    );
     let figures = Router::new()
         .route("/", get(pages::overview))
         .route("/kpi/{id}", get(kpi_page::kpi))
@@ -51,47 +52,17 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/kpis/{id}", get(api::kpi))
         .route(
             "/api/v1/submissions",
-            get(api::submissions).post(upload::api_upload).layer(upload_limit),
+            get(api::submissions).merge(upload::api_route(&state)),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), revalidate));
-    let portal = Router::new()
-        .route("/sign-in", get(upload::sign_in_page).post(upload::sign_in))
-        .route("/sign-out", axum::routing::post(upload::sign_out))
-        .route(
-            "/upload",
-            // Uploads are streamed to disk under their own limit (`--max-upload-mb`); the
-            // request as a whole under that limit and the form's room.
-            get(upload::upload_page).post(upload::upload_form).layer(upload_limit),
-        )
-        .route("/upload/{id}/{action}", axum::routing::post(upload::staged))
-        .route("/templates/{file}", get(upload::template))
-        .route("/history", get(history::history))
-        .route(
-            "/sql",
-            get(sql::sql_page)
-                .post(sql::sql_form)
-                .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024)),
-        )
-        .route("/sql/save", axum::routing::post(sql::save_query))
-        .route(
-            "/api/v1/sql",
-            // Room for a query text past the SQL limit, so that its answer says so.
-            axum::routing::post(sql::api_sql).layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024)),
-        )
-        .route("/review", get(review::review_page))
-        .route("/review/{id}/approve", axum::routing::post(review::approve_form))
-        .route("/review/{id}/return", axum::routing::post(review::return_form))
-        .route(
-            "/api/v1/submissions/{id}/approve",
-            axum::routing::post(review::approve_api),
-        )
-        .route(
-            "/api/v1/submissions/{id}/return",
-            axum::routing::post(review::return_api),
-        );
     Router::new()
         .merge(figures)
-        .merge(portal)
+        .merge(session::router())
+        .merge(upload::router(&state))
+        .merge(templates::router())
+        .merge(sql::router())
+        .merge(review::router())
+        .route("/history", get(history::history))
         .route(
             "/static/khoso.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
@@ -439,6 +410,46 @@ impl AppError {
             Err(_) => (status, self.to_string()).into_response(),
         };
         self.with_retry_after(response)
+    }
+}
+
+/// An API's error answers as JSON: handlers of the API return `Result<_, AppError>` and use `?`.
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.json()
+    }
+}
+
+/// An error of a page, in the page's language.
+pub struct PageError(AppError, Lang);
+
+impl AppError {
+    /// The error as the page of a request in `lang` shows it.
+    pub fn in_lang(self, lang: Lang) -> PageError {
+        PageError(self, lang)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        self.0.page(self.1)
+    }
+}
+
+/// An audit event of the web, by the caller when there is one.
+fn audit_event(caller: Option<&crate::auth::Caller>, action: &str, outcome: &str) -> warehouse::audit::AuditEvent {
+    let mut event = warehouse::audit::AuditEvent::now(action, outcome);
+    if let Some(caller) = caller {
+        event.actor = Some(caller.account.name.clone());
+        event.role = Some(caller.role().as_str().to_string());
+    }
+    event
+}
+
+/// Writes an audit event now (an error is logged: the request goes on).
+async fn audit(state: &AppState, event: warehouse::audit::AuditEvent) {
+    if let Err(e) = state.warehouse.record_audit(&[event]).await {
+        tracing::error!(cause = %e, "the audit log could not be written");
     }
 }
 

@@ -3,17 +3,18 @@
 //! upload page. Also `POST /api/v1/submissions/{id}/approve` and `/return`.
 
 use askama::Template;
-use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::HeaderMap;
+use axum::response::{Html, Redirect};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
-use warehouse::accounts::Role;
 use warehouse::approvals::Verdict;
 use warehouse::rights::Actor;
 
-use super::AppError;
 use super::pages::{Chrome, PageQuery, language};
+use super::roles::Admin;
+use super::{AppError, PageError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::i18n::Lang;
@@ -45,22 +46,22 @@ fn when(micros: i64, lang: Lang) -> String {
         .unwrap_or_default()
 }
 
-fn admin(caller: Option<Caller>) -> Result<Caller, AppError> {
-    match caller {
-        Some(caller) if caller.role() == Role::Admin => Ok(caller),
-        Some(_) => Err(AppError::Forbidden("only an admin account reviews submissions".into())),
-        None => Err(AppError::Unauthorized("sign in first".into())),
-    }
+/// The review's routes: the page, its forms, and the API.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/review", get(review_page))
+        .route("/review/{id}/{verdict}", post(decide_form))
+        .route("/api/v1/submissions/{id}/{verdict}", post(decide_api))
 }
 
-pub async fn review_page(
+async fn review_page(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
-) -> Response {
+    Admin { caller, .. }: Admin,
+) -> Result<Html<String>, PageError> {
     let lang = language(&query, &headers);
     let built = async {
-        let caller = admin(state.auth.caller(&headers).await?)?;
         let figures = state.figures().await?;
         let superseded: std::collections::HashSet<&str> = figures
             .submissions
@@ -115,14 +116,11 @@ pub async fn review_page(
             require_approval: state.settings.require_approval,
         })
     };
-    match built.await {
-        Ok(page) => match page.render() {
-            Ok(html) => axum::response::Html(html).into_response(),
-            Err(e) => AppError::Internal(e.to_string()).page(lang),
-        },
-        Err(AppError::Unauthorized(_)) => Redirect::to("/sign-in").into_response(),
-        Err(e) => e.page(lang),
-    }
+    let page = built.await.map_err(|e| e.in_lang(lang))?;
+    let html = page
+        .render()
+        .map_err(|e| AppError::Internal(e.to_string()).in_lang(lang))?;
+    Ok(Html(html))
 }
 
 /// A decision sent from the page.
@@ -151,39 +149,30 @@ async fn decide(
     Ok(answer)
 }
 
-fn verdict(approve: bool) -> Verdict {
-    if approve { Verdict::Approved } else { Verdict::Returned }
+/// The verdict a path names: `approve` or `return`.
+fn verdict(word: &str) -> Result<Verdict, AppError> {
+    match word {
+        "approve" => Ok(Verdict::Approved),
+        "return" => Ok(Verdict::Returned),
+        other => Err(AppError::NotFound(format!("no decision {other:?}: approve or return"))),
+    }
 }
 
-pub async fn approve_form(
+/// `POST /review/{id}/approve` or `/return`, from the page.
+async fn decide_form(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path((id, word)): Path<(String, String)>,
     headers: HeaderMap,
+    Admin { caller, .. }: Admin,
     axum::Form(form): axum::Form<DecisionForm>,
-) -> Response {
-    decide_form(state, id, headers, form, true).await
-}
-
-pub async fn return_form(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    axum::Form(form): axum::Form<DecisionForm>,
-) -> Response {
-    decide_form(state, id, headers, form, false).await
-}
-
-async fn decide_form(state: AppState, id: String, headers: HeaderMap, form: DecisionForm, approve: bool) -> Response {
+) -> Result<Redirect, PageError> {
     let lang = language(&PageQuery::default(), &headers);
     let done = async {
-        let caller = admin(state.auth.caller(&headers).await?)?;
         super::check_csrf(&caller, form.csrf.as_deref())?;
-        decide(&state, &caller, &id, verdict(approve), form.comment).await
+        decide(&state, &caller, &id, verdict(&word)?, form.comment).await
     };
-    match done.await {
-        Ok(_) => Redirect::to("/review").into_response(),
-        Err(e) => e.page(lang),
-    }
+    done.await.map_err(|e| e.in_lang(lang))?;
+    Ok(Redirect::to("/review"))
 }
 
 /// `{"comment": …}` of the API.
@@ -192,37 +181,13 @@ pub struct DecisionBody {
     comment: Option<String>,
 }
 
+/// `POST /api/v1/submissions/{id}/approve` or `/return`.
 async fn decide_api(
-    state: AppState,
-    id: String,
-    headers: HeaderMap,
-    body: Option<Json<DecisionBody>>,
-    approve: bool,
-) -> Response {
-    let done = async {
-        let caller = admin(state.auth.caller(&headers).await?)?;
-        decide(&state, &caller, &id, verdict(approve), body.and_then(|b| b.0.comment)).await
-    };
-    match done.await {
-        Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
-        Err(e) => e.json(),
-    }
-}
-
-pub async fn approve_api(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    Path((id, word)): Path<(String, String)>,
+    Admin { caller, .. }: Admin,
     body: Option<Json<DecisionBody>>,
-) -> Response {
-    decide_api(state, id, headers, body, true).await
-}
-
-pub async fn return_api(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Option<Json<DecisionBody>>,
-) -> Response {
-    decide_api(state, id, headers, body, false).await
+) -> Result<Json<serde_json::Value>, AppError> {
+    let comment = body.and_then(|b| b.0.comment);
+    Ok(Json(decide(&state, &caller, &id, verdict(&word)?, comment).await?))
 }

@@ -13,10 +13,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use askama::Template;
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::StreamWriter;
@@ -25,13 +27,13 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use warehouse::TableVersions;
-use warehouse::accounts::Role;
 use warehouse::audit::AuditEvent;
 use warehouse::guard::{Position, QueryLimits};
 use warehouse::workbench::{HistoryEntry, Workbench};
 
-use super::AppError;
 use super::pages::{Chrome, PageQuery, language};
+use super::roles::Querier;
+use super::{AppError, PageError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::i18n::Lang;
@@ -62,19 +64,6 @@ impl QuerySlots {
                 "{QUERIES_PER_ACCOUNT} of your queries are running already: wait for one to finish"
             ))
         })
-    }
-}
-
-/// Who may query: analysts and admins.
-fn querier(caller: Option<Caller>) -> Result<Caller, AppError> {
-    match caller {
-        Some(caller) if caller.role() != Role::Province => Ok(caller),
-        Some(_) => Err(AppError::Forbidden(
-            "a province account uploads; SQL is for analyst and admin accounts".into(),
-        )),
-        None => Err(AppError::Unauthorized(
-            "sign in first: send Authorization: Bearer TOKEN".into(),
-        )),
     }
 }
 
@@ -178,18 +167,13 @@ fn query_text(headers: &HeaderMap, body: &[u8]) -> Result<String, AppError> {
 }
 
 /// `POST /api/v1/sql`.
-pub async fn api_sql(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn api_sql(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Querier { caller, .. }: Querier,
+    body: axum::body::Bytes,
+) -> Response {
     let started = Instant::now();
-    let caller = match state
-        .auth
-        .caller(&headers)
-        .await
-        .map_err(AppError::from)
-        .and_then(querier)
-    {
-        Ok(caller) => caller,
-        Err(e) => return e.json(),
-    };
     let sql = match query_text(&headers, &body) {
         Ok(sql) => sql,
         Err(e) => {
@@ -667,13 +651,12 @@ async fn schema_browser(state: &AppState, caller: &Caller, lang: Lang) -> Vec<Ta
 
 async fn workbench(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: Caller,
     form: SqlForm,
     opened: Option<SqlQuery>,
     lang: Lang,
     post: bool,
 ) -> Result<Response, AppError> {
-    let caller = querier(state.auth.caller(headers).await?)?;
     let figures = state.figures().await?;
     let mut page = SqlPage {
         chrome: Chrome::new(&figures, lang, &PageQuery::default()),
@@ -795,29 +778,32 @@ async fn workbench(
         .map_err(|e| AppError::Internal(e.to_string()))
 }
 
-pub async fn sql_page(State(state): State<AppState>, Query(query): Query<SqlQuery>, headers: HeaderMap) -> Response {
+async fn sql_page(
+    State(state): State<AppState>,
+    Query(query): Query<SqlQuery>,
+    headers: HeaderMap,
+    Querier { caller, .. }: Querier,
+) -> Result<Response, PageError> {
     let page_query = PageQuery {
         lang: query.lang.clone(),
         ..PageQuery::default()
     };
     let lang = language(&page_query, &headers);
-    match workbench(&state, &headers, SqlForm::default(), Some(query), lang, false).await {
-        Ok(response) => response,
-        Err(AppError::Unauthorized(_)) => axum::response::Redirect::to("/sign-in").into_response(),
-        Err(e) => e.page(lang),
-    }
+    workbench(&state, caller, SqlForm::default(), Some(query), lang, false)
+        .await
+        .map_err(|e| e.in_lang(lang))
 }
 
-pub async fn sql_form(
+async fn sql_form(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Querier { caller, .. }: Querier,
     axum::Form(form): axum::Form<SqlForm>,
-) -> Response {
+) -> Result<Response, PageError> {
     let lang = language(&PageQuery::default(), &headers);
-    match workbench(&state, &headers, form, None, lang, true).await {
-        Ok(response) => response,
-        Err(e) => e.page(lang),
-    }
+    workbench(&state, caller, form, None, lang, true)
+        .await
+        .map_err(|e| e.in_lang(lang))
 }
 
 /// The form that saves a query.
@@ -829,21 +815,28 @@ pub struct SaveForm {
 }
 
 /// `POST /sql/save`: saves the editor's query under a name; answers with its link.
-pub async fn save_query(
+async fn save_query(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Querier { caller, .. }: Querier,
     axum::Form(form): axum::Form<SaveForm>,
-) -> Response {
+) -> Result<axum::response::Redirect, PageError> {
     let lang = language(&PageQuery::default(), &headers);
-    let saved = async {
-        let caller = querier(state.auth.caller(&headers).await?)?;
-        super::check_csrf(&caller, form.csrf.as_deref())?;
+    let saved = super::check_csrf(&caller, form.csrf.as_deref()).and_then(|()| {
         Workbench::new(state.warehouse.layout())
             .save(&form.name, &form.sql, &caller.account.name)
             .map_err(AppError::from)
-    };
-    match saved.await {
-        Ok(query) => axum::response::Redirect::to(&format!("/sql?saved={}", query.id)).into_response(),
-        Err(e) => e.page(lang),
-    }
+    });
+    let query = saved.map_err(|e| e.in_lang(lang))?;
+    Ok(axum::response::Redirect::to(&format!("/sql?saved={}", query.id)))
+}
+
+/// SQL's routes: the workbench, saving a query, and the API (with its downloads).
+pub fn router() -> Router<AppState> {
+    // Room for a query text past the SQL limit, so that its answer says so.
+    let room = axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024);
+    Router::new()
+        .route("/sql", get(sql_page).post(sql_form).layer(room))
+        .route("/sql/save", post(save_query))
+        .route("/api/v1/sql", post(api_sql).layer(room))
 }

@@ -1,34 +1,59 @@
-//! The provincial departments' way in: sign-in, the upload page (dry run, then commit or
-//! cancel), templates, and `POST /api/v1/submissions`. One validation path with the CLI
-//! (`ingest::read_report`), one commit path (`Warehouse::commit`); every attempt is audited.
+//! The provincial departments' way in: the upload page (dry run, then commit or cancel) and
+//! `POST /api/v1/submissions`. Each hands the file to the intake in one call
+//! ([`warehouse::intake`]: the same path as the CLI's); every attempt is audited.
 //!
-//! Bodies are streamed to `DATA/uploads/` and never held whole in memory; past the size limit
-//! the answer is 413. The file's name is kept for people only: the staged file is named by a
-//! random id with an extension from a fixed list.
+//! Bodies are streamed to a file of the intake's and never held whole in memory; past the size
+//! limit the answer is 413. The file's name is kept for people only: the saved file is named
+//! by a random id with an extension from a fixed list.
 
 use std::path::PathBuf;
 
 use askama::Template;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path as UrlPath, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use futures::{Stream, StreamExt};
-use ingest::{Lang as FileLang, Problem, ProvinceRegistry, ReportKind, SchoolYear, SliceHint};
+use ingest::{Problem, ProvinceRegistry, ReportKind, SchoolYear, SliceHint};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use warehouse::accounts::Role;
-use warehouse::audit::AuditEvent;
 use warehouse::intake::{Delivery, Intent, Outcome};
 use warehouse::preview::Preview;
 use warehouse::rights::{Actor, UploadAsk, UploadSlice, upload_slice};
 
-use super::AppError;
 use super::pages::{Chrome, PageQuery, language};
+use super::roles::Uploader;
+use super::session::{CsrfForm, form_caller};
+use super::{AppError, audit, audit_event};
 use crate::AppState;
-use crate::auth::{Caller, SESSION_COOKIE};
+use crate::auth::Caller;
 use crate::i18n::Lang;
+
+/// The upload's routes: the page and its staged files, and the API.
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/upload",
+            get(upload_page).post(upload_form).layer(whole_request(state)),
+        )
+        .route("/upload/{id}/{action}", post(staged))
+}
+
+/// `POST /api/v1/submissions`, with its body limit (the route's `GET` is the figures').
+pub fn api_route(state: &AppState) -> axum::routing::MethodRouter<AppState> {
+    post(api_upload).layer(whole_request(state))
+}
+
+/// Uploads are streamed to disk under their own limit (`--max-upload-mb`); the request as a
+/// whole under that limit and the form's room.
+fn whole_request(state: &AppState) -> axum::extract::DefaultBodyLimit {
+    axum::extract::DefaultBodyLimit::max(
+        usize::try_from(state.settings.max_upload_bytes + FORM_OVERHEAD_BYTES).unwrap_or(usize::MAX),
+    )
+}
 
 /// A validated file waiting for its commit.
 #[derive(Debug, Clone)]
@@ -55,21 +80,6 @@ impl UploadQuery {
             year: self.year.as_deref(),
             province: self.province.as_deref(),
         }
-    }
-}
-
-fn audit_event(caller: Option<&Caller>, action: &str, outcome: &str) -> AuditEvent {
-    let mut event = AuditEvent::now(action, outcome);
-    if let Some(caller) = caller {
-        event.actor = Some(caller.account.name.clone());
-        event.role = Some(caller.role().as_str().to_string());
-    }
-    event
-}
-
-async fn audit(state: &AppState, event: AuditEvent) {
-    if let Err(e) = state.warehouse.record_audit(&[event]).await {
-        tracing::error!(cause = %e, "the audit log could not be written");
     }
 }
 
@@ -153,7 +163,7 @@ fn problems_json(problems: &[Problem]) -> Vec<serde_json::Value> {
 
 /// `POST /api/v1/submissions?kind=&year=&province=&dry_run=`: the file as the body (or as the
 /// `file` part of a multipart form), `Authorization: Bearer TOKEN`.
-pub async fn api_upload(State(state): State<AppState>, Query(query): Query<UploadQuery>, request: Request) -> Response {
+async fn api_upload(State(state): State<AppState>, Query(query): Query<UploadQuery>, request: Request) -> Response {
     let headers = request.headers().clone();
     let caller = match state.auth.caller(&headers).await {
         Ok(caller) => caller,
@@ -247,7 +257,7 @@ const FORM_FIELDS: usize = 16;
 const FORM_FIELD_BYTES: usize = 4096;
 
 /// Room a multipart form takes besides its file: boundaries, headers and text fields.
-pub(super) const FORM_OVERHEAD_BYTES: u64 = (FORM_FIELDS * (FORM_FIELD_BYTES + 1024)) as u64;
+const FORM_OVERHEAD_BYTES: u64 = (FORM_FIELDS * (FORM_FIELD_BYTES + 1024)) as u64;
 
 /// A text field of a form, read piece by piece and refused past [`FORM_FIELD_BYTES`].
 async fn form_text(mut field: axum::extract::multipart::Field<'_>) -> Result<String, AppError> {
@@ -301,118 +311,11 @@ async fn save_file_part(
     Ok((path, file_name, fields))
 }
 
-/// `/sign-in`.
-#[derive(Template)]
-#[template(path = "sign_in.html")]
-pub struct SignInPage {
-    chrome: Chrome,
-    message: String,
-}
-
-pub async fn sign_in_page(Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = language(&query, &headers);
-    render(
-        StatusCode::OK,
-        &SignInPage {
-            chrome: Chrome::bare(lang),
-            message: String::new(),
-        },
-        lang,
-    )
-}
-
-fn render(status: StatusCode, page: &impl Template, lang: Lang) -> Response {
+pub(super) fn render(status: StatusCode, page: &impl Template, lang: Lang) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => AppError::Internal(e.to_string()).page(lang),
     }
-}
-
-/// The sign-in form.
-#[derive(Debug, Deserialize)]
-pub struct SignInForm {
-    token: String,
-}
-
-pub async fn sign_in(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    axum::Form(form): axum::Form<SignInForm>,
-) -> Response {
-    let lang = language(&PageQuery::default(), &headers);
-    let account = match state.auth.verify(&form.token).await {
-        Ok(account) => account,
-        Err(e) => return AppError::from(e).page(lang),
-    };
-    let Some(account) = account else {
-        // Queued, so a flood of wrong tokens is written in a few commits, not one each.
-        let mut event = audit_event(None, "sign_in", "unauthorized");
-        event.detail = Some("a token that matches no active account".into());
-        state.audit.record(event);
-        let page = SignInPage {
-            chrome: Chrome::bare(lang),
-            message: lang
-                .pick(
-                    "Mã truy cập không đúng hoặc đã bị thu hồi.",
-                    "That token is wrong or has been revoked.",
-                )
-                .to_string(),
-        };
-        return render(StatusCode::UNAUTHORIZED, &page, lang);
-    };
-    let session = state.auth.open_session(&account).await;
-    let caller = Caller { account, csrf: None };
-    audit(&state, audit_event(Some(&caller), "sign_in", "ok")).await;
-    let mut response = Redirect::to("/upload").into_response();
-    let secure = match super::secure_cookies(&state, &headers) {
-        true => "; Secure",
-        false => "",
-    };
-    if let Ok(cookie) = HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}"
-    )) {
-        response.headers_mut().insert(header::SET_COOKIE, cookie);
-    }
-    response
-}
-
-/// A form that carries the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
-/// The caller of a cookie-signed form post, if its CSRF token matches.
-async fn form_caller(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Caller, AppError> {
-    let caller = state
-        .auth
-        .caller(headers)
-        .await?
-        .ok_or_else(|| AppError::Unauthorized("sign in first".into()))?;
-    super::check_csrf(&caller, Some(csrf))?;
-    Ok(caller)
-}
-
-pub async fn sign_out(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    axum::Form(form): axum::Form<CsrfForm>,
-) -> Response {
-    let lang = language(&PageQuery::default(), &headers);
-    let caller = match form_caller(&state, &headers, &form.csrf).await {
-        Ok(caller) => caller,
-        Err(e) => return e.page(lang),
-    };
-    if let Some(id) = crate::auth::session_id(&headers) {
-        state.auth.close_session(id).await;
-    }
-    audit(&state, audit_event(Some(&caller), "sign_out", "ok")).await;
-    let mut response = Redirect::to("/").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("khoso_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
-    response
 }
 
 /// A problem as a row of the page.
@@ -553,51 +456,26 @@ impl UploadPage {
     }
 }
 
-/// The caller of a page that needs an uploading account: anonymous callers are sent to sign
-/// in, analysts are refused.
-async fn uploader(state: &AppState, headers: &HeaderMap, lang: Lang) -> Result<Caller, Response> {
-    match state.auth.caller(headers).await {
-        Ok(Some(caller)) if caller.role() == Role::Analyst => Err(AppError::Forbidden(
-            lang.pick(
-                "Tài khoản phân tích chỉ xem và truy vấn, không nộp báo cáo.",
-                "An analyst account reads and queries; it cannot upload.",
-            )
-            .into(),
-        )
-        .page(lang)),
-        Ok(Some(caller)) => Ok(caller),
-        Ok(None) => Err(Redirect::to("/sign-in").into_response()),
-        Err(e) => Err(AppError::from(e).page(lang)),
-    }
-}
-
-pub async fn upload_page(
+async fn upload_page(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
+    Uploader { caller, .. }: Uploader,
 ) -> Response {
     let lang = language(&query, &headers);
-    match uploader(&state, &headers, lang).await {
-        Ok(caller) => {
-            let mut page = UploadPage::new(&caller, lang);
-            (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
-            render(StatusCode::OK, &page, lang)
-        }
-        Err(response) => response,
-    }
+    let mut page = UploadPage::new(&caller, lang);
+    (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
+    render(StatusCode::OK, &page, lang)
 }
 
-pub async fn upload_form(
+async fn upload_form(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<PageQuery>,
+    Uploader { caller, .. }: Uploader,
     mut form: Multipart,
 ) -> Response {
     let lang = language(&query, &headers);
-    let caller = match uploader(&state, &headers, lang).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
     let (path, file_name, fields) = match save_file_part(&state, &mut form).await {
         Ok(saved) => saved,
         Err(e) => {
@@ -754,7 +632,7 @@ async fn take_staged(state: &AppState, caller: &Caller, id: &str) -> Result<Stag
 }
 
 /// `POST /upload/{id}/commit` or `/upload/{id}/cancel`: what becomes of a staged file.
-pub async fn staged(
+async fn staged(
     State(state): State<AppState>,
     UrlPath((id, action)): UrlPath<(String, String)>,
     headers: HeaderMap,
@@ -833,59 +711,6 @@ pub async fn staged(
     }
     (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
     render(StatusCode::OK, &page, lang)
-}
-
-/// `/templates/{kind}.{csv|xlsx}?lang=`: the empty report template.
-pub async fn template(UrlPath(file): UrlPath<String>, Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = language(&query, &headers);
-    let file_lang = if lang == Lang::En { FileLang::En } else { FileLang::Vi };
-    let (kind, extension) = file.rsplit_once('.').unwrap_or((&file, ""));
-    let Ok(kind) = kind.parse::<ReportKind>() else {
-        return AppError::NotFound(format!("no template {file:?}")).page(lang);
-    };
-    let name = format!("{kind}-template-{}.{extension}", lang.code());
-    let bytes = match extension {
-        "csv" => {
-            let mut out = Vec::new();
-            ingest::template::write_csv_template(kind.schema(), file_lang, &mut out).map(|()| out)
-        }
-        "xlsx" => {
-            let dir = match tempfile_dir() {
-                Ok(dir) => dir,
-                Err(e) => return AppError::Internal(e.to_string()).page(lang),
-            };
-            let path = dir.join(&name);
-            let written = ingest::template::write_xlsx_template(kind.schema(), file_lang, &path)
-                .and_then(|()| std::fs::read(&path).map_err(ingest::Error::from));
-            std::fs::remove_dir_all(&dir).ok();
-            written
-        }
-        _ => return AppError::NotFound(format!("no template {file:?}: use .csv or .xlsx")).page(lang),
-    };
-    match bytes {
-        Ok(bytes) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    if extension == "csv" {
-                        "text/csv; charset=utf-8".to_string()
-                    } else {
-                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()
-                    },
-                ),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(e) => AppError::Internal(e.to_string()).page(lang),
-    }
-}
-
-fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("khoso-template-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 /// A `data:` address holding a CSV file, for a download link that needs no second request.

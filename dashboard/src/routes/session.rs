@@ -1,0 +1,132 @@
+//! Signing in and out of the web pages: the token is checked once, and a session cookie
+//! (HttpOnly, SameSite=Strict, Secure behind HTTPS) carries the session, with a CSRF token for
+//! its forms. Every attempt is audited.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::AppError;
+use super::pages::{Chrome, PageQuery, language};
+use super::upload::render;
+use super::{audit, audit_event};
+use crate::AppState;
+use crate::auth::{Caller, SESSION_COOKIE};
+
+/// The session's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-out", post(sign_out))
+}
+
+/// `/sign-in`.
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage {
+    chrome: Chrome,
+    message: String,
+}
+
+async fn sign_in_page(Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
+    let lang = language(&query, &headers);
+    render(
+        StatusCode::OK,
+        &SignInPage {
+            chrome: Chrome::bare(lang),
+            message: String::new(),
+        },
+        lang,
+    )
+}
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    token: String,
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<SignInForm>,
+) -> Response {
+    let lang = language(&PageQuery::default(), &headers);
+    let account = match state.auth.verify(&form.token).await {
+        Ok(account) => account,
+        Err(e) => return AppError::from(e).page(lang),
+    };
+    let Some(account) = account else {
+        // Queued, so a flood of wrong tokens is written in a few commits, not one each.
+        let mut event = audit_event(None, "sign_in", "unauthorized");
+        event.detail = Some("a token that matches no active account".into());
+        state.audit.record(event);
+        let page = SignInPage {
+            chrome: Chrome::bare(lang),
+            message: lang
+                .pick(
+                    "Mã truy cập không đúng hoặc đã bị thu hồi.",
+                    "That token is wrong or has been revoked.",
+                )
+                .to_string(),
+        };
+        return render(StatusCode::UNAUTHORIZED, &page, lang);
+    };
+    let session = state.auth.open_session(&account).await;
+    let caller = Caller { account, csrf: None };
+    audit(&state, audit_event(Some(&caller), "sign_in", "ok")).await;
+    let mut response = Redirect::to("/upload").into_response();
+    let secure = match super::secure_cookies(&state, &headers) {
+        true => "; Secure",
+        false => "",
+    };
+    if let Ok(cookie) = HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}"
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// A form that carries the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    pub(super) csrf: String,
+}
+
+/// The caller of a cookie-signed form post, if its CSRF token matches.
+pub(super) async fn form_caller(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Caller, AppError> {
+    let caller = state
+        .auth
+        .caller(headers)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("sign in first".into()))?;
+    super::check_csrf(&caller, Some(csrf))?;
+    Ok(caller)
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let lang = language(&PageQuery::default(), &headers);
+    let caller = match form_caller(&state, &headers, &form.csrf).await {
+        Ok(caller) => caller,
+        Err(e) => return e.page(lang),
+    };
+    if let Some(id) = crate::auth::session_id(&headers) {
+        state.auth.close_session(id).await;
+    }
+    audit(&state, audit_event(Some(&caller), "sign_out", "ok")).await;
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("khoso_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}

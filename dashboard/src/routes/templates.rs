@@ -1,0 +1,73 @@
+//! The empty report templates, `/templates/{kind}.{csv|xlsx}?lang=`, from the report schemas.
+
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ingest::{Lang as FileLang, ReportKind};
+
+use super::AppError;
+use super::pages::{PageQuery, language};
+use crate::AppState;
+use crate::i18n::Lang;
+
+/// The templates' route.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/templates/{file}", get(template))
+}
+
+/// `/templates/{kind}.{csv|xlsx}?lang=`: the empty report template.
+async fn template(UrlPath(file): UrlPath<String>, Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
+    let lang = language(&query, &headers);
+    let file_lang = if lang == Lang::En { FileLang::En } else { FileLang::Vi };
+    let (kind, extension) = file.rsplit_once('.').unwrap_or((&file, ""));
+    let Ok(kind) = kind.parse::<ReportKind>() else {
+        return AppError::NotFound(format!("no template {file:?}")).page(lang);
+    };
+    let name = format!("{kind}-template-{}.{extension}", lang.code());
+    let bytes = match extension {
+        "csv" => {
+            let mut out = Vec::new();
+            ingest::template::write_csv_template(kind.schema(), file_lang, &mut out).map(|()| out)
+        }
+        "xlsx" => {
+            let dir = match tempfile_dir() {
+                Ok(dir) => dir,
+                Err(e) => return AppError::Internal(e.to_string()).page(lang),
+            };
+            let path = dir.join(&name);
+            let written = ingest::template::write_xlsx_template(kind.schema(), file_lang, &path)
+                .and_then(|()| std::fs::read(&path).map_err(ingest::Error::from));
+            std::fs::remove_dir_all(&dir).ok();
+            written
+        }
+        _ => return AppError::NotFound(format!("no template {file:?}: use .csv or .xlsx")).page(lang),
+    };
+    match bytes {
+        Ok(bytes) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    if extension == "csv" {
+                        "text/csv; charset=utf-8".to_string()
+                    } else {
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()
+                    },
+                ),
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => AppError::Internal(e.to_string()).page(lang),
+    }
+}
+
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("khoso-template-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
