@@ -2,21 +2,22 @@
 //! can be snapshot-tested.
 
 use plotters::prelude::*;
+use warehouse::kpi::Status;
 
 /// Colour of a status on charts and cards.
-pub fn status_colour(status: Option<&str>) -> RGBColor {
+pub fn status_colour(status: Option<Status>) -> RGBColor {
     match status {
-        Some("met") => RGBColor(0x1b, 0x7f, 0x3b),
-        Some("on_track") => RGBColor(0x3c, 0xa0, 0x5a),
-        Some("at_risk") => RGBColor(0xe0, 0xa1, 0x00),
-        Some("off_track") => RGBColor(0xd9, 0x5f, 0x0e),
-        Some("missed") => RGBColor(0xc0, 0x1f, 0x1f),
-        _ => RGBColor(0x6b, 0x72, 0x80),
+        Some(Status::Met) => RGBColor(0x1b, 0x7f, 0x3b),
+        Some(Status::OnTrack) => RGBColor(0x3c, 0xa0, 0x5a),
+        Some(Status::AtRisk) => RGBColor(0xe0, 0xa1, 0x00),
+        Some(Status::OffTrack) => RGBColor(0xd9, 0x5f, 0x0e),
+        Some(Status::Missed) => RGBColor(0xc0, 0x1f, 0x1f),
+        Some(Status::NoBaseline) | None => RGBColor(0x6b, 0x72, 0x80),
     }
 }
 
 /// A value's CSS colour, as `#rrggbb`.
-pub fn status_css(status: Option<&str>) -> String {
+pub fn status_css(status: Option<Status>) -> String {
     let RGBColor(r, g, b) = status_colour(status);
     format!("#{r:02x}{g:02x}{b:02x}")
 }
@@ -44,7 +45,7 @@ fn chart_error<E: std::fmt::Debug>(e: E) -> String {
 }
 
 /// A sparkline: the series as a line, 120 × 32, no axes.
-pub fn sparkline(points: &[Point], status: Option<&str>) -> Result<String, String> {
+pub fn sparkline(points: &[Point], status: Option<Status>) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (120, 32)).into_drawing_area();
@@ -174,7 +175,7 @@ pub struct Bar {
     /// Value.
     pub value: f64,
     /// Status, for the colour.
-    pub status: Option<String>,
+    pub status: Option<Status>,
 }
 
 /// Units ranked by value as horizontal bars coloured by status, with the target as a line.
@@ -222,7 +223,7 @@ pub fn ranked_bars(bars: &[Bar], target: Option<f64>) -> Result<String, String> 
                         (0.0, SegmentValue::Exact(slot)),
                         (bar.value, SegmentValue::Exact(slot + 1)),
                     ],
-                    status_colour(bar.status.as_deref()).filled(),
+                    status_colour(bar.status).filled(),
                 );
                 rectangle.set_margin(2, 2, 0, 0);
                 rectangle
@@ -247,7 +248,7 @@ pub fn versus(
     province: &[Point],
     national: &[Point],
     target: Option<f64>,
-    status: Option<&str>,
+    status: Option<Status>,
 ) -> Result<String, String> {
     let mut svg = String::new();
     {
@@ -308,7 +309,7 @@ pub struct Tile {
     /// Where the tile links to.
     pub href: String,
     /// Status, for the colour; none paints the tile grey.
-    pub status: Option<String>,
+    pub status: Option<Status>,
 }
 
 /// Pixels per tile side, and between tiles.
@@ -331,7 +332,7 @@ pub fn tile_map(tiles: &[Tile]) -> String {
             r##"<a href="{href}"><title>{title}</title><rect x="{x}" y="{y}" width="{TILE}" height="{TILE}" rx="3" fill="{fill}"/><text x="{tx}" y="{ty}" text-anchor="middle" font-size="11" font-family="sans-serif" fill="#fff">{code}</text></a>"##,
             href = escape_xml(&tile.href),
             title = escape_xml(&tile.title),
-            fill = status_css(tile.status.as_deref()),
+            fill = status_css(tile.status),
             tx = x + TILE / 2,
             ty = y + TILE / 2 + 4,
             code = escape_xml(&tile.code),
@@ -396,18 +397,18 @@ mod tests {
             Bar {
                 label: "Hà Nội".into(),
                 value: 63.0,
-                status: Some("met".into()),
+                status: Some(Status::Met),
             },
             Bar {
                 label: "Lai Châu".into(),
                 value: 31.0,
-                status: Some("off_track".into()),
+                status: Some(Status::OffTrack),
             },
         ];
         let svg = ranked_bars(&bars, Some(50.0)).expect("svg");
         assert!(svg.contains("Hà Nội") && svg.contains("Lai Châu"));
         assert!(
-            svg.contains(&status_css(Some("met")).to_uppercase()) || svg.contains(&status_css(Some("met"))),
+            svg.contains(&status_css(Some(Status::Met)).to_uppercase()) || svg.contains(&status_css(Some(Status::Met))),
             "{svg}"
         );
     }
@@ -421,13 +422,16 @@ mod tests {
             line: Some((("2021-2022".into(), 30.0), ("2024-2025".into(), 50.0))),
         };
         insta::assert_snapshot!("trend", trend(&points(), &guides, "Tỷ lệ (%)").expect("svg"));
-        insta::assert_snapshot!("sparkline", sparkline(&points(), Some("at_risk")).expect("svg"));
-        let bars =
-            [("Hà Nội (01)", 63.0, "met"), ("Điện Biên (11)", 31.0, "missed")].map(|(label, value, status)| Bar {
-                label: label.into(),
-                value,
-                status: Some(status.into()),
-            });
+        insta::assert_snapshot!("sparkline", sparkline(&points(), Some(Status::AtRisk)).expect("svg"));
+        let bars = [
+            ("Hà Nội (01)", 63.0, Status::Met),
+            ("Điện Biên (11)", 31.0, Status::Missed),
+        ]
+        .map(|(label, value, status)| Bar {
+            label: label.into(),
+            value,
+            status: Some(status),
+        });
         insta::assert_snapshot!("ranked_bars", ranked_bars(&bars, Some(50.0)).expect("svg"));
         let national: Vec<Point> = points()
             .into_iter()
@@ -438,22 +442,22 @@ mod tests {
             .collect();
         insta::assert_snapshot!(
             "versus",
-            versus(&points(), &national, Some(50.0), Some("on_track")).expect("svg")
+            versus(&points(), &national, Some(50.0), Some(Status::OnTrack)).expect("svg")
         );
-        let tiles = [("01", 3, 3, Some("met")), ("96", 0, 22, None)].map(|(code, col, row, status)| Tile {
+        let tiles = [("01", 3, 3, Some(Status::Met)), ("96", 0, 22, None)].map(|(code, col, row, status)| Tile {
             col,
             row,
             code: code.into(),
             title: format!("<{code}> & \"{code}\""),
             href: format!("/province/{code}?year=2024-2025&list=province"),
-            status: status.map(str::to_string),
+            status,
         });
         insta::assert_snapshot!("tile_map", tile_map(&tiles));
     }
 
     #[test]
     fn sparkline_is_small() {
-        let svg = sparkline(&points(), Some("met")).expect("svg");
+        let svg = sparkline(&points(), Some(Status::Met)).expect("svg");
         assert!(svg.contains("width=\"120\"") && svg.contains("height=\"32\""), "{svg}");
     }
 }

@@ -1,6 +1,7 @@
 //! Vietnamese first, English second: labels, status words and number formats.
 
 use serde::Deserialize;
+use warehouse::kpi::Status;
 
 /// A page's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -78,23 +79,17 @@ impl Lang {
     }
 
     /// The word for a status.
-    pub fn status(self, status: Option<&str>) -> &'static str {
-        match (status, self) {
-            (Some("met"), Lang::Vi) => "Đạt",
-            (Some("met"), Lang::En) => "Met",
-            (Some("on_track"), Lang::Vi) => "Đúng tiến độ",
-            (Some("on_track"), Lang::En) => "On track",
-            (Some("at_risk"), Lang::Vi) => "Có nguy cơ",
-            (Some("at_risk"), Lang::En) => "At risk",
-            (Some("off_track"), Lang::Vi) => "Chậm tiến độ",
-            (Some("off_track"), Lang::En) => "Off track",
-            (Some("missed"), Lang::Vi) => "Không đạt",
-            (Some("missed"), Lang::En) => "Missed",
-            (Some("no_baseline"), Lang::Vi) => "Chưa có mốc",
-            (Some("no_baseline"), Lang::En) => "No baseline",
-            (_, Lang::Vi) => "Theo dõi",
-            (_, Lang::En) => "Tracked",
-        }
+    pub fn status(self, status: Option<Status>) -> &'static str {
+        let (vi, en) = match status {
+            Some(Status::Met) => ("Đạt", "Met"),
+            Some(Status::OnTrack) => ("Đúng tiến độ", "On track"),
+            Some(Status::AtRisk) => ("Có nguy cơ", "At risk"),
+            Some(Status::OffTrack) => ("Chậm tiến độ", "Off track"),
+            Some(Status::Missed) => ("Không đạt", "Missed"),
+            Some(Status::NoBaseline) => ("Chưa có mốc", "No baseline"),
+            None => ("Theo dõi", "Tracked"),
+        };
+        self.pick(vi, en)
     }
 }
 

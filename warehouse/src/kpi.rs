@@ -14,8 +14,9 @@ use ingest::{ProvinceRegistry, SchoolYear};
 use crate::metrics::{Dimension, Kpi, Metrics, Target, Unit};
 use crate::{Error, Result};
 
-/// Where a value stands against its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Where a value stands against its target; stored as its [`Status::as_str`] name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     /// The target is reached.
     Met,
@@ -401,7 +402,7 @@ pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiRow>>
                 target_value: target.as_ref().map(|t| t.value),
                 comparison: target.as_ref().map(|t| t.comparison.symbol().to_string()),
                 line_value: judgement.line_value,
-                status: judgement.status.map(|s| s.to_string()),
+                status: judgement.status,
                 gap: judgement.gap,
                 projected: judgement.projected,
                 reach_year: judgement.reach_year.map(|y| y.to_string()),
@@ -440,8 +441,8 @@ pub struct KpiRow {
     pub comparison: Option<String>,
     /// The baseline→target line's value this year.
     pub line_value: Option<f64>,
-    /// Status name.
-    pub status: Option<String>,
+    /// Where the value stands.
+    pub status: Option<Status>,
     /// Target minus value.
     pub gap: Option<f64>,
     /// Trend at the target year.
@@ -500,7 +501,7 @@ pub fn to_batch(values: &[KpiRow]) -> Result<RecordBatch> {
         number(&|v| v.target_value),
         text(&|v| v.comparison.clone()),
         number(&|v| v.line_value),
-        text(&|v| v.status.clone()),
+        text(&|v| v.status.map(|s| s.to_string())),
         number(&|v| v.gap),
         number(&|v| v.projected),
         text(&|v| v.reach_year.clone()),

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::Path;
 use axum::response::Response;
 use ingest::{ProvinceRegistry, SchoolYear};
-use warehouse::kpi::KpiRow;
+use warehouse::kpi::{KpiRow, Status};
 use warehouse::metrics::{Dimension, Kpi};
 
 use super::AppError;
@@ -183,7 +183,7 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
             r.value.map(|value| Bar {
                 label: label(r),
                 value,
-                status: r.status.clone(),
+                status: r.status,
             })
         })
         .collect();
@@ -205,7 +205,7 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
                     r.value.map(|value| Bar {
                         label: lang.breakdown_unit(&r.unit),
                         value,
-                        status: r.status.clone(),
+                        status: r.status,
                     })
                 })
                 .collect();
@@ -229,8 +229,8 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
             value: lang.value(kpi.unit, r.value),
             numerator: r.numerator.map(|n| lang.number(n, 0)).unwrap_or_default(),
             denominator: r.denominator.map(|d| lang.number(d, 0)).unwrap_or_default(),
-            status: lang.status(r.status.as_deref()).to_string(),
-            colour: charts::status_css(r.status.as_deref()),
+            status: lang.status(r.status).to_string(),
+            colour: charts::status_css(r.status),
             coverage: coverage_text(r, lang),
             review: review_of(figures, kpi, dimension, &r.unit, &year, lang),
         })
@@ -282,10 +282,10 @@ fn province_map(
                 title: format!(
                     "{name} ({code}): {} — {}",
                     lang.value(kpi.unit, value.and_then(|r| r.value)),
-                    lang.status(value.and_then(|r| r.status.as_deref()))
+                    lang.status(value.and_then(|r| r.status))
                 ),
                 href: href(code),
-                status: value.and_then(|r| r.status.clone()),
+                status: value.and_then(|r| r.status),
             }
         })
         .collect();

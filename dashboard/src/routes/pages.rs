@@ -277,7 +277,7 @@ fn overview_page(page: &PageRequest) -> Result<OverviewPage, AppError> {
     for kpi in &metrics.kpis {
         let history = series.get(kpi.id.as_str()).cloned().unwrap_or_default();
         let current = history.iter().find(|r| r.school_year == year);
-        let status = current.and_then(|r| r.status.as_deref());
+        let status = current.and_then(|r| r.status);
         let value = current.and_then(|r| r.value);
         let progress = match (value, current.and_then(|r| r.target_value)) {
             (Some(v), Some(t)) if t > 0.0 => ((v / t) * 100.0).clamp(0.0, 100.0) as u32,

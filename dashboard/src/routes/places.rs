@@ -82,7 +82,7 @@ fn place_rows(
             .collect();
         let national = figures.rows(&kpi.id, Dimension::National);
         let current = ours.iter().find(|r| r.school_year == year);
-        let status = current.and_then(|r| r.status.as_deref());
+        let status = current.and_then(|r| r.status);
         let target = current.and_then(|r| r.target_value.zip(r.target_year.as_deref()));
         rows.push(PlaceRow {
             id: kpi.id.clone(),
