@@ -261,16 +261,6 @@ pub struct IngestArgs {
     pub sheet: Option<String>,
 }
 
-/// Template languages.
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum LangArg {
-    /// Vietnamese headers.
-    #[default]
-    Vi,
-    /// English headers.
-    En,
-}
-
 /// Template file formats.
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
 pub enum TemplateFormat {
@@ -287,8 +277,8 @@ pub struct TemplateArgs {
     /// The report kind.
     pub kind: KindArg,
     /// Header language.
-    #[arg(long, value_enum, default_value_t)]
-    pub lang: LangArg,
+    #[arg(long, default_value = "vi", value_parser = str::parse::<ingest::Lang>)]
+    pub lang: ingest::Lang,
     /// File format.
     #[arg(long, value_enum, default_value_t)]
     pub format: TemplateFormat,

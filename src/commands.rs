@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use ingest::{Lang, Problem, ReportKind, SchoolYear, SliceHint, ValidatedReport};
+use ingest::{Problem, ReportKind, SchoolYear, SliceHint, ValidatedReport};
 use warehouse::accounts::Accounts;
 use warehouse::guard::QueryLimits;
 use warehouse::intake::{Delivery, Intent, Outcome};
@@ -16,8 +16,8 @@ use warehouse::rights::Actor;
 use warehouse::{OutputFormat, RecordBatch, TableVersions, Warehouse};
 
 use crate::cli::{
-    Cli, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, LangArg, ServeArgs, SqlArgs,
-    SqlFormat, TemplateArgs, TemplateFormat, UsersCommand,
+    Cli, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, ServeArgs, SqlArgs, SqlFormat,
+    TemplateArgs, TemplateFormat, UsersCommand,
 };
 
 /// Exit code when the input is at fault (a file with problems, a refused query).
@@ -494,16 +494,13 @@ fn write_errors(out: &Path, problems: &[(PathBuf, Problem)], with_file: bool) ->
 
 fn template(args: TemplateArgs) -> anyhow::Result<ExitCode> {
     let kind = ReportKind::from(args.kind);
-    let lang = match args.lang {
-        LangArg::Vi => Lang::Vi,
-        LangArg::En => Lang::En,
-    };
+    let lang = args.lang;
     let extension = if args.format == TemplateFormat::Xlsx {
         "xlsx"
     } else {
         "csv"
     };
-    let lang_code = if lang == Lang::Vi { "vi" } else { "en" };
+    let lang_code = lang.code();
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{kind}-template-{lang_code}.{extension}")));

@@ -1,55 +1,51 @@
 //! Vietnamese first, English second: labels, status words and number formats.
 
-use serde::Deserialize;
 use warehouse::kpi::Status;
 
-/// A page's language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    /// Tiếng Việt (the default).
-    #[default]
-    Vi,
-    /// English.
-    En,
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// The language of pages, messages and templates: one type, [`ingest::Lang`].
+pub use ingest::Lang;
+
+/// What a page says in its language beyond [`Lang::pick`]: numbers, dates, statuses, units and
+/// the names of report kinds.
+pub trait Words {
+    /// A number with `decimals` decimals and grouped thousands: 1.234,5 (vi) or 1,234.5 (en).
+    fn number(self, value: f64, decimals: usize) -> String;
+    /// A percentage with one decimal; a dash when there is no value.
+    fn percent(self, value: Option<f64>) -> String;
+    /// The word for a status.
+    fn status(self, status: Option<Status>) -> &'static str;
+    /// A date.
+    fn date(self, date: chrono::NaiveDate) -> String;
+    /// A moment, in Vietnam's time.
+    fn date_time(self, at: chrono::DateTime<chrono::Utc>) -> String;
+    /// A value in a KPI's unit.
+    fn value(self, unit: warehouse::metrics::Unit, value: Option<f64>) -> String;
+    /// The name of a KPI's unit.
+    fn unit(self, unit: warehouse::metrics::Unit) -> &'static str;
+    /// The name of a report kind.
+    fn report_kind(self, kind: &str) -> &str;
+    /// The name of a breakdown's unit.
+    fn breakdown_unit(self, unit: &str) -> String;
 }
 
-impl Lang {
-    /// The code used in `?lang=` and the cookie.
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::Vi => "vi",
-            Lang::En => "en",
-        }
-    }
-
-    /// The other language (for the toggle).
-    pub fn other(self) -> Lang {
-        match self {
-            Lang::Vi => Lang::En,
-            Lang::En => Lang::Vi,
-        }
-    }
-
-    /// Parses a code; anything else is none.
-    pub fn from_code(code: &str) -> Option<Lang> {
-        match code.trim() {
-            "vi" => Some(Lang::Vi),
-            "en" => Some(Lang::En),
-            _ => None,
-        }
-    }
-
-    /// Picks the Vietnamese or English text.
-    pub fn pick<'a>(self, vi: &'a str, en: &'a str) -> &'a str {
-        match self {
-            Lang::Vi => vi,
-            Lang::En => en,
-        }
-    }
-
+impl Words for Lang {
     /// A number with `decimals` decimals and grouped thousands: 1.234,5 (vi) or 1,234.5 (en).
-    pub fn number(self, value: f64, decimals: usize) -> String {
+    fn number(self, value: f64, decimals: usize) -> String {
         let (group, decimal) = match self {
             Lang::Vi => ('.', ','),
             Lang::En => (',', '.'),
@@ -74,12 +70,12 @@ impl Lang {
     }
 
     /// A percentage with one decimal: "56,0%" or "56.0%"; a dash when there is no value.
-    pub fn percent(self, value: Option<f64>) -> String {
+    fn percent(self, value: Option<f64>) -> String {
         value.map_or_else(|| "—".to_string(), |v| format!("{}%", self.number(v, 1)))
     }
 
     /// The word for a status.
-    pub fn status(self, status: Option<Status>) -> &'static str {
+    fn status(self, status: Option<Status>) -> &'static str {
         let (vi, en) = match status {
             Some(Status::Met) => ("Đạt", "Met"),
             Some(Status::OnTrack) => ("Đúng tiến độ", "On track"),
@@ -91,26 +87,8 @@ impl Lang {
         };
         self.pick(vi, en)
     }
-}
-
-const MONTHS_EN: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
-impl Lang {
     /// A date with the month's name: "29 tháng 11 năm 2026" or "29 November 2026".
-    pub fn date(self, date: chrono::NaiveDate) -> String {
+    fn date(self, date: chrono::NaiveDate) -> String {
         use chrono::Datelike;
         match self {
             Lang::Vi => format!("{} tháng {} năm {}", date.day(), date.month(), date.year()),
@@ -119,12 +97,12 @@ impl Lang {
     }
 
     /// A moment in UTC, to the minute: "29 tháng 11 năm 2026, 09:59 UTC".
-    pub fn date_time(self, at: chrono::DateTime<chrono::Utc>) -> String {
+    fn date_time(self, at: chrono::DateTime<chrono::Utc>) -> String {
         format!("{}, {} UTC", self.date(at.date_naive()), at.format("%H:%M"))
     }
 
     /// A KPI value in its unit: "56,0%", "0,42" or "1.234"; a dash when there is no value.
-    pub fn value(self, unit: warehouse::metrics::Unit, value: Option<f64>) -> String {
+    fn value(self, unit: warehouse::metrics::Unit, value: Option<f64>) -> String {
         use warehouse::metrics::Unit;
         match (unit, value) {
             (_, None) => "—".to_string(),
@@ -135,7 +113,7 @@ impl Lang {
     }
 
     /// The name of a KPI's unit.
-    pub fn unit(self, unit: warehouse::metrics::Unit) -> &'static str {
+    fn unit(self, unit: warehouse::metrics::Unit) -> &'static str {
         use warehouse::metrics::Unit;
         match (unit, self) {
             (Unit::Percent, Lang::Vi) => "phần trăm (100 × tử số ÷ mẫu số)",
@@ -148,7 +126,7 @@ impl Lang {
     }
 
     /// The name of a report kind.
-    pub fn report_kind(self, kind: &str) -> &str {
+    fn report_kind(self, kind: &str) -> &str {
         match (kind, self) {
             ("school", Lang::Vi) => "Trường phổ thông",
             ("school", Lang::En) => "Schools",
@@ -161,7 +139,7 @@ impl Lang {
     }
 
     /// The name of a unit of the `level` or `ownership` dimension.
-    pub fn breakdown_unit(self, unit: &str) -> String {
+    fn breakdown_unit(self, unit: &str) -> String {
         match (unit, self) {
             ("public", Lang::Vi) => return "Công lập".to_string(),
             ("public", Lang::En) => return "Public".to_string(),

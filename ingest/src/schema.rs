@@ -182,14 +182,50 @@ pub struct ReportSchema {
     pub parts: Vec<PartOfWhole>,
 }
 
-/// Language of a template or a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The language of a page, a message or a template: Vietnamese first, English second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Lang {
     /// Vietnamese (the default).
     #[default]
     Vi,
     /// English.
     En,
+}
+
+impl Lang {
+    /// The code used in `?lang=`, cookies and file names.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Vi => "vi",
+            Lang::En => "en",
+        }
+    }
+
+    /// The other language (for a toggle).
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Vi => Lang::En,
+            Lang::En => Lang::Vi,
+        }
+    }
+
+    /// Parses a code exactly; anything else is none.
+    pub fn from_code(code: &str) -> Option<Lang> {
+        match code.trim() {
+            "vi" => Some(Lang::Vi),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// Picks the Vietnamese or English text.
+    pub fn pick<'a>(self, vi: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Vi => vi,
+            Lang::En => en,
+        }
+    }
 }
 
 impl FromStr for Lang {

@@ -473,6 +473,7 @@ fn a_slice_history_shows_what_each_file_changed() {
     assert_eq!(status(&head), 200, "{page}");
     let rows: Vec<&str> = page.split("<tr").skip(2).collect();
     assert_eq!(rows.len(), 2, "two versions: {page}");
+    use dashboard::i18n::Words;
     let en = dashboard::i18n::Lang::En;
     assert!(
         rows[0].contains("<td>+0</td><td>−1</td>"),

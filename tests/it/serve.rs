@@ -244,6 +244,7 @@ fn api_cli_and_pages_show_the_same_numbers() {
     let api = api["values"].as_array().expect("values");
     let page = server.get("/kpi/T1_pupils?year=2024-2025&list=province");
     let english = server.get("/kpi/T1_pupils?year=2024-2025&list=province&lang=en");
+    use dashboard::i18n::Words;
     let vi = dashboard::i18n::Lang::Vi;
     let en = dashboard::i18n::Lang::En;
     for row in &cli {

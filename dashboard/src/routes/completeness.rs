@@ -9,7 +9,7 @@ use warehouse::Submission;
 use super::AppError;
 use super::pages::{Chrome, PageRequest};
 use crate::figures::Figures;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Words};
 
 /// One slice: a province's (or the nation's) report of one kind for the year.
 pub struct Cell {

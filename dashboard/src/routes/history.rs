@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::AppError;
 use super::pages::{Chrome, PageQuery, language, respond};
 use crate::AppState;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Words};
 
 /// Which slice.
 #[derive(Debug, Deserialize)]

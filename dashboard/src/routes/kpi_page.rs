@@ -14,7 +14,7 @@ use super::pages::{
 };
 use crate::charts::{self, Bar, Tile, TrendGuides};
 use crate::figures::Figures;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Words};
 
 /// Where each province sits on the tile-grid map: `list,code,col,row`, for the 63 provinces
 /// (list `2008`) and the 34 of 1 July 2025 (list `2025`). Rows run north to south, columns

@@ -17,7 +17,7 @@ use super::AppError;
 use crate::AppState;
 use crate::charts::{self, Point};
 use crate::figures::Figures;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Words};
 
 /// What every page shows around its content.
 pub struct Chrome {

@@ -12,7 +12,7 @@ use super::pages::{Chrome, PageRequest, kpi_name, pick_year, points};
 use crate::AppState;
 use crate::charts;
 use crate::figures::Figures;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Words};
 
 /// One KPI of the place.
 pub struct PlaceRow {

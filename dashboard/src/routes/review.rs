@@ -17,7 +17,7 @@ use super::roles::Admin;
 use super::{AppError, PageError};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Words};
 
 /// A file or submission waiting for a decision.
 pub struct Waiting {

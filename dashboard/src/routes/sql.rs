@@ -36,7 +36,7 @@ use super::roles::Querier;
 use super::{AppError, PageError};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Words};
 
 /// Rows a page or a JSON answer shows; the rest is in the downloads.
 pub const ROWS_SHOWN: usize = 1000;

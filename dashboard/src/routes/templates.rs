@@ -7,12 +7,11 @@ use axum::extract::{Path as UrlPath, Query};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use ingest::{Lang as FileLang, ReportKind};
+use ingest::ReportKind;
 
 use super::AppError;
 use super::pages::{PageQuery, language};
 use crate::AppState;
-use crate::i18n::Lang;
 
 /// The templates' route.
 pub fn router() -> Router<AppState> {
@@ -22,7 +21,6 @@ pub fn router() -> Router<AppState> {
 /// `/templates/{kind}.{csv|xlsx}?lang=`: the empty report template.
 async fn template(UrlPath(file): UrlPath<String>, Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
     let lang = language(&query, &headers);
-    let file_lang = if lang == Lang::En { FileLang::En } else { FileLang::Vi };
     let (kind, extension) = file.rsplit_once('.').unwrap_or((&file, ""));
     let Ok(kind) = kind.parse::<ReportKind>() else {
         return AppError::NotFound(format!("no template {file:?}")).page(lang);
@@ -31,7 +29,7 @@ async fn template(UrlPath(file): UrlPath<String>, Query(query): Query<PageQuery>
     let bytes = match extension {
         "csv" => {
             let mut out = Vec::new();
-            ingest::template::write_csv_template(kind.schema(), file_lang, &mut out).map(|()| out)
+            ingest::template::write_csv_template(kind.schema(), lang, &mut out).map(|()| out)
         }
         "xlsx" => {
             let dir = match tempfile_dir() {
@@ -39,7 +37,7 @@ async fn template(UrlPath(file): UrlPath<String>, Query(query): Query<PageQuery>
                 Err(e) => return AppError::Internal(e.to_string()).page(lang),
             };
             let path = dir.join(&name);
-            let written = ingest::template::write_xlsx_template(kind.schema(), file_lang, &path)
+            let written = ingest::template::write_xlsx_template(kind.schema(), lang, &path)
                 .and_then(|()| std::fs::read(&path).map_err(ingest::Error::from));
             std::fs::remove_dir_all(&dir).ok();
             written

@@ -30,7 +30,7 @@ use super::session::{CsrfForm, form_caller};
 use super::{AppError, audit, audit_event};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Words};
 
 /// The upload's routes: the page and its staged files, and the API.
 pub fn router(state: &AppState) -> Router<AppState> {

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use dashboard::AppState;
+use dashboard::i18n::Words;
 use http_body_util::BodyExt;
 use ingest::generate::{GenerateOptions, generate};
 use ingest::{ReportKind, SliceHint};
