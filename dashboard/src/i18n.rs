@@ -1,5 +1,6 @@
 //! Vietnamese first, English second: labels, status words and number formats.
 
+use ingest::ReportKind;
 use warehouse::kpi::Status;
 
 const MONTHS_EN: [&str; 12] = [
@@ -38,7 +39,7 @@ pub trait Words {
     /// The name of a KPI's unit.
     fn unit(self, unit: warehouse::metrics::Unit) -> &'static str;
     /// The name of a report kind.
-    fn report_kind(self, kind: &str) -> &str;
+    fn report_kind(self, kind: ReportKind) -> &'static str;
     /// The name of a breakdown's unit.
     fn breakdown_unit(self, unit: &str) -> String;
 }
@@ -126,15 +127,11 @@ impl Words for Lang {
     }
 
     /// The name of a report kind.
-    fn report_kind(self, kind: &str) -> &str {
-        match (kind, self) {
-            ("school", Lang::Vi) => "Trường phổ thông",
-            ("school", Lang::En) => "Schools",
-            ("university", Lang::Vi) => "Đại học",
-            ("university", Lang::En) => "Universities",
-            ("content", Lang::Vi) => "Kho học liệu (toàn quốc)",
-            ("content", Lang::En) => "Learning materials (national)",
-            (other, _) => other,
+    fn report_kind(self, kind: ReportKind) -> &'static str {
+        match kind {
+            ReportKind::School => self.pick("Trường phổ thông", "Schools"),
+            ReportKind::University => self.pick("Đại học", "Universities"),
+            ReportKind::Content => self.pick("Kho học liệu (toàn quốc)", "Learning materials (national)"),
         }
     }
 

@@ -10,7 +10,8 @@ use crate::text::fold_header;
 use crate::{Error, Result};
 
 /// The kinds of report khoso accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ReportKind {
     /// General and continuing education: one row per (school, level) per school year.
     School,

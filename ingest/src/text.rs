@@ -91,8 +91,10 @@ pub fn parse_flag(cell: &str) -> Option<bool> {
     }
 }
 
-/// A school year such as 2024-2025: September of the first year to May of the second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A school year such as 2024-2025: September of the first year to May of the second. Stored
+/// and sent as its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct SchoolYear {
     start: i32,
 }
@@ -141,6 +143,20 @@ impl fmt::Display for SchoolYearError {
 }
 
 impl std::error::Error for SchoolYearError {}
+
+impl From<SchoolYear> for String {
+    fn from(year: SchoolYear) -> String {
+        year.to_string()
+    }
+}
+
+impl TryFrom<String> for SchoolYear {
+    type Error = SchoolYearError;
+
+    fn try_from(text: String) -> Result<Self, SchoolYearError> {
+        text.parse()
+    }
+}
 
 impl FromStr for SchoolYear {
     type Err = SchoolYearError;

@@ -78,11 +78,11 @@ pub struct HeldFile {
     /// Its id (also the name of its files under `DATA/pending/`).
     pub id: String,
     /// Report kind.
-    pub kind: String,
+    pub kind: ingest::ReportKind,
     /// Province code.
     pub province_code: Option<String>,
     /// School year.
-    pub school_year: String,
+    pub school_year: ingest::SchoolYear,
     /// Data rows.
     pub rows: i64,
     /// SHA-256 of the file.
@@ -161,9 +161,9 @@ impl Warehouse {
         std::fs::copy(file, &path)?;
         let held = HeldFile {
             id: id.clone(),
-            kind: report.kind.as_str().to_string(),
+            kind: report.kind,
             province_code: report.province_code.clone(),
-            school_year: report.school_year.to_string(),
+            school_year: report.school_year,
             rows: report.rows as i64,
             sha256: upload.sha256.clone(),
             file_name: upload.file_name.clone(),

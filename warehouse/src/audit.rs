@@ -76,9 +76,9 @@ impl AuditEvent {
     pub fn for_commit(submission: &Submission, action: &str, outcome: &str) -> Self {
         let mut event = Self::now(action, outcome);
         event.actor = Some(submission.uploaded_by.clone());
-        event.kind = Some(submission.kind.clone());
+        event.kind = Some(submission.kind.as_str().to_string());
         event.province_code = submission.province_code.clone();
-        event.school_year = Some(submission.school_year.clone());
+        event.school_year = Some(submission.school_year.to_string());
         event.sha256 = Some(submission.sha256.clone());
         event.detail = Some(format!(
             "submission {} ({} rows, table version {})",

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::{SessionContext, cast, col, lit};
-use ingest::{ColumnType, ReportKind};
+use ingest::{ColumnType, ReportKind, SchoolYear};
 use serde::Serialize;
 
 use crate::Result;
@@ -34,15 +34,13 @@ impl Warehouse {
         &self,
         kind: ReportKind,
         province: Option<&str>,
-        school_year: &str,
+        school_year: SchoolYear,
     ) -> Result<Vec<SliceVersion>> {
         let submissions: Vec<Submission> = self
             .submissions()
             .await?
             .into_iter()
-            .filter(|s| {
-                s.kind == kind.as_str() && s.school_year == school_year && s.province_code.as_deref() == province
-            })
+            .filter(|s| s.kind == kind && s.school_year == school_year && s.province_code.as_deref() == province)
             .collect();
         let schema = kind.schema();
         let keys: Vec<&str> = schema
@@ -85,7 +83,7 @@ impl Warehouse {
         &self,
         kind: ReportKind,
         province: Option<&str>,
-        school_year: &str,
+        school_year: SchoolYear,
         version: u64,
         keys: &[&str],
         counts: &[&str],
@@ -93,7 +91,7 @@ impl Warehouse {
         let ctx = SessionContext::new();
         let table = self.table(fact_table(kind), Some(version)).await?;
         table.update_datafusion_session(&ctx.state())?;
-        let mut filter = col("school_year").eq(lit(school_year));
+        let mut filter = col("school_year").eq(lit(school_year.to_string()));
         if let Some(province) = province {
             filter = filter.and(col("province_code").eq(lit(province)));
         }

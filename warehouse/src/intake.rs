@@ -352,9 +352,9 @@ impl Intake {
             if verdict == Verdict::Approved {
                 self.warehouse.release(held)?;
             }
-            event.kind = Some(held.kind.clone());
+            event.kind = Some(held.kind.as_str().to_string());
             event.province_code = held.province_code.clone();
-            event.school_year = Some(held.school_year.clone());
+            event.school_year = Some(held.school_year.to_string());
             event.sha256 = Some(held.sha256.clone());
         }
         self.warehouse.record_audit(&[event]).await?;
@@ -363,15 +363,11 @@ impl Intake {
 
     /// Validates a held file again and commits it in the name of whoever sent it.
     async fn commit_held(&self, held: &HeldFile) -> Result<Submission> {
-        let kind: ReportKind = held
-            .kind
-            .parse()
-            .map_err(|_| Error::Internal(format!("held file of unknown kind {}", held.kind)))?;
         let hint = SliceHint {
-            school_year: held.school_year.parse().ok(),
+            school_year: Some(held.school_year),
             province_code: held.province_code.clone(),
         };
-        let delivery = Delivery::file(held.path.clone(), kind, hint);
+        let delivery = Delivery::file(held.path.clone(), held.kind, hint);
         let report = validate(&delivery).await?.map_err(|problems| {
             Error::Refused(format!(
                 "the held file no longer validates: {}",

@@ -525,8 +525,7 @@ impl Warehouse {
         let _lock = self.lock().await?;
         self.recover_locked().await?;
 
-        let kind = report.kind.as_str();
-        let school_year = report.school_year.to_string();
+        let (kind, school_year) = (report.kind, report.school_year);
         let current = self
             .submissions()
             .await?
@@ -541,9 +540,9 @@ impl Warehouse {
         self.archive(file, &sha256)?;
         let mut submission = Submission {
             submission_id: uuid::Uuid::new_v4().to_string(),
-            kind: kind.to_string(),
+            kind,
             province_code: report.province_code.clone(),
-            school_year: school_year.clone(),
+            school_year,
             rows: report.rows as i64,
             sha256,
             file_name: upload.file_name.clone(),
@@ -554,7 +553,7 @@ impl Warehouse {
         };
 
         let batch = report_batch(report, &submission.submission_id)?;
-        let mut slice = col("school_year").eq(lit(school_year));
+        let mut slice = col("school_year").eq(lit(school_year.to_string()));
         if let Some(code) = &report.province_code {
             slice = slice.and(col("province_code").eq(lit(code.clone())));
         }

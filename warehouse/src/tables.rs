@@ -6,7 +6,7 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use ingest::{ColumnType, ColumnValues, ReportKind, ValidatedReport};
+use ingest::{ColumnType, ColumnValues, ReportKind, SchoolYear, ValidatedReport};
 
 use crate::{Error, Result};
 
@@ -104,11 +104,11 @@ pub struct Submission {
     /// Unique id.
     pub submission_id: String,
     /// Report kind.
-    pub kind: String,
+    pub kind: ReportKind,
     /// Province (none for the national `content` report).
     pub province_code: Option<String>,
     /// School year.
-    pub school_year: String,
+    pub school_year: SchoolYear,
     /// Data rows.
     pub rows: i64,
     /// SHA-256 of the file as uploaded (its name in the archive).
@@ -132,9 +132,13 @@ impl Submission {
             |f: fn(&Submission) -> Option<&str>| Arc::new(rows.iter().map(f).collect::<StringArray>()) as ArrayRef;
         let columns: Vec<ArrayRef> = vec![
             text(|s| Some(&s.submission_id)),
-            text(|s| Some(&s.kind)),
+            text(|s| Some(s.kind.as_str())),
             text(|s| s.province_code.as_deref()),
-            text(|s| Some(&s.school_year)),
+            Arc::new(
+                rows.iter()
+                    .map(|s| Some(s.school_year.to_string()))
+                    .collect::<StringArray>(),
+            ),
             Arc::new(rows.iter().map(|s| s.rows).collect::<Int64Array>()),
             text(|s| Some(&s.sha256)),
             text(|s| Some(&s.file_name)),

@@ -119,7 +119,7 @@ fn completeness_page(page: &PageRequest) -> Result<CompletenessPage, AppError> {
     let mut years: Vec<String> = figures
         .submissions
         .iter()
-        .map(|s| s.school_year.clone())
+        .map(|s| s.school_year.to_string())
         .chain(figures.years())
         .collect();
     years.sort();
@@ -133,21 +133,21 @@ fn completeness_page(page: &PageRequest) -> Result<CompletenessPage, AppError> {
         figures
             .submissions
             .iter()
-            .filter(|s| s.kind == kind.as_str() && s.school_year == year && s.province_code.as_deref() == province)
+            .filter(|s| s.kind == kind && s.school_year == school_year && s.province_code.as_deref() == province)
             .collect()
     };
     let registry = ProvinceRegistry::shipped();
     // Every province must send its school report. A university report is expected from a
     // province whose area (its 2025 province) has sent one in some school year: the others
     // have no university.
-    let lineage = |code: &str, year: &str| year.parse().ok().and_then(|y| registry.code_2025(code, y));
+    let lineage = |code: &str, year: SchoolYear| registry.code_2025(code, year);
     let expected = |kind: ReportKind, code: &str| {
         kind == ReportKind::School
             || figures.submissions.iter().any(|s| {
-                s.kind == kind.as_str()
+                s.kind == kind
                     && s.province_code
                         .as_deref()
-                        .is_some_and(|c| lineage(c, &s.school_year) == lineage(code, &year))
+                        .is_some_and(|c| lineage(c, s.school_year) == lineage(code, school_year))
             })
     };
     let provinces = registry.list_for(school_year);
@@ -166,7 +166,7 @@ fn completeness_page(page: &PageRequest) -> Result<CompletenessPage, AppError> {
         .iter()
         .enumerate()
         .map(|(i, kind)| Tally {
-            kind: lang.report_kind(kind.as_str()).to_string(),
+            kind: lang.report_kind(*kind).to_string(),
             reported: lines.iter().filter(|l| l.cells[i].reported).count(),
             expected: lines.iter().filter(|l| l.cells[i].expected).count(),
             missing: lines
@@ -181,7 +181,7 @@ fn completeness_page(page: &PageRequest) -> Result<CompletenessPage, AppError> {
         .filter(|k| !PROVINCIAL.contains(k))
         .map(|kind| {
             (
-                lang.report_kind(kind.as_str()).to_string(),
+                lang.report_kind(kind).to_string(),
                 cell(figures, &slice(kind, None), true, lang),
             )
         })
@@ -191,10 +191,7 @@ fn completeness_page(page: &PageRequest) -> Result<CompletenessPage, AppError> {
         years,
         year,
         old_list: std::ptr::eq(provinces, registry.before_2025.as_slice()),
-        kinds: PROVINCIAL
-            .iter()
-            .map(|k| lang.report_kind(k.as_str()).to_string())
-            .collect(),
+        kinds: PROVINCIAL.iter().map(|k| lang.report_kind(*k).to_string()).collect(),
         lines,
         tallies,
         national,

@@ -69,7 +69,7 @@ async fn history_page(
         .parse()
         .map_err(|_| AppError::BadRequest("year is a school year like 2024-2025".into()))?;
     let province = slice.province.as_deref().filter(|p| !p.is_empty());
-    let versions = state.warehouse.slice_history(kind, province, &year.to_string()).await?;
+    let versions = state.warehouse.slice_history(kind, province, year).await?;
     let figures = state.figures().await?;
     let versions = versions
         .into_iter()
@@ -102,7 +102,7 @@ async fn history_page(
         chrome: Chrome::new(&figures, lang, query),
         title: format!(
             "{} — {}{}",
-            lang.report_kind(kind.as_str()),
+            lang.report_kind(kind),
             province
                 .map(|p| format!("{} {p}, ", lang.pick("tỉnh", "province")))
                 .unwrap_or_default(),

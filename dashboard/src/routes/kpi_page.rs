@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::Path;
 use axum::response::Response;
-use ingest::{ProvinceRegistry, SchoolYear};
+use ingest::{ProvinceRegistry, ReportKind, SchoolYear};
 use warehouse::kpi::{KpiRow, Status};
 use warehouse::metrics::{Dimension, Kpi};
 
@@ -50,13 +50,13 @@ pub struct TableRow {
 }
 
 /// The report kinds a KPI's figures come from.
-fn kinds_of(kpi: &Kpi) -> Vec<&'static str> {
+fn kinds_of(kpi: &Kpi) -> Vec<ReportKind> {
     match kpi.table.as_str() {
-        t if t.contains("university") => vec!["university"],
-        t if t.contains("content") => vec!["content"],
-        t if t.contains("school") => vec!["school"],
+        t if t.contains("university") => vec![ReportKind::University],
+        t if t.contains("content") => vec![ReportKind::Content],
+        t if t.contains("school") => vec![ReportKind::School],
         // A view may read both kinds of provincial report.
-        _ => vec!["school", "university"],
+        _ => vec![ReportKind::School, ReportKind::University],
     }
 }
 
@@ -69,7 +69,7 @@ fn review_of(figures: &Figures, kpi: &Kpi, dimension: Dimension, unit: &str, yea
     let files: Vec<_> = figures
         .current_submissions()
         .into_iter()
-        .filter(|s| s.school_year == year && kinds.contains(&s.kind.as_str()))
+        .filter(|s| Some(s.school_year) == school_year && kinds.contains(&s.kind))
         .filter(|s| match dimension {
             Dimension::Province => s.province_code.as_deref() == Some(unit),
             Dimension::Province2025 => s

@@ -152,11 +152,8 @@ fn province_page(page: &PageRequest, code: &str) -> Result<PlacePage, AppError> 
             return false;
         };
         match dimension {
-            Dimension::Province2025 => submission
-                .school_year
-                .parse::<SchoolYear>()
-                .is_ok_and(|y| registry.code_2025(reported, y) == Some(code)),
-            _ => reported == code && before_merger(&submission.school_year),
+            Dimension::Province2025 => registry.code_2025(reported, submission.school_year) == Some(code),
+            _ => reported == code && before_merger(&submission.school_year.to_string()),
         }
     };
     let mine: Vec<&warehouse::Submission> = figures.submissions.iter().filter(|s| belongs(s)).collect();
@@ -165,8 +162,8 @@ fn province_page(page: &PageRequest, code: &str) -> Result<PlacePage, AppError> 
         .iter()
         .rev()
         .map(|s| SubmissionRow {
-            kind: lang.report_kind(&s.kind).to_string(),
-            year: s.school_year.clone(),
+            kind: lang.report_kind(s.kind).to_string(),
+            year: s.school_year.to_string(),
             file_name: s.file_name.clone(),
             rows: lang.number(s.rows as f64, 0),
             uploaded_by: s.uploaded_by.clone(),

@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use ingest::{ReportKind, SchoolYear};
 use serde::Deserialize;
 use warehouse::approvals::Verdict;
 use warehouse::rights::Actor;
@@ -68,7 +69,7 @@ async fn review_page(
             .iter()
             .filter_map(|s| s.supersedes.as_deref())
             .collect();
-        let place = |kind: &str, province: Option<&str>, year: &str| {
+        let place = |kind: ReportKind, province: Option<&str>, year: SchoolYear| {
             format!(
                 "{} {} {year}",
                 lang.report_kind(kind),
@@ -83,7 +84,7 @@ async fn review_page(
             .into_iter()
             .filter(|h| figures.review(&h.id).is_none())
             .map(|h| Waiting {
-                what: place(&h.kind, h.province_code.as_deref(), &h.school_year),
+                what: place(h.kind, h.province_code.as_deref(), h.school_year),
                 id: h.id,
                 file_name: h.file_name,
                 by: h.uploaded_by,
@@ -101,7 +102,7 @@ async fn review_page(
                 })
                 .map(|s| Waiting {
                     id: s.submission_id.clone(),
-                    what: place(&s.kind, s.province_code.as_deref(), &s.school_year),
+                    what: place(s.kind, s.province_code.as_deref(), s.school_year),
                     file_name: s.file_name.clone(),
                     by: s.uploaded_by.clone(),
                     at: when(s.uploaded_at, lang),

@@ -392,8 +392,8 @@ async fn reviews(state: &AppState, caller: &Caller, lang: Lang) -> (Chrome, Vec<
                 h.uploaded_at,
                 ReviewRow {
                     file_name: h.file_name,
-                    year: h.school_year,
-                    kind: lang.report_kind(&h.kind).to_string(),
+                    year: h.school_year.to_string(),
+                    kind: lang.report_kind(h.kind).to_string(),
                     state,
                     comment: comment.unwrap_or_default(),
                 },
@@ -411,8 +411,8 @@ async fn reviews(state: &AppState, caller: &Caller, lang: Lang) -> (Chrome, Vec<
                     s.uploaded_at,
                     ReviewRow {
                         file_name: s.file_name.clone(),
-                        year: s.school_year.clone(),
-                        kind: lang.report_kind(&s.kind).to_string(),
+                        year: s.school_year.to_string(),
+                        kind: lang.report_kind(s.kind).to_string(),
                         state,
                         comment: comment.unwrap_or_default(),
                     },
@@ -676,7 +676,7 @@ async fn staged(
                     "đã ghi vào kho, thay cho bản trước của",
                     "committed, replacing the earlier file of"
                 ),
-                lang.report_kind(staged.slice.kind.as_str()),
+                lang.report_kind(staged.slice.kind),
                 staged.slice.province.as_deref().unwrap_or(""),
                 staged.slice.school_year,
                 lang.number(submission.rows as f64, 0),
