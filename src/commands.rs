@@ -364,8 +364,8 @@ async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) ->
     let kind = ReportKind::from(args.kind);
     let province = match &args.province {
         Some(code) => Some(
-            ingest::text::normalize_province_code(code)
-                .with_context(|| format!("--province {code:?}: a province code has 2 digits, e.g. 01"))?,
+            code.parse::<ingest::ProvinceCode>()
+                .with_context(|| format!("--province {code:?}"))?,
         ),
         None => None,
     };
@@ -658,8 +658,9 @@ async fn kpi_explain(warehouse: &Warehouse, args: ExplainArgs) -> anyhow::Result
     let (dimension, unit) = match &args.province {
         Some(code) => (
             Dimension::Province,
-            ingest::text::normalize_province_code(code)
-                .with_context(|| format!("--province {code:?}: a province code has 2 digits"))?,
+            code.parse::<ingest::ProvinceCode>()
+                .with_context(|| format!("--province {code:?}"))?
+                .to_string(),
         ),
         None => (Dimension::National, "VN".to_string()),
     };

@@ -41,7 +41,7 @@ pub use provinces::{Province, ProvinceRegistry};
 pub use read::ReadOptions;
 pub use report::{ColumnValues, ReportColumn, SliceHint, ValidatedReport};
 pub use schema::{ColumnType, Lang, ReportKind, ReportSchema};
-pub use text::SchoolYear;
+pub use text::{ProvinceCode, SchoolYear};
 
 /// Errors of this crate that are not problems in a user's file.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! A validated report: what the reader hands over, in plain typed columns (no polars).
 
 use crate::schema::ReportKind;
-use crate::text::SchoolYear;
+use crate::text::{ProvinceCode, SchoolYear};
 
 /// Values the uploader states for the whole file (`--year`, `--province`): they fill a column
 /// the file lacks, and must agree with it when it has one.
@@ -10,7 +10,7 @@ pub struct SliceHint {
     /// The school year of the file.
     pub school_year: Option<SchoolYear>,
     /// The province code of the file.
-    pub province_code: Option<String>,
+    pub province_code: Option<ProvinceCode>,
 }
 
 /// The values of one column, normalised.
@@ -41,7 +41,7 @@ pub struct ValidatedReport {
     /// The school year of every row.
     pub school_year: SchoolYear,
     /// The province of every row (`None` for the national `content` report).
-    pub province_code: Option<String>,
+    pub province_code: Option<ProvinceCode>,
     /// Number of data rows.
     pub rows: usize,
     /// The schema's columns in order, then `province_2025_code` for provincial kinds.

@@ -189,6 +189,75 @@ pub fn normalize_province_code(cell: &str) -> Option<String> {
     }
 }
 
+/// A province's code: two digits, as the General Statistics Office numbers provinces (the 63
+/// of 2008–2025 and the 34 from 1 July 2025 share the numbering). Stored and sent as its text;
+/// reads as `&str` where text is wanted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProvinceCode(String);
+
+impl ProvinceCode {
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ProvinceCode {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProvinceCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a province code was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvinceCodeError(String);
+
+impl fmt::Display for ProvinceCodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a province code: a province code has 2 digits, e.g. 01",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ProvinceCodeError {}
+
+/// Reads a code as people write it: `1`, `01`, `1.0` (a number cell of Excel) are all 01.
+impl FromStr for ProvinceCode {
+    type Err = ProvinceCodeError;
+
+    fn from_str(text: &str) -> Result<Self, ProvinceCodeError> {
+        normalize_province_code(text)
+            .map(ProvinceCode)
+            .ok_or_else(|| ProvinceCodeError(text.to_string()))
+    }
+}
+
+impl TryFrom<String> for ProvinceCode {
+    type Error = ProvinceCodeError;
+
+    fn try_from(text: String) -> Result<Self, ProvinceCodeError> {
+        text.parse()
+    }
+}
+
+impl From<ProvinceCode> for String {
+    fn from(code: ProvinceCode) -> String {
+        code.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,7 +125,7 @@ impl<'a> Validator<'a> {
                 Some((header, cells)) => Source::Sheet { header, cells },
                 None => match (spec.column_type, &self.hint.school_year, &self.hint.province_code) {
                     (ColumnType::SchoolYear, Some(year), _) => Source::Hint(year.to_string()),
-                    (ColumnType::ProvinceCode, _, Some(code)) => Source::Hint(code.clone()),
+                    (ColumnType::ProvinceCode, _, Some(code)) => Source::Hint(code.to_string()),
                     _ if spec.required => {
                         let example = spec.aliases.first().map_or(spec.name.as_str(), String::as_str);
                         let (fill_vi, fill_en) = match spec.column_type {
@@ -199,7 +199,7 @@ impl<'a> Validator<'a> {
         Ok(ValidatedReport {
             kind,
             school_year,
-            province_code,
+            province_code: province_code.and_then(|code| code.parse().ok()),
             rows: self.rows.len(),
             columns,
             notices: self.notices,
@@ -389,7 +389,7 @@ impl<'a> Validator<'a> {
             ColumnType::ProvinceCode => match normalize_province_code(cell) {
                 Some(code) => {
                     if let Some(hint) = &self.hint.province_code
-                        && *hint != code
+                        && hint.as_str() != code
                     {
                         self.cell_problem(
                             Rule::ArgumentMismatch,

@@ -134,7 +134,7 @@ fn every_corpus_file_has_its_expected_outcome() {
     for case in cases() {
         let hint = SliceHint {
             school_year: case.year.map(|y| y.parse().expect("valid year")),
-            province_code: case.province.map(str::to_string),
+            province_code: case.province.map(|p| p.parse().expect("a province code")),
         };
         let result = read_report(&corpus(case.file), ReportKind::School, &hint, &ReadOptions::default());
         match (case.expect, result) {

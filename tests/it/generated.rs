@@ -76,7 +76,7 @@ fn scale_one_is_the_national_size_with_the_big_cities_largest() {
     for file in summary.files.iter().filter(|f| kind_of(f) == ReportKind::School) {
         let report = load(file);
         pupils.insert(
-            report.province_code.clone().expect("provincial"),
+            report.province_code.clone().expect("provincial").to_string(),
             sum(&report, "students"),
         );
     }

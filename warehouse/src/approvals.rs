@@ -80,7 +80,7 @@ pub struct HeldFile {
     /// Report kind.
     pub kind: ingest::ReportKind,
     /// Province code.
-    pub province_code: Option<String>,
+    pub province_code: Option<ingest::ProvinceCode>,
     /// School year.
     pub school_year: ingest::SchoolYear,
     /// Data rows.

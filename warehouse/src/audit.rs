@@ -77,7 +77,7 @@ impl AuditEvent {
         let mut event = Self::now(action, outcome);
         event.actor = Some(submission.uploaded_by.clone());
         event.kind = Some(submission.kind.as_str().to_string());
-        event.province_code = submission.province_code.clone();
+        event.province_code = submission.province_code.as_deref().map(str::to_string);
         event.school_year = Some(submission.school_year.to_string());
         event.sha256 = Some(submission.sha256.clone());
         event.detail = Some(format!(

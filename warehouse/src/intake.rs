@@ -229,7 +229,7 @@ impl Intake {
         event.role = Some(actor.role.as_str().to_string());
         event.kind = Some(delivery.kind.as_str().to_string());
         event.school_year = delivery.hint.school_year.map(|y| y.to_string());
-        event.province_code = delivery.hint.province_code.clone();
+        event.province_code = delivery.hint.province_code.as_deref().map(str::to_string);
         event.sha256 = Some(sha256.to_string());
         event
     }
@@ -353,7 +353,7 @@ impl Intake {
                 self.warehouse.release(held)?;
             }
             event.kind = Some(held.kind.as_str().to_string());
-            event.province_code = held.province_code.clone();
+            event.province_code = held.province_code.as_deref().map(str::to_string);
             event.school_year = Some(held.school_year.to_string());
             event.sha256 = Some(held.sha256.clone());
         }

@@ -113,7 +113,7 @@ impl Warehouse {
             .await?;
 
         let (dimension, unit) = match &report.province_code {
-            Some(code) => (Dimension::Province, code.clone()),
+            Some(code) => (Dimension::Province, code.to_string()),
             None => (Dimension::National, "VN".to_string()),
         };
         let metrics = self.metrics()?;

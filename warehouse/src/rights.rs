@@ -5,7 +5,7 @@
 //! To add a role: a variant of [`Role`], its row in [`Role::may`], and its tables'
 //! [`crate::catalogue::Readers`].
 
-use ingest::{ProvinceRegistry, ReportKind, SchoolYear};
+use ingest::{ProvinceCode, ProvinceRegistry, ReportKind, SchoolYear};
 
 use crate::accounts::{Account, Role};
 
@@ -121,7 +121,7 @@ pub struct UploadSlice {
     /// The school year.
     pub school_year: SchoolYear,
     /// The province (none for the national content report).
-    pub province: Option<String>,
+    pub province: Option<ProvinceCode>,
 }
 
 /// What an upload asks to send, as the request gave it.
@@ -172,12 +172,16 @@ pub fn upload_slice(actor: &Actor, ask: UploadAsk<'_>) -> Result<UploadSlice, Re
                      ask the ministry for an account of the province in force"
                 )));
             }
-            Some(own)
+            Some(
+                own.parse::<ProvinceCode>()
+                    .map_err(|e| Refusal::Forbidden(format!("this account's province: {e}")))?,
+            )
         }
         _ if kind.is_provincial() => Some(
             asked
                 .ok_or_else(|| Refusal::BadRequest("say which province: province=01".into()))?
-                .to_string(),
+                .parse::<ProvinceCode>()
+                .map_err(|e| Refusal::BadRequest(e.to_string()))?,
         ),
         _ => None,
     };
@@ -224,8 +228,8 @@ mod tests {
         };
         let ha_noi = actor(Role::Province, Some("01"));
         assert_eq!(
-            upload_slice(&ha_noi, ask("school", "2024-2025", None)).map(|s| s.province),
-            Ok(Some("01".into()))
+            upload_slice(&ha_noi, ask("school", "2024-2025", None)).map(|s| s.province.map(String::from)),
+            Ok(Some("01".to_string()))
         );
         assert!(matches!(
             upload_slice(&ha_noi, ask("school", "2024-2025", Some("79"))),

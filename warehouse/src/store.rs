@@ -555,7 +555,7 @@ impl Warehouse {
         let batch = report_batch(report, &submission.submission_id)?;
         let mut slice = col("school_year").eq(lit(school_year.to_string()));
         if let Some(code) = &report.province_code {
-            slice = slice.and(col("province_code").eq(lit(code.clone())));
+            slice = slice.and(col("province_code").eq(lit(code.as_str())));
         }
         let metadata = serde_json::to_value(&submission).map_err(|e| Error::Internal(e.to_string()))?;
         let table = self

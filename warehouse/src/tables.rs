@@ -106,7 +106,7 @@ pub struct Submission {
     /// Report kind.
     pub kind: ReportKind,
     /// Province (none for the national `content` report).
-    pub province_code: Option<String>,
+    pub province_code: Option<ingest::ProvinceCode>,
     /// School year.
     pub school_year: SchoolYear,
     /// Data rows.

@@ -112,7 +112,7 @@ pub async fn submissions(
     let visible: Vec<&Submission> = figures
         .submissions
         .iter()
-        .filter(|s| own.is_none() || s.province_code == own)
+        .filter(|s| own.is_none() || s.province_code.as_deref() == own.as_deref())
         .collect();
     Json(visible).into_response()
 }
