@@ -142,7 +142,7 @@ impl Warehouse {
     }
 
     fn pending_dir(&self) -> PathBuf {
-        self.root().join("pending")
+        self.layout().pending()
     }
 
     /// Holds a validated file until an admin approves it; copies the file (the caller keeps

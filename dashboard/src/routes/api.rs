@@ -5,7 +5,8 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use warehouse::Submission;
 use warehouse::accounts::Role;
@@ -17,6 +18,29 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::figures::Figures;
 use crate::i18n::Lang;
+
+/// The OpenAPI document of `/api/v1`.
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// The API's figures (under the figures' revalidation): KPIs and submissions (whose `POST` is
+/// the upload's).
+pub fn figures_router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/kpis", get(kpis))
+        .route("/api/v1/kpis/{id}", get(kpi))
+        .route(
+            "/api/v1/submissions",
+            get(submissions).merge(super::upload::api_route(state)),
+        )
+}
+
+/// The API's fixed answers: the provinces and the OpenAPI document.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/provinces", get(provinces)).route(
+        "/api/v1/openapi.json",
+        get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+    )
+}
 
 /// `?by=&year=`.
 #[derive(Debug, Default, Deserialize)]
@@ -39,7 +63,7 @@ fn in_year<'a>(rows: Vec<&'a KpiRow>, year: Option<&str>) -> Vec<&'a KpiRow> {
 }
 
 /// `GET /api/v1/kpis?year=`: every KPI's national values.
-pub async fn kpis(Extension(figures): Extension<Arc<Figures>>, Query(query): Query<ApiQuery>) -> Response {
+async fn kpis(Extension(figures): Extension<Arc<Figures>>, Query(query): Query<ApiQuery>) -> Response {
     Json(serde_json::json!({
         "source_versions": figures.tag,
         "values": in_year(figures.all(Dimension::National), query.year.as_deref()),
@@ -48,7 +72,7 @@ pub async fn kpis(Extension(figures): Extension<Arc<Figures>>, Query(query): Que
 }
 
 /// `GET /api/v1/kpis/{id}?by=&year=`: one KPI, split by a dimension.
-pub async fn kpi(
+async fn kpi(
     Extension(figures): Extension<Arc<Figures>>,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -80,7 +104,7 @@ pub async fn kpi(
 }
 
 /// `GET /api/v1/provinces`: both province lists and the crosswalk.
-pub async fn provinces() -> Response {
+async fn provinces() -> Response {
     let registry = ingest::ProvinceRegistry::shipped();
     let provinces: Vec<serde_json::Value> = registry
         .before_2025
@@ -99,7 +123,7 @@ pub async fn provinces() -> Response {
 
 /// `GET /api/v1/submissions`: every accepted file, oldest first; a province account sees its
 /// own province's only.
-pub async fn submissions(
+async fn submissions(
     State(state): State<AppState>,
     Extension(figures): Extension<Arc<Figures>>,
     Extension(caller): Extension<Option<Caller>>,

@@ -29,9 +29,6 @@ use axum::routing::get;
 use crate::AppState;
 use crate::i18n::Lang;
 
-/// The OpenAPI document of `/api/v1`.
-const OPENAPI: &str = include_str!("openapi.json");
-
 /// The stylesheet, embedded in the binary.
 const CSS: &str = include_str!("../../static/khoso.css");
 
@@ -41,22 +38,13 @@ const FAVICON: &str = include_str!("../../static/favicon.svg");
 /// Every route, area by area: each module has its own `router()`; the figures' pages share the
 /// revalidation layer, everything the door and the log line.
 pub fn router(state: AppState) -> Router<AppState> {
-    let figures = Router::new()
-        .route("/", get(pages::overview))
-        .route("/kpi/{id}", get(kpi_page::kpi))
-        .route("/province/{code}", get(places::province))
-        .route("/region/{code}", get(places::region))
-        .route("/completeness", get(completeness::completeness))
-        .route("/catalogue", get(pages::catalogue))
-        .route("/api/v1/kpis", get(api::kpis))
-        .route("/api/v1/kpis/{id}", get(api::kpi))
-        .route(
-            "/api/v1/submissions",
-            get(api::submissions).merge(upload::api_route(&state)),
-        )
+    // The figures' pages and their JSON share the revalidation layer (fresh figures, ETags).
+    let figures = pages::router()
+        .merge(api::figures_router(&state))
         .route_layer(middleware::from_fn_with_state(state.clone(), revalidate));
     Router::new()
         .merge(figures)
+        .merge(api::router())
         .merge(session::router())
         .merge(upload::router(&state))
         .merge(templates::router())
@@ -72,11 +60,6 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(|| async { ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON) }),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/api/v1/provinces", get(api::provinces))
-        .route(
-            "/api/v1/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
-        )
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state, guard_door))
         .layer(middleware::from_fn(log_request))

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use askama::Template;
+use axum::Router;
 use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
 use ingest::{Province, ProvinceRegistry, SchoolYear};
 use serde::Deserialize;
 use warehouse::kpi::KpiRow;
@@ -18,6 +20,17 @@ use crate::AppState;
 use crate::charts::{self, Point};
 use crate::figures::Figures;
 use crate::i18n::{Lang, Words};
+
+/// The figures' pages (the history of a slice is `history`'s, the SQL workbench `sql`'s).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/kpi/{id}", get(super::kpi_page::kpi))
+        .route("/province/{code}", get(super::places::province))
+        .route("/region/{code}", get(super::places::region))
+        .route("/completeness", get(super::completeness::completeness))
+        .route("/catalogue", get(catalogue))
+}
 
 /// What every page shows around its content.
 pub struct Chrome {
