@@ -12,6 +12,7 @@
 //!   sql/saved.json                the workbench's saved queries
 //!   sql/history-ACCOUNT.jsonl     each account's query history
 //!   accounts.json                 accounts, with their tokens' Argon2 hashes
+//!   secret/pseudonym.key          the key of personal identifiers' pseudonyms (mode 600)
 //!   commit.lock, approvals.lock   held while a writer runs (one at a time, any process)
 //! ```
 
@@ -79,6 +80,12 @@ impl Layout {
     /// The accounts file.
     pub fn accounts(&self) -> PathBuf {
         self.root.join("accounts.json")
+    }
+
+    /// The key of the pseudonyms of personal identifiers (see [`crate::pseudonym`]), in a
+    /// folder of its own readable by the server's user only.
+    pub fn pseudonym_key(&self) -> PathBuf {
+        self.root.join("secret").join("pseudonym.key")
     }
 
     /// A lock file (`commit.lock`, `approvals.lock`).

@@ -29,6 +29,7 @@ pub mod layout;
 pub mod metrics;
 pub mod output;
 pub mod preview;
+pub mod pseudonym;
 pub mod reference;
 pub mod rights;
 pub mod store;

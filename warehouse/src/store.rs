@@ -92,6 +92,7 @@ impl Warehouse {
         let warehouse = Self::at(root)?;
         std::fs::create_dir_all(warehouse.layout.tables())?;
         std::fs::create_dir_all(warehouse.layout.archive())?;
+        crate::pseudonym::Pseudonyms::create(&warehouse.layout)?;
         for table in CATALOGUE.iter().filter(|t| t.is_delta()) {
             let partitions = table.partitioning.iter().map(|c| c.to_string()).collect();
             warehouse.create_table(table.name, (table.schema)(), partitions).await?;

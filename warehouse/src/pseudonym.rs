@@ -1,0 +1,150 @@
+//! Keyed pseudonyms of personal identifiers. A learner's or teacher's national identifier
+//! (12 digits, Circular 42/2021/TT-BGDĐT) is personal data (Decree 13/2023/NĐ-CP): khoso keeps
+//! only HMAC-SHA-256 of it under a secret key made by `khoso init`. The same identifier gets the
+//! same pseudonym in every file and year of one warehouse (so a learner can be followed from
+//! year to year and school to school), and nobody without the key can go back, or test a guess.
+//!
+//! The key is 32 random bytes in `DATA/secret/pseudonym.key` ([`crate::layout::Layout`]), outside
+//! the tables and the archive, readable and writable by the server's user only. Losing it breaks
+//! the link between years; copying it with a backup keeps it.
+
+use std::io::Write;
+
+use hmac::{KeyInit, Mac};
+use rand::RngCore;
+
+use crate::layout::Layout;
+use crate::{Error, Result};
+
+/// The length of the key, in bytes.
+const KEY_BYTES: usize = 32;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// Turns identifiers into pseudonyms under one warehouse's key.
+#[derive(Clone)]
+pub struct Pseudonyms {
+    key: [u8; KEY_BYTES],
+}
+
+impl std::fmt::Debug for Pseudonyms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is never printed.
+        f.write_str("Pseudonyms { key: … }")
+    }
+}
+
+impl Pseudonyms {
+    /// Makes the warehouse's key if it has none (readable by this user only); an existing key
+    /// is kept.
+    pub fn create(layout: &Layout) -> Result<()> {
+        let path = layout.pseudonym_key();
+        if path.exists() {
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+            restrict(dir, 0o700)?;
+        }
+        let mut key = [0u8; KEY_BYTES];
+        rand::rng().fill_bytes(&mut key);
+        let partial = path.with_extension("partial");
+        let mut file = std::fs::File::create(&partial)?;
+        restrict(&partial, 0o600)?;
+        file.write_all(hex::encode(key).as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&partial, &path)?;
+        Ok(())
+    }
+
+    /// The warehouse's key.
+    pub fn open(layout: &Layout) -> Result<Self> {
+        let path = layout.pseudonym_key();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::Internal(format!(
+                "the pseudonym key {} cannot be read ({e}): restore it from the backup of this warehouse",
+                path.display()
+            ))
+        })?;
+        let bytes = hex::decode(text.trim()).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+        let key = <[u8; KEY_BYTES]>::try_from(bytes.as_slice())
+            .map_err(|_| Error::Internal(format!("{} does not hold a {KEY_BYTES}-byte key", path.display())))?;
+        Ok(Self { key })
+    }
+
+    /// The pseudonym of an identifier: 64 hex digits. Surrounding spaces are not part of it.
+    pub fn of(&self, identifier: &str) -> String {
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        mac.update(identifier.trim().as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// Sets a file's or folder's permission bits (on Unix; elsewhere the system's defaults stand).
+fn restrict(path: &std::path::Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_key_one_pseudonym_per_identifier_and_no_way_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::new(dir.path()).expect("layout");
+        Pseudonyms::create(&layout).expect("key");
+        let first = Pseudonyms::open(&layout).expect("open");
+        let learner = "001203004567";
+        let pseudonym = first.of(learner);
+        assert_eq!(pseudonym.len(), 64);
+        assert!(pseudonym.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!pseudonym.contains(learner));
+        assert_eq!(
+            first.of(&format!(" {learner} ")),
+            pseudonym,
+            "spaces are not part of it"
+        );
+        assert_ne!(first.of("001203004568"), pseudonym);
+        // Made again, the key is kept: the same learner next year has the same pseudonym.
+        Pseudonyms::create(&layout).expect("kept");
+        assert_eq!(Pseudonyms::open(&layout).expect("open").of(learner), pseudonym);
+        assert!(!format!("{first:?}").contains(&hex::encode(first.key)));
+
+        let other = tempfile::tempdir().expect("tempdir");
+        let other = Layout::new(other.path()).expect("layout");
+        Pseudonyms::create(&other).expect("key");
+        assert_ne!(
+            Pseudonyms::open(&other).expect("open").of(learner),
+            pseudonym,
+            "another warehouse, another key"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(layout.pseudonym_key())
+                .expect("key file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "readable by the server's user only");
+        }
+    }
+
+    #[test]
+    fn the_pseudonym_is_rfc_4231_hmac_sha256() {
+        // RFC 4231, test case 2: key "Jefe", data "what do ya want for nothing?".
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(b"Jefe").expect("key");
+        mac.update(b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
