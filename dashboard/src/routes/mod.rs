@@ -69,12 +69,16 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// one, else made here; the answer carries it back.
 const REQUEST_ID: &str = "x-request-id";
 
+/// The longest path a log line keeps, in characters.
+const PATH_LOGGED: usize = 256;
+
 /// One log line per request, after it is answered: method, path (without the query, which
 /// may hold a query's text), status, duration, the account it came from, and its id.
 async fn log_request(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    // A path of any length is logged in at most PATH_LOGGED characters.
+    let path: String = request.uri().path().chars().take(PATH_LOGGED).collect();
     let id = request
         .headers()
         .get(REQUEST_ID)
