@@ -20,7 +20,8 @@ pub struct Cli {
     pub metrics: Option<PathBuf>,
 
     /// How log lines look on stderr: `text` for people, `json` (one object a line) for log
-    /// collectors. `RUST_LOG` chooses what is logged (default: `warn,khoso=info,dashboard=info`).
+    /// collectors. `RUST_LOG` chooses what is logged (default:
+    /// `warn,buoyant_kernel=off,khoso=info,dashboard=info,warehouse=info`).
     #[arg(long, global = true, value_enum, default_value_t, env = "KHOSO_LOG_FORMAT")]
     pub log_format: LogFormat,
 

@@ -285,3 +285,11 @@ fn templates_are_written_in_both_languages() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(std::fs::metadata(&xlsx).expect("xlsx written").len() > 1000);
 }
+
+#[test]
+fn making_a_warehouse_logs_nothing_a_user_would_take_for_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let made = run(khoso(&dir.path().join("data")).env_remove("RUST_LOG").arg("init"));
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert_eq!(stderr(&made), "", "a new warehouse's empty tables are not errors");
+}

@@ -170,8 +170,13 @@ impl Intake {
     ) -> Result<Vec<Received>> {
         let mut read = Vec::new();
         for delivery in deliveries {
-            let sha256 = crate::sha256_file(&delivery.path)?;
+            // A file that cannot be read is the reader's problem to say (with its name); a
+            // valid one is hashed once, here.
             let report = validate(&delivery).await?.map(Arc::new);
+            let sha256 = match report {
+                Ok(_) => Some(crate::sha256_file(&delivery.path)?),
+                Err(_) => crate::sha256_file(&delivery.path).ok(),
+            };
             read.push((delivery, sha256, report));
         }
         let all_valid = read.iter().all(|(_, _, report)| report.is_ok());
@@ -181,7 +186,7 @@ impl Intake {
         let mut events = Vec::new();
         let mut received = Vec::new();
         for (delivery, sha256, report) in read {
-            let event = self.event(actor, intent, &delivery, &sha256);
+            let event = self.event(actor, intent, &delivery, sha256.as_deref());
             let outcome = match &report {
                 Err(problems) if intent == Intent::Validate => Ok(Outcome::Rejected(problems.clone())),
                 Err(problems) => Ok(reject(event, problems.clone(), &mut events)),
@@ -191,7 +196,7 @@ impl Intake {
                         file_name: delivery.file_name.clone(),
                         uploaded_by: actor.name.clone(),
                         uploaded_at: at,
-                        sha256,
+                        sha256: sha256.unwrap_or_default(),
                     };
                     self.commit(event, actor, report, &delivery, upload, &mut events).await
                 }
@@ -218,7 +223,7 @@ impl Intake {
     }
 
     /// The audit event of a file's intake, filled in as it goes.
-    fn event(&self, actor: &Actor, intent: Intent, delivery: &Delivery, sha256: &str) -> AuditEvent {
+    fn event(&self, actor: &Actor, intent: Intent, delivery: &Delivery, sha256: Option<&str>) -> AuditEvent {
         let action = match (intent, actor.via) {
             (Intent::Commit, Via::Cli) => "ingest",
             (Intent::Commit, Via::Web) => "upload",
@@ -230,7 +235,7 @@ impl Intake {
         event.kind = Some(delivery.kind.as_str().to_string());
         event.school_year = delivery.hint.school_year.map(|y| y.to_string());
         event.province_code = delivery.hint.province_code.as_deref().map(str::to_string);
-        event.sha256 = Some(sha256.to_string());
+        event.sha256 = sha256.map(str::to_string);
         event
     }
 
