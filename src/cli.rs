@@ -221,6 +221,10 @@ pub enum KindArg {
     University,
     /// The national learning-materials repository.
     Content,
+    /// Learner records from the national education database.
+    Learner,
+    /// Teacher records from the national education database.
+    Teacher,
 }
 
 impl From<KindArg> for ingest::ReportKind {
@@ -229,6 +233,8 @@ impl From<KindArg> for ingest::ReportKind {
             KindArg::School => ingest::ReportKind::School,
             KindArg::University => ingest::ReportKind::University,
             KindArg::Content => ingest::ReportKind::Content,
+            KindArg::Learner => ingest::ReportKind::Learner,
+            KindArg::Teacher => ingest::ReportKind::Teacher,
         }
     }
 }
@@ -303,6 +309,10 @@ pub struct GenerateArgs {
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// The kinds to write (repeat the flag, or separate with commas); learner and teacher
+    /// records agree with the school reports of the same seed and scale.
+    #[arg(long = "kind", value_delimiter = ',', default_values = ["school", "university", "content"])]
+    pub kinds: Vec<KindArg>,
 }
 
 /// SQL output formats.

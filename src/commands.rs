@@ -537,6 +537,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         last_year,
         seed: args.seed,
         out: args.out.clone(),
+        kinds: args.kinds.iter().map(|&k| k.into()).collect(),
     };
     let years = (last_year.start() - first_year.start() + 1).max(0) as u64;
     let bar = progress_bar(years * 100, "generating");

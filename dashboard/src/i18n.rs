@@ -132,6 +132,8 @@ impl Words for Lang {
             ReportKind::School => self.pick("Trường phổ thông", "Schools"),
             ReportKind::University => self.pick("Đại học", "Universities"),
             ReportKind::Content => self.pick("Kho học liệu (toàn quốc)", "Learning materials (national)"),
+            ReportKind::Learner => self.pick("Hồ sơ người học", "Learner records"),
+            ReportKind::Teacher => self.pick("Hồ sơ giáo viên", "Teacher records"),
         }
     }
 

@@ -22,6 +22,8 @@ use crate::schema::{Lang, ReportKind, ReportSchema};
 use crate::text::SchoolYear;
 use crate::{Error, Result};
 
+mod records;
+
 /// 2019 census population by old province code, in thousands (GSO, rounded).
 const POPULATION_2019: &str = include_str!("../../sample-data/reference/population-2019.csv");
 
@@ -70,6 +72,9 @@ pub struct GenerateOptions {
     pub seed: u64,
     /// Output directory.
     pub out: PathBuf,
+    /// The kinds to write (learner and teacher records follow the school reports of the same
+    /// seed, whether these are written or not).
+    pub kinds: Vec<ReportKind>,
 }
 
 /// What was written.
@@ -145,21 +150,25 @@ pub fn generate(options: &GenerateOptions, mut progress: impl FnMut(&Path)) -> R
     let schools = school_roster(registry, &population, options);
     let universities = university_roster(registry, &population, options);
     let mut summary = GenerateSummary::default();
+    let province_index = |code: &str| {
+        registry
+            .before_2025
+            .iter()
+            .position(|p| p.code == code)
+            .unwrap_or(registry.before_2025.len()) as u64
+    };
 
     let mut year = options.first_year;
     while year <= options.last_year {
         let t = f64::from(year.start() - options.first_year.start());
         let new_list = registry.list_for(year).len() != registry.before_2025.len();
-        // Writes one file (a province without universities sends no university file).
-        let mut emit = |kind: ReportKind, province: Option<&str>, style: FileStyle, rows: Vec<Row>| -> Result<()> {
-            if rows.is_empty() {
-                return Ok(());
+        // Notes one file written (none: a province without universities sends no such file).
+        let mut emit = |kind: ReportKind, written: Option<(PathBuf, usize)>| {
+            if let Some((path, rows)) = written {
+                *summary.rows.entry(kind.as_str()).or_default() += rows;
+                progress(&path);
+                summary.files.push(path);
             }
-            let path = write_report(options, kind, province, year, style, &rows)?;
-            *summary.rows.entry(kind.as_str()).or_default() += rows.len();
-            progress(&path);
-            summary.files.push(path);
-            Ok(())
         };
         for province in registry.list_for(year) {
             let members = |old: &str| {
@@ -179,21 +188,59 @@ pub fn generate(options: &GenerateOptions, mut progress: impl FnMut(&Path)) -> R
             };
             let mut rng = rng_for(options.seed, "school", &province.code, year);
             let rows = school_rows(&file, &schools, &mut rng);
-            emit(ReportKind::School, Some(&province.code), style, rows)?;
-            let mut rng = rng_for(options.seed, "university", &province.code, year);
-            let rows = university_rows(&file, &universities, &mut rng);
-            emit(ReportKind::University, Some(&province.code), style, rows)?;
+            for kind in [ReportKind::Learner, ReportKind::Teacher] {
+                if options.kinds.contains(&kind) {
+                    let path = records_path(options, kind, &province.code, year)?;
+                    let export = match style {
+                        FileStyle::English | FileStyle::Utf16Tab => records::Export::English,
+                        _ => records::Export::Vietnamese,
+                    };
+                    let mut rng = rng_for(options.seed, kind.as_str(), &province.code, year);
+                    let written = records::write(kind, &path, &rows, year, province_index, &mut rng, export)?;
+                    emit(kind, Some(written));
+                }
+            }
+            if options.kinds.contains(&ReportKind::School) {
+                let written = write_report(options, ReportKind::School, Some(&province.code), year, style, &rows)?;
+                emit(ReportKind::School, written);
+            }
+            if options.kinds.contains(&ReportKind::University) {
+                let mut rng = rng_for(options.seed, "university", &province.code, year);
+                let rows = university_rows(&file, &universities, &mut rng);
+                let written = write_report(
+                    options,
+                    ReportKind::University,
+                    Some(&province.code),
+                    year,
+                    style,
+                    &rows,
+                )?;
+                emit(ReportKind::University, written);
+            }
         }
-        let mut rng = rng_for(options.seed, "content", "00", year);
-        emit(
-            ReportKind::Content,
-            None,
-            FileStyle::VietnameseComma,
-            content_rows(year, t, &mut rng),
-        )?;
+        if options.kinds.contains(&ReportKind::Content) {
+            let mut rng = rng_for(options.seed, "content", "00", year);
+            let rows = content_rows(year, t, &mut rng);
+            let written = write_report(
+                options,
+                ReportKind::Content,
+                None,
+                year,
+                FileStyle::VietnameseComma,
+                &rows,
+            )?;
+            emit(ReportKind::Content, written);
+        }
         year = year.next();
     }
     Ok(summary)
+}
+
+/// Where the records of a province and year go (made ready to write).
+fn records_path(options: &GenerateOptions, kind: ReportKind, code: &str, year: SchoolYear) -> Result<PathBuf> {
+    let dir = options.out.join(kind.as_str()).join(year.to_string());
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir.join(format!("{kind}-{code}-{year}.csv")))
 }
 
 fn population_weights() -> BTreeMap<String, f64> {
@@ -544,7 +591,10 @@ fn write_report(
     year: SchoolYear,
     style: FileStyle,
     rows: &[Row],
-) -> Result<PathBuf> {
+) -> Result<Option<(PathBuf, usize)>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
     let dir = options.out.join(kind.as_str()).join(year.to_string());
     std::fs::create_dir_all(&dir)?;
     let stem = match province {
@@ -595,7 +645,7 @@ fn write_report(
             path
         }
     };
-    Ok(path)
+    Ok(Some((path, rows.len())))
 }
 
 /// The header row and the data rows as text, written in the style's conventions.

@@ -47,7 +47,7 @@ pub use text::{ProvinceCode, SchoolYear};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A report kind that does not exist.
-    #[error("unknown report kind {0:?}: use school, university or content")]
+    #[error("unknown report kind {0:?}: use school, university, content, learner or teacher")]
     UnknownKind(String),
     /// A schema file that is not valid.
     #[error("invalid report schema: {0}")]

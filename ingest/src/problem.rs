@@ -51,6 +51,13 @@ pub enum Rule {
     /// The file's shape is past a bound (columns, cell length, a workbook's unpacked size or
     /// area), found before its cells are read.
     Bounds,
+    /// A person's identifier is not 12 digits.
+    PersonId,
+    /// A column holds personal data khoso must not receive (a name, a birth date, an address,
+    /// a phone number).
+    PersonalData,
+    /// A count outside the range its row's category allows (a grade its level does not teach).
+    RangeBy,
 }
 
 impl Rule {
@@ -79,6 +86,9 @@ impl Rule {
             Rule::ArgumentMismatch => "argument_mismatch",
             Rule::OneSlice => "one_slice",
             Rule::Bounds => "bounds",
+            Rule::PersonId => "person_id",
+            Rule::PersonalData => "personal_data",
+            Rule::RangeBy => "range_by",
         }
     }
 }

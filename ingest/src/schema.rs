@@ -19,11 +19,21 @@ pub enum ReportKind {
     University,
     /// The national learning-materials repository: one row per (subject, grade).
     Content,
+    /// Learner records from the national education database: one row per learner.
+    Learner,
+    /// Teacher records from the national education database: one row per teacher.
+    Teacher,
 }
 
 impl ReportKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ReportKind; 3] = [Self::School, Self::University, Self::Content];
+    pub const ALL: [ReportKind; 5] = [
+        Self::School,
+        Self::University,
+        Self::Content,
+        Self::Learner,
+        Self::Teacher,
+    ];
 
     /// The kind's name as written on the command line and in the `submissions` table.
     pub fn as_str(self) -> &'static str {
@@ -31,6 +41,8 @@ impl ReportKind {
             Self::School => "school",
             Self::University => "university",
             Self::Content => "content",
+            Self::Learner => "learner",
+            Self::Teacher => "teacher",
         }
     }
 
@@ -39,9 +51,18 @@ impl ReportKind {
         !matches!(self, Self::Content)
     }
 
+    /// The kinds that are reports of institutions (not records of people).
+    pub const REPORTS: [ReportKind; 3] = [Self::School, Self::University, Self::Content];
+
+    /// Whether a row is a person (learner and teacher records): its identifier is kept only as
+    /// a pseudonym, personal columns refuse the file, and figures of small groups are withheld.
+    pub fn holds_people(self) -> bool {
+        self.schema().person_id().is_some()
+    }
+
     /// The schema of this kind.
     pub fn schema(self) -> &'static ReportSchema {
-        static SCHEMAS: std::sync::OnceLock<[ReportSchema; 3]> = std::sync::OnceLock::new();
+        static SCHEMAS: std::sync::OnceLock<[ReportSchema; 5]> = std::sync::OnceLock::new();
         let all = SCHEMAS.get_or_init(|| {
             ReportKind::ALL.map(|kind| {
                 ReportSchema::from_toml(kind.schema_text())
@@ -56,6 +77,8 @@ impl ReportKind {
             Self::School => include_str!("../schemas/school.toml"),
             Self::University => include_str!("../schemas/university.toml"),
             Self::Content => include_str!("../schemas/content.toml"),
+            Self::Learner => include_str!("../schemas/learner.toml"),
+            Self::Teacher => include_str!("../schemas/teacher.toml"),
         }
     }
 }
@@ -93,6 +116,9 @@ pub enum ColumnType {
     SchoolYear,
     /// A two-digit province code valid in the row's school year.
     ProvinceCode,
+    /// A person's 12-digit national identifier (Circular 42/2021/TT-BGDĐT): personal data, kept
+    /// only as a keyed pseudonym.
+    PersonId,
 }
 
 /// One allowed value of a category column.
@@ -162,6 +188,47 @@ pub struct PartOfWhole {
     pub whole: String,
 }
 
+/// A rule that a count stays within a range that depends on a category of the same row (the
+/// grades a level teaches).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeBy {
+    /// The count (e.g. `grade`).
+    pub column: String,
+    /// The category (e.g. `level`).
+    pub by: String,
+    /// The smallest and largest count allowed, by category value.
+    pub ranges: std::collections::BTreeMap<String, [i64; 2]>,
+}
+
+/// Headers of personal data a file must not carry (names, birth dates, addresses, phone
+/// numbers): a header holding one of the `phrases`, or one of the `words` as a whole word, once
+/// folded (case, spacing and diacritics ignored).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonalData {
+    /// What the column holds, in Vietnamese.
+    pub what_vi: String,
+    /// What the column holds, in English.
+    pub what_en: String,
+    /// Folded phrases.
+    #[serde(default)]
+    pub phrases: Vec<String>,
+    /// Folded words.
+    #[serde(default)]
+    pub words: Vec<String>,
+}
+
+impl PersonalData {
+    /// Whether a header names this kind of personal data.
+    pub fn names(&self, header: &str) -> bool {
+        let folded = fold_header(header);
+        let padded = format!(" {folded} ");
+        self.phrases.iter().any(|p| padded.contains(&format!(" {p} ")))
+            || folded.split(' ').any(|word| self.words.iter().any(|w| w == word))
+    }
+}
+
 /// A report kind described as data: its columns, keys and row rules.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,6 +248,12 @@ pub struct ReportSchema {
     /// Part ≤ whole rules.
     #[serde(default)]
     pub parts: Vec<PartOfWhole>,
+    /// Ranges that depend on a category.
+    #[serde(default)]
+    pub range_by: Vec<RangeBy>,
+    /// Personal columns that refuse a file.
+    #[serde(default)]
+    pub personal_data: Vec<PersonalData>,
 }
 
 /// The language of a page, a message or a template: Vietnamese first, English second.
@@ -278,6 +351,40 @@ impl ReportSchema {
             known(&rule.part, "parts.part")?;
             known(&rule.whole, "parts.whole")?;
         }
+        for rule in &self.range_by {
+            known(&rule.column, "range_by.column")?;
+            known(&rule.by, "range_by.by")?;
+            let by = self.column(&rule.by).filter(|c| c.column_type == ColumnType::Category);
+            for value in rule.ranges.keys() {
+                if !by.is_some_and(|c| c.values.iter().any(|v| &v.value == value)) {
+                    return Err(Error::Schema(format!(
+                        "range_by: {value} is not a value of the category column {}",
+                        rule.by
+                    )));
+                }
+            }
+        }
+        if self
+            .columns
+            .iter()
+            .filter(|c| c.column_type == ColumnType::PersonId)
+            .count()
+            > 1
+        {
+            return Err(Error::Schema("a kind has at most one person_id column".into()));
+        }
+        for column in &self.columns {
+            if let Some(data) = self
+                .personal_data
+                .iter()
+                .find(|d| column.header_names().any(|h| d.names(h)))
+            {
+                return Err(Error::Schema(format!(
+                    "column {} has a header that names personal data ({})",
+                    column.name, data.what_en
+                )));
+            }
+        }
         let mut claimed: HashMap<String, &str> = HashMap::new();
         for column in &self.columns {
             for header in column.header_names() {
@@ -292,6 +399,16 @@ impl ReportSchema {
             }
         }
         Ok(())
+    }
+
+    /// The column of the person a row is about, if rows are people.
+    pub fn person_id(&self) -> Option<&ColumnSpec> {
+        self.columns.iter().find(|c| c.column_type == ColumnType::PersonId)
+    }
+
+    /// The personal data a header names, if it names any.
+    pub fn personal_data_named(&self, header: &str) -> Option<&PersonalData> {
+        self.personal_data.iter().find(|d| d.names(header))
     }
 
     /// The column with this name.

@@ -43,7 +43,7 @@ pub fn write_xlsx_template(schema: &ReportSchema, lang: Lang, path: &Path) -> Re
             .map_err(xlsx)?;
         if matches!(
             spec.column_type,
-            ColumnType::ProvinceCode | ColumnType::Text | ColumnType::SchoolYear
+            ColumnType::ProvinceCode | ColumnType::Text | ColumnType::SchoolYear | ColumnType::PersonId
         ) {
             data.set_column_format(col, &as_text).map_err(xlsx)?;
         }
@@ -119,6 +119,8 @@ fn type_label(spec: &ColumnSpec, lang: Lang) -> &'static str {
         (ColumnType::SchoolYear, Lang::En) => "School year (2024-2025)",
         (ColumnType::ProvinceCode, Lang::Vi) => "Mã tỉnh (2 chữ số)",
         (ColumnType::ProvinceCode, Lang::En) => "Province code (2 digits)",
+        (ColumnType::PersonId, Lang::Vi) => "Mã định danh (12 chữ số, định dạng Văn bản)",
+        (ColumnType::PersonId, Lang::En) => "Identifier (12 digits, formatted as Text)",
     }
 }
 

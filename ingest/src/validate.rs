@@ -46,6 +46,8 @@ struct Validator<'a> {
     first_data_row: usize,
     problems: Vec<Problem>,
     notices: Vec<String>,
+    /// Identifiers of 11 digits given back the leading zero a spreadsheet took off.
+    restored_zeros: usize,
 }
 
 impl<'a> Validator<'a> {
@@ -58,6 +60,7 @@ impl<'a> Validator<'a> {
             first_data_row: sheet.header_row + 1,
             problems: Vec::new(),
             notices: Vec::new(),
+            restored_zeros: 0,
         };
         validator.map_columns(sheet);
         validator
@@ -114,6 +117,22 @@ impl<'a> Validator<'a> {
                     }
                 }
                 None if header.is_empty() && cells.iter().all(|c| c.is_none_or(|c| c.trim().is_empty())) => {}
+                None if let Some(data) = self.schema.personal_data_named(header) => {
+                    self.problems.push(Problem::column(
+                        Rule::PersonalData,
+                        header,
+                        format!(
+                            "Cột \"{header}\" chứa {} — dữ liệu cá nhân mà khoso không được nhận (Nghị định \
+                             13/2023/NĐ-CP). Hãy xoá cột này rồi gửi lại; mã định danh là đủ.",
+                            data.what_vi
+                        ),
+                        format!(
+                            "Column \"{header}\" holds {} — personal data khoso must not receive (Decree \
+                             13/2023/NĐ-CP). Delete the column and send the file again; the identifier is enough.",
+                            data.what_en
+                        ),
+                    ));
+                }
                 None => self.notices.push(format!(
                     "cột \"{header}\" không thuộc mẫu, bỏ qua / column \"{header}\" is not in the template, ignored"
                 )),
@@ -159,6 +178,11 @@ impl<'a> Validator<'a> {
     }
 
     fn cell_problem(&mut self, rule: Rule, row: usize, column: usize, value: &str, vi: String, en: String) {
+        // A person's identifier is personal data: a problem names its row, never its value.
+        let value = match self.schema.columns[column].column_type {
+            ColumnType::PersonId => "",
+            _ => value,
+        };
         let problem = Problem::cell(rule, self.excel_row(row), self.header(column), value, vi, en);
         self.problems.push(problem);
     }
@@ -185,6 +209,13 @@ impl<'a> Validator<'a> {
             return Err(self.problems);
         }
         let (school_year, province_code) = slice.ok_or_else(Vec::new)?;
+        if self.restored_zeros > 0 {
+            let n = self.restored_zeros;
+            self.notices.push(format!(
+                "{n} mã định danh 11 chữ số được thêm số 0 ở đầu (bảng tính đã bỏ mất) / {n} identifiers of 11 \
+                 digits given back their leading zero (a spreadsheet had dropped it)"
+            ));
+        }
         if kind.is_provincial() {
             let registry = ProvinceRegistry::shipped();
             let code_2025 = province_code
@@ -414,6 +445,32 @@ impl<'a> Validator<'a> {
                     None
                 }
             },
+            ColumnType::PersonId => {
+                let digits: String = cell.trim_start_matches('\'').chars().filter(|c| *c != ' ').collect();
+                let all_digits = digits.bytes().all(|b| b.is_ascii_digit());
+                match digits.len() {
+                    12 if all_digits => Some(digits),
+                    11 if all_digits => {
+                        self.restored_zeros += 1;
+                        Some(format!("0{digits}"))
+                    }
+                    _ => {
+                        self.cell_problem(
+                            Rule::PersonId,
+                            row,
+                            index,
+                            cell,
+                            "Mã định danh cá nhân gồm đúng 12 chữ số. Nếu Excel hiện dạng 1,2E+11, hãy định dạng cột \
+                             là Văn bản (Text) rồi xuất lại từ CSDL."
+                                .into(),
+                            "A personal identification number has exactly 12 digits. If Excel shows it as 1.2E+11, \
+                             format the column as Text and export it again from the database."
+                                .into(),
+                        );
+                        None
+                    }
+                }
+            }
             ColumnType::Text | ColumnType::Count | ColumnType::Flag => Some(cell.to_string()),
         }
     }
@@ -466,6 +523,7 @@ impl<'a> Validator<'a> {
             }
         }
 
+        self.check_ranges_by(columns);
         self.check_unique_keys(columns);
 
         if slices.len() > 1 {
@@ -518,6 +576,48 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// Counts within the range their row's category allows (a grade its level teaches).
+    fn check_ranges_by(&mut self, columns: &[ReportColumn]) {
+        for rule in &self.schema.range_by {
+            let (Some(counts), Some(ColumnValues::Text(categories))) = (
+                count_values(columns, &rule.column),
+                columns.iter().find(|c| c.name == rule.by).map(|c| &c.values),
+            ) else {
+                continue;
+            };
+            let Some(column) = self.schema.columns.iter().position(|c| c.name == rule.column) else {
+                continue;
+            };
+            let by = self.schema.column(&rule.by);
+            for row in 0..self.rows.len() {
+                let (Some(count), Some(category)) = (counts[row], categories[row].as_deref()) else {
+                    continue;
+                };
+                let Some(&[low, high]) = rule.ranges.get(category) else {
+                    continue;
+                };
+                if (low..=high).contains(&count) {
+                    continue;
+                }
+                let shown = by
+                    .and_then(|c| c.values.iter().find(|v| v.value == category))
+                    .and_then(|v| v.aliases.first())
+                    .map_or(category, String::as_str);
+                let (what_vi, what_en) = self
+                    .schema
+                    .column(&rule.column)
+                    .map_or((rule.column.as_str(), rule.column.as_str()), |c| {
+                        (c.description_vi.as_str(), c.description_en.as_str())
+                    });
+                let (vi, en) = (
+                    format!("{what_vi} {count} không thuộc {shown} ({category}): phải từ {low} đến {high}."),
+                    format!("{what_en} {count} is not taught at {category} ({shown}): it must be {low} to {high}."),
+                );
+                self.cell_problem(Rule::RangeBy, row, column, &count.to_string(), vi, en);
+            }
+        }
+    }
+
     fn check_unique_keys(&mut self, columns: &[ReportColumn]) {
         let key_columns: Vec<&ReportColumn> = self
             .schema
@@ -541,16 +641,32 @@ impl<'a> Validator<'a> {
             .keys
             .last()
             .and_then(|k| self.schema.columns.iter().position(|c| &c.name == k));
+        let person = self.schema.person_id().map(|c| c.name.as_str());
         let mut seen: HashMap<String, usize> = HashMap::with_capacity(self.rows.len());
         for row in 0..self.rows.len() {
             let key = key_of(row);
             if let Some(&first) = seen.get(&key) {
                 let first_row = self.excel_row(first);
-                let (vi, en) = (
-                    format!("Trùng khóa ({key}) với dòng {first_row}; mỗi dòng phải khác nhau."),
-                    format!("Same key ({key}) as row {first_row}; every row must be distinct."),
-                );
-                self.cell_problem(Rule::UniqueKey, row, last_key.unwrap_or(0), &key, vi, en);
+                let (vi, en) = match person {
+                    // The key holds an identifier: said by its row, not its value.
+                    Some(name) => (
+                        format!(
+                            "Mã định danh ({name}) này đã có ở dòng {first_row}; mỗi người một dòng trong năm học."
+                        ),
+                        format!(
+                            "This identifier ({name}) is already on row {first_row}; one row per person in a school year."
+                        ),
+                    ),
+                    None => (
+                        format!("Trùng khóa ({key}) với dòng {first_row}; mỗi dòng phải khác nhau."),
+                        format!("Same key ({key}) as row {first_row}; every row must be distinct."),
+                    ),
+                };
+                let column = match person {
+                    Some(name) => self.schema.columns.iter().position(|c| c.name == name),
+                    None => last_key,
+                };
+                self.cell_problem(Rule::UniqueKey, row, column.unwrap_or(0), &key, vi, en);
             } else {
                 seen.insert(key, row);
             }

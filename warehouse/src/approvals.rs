@@ -156,9 +156,21 @@ impl Warehouse {
         let dir = self.pending_dir();
         std::fs::create_dir_all(&dir)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("csv");
-        let path = dir.join(format!("{id}.{extension}"));
-        std::fs::copy(file, &path)?;
+        let path = match report.kind.holds_people() {
+            // A record file waits as its pseudonymised rows, never as the identifiers sent.
+            true => {
+                crate::pseudonym::check_pseudonymised(report)?;
+                let path = dir.join(format!("{id}.parquet"));
+                crate::tables::write_parquet(&crate::tables::report_batch(report, &id)?, &path)?;
+                path
+            }
+            false => {
+                let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("csv");
+                let path = dir.join(format!("{id}.{extension}"));
+                std::fs::copy(file, &path)?;
+                path
+            }
+        };
         let held = HeldFile {
             id: id.clone(),
             kind: report.kind,

@@ -89,6 +89,14 @@ fn content_schema() -> SchemaRef {
     fact_schema(ReportKind::Content)
 }
 
+fn learner_schema() -> SchemaRef {
+    fact_schema(ReportKind::Learner)
+}
+
+fn teacher_schema() -> SchemaRef {
+    fact_schema(ReportKind::Teacher)
+}
+
 fn reference_schema(name: &str) -> SchemaRef {
     crate::reference::reference_tables()
         .ok()
@@ -125,6 +133,28 @@ pub const CATALOGUE: &[TableEntry] = &[
         partitioning: &["school_year"],
         readers: Readers::Everyone,
         schema: content_schema,
+    },
+    TableEntry {
+        name: "learner_records",
+        description_en: "one row per learner and school year, from the national education database; the \
+                         identifier is a keyed pseudonym",
+        description_vi: "mỗi dòng một người học trong một năm học, từ CSDL ngành; mã định danh đã được thay bằng \
+                         bí danh có khoá",
+        storage: Storage::Source,
+        partitioning: &["school_year", "province_code"],
+        readers: Readers::Everyone,
+        schema: learner_schema,
+    },
+    TableEntry {
+        name: "teacher_records",
+        description_en: "one row per teacher and school year, from the national education database; the \
+                         identifier is a keyed pseudonym",
+        description_vi: "mỗi dòng một giáo viên trong một năm học, từ CSDL ngành; mã định danh đã được thay bằng \
+                         bí danh có khoá",
+        storage: Storage::Source,
+        partitioning: &["school_year", "province_code"],
+        readers: Readers::Everyone,
+        schema: teacher_schema,
     },
     TableEntry {
         name: SUBMISSIONS,

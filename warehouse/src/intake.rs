@@ -172,7 +172,10 @@ impl Intake {
         for delivery in deliveries {
             // A file that cannot be read is the reader's problem to say (with its name); a
             // valid one is hashed once, here.
-            let report = validate(&delivery).await?.map(Arc::new);
+            let report = match validate(&delivery).await? {
+                Ok(report) => Ok(Arc::new(self.pseudonymised(report).await?)),
+                Err(problems) => Err(problems),
+            };
             let sha256 = match report {
                 Ok(_) => Some(crate::sha256_file(&delivery.path)?),
                 Err(_) => crate::sha256_file(&delivery.path).ok(),
@@ -220,6 +223,21 @@ impl Intake {
         }
         self.warehouse.record_audit(&events).await?;
         Ok(received)
+    }
+
+    /// A validated file with its person identifiers replaced by their pseudonyms (see
+    /// [`crate::pseudonym`]): nothing the intake passes on holds an identifier as sent.
+    async fn pseudonymised(&self, mut report: ValidatedReport) -> Result<ValidatedReport> {
+        if !report.kind.holds_people() {
+            return Ok(report);
+        }
+        let pseudonyms = crate::pseudonym::Pseudonyms::open(self.warehouse.layout())?;
+        tokio::task::spawn_blocking(move || {
+            pseudonyms.apply(&mut report);
+            report
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("pseudonymising a file failed: {e}")))
     }
 
     /// The audit event of a file's intake, filled in as it goes.
@@ -372,13 +390,21 @@ impl Intake {
             school_year: Some(held.school_year),
             province_code: held.province_code.clone(),
         };
-        let delivery = Delivery::file(held.path.clone(), held.kind, hint);
-        let report = validate(&delivery).await?.map_err(|problems| {
-            Error::Refused(format!(
-                "the held file no longer validates: {}",
-                problems.first().map(|p| p.message_en.as_str()).unwrap_or_default()
-            ))
-        })?;
+        let report = match held.kind.holds_people() {
+            // Held as its pseudonymised rows, already validated.
+            true => {
+                crate::tables::read_report_parquet(&held.path, held.kind, held.school_year, held.province_code.clone())?
+            }
+            false => {
+                let delivery = Delivery::file(held.path.clone(), held.kind, hint);
+                validate(&delivery).await?.map_err(|problems| {
+                    Error::Refused(format!(
+                        "the held file no longer validates: {}",
+                        problems.first().map(|p| p.message_en.as_str()).unwrap_or_default()
+                    ))
+                })?
+            }
+        };
         let upload = Upload {
             file_name: held.file_name.clone(),
             uploaded_by: held.uploaded_by.clone(),

@@ -86,6 +86,9 @@ pub enum Error {
     /// Arrow failed.
     #[error("arrow error: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// Writing or reading a Parquet file of ours failed.
+    #[error("parquet error: {0}")]
+    Parquet(#[from] datafusion::parquet::errors::ParquetError),
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),

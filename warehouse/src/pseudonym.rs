@@ -11,6 +11,7 @@
 use std::io::Write;
 
 use hmac::{KeyInit, Mac};
+use ingest::{ColumnValues, ReportColumn, ValidatedReport};
 use rand::RngCore;
 
 use crate::layout::Layout;
@@ -72,11 +73,57 @@ impl Pseudonyms {
         Ok(Self { key })
     }
 
+    /// Replaces the person identifiers of a validated record file by their pseudonyms, on every
+    /// core. A report of a kind without people is left as it is.
+    pub fn apply(&self, report: &mut ValidatedReport) {
+        let Some(column) = report.kind.schema().person_id().map(|c| c.name.clone()) else {
+            return;
+        };
+        let Some(ReportColumn {
+            values: ColumnValues::Text(ids),
+            ..
+        }) = report.columns.iter_mut().find(|c| c.name == column)
+        else {
+            return;
+        };
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = ids.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            for part in ids.chunks_mut(chunk) {
+                scope.spawn(move || {
+                    for id in part.iter_mut().flatten() {
+                        *id = self.of(id);
+                    }
+                });
+            }
+        });
+    }
+
     /// The pseudonym of an identifier: 64 hex digits. Surrounding spaces are not part of it.
     pub fn of(&self, identifier: &str) -> String {
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
         mac.update(identifier.trim().as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// Whether a stored identifier is a pseudonym (64 hex digits), not a raw identifier.
+pub fn is_pseudonym(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Refuses a record report whose identifiers are not all pseudonyms: the last guard before
+/// anything of it is written.
+pub fn check_pseudonymised(report: &ValidatedReport) -> Result<()> {
+    let Some(spec) = report.kind.schema().person_id() else {
+        return Ok(());
+    };
+    match report.column(&spec.name) {
+        Some(ColumnValues::Text(ids)) if ids.iter().flatten().all(|id| is_pseudonym(id)) => Ok(()),
+        _ => Err(Error::Internal(format!(
+            "the {} column of a {} file reached storage without pseudonyms",
+            spec.name, report.kind
+        ))),
     }
 }
 

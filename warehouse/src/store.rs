@@ -92,21 +92,29 @@ impl Warehouse {
         let warehouse = Self::at(root)?;
         std::fs::create_dir_all(warehouse.layout.tables())?;
         std::fs::create_dir_all(warehouse.layout.archive())?;
-        crate::pseudonym::Pseudonyms::create(&warehouse.layout)?;
-        for table in CATALOGUE.iter().filter(|t| t.is_delta()) {
-            let partitions = table.partitioning.iter().map(|c| c.to_string()).collect();
-            warehouse.create_table(table.name, (table.schema)(), partitions).await?;
-        }
+        warehouse.complete().await?;
         Ok(warehouse)
     }
 
-    /// Opens an existing warehouse.
+    /// Opens an existing warehouse. One made by an earlier khoso gains what it lacks (a table
+    /// added to the catalogue since, the pseudonym key), empty.
     pub async fn open(root: &Path) -> Result<Self> {
         let warehouse = Self::at(root)?;
         if !warehouse.layout.table_log(SUBMISSIONS).is_dir() {
             return Err(Error::NotAWarehouse(root.to_path_buf()));
         }
+        warehouse.complete().await?;
         Ok(warehouse)
+    }
+
+    /// Makes the catalogue's Delta tables and the pseudonym key where missing.
+    async fn complete(&self) -> Result<()> {
+        crate::pseudonym::Pseudonyms::create(&self.layout)?;
+        for table in CATALOGUE.iter().filter(|t| t.is_delta()) {
+            let partitions = table.partitioning.iter().map(|c| c.to_string()).collect();
+            self.create_table(table.name, (table.schema)(), partitions).await?;
+        }
+        Ok(())
     }
 
     fn at(root: &Path) -> Result<Self> {
@@ -538,9 +546,15 @@ impl Warehouse {
             return Ok(CommitOutcome::Unchanged(current.clone()));
         }
 
-        self.archive(file, &sha256)?;
+        let submission_id = uuid::Uuid::new_v4().to_string();
+        let batch = report_batch(report, &submission_id)?;
+        match report.kind.holds_people() {
+            // The archive keeps what the tables keep: pseudonyms, never the identifiers sent.
+            true => self.archive_records(report, &batch, &sha256)?,
+            false => self.archive(file, &sha256)?,
+        };
         let mut submission = Submission {
-            submission_id: uuid::Uuid::new_v4().to_string(),
+            submission_id,
             kind,
             province_code: report.province_code.clone(),
             school_year,
@@ -553,7 +567,6 @@ impl Warehouse {
             supersedes: current.map(|c| c.submission_id),
         };
 
-        let batch = report_batch(report, &submission.submission_id)?;
         let mut slice = col("school_year").eq(lit(school_year.to_string()));
         if let Some(code) = &report.province_code {
             slice = slice.and(col("province_code").eq(lit(code.as_str())));
@@ -777,6 +790,23 @@ impl Warehouse {
         std::fs::copy(file, &partial)?;
         File::open(&partial)?.sync_all()?;
         std::fs::rename(&partial, &target)?;
+        Ok(target)
+    }
+
+    /// Archives a record file as the Parquet file of its pseudonymised rows, under the SHA-256
+    /// of the bytes sent (so a file sent again is still recognised). Refuses rows whose
+    /// identifiers are not pseudonyms: no raw identifier reaches the disk.
+    fn archive_records(&self, report: &ValidatedReport, batch: &RecordBatch, sha256: &str) -> Result<PathBuf> {
+        crate::pseudonym::check_pseudonymised(report)?;
+        let dir = self
+            .layout
+            .archive_folder(sha256)
+            .ok_or_else(|| Error::Internal(format!("not a SHA-256: {sha256:?}")))?;
+        let target = dir.join(format!("{sha256}.parquet"));
+        if !target.exists() {
+            std::fs::create_dir_all(&dir)?;
+            crate::tables::write_parquet(batch, &target)?;
+        }
         Ok(target)
     }
 

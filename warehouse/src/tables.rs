@@ -27,11 +27,7 @@ pub const PROVINCE_2025_CODE: &str = "province_2025_code";
 
 /// The SQL name of a report kind's table.
 pub fn fact_table(kind: ReportKind) -> &'static str {
-    match kind {
-        ReportKind::School => "school_reports",
-        ReportKind::University => "university_reports",
-        ReportKind::Content => "content_coverage",
-    }
+    kind.schema().table.as_str()
 }
 
 /// The columns a kind's table is partitioned by (and that identify a slice).
@@ -175,4 +171,62 @@ pub fn report_batch(report: &ValidatedReport, submission_id: &str) -> Result<Rec
         columns.push(array);
     }
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// Writes a batch to a Parquet file, whole or not at all (a partial file is renamed when
+/// complete): the stored copy of a record file, which holds pseudonyms, never the identifiers.
+pub(crate) fn write_parquet(batch: &RecordBatch, path: &std::path::Path) -> Result<()> {
+    use datafusion::parquet::arrow::ArrowWriter;
+
+    let partial = path.with_extension("partial");
+    let file = std::fs::File::create(&partial)?;
+    let mut writer = ArrowWriter::try_new(file.try_clone()?, batch.schema(), None)?;
+    writer.write(batch)?;
+    writer.close()?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
+}
+
+/// A validated report read back from the Parquet copy [`write_parquet`] made of it (a held
+/// record file): the same columns, already pseudonymised.
+pub(crate) fn read_report_parquet(
+    path: &std::path::Path,
+    kind: ReportKind,
+    school_year: SchoolYear,
+    province_code: Option<ingest::ProvinceCode>,
+) -> Result<ValidatedReport> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::compute::concat_batches;
+    use datafusion::arrow::datatypes::Int64Type;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path)?)?.build()?;
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+    let schema = fact_schema(kind);
+    let batch = concat_batches(&schema, &batches)?;
+    let mut columns = Vec::new();
+    for (index, field) in schema.fields().iter().enumerate() {
+        if field.name() == SUBMISSION_ID {
+            continue;
+        }
+        let array = batch.column(index);
+        let values = match field.data_type() {
+            DataType::Int64 => ColumnValues::Count(array.as_primitive::<Int64Type>().iter().collect()),
+            DataType::Boolean => ColumnValues::Flag(array.as_boolean().iter().map(|v| v.unwrap_or(false)).collect()),
+            _ => ColumnValues::Text(array.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect()),
+        };
+        columns.push(ingest::ReportColumn {
+            name: field.name().clone(),
+            values,
+        });
+    }
+    Ok(ValidatedReport {
+        kind,
+        school_year,
+        province_code,
+        rows: batch.num_rows(),
+        columns,
+        notices: Vec::new(),
+    })
 }
