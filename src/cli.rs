@@ -142,6 +142,10 @@ pub enum ByArg {
     Level,
     /// Public or private.
     Ownership,
+    /// Grade (learner records).
+    Grade,
+    /// Gender (learner records).
+    Gender,
 }
 
 impl From<ByArg> for warehouse::metrics::Dimension {
@@ -154,6 +158,8 @@ impl From<ByArg> for warehouse::metrics::Dimension {
             ByArg::Province2025 => Dimension::Province2025,
             ByArg::Level => Dimension::Level,
             ByArg::Ownership => Dimension::Ownership,
+            ByArg::Grade => Dimension::Grade,
+            ByArg::Gender => Dimension::Gender,
         }
     }
 }

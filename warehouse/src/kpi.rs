@@ -69,6 +69,9 @@ pub fn kpi_sql(kpi: &Kpi, dimension: Dimension) -> String {
         Dimension::Province2025 => "province_2025_code",
         Dimension::Level => "level",
         Dimension::Ownership => "ownership",
+        // Two digits, so that grades sort as numbers.
+        Dimension::Grade => "lpad(CAST(grade AS VARCHAR), 2, '0')",
+        Dimension::Gender => "gender",
     };
     let join = if dimension == Dimension::Region {
         "\nJOIN (SELECT code AS kpi_province, region_code AS kpi_region FROM provinces WHERE valid_to IS NULL) AS kpi_regions\n  ON kpi_province = province_2025_code"
@@ -98,6 +101,8 @@ struct SumRow {
     unit: String,
     numerator: f64,
     denominator: Option<f64>,
+    /// The rows behind the sums.
+    rows: i64,
 }
 
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
@@ -128,6 +133,7 @@ async fn sums(ctx: &SessionContext, kpi: &Kpi, dimension: Dimension) -> Result<V
         let units = text_column(&batch, 1)?;
         let numerators = number_column(&batch, 2)?;
         let denominators = number_column(&batch, 3)?;
+        let counts = number_column(&batch, 4)?;
         for i in 0..batch.num_rows() {
             let (Some(year), Some(unit)) = (years[i].as_deref().and_then(|y| y.parse().ok()), units[i].clone()) else {
                 continue;
@@ -137,6 +143,7 @@ async fn sums(ctx: &SessionContext, kpi: &Kpi, dimension: Dimension) -> Result<V
                 unit,
                 numerator: numerators[i].unwrap_or(0.0),
                 denominator: denominators[i],
+                rows: counts[i].unwrap_or(0.0) as i64,
             });
         }
     }
@@ -368,11 +375,15 @@ pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiRow>>
     for dimension in kpi.all_dimensions() {
         let rows = sums(ctx, kpi, dimension).await?;
         let mut series: HashMap<&str, BTreeMap<SchoolYear, Option<f64>>> = HashMap::new();
+        // A group of fewer than MIN_GROUP people shows nothing of itself, nor weighs in its
+        // unit's trend.
+        let withheld = |row: &SumRow| kpi.counts_people && row.rows < MIN_GROUP;
         for row in &rows {
-            series
-                .entry(row.unit.as_str())
-                .or_default()
-                .insert(row.year, value_of(kpi.unit, row.numerator, row.denominator));
+            let value = match withheld(row) {
+                true => None,
+                false => value_of(kpi.unit, row.numerator, row.denominator),
+            };
+            series.entry(row.unit.as_str()).or_default().insert(row.year, value);
         }
         for row in &rows {
             let judge = Judge {
@@ -390,14 +401,16 @@ pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiRow>>
                 _ => coverage(reporters.as_ref(), Dimension::National, "VN", row.year),
             };
             let target = judgement.target;
+            let shown = !withheld(row);
             values.push(KpiRow {
                 kpi_id: kpi.id.clone(),
                 dimension: dimension.to_string(),
                 unit: row.unit.clone(),
                 school_year: row.year.to_string(),
-                numerator: Some(row.numerator),
-                denominator: row.denominator,
-                value: value_of(kpi.unit, row.numerator, row.denominator),
+                numerator: Some(row.numerator).filter(|_| shown),
+                denominator: row.denominator.filter(|_| shown),
+                value: value_of(kpi.unit, row.numerator, row.denominator).filter(|_| shown),
+                people: kpi.counts_people.then_some(row.rows),
                 target_year: target.as_ref().map(|t| t.year.clone()),
                 target_value: target.as_ref().map(|t| t.value),
                 comparison: target.as_ref().map(|t| t.comparison.symbol().to_string()),
@@ -431,8 +444,10 @@ pub struct KpiRow {
     pub numerator: Option<f64>,
     /// Sum of the denominator.
     pub denominator: Option<f64>,
-    /// Value in the KPI's unit.
+    /// Value in the KPI's unit; none when it is withheld (see [`KpiRow::withheld`]).
     pub value: Option<f64>,
+    /// The people behind a value computed from records (none for a value from reports).
+    pub people: Option<i64>,
     /// The target's school year.
     pub target_year: Option<String>,
     /// The target's value.
@@ -457,6 +472,17 @@ pub struct KpiRow {
     pub coverage: Option<f64>,
 }
 
+/// The fewest people a figure from records may describe: a smaller group's value, numerator
+/// and denominator are withheld everywhere (pages, API, `kpi_values`), shown as "< 10".
+pub const MIN_GROUP: i64 = 10;
+
+impl KpiRow {
+    /// Whether the value is withheld because it describes fewer than [`MIN_GROUP`] people.
+    pub fn withheld(&self) -> bool {
+        self.people.is_some_and(|people| people < MIN_GROUP)
+    }
+}
+
 /// The Arrow schema of KPI values (and of the `kpi_values` table, which adds its tags).
 pub fn kpi_values_schema() -> SchemaRef {
     let text = |name: &str| Field::new(name, DataType::Utf8, true);
@@ -469,6 +495,7 @@ pub fn kpi_values_schema() -> SchemaRef {
         number("numerator"),
         number("denominator"),
         number("value"),
+        Field::new("people", DataType::Int64, true),
         text("target_year"),
         number("target_value"),
         text("comparison"),
@@ -497,6 +524,7 @@ pub fn to_batch(values: &[KpiRow]) -> Result<RecordBatch> {
         number(&|v| v.numerator),
         number(&|v| v.denominator),
         number(&|v| v.value),
+        Arc::new(values.iter().map(|v| v.people).collect::<Int64Array>()) as ArrayRef,
         text(&|v| v.target_year.clone()),
         number(&|v| v.target_value),
         text(&|v| v.comparison.clone()),

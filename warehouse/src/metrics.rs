@@ -73,17 +73,23 @@ pub enum Dimension {
     Level,
     /// Public or private.
     Ownership,
+    /// Grade (1–12), from learner records.
+    Grade,
+    /// Gender, from learner records.
+    Gender,
 }
 
 impl Dimension {
     /// Every dimension, national first.
-    pub const ALL: [Dimension; 6] = [
+    pub const ALL: [Dimension; 8] = [
         Self::National,
         Self::Region,
         Self::Province,
         Self::Province2025,
         Self::Level,
         Self::Ownership,
+        Self::Grade,
+        Self::Gender,
     ];
 
     /// Its name, as written in metrics.toml and on the command line.
@@ -95,6 +101,8 @@ impl Dimension {
             Self::Province2025 => "province_2025",
             Self::Level => "level",
             Self::Ownership => "ownership",
+            Self::Grade => "grade",
+            Self::Gender => "gender",
         }
     }
 
@@ -106,6 +114,8 @@ impl Dimension {
             Self::Province => Some("province_code"),
             Self::Level => Some("level"),
             Self::Ownership => Some("ownership"),
+            Self::Grade => Some("grade"),
+            Self::Gender => Some("gender"),
         }
     }
 }
@@ -122,7 +132,8 @@ impl std::str::FromStr for Dimension {
     fn from_str(s: &str) -> Result<Self> {
         Dimension::ALL.into_iter().find(|d| d.as_str() == s).ok_or_else(|| {
             Error::Sql(format!(
-                "unknown dimension {s:?}: use national, region, province, province_2025, level or ownership"
+                "unknown dimension {s:?}: use national, region, province, province_2025, level, ownership, grade or \
+                 gender"
             ))
         })
     }
@@ -199,6 +210,14 @@ pub struct Kpi {
     /// How far below the line a value may be and still be "at risk" rather than "off track",
     /// in the KPI's unit.
     pub tolerance: f64,
+    /// The id of the KPI that measures the same thing from the schools' own reports (for a KPI
+    /// computed from records): the KPI pages show the two side by side.
+    pub reported_as: Option<String>,
+    /// Whether the KPI counts people from records (its table, or a view it reads, is a record
+    /// table): values of groups under [`crate::kpi::MIN_GROUP`] people are withheld. Found when
+    /// the file is loaded, not written in it.
+    #[serde(skip)]
+    pub counts_people: bool,
 }
 
 impl Kpi {
@@ -278,17 +297,40 @@ impl Metrics {
                 message: e.message().trim().to_string(),
             }]
         })?;
-        let metrics = Metrics {
+        let mut metrics = Metrics {
             fingerprint: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
             views: file.views,
             kpis: file.kpis,
         };
+        for index in 0..metrics.kpis.len() {
+            metrics.kpis[index].counts_people = metrics.reads_people(&metrics.kpis[index].table, 0);
+        }
         let problems = metrics.check().await;
         if problems.is_empty() {
             Ok(metrics)
         } else {
             Err(problems)
         }
+    }
+
+    /// Whether a table, or a declared view through the tables and views it names, reads a table
+    /// of people (learner or teacher records).
+    fn reads_people(&self, table: &str, depth: usize) -> bool {
+        let people = ingest::ReportKind::ALL
+            .into_iter()
+            .filter(|k| k.holds_people())
+            .any(|k| crate::fact_table(k).eq_ignore_ascii_case(table));
+        people
+            || (depth < self.views.len()
+                && self
+                    .views
+                    .iter()
+                    .filter(|v| v.name.eq_ignore_ascii_case(table))
+                    .any(|view| {
+                        view.sql
+                            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                            .any(|word| !word.is_empty() && self.reads_people(word, depth + 1))
+                    }))
     }
 
     /// The KPI with this id.
@@ -451,6 +493,11 @@ impl Metrics {
                 if !known {
                     problem(id, "province_targets", format!("no province {code:?}"));
                 }
+            }
+            if let Some(other) = &kpi.reported_as
+                && (other == &kpi.id || !self.kpis.iter().any(|k| &k.id == other))
+            {
+                problem(id, "reported_as", format!("no other KPI {other:?}"));
             }
             if !kpi.tolerance.is_finite() || kpi.tolerance < 0.0 {
                 problem(id, "tolerance", format!("{} must be 0 or more", kpi.tolerance));

@@ -641,6 +641,8 @@ impl Warehouse {
             .await?
             .write(vec![batch])
             .with_save_mode(SaveMode::Overwrite)
+            // Recomputed whole each time: the columns are this khoso's, whatever an older one wrote.
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
             .with_commit_properties(
                 CommitProperties::default()
                     .with_metadata([(SOURCES_METADATA.to_string(), serde_json::Value::String(tag.clone()))]),
