@@ -342,6 +342,81 @@ pub fn tile_map(tiles: &[Tile]) -> String {
     svg
 }
 
+/// One bar of a breakdown: a unit's label, its value (none when withheld or missing), the
+/// value as the page writes it, and its status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Share {
+    /// The unit's name ("Lớp 7", "Nữ").
+    pub label: String,
+    /// Its value.
+    pub value: Option<f64>,
+    /// The value as written on the page ("52,8%", "< 10").
+    pub text: String,
+    /// Its status.
+    pub status: Option<Status>,
+}
+
+/// Height of one bar of a breakdown, and the width of its labels, in pixels.
+const SHARE_ROW: u32 = 34;
+const SHARE_LABEL: u32 = 150;
+const SHARE_WIDTH: u32 = 520;
+
+/// A breakdown (by level, ownership, grade, gender) as labelled horizontal bars in the units'
+/// own order, each with its value written at its end, large enough to read on a phone (the
+/// SVG scales down to the screen's width, so its text is drawn at 16 px); the target as a
+/// dashed line. Written as SVG directly, like the tile map.
+pub fn breakdown(shares: &[Share], target: Option<f64>) -> String {
+    let height = shares.len() as u32 * SHARE_ROW + 12;
+    let high = shares
+        .iter()
+        .filter_map(|s| s.value)
+        .chain(target)
+        .fold(0.0f64, f64::max)
+        .max(1.0)
+        * 1.2;
+    let room = f64::from(SHARE_WIDTH - SHARE_LABEL - 8);
+    let x_of = |value: f64| f64::from(SHARE_LABEL) + room * (value / high).clamp(0.0, 1.0);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{SHARE_WIDTH}" height="{height}" viewBox="0 0 {SHARE_WIDTH} {height}" class="breakdown" font-family="sans-serif" font-size="16">"#
+    );
+    for (index, share) in shares.iter().enumerate() {
+        let top = index as u32 * SHARE_ROW + 6;
+        let middle = top + SHARE_ROW / 2 + 5;
+        svg.push_str(&format!(
+            r##"<text x="{x}" y="{middle}" text-anchor="end" fill="#1f2937">{label}</text>"##,
+            x = SHARE_LABEL - 8,
+            label = escape_xml(&share.label),
+        ));
+        let end = match share.value {
+            Some(value) => {
+                let end = x_of(value);
+                svg.push_str(&format!(
+                    r#"<rect x="{SHARE_LABEL}" y="{y}" width="{w:.1}" height="{h}" rx="2" fill="{fill}"/>"#,
+                    y = top + 4,
+                    w = end - f64::from(SHARE_LABEL),
+                    h = SHARE_ROW - 8,
+                    fill = status_css(share.status),
+                ));
+                end
+            }
+            None => f64::from(SHARE_LABEL),
+        };
+        svg.push_str(&format!(
+            r##"<text x="{x:.1}" y="{middle}" fill="#1f2937" font-weight="600">{text}</text>"##,
+            x = end + 6.0,
+            text = escape_xml(&share.text),
+        ));
+    }
+    if let Some(target) = target {
+        svg.push_str(&format!(
+            r##"<line x1="{x:.1}" y1="0" x2="{x:.1}" y2="{height}" stroke="#c01f1f" stroke-width="2" stroke-dasharray="6 4"/>"##,
+            x = x_of(target),
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 fn escape_xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -453,6 +528,36 @@ mod tests {
             status,
         });
         insta::assert_snapshot!("tile_map", tile_map(&tiles));
+        let shares = [
+            ("Lớp 1", Some(52.8), "52,8%", Some(Status::Met)),
+            ("Lớp 2", None, "< 10", None),
+        ]
+        .map(|(label, value, text, status)| Share {
+            label: label.into(),
+            value,
+            text: text.into(),
+            status,
+        });
+        insta::assert_snapshot!("breakdown", breakdown(&shares, Some(50.0)));
+    }
+
+    #[test]
+    fn a_breakdown_is_readable_at_phone_width() {
+        let shares: Vec<Share> = (1..=12)
+            .map(|grade| Share {
+                label: format!("Grade {grade}"),
+                value: Some(f64::from(grade) * 5.0),
+                text: format!("{}.0%", grade * 5),
+                status: Some(Status::OnTrack),
+            })
+            .collect();
+        let svg = breakdown(&shares, Some(50.0));
+        // Twelve grades, a bar each, 34 px apart: at a 360 px phone (the SVG scaled to about
+        // 0.65) a row is still 22 px high and its text about 10 px.
+        assert_eq!(svg.matches("<rect").count(), 12);
+        assert!(svg.contains(r#"height="420""#), "{svg}");
+        assert!(svg.contains(r#"font-size="16""#));
+        assert!(svg.contains("Grade 12") && svg.contains("60.0%"));
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub trait Words {
     fn date_time(self, at: chrono::DateTime<chrono::Utc>) -> String;
     /// A value in a KPI's unit.
     fn value(self, unit: warehouse::metrics::Unit, value: Option<f64>) -> String;
+    /// A KPI's value in a unit and year: [`Words::value`], or "< 10" when it describes too few
+    /// people to be shown.
+    fn figure(self, unit: warehouse::metrics::Unit, row: Option<&warehouse::kpi::KpiRow>) -> String;
     /// The name of a KPI's unit.
     fn unit(self, unit: warehouse::metrics::Unit) -> &'static str;
     /// The name of a report kind.
@@ -113,6 +116,13 @@ impl Words for Lang {
         }
     }
 
+    fn figure(self, unit: warehouse::metrics::Unit, row: Option<&warehouse::kpi::KpiRow>) -> String {
+        match row {
+            Some(row) if row.withheld => format!("< {}", warehouse::kpi::MIN_GROUP),
+            row => self.value(unit, row.and_then(|r| r.value)),
+        }
+    }
+
     /// The name of a KPI's unit.
     fn unit(self, unit: warehouse::metrics::Unit) -> &'static str {
         use warehouse::metrics::Unit;
@@ -137,14 +147,22 @@ impl Words for Lang {
         }
     }
 
-    /// The name of a unit of the `level` or `ownership` dimension.
+    /// The name of a unit of the `level`, `ownership`, `grade` or `gender` dimension.
     fn breakdown_unit(self, unit: &str) -> String {
         match (unit, self) {
             ("public", Lang::Vi) => return "Công lập".to_string(),
             ("public", Lang::En) => return "Public".to_string(),
             ("private", Lang::Vi) => return "Ngoài công lập".to_string(),
             ("private", Lang::En) => return "Private".to_string(),
+            ("male", Lang::Vi) => return "Nam".to_string(),
+            ("male", Lang::En) => return "Male".to_string(),
+            ("female", Lang::Vi) => return "Nữ".to_string(),
+            ("female", Lang::En) => return "Female".to_string(),
             _ => {}
+        }
+        // Grades are stored with two digits, so that they sort.
+        if let Ok(grade) = unit.parse::<u8>() {
+            return format!("{} {grade}", self.pick("Lớp", "Grade"));
         }
         ingest::provinces::files::LEVELS
             .lines()
@@ -181,5 +199,7 @@ mod tests {
         assert_eq!(Lang::En.date_time(at), "29 November 2026, 09:59 UTC");
         assert_eq!(Lang::En.breakdown_unit("lower_secondary"), "Lower secondary");
         assert_eq!(Lang::Vi.breakdown_unit("private"), "Ngoài công lập");
+        assert_eq!(Lang::Vi.breakdown_unit("07"), "Lớp 7");
+        assert_eq!(Lang::En.breakdown_unit("female"), "Female");
     }
 }

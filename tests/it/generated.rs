@@ -15,7 +15,7 @@ fn options(out: &Path, scale: f64, years: (&str, &str), seed: u64) -> GenerateOp
         last_year: years.1.parse().expect("year"),
         seed,
         out: out.to_path_buf(),
-        kinds: ingest::ReportKind::REPORTS.to_vec(),
+        kinds: ReportKind::REPORTS.to_vec(),
     }
 }
 

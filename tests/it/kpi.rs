@@ -387,7 +387,7 @@ fn generate_small(out: &Path, last_year: &str, seed: u64) -> ingest::generate::G
         last_year: last_year.parse().expect("year"),
         seed,
         out: out.to_path_buf(),
-        kinds: ingest::ReportKind::REPORTS.to_vec(),
+        kinds: ReportKind::REPORTS.to_vec(),
     };
     generate(&options, |_| {}).expect("generate")
 }

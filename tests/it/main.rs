@@ -8,6 +8,7 @@ mod generated;
 mod kpi;
 mod metrics;
 mod portal;
+mod records;
 mod robustness;
 mod serve;
 mod sql;

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
@@ -410,7 +412,8 @@ pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiRow>>
                 numerator: Some(row.numerator).filter(|_| shown),
                 denominator: row.denominator.filter(|_| shown),
                 value: value_of(kpi.unit, row.numerator, row.denominator).filter(|_| shown),
-                people: kpi.counts_people.then_some(row.rows),
+                people: (kpi.counts_people && shown).then_some(row.rows),
+                withheld: !shown,
                 target_year: target.as_ref().map(|t| t.year.clone()),
                 target_value: target.as_ref().map(|t| t.value),
                 comparison: target.as_ref().map(|t| t.comparison.symbol().to_string()),
@@ -444,10 +447,14 @@ pub struct KpiRow {
     pub numerator: Option<f64>,
     /// Sum of the denominator.
     pub denominator: Option<f64>,
-    /// Value in the KPI's unit; none when it is withheld (see [`KpiRow::withheld`]).
+    /// Value in the KPI's unit; none when it is withheld.
     pub value: Option<f64>,
-    /// The people behind a value computed from records (none for a value from reports).
+    /// The people behind a value computed from records (none for a value from reports, and
+    /// when withheld).
     pub people: Option<i64>,
+    /// Whether the value, numerator, denominator and count are withheld because they describe
+    /// fewer than [`MIN_GROUP`] people.
+    pub withheld: bool,
     /// The target's school year.
     pub target_year: Option<String>,
     /// The target's value.
@@ -476,13 +483,6 @@ pub struct KpiRow {
 /// and denominator are withheld everywhere (pages, API, `kpi_values`), shown as "< 10".
 pub const MIN_GROUP: i64 = 10;
 
-impl KpiRow {
-    /// Whether the value is withheld because it describes fewer than [`MIN_GROUP`] people.
-    pub fn withheld(&self) -> bool {
-        self.people.is_some_and(|people| people < MIN_GROUP)
-    }
-}
-
 /// The Arrow schema of KPI values (and of the `kpi_values` table, which adds its tags).
 pub fn kpi_values_schema() -> SchemaRef {
     let text = |name: &str| Field::new(name, DataType::Utf8, true);
@@ -496,6 +496,7 @@ pub fn kpi_values_schema() -> SchemaRef {
         number("denominator"),
         number("value"),
         Field::new("people", DataType::Int64, true),
+        Field::new("withheld", DataType::Boolean, false),
         text("target_year"),
         number("target_value"),
         text("comparison"),
@@ -525,6 +526,7 @@ pub fn to_batch(values: &[KpiRow]) -> Result<RecordBatch> {
         number(&|v| v.denominator),
         number(&|v| v.value),
         Arc::new(values.iter().map(|v| v.people).collect::<Int64Array>()) as ArrayRef,
+        Arc::new(values.iter().map(|v| Some(v.withheld)).collect::<BooleanArray>()) as ArrayRef,
         text(&|v| v.target_year.clone()),
         number(&|v| v.target_value),
         text(&|v| v.comparison.clone()),

@@ -41,6 +41,8 @@ pub struct TableRow {
     unit: String,
     href: String,
     value: String,
+    /// The twin KPI's value for the same unit.
+    twin: String,
     numerator: String,
     denominator: String,
     status: String,
@@ -49,14 +51,38 @@ pub struct TableRow {
     review: String,
 }
 
-/// The report kinds a KPI's figures come from.
+/// The report kinds a KPI's figures come from: its table's kind, or for a view, both kinds of
+/// provincial report.
 fn kinds_of(kpi: &Kpi) -> Vec<ReportKind> {
-    match kpi.table.as_str() {
-        t if t.contains("university") => vec![ReportKind::University],
-        t if t.contains("content") => vec![ReportKind::Content],
-        t if t.contains("school") => vec![ReportKind::School],
-        // A view may read both kinds of provincial report.
-        _ => vec![ReportKind::School, ReportKind::University],
+    match ReportKind::ALL
+        .into_iter()
+        .find(|k| warehouse::fact_table(*k).eq_ignore_ascii_case(&kpi.table))
+    {
+        Some(kind) => vec![kind],
+        None => vec![ReportKind::School, ReportKind::University],
+    }
+}
+
+/// The KPI that measures the same thing the other way (from records, or as reported), and how
+/// each is named on the page.
+pub struct Twin {
+    id: String,
+    name: String,
+    /// How this KPI's figures are made.
+    this_way: String,
+    /// How the twin's are.
+    other_way: String,
+    /// The twin's national value this year.
+    national: String,
+}
+
+fn twin_of<'m>(metrics: &'m warehouse::metrics::Metrics, kpi: &Kpi) -> Option<&'m Kpi> {
+    match &kpi.reported_as {
+        Some(id) => metrics.kpi(id),
+        None => metrics
+            .kpis
+            .iter()
+            .find(|k| k.reported_as.as_deref() == Some(kpi.id.as_str())),
     }
 }
 
@@ -95,7 +121,7 @@ fn review_of(figures: &Figures, kpi: &Kpi, dimension: Dimension, unit: &str, yea
     }
 }
 
-/// A breakdown of the KPI by level or ownership.
+/// A breakdown of the KPI by level, ownership, grade or gender.
 pub struct Breakdown {
     title: String,
     svg: String,
@@ -117,6 +143,7 @@ pub struct KpiPage {
     bars_svg: String,
     map_svg: String,
     breakdowns: Vec<Breakdown>,
+    twin: Option<Twin>,
     rows: Vec<TableRow>,
     formula: String,
     target: String,
@@ -193,31 +220,44 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
     } else {
         province_map(kpi, dimension, &year, &in_year, lang, &province_href)
     };
-    let breakdowns = [Dimension::Level, Dimension::Ownership]
-        .into_iter()
-        .filter(|d| kpi.all_dimensions().contains(d))
-        .map(|d| {
-            let bars: Vec<Bar> = figures
-                .rows(id, d)
-                .into_iter()
-                .filter(|r| r.school_year == year)
-                .filter_map(|r| {
-                    r.value.map(|value| Bar {
-                        label: lang.breakdown_unit(&r.unit),
-                        value,
-                        status: r.status,
-                    })
-                })
-                .collect();
-            Ok(Breakdown {
-                title: match d {
-                    Dimension::Level => lang.pick("Theo cấp học", "By level").to_string(),
-                    _ => lang.pick("Theo loại hình", "By ownership").to_string(),
-                },
-                svg: charts::ranked_bars(&bars, target.map(|t| t.value)).map_err(AppError::Internal)?,
+    let breakdowns = [
+        Dimension::Level,
+        Dimension::Ownership,
+        Dimension::Grade,
+        Dimension::Gender,
+    ]
+    .into_iter()
+    .filter(|d| kpi.all_dimensions().contains(d))
+    .map(|d| {
+        let shares: Vec<charts::Share> = figures
+            .rows(id, d)
+            .into_iter()
+            .filter(|r| r.school_year == year)
+            .map(|r| charts::Share {
+                label: lang.breakdown_unit(&r.unit),
+                value: r.value,
+                text: lang.figure(kpi.unit, Some(r)),
+                status: r.status,
             })
-        })
-        .collect::<Result<Vec<_>, AppError>>()?;
+            .collect();
+        Breakdown {
+            title: match d {
+                Dimension::Level => lang.pick("Theo cấp học", "By level"),
+                Dimension::Ownership => lang.pick("Theo loại hình", "By ownership"),
+                Dimension::Grade => lang.pick("Theo lớp", "By grade"),
+                _ => lang.pick("Theo giới tính", "By gender"),
+            }
+            .to_string(),
+            svg: charts::breakdown(&shares, target.map(|t| t.value)),
+        }
+    })
+    .collect();
+    let twin = twin_of(metrics, kpi);
+    let twin_row = |unit: &str| {
+        twin.and_then(|t| figures.value(&t.id, dimension, unit, &year))
+            .map(|r| lang.figure(twin.map_or(kpi.unit, |t| t.unit), Some(r)))
+            .unwrap_or_default()
+    };
     let rows = in_year
         .iter()
         .map(|r| TableRow {
@@ -226,7 +266,8 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
                 Dimension::National => String::new(),
                 _ => province_href(&r.unit),
             },
-            value: lang.value(kpi.unit, r.value),
+            value: lang.figure(kpi.unit, Some(r)),
+            twin: twin_row(&r.unit),
             numerator: r.numerator.map(|n| lang.number(n, 0)).unwrap_or_default(),
             denominator: r.denominator.map(|d| lang.number(d, 0)).unwrap_or_default(),
             status: lang.status(r.status).to_string(),
@@ -235,6 +276,23 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
             review: review_of(figures, kpi, dimension, &r.unit, &year, lang),
         })
         .collect();
+    let twin_summary = twin.map(|t| {
+        let (records, reports) = (
+            lang.pick(
+                "đếm từ hồ sơ người học, giáo viên trong CSDL ngành",
+                "counted from the learner and teacher records of the national education database",
+            ),
+            lang.pick("theo báo cáo của các trường", "as the schools report it"),
+        );
+        let from_records = kpi.reported_as.is_some();
+        Twin {
+            id: t.id.clone(),
+            name: kpi_name(t, lang),
+            this_way: if from_records { records } else { reports }.to_string(),
+            other_way: if from_records { reports } else { records }.to_string(),
+            national: lang.figure(t.unit, figures.value(&t.id, Dimension::National, "VN", &year)),
+        }
+    });
     Ok(KpiPage {
         chrome: page.chrome(),
         id: kpi.id.clone(),
@@ -248,6 +306,7 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
         bars_svg,
         map_svg,
         breakdowns,
+        twin: twin_summary,
         rows,
         formula: formula(kpi),
         target: target_text(kpi, lang),
@@ -281,7 +340,7 @@ fn province_map(
                 code: code.to_string(),
                 title: format!(
                     "{name} ({code}): {} — {}",
-                    lang.value(kpi.unit, value.and_then(|r| r.value)),
+                    lang.figure(kpi.unit, value.copied()),
                     lang.status(value.and_then(|r| r.status))
                 ),
                 href: href(code),

@@ -300,7 +300,7 @@ fn overview_page(page: &PageRequest) -> Result<OverviewPage, AppError> {
         cards.push(Card {
             id: kpi.id.clone(),
             name: kpi_name(kpi, lang),
-            value: lang.value(kpi.unit, value),
+            value: lang.figure(kpi.unit, current.copied()),
             status: lang.status(status).to_string(),
             colour: charts::status_css(status),
             progress,

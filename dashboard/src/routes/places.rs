@@ -87,11 +87,8 @@ fn place_rows(
         rows.push(PlaceRow {
             id: kpi.id.clone(),
             name: kpi_name(kpi, lang),
-            value: lang.value(kpi.unit, current.and_then(|r| r.value)),
-            national: lang.value(
-                kpi.unit,
-                national.iter().find(|r| r.school_year == year).and_then(|r| r.value),
-            ),
+            value: lang.figure(kpi.unit, current.copied()),
+            national: lang.figure(kpi.unit, national.iter().find(|r| r.school_year == year).copied()),
             target: target.map_or_else(String::new, |(value, by)| {
                 format!("{} ({by})", lang.value(kpi.unit, Some(value)))
             }),

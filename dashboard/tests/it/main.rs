@@ -50,7 +50,7 @@ fn build(dir: &Path) {
                 last_year: "2024-2025".parse().expect("year"),
                 seed: 3,
                 out: dir.join("reports"),
-                kinds: ingest::ReportKind::REPORTS.to_vec(),
+                kinds: ReportKind::REPORTS.to_vec(),
             };
             let summary = generate(&options, |_| {}).expect("generate");
             let warehouse = Warehouse::init(&dir.join("data")).await.expect("init");
