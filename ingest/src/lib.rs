@@ -28,6 +28,8 @@ pub mod provinces;
 pub mod read;
 pub mod report;
 pub mod schema;
+#[cfg(feature = "reader")]
+pub mod stream;
 pub mod template;
 pub mod text;
 #[cfg(feature = "reader")]

@@ -58,6 +58,8 @@ pub enum Rule {
     PersonalData,
     /// A count outside the range its row's category allows (a grade its level does not teach).
     RangeBy,
+    /// Problems past the ones listed, counted by rule and column.
+    More,
 }
 
 impl Rule {
@@ -89,6 +91,7 @@ impl Rule {
             Rule::PersonId => "person_id",
             Rule::PersonalData => "personal_data",
             Rule::RangeBy => "range_by",
+            Rule::More => "more",
         }
     }
 }

@@ -300,6 +300,34 @@ fn detect_separator(header_line: &str) -> Option<u8> {
     Some(*separator)
 }
 
+/// The separator of a UTF-8 CSV file whose bytes and shape are checked (see [`check_utf8`]);
+/// none for a workbook or a UTF-16 file, which are read whole.
+pub(crate) fn utf8_csv_separator(path: &Path) -> Result<Option<u8>, Problem> {
+    let unreadable = |e: std::io::Error| Problem::file(Rule::Unreadable, e.to_string());
+    let mut head = [0u8; 4];
+    let head_len = read_up_to(&mut File::open(path).map_err(unreadable)?, &mut head).map_err(unreadable)?;
+    let head = &head[..head_len];
+    let workbook = head.starts_with(b"PK\x03\x04")
+        || path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("xlsx") || e.eq_ignore_ascii_case("xlsm"));
+    if workbook || head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        return Ok(None);
+    }
+    let sample = first_line(&mut File::open(path).map_err(unreadable)?)?;
+    let separator = detect_separator(&sample).ok_or_else(empty_file)?;
+    check_utf8(path, separator)?;
+    Ok(Some(separator))
+}
+
+/// A block of a CSV file (its header line, then some of its rows) as a sheet whose rows are
+/// numbered as in the whole file: the header is said to be on row `header_row`.
+pub(crate) fn parse_csv_block(block: Vec<u8>, separator: u8, header_row: usize) -> Result<RawSheet, Problem> {
+    let mut sheet = parse_csv(Cursor::new(block), separator)?;
+    sheet.header_row = header_row;
+    Ok(sheet)
+}
+
 fn parse_csv<R: polars::io::mmap::MmapBytesReader>(reader: R, separator: u8) -> Result<RawSheet, Problem> {
     let frame = CsvReadOptions::default()
         .with_has_header(false)

@@ -48,6 +48,9 @@ pub struct ValidatedReport {
     pub columns: Vec<ReportColumn>,
     /// Things worth knowing that are not errors (ignored columns, skipped blank rows).
     pub notices: Vec<String>,
+    /// Where the rows are kept when they are not in `columns` (which is then empty): a folder
+    /// of Parquet files, one per block of a file read in blocks (see [`crate::stream`]).
+    pub stored: Option<std::path::PathBuf>,
 }
 
 impl ValidatedReport {

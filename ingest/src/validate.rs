@@ -34,11 +34,26 @@ impl Source<'_> {
 
 /// Validates a sheet against a kind's schema. Returns the report, or every problem found.
 pub fn validate(sheet: &RawSheet, kind: ReportKind, hint: &SliceHint) -> Result<ValidatedReport, Vec<Problem>> {
-    Validator::new(sheet, kind.schema(), hint).run(kind)
+    validate_part(sheet, kind, hint, &mut People::new())
+}
+
+/// The people a file has named so far: identifier → the row it is on. A file read in blocks
+/// keeps one for all its blocks, so that a person twice is found across them.
+pub type People = HashMap<u64, usize>;
+
+/// Validates one block of a file whose earlier blocks named `people`.
+pub(crate) fn validate_part(
+    sheet: &RawSheet,
+    kind: ReportKind,
+    hint: &SliceHint,
+    people: &mut People,
+) -> Result<ValidatedReport, Vec<Problem>> {
+    Validator::new(sheet, kind.schema(), hint, people).run(kind)
 }
 
 struct Validator<'a> {
     schema: &'a ReportSchema,
+    people: &'a mut People,
     hint: &'a SliceHint,
     sources: Vec<Source<'a>>,
     /// Indices (in the sheet) of the rows that are not blank.
@@ -51,9 +66,10 @@ struct Validator<'a> {
 }
 
 impl<'a> Validator<'a> {
-    fn new(sheet: &'a RawSheet, schema: &'a ReportSchema, hint: &'a SliceHint) -> Self {
+    fn new(sheet: &'a RawSheet, schema: &'a ReportSchema, hint: &'a SliceHint, people: &'a mut People) -> Self {
         let mut validator = Self {
             schema,
+            people,
             hint,
             sources: Vec::new(),
             rows: Vec::new(),
@@ -234,6 +250,7 @@ impl<'a> Validator<'a> {
             rows: self.rows.len(),
             columns,
             notices: self.notices,
+            stored: None,
         })
     }
 
@@ -641,34 +658,47 @@ impl<'a> Validator<'a> {
             .keys
             .last()
             .and_then(|k| self.schema.columns.iter().position(|c| &c.name == k));
-        let person = self.schema.person_id().map(|c| c.name.as_str());
+        if let Some(spec) = self.schema.person_id() {
+            self.check_unique_people(columns, &spec.name.clone());
+            return;
+        }
         let mut seen: HashMap<String, usize> = HashMap::with_capacity(self.rows.len());
         for row in 0..self.rows.len() {
             let key = key_of(row);
             if let Some(&first) = seen.get(&key) {
                 let first_row = self.excel_row(first);
-                let (vi, en) = match person {
-                    // The key holds an identifier: said by its row, not its value.
-                    Some(name) => (
-                        format!(
-                            "Mã định danh ({name}) này đã có ở dòng {first_row}; mỗi người một dòng trong năm học."
-                        ),
-                        format!(
-                            "This identifier ({name}) is already on row {first_row}; one row per person in a school year."
-                        ),
-                    ),
-                    None => (
-                        format!("Trùng khóa ({key}) với dòng {first_row}; mỗi dòng phải khác nhau."),
-                        format!("Same key ({key}) as row {first_row}; every row must be distinct."),
-                    ),
-                };
-                let column = match person {
-                    Some(name) => self.schema.columns.iter().position(|c| c.name == name),
-                    None => last_key,
-                };
-                self.cell_problem(Rule::UniqueKey, row, column.unwrap_or(0), &key, vi, en);
+                let (vi, en) = (
+                    format!("Trùng khóa ({key}) với dòng {first_row}; mỗi dòng phải khác nhau."),
+                    format!("Same key ({key}) as row {first_row}; every row must be distinct."),
+                );
+                self.cell_problem(Rule::UniqueKey, row, last_key.unwrap_or(0), &key, vi, en);
             } else {
                 seen.insert(key, row);
+            }
+        }
+    }
+}
+
+impl Validator<'_> {
+    /// One row per person: a file (of one school year) names each identifier once, in this
+    /// block or an earlier one. Said by row, never by the identifier.
+    fn check_unique_people(&mut self, columns: &[ReportColumn], name: &str) {
+        let Some(ColumnValues::Text(ids)) = columns.iter().find(|c| c.name == name).map(|c| &c.values) else {
+            return;
+        };
+        let column = self.schema.columns.iter().position(|c| c.name == name).unwrap_or(0);
+        for (row, id) in ids.iter().enumerate() {
+            let Some(number) = id.as_deref().and_then(|id| id.parse::<u64>().ok()) else {
+                continue;
+            };
+            let here = self.excel_row(row);
+            let first_row = *self.people.entry(number).or_insert(here);
+            if first_row != here {
+                let (vi, en) = (
+                    format!("Mã định danh ({name}) này đã có ở dòng {first_row}; mỗi người một dòng trong năm học."),
+                    format!("This identifier ({name}) is already on row {first_row}; one row per person in a school year."),
+                );
+                self.cell_problem(Rule::UniqueKey, row, column, "", vi, en);
             }
         }
     }

@@ -156,15 +156,14 @@ impl Warehouse {
         let dir = self.pending_dir();
         std::fs::create_dir_all(&dir)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let path = match report.kind.holds_people() {
+        let path = match &report.stored {
             // A record file waits as its pseudonymised rows, never as the identifiers sent.
-            true => {
-                crate::pseudonym::check_pseudonymised(report)?;
+            Some(staged) => {
                 let path = dir.join(format!("{id}.parquet"));
-                crate::tables::write_parquet(&crate::tables::report_batch(report, &id)?, &path)?;
+                std::fs::rename(staged, &path)?;
                 path
             }
-            false => {
+            None => {
                 let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("csv");
                 let path = dir.join(format!("{id}.{extension}"));
                 std::fs::copy(file, &path)?;
@@ -213,7 +212,10 @@ impl Warehouse {
     /// Forgets a held file (after it was committed or returned).
     pub fn release(&self, held: &HeldFile) -> Result<()> {
         std::fs::remove_file(self.pending_dir().join(format!("{}.json", held.id)))?;
-        std::fs::remove_file(&held.path).ok();
+        match held.path.is_dir() {
+            true => std::fs::remove_dir_all(&held.path).ok(),
+            false => std::fs::remove_file(&held.path).ok(),
+        };
         Ok(())
     }
 }

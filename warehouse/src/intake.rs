@@ -153,9 +153,20 @@ impl Intake {
         Ok(dir.join(format!("{}.{extension}", uuid::Uuid::new_v4())))
     }
 
-    /// Removes the files an earlier server received and never finished with.
+    /// Removes the files an earlier server received and never finished with, and record rows
+    /// staged more than a day ago (by a process that died before it committed them).
     pub fn clear_received(&self) {
         std::fs::remove_dir_all(self.warehouse.layout().uploads()).ok();
+        let day = std::time::Duration::from_secs(24 * 3600);
+        for entry in std::fs::read_dir(self.warehouse.layout().staging()).into_iter().flatten().flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > day));
+            if old {
+                std::fs::remove_dir_all(entry.path()).ok();
+            }
+        }
     }
 
     /// Takes a batch of files: validates every one, then does what `intent` asks with all of
@@ -172,10 +183,11 @@ impl Intake {
         for delivery in deliveries {
             // A file that cannot be read is the reader's problem to say (with its name); a
             // valid one is hashed once, here.
-            let report = match validate(&delivery).await? {
-                Ok(report) => Ok(Arc::new(self.pseudonymised(report).await?)),
-                Err(problems) => Err(problems),
-            };
+            let report = match delivery.kind.holds_people() {
+                true => self.read_records(&delivery, intent != Intent::Validate).await?,
+                false => validate(&delivery).await?,
+            }
+            .map(Arc::new);
             let sha256 = match report {
                 Ok(_) => Some(crate::sha256_file(&delivery.path)?),
                 Err(_) => crate::sha256_file(&delivery.path).ok(),
@@ -203,9 +215,20 @@ impl Intake {
                     };
                     self.commit(event, actor, report, &delivery, upload, &mut events).await
                 }
+                // Records are compared with the other kind of figures by reconciliation, not
+                // previewed row by row.
+                Ok(report) if report.stored.is_some() => {
+                    events.push(event);
+                    Ok(Outcome::Checked(None))
+                }
                 Ok(report) => self.preview(event, Arc::clone(report), &mut events).await,
             };
             let keep = intent == Intent::Stage && matches!(outcome, Ok(Outcome::Checked(_)));
+            // Rows staged for a commit that did not happen (another file of the batch had
+            // problems, or this was a look only) go; a commit or a hold moved them away.
+            if let Ok(Some(folder)) = report.as_ref().map(|r| r.stored.as_ref()) {
+                std::fs::remove_dir_all(folder).ok();
+            }
             if delivery.disposable && !keep {
                 std::fs::remove_file(&delivery.path).ok();
             }
@@ -225,19 +248,59 @@ impl Intake {
         Ok(received)
     }
 
-    /// A validated file with its person identifiers replaced by their pseudonyms (see
-    /// [`crate::pseudonym`]): nothing the intake passes on holds an identifier as sent.
-    async fn pseudonymised(&self, mut report: ValidatedReport) -> Result<ValidatedReport> {
-        if !report.kind.holds_people() {
-            return Ok(report);
-        }
+    /// Reads a record file in blocks (see [`ingest::stream`]): each block's identifiers become
+    /// pseudonyms and, with `stage`, the block is written to a staging folder of Parquet files,
+    /// which the report names as where its rows are. No identifier as sent is ever written.
+    async fn read_records(
+        &self,
+        delivery: &Delivery,
+        stage: bool,
+    ) -> Result<std::result::Result<ValidatedReport, Vec<Problem>>> {
         let pseudonyms = crate::pseudonym::Pseudonyms::open(self.warehouse.layout())?;
-        tokio::task::spawn_blocking(move || {
-            pseudonyms.apply(&mut report);
-            report
+        let folder = self.warehouse.layout().staging().join(uuid::Uuid::new_v4().to_string());
+        if stage {
+            std::fs::create_dir_all(&folder)?;
+        }
+        let (path, kind, hint) = (delivery.path.clone(), delivery.kind, delivery.hint.clone());
+        let options = ReadOptions {
+            sheet: delivery.sheet.clone(),
+        };
+        let staging = folder.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let mut part = 0;
+            ingest::stream::read_in_blocks(&path, kind, &hint, &options, |mut block| {
+                if !stage {
+                    return Ok(());
+                }
+                pseudonyms.apply(&mut block);
+                crate::pseudonym::check_pseudonymised(&block)?;
+                let batch = crate::tables::report_batch(&block, "")?;
+                part += 1;
+                crate::tables::write_parquet(&batch, &staging.join(format!("part-{part:05}.parquet")))
+            })
         })
         .await
-        .map_err(|e| Error::Internal(format!("pseudonymising a file failed: {e}")))
+        .map_err(|e| Error::Internal(format!("reading a file failed: {e}")))
+        .and_then(|read| read);
+        match read {
+            Ok(Ok(read)) => Ok(Ok(ValidatedReport {
+                kind: read.kind,
+                school_year: read.school_year,
+                province_code: read.province_code,
+                rows: read.rows,
+                columns: Vec::new(),
+                notices: read.notices,
+                stored: stage.then_some(folder),
+            })),
+            Ok(Err(problems)) => {
+                std::fs::remove_dir_all(&folder).ok();
+                Ok(Err(problems))
+            }
+            Err(e) => {
+                std::fs::remove_dir_all(&folder).ok();
+                Err(e)
+            }
+        }
     }
 
     /// The audit event of a file's intake, filled in as it goes.
@@ -392,9 +455,15 @@ impl Intake {
         };
         let report = match held.kind.holds_people() {
             // Held as its pseudonymised rows, already validated.
-            true => {
-                crate::tables::read_report_parquet(&held.path, held.kind, held.school_year, held.province_code.clone())?
-            }
+            true => ValidatedReport {
+                kind: held.kind,
+                school_year: held.school_year,
+                province_code: held.province_code.clone(),
+                rows: usize::try_from(held.rows).unwrap_or(0),
+                columns: Vec::new(),
+                notices: Vec::new(),
+                stored: Some(held.path.clone()),
+            },
             false => {
                 let delivery = Delivery::file(held.path.clone(), held.kind, hint);
                 validate(&delivery).await?.map_err(|problems| {

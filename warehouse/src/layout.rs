@@ -72,6 +72,12 @@ impl Layout {
         self.root.join("pending")
     }
 
+    /// Record files being read: a folder per file of Parquet files of its pseudonymised rows,
+    /// until it is committed (moved to the archive), held (moved to `pending`) or refused.
+    pub fn staging(&self) -> PathBuf {
+        self.root.join("staging")
+    }
+
     /// The workbench's saved queries and histories.
     pub fn workbench(&self) -> PathBuf {
         self.root.join("sql")

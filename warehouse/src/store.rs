@@ -547,11 +547,22 @@ impl Warehouse {
         }
 
         let submission_id = uuid::Uuid::new_v4().to_string();
-        let batch = report_batch(report, &submission_id)?;
-        match report.kind.holds_people() {
+        let rows = match &report.stored {
             // The archive keeps what the tables keep: pseudonyms, never the identifiers sent.
-            true => self.archive_records(report, &batch, &sha256)?,
-            false => self.archive(file, &sha256)?,
+            Some(staged) => {
+                let archived = self.archive_stored(staged, &sha256)?;
+                Rows::Stored(stored_rows(&archived, report.kind, &submission_id).await?)
+            }
+            None if report.kind.holds_people() => {
+                return Err(Error::Internal(format!(
+                    "a {} file reached the commit without its pseudonymised rows",
+                    report.kind
+                )));
+            }
+            None => {
+                self.archive(file, &sha256)?;
+                Rows::Batch(report_batch(report, &submission_id)?)
+            }
         };
         let mut submission = Submission {
             submission_id,
@@ -572,10 +583,12 @@ impl Warehouse {
             slice = slice.and(col("province_code").eq(lit(code.as_str())));
         }
         let metadata = serde_json::to_value(&submission).map_err(|e| Error::Internal(e.to_string()))?;
-        let table = self
-            .table(fact_table(report.kind), None)
-            .await?
-            .write(vec![batch])
+        let table = self.table(fact_table(report.kind), None).await?;
+        let write = match rows {
+            Rows::Batch(batch) => table.write(vec![batch]),
+            Rows::Stored(plan) => table.write(Vec::new()).with_input_plan(plan),
+        };
+        let table = write
             .with_save_mode(SaveMode::Overwrite)
             .with_replace_where(slice)
             .with_partition_columns(partition_columns(report.kind).iter().copied())
@@ -795,19 +808,20 @@ impl Warehouse {
         Ok(target)
     }
 
-    /// Archives a record file as the Parquet file of its pseudonymised rows, under the SHA-256
-    /// of the bytes sent (so a file sent again is still recognised). Refuses rows whose
-    /// identifiers are not pseudonyms: no raw identifier reaches the disk.
-    fn archive_records(&self, report: &ValidatedReport, batch: &RecordBatch, sha256: &str) -> Result<PathBuf> {
-        crate::pseudonym::check_pseudonymised(report)?;
+    /// Archives a record file as the folder of Parquet files of its pseudonymised rows that
+    /// reading it staged, under the SHA-256 of the bytes sent (so a file sent again is still
+    /// recognised): the staged folder is moved there. Returns where it is.
+    fn archive_stored(&self, staged: &Path, sha256: &str) -> Result<PathBuf> {
         let dir = self
             .layout
             .archive_folder(sha256)
             .ok_or_else(|| Error::Internal(format!("not a SHA-256: {sha256:?}")))?;
         let target = dir.join(format!("{sha256}.parquet"));
-        if !target.exists() {
+        if target.exists() {
+            std::fs::remove_dir_all(staged).ok();
+        } else {
             std::fs::create_dir_all(&dir)?;
-            crate::tables::write_parquet(batch, &target)?;
+            std::fs::rename(staged, &target)?;
         }
         Ok(target)
     }
@@ -882,6 +896,31 @@ fn latest_version(log: &Path) -> Result<Option<u64>> {
         latest = latest.max(version);
     }
     Ok(latest)
+}
+
+/// The rows a commit writes: a batch in memory, or a plan that reads them from Parquet files.
+enum Rows {
+    Batch(RecordBatch),
+    Stored(datafusion::logical_expr::LogicalPlan),
+}
+
+/// A plan reading a record file's pseudonymised rows from its folder of Parquet files, each
+/// row stamped with the submission.
+async fn stored_rows(folder: &Path, kind: ReportKind, submission_id: &str) -> Result<datafusion::logical_expr::LogicalPlan> {
+    let ctx = SessionContext::new();
+    let path = folder.to_string_lossy();
+    let frame = ctx
+        .read_parquet(path.as_ref(), datafusion::prelude::ParquetReadOptions::default())
+        .await?;
+    let columns: Vec<Expr> = crate::tables::fact_schema(kind)
+        .fields()
+        .iter()
+        .map(|field| match field.name().as_str() {
+            crate::tables::SUBMISSION_ID => lit(submission_id).alias(field.name()),
+            name => cast(col(name), field.data_type().clone()).alias(name),
+        })
+        .collect();
+    Ok(frame.select(columns)?.into_unoptimized_plan())
 }
 
 /// Every KPI value at one state of the warehouse, with the submissions of that state.

@@ -1,0 +1,382 @@
+//! Reading a large file in blocks: a UTF-8 CSV file (the national education database's export
+//! of a province's learners can be a million rows) is cut at row boundaries into blocks of about
+//! [`BLOCK_BYTES`], each parsed and validated on its own with the file's header, so memory
+//! stays that of one block whatever the file's size. Rules across blocks hold as for a whole
+//! file: one school year and province, one row per person (see [`crate::validate::People`]), row
+//! numbers as in the file. The blocks of a valid file go to a sink (the warehouse writes them
+//! out); once a problem is found the sink gets nothing more, and the rest of the file is still
+//! checked so that its problems are listed: the first [`MAX_LISTED`] in full, then counts by
+//! rule and column.
+//!
+//! A workbook or a UTF-16 file, bounded in size by the reader, is read whole and given to the
+//! sink as one block.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use crate::problem::{Problem, Rule};
+use crate::read::{ReadOptions, parse_csv_block, utf8_csv_separator};
+use crate::report::{SliceHint, ValidatedReport};
+use crate::schema::ReportKind;
+use crate::text::{ProvinceCode, SchoolYear};
+use crate::validate::{People, validate_part};
+
+/// About how many bytes of a CSV file make one block.
+pub const BLOCK_BYTES: usize = 32 * 1024 * 1024;
+
+/// How many problems are listed in full; past them, they are counted by rule and column.
+pub const MAX_LISTED: usize = 1000;
+
+/// A file read in blocks that passed every rule.
+#[derive(Debug, Clone)]
+pub struct BlocksRead {
+    /// The report kind.
+    pub kind: ReportKind,
+    /// Its school year.
+    pub school_year: SchoolYear,
+    /// Its province (none for a national kind).
+    pub province_code: Option<ProvinceCode>,
+    /// Data rows, all blocks together.
+    pub rows: usize,
+    /// Blocks given to the sink.
+    pub blocks: usize,
+    /// Things worth knowing that are not errors, each said once.
+    pub notices: Vec<String>,
+}
+
+/// Problems of a file, listed up to [`MAX_LISTED`] and counted beyond.
+#[derive(Debug, Default)]
+struct Problems {
+    listed: Vec<Problem>,
+    more: BTreeMap<(&'static str, String), usize>,
+}
+
+impl Problems {
+    fn push(&mut self, problem: Problem) {
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push(problem);
+        } else {
+            *self
+                .more
+                .entry((problem.rule.code(), problem.column.unwrap_or_default()))
+                .or_default() += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.listed.is_empty()
+    }
+
+    /// The listed problems, then one line per (rule, column) counted beyond them.
+    fn into_vec(self) -> Vec<Problem> {
+        let mut all = self.listed;
+        for ((rule, column), count) in self.more {
+            all.push(Problem {
+                row: None,
+                column: (!column.is_empty()).then_some(column.clone()),
+                value: None,
+                rule: Rule::More,
+                message_vi: format!("Còn {count} lỗi [{rule}] nữa ở cột \"{column}\" (chỉ liệt kê {MAX_LISTED} lỗi đầu)."),
+                message_en: format!(
+                    "{count} more [{rule}] problems in column \"{column}\" (only the first {MAX_LISTED} are listed)."
+                ),
+            });
+        }
+        all
+    }
+}
+
+/// Reads and validates a file block by block, giving each valid block to `sink` (in order)
+/// while the file has no problem. Returns what was read, or its problems; an error of the sink
+/// stops everything.
+pub fn read_in_blocks<E>(
+    path: &Path,
+    kind: ReportKind,
+    hint: &SliceHint,
+    options: &ReadOptions,
+    mut sink: impl FnMut(ValidatedReport) -> Result<(), E>,
+) -> Result<Result<BlocksRead, Vec<Problem>>, E> {
+    let separator = match utf8_csv_separator(path) {
+        Ok(Some(separator)) => separator,
+        Ok(None) => {
+            // Read whole: a workbook or UTF-16 text is bounded by the reader's limits.
+            return match crate::read_report(path, kind, hint, options) {
+                Ok(report) => {
+                    let read = BlocksRead {
+                        kind,
+                        school_year: report.school_year,
+                        province_code: report.province_code.clone(),
+                        rows: report.rows,
+                        blocks: 1,
+                        notices: report.notices.clone(),
+                    };
+                    sink(report)?;
+                    Ok(Ok(read))
+                }
+                Err(problems) => Ok(Err(problems)),
+            };
+        }
+        Err(problem) => return Ok(Err(vec![problem])),
+    };
+    let mut reading = Reading {
+        kind,
+        hint,
+        separator,
+        people: People::new(),
+        problems: Problems::default(),
+        read: None,
+        notices: Vec::new(),
+    };
+    let file = File::open(path).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()));
+    let blocks = match file {
+        Ok(file) => Blocks::new(file, separator),
+        Err(problem) => return Ok(Err(vec![problem])),
+    };
+    for block in blocks {
+        match block {
+            Ok(block) => reading.block(block, &mut sink)?,
+            Err(problem) => {
+                reading.problems.push(problem);
+                break;
+            }
+        }
+    }
+    Ok(reading.finish())
+}
+
+/// The state of a file being read in blocks.
+struct Reading<'h> {
+    kind: ReportKind,
+    hint: &'h SliceHint,
+    separator: u8,
+    people: People,
+    problems: Problems,
+    /// The file so far, once a block was valid.
+    read: Option<BlocksRead>,
+    notices: Vec<String>,
+}
+
+impl Reading<'_> {
+    fn block<E>(&mut self, block: Block, sink: &mut impl FnMut(ValidatedReport) -> Result<(), E>) -> Result<(), E> {
+        let sheet = match parse_csv_block(block.bytes, self.separator, block.header_row) {
+            Ok(sheet) => sheet,
+            Err(problem) => {
+                self.problems.push(problem);
+                return Ok(());
+            }
+        };
+        let report = match validate_part(&sheet, self.kind, self.hint, &mut self.people) {
+            Ok(report) => report,
+            Err(problems) => {
+                // A block of blank rows after the data is no problem of its own.
+                let blank = problems.iter().all(|p| p.rule == Rule::NoRows);
+                if !(blank && self.read.is_some()) {
+                    problems.into_iter().for_each(|p| self.problems.push(p));
+                }
+                return Ok(());
+            }
+        };
+        for notice in &report.notices {
+            if !self.notices.contains(notice) {
+                self.notices.push(notice.clone());
+            }
+        }
+        match &mut self.read {
+            None => {
+                self.read = Some(BlocksRead {
+                    kind: self.kind,
+                    school_year: report.school_year,
+                    province_code: report.province_code.clone(),
+                    rows: 0,
+                    blocks: 0,
+                    notices: Vec::new(),
+                })
+            }
+            Some(read) if read.school_year != report.school_year || read.province_code != report.province_code => {
+                let slice = |year: SchoolYear, code: &Option<ProvinceCode>| match code {
+                    Some(code) => format!("{year}/{code}"),
+                    None => year.to_string(),
+                };
+                let (first, other) = (
+                    slice(read.school_year, &read.province_code),
+                    slice(report.school_year, &report.province_code),
+                );
+                self.problems.push(Problem {
+                    row: Some(block.header_row + 1),
+                    column: None,
+                    value: None,
+                    rule: Rule::OneSlice,
+                    message_vi: format!(
+                        "Tệp chứa nhiều năm học/tỉnh ({first}, {other}); mỗi tệp chỉ gồm một tỉnh và một năm học."
+                    ),
+                    message_en: format!(
+                        "The file mixes school years/provinces ({first}, {other}); send one file per province and year."
+                    ),
+                });
+                return Ok(());
+            }
+            Some(_) => {}
+        }
+        let Some(read) = self.read.as_mut() else {
+            return Ok(());
+        };
+        read.rows += report.rows;
+        if self.problems.is_empty() {
+            read.blocks += 1;
+            sink(report)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<BlocksRead, Vec<Problem>> {
+        if !self.problems.is_empty() {
+            return Err(self.problems.into_vec());
+        }
+        match self.read {
+            Some(mut read) => {
+                read.notices = self.notices;
+                Ok(read)
+            }
+            None => Err(vec![Problem::file(Rule::NoRows, String::new())]),
+        }
+    }
+}
+
+/// A block of a CSV file: the header line, then whole rows.
+struct Block {
+    bytes: Vec<u8>,
+    /// The row the header is said to be on, so that the block's rows keep their numbers.
+    header_row: usize,
+}
+
+/// Cuts a CSV file into [`Block`]s at row ends outside quotes.
+struct Blocks<R> {
+    reader: R,
+    separator: u8,
+    header: Option<Vec<u8>>,
+    /// The start of a row that did not fit in the last block.
+    carry: Vec<u8>,
+    /// Rows read so far, the header and blank lines above it included.
+    rows: usize,
+    done: bool,
+}
+
+impl<R: Read> Blocks<R> {
+    fn new(reader: R, separator: u8) -> Self {
+        Self {
+            reader,
+            separator,
+            header: None,
+            carry: Vec::new(),
+            rows: 0,
+            done: false,
+        }
+    }
+
+    fn is_blank(&self, row: &[u8]) -> bool {
+        row.iter()
+            .all(|b| b.is_ascii_whitespace() || *b == self.separator || *b == b'"')
+    }
+
+    /// The next [`BLOCK_BYTES`] or so of the file after what was carried over, and whether the
+    /// file ends there.
+    fn fill(&mut self) -> std::io::Result<(Vec<u8>, bool)> {
+        let mut data = std::mem::take(&mut self.carry);
+        let wanted = BLOCK_BYTES.saturating_sub(data.len()).max(64 * 1024);
+        let read = (&mut self.reader).take(wanted as u64).read_to_end(&mut data)?;
+        Ok((data, read < wanted))
+    }
+}
+
+/// Where each row of `data` ends (just after its line break outside quotes).
+fn row_ends(data: &[u8]) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut quoted = false;
+    for (index, byte) in data.iter().enumerate() {
+        match byte {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => ends.push(index + 1),
+            _ => {}
+        }
+    }
+    ends
+}
+
+impl<R: Read> Iterator for Blocks<R> {
+    type Item = Result<Block, Problem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let (data, eof) = match self.fill() {
+            Ok(filled) => filled,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(Problem::file(Rule::Unreadable, e.to_string())));
+            }
+        };
+        let mut ends = row_ends(&data);
+        if eof && ends.last() != Some(&data.len()) && !data.is_empty() {
+            // The last row has no line break.
+            ends.push(data.len());
+        }
+        let mut start = 0;
+        if self.header.is_none() {
+            for &end in &ends {
+                let row = &data[start..end];
+                start = end;
+                self.rows += 1;
+                if !self.is_blank(row) {
+                    let mut header = row.to_vec();
+                    if !header.ends_with(b"\n") {
+                        header.push(b'\n');
+                    }
+                    self.header = Some(header);
+                    break;
+                }
+            }
+            if self.header.is_none() {
+                self.done = true;
+                return Some(Err(Problem::file(Rule::EmptyFile, String::new())));
+            }
+        }
+        let last = ends.iter().copied().filter(|&end| end > start).last();
+        let header_row = self.rows;
+        self.rows += ends.iter().filter(|&&end| end > start).count();
+        self.done = eof;
+        let block_end = match last {
+            Some(end) => end,
+            None if eof => return None,
+            // A row longer than a block: the reader's shape check bounds rows far below that.
+            None => {
+                self.done = true;
+                return Some(Err(Problem::file(Rule::Unreadable, "a row without end".to_string())));
+            }
+        };
+        self.carry = data[block_end..].to_vec();
+        let header = self.header.as_deref().unwrap_or_default();
+        let mut bytes = Vec::with_capacity(header.len() + block_end - start);
+        bytes.extend_from_slice(header);
+        bytes.extend_from_slice(&data[start..block_end]);
+        Some(Ok(Block { bytes, header_row }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_end_at_rows_and_keep_their_numbers() {
+        let text = "\nid,name\n1,\"a\nb\"\n2,c\n3,d\n";
+        let blocks: Vec<Block> = Blocks::new(text.as_bytes(), b',')
+            .map(|b| b.expect("block"))
+            .collect();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].header_row, 2, "a blank line above the header");
+        assert_eq!(String::from_utf8_lossy(&blocks[0].bytes), "id,name\n1,\"a\nb\"\n2,c\n3,d\n");
+    }
+}
