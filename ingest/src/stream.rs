@@ -78,7 +78,9 @@ impl Problems {
                 column: (!column.is_empty()).then_some(column.clone()),
                 value: None,
                 rule: Rule::More,
-                message_vi: format!("Còn {count} lỗi [{rule}] nữa ở cột \"{column}\" (chỉ liệt kê {MAX_LISTED} lỗi đầu)."),
+                message_vi: format!(
+                    "Còn {count} lỗi [{rule}] nữa ở cột \"{column}\" (chỉ liệt kê {MAX_LISTED} lỗi đầu)."
+                ),
                 message_en: format!(
                     "{count} more [{rule}] problems in column \"{column}\" (only the first {MAX_LISTED} are listed)."
                 ),
@@ -372,11 +374,12 @@ mod tests {
     #[test]
     fn blocks_end_at_rows_and_keep_their_numbers() {
         let text = "\nid,name\n1,\"a\nb\"\n2,c\n3,d\n";
-        let blocks: Vec<Block> = Blocks::new(text.as_bytes(), b',')
-            .map(|b| b.expect("block"))
-            .collect();
+        let blocks: Vec<Block> = Blocks::new(text.as_bytes(), b',').map(|b| b.expect("block")).collect();
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].header_row, 2, "a blank line above the header");
-        assert_eq!(String::from_utf8_lossy(&blocks[0].bytes), "id,name\n1,\"a\nb\"\n2,c\n3,d\n");
+        assert_eq!(
+            String::from_utf8_lossy(&blocks[0].bytes),
+            "id,name\n1,\"a\nb\"\n2,c\n3,d\n"
+        );
     }
 }

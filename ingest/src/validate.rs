@@ -696,7 +696,9 @@ impl Validator<'_> {
             if first_row != here {
                 let (vi, en) = (
                     format!("Mã định danh ({name}) này đã có ở dòng {first_row}; mỗi người một dòng trong năm học."),
-                    format!("This identifier ({name}) is already on row {first_row}; one row per person in a school year."),
+                    format!(
+                        "This identifier ({name}) is already on row {first_row}; one row per person in a school year."
+                    ),
                 );
                 self.cell_problem(Rule::UniqueKey, row, column, "", vi, en);
             }

@@ -173,12 +173,29 @@ fn records_are_pseudonymised_everywhere_and_counted_exactly() {
     let mut by_gender: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     let mut by_grade: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     let mut trained: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    // (province, school, level) → (pupils, online ready, digital record) counted in 2024-2025.
+    let mut counted: BTreeMap<(String, String, String), [i64; 3]> = BTreeMap::new();
     for path in files_under(&reports.join("learner")) {
         let file = RecordFile::read(&path);
         for row in &file.rows {
             let (year, id, grade, gender, ready) = (&row[0], &row[3], &row[5], &row[6], yes(&row[9]));
             identifiers.insert(id.clone());
             by_year.entry(year.clone()).or_default().insert(id.clone());
+            if year == "2024-2025" {
+                let level = match row[4].as_str() {
+                    "Tiểu học" => "primary",
+                    "Trung học cơ sở" => "lower_secondary",
+                    "Trung học phổ thông" => "upper_secondary",
+                    "Giáo dục thường xuyên" => "continuing",
+                    level => level,
+                };
+                let school = counted
+                    .entry((row[1].clone(), row[2].clone(), level.to_string()))
+                    .or_default();
+                school[0] += 1;
+                school[1] += i64::from(ready);
+                school[2] += i64::from(yes(&row[11]));
+            }
             let gender = match gender.as_str() {
                 "Nam" | "male" => "male",
                 _ => "female",
@@ -243,6 +260,42 @@ fn records_are_pseudonymised_everywhere_and_counted_exactly() {
     ]));
     assert_eq!(stdout(&answer), format!("n\n{both}\n"), "{}", stderr(&answer));
 
+    // Reconciliation: the schools' reports (as ingested) against the records counted here.
+    let reported = run(khoso(&data).args([
+        "sql",
+        "SELECT province_code, school_id, level, sum(students) AS p, sum(students_online_ready) AS o, \
+         sum(students_digital_record) AS d FROM school_reports WHERE school_year = '2024-2025' GROUP BY 1, 2, 3",
+        "--format",
+        "csv",
+    ]));
+    let mut differing = Vec::new();
+    let mut compared = 0;
+    for line in stdout(&reported).lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let key = (cells[0].to_string(), cells[1].to_string(), cells[2].to_string());
+        let Some(records) = counted.get(&key) else {
+            continue;
+        };
+        compared += 1;
+        let claimed: Vec<i64> = cells[3..].iter().map(|c| c.parse().expect("a count")).collect();
+        let worst = (0..3)
+            .map(|i| match (claimed[i], records[i]) {
+                (r, c) if r == c => 0.0,
+                (_, 0) => 1.0,
+                (r, c) => (r - c).abs() as f64 / c as f64,
+            })
+            .fold(0.0, f64::max);
+        if worst > 0.05 {
+            differing.push(format!("{}/{}", key.1, key.2));
+        }
+    }
+    differing.sort();
+    assert!(
+        !differing.is_empty() && differing.len() * 10 < compared,
+        "{differing:?} of {compared}"
+    );
+    let analyst = account(&data, "phan-tich", "analyst", None);
+
     // The pages and the API, with their log.
     let log_path = dir.path().join("serve.log");
     let mut server = Server::start_logging(&data, &[], std::fs::File::create(&log_path).expect("log file"));
@@ -255,6 +308,41 @@ fn records_are_pseudonymised_everywhere_and_counted_exactly() {
         let (head, body) = server.get_with(page, &[]);
         assert_eq!(status(&head), 200, "{page}: {body}");
     }
+    let auth = format!("Authorization: Bearer {analyst}");
+    let (head, body) = server.get_with("/api/v1/reconciliation?year=2024-2025", &[&auth]);
+    assert_eq!(status(&head), 200, "{body}");
+    let found: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let mut listed: Vec<String> = found["schools"]
+        .as_array()
+        .expect("schools")
+        .iter()
+        .map(|s| {
+            format!(
+                "{}/{}",
+                s["school_id"].as_str().unwrap_or(""),
+                s["level"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, differing, "the schools that differ, as counted here");
+    let totals: i64 = found["provinces"]
+        .as_array()
+        .expect("provinces")
+        .iter()
+        .map(|p| p["compared"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(totals, compared as i64);
+    assert_eq!(
+        status(&server.get_with("/api/v1/reconciliation", &[]).0),
+        401,
+        "not for strangers"
+    );
+    let (head, page) = server.get_with("/reconciliation?year=2024-2025&lang=en", &[&auth]);
+    assert!(
+        status(&head) == 200 && page.contains(&differing[0][..7]),
+        "the page lists them"
+    );
     let page = server.get("/kpi/T1_pupils?year=2024-2025&lang=en");
     assert!(
         page.contains("/kpi/records_pupils_online_ready") && page.contains("counted from the learner"),

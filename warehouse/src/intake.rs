@@ -158,7 +158,11 @@ impl Intake {
     pub fn clear_received(&self) {
         std::fs::remove_dir_all(self.warehouse.layout().uploads()).ok();
         let day = std::time::Duration::from_secs(24 * 3600);
-        for entry in std::fs::read_dir(self.warehouse.layout().staging()).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(self.warehouse.layout().staging())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let old = entry
                 .metadata()
                 .and_then(|m| m.modified())

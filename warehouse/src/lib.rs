@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod output;
 pub mod preview;
 pub mod pseudonym;
+pub mod reconcile;
 pub mod reference;
 pub mod rights;
 pub mod store;

@@ -906,7 +906,11 @@ enum Rows {
 
 /// A plan reading a record file's pseudonymised rows from its folder of Parquet files, each
 /// row stamped with the submission.
-async fn stored_rows(folder: &Path, kind: ReportKind, submission_id: &str) -> Result<datafusion::logical_expr::LogicalPlan> {
+async fn stored_rows(
+    folder: &Path,
+    kind: ReportKind,
+    submission_id: &str,
+) -> Result<datafusion::logical_expr::LogicalPlan> {
     let ctx = SessionContext::new();
     let path = folder.to_string_lossy();
     let frame = ctx

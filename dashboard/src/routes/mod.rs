@@ -6,6 +6,7 @@ mod history;
 mod kpi_page;
 mod pages;
 mod places;
+mod reconciliation;
 mod review;
 mod roles;
 mod session;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(templates::router())
         .merge(sql::router())
         .merge(review::router())
+        .merge(reconciliation::router())
         .route("/history", get(history::history))
         .route(
             "/static/khoso.css",
