@@ -345,7 +345,7 @@ impl<R: Read> Iterator for Blocks<R> {
                 return Some(Err(Problem::file(Rule::EmptyFile, String::new())));
             }
         }
-        let last = ends.iter().copied().filter(|&end| end > start).last();
+        let last = ends.iter().copied().rfind(|&end| end > start);
         let header_row = self.rows;
         self.rows += ends.iter().filter(|&&end| end > start).count();
         self.done = eof;
