@@ -94,9 +94,12 @@ pub struct ServeArgs {
     /// Dashboards need a signed-in account too (by default anyone may read them).
     #[arg(long)]
     pub private: bool,
-    /// The largest upload accepted, in MB.
+    /// The largest report file accepted, in MB.
     #[arg(long, default_value_t = 50)]
     pub max_upload_mb: u64,
+    /// The largest learner or teacher record file accepted, in MB.
+    #[arg(long, default_value_t = 1024)]
+    pub max_record_upload_mb: u64,
     /// A province's file waits for an admin's approval (on /review) before it reaches the
     /// tables; until then its slice stays on its last approved version.
     #[arg(long)]

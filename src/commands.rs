@@ -142,6 +142,7 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
     let settings = dashboard::Settings {
         private: args.private,
         max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),
+        max_record_upload_bytes: args.max_record_upload_mb.saturating_mul(1024 * 1024),
         require_approval: args.require_approval,
         query_limits: QueryLimits {
             timeout: std::time::Duration::from_secs(args.query_timeout_s),

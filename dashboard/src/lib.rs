@@ -43,8 +43,11 @@ use crate::figures::Figures;
 pub struct Settings {
     /// Dashboards need a signed-in account too.
     pub private: bool,
-    /// The largest upload accepted, in bytes.
+    /// The largest report file accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// The largest record file (learners, teachers) accepted, in bytes: a province's learners
+    /// can be a million rows.
+    pub max_record_upload_bytes: u64,
     /// A province's file waits for an admin's approval before it reaches the tables.
     pub require_approval: bool,
     /// Bounds on each SQL query.
@@ -54,11 +57,23 @@ pub struct Settings {
     pub behind_proxy: bool,
 }
 
+impl Settings {
+    /// The largest file of a kind accepted (of any kind, when it is not known yet).
+    pub fn upload_limit(&self, kind: Option<ingest::ReportKind>) -> u64 {
+        match kind {
+            Some(kind) if kind.holds_people() => self.max_record_upload_bytes,
+            Some(_) => self.max_upload_bytes,
+            None => self.max_upload_bytes.max(self.max_record_upload_bytes),
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
             private: false,
             max_upload_bytes: 50 * 1024 * 1024,
+            max_record_upload_bytes: 1024 * 1024 * 1024,
             require_approval: false,
             query_limits: warehouse::guard::QueryLimits::default(),
             behind_proxy: false,

@@ -585,3 +585,33 @@ fn a_held_record_file_waits_as_pseudonyms_and_commits_when_approved() {
     );
     assert_eq!(status(&head), 403);
 }
+
+#[test]
+fn record_files_have_their_own_upload_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    assert!(run(khoso(&data).arg("init")).status.success());
+    let province = account(&data, "so-gd-ha-noi", "province", Some("01"));
+    let server = Server::start_with(&data, &["--max-upload-mb", "1", "--max-record-upload-mb", "3"]);
+    let auth = format!("Authorization: Bearer {province}");
+    let learners = |count: usize| {
+        let rows: Vec<[String; 12]> = (0..count)
+            .map(|i| learner(&format!("0010{:08}", 10_000_000 + i), "5", "female", "FALSE"))
+            .collect();
+        learner_csv(&as_refs(&rows), None)
+    };
+    let upload = |query: &str, body: &[u8]| {
+        let (head, answer) = server.request("POST", &format!("/api/v1/submissions?{query}"), &[&auth], body);
+        (status(&head), answer)
+    };
+    // 1.5 MB of learners: past the reports' limit, within the records'.
+    let body = learners(20_000);
+    assert!(body.len() > 1024 * 1024 && body.len() < 3 * 1024 * 1024);
+    let (code, answer) = upload("kind=learner&year=2024-2025", body.as_bytes());
+    assert_eq!(code, 200, "{answer}");
+    // The same size as a school report is refused as it arrives.
+    let (code, answer) = upload("kind=school&year=2024-2025", body.as_bytes());
+    assert_eq!(code, 413, "{answer}");
+    let (code, answer) = upload("kind=learner&year=2024-2025", learners(45_000).as_bytes());
+    assert_eq!(code, 413, "{answer}");
+}

@@ -47,11 +47,11 @@ pub fn api_route(state: &AppState) -> axum::routing::MethodRouter<AppState> {
     post(api_upload).layer(whole_request(state))
 }
 
-/// Uploads are streamed to disk under their own limit (`--max-upload-mb`); the request as a
-/// whole under that limit and the form's room.
+/// Uploads are streamed to disk under their kind's limit (`--max-upload-mb`,
+/// `--max-record-upload-mb`); the request as a whole under the larger and the form's room.
 fn whole_request(state: &AppState) -> axum::extract::DefaultBodyLimit {
     axum::extract::DefaultBodyLimit::max(
-        usize::try_from(state.settings.max_upload_bytes + FORM_OVERHEAD_BYTES).unwrap_or(usize::MAX),
+        usize::try_from(state.settings.upload_limit(None) + FORM_OVERHEAD_BYTES).unwrap_or(usize::MAX),
     )
 }
 
@@ -90,11 +90,20 @@ fn authorize(caller: Option<&Caller>, query: &UploadQuery) -> Result<UploadSlice
     Ok(upload_slice(&Actor::account(&caller.account), query.ask())?)
 }
 
-/// Streams a body to a new file of the intake's, stopping at the size limit.
+/// The answer to a file past its kind's limit.
+fn too_large(limit: u64) -> AppError {
+    AppError::TooLarge(format!(
+        "the file is larger than {} MB: split it by province and school year, or ask the ministry",
+        limit / (1024 * 1024)
+    ))
+}
+
+/// Streams a body to a new file of the intake's, stopping at `limit` bytes.
 async fn save<E: std::fmt::Display>(
     state: &AppState,
     mut stream: impl Stream<Item = Result<Bytes, E>> + Unpin,
     file_name: &str,
+    limit: u64,
 ) -> Result<PathBuf, AppError> {
     let path = state.intake().receiving(file_name)?;
     let mut file = tokio::fs::File::create(&path)
@@ -104,13 +113,10 @@ async fn save<E: std::fmt::Display>(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("the upload broke off: {e}")))?;
         written += chunk.len() as u64;
-        if written > state.settings.max_upload_bytes {
+        if written > limit {
             drop(file);
             tokio::fs::remove_file(&path).await.ok();
-            return Err(AppError::TooLarge(format!(
-                "the file is larger than {} MB: split it by province and school year, or ask the ministry",
-                state.settings.max_upload_bytes / (1024 * 1024)
-            )));
+            return Err(too_large(limit));
         }
         file.write_all(&chunk)
             .await
@@ -190,13 +196,14 @@ async fn api_upload(State(state): State<AppState>, Query(query): Query<UploadQue
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     let saved = if multipart {
         match Multipart::from_request(request, &state).await {
-            Ok(mut form) => save_file_part(&state, &mut form)
+            Ok(mut form) => save_file_part(&state, &mut form, Some(slice.kind))
                 .await
                 .map(|(path, name, _)| (path, name)),
             Err(e) => Err(AppError::BadRequest(e.body_text())),
         }
     } else {
-        save(&state, request.into_body().into_data_stream(), "upload.csv")
+        let limit = state.settings.upload_limit(Some(slice.kind));
+        save(&state, request.into_body().into_data_stream(), "upload.csv", limit)
             .await
             .map(|path| (path, "upload.csv".to_string()))
     };
@@ -280,11 +287,16 @@ async fn form_text(mut field: axum::extract::multipart::Field<'_>) -> Result<Str
     Ok(text.chars().take(200).collect())
 }
 
-/// Reads a multipart form: its text fields, and its `file` part streamed to disk.
+/// Reads a multipart form: its text fields, and its `file` part streamed to disk under the
+/// limit of its kind (`kind`, else the form's `kind` field, checked again once the form is read).
 async fn save_file_part(
     state: &AppState,
     form: &mut Multipart,
+    kind: Option<ReportKind>,
 ) -> Result<(PathBuf, String, std::collections::HashMap<String, String>), AppError> {
+    let kind_of = |fields: &std::collections::HashMap<String, String>| {
+        kind.or_else(|| fields.get("kind").and_then(|k| k.parse().ok()))
+    };
     let mut fields = std::collections::HashMap::new();
     let mut saved = None;
     while let Some(field) = form
@@ -295,7 +307,8 @@ async fn save_file_part(
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
             let file_name = field.file_name().unwrap_or("upload.csv").to_string();
-            if let Some((old, _)) = saved.replace((save(state, field, &file_name).await?, file_name)) {
+            let limit = state.settings.upload_limit(kind_of(&fields));
+            if let Some((old, _)) = saved.replace((save(state, field, &file_name, limit).await?, file_name)) {
                 tokio::fs::remove_file(old).await.ok();
             }
         } else {
@@ -308,6 +321,11 @@ async fn save_file_part(
         }
     }
     let (path, file_name) = saved.ok_or_else(|| AppError::BadRequest("choose a file to upload".into()))?;
+    let limit = state.settings.upload_limit(kind_of(&fields));
+    if tokio::fs::metadata(&path).await.is_ok_and(|m| m.len() > limit) {
+        tokio::fs::remove_file(&path).await.ok();
+        return Err(too_large(limit));
+    }
     Ok((path, file_name, fields))
 }
 
@@ -476,7 +494,7 @@ async fn upload_form(
     mut form: Multipart,
 ) -> Response {
     let lang = language(&query, &headers);
-    let (path, file_name, fields) = match save_file_part(&state, &mut form).await {
+    let (path, file_name, fields) = match save_file_part(&state, &mut form, None).await {
         Ok(saved) => saved,
         Err(e) => {
             let mut event = audit_event(Some(&caller), "dry_run", e.code());
