@@ -204,6 +204,9 @@ impl Intake {
         // `Warehouse::reconcile_audit`).
         let mut events = Vec::new();
         let mut received = Vec::new();
+        // Files to commit together once every file is looked at: (place, event, upload).
+        let mut to_commit = Vec::new();
+        let mut failed = None;
         for (delivery, sha256, report) in read {
             let event = self.event(actor, intent, &delivery, sha256.as_deref());
             let outcome = match &report {
@@ -217,7 +220,13 @@ impl Intake {
                         uploaded_at: at,
                         sha256: sha256.unwrap_or_default(),
                     };
-                    self.commit(event, actor, report, &delivery, upload, &mut events).await
+                    if self.require_approval && actor.role == Role::Province {
+                        self.hold(event, report, &delivery, &upload, &mut events)
+                    } else {
+                        to_commit.push((received.len(), event, upload));
+                        // Its outcome once the batch is committed.
+                        Ok(Outcome::Checked(None))
+                    }
                 }
                 // Records are compared with the other kind of figures by reconciliation, not
                 // previewed row by row.
@@ -227,15 +236,6 @@ impl Intake {
                 }
                 Ok(report) => self.preview(event, Arc::clone(report), &mut events).await,
             };
-            let keep = intent == Intent::Stage && matches!(outcome, Ok(Outcome::Checked(_)));
-            // Rows staged for a commit that did not happen (another file of the batch had
-            // problems, or this was a look only) go; a commit or a hold moved them away.
-            if let Ok(Some(folder)) = report.as_ref().map(|r| r.stored.as_ref()) {
-                std::fs::remove_dir_all(folder).ok();
-            }
-            if delivery.disposable && !keep {
-                std::fs::remove_file(&delivery.path).ok();
-            }
             match outcome {
                 Ok(outcome) => received.push(Received {
                     delivery,
@@ -243,13 +243,37 @@ impl Intake {
                     outcome,
                 }),
                 Err(e) => {
-                    self.warehouse.record_audit(&events).await?;
-                    return Err(e);
+                    failed = Some(e);
+                    received.push(Received {
+                        delivery,
+                        report: report.ok(),
+                        outcome: Outcome::Checked(None),
+                    });
+                    break;
                 }
             }
         }
+        if failed.is_none() && !to_commit.is_empty() {
+            if let Err(e) = self.commit(actor, &mut received, to_commit, &mut events).await {
+                failed = Some(e);
+            }
+        }
+        for file in &received {
+            let keep = intent == Intent::Stage && matches!(file.outcome, Outcome::Checked(_));
+            // Rows staged for a commit that did not happen (another file of the batch had
+            // problems, or this was a look only) go; a commit or a hold moved them away.
+            if let Some(folder) = file.report.as_ref().and_then(|r| r.stored.as_ref()) {
+                std::fs::remove_dir_all(folder).ok();
+            }
+            if file.delivery.disposable && !keep {
+                std::fs::remove_file(&file.delivery.path).ok();
+            }
+        }
         self.warehouse.record_audit(&events).await?;
-        Ok(received)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(received),
+        }
     }
 
     /// Reads a record file in blocks (see [`ingest::stream`]): each block's identifiers become
@@ -338,45 +362,65 @@ impl Intake {
         Ok(Outcome::Checked(Some(Box::new(preview))))
     }
 
-    async fn commit(
+    /// Holds a province's file for an admin's approval.
+    fn hold(
         &self,
         mut event: AuditEvent,
-        actor: &Actor,
         report: &ValidatedReport,
         delivery: &Delivery,
-        upload: Upload,
+        upload: &Upload,
         events: &mut Vec<AuditEvent>,
     ) -> Result<Outcome> {
-        if self.require_approval && actor.role == Role::Province {
-            let held = self.warehouse.hold(report, &delivery.path, &upload)?;
-            event.outcome = "pending".into();
-            event.detail = Some(format!("held {} for approval ({} rows)", held.id, held.rows));
-            events.push(event);
-            return Ok(Outcome::Held(held));
+        let held = self.warehouse.hold(report, &delivery.path, upload)?;
+        event.outcome = "pending".into();
+        event.detail = Some(format!("held {} for approval ({} rows)", held.id, held.rows));
+        events.push(event);
+        Ok(Outcome::Held(held))
+    }
+
+    /// Commits the batch's files together (see [`Warehouse::commit_batch`]) and gives each its
+    /// outcome, its decision (the ministry's own files are approved as sent) and its event.
+    async fn commit(
+        &self,
+        actor: &Actor,
+        received: &mut [Received],
+        to_commit: Vec<(usize, AuditEvent, Upload)>,
+        events: &mut Vec<AuditEvent>,
+    ) -> Result<()> {
+        let mut files = Vec::new();
+        for (place, _, upload) in &to_commit {
+            let file = &received[*place];
+            let report = file
+                .report
+                .as_deref()
+                .ok_or_else(|| Error::Internal("a file to commit has no report".into()))?;
+            files.push((report, file.delivery.path.as_path(), upload));
         }
-        let outcome = self.warehouse.commit(report, &delivery.path, &upload).await?;
-        let (label, submission) = match &outcome {
-            CommitOutcome::Committed(s) => ("committed", s),
-            CommitOutcome::Unchanged(s) => ("unchanged", s),
-        };
-        // The ministry's own files need no review: they are approved as they are sent.
-        if let (CommitOutcome::Committed(s), Role::Admin, Via::Web) = (&outcome, actor.role, actor.via) {
-            let decision = decision_now(
-                &s.submission_id,
-                Verdict::Approved,
-                &actor.name,
-                Some("sent by the ministry".into()),
-            );
-            self.warehouse.record_decision(&decision).await?;
+        let outcomes = self.warehouse.commit_batch(&files).await?;
+        for ((place, event, _), outcome) in to_commit.into_iter().zip(outcomes) {
+            let (label, submission) = match &outcome {
+                CommitOutcome::Committed(s) => ("committed", s),
+                CommitOutcome::Unchanged(s) => ("unchanged", s),
+            };
+            if let (CommitOutcome::Committed(s), Role::Admin, Via::Web) = (&outcome, actor.role, actor.via) {
+                let decision = decision_now(
+                    &s.submission_id,
+                    Verdict::Approved,
+                    &actor.name,
+                    Some("sent by the ministry".into()),
+                );
+                self.warehouse.record_decision(&decision).await?;
+            }
+            let mut committed = AuditEvent::for_commit(submission, &event.action, label);
+            committed.actor = event.actor;
+            committed.role = event.role;
+            events.push(committed);
+            received[place].outcome = match outcome {
+                CommitOutcome::Committed(s) => Outcome::Committed(s),
+                CommitOutcome::Unchanged(s) => Outcome::Unchanged(s),
+            };
         }
-        let mut committed = AuditEvent::for_commit(submission, &event.action, label);
-        committed.actor = event.actor;
-        committed.role = event.role;
-        events.push(committed);
-        Ok(match outcome {
-            CommitOutcome::Committed(s) => Outcome::Committed(s),
-            CommitOutcome::Unchanged(s) => Outcome::Unchanged(s),
-        })
+        Ok(())
     }
 
     /// Approves or returns a submission or a held file; a held file that is approved is

@@ -41,8 +41,12 @@ use crate::{Error, Result};
 /// Commit metadata key under which `kpi_values` records what its values were computed from.
 const SOURCES_METADATA: &str = "khoso.sources";
 
-/// Commit metadata key under which a fact-table commit records its submission.
+/// Commit metadata key under which a fact-table commit of an earlier khoso recorded its one
+/// submission.
 const SUBMISSION_METADATA: &str = "khoso.submission";
+
+/// Commit metadata key under which a fact-table commit records its submissions (a list).
+const SUBMISSIONS_METADATA: &str = "khoso.submissions";
 
 /// How many one-row files the submissions table may gather before they are compacted into one.
 const SUBMISSION_FILES_BEFORE_COMPACTION: usize = 32;
@@ -523,82 +527,187 @@ impl Warehouse {
         Ok(self.submissions_where(Some(filter)).await?.pop())
     }
 
-    /// Commits a validated report: archives the file by its SHA-256, replaces the report's
-    /// (kind, province, school year) slice in one Delta transaction, and records the
-    /// submission. The same bytes already in that slice change nothing.
+    /// Commits validated reports, each with its file and upload: archives each file by its
+    /// SHA-256, replaces each report's (kind, province, school year) slice, and records a
+    /// submission per file. A file whose bytes its slice already holds changes nothing.
+    ///
+    /// The files of one table are written in one Delta transaction (two files of the same
+    /// slice in one batch are committed one after the other, the later last), then their
+    /// submissions in one append: a batch of 458 files is a few commits, not a thousand.
     ///
     /// One commit runs at a time per warehouse, across processes (a file lock); a crash at any
-    /// point leaves the previous table version intact and readable.
-    pub(crate) async fn commit(&self, report: &ValidatedReport, file: &Path, upload: &Upload) -> Result<CommitOutcome> {
-        let sha256 = upload.sha256.clone();
+    /// point leaves the previous table versions intact and readable, and the submissions of a
+    /// written table version are recorded by the next process (see
+    /// [`Warehouse::recover`]).
+    pub(crate) async fn commit_batch(
+        &self,
+        files: &[(&ValidatedReport, &Path, &Upload)],
+    ) -> Result<Vec<CommitOutcome>> {
         let _lock = self.lock().await?;
         self.recover_locked().await?;
-
-        let (kind, school_year) = (report.kind, report.school_year);
-        let current = self
-            .submissions()
-            .await?
+        let mut current: HashMap<(ReportKind, ingest::SchoolYear, Option<ingest::ProvinceCode>), Submission> =
+            HashMap::new();
+        for submission in self.submissions().await? {
+            let slice = (
+                submission.kind,
+                submission.school_year,
+                submission.province_code.clone(),
+            );
+            current.insert(slice, submission);
+        }
+        // Rounds: the n-th file of a slice in the batch goes in round n.
+        let mut rounds: Vec<Vec<usize>> = Vec::new();
+        let mut seen: HashMap<(ReportKind, ingest::SchoolYear, Option<ingest::ProvinceCode>), usize> = HashMap::new();
+        for (index, (report, ..)) in files.iter().enumerate() {
+            let times = seen
+                .entry((report.kind, report.school_year, report.province_code.clone()))
+                .or_default();
+            if rounds.len() <= *times {
+                rounds.push(Vec::new());
+            }
+            rounds[*times].push(index);
+            *times += 1;
+        }
+        let mut outcomes: Vec<Option<CommitOutcome>> = vec![None; files.len()];
+        for round in rounds {
+            let mut by_table: BTreeMap<&'static str, Vec<(usize, Submission, Rows)>> = BTreeMap::new();
+            for index in round {
+                let (report, file, upload) = files[index];
+                let slice = (report.kind, report.school_year, report.province_code.clone());
+                let previous = current.get(&slice);
+                if let Some(previous) = previous
+                    && previous.sha256 == upload.sha256
+                {
+                    outcomes[index] = Some(CommitOutcome::Unchanged(previous.clone()));
+                    continue;
+                }
+                let submission = Submission {
+                    submission_id: uuid::Uuid::new_v4().to_string(),
+                    kind: report.kind,
+                    province_code: report.province_code.clone(),
+                    school_year: report.school_year,
+                    rows: report.rows as i64,
+                    sha256: upload.sha256.clone(),
+                    file_name: upload.file_name.clone(),
+                    uploaded_by: upload.uploaded_by.clone(),
+                    uploaded_at: upload.uploaded_at.timestamp_micros(),
+                    table_version: -1,
+                    supersedes: previous.map(|c| c.submission_id.clone()),
+                };
+                let rows = self.rows_to_write(report, file, &submission).await?;
+                by_table
+                    .entry(fact_table(report.kind))
+                    .or_default()
+                    .push((index, submission, rows));
+            }
+            let mut recorded = Vec::new();
+            for (table, writes) in by_table {
+                let version = self.write_slices(table, &writes).await?;
+                for (index, mut submission, _) in writes {
+                    submission.table_version = version;
+                    current.insert(
+                        (
+                            submission.kind,
+                            submission.school_year,
+                            submission.province_code.clone(),
+                        ),
+                        submission.clone(),
+                    );
+                    outcomes[index] = Some(CommitOutcome::Committed(submission.clone()));
+                    recorded.push(submission);
+                }
+            }
+            if !recorded.is_empty() {
+                self.record_submissions(&recorded).await?;
+            }
+        }
+        outcomes
             .into_iter()
-            .rfind(|s| s.kind == kind && s.school_year == school_year && s.province_code == report.province_code);
-        if let Some(current) = &current
-            && current.sha256 == sha256
-        {
-            return Ok(CommitOutcome::Unchanged(current.clone()));
-        }
+            .map(|o| o.ok_or_else(|| Error::Internal("a file of the batch was not committed".into())))
+            .collect()
+    }
 
-        let submission_id = uuid::Uuid::new_v4().to_string();
-        let rows = match &report.stored {
-            // The archive keeps what the tables keep: pseudonyms, never the identifiers sent.
+    /// A file's rows to write, archiving the file: a record file's staged Parquet files of
+    /// pseudonyms become the archive's copy (never the identifiers sent); a report's own bytes
+    /// are archived as they are.
+    async fn rows_to_write(&self, report: &ValidatedReport, file: &Path, submission: &Submission) -> Result<Rows> {
+        match &report.stored {
             Some(staged) => {
-                let archived = self.archive_stored(staged, &sha256)?;
-                Rows::Stored(stored_rows(&archived, report.kind, &submission_id).await?)
+                let archived = self.archive_stored(staged, &submission.sha256)?;
+                Ok(Rows::Stored(
+                    stored_rows(&archived, report.kind, &submission.submission_id).await?,
+                ))
             }
-            None if report.kind.holds_people() => {
-                return Err(Error::Internal(format!(
-                    "a {} file reached the commit without its pseudonymised rows",
-                    report.kind
-                )));
-            }
+            None if report.kind.holds_people() => Err(Error::Internal(format!(
+                "a {} file reached the commit without its pseudonymised rows",
+                report.kind
+            ))),
             None => {
-                self.archive(file, &sha256)?;
-                Rows::Batch(report_batch(report, &submission_id)?)
+                self.archive(file, &submission.sha256)?;
+                Ok(Rows::Batch(report_batch(report, &submission.submission_id)?))
             }
-        };
-        let mut submission = Submission {
-            submission_id,
-            kind,
-            province_code: report.province_code.clone(),
-            school_year,
-            rows: report.rows as i64,
-            sha256,
-            file_name: upload.file_name.clone(),
-            uploaded_by: upload.uploaded_by.clone(),
-            uploaded_at: upload.uploaded_at.timestamp_micros(),
-            table_version: -1,
-            supersedes: current.map(|c| c.submission_id),
-        };
-
-        let mut slice = col("school_year").eq(lit(school_year.to_string()));
-        if let Some(code) = &report.province_code {
-            slice = slice.and(col("province_code").eq(lit(code.as_str())));
         }
-        let metadata = serde_json::to_value(&submission).map_err(|e| Error::Internal(e.to_string()))?;
-        let table = self.table(fact_table(report.kind), None).await?;
-        let write = match rows {
-            Rows::Batch(batch) => table.write(vec![batch]),
-            Rows::Stored(plan) => table.write(Vec::new()).with_input_plan(plan),
+    }
+
+    /// Replaces the slices of `writes` in one transaction of a table, recording their
+    /// submissions in its commit; returns the new version.
+    async fn write_slices(&self, table: &str, writes: &[(usize, Submission, Rows)]) -> Result<i64> {
+        let kind = writes
+            .first()
+            .map(|(_, s, _)| s.kind)
+            .ok_or_else(|| Error::Internal("nothing to write".into()))?;
+        let slices = writes
+            .iter()
+            .map(|(_, submission, _)| {
+                let mut slice = col("school_year").eq(lit(submission.school_year.to_string()));
+                if let Some(code) = &submission.province_code {
+                    slice = slice.and(col("province_code").eq(lit(code.as_str())));
+                }
+                slice
+            })
+            .reduce(Expr::or)
+            .ok_or_else(|| Error::Internal("nothing to write".into()))?;
+        let submissions: Vec<&Submission> = writes.iter().map(|(_, s, _)| s).collect();
+        let metadata = serde_json::to_value(&submissions).map_err(|e| Error::Internal(e.to_string()))?;
+        let (mut batches, mut plans) = (Vec::new(), Vec::new());
+        for (_, _, rows) in writes {
+            match rows {
+                Rows::Batch(batch) => batches.push(batch.clone()),
+                Rows::Stored(plan) => plans.push(plan.clone()),
+            }
+        }
+        let mut plan: Option<datafusion::logical_expr::LogicalPlan> = None;
+        for next in plans {
+            plan = Some(match plan {
+                None => next,
+                Some(all) => datafusion::logical_expr::LogicalPlanBuilder::from(all)
+                    .union(next)?
+                    .build()?,
+            });
+        }
+        let delta = self.table(table, None).await?;
+        let write = match plan {
+            Some(plan) if batches.is_empty() => delta.write(Vec::new()).with_input_plan(plan),
+            None => delta.write(batches),
+            Some(_) => return Err(Error::Internal(format!("{table}: rows both in memory and in files"))),
         };
-        let table = write
+        let written = write
             .with_save_mode(SaveMode::Overwrite)
-            .with_replace_where(slice)
-            .with_partition_columns(partition_columns(report.kind).iter().copied())
+            .with_replace_where(slices)
+            .with_partition_columns(partition_columns(kind).iter().copied())
             .with_commit_properties(
-                CommitProperties::default().with_metadata([(SUBMISSION_METADATA.to_string(), metadata)]),
+                CommitProperties::default().with_metadata([(SUBMISSIONS_METADATA.to_string(), metadata)]),
             )
             .await?;
-        submission.table_version = table.version().unwrap_or(0) as i64;
-        self.record_submission(&submission).await?;
-        Ok(CommitOutcome::Committed(submission))
+        Ok(written.version().unwrap_or(0) as i64)
+    }
+
+    /// Commits one validated report (see [`Warehouse::commit_batch`]).
+    pub(crate) async fn commit(&self, report: &ValidatedReport, file: &Path, upload: &Upload) -> Result<CommitOutcome> {
+        let mut outcomes = self.commit_batch(&[(report, file, upload)]).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| Error::Internal("the commit has no outcome".into()))
     }
 
     /// The tag of KPI values computed from these table versions under the attached metrics.
@@ -727,15 +836,15 @@ impl Warehouse {
         Ok(KpiSnapshot { tag, rows, submissions })
     }
 
-    async fn record_submission(&self, submission: &Submission) -> Result<()> {
-        let batch = Submission::to_batch(std::slice::from_ref(submission))?;
+    async fn record_submissions(&self, submissions: &[Submission]) -> Result<()> {
+        let batch = Submission::to_batch(submissions)?;
         let table = self
             .table(SUBMISSIONS, None)
             .await?
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
             .await?;
-        // Every append adds a one-row file; lookups by slice scan them, so keep them few.
+        // Every append adds a small file; lookups by slice scan them, so keep them few.
         if table.get_file_uris()?.count() > SUBMISSION_FILES_BEFORE_COMPACTION {
             table.optimize().await?;
         }
@@ -767,18 +876,24 @@ impl Warehouse {
             let version = table.version().unwrap_or(0);
             let last = StreamExt::collect::<Vec<_>>(table.history(Some(1))).await;
             for info in last.into_iter().flatten() {
-                let Some(value) = info.info.get(SUBMISSION_METADATA) else {
-                    continue;
-                };
-                let Ok(mut submission) = serde_json::from_value::<Submission>(value.clone()) else {
-                    continue;
-                };
-                let recorded = self
-                    .submissions_where(Some(col("submission_id").eq(lit(submission.submission_id.clone()))))
-                    .await?;
-                if recorded.is_empty() {
-                    submission.table_version = version as i64;
-                    self.record_submission(&submission).await?;
+                let written: Vec<Submission> =
+                    match (info.info.get(SUBMISSIONS_METADATA), info.info.get(SUBMISSION_METADATA)) {
+                        (Some(list), _) => serde_json::from_value(list.clone()).unwrap_or_default(),
+                        (None, Some(one)) => serde_json::from_value(one.clone()).into_iter().collect(),
+                        (None, None) => continue,
+                    };
+                let mut unrecorded = Vec::new();
+                for mut submission in written {
+                    let recorded = self
+                        .submissions_where(Some(col("submission_id").eq(lit(submission.submission_id.clone()))))
+                        .await?;
+                    if recorded.is_empty() {
+                        submission.table_version = version as i64;
+                        unrecorded.push(submission);
+                    }
+                }
+                if !unrecorded.is_empty() {
+                    self.record_submissions(&unrecorded).await?;
                 }
             }
         }
