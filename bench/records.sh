@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Learner and teacher records at national volume, each step side by side with DuckDB on the same
+# files in the same run: generate one school year (about 18.7 million learners and 1.25 million
+# teachers at SCALE=1.0, in one file per province), ingest the learner files (validated,
+# pseudonymised, committed) against DuckDB converting the same CSV files to Parquet (which
+# validates nothing), refresh every record-based KPI by every dimension against DuckDB computing
+# the same sums on its Parquet files, a planner's group-by over the year against the same in
+# DuckDB, then the dashboard at 32 clients (wrk, when installed). Prints the time, rows/s and
+# peak memory of each step.
+#
+#   bench/records.sh                          # SCALE=1.0, release build
+#   SCALE=0.1 PROFILE=dev bench/records.sh    # a small run with the dev build
+#
+# Needs Python with duckdb ($KHOSO_TEST_PYTHON, else target/pyenv/bin/python: see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCALE="${SCALE:-1.0}"
+YEAR="${YEAR:-2024-2025}"
+PROFILE="${PROFILE:-release}"
+PORT="${PORT:-18083}"
+CLIENTS="${CLIENTS:-32}"
+PYTHON="${KHOSO_TEST_PYTHON:-target/pyenv/bin/python}"
+"$PYTHON" -c 'import duckdb' || { echo "Python with duckdb is needed (see .ci/run)" >&2; exit 1; }
+if [ "$PROFILE" = dev ]; then
+  cargo build --locked --quiet
+  KHOSO="$PWD/target/debug/khoso"
+else
+  cargo build --release --locked --quiet
+  KHOSO="$PWD/target/release/khoso"
+fi
+WORK="${WORK:-$(mktemp -d)}"
+SERVER=
+trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; [ -z "${KEEP:-}" ] && rm -rf "$WORK"' EXIT
+echo "== khoso ($PROFILE build), $(nproc) cores, scale $SCALE, school year $YEAR, work in $WORK"
+
+# `timed LABEL COMMAND…`: runs it, printing its wall time and peak memory.
+timed() {
+  local label="$1"; shift
+  /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>&1 || { cat "$WORK/out"; exit 1; }
+  read -r SECS KB <"$WORK/time"
+  printf '%-58s %8.2f s  peak %6d MB\n' "$label" "$SECS" $((KB / 1024))
+}
+
+timed "generate (school, learner, teacher)" \
+  "$KHOSO" generate --scale "$SCALE" --years "$YEAR..$YEAR" --kind school,learner,teacher --out "$WORK/files"
+LEARNERS=$(cat "$WORK"/files/learner/"$YEAR"/*.csv | wc -l)
+LEARNERS=$((LEARNERS - $(ls "$WORK"/files/learner/"$YEAR"/*.csv | wc -l)))
+BYTES=$(du -cb "$WORK"/files/learner/"$YEAR"/*.csv | tail -1 | cut -f1)
+echo "   $LEARNERS learner rows in $(ls "$WORK"/files/learner/"$YEAR" | wc -l) files, $((BYTES / 1024 / 1024)) MB"
+
+"$KHOSO" --data "$WORK/data" init >/dev/null
+timed "khoso ingest school reports (for reconciliation)" \
+  "$KHOSO" --data "$WORK/data" ingest --kind school "$WORK"/files/school/"$YEAR"/*
+timed "khoso ingest learner records (validate, pseudonymise, commit, KPIs)" \
+  "$KHOSO" --data "$WORK/data" ingest --kind learner "$WORK"/files/learner/"$YEAR"/*.csv
+KHOSO_INGEST=$SECS
+timed "khoso ingest teacher records" \
+  "$KHOSO" --data "$WORK/data" ingest --kind teacher "$WORK"/files/teacher/"$YEAR"/*.csv
+
+timed "duckdb: the same learner and teacher CSV files to Parquet" "$PYTHON" - "$WORK" "$YEAR" <<'PY'
+import duckdb, glob, os, sys
+work, year = sys.argv[1], sys.argv[2]
+# The columns in file order, named as in khoso's tables (the files' headers are Vietnamese or English).
+names = {
+    "learner": ["school_year", "province_code", "school_id", "learner_id", "level", "grade", "gender", "device",
+                "home_internet", "online_ready", "domestic_platform", "digital_record"],
+    "teacher": ["school_year", "province_code", "school_id", "teacher_id", "level", "online_ready",
+                "digital_skills_trained", "digital_record"],
+}
+os.makedirs(f"{work}/duckdb", exist_ok=True)
+con = duckdb.connect()
+for kind, columns in names.items():
+    for n, path in enumerate(sorted(glob.glob(f"{work}/files/{kind}/{year}/*.csv"))):
+        con.execute(f"COPY (SELECT * FROM read_csv('{path}', header = true, all_varchar = true, names = {columns})) "
+                    f"TO '{work}/duckdb/{kind}-{n:02}.parquet' (FORMAT parquet)")
+PY
+DUCK_INGEST=$SECS
+TEACHERS=$(( $(cat "$WORK"/files/teacher/"$YEAR"/*.csv | wc -l) - $(ls "$WORK"/files/teacher/"$YEAR"/*.csv | wc -l) ))
+echo "   rows/s: khoso (learners) $(echo "$LEARNERS / $KHOSO_INGEST" | bc), duckdb (learners and teachers) $(echo "($LEARNERS + $TEACHERS) / $DUCK_INGEST" | bc)"
+
+# The KPIs again under new metrics (a changed fingerprint recomputes every value).
+{ cat metrics.toml; echo "# bench $(date +%s)"; } >"$WORK/metrics.toml"
+timed "khoso: every KPI by every dimension, recomputed" \
+  "$KHOSO" --data "$WORK/data" --metrics "$WORK/metrics.toml" kpi --by grade
+timed "duckdb: the record KPIs' sums by every dimension" "$PYTHON" - "$WORK" <<'PY'
+import duckdb, sys
+work = sys.argv[1]
+con = duckdb.connect()
+flags = {
+    "learner": ["online_ready", "domestic_platform", "digital_record", "home_internet", "device = 'own'",
+                "device IN ('own', 'shared')"],
+    "teacher": ["online_ready", "digital_skills_trained", "digital_record"],
+}
+units = {
+    "learner": ["'VN'", "province_code", "level", "grade", "gender"],
+    "teacher": ["'VN'", "province_code", "level"],
+}
+for kind in flags:
+    source = f"read_parquet('{work}/duckdb/{kind}-*.parquet')"
+    for unit in units[kind]:
+        for flag in flags[kind]:
+            test = flag if " " in flag else f"{flag} IN ('TRUE', 'Có')"
+            con.execute(f"SELECT school_year, {unit}, sum(CASE WHEN {test} THEN 1 ELSE 0 END), count(*) "
+                        f"FROM {source} GROUP BY ALL").fetchall()
+PY
+timed "khoso sql: learners by province, grade, gender" \
+  "$KHOSO" --data "$WORK/data" sql --format csv \
+  "SELECT province_code, grade, gender, count(*) AS learners, sum(CASE WHEN online_ready THEN 1 ELSE 0 END) AS ready FROM learner_records GROUP BY ALL"
+timed "duckdb: the same group-by on its Parquet files" "$PYTHON" - "$WORK" <<'PY'
+import duckdb, sys
+work = sys.argv[1]
+duckdb.connect().execute(
+    f"SELECT province_code, grade, gender, count(*), sum(CASE WHEN online_ready IN ('TRUE', 'Có') THEN 1 ELSE 0 END) "
+    f"FROM read_parquet('{work}/duckdb/learner-*.parquet') GROUP BY ALL").fetchall()
+PY
+
+echo "== data directory: $(du -sh "$WORK/data" | cut -f1)"
+if command -v wrk >/dev/null; then
+  "$KHOSO" --data "$WORK/data" serve --addr "127.0.0.1:$PORT" >/dev/null 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+  curl -sf -o /dev/null "http://127.0.0.1:$PORT/"
+  for page in "/" "/kpi/records_pupils_online_ready?year=$YEAR" "/kpi/T1_pupils?year=$YEAR"; do
+    printf '%-58s ' "GET $page ($CLIENTS clients)"
+    wrk -t2 -c"$CLIENTS" -d10s -s bench/latency.lua "http://127.0.0.1:$PORT$page" | tail -1
+  done
+  echo "server peak memory: $(grep VmHWM /proc/$SERVER/status | awk '{print $2, $3}')"
+else
+  echo "(wrk not installed: no dashboard figures)"
+fi
