@@ -171,12 +171,14 @@ fn sql_is_read_only() {
             "educators",
             "institutions",
             "kpi_values",
+            "learner_records",
             "learners",
             "levels",
             "provinces",
             "regions",
             "school_reports",
             "submissions",
+            "teacher_records",
             "university_reports"
         ]
     );

@@ -256,8 +256,8 @@ pub struct Card {
     coverage: String,
 }
 
-/// A link to a region's page.
-pub struct RegionLink {
+/// A link from the overview: a region or a KPI, by its code and name.
+pub struct Link {
     code: String,
     name: String,
 }
@@ -270,7 +270,10 @@ pub struct OverviewPage {
     years: Vec<String>,
     year: String,
     cards: Vec<Card>,
-    regions: Vec<RegionLink>,
+    /// KPIs with no figure in any year yet (the record-based ones before records are loaded),
+    /// named below the cards rather than shown as empty cards.
+    without_figures: Vec<Link>,
+    regions: Vec<Link>,
 }
 
 pub async fn overview(page: PageRequest) -> Response {
@@ -286,9 +289,16 @@ fn overview_page(page: &PageRequest) -> Result<OverviewPage, AppError> {
     for row in figures.all(Dimension::National) {
         series.entry(row.kpi_id.as_str()).or_default().push(row);
     }
-    let mut cards = Vec::new();
+    let (mut cards, mut without_figures) = (Vec::new(), Vec::new());
     for kpi in &metrics.kpis {
         let history = series.get(kpi.id.as_str()).cloned().unwrap_or_default();
+        if history.is_empty() {
+            without_figures.push(Link {
+                code: kpi.id.clone(),
+                name: kpi_name(kpi, lang),
+            });
+            continue;
+        }
         let current = history.iter().find(|r| r.school_year == year);
         let status = current.and_then(|r| r.status);
         let value = current.and_then(|r| r.value);
@@ -312,7 +322,7 @@ fn overview_page(page: &PageRequest) -> Result<OverviewPage, AppError> {
     let regions = ProvinceRegistry::shipped()
         .regions
         .iter()
-        .map(|r| RegionLink {
+        .map(|r| Link {
             code: r.code.clone(),
             name: lang.pick(&r.name_vi, &r.name_en).to_string(),
         })
@@ -322,6 +332,7 @@ fn overview_page(page: &PageRequest) -> Result<OverviewPage, AppError> {
         years,
         year,
         cards,
+        without_figures,
         regions,
     })
 }

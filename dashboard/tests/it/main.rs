@@ -130,7 +130,23 @@ async fn overview_in_both_languages() {
         "{}",
         vi.body
     );
+    // The reported KPIs as cards; those counted from records, with no records loaded, named
+    // below them.
     assert_eq!(vi.body.matches("class=\"card\"").count(), 17);
+    let without = vi
+        .body
+        .split("class=\"without\"")
+        .nth(1)
+        .expect("the KPIs without figures");
+    assert_eq!(
+        without
+            .split("</p>")
+            .next()
+            .unwrap_or("")
+            .matches("/kpi/records_")
+            .count(),
+        9
+    );
     assert!(vi.body.contains("Học sinh đủ điều kiện học trực tuyến"));
     assert!(vi.body.matches("<svg").count() >= 17, "a sparkline per card");
 
