@@ -253,10 +253,11 @@ impl Intake {
                 }
             }
         }
-        if failed.is_none() && !to_commit.is_empty() {
-            if let Err(e) = self.commit(actor, &mut received, to_commit, &mut events).await {
-                failed = Some(e);
-            }
+        if failed.is_none()
+            && !to_commit.is_empty()
+            && let Err(e) = self.commit(actor, &mut received, to_commit, &mut events).await
+        {
+            failed = Some(e);
         }
         for file in &received {
             let keep = intent == Intent::Stage && matches!(file.outcome, Outcome::Checked(_));
