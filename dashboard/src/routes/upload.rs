@@ -512,7 +512,13 @@ async fn upload_form(
             dry_run: Some(true),
         };
         let slice = authorize(Some(&caller), &query)?;
-        let outcome = receive(&state, &caller, &slice, path.clone(), &file_name, Intent::Stage).await?;
+        // A record file is committed (or held) as it is checked: it is never kept as sent, with
+        // its identifiers, waiting for a second click.
+        let intent = match slice.kind.holds_people() {
+            true => Intent::Commit,
+            false => Intent::Stage,
+        };
+        let outcome = receive(&state, &caller, &slice, path.clone(), &file_name, intent).await?;
         Ok::<_, AppError>((slice, outcome))
     };
     let (slice, outcome) = match checked.await {
@@ -582,7 +588,10 @@ async fn upload_form(
             page.id = id;
             StatusCode::OK
         }
-        Outcome::Held(_) | Outcome::Committed(_) | Outcome::Unchanged(_) => StatusCode::OK,
+        done => {
+            tell_done(&mut page, done, &file_name, &slice, lang);
+            StatusCode::OK
+        }
     };
     (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
     render(status, &page, lang)
@@ -684,19 +693,26 @@ async fn staged(
         Err(e) => return e.page(lang),
     };
     let mut page = UploadPage::new(&caller, lang);
+    tell_done(&mut page, outcome, &staged.file_name, &staged.slice, lang);
+    (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
+    render(StatusCode::OK, &page, lang)
+}
+
+/// What became of a file sent for its commit, said on the page.
+fn tell_done(page: &mut UploadPage, outcome: Outcome, file_name: &str, slice: &UploadSlice, lang: Lang) {
     match outcome {
         Outcome::Committed(submission) => {
             page.status = "committed".into();
             page.message = format!(
                 "{}: {} {} {} {} ({} {}, {} {}).",
-                staged.file_name,
+                file_name,
                 lang.pick(
                     "đã ghi vào kho, thay cho bản trước của",
                     "committed, replacing the earlier file of"
                 ),
-                lang.report_kind(staged.slice.kind),
-                staged.slice.province.as_deref().unwrap_or(""),
-                staged.slice.school_year,
+                lang.report_kind(slice.kind),
+                slice.province.as_deref().unwrap_or(""),
+                slice.school_year,
                 lang.number(submission.rows as f64, 0),
                 lang.pick("dòng", "rows"),
                 lang.pick("phiên bản bảng", "table version"),
@@ -727,8 +743,6 @@ async fn staged(
         }
         Outcome::Checked(_) => {}
     }
-    (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
-    render(StatusCode::OK, &page, lang)
 }
 
 /// A `data:` address holding a CSV file, for a download link that needs no second request.
