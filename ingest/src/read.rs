@@ -36,6 +36,46 @@ pub struct RawSheet {
     pub cells: DataFrame,
 }
 
+impl RawSheet {
+    /// A sheet of text cells given by column (a block of a file another reader read, such as a
+    /// Parquet file's rows cast to text), its header said to be on row `header_row`. Refused
+    /// past [`MAX_COLUMNS`] columns or a cell of [`MAX_CELL_BYTES`].
+    pub fn from_columns(
+        headers: Vec<String>,
+        header_row: usize,
+        columns: Vec<Vec<Option<String>>>,
+    ) -> Result<RawSheet, Problem> {
+        if headers.len() > MAX_COLUMNS {
+            return Err(too_many_columns(header_row, headers.len()));
+        }
+        for (index, cells) in columns.iter().enumerate() {
+            if let Some(row) = cells
+                .iter()
+                .position(|c| c.as_ref().is_some_and(|c| c.len() > MAX_CELL_BYTES))
+            {
+                let row = header_row + 1 + row;
+                let header = headers.get(index).map_or("", String::as_str);
+                return Err(Problem::bounds(
+                    Some(row),
+                    format!("Dòng {row}, cột \"{header}\" có một ô dài hơn {MAX_CELL_BYTES} byte."),
+                    format!("Row {row}, column \"{header}\" has a cell longer than {MAX_CELL_BYTES} bytes."),
+                ));
+            }
+        }
+        let series: Vec<Column> = columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, values)| Column::new(format!("column_{}", i + 1).into(), values))
+            .collect();
+        let cells = DataFrame::new_infer_height(series).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
+        Ok(RawSheet {
+            headers,
+            header_row,
+            cells,
+        })
+    }
+}
+
 /// Where in a workbook to read.
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {

@@ -17,7 +17,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::problem::{Problem, Rule};
-use crate::read::{ReadOptions, parse_csv_block, utf8_csv_separator};
+use crate::read::{RawSheet, ReadOptions, parse_csv_block, utf8_csv_separator};
 use crate::report::{SliceHint, ValidatedReport};
 use crate::schema::ReportKind;
 use crate::text::{ProvinceCode, SchoolYear};
@@ -98,6 +98,18 @@ pub fn read_in_blocks<E>(
     kind: ReportKind,
     hint: &SliceHint,
     options: &ReadOptions,
+    sink: impl FnMut(ValidatedReport) -> Result<(), E>,
+) -> Result<Result<BlocksRead, Vec<Problem>>, E> {
+    read_in_blocks_of(BLOCK_BYTES, path, kind, hint, options, sink)
+}
+
+/// [`read_in_blocks`], in blocks of about `block_bytes`.
+fn read_in_blocks_of<E>(
+    block_bytes: usize,
+    path: &Path,
+    kind: ReportKind,
+    hint: &SliceHint,
+    options: &ReadOptions,
     mut sink: impl FnMut(ValidatedReport) -> Result<(), E>,
 ) -> Result<Result<BlocksRead, Vec<Problem>>, E> {
     let separator = match utf8_csv_separator(path) {
@@ -122,23 +134,34 @@ pub fn read_in_blocks<E>(
         }
         Err(problem) => return Ok(Err(vec![problem])),
     };
+    let blocks = match File::open(path) {
+        Ok(file) => Blocks::new(file, separator, block_bytes),
+        Err(e) => return Ok(Err(vec![Problem::file(Rule::Unreadable, e.to_string())])),
+    };
+    let sheets = blocks.map(|block| block.and_then(|b| parse_csv_block(b.bytes, separator, b.header_row)));
+    validate_sheets(sheets, kind, hint, sink)
+}
+
+/// Validates a file given as a sequence of sheets (its blocks, each with the file's header and
+/// row numbers), giving each valid one to `sink` while the file has no problem; see
+/// [`read_in_blocks`]. A reader of another format (Parquet) hands its blocks here.
+pub fn validate_sheets<E>(
+    sheets: impl Iterator<Item = Result<RawSheet, Problem>>,
+    kind: ReportKind,
+    hint: &SliceHint,
+    mut sink: impl FnMut(ValidatedReport) -> Result<(), E>,
+) -> Result<Result<BlocksRead, Vec<Problem>>, E> {
     let mut reading = Reading {
         kind,
         hint,
-        separator,
         people: People::new(),
         problems: Problems::default(),
         read: None,
         notices: Vec::new(),
     };
-    let file = File::open(path).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()));
-    let blocks = match file {
-        Ok(file) => Blocks::new(file, separator),
-        Err(problem) => return Ok(Err(vec![problem])),
-    };
-    for block in blocks {
-        match block {
-            Ok(block) => reading.block(block, &mut sink)?,
+    for sheet in sheets {
+        match sheet {
+            Ok(sheet) => reading.sheet(&sheet, &mut sink)?,
             Err(problem) => {
                 reading.problems.push(problem);
                 break;
@@ -152,7 +175,6 @@ pub fn read_in_blocks<E>(
 struct Reading<'h> {
     kind: ReportKind,
     hint: &'h SliceHint,
-    separator: u8,
     people: People,
     problems: Problems,
     /// The file so far, once a block was valid.
@@ -161,15 +183,8 @@ struct Reading<'h> {
 }
 
 impl Reading<'_> {
-    fn block<E>(&mut self, block: Block, sink: &mut impl FnMut(ValidatedReport) -> Result<(), E>) -> Result<(), E> {
-        let sheet = match parse_csv_block(block.bytes, self.separator, block.header_row) {
-            Ok(sheet) => sheet,
-            Err(problem) => {
-                self.problems.push(problem);
-                return Ok(());
-            }
-        };
-        let report = match validate_part(&sheet, self.kind, self.hint, &mut self.people) {
+    fn sheet<E>(&mut self, sheet: &RawSheet, sink: &mut impl FnMut(ValidatedReport) -> Result<(), E>) -> Result<(), E> {
+        let report = match validate_part(sheet, self.kind, self.hint, &mut self.people) {
             Ok(report) => report,
             Err(problems) => {
                 // A block of blank rows after the data is no problem of its own.
@@ -206,7 +221,7 @@ impl Reading<'_> {
                     slice(report.school_year, &report.province_code),
                 );
                 self.problems.push(Problem {
-                    row: Some(block.header_row + 1),
+                    row: Some(sheet.header_row + 1),
                     column: None,
                     value: None,
                     rule: Rule::OneSlice,
@@ -257,6 +272,8 @@ struct Block {
 struct Blocks<R> {
     reader: R,
     separator: u8,
+    /// About how many bytes make a block.
+    block_bytes: usize,
     header: Option<Vec<u8>>,
     /// The start of a row that did not fit in the last block.
     carry: Vec<u8>,
@@ -266,10 +283,11 @@ struct Blocks<R> {
 }
 
 impl<R: Read> Blocks<R> {
-    fn new(reader: R, separator: u8) -> Self {
+    fn new(reader: R, separator: u8, block_bytes: usize) -> Self {
         Self {
             reader,
             separator,
+            block_bytes,
             header: None,
             carry: Vec::new(),
             rows: 0,
@@ -286,7 +304,7 @@ impl<R: Read> Blocks<R> {
     /// file ends there.
     fn fill(&mut self) -> std::io::Result<(Vec<u8>, bool)> {
         let mut data = std::mem::take(&mut self.carry);
-        let wanted = BLOCK_BYTES.saturating_sub(data.len()).max(64 * 1024);
+        let wanted = self.block_bytes.saturating_sub(data.len()).max(1024);
         let read = (&mut self.reader).take(wanted as u64).read_to_end(&mut data)?;
         Ok((data, read < wanted))
     }
@@ -374,12 +392,78 @@ mod tests {
     #[test]
     fn blocks_end_at_rows_and_keep_their_numbers() {
         let text = "\nid,name\n1,\"a\nb\"\n2,c\n3,d\n";
-        let blocks: Vec<Block> = Blocks::new(text.as_bytes(), b',').map(|b| b.expect("block")).collect();
+        let blocks: Vec<Block> = Blocks::new(text.as_bytes(), b',', BLOCK_BYTES)
+            .map(|b| b.expect("block"))
+            .collect();
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].header_row, 2, "a blank line above the header");
         assert_eq!(
             String::from_utf8_lossy(&blocks[0].bytes),
             "id,name\n1,\"a\nb\"\n2,c\n3,d\n"
+        );
+    }
+
+    fn learners(rows: usize, id: impl Fn(usize) -> String) -> String {
+        let mut text = "school_year,province_code,school_id,learner_id,level,grade,gender,device,home_internet,\
+                        online_ready,domestic_platform,digital_record\n"
+            .to_string();
+        for i in 0..rows {
+            text.push_str(&format!(
+                "2024-2025,01,0100001,{},primary,{},female,own,yes,yes,no,yes\n",
+                id(i),
+                1 + i % 5
+            ));
+        }
+        text
+    }
+
+    fn read_text(text: &str, block_bytes: usize) -> (Result<BlocksRead, Vec<Problem>>, usize) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("learners.csv");
+        std::fs::write(&path, text).expect("write");
+        let mut blocks = 0;
+        let read = read_in_blocks_of(
+            block_bytes,
+            &path,
+            ReportKind::Learner,
+            &SliceHint::default(),
+            &ReadOptions::default(),
+            |_| {
+                blocks += 1;
+                Ok::<(), ()>(())
+            },
+        )
+        .expect("no sink error");
+        (read, blocks)
+    }
+
+    #[test]
+    fn a_file_in_many_blocks_is_one_file() {
+        let text = learners(2_000, |i| format!("{:012}", 1_000_000 + i));
+        let (read, blocks) = read_text(&text, 4096);
+        let read = read.expect("valid");
+        assert_eq!((read.rows, read.blocks, blocks), (2_000, blocks, blocks));
+        assert!(blocks > 20, "{blocks} blocks");
+
+        // A person on row 3 named again on row 1,999: found across blocks, said by row.
+        let text = learners(2_000, |i| format!("{:012}", 1_000_000 + if i == 1_997 { 1 } else { i }));
+        let (read, _) = read_text(&text, 4096);
+        let problems = read.expect_err("a person twice");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!((problems[0].rule, problems[0].row), (Rule::UniqueKey, Some(1_999)));
+        assert!(problems[0].message_en.contains("row 3"), "{}", problems[0].message_en);
+
+        // Every row bad: the first thousand listed, the rest counted by rule and column.
+        let text = learners(3_000, |_| "12345".to_string());
+        let (read, _) = read_text(&text, 4096);
+        let problems = read.expect_err("bad identifiers");
+        assert_eq!(problems.len(), MAX_LISTED + 1);
+        let more = problems.last().expect("the count");
+        assert_eq!(more.rule, Rule::More);
+        assert!(
+            more.message_en.starts_with("2000 more [person_id]"),
+            "{}",
+            more.message_en
         );
     }
 }

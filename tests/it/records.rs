@@ -615,3 +615,94 @@ fn record_files_have_their_own_upload_limit() {
     let (code, answer) = upload("kind=learner&year=2024-2025", learners(45_000).as_bytes());
     assert_eq!(code, 413, "{answer}");
 }
+
+/// Writes learners as the national database's Parquet export would: text columns, the grade as a
+/// number, `extra` as one more column.
+fn learner_parquet(path: &Path, rows: &[[String; 12]], extra: Option<&str>) {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use datafusion::parquet::arrow::ArrowWriter;
+
+    let names = [
+        "school_year",
+        "province_code",
+        "school_id",
+        "learner_id",
+        "level",
+        "grade",
+        "gender",
+        "device",
+        "home_internet",
+        "online_ready",
+        "domestic_platform",
+        "digital_record",
+    ];
+    let mut columns: Vec<(String, ArrayRef)> = names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            let array: ArrayRef = match *name {
+                "grade" => Arc::new(
+                    rows.iter()
+                        .map(|r| r[index].parse::<i64>().ok())
+                        .collect::<Int64Array>(),
+                ),
+                _ => Arc::new(rows.iter().map(|r| Some(r[index].as_str())).collect::<StringArray>()),
+            };
+            (name.to_string(), array)
+        })
+        .collect();
+    if let Some(extra) = extra {
+        columns.push((
+            extra.to_string(),
+            Arc::new(StringArray::from(vec!["Nguyễn Văn A"; rows.len()])),
+        ));
+    }
+    let batch = RecordBatch::try_from_iter(columns).expect("batch");
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(path).expect("create"), batch.schema(), None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+}
+
+#[test]
+fn a_parquet_export_is_read_like_a_csv_file_and_is_still_all_or_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    assert!(run(khoso(&data).arg("init")).status.success());
+    let file = dir.path().join("learners.parquet");
+    let ingest = || run(khoso(&data).args(["ingest", "--kind", "learner"]).arg(&file));
+    let count = || {
+        stdout(&run(khoso(&data).args([
+            "sql",
+            "SELECT count(*) AS n FROM learner_records",
+            "--format",
+            "csv",
+        ])))
+    };
+
+    // 250,000 learners, read 100,000 at a time; the last row's identifier is bad.
+    let mut rows: Vec<[String; 12]> = (0..250_000)
+        .map(|i| learner(&format!("0010{:08}", 20_000_000 + i), "1", "male", "TRUE"))
+        .collect();
+    rows[249_999][3] = "not-an-id".into();
+    learner_parquet(&file, &rows, None);
+    let refused = ingest();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("row 250001"), "{}", stderr(&refused));
+    assert_eq!(count(), "n\n0\n", "nothing of the file was written");
+    let staged = std::fs::read_dir(data.join("staging")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(staged, 0, "its staged blocks are gone");
+
+    rows[249_999][3] = "001099999999".into();
+    learner_parquet(&file, &rows, None);
+    let taken = ingest();
+    assert!(taken.status.success(), "{}", stderr(&taken));
+    assert_eq!(count(), "n\n250000\n");
+
+    learner_parquet(&file, &rows[..20], Some("Họ và tên"));
+    let refused = ingest();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("personal_data"), "{}", stderr(&refused));
+}

@@ -277,59 +277,21 @@ impl Intake {
         }
     }
 
-    /// Reads a record file in blocks (see [`ingest::stream`]): each block's identifiers become
-    /// pseudonyms and, with `stage`, the block is written to a staging folder of Parquet files,
-    /// which the report names as where its rows are. No identifier as sent is ever written.
+    /// Reads a record file (see [`read_records`]); with `stage`, into a new staging folder
+    /// under the warehouse's key.
     async fn read_records(
         &self,
         delivery: &Delivery,
         stage: bool,
     ) -> Result<std::result::Result<ValidatedReport, Vec<Problem>>> {
-        let pseudonyms = crate::pseudonym::Pseudonyms::open(self.warehouse.layout())?;
-        let folder = self.warehouse.layout().staging().join(uuid::Uuid::new_v4().to_string());
-        if stage {
-            std::fs::create_dir_all(&folder)?;
-        }
-        let (path, kind, hint) = (delivery.path.clone(), delivery.kind, delivery.hint.clone());
-        let options = ReadOptions {
-            sheet: delivery.sheet.clone(),
+        let staging = match stage {
+            true => Some((
+                crate::pseudonym::Pseudonyms::open(self.warehouse.layout())?,
+                self.warehouse.layout().staging().join(uuid::Uuid::new_v4().to_string()),
+            )),
+            false => None,
         };
-        let staging = folder.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let mut part = 0;
-            ingest::stream::read_in_blocks(&path, kind, &hint, &options, |mut block| {
-                if !stage {
-                    return Ok(());
-                }
-                pseudonyms.apply(&mut block);
-                crate::pseudonym::check_pseudonymised(&block)?;
-                let batch = crate::tables::report_batch(&block, "")?;
-                part += 1;
-                crate::tables::write_parquet(&batch, &staging.join(format!("part-{part:05}.parquet")))
-            })
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("reading a file failed: {e}")))
-        .and_then(|read| read);
-        match read {
-            Ok(Ok(read)) => Ok(Ok(ValidatedReport {
-                kind: read.kind,
-                school_year: read.school_year,
-                province_code: read.province_code,
-                rows: read.rows,
-                columns: Vec::new(),
-                notices: read.notices,
-                stored: stage.then_some(folder),
-            })),
-            Ok(Err(problems)) => {
-                std::fs::remove_dir_all(&folder).ok();
-                Ok(Err(problems))
-            }
-            Err(e) => {
-                std::fs::remove_dir_all(&folder).ok();
-                Err(e)
-            }
-        }
+        read_records(delivery, staging).await
     }
 
     /// The audit event of a file's intake, filled in as it goes.
@@ -552,7 +514,11 @@ fn reject(mut event: AuditEvent, problems: Vec<Problem>, events: &mut Vec<AuditE
 pub async fn validate_all(deliveries: Vec<Delivery>) -> Result<Vec<Received>> {
     let mut received = Vec::new();
     for delivery in deliveries {
-        let report = validate(&delivery).await?.map(Arc::new);
+        let report = match delivery.kind.holds_people() {
+            true => read_records(&delivery, None).await?,
+            false => validate(&delivery).await?,
+        }
+        .map(Arc::new);
         let outcome = match &report {
             Err(problems) => Outcome::Rejected(problems.clone()),
             Ok(_) => Outcome::Checked(None),
@@ -564,6 +530,65 @@ pub async fn validate_all(deliveries: Vec<Delivery>) -> Result<Vec<Received>> {
         });
     }
     Ok(received)
+}
+
+/// Reads a record file in blocks (a CSV file, see [`ingest::stream`]; a Parquet file, see
+/// [`crate::parquet_file`]). With a key and a folder, each block's identifiers become pseudonyms
+/// and the block is written to the folder as Parquet, which the report names as where its rows
+/// are; without, the file is only checked. No identifier as sent is ever written.
+async fn read_records(
+    delivery: &Delivery,
+    staging: Option<(crate::pseudonym::Pseudonyms, PathBuf)>,
+) -> Result<std::result::Result<ValidatedReport, Vec<Problem>>> {
+    let folder = staging.as_ref().map(|(_, folder)| folder.clone());
+    if let Some(folder) = &folder {
+        std::fs::create_dir_all(folder)?;
+    }
+    let (path, kind, hint) = (delivery.path.clone(), delivery.kind, delivery.hint.clone());
+    let options = ReadOptions {
+        sheet: delivery.sheet.clone(),
+    };
+    let read = tokio::task::spawn_blocking(move || {
+        let mut part = 0;
+        let sink = |mut block: ValidatedReport| {
+            let Some((pseudonyms, folder)) = &staging else {
+                return Ok(());
+            };
+            pseudonyms.apply(&mut block);
+            crate::pseudonym::check_pseudonymised(&block)?;
+            let batch = crate::tables::report_batch(&block, "")?;
+            part += 1;
+            crate::tables::write_parquet(&batch, &folder.join(format!("part-{part:05}.parquet")))
+        };
+        match crate::parquet_file::is_parquet(&path) {
+            true => ingest::stream::validate_sheets(crate::parquet_file::sheets(&path), kind, &hint, sink),
+            false => ingest::stream::read_in_blocks(&path, kind, &hint, &options, sink),
+        }
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("reading a file failed: {e}")))
+    .and_then(|read| read);
+    match read {
+        Ok(Ok(read)) => Ok(Ok(ValidatedReport {
+            kind: read.kind,
+            school_year: read.school_year,
+            province_code: read.province_code,
+            rows: read.rows,
+            columns: Vec::new(),
+            notices: read.notices,
+            stored: folder,
+        })),
+        failed => {
+            if let Some(folder) = &folder {
+                std::fs::remove_dir_all(folder).ok();
+            }
+            match failed {
+                Ok(Err(problems)) => Ok(Err(problems)),
+                Err(e) => Err(e),
+                Ok(Ok(_)) => Err(Error::Internal("a read file was taken for a failed one".into())),
+            }
+        }
+    }
 }
 
 /// Reads and validates a file off the async threads (polars and calamine block).

@@ -28,6 +28,7 @@ pub mod kpi;
 pub mod layout;
 pub mod metrics;
 pub mod output;
+pub mod parquet_file;
 pub mod preview;
 pub mod pseudonym;
 pub mod reconcile;

@@ -92,7 +92,7 @@ pub(super) fn write(
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let header: Vec<&str> = schema.columns.iter().map(|c| c.header(lang)).collect();
-    writeln!(out, "{}", header.join(&separator.to_string()))?;
+    write!(out, "{}\r\n", header.join(&separator.to_string()))?;
     let word = |column: &str, value: &'static str| -> &'static str {
         match export {
             Export::English => value,
