@@ -64,6 +64,22 @@ fn coverage_ratio(reported: i64, expected: Option<i64>) -> Option<f64> {
 /// The SQL that computes a KPI for a dimension: one row per (school year, unit) with the sums
 /// of the numerator and denominator and the rows behind them.
 pub fn kpi_sql(kpi: &Kpi, dimension: Dimension) -> String {
+    kpi_sql_in(kpi, dimension, None)
+}
+
+/// A condition on `school_year` keeping the given years (all when none are given).
+fn years_condition(years: Option<&BTreeSet<SchoolYear>>) -> String {
+    match years {
+        None => "true".to_string(),
+        Some(years) => {
+            let listed: Vec<String> = years.iter().map(|y| format!("'{y}'")).collect();
+            format!("school_year IN ({})", listed.join(", "))
+        }
+    }
+}
+
+/// [`kpi_sql`] over the given school years only.
+fn kpi_sql_in(kpi: &Kpi, dimension: Dimension, years: Option<&BTreeSet<SchoolYear>>) -> String {
     let unit = match dimension {
         Dimension::National => "'VN'",
         Dimension::Region => "kpi_region",
@@ -82,6 +98,10 @@ pub fn kpi_sql(kpi: &Kpi, dimension: Dimension) -> String {
     };
     let denominator = kpi.denominator.as_deref().unwrap_or("NULL");
     let filter = kpi.filter.as_deref().unwrap_or("true");
+    let filter = match years {
+        None => filter.to_string(),
+        Some(_) => format!("({filter}) AND {}", years_condition(years)),
+    };
     format!(
         "SELECT school_year, {unit} AS unit,\n       CAST({} AS DOUBLE) AS numerator,\n       CAST({denominator} AS DOUBLE) AS denominator,\n       count(*) AS row_count\nFROM (SELECT * FROM {} WHERE {filter}) AS kpi_rows{join}\nGROUP BY school_year, {unit}\nORDER BY school_year, unit",
         kpi.numerator, kpi.table
@@ -90,11 +110,13 @@ pub fn kpi_sql(kpi: &Kpi, dimension: Dimension) -> String {
 
 /// The SQL that lists who reported to a KPI: rows by (school year, province as reported,
 /// 2025 province). Coverage is computed from it.
-fn reporters_sql(kpi: &Kpi) -> String {
+fn reporters_sql(kpi: &Kpi, years: Option<&BTreeSet<SchoolYear>>) -> String {
     format!(
-        "SELECT school_year, province_code, province_2025_code, count(*) AS row_count FROM {} WHERE {} GROUP BY 1, 2, 3",
+        "SELECT school_year, province_code, province_2025_code, count(*) AS row_count FROM {} WHERE ({}) AND {} GROUP \
+         BY 1, 2, 3",
         kpi.table,
-        kpi.filter.as_deref().unwrap_or("true")
+        kpi.filter.as_deref().unwrap_or("true"),
+        years_condition(years)
     )
 }
 
@@ -128,9 +150,14 @@ fn number_column(batch: &RecordBatch, index: usize) -> Result<Vec<Option<f64>>> 
         .collect())
 }
 
-async fn sums(ctx: &SessionContext, kpi: &Kpi, dimension: Dimension) -> Result<Vec<SumRow>> {
+async fn sums(
+    ctx: &SessionContext,
+    kpi: &Kpi,
+    dimension: Dimension,
+    years: Option<&BTreeSet<SchoolYear>>,
+) -> Result<Vec<SumRow>> {
     let mut rows = Vec::new();
-    for batch in collect(ctx, &kpi_sql(kpi, dimension)).await? {
+    for batch in collect(ctx, &kpi_sql_in(kpi, dimension, years)).await? {
         let years = text_column(&batch, 0)?;
         let units = text_column(&batch, 1)?;
         let numerators = number_column(&batch, 2)?;
@@ -155,7 +182,7 @@ async fn sums(ctx: &SessionContext, kpi: &Kpi, dimension: Dimension) -> Result<V
 /// Who reported to a KPI, by year: rows by (province as reported, 2025 province).
 type Reporters = BTreeMap<SchoolYear, BTreeMap<(String, String), i64>>;
 
-async fn reporters(ctx: &SessionContext, kpi: &Kpi) -> Result<Option<Reporters>> {
+async fn reporters(ctx: &SessionContext, kpi: &Kpi, years: Option<&BTreeSet<SchoolYear>>) -> Result<Option<Reporters>> {
     let has_provinces = ctx
         .table(kpi.table.as_str())
         .await?
@@ -165,7 +192,7 @@ async fn reporters(ctx: &SessionContext, kpi: &Kpi) -> Result<Option<Reporters>>
         return Ok(None);
     }
     let mut reporters = Reporters::new();
-    for batch in collect(ctx, &reporters_sql(kpi)).await? {
+    for batch in collect(ctx, &reporters_sql(kpi, years)).await? {
         let years = text_column(&batch, 0)?;
         let codes = text_column(&batch, 1)?;
         let codes_2025 = text_column(&batch, 2)?;
@@ -365,17 +392,99 @@ pub fn value_of(unit: Unit, numerator: f64, denominator: Option<f64>) -> Option<
 pub async fn compute(ctx: &SessionContext, metrics: &Metrics) -> Result<Vec<KpiRow>> {
     let mut values = Vec::new();
     for kpi in &metrics.kpis {
-        values.extend(compute_kpi(ctx, kpi).await?);
+        values.extend(compute_kpi(ctx, kpi, None).await?);
     }
     Ok(values)
 }
 
-/// Computes one KPI for every dimension it allows.
-pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiRow>> {
-    let reporters = reporters(ctx, kpi).await?;
+/// What changed since KPI values were last computed: the school years each table changed in.
+pub type Changed = BTreeMap<String, BTreeSet<SchoolYear>>;
+
+/// Brings earlier values (`previous`, of the same metrics) up to date after the changes in
+/// `changed`: a KPI is summed again over the school years its tables changed in only (none, for
+/// a KPI reading none of them), its other years' sums and coverage taken from `previous`; then
+/// every year of it is judged again from its sums (a baseline that changed moves every year's
+/// line), so that each value is made the same way as by [`compute`], which it equals.
+pub async fn compute_changed(
+    ctx: &SessionContext,
+    metrics: &Metrics,
+    previous: &[KpiRow],
+    changed: &Changed,
+) -> Result<Vec<KpiRow>> {
+    let mut values = Vec::new();
+    for kpi in &metrics.kpis {
+        let before: Vec<&KpiRow> = previous.iter().filter(|r| r.kpi_id == kpi.id).collect();
+        let years: BTreeSet<SchoolYear> = metrics
+            .tables_read(&kpi.table)
+            .iter()
+            .filter_map(|table| changed.get(table))
+            .flatten()
+            .copied()
+            .collect();
+        values.extend(compute_kpi(ctx, kpi, Some((&years, &before))).await?);
+    }
+    Ok(values)
+}
+
+/// A value kept from an earlier computation, as the sums it was made of (a withheld value keeps
+/// its group under the minimum).
+fn kept_sums(row: &KpiRow) -> Option<SumRow> {
+    Some(SumRow {
+        year: row.school_year.parse().ok()?,
+        unit: row.unit.clone(),
+        numerator: row.numerator.unwrap_or(0.0),
+        denominator: row.denominator,
+        rows: if row.withheld {
+            0
+        } else {
+            row.people.unwrap_or(MIN_GROUP)
+        },
+    })
+}
+
+/// Computes one KPI for every dimension it allows: every school year, or (`only`) the given
+/// years, the others kept from earlier values of the KPI.
+pub async fn compute_kpi(
+    ctx: &SessionContext,
+    kpi: &Kpi,
+    only: Option<(&BTreeSet<SchoolYear>, &[&KpiRow])>,
+) -> Result<Vec<KpiRow>> {
+    // A year's coverage rests on it and the year before: the changed years' coverage and their
+    // next years' is counted again, from those years and the ones before.
+    let coverage_years: Option<BTreeSet<SchoolYear>> =
+        only.map(|(years, _)| years.iter().flat_map(|y| [*y, y.next()]).collect());
+    let reporter_years: Option<BTreeSet<SchoolYear>> = coverage_years.as_ref().map(|years| {
+        years
+            .iter()
+            .flat_map(|y| [SchoolYear::starting(y.start() - 1), *y])
+            .collect()
+    });
+    // Nothing to sum again: everything is kept.
+    let nothing_new = only.is_some_and(|(years, _)| years.is_empty());
+    let reporters = match nothing_new {
+        true => None,
+        false => reporters(ctx, kpi, reporter_years.as_ref()).await?,
+    };
     let mut values = Vec::new();
     for dimension in kpi.all_dimensions() {
-        let rows = sums(ctx, kpi, dimension).await?;
+        let mut rows = match nothing_new {
+            true => Vec::new(),
+            false => sums(ctx, kpi, dimension, only.map(|(years, _)| years)).await?,
+        };
+        let mut kept_coverage: HashMap<(String, SchoolYear), (i64, Option<i64>)> = HashMap::new();
+        if let Some((years, before)) = only {
+            for row in before.iter().filter(|r| r.dimension == dimension.as_str()) {
+                let Some(sums) = kept_sums(row) else {
+                    continue;
+                };
+                if years.contains(&sums.year) {
+                    continue;
+                }
+                kept_coverage.insert((sums.unit.clone(), sums.year), (row.reported, row.expected));
+                rows.push(sums);
+            }
+            rows.sort_by(|a, b| (a.year, &a.unit).cmp(&(b.year, &b.unit)));
+        }
         let mut series: HashMap<&str, BTreeMap<SchoolYear, Option<f64>>> = HashMap::new();
         // A group of fewer than MIN_GROUP people shows nothing of itself, nor weighs in its
         // unit's trend.
@@ -395,12 +504,15 @@ pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiRow>>
                 series: &series[row.unit.as_str()],
             };
             let judgement = judge.judge(row.year);
+            let recounted = coverage_years.as_ref().is_none_or(|years| years.contains(&row.year));
+            let kept = kept_coverage.get(&(row.unit.clone(), row.year)).filter(|_| !recounted);
             // A level or an ownership is reported by the provinces that report at all.
-            let (reported, expected) = match dimension {
-                Dimension::Province | Dimension::Province2025 | Dimension::Region => {
+            let (reported, expected) = match (kept, dimension) {
+                (Some(kept), _) => *kept,
+                (None, Dimension::Province | Dimension::Province2025 | Dimension::Region) => {
                     coverage(reporters.as_ref(), dimension, &row.unit, row.year)
                 }
-                _ => coverage(reporters.as_ref(), Dimension::National, "VN", row.year),
+                (None, _) => coverage(reporters.as_ref(), Dimension::National, "VN", row.year),
             };
             let target = judgement.target;
             let shown = !withheld(row);

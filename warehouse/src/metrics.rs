@@ -1,7 +1,7 @@
 //! `metrics.toml`: the KPIs of Decision 131 as data, and the check that every one of them can be
 //! computed before anything starts.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -303,7 +303,7 @@ impl Metrics {
             kpis: file.kpis,
         };
         for index in 0..metrics.kpis.len() {
-            metrics.kpis[index].counts_people = metrics.reads_people(&metrics.kpis[index].table, 0);
+            metrics.kpis[index].counts_people = metrics.reads_people(&metrics.kpis[index].table);
         }
         let problems = metrics.check().await;
         if problems.is_empty() {
@@ -313,24 +313,37 @@ impl Metrics {
         }
     }
 
-    /// Whether a table, or a declared view through the tables and views it names, reads a table
-    /// of people (learner or teacher records).
-    fn reads_people(&self, table: &str, depth: usize) -> bool {
-        let people = ingest::ReportKind::ALL
-            .into_iter()
-            .filter(|k| k.holds_people())
-            .any(|k| crate::fact_table(k).eq_ignore_ascii_case(table));
-        people
-            || (depth < self.views.len()
-                && self
-                    .views
-                    .iter()
-                    .filter(|v| v.name.eq_ignore_ascii_case(table))
-                    .any(|view| {
-                        view.sql
-                            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                            .any(|word| !word.is_empty() && self.reads_people(word, depth + 1))
-                    }))
+    /// Whether a table, or a declared view, reads a table of people (learner or teacher records).
+    fn reads_people(&self, table: &str) -> bool {
+        self.tables_read(table).iter().any(|name| {
+            ingest::ReportKind::ALL
+                .into_iter()
+                .any(|k| k.holds_people() && crate::fact_table(k) == name)
+        })
+    }
+
+    /// The catalogue's tables a table or a declared view reads: itself, or those its SQL names,
+    /// through the views it names.
+    pub fn tables_read(&self, table: &str) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        let mut pending = vec![table.to_ascii_lowercase()];
+        let mut seen = BTreeSet::new();
+        while let Some(name) = pending.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if crate::catalogue::entry(&name).is_some() {
+                found.insert(name);
+            } else if let Some(view) = self.views.iter().find(|v| v.name.eq_ignore_ascii_case(&name)) {
+                pending.extend(
+                    view.sql
+                        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .filter(|word| !word.is_empty())
+                        .map(str::to_ascii_lowercase),
+                );
+            }
+        }
+        found
     }
 
     /// The KPI with this id.

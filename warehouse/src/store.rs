@@ -753,8 +753,32 @@ impl Warehouse {
         if self.kpi_values_tag().await?.as_deref() == Some(tag.as_str()) {
             return Ok(tag);
         }
+        let previous_tag = self.kpi_values_tag().await?;
         let ctx = self.session(&versions).await?;
-        let values = kpi::compute(&ctx, self.metrics()?).await?;
+        let metrics = self.metrics()?;
+        let started = std::time::Instant::now();
+        let (values, how) = match self.changed_since(previous_tag.as_deref(), &versions).await? {
+            Some(changed) => match self.all_kpi_values().await {
+                Ok(previous) => (
+                    kpi::compute_changed(&ctx, metrics, &previous, &changed).await?,
+                    changed
+                        .iter()
+                        .map(|(table, years)| {
+                            let years: Vec<String> = years.iter().map(|y| y.to_string()).collect();
+                            format!("{table} {}", years.join(", "))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                Err(_) => (kpi::compute(&ctx, metrics).await?, "everything".to_string()),
+            },
+            None => (kpi::compute(&ctx, metrics).await?, "everything".to_string()),
+        };
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            from = how.as_str(),
+            "KPI values computed"
+        );
         let batch = kpi::to_batch(&values)?;
         let mut columns = batch.columns().to_vec();
         columns.push(Arc::new(StringArray::from(vec![tag.as_str(); batch.num_rows()])));
@@ -771,6 +795,65 @@ impl Warehouse {
             )
             .await?;
         Ok(tag)
+    }
+
+    /// What changed since the KPI values tagged `previous` were computed: for each fact table
+    /// whose version moved, the school years of the submissions committed since. None when the
+    /// values must be computed in full: no earlier values, other metrics, a table the tag does
+    /// not name, or a table version no submission explains (the safe answer is everything).
+    async fn changed_since(&self, previous: Option<&str>, versions: &TableVersions) -> Result<Option<kpi::Changed>> {
+        let Some(previous) = previous else {
+            return Ok(None);
+        };
+        let mut before = BTreeMap::new();
+        let mut same_metrics = false;
+        for pair in previous.split(' ') {
+            let Some((name, value)) = pair.split_once('=') else {
+                return Ok(None);
+            };
+            match name {
+                "metrics" => same_metrics = self.metrics()?.fingerprint.starts_with(value),
+                _ => {
+                    let Ok(version) = value.parse::<u64>() else {
+                        return Ok(None);
+                    };
+                    before.insert(name.to_string(), version);
+                }
+            }
+        }
+        if !same_metrics {
+            return Ok(None);
+        }
+        let submissions = self.submissions().await?;
+        let mut changed = kpi::Changed::new();
+        for (table, &now) in versions {
+            let Some(&then) = before.get(table) else {
+                return Ok(None);
+            };
+            if now == then || table == SUBMISSIONS {
+                continue;
+            }
+            let years: std::collections::BTreeSet<ingest::SchoolYear> = submissions
+                .iter()
+                .filter(|s| fact_table(s.kind) == table)
+                .filter(|s| (then as i64) < s.table_version && s.table_version <= now as i64)
+                .map(|s| s.school_year)
+                .collect();
+            if years.is_empty() {
+                return Ok(None);
+            }
+            changed.insert(table.clone(), years);
+        }
+        Ok(Some(changed))
+    }
+
+    /// Every row of `kpi_values` as it is.
+    async fn all_kpi_values(&self) -> Result<Vec<KpiRow>> {
+        let ctx = SessionContext::new();
+        let table = self.table(KPI_VALUES, None).await?;
+        table.update_datafusion_session(&ctx.state())?;
+        let batches = ctx.read_table(table.table_provider().await?)?.collect().await?;
+        rows_of(&batches, KPI_VALUES)
     }
 
     /// Fresh KPI values of one dimension (and one KPI, if given), in file order of the KPIs,
