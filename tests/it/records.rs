@@ -295,6 +295,7 @@ fn records_are_pseudonymised_everywhere_and_counted_exactly() {
         "{differing:?} of {compared}"
     );
     let analyst = account(&data, "phan-tich", "analyst", None);
+    let admin = account(&data, "bo-gd", "admin", None);
 
     // The pages and the API, with their log.
     let log_path = dir.path().join("serve.log");
@@ -343,6 +344,25 @@ fn records_are_pseudonymised_everywhere_and_counted_exactly() {
         status(&head) == 200 && page.contains(&differing[0][..7]),
         "the page lists them"
     );
+    // The dry run of either side warns that it disagrees with the other side already in.
+    let province = &differing[0][..2];
+    for (kind, folder) in [("learner", "learner"), ("school", "school")] {
+        let sent = files_under(&reports.join(folder).join("2024-2025"))
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains(&format!("{kind}-{province}-")))
+            .expect("the province's file");
+        let (head, body) = server.request(
+            "POST",
+            &format!("/api/v1/submissions?kind={kind}&year=2024-2025&province={province}&dry_run=true"),
+            &[&format!("Authorization: Bearer {admin}")],
+            &std::fs::read(&sent).expect("read"),
+        );
+        assert_eq!(status(&head), 200, "{body}");
+        assert!(
+            body.contains("records_differ") && body.contains(&differing[0][..7]),
+            "{kind}: {body}"
+        );
+    }
     let page = server.get("/kpi/T1_pupils?year=2024-2025&lang=en");
     assert!(
         page.contains("/kpi/records_pupils_online_ready") && page.contains("counted from the learner"),

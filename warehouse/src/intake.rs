@@ -228,12 +228,9 @@ impl Intake {
                         Ok(Outcome::Checked(None))
                     }
                 }
-                // Records are compared with the other kind of figures by reconciliation, not
-                // previewed row by row.
-                Ok(report) if report.stored.is_some() => {
-                    events.push(event);
-                    Ok(Outcome::Checked(None))
-                }
+                // Records are not previewed row by row; they are compared with the schools'
+                // reports in force.
+                Ok(report) if report.stored.is_some() => self.compare_records(event, report, &mut events).await,
                 Ok(report) => self.preview(event, Arc::clone(report), &mut events).await,
             };
             match outcome {
@@ -309,6 +306,36 @@ impl Intake {
         event.province_code = delivery.hint.province_code.as_deref().map(str::to_string);
         event.sha256 = sha256.map(str::to_string);
         event
+    }
+
+    /// The dry run of a record file: its size, and whether its counts disagree with the
+    /// schools' reports already in (see [`crate::reconcile::disagreement`]).
+    async fn compare_records(
+        &self,
+        mut event: AuditEvent,
+        report: &ValidatedReport,
+        events: &mut Vec<AuditEvent>,
+    ) -> Result<Outcome> {
+        let mut warnings = Vec::new();
+        if let (ReportKind::Learner, Some(province), Some(folder)) =
+            (report.kind, &report.province_code, &report.stored)
+        {
+            let counted = self
+                .warehouse
+                .counted_staged(folder, report.school_year, province)
+                .await?;
+            let reported = self.warehouse.reported_figures(report.school_year, province).await?;
+            warnings.extend(crate::reconcile::disagreement(&reported, &counted, true));
+        }
+        event.detail = Some(format!("{} rows, {} warnings", report.rows, warnings.len()));
+        events.push(event);
+        Ok(Outcome::Checked(Some(Box::new(Preview {
+            rows: report.rows,
+            units: 0,
+            totals: Vec::new(),
+            kpis: Vec::new(),
+            warnings,
+        }))))
     }
 
     async fn preview(

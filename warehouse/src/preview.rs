@@ -43,7 +43,7 @@ pub struct PreviewValue {
 /// Something worth a second look that does not stop the file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Warning {
-    /// Which check: `unit_change`, `kpi_move`, `missing_units`.
+    /// Which check: `unit_change`, `kpi_move`, `missing_units`, `records_differ`.
     pub rule: &'static str,
     /// In Vietnamese.
     pub message_vi: String,
@@ -163,6 +163,14 @@ impl Warehouse {
             kpis.push(preview);
         }
         warnings.extend(unit_warnings(report, &before, &last_year)?);
+        if let (ingest::ReportKind::School, Some(province)) = (report.kind, &report.province_code) {
+            let counted = self.counted_records(report.school_year, province).await?;
+            warnings.extend(crate::reconcile::disagreement(
+                &reported_by_school(report),
+                &counted,
+                false,
+            ));
+        }
 
         let units = match unit_column(report) {
             Some(column) => match report.column(column) {
@@ -187,6 +195,30 @@ impl Warehouse {
             warnings,
         })
     }
+}
+
+/// A school report's pupils, pupils able to study online and with a digital record, by school
+/// and level.
+fn reported_by_school(report: &ValidatedReport) -> crate::reconcile::BySchool {
+    let mut figures = crate::reconcile::BySchool::new();
+    let (Some(ColumnValues::Text(schools)), Some(ColumnValues::Text(levels))) =
+        (report.column("school_id"), report.column("level"))
+    else {
+        return figures;
+    };
+    let count = |name: &str, row: usize| match report.column(name) {
+        Some(ColumnValues::Count(values)) => values[row].unwrap_or(0),
+        _ => 0,
+    };
+    for (row, (school, level)) in schools.iter().zip(levels).enumerate() {
+        if let (Some(school), Some(level)) = (school, level) {
+            let entry = figures.entry((school.clone(), level.clone())).or_default();
+            entry.pupils += count("students", row);
+            entry.online_ready += count("students_online_ready", row);
+            entry.digital_record += count("students_digital_record", row);
+        }
+    }
+    figures
 }
 
 /// Schools (or universities) whose numbers jumped, and those that were there last year and

@@ -5,9 +5,12 @@
 //! province both ways. A report that claims far more than its records hold is the report to
 //! doubt.
 
+use std::collections::HashMap;
+
 use ingest::{ProvinceCode, SchoolYear};
 use serde::Serialize;
 
+use crate::preview::Warning;
 use crate::store::rows_of;
 use crate::{Result, TableVersions, Warehouse};
 
@@ -34,7 +37,7 @@ impl Figures {
 
     /// The largest relative difference of the three, against the counted figures (a counted
     /// zero against a reported non-zero is a difference of 100%).
-    fn difference(&self, counted: &Figures) -> f64 {
+    pub fn difference(&self, counted: &Figures) -> f64 {
         [
             (self.pupils, counted.pupils),
             (self.online_ready, counted.online_ready),
@@ -114,7 +117,142 @@ struct Compared {
     counted_digital_record: i64,
 }
 
+/// A school and level: (school id, level).
+pub type SchoolLevel = (String, String);
+
+/// The figures of each school and level, as one side gives them.
+pub type BySchool = HashMap<SchoolLevel, Figures>;
+
+/// The warning of a dry run whose file disagrees with the other side already in the
+/// warehouse (a school report with the records, or records with the school reports): the
+/// schools differing by more than the default tolerance, the first ten named.
+pub fn disagreement(reported: &BySchool, counted: &BySchool, records_sent: bool) -> Option<Warning> {
+    let mut differing: Vec<(&SchoolLevel, &Figures, &Figures)> = reported
+        .iter()
+        .filter_map(|(key, r)| counted.get(key).map(|c| (key, r, c)))
+        .filter(|(_, r, c)| r.difference(c) > DEFAULT_TOLERANCE)
+        .collect();
+    if differing.is_empty() {
+        return None;
+    }
+    differing.sort_by(|a, b| a.0.cmp(b.0));
+    let named: Vec<String> = differing
+        .iter()
+        .take(10)
+        .map(|((school, level), r, c)| {
+            format!(
+                "{school} ({level}): {} / {}, {} / {}, {} / {}",
+                r.pupils, c.pupils, r.online_ready, c.online_ready, r.digital_record, c.digital_record
+            )
+        })
+        .collect();
+    let (what_vi, what_en) = match records_sent {
+        true => ("Hồ sơ trong tệp này lệch", "The records in this file differ"),
+        false => ("Báo cáo này lệch", "This report differs"),
+    };
+    Some(Warning {
+        rule: "records_differ",
+        message_vi: format!(
+            "{what_vi} hơn 5% so với {} ở {} trường (báo cáo / hồ sơ: học sinh, đủ điều kiện học trực tuyến, có hồ sơ \
+             số): {}",
+            if records_sent {
+                "báo cáo của trường"
+            } else {
+                "hồ sơ người học đã có"
+            },
+            differing.len(),
+            named.join("; ")
+        ),
+        message_en: format!(
+            "{what_en} by more than 5% from {} for {} schools (reported / counted: pupils, able to study online, \
+             digital record): {}",
+            if records_sent {
+                "the schools' reports"
+            } else {
+                "the learner records already in"
+            },
+            differing.len(),
+            named.join("; ")
+        ),
+    })
+}
+
+/// Figures by school and level from a query's rows (school_id, level, pupils, online ready,
+/// digital record).
+fn by_school(batches: &[datafusion::arrow::array::RecordBatch]) -> Result<BySchool> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        school_id: String,
+        level: String,
+        pupils: i64,
+        online_ready: i64,
+        digital_record: i64,
+    }
+    let lines: Vec<Line> = rows_of(batches, "reconciliation")?;
+    Ok(lines
+        .into_iter()
+        .map(|l| {
+            let figures = Figures {
+                pupils: l.pupils,
+                online_ready: l.online_ready,
+                digital_record: l.digital_record,
+            };
+            ((l.school_id, l.level), figures)
+        })
+        .collect())
+}
+
+/// The SELECT that counts learner records by school and level from `source`.
+fn counting(source: &str, year: SchoolYear, province: &ProvinceCode) -> String {
+    format!(
+        "SELECT school_id, level, count(*) AS pupils, sum(CASE WHEN online_ready THEN 1 ELSE 0 END) AS online_ready, \
+         sum(CASE WHEN digital_record THEN 1 ELSE 0 END) AS digital_record FROM {source} WHERE school_year = '{year}' \
+         AND province_code = '{}' GROUP BY school_id, level",
+        province.as_str()
+    )
+}
+
 impl Warehouse {
+    /// The learner records already in for a year and province, counted by school and level.
+    pub(crate) async fn counted_records(&self, year: SchoolYear, province: &ProvinceCode) -> Result<BySchool> {
+        by_school(
+            &self
+                .query(&counting("learner_records", year, province), &TableVersions::new())
+                .await?,
+        )
+    }
+
+    /// The learner records of a staged record file (a folder of Parquet files), counted by
+    /// school and level.
+    pub(crate) async fn counted_staged(
+        &self,
+        folder: &std::path::Path,
+        year: SchoolYear,
+        province: &ProvinceCode,
+    ) -> Result<BySchool> {
+        let ctx = datafusion::prelude::SessionContext::new();
+        let path = folder.to_string_lossy();
+        ctx.register_parquet(
+            "staged",
+            path.as_ref(),
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await?;
+        let batches = ctx.sql(&counting("staged", year, province)).await?.collect().await?;
+        by_school(&batches)
+    }
+
+    /// The school reports in force for a year and province, by school and level.
+    pub(crate) async fn reported_figures(&self, year: SchoolYear, province: &ProvinceCode) -> Result<BySchool> {
+        let sql = format!(
+            "SELECT school_id, level, sum(students) AS pupils, sum(students_online_ready) AS online_ready, \
+             sum(students_digital_record) AS digital_record FROM school_reports WHERE school_year = '{year}' AND \
+             province_code = '{}' GROUP BY school_id, level",
+            province.as_str()
+        );
+        by_school(&self.query(&sql, &TableVersions::new()).await?)
+    }
+
     /// Reports against records for a school year (and a province), at the tables' latest
     /// versions.
     pub async fn reconciliation(
