@@ -9,12 +9,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::serve::Server;
+use crate::{khoso, run, stderr};
 
 /// A chromedriver process and one browser session in it, both ended when dropped.
 struct Browser {
@@ -148,6 +150,26 @@ impl Browser {
         }
     }
 
+    /// Sizes the window (CSS pixels).
+    fn resize(&self, width: u32, height: u32) {
+        self.session_call(
+            "POST",
+            "/window/rect",
+            Some(&json!({ "width": width, "height": height })),
+        );
+    }
+
+    /// Saves a screenshot of the window under `target/screenshots/NAME.png`, for people to look
+    /// at.
+    fn screenshot(&self, name: &str) {
+        let encoded = self.session_call("GET", "/screenshot", None);
+        let png = base64_decode(encoded.as_str().unwrap_or_default());
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshots folder");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot");
+    }
+
     /// The console's messages since the last call.
     fn console(&self) -> Vec<Value> {
         self.session_call("POST", "/se/log", Some(&json!({ "type": "browser" })))
@@ -155,6 +177,25 @@ impl Browser {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// Standard base64 (a WebDriver screenshot), padding and line breaks ignored.
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0);
+    for byte in text.bytes() {
+        let Some(value) = ALPHABET.iter().position(|&c| c == byte) else {
+            continue;
+        };
+        bits = (bits << 6) | value as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
 }
 
 impl Drop for Browser {
@@ -200,16 +241,33 @@ fn headless_chromium_opens_the_dashboard() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, _) = crate::generated(dir.path(), "0.01", "2023-2024..2024-2025", "5", true);
+    // Learner records of the same scale and seed, for the breakdowns by grade and gender.
+    let records = dir.path().join("records");
+    let made = run(khoso(&data)
+        .args([
+            "generate", "--kind", "learner", "--scale", "0.01", "--seed", "5", "--years",
+        ])
+        .args(["2024-2025..2024-2025", "--out"])
+        .arg(&records));
+    assert!(made.status.success(), "{}", stderr(&made));
+    let files: Vec<PathBuf> = std::fs::read_dir(records.join("learner").join("2024-2025"))
+        .expect("records")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let loaded = run(khoso(&data).args(["ingest", "--kind", "learner"]).args(&files));
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
     let server = Server::start(&data);
     let base = format!("http://{}", server.address);
     let browser = Browser::start().expect("chromedriver starts");
 
     browser.open(&format!("{base}/"));
     assert_eq!(browser.script("return document.documentElement.lang"), "vi");
+    // The reported KPIs and the six from learner records (no teacher records are loaded).
     let cards = browser.script("return document.querySelectorAll('.card').length");
-    assert_eq!(cards, 17);
+    assert_eq!(cards, 23);
     let drawn = browser.script(DRAWN_CHARTS).as_u64().unwrap_or(0);
-    assert!(drawn >= 17, "{drawn} sparklines drawn");
+    assert!(drawn >= 23, "{drawn} sparklines drawn");
 
     // The page's own toggle switches to English, and the cookie keeps it on the next page.
     browser.click("a.lang");
@@ -243,6 +301,31 @@ fn headless_chromium_opens_the_dashboard() {
     assert_eq!(search, "?lang=vi&year=2023-2024&list=province");
     browser.open(&format!("{base}/province/01"));
     assert!(browser.script(DRAWN_CHARTS).as_u64().unwrap_or(0) >= 10);
+
+    // The breakdowns by grade and gender, at a phone's width and a desktop's: every bar a row
+    // of at least 20 pixels and its text at least 10, screenshots kept for people to look at.
+    for (width, name) in [(390, "phone"), (1280, "desktop")] {
+        browser.resize(width, 900);
+        browser.open(&format!(
+            "{base}/kpi/records_pupils_online_ready?year=2024-2025&lang=en"
+        ));
+        let charts = browser.script(
+            "return [...document.querySelectorAll('svg.breakdown')].map(s => { const r = s.getBoundingClientRect(); \
+             return [r.width, r.height, s.querySelectorAll('rect').length, s.viewBox.baseVal.width]; })",
+        );
+        let charts = charts.as_array().cloned().unwrap_or_default();
+        assert_eq!(charts.len(), 3, "by level, grade and gender: {charts:?}");
+        for chart in &charts {
+            let number = |i: usize| chart[i].as_f64().unwrap_or(0.0);
+            let (shown, height, bars, drawn) = (number(0), number(1), number(2), number(3));
+            assert!(bars >= 2.0 && shown <= f64::from(width), "{chart:?}");
+            let scale = shown / drawn;
+            assert!(height / bars >= 20.0, "{name}: bars {:.1} px high", height / bars);
+            assert!(17.0 * scale >= 10.0, "{name}: text {:.1} px", 17.0 * scale);
+        }
+        browser.script("document.querySelector('svg.breakdown').scrollIntoView()");
+        browser.screenshot(&format!("breakdowns-{name}"));
+    }
 
     let errors: Vec<Value> = browser
         .console()
