@@ -602,19 +602,21 @@ impl Warehouse {
             }
             let mut recorded = Vec::new();
             for (table, writes) in by_table {
-                let version = self.write_slices(table, &writes).await?;
-                for (index, mut submission, _) in writes {
-                    submission.table_version = version;
-                    current.insert(
-                        (
-                            submission.kind,
-                            submission.school_year,
-                            submission.province_code.clone(),
-                        ),
-                        submission.clone(),
-                    );
-                    outcomes[index] = Some(CommitOutcome::Committed(submission.clone()));
-                    recorded.push(submission);
+                for writes in transactions(writes) {
+                    let version = self.write_slices(table, &writes).await?;
+                    for (index, mut submission, _) in writes {
+                        submission.table_version = version;
+                        current.insert(
+                            (
+                                submission.kind,
+                                submission.school_year,
+                                submission.province_code.clone(),
+                            ),
+                            submission.clone(),
+                        );
+                        outcomes[index] = Some(CommitOutcome::Committed(submission.clone()));
+                        recorded.push(submission);
+                    }
                 }
             }
             if !recorded.is_empty() {
@@ -691,7 +693,13 @@ impl Warehouse {
             None => delta.write(batches),
             Some(_) => return Err(Error::Internal(format!("{table}: rows both in memory and in files"))),
         };
+        // Row groups of 65,536 rows: the writer holds one in memory per partition it writes.
+        let properties = datafusion::parquet::file::properties::WriterProperties::builder()
+            .set_compression(datafusion::parquet::basic::Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(65_536))
+            .build();
         let written = write
+            .with_writer_properties(properties)
             .with_save_mode(SaveMode::Overwrite)
             .with_replace_where(slices)
             .with_partition_columns(partition_columns(kind).iter().copied())
@@ -1096,6 +1104,32 @@ fn latest_version(log: &Path) -> Result<Option<u64>> {
     Ok(latest)
 }
 
+/// The most rows of record files one transaction writes: a table's writer keeps each of its
+/// partitions' file open until the transaction ends, so a batch of a whole country's learner
+/// files (18.7 million rows) is committed in transactions of about this many rows (whole files
+/// each; a file is never split).
+const STORED_ROWS_PER_TRANSACTION: i64 = 1_500_000;
+
+/// The transactions a table's writes of one round are made in: one for reports (their rows are
+/// few), several for record files past [`STORED_ROWS_PER_TRANSACTION`] rows.
+fn transactions(writes: Vec<(usize, Submission, Rows)>) -> Vec<Vec<(usize, Submission, Rows)>> {
+    let mut all: Vec<Vec<(usize, Submission, Rows)>> = Vec::new();
+    let mut rows = 0;
+    for write in writes {
+        let stored = matches!(write.2, Rows::Stored(_));
+        let full = stored && rows > 0 && rows + write.1.rows > STORED_ROWS_PER_TRANSACTION;
+        if all.is_empty() || full {
+            all.push(Vec::new());
+            rows = 0;
+        }
+        rows += write.1.rows;
+        if let Some(last) = all.last_mut() {
+            last.push(write);
+        }
+    }
+    all
+}
+
 /// The rows a commit writes: a batch in memory, or a plan that reads them from Parquet files.
 enum Rows {
     Batch(RecordBatch),
@@ -1162,4 +1196,61 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         }
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(rows: i64, stored: bool) -> (usize, Submission, Rows) {
+        let submission = Submission {
+            submission_id: String::new(),
+            kind: ReportKind::Learner,
+            province_code: None,
+            school_year: ingest::SchoolYear::starting(2024),
+            rows,
+            sha256: String::new(),
+            file_name: String::new(),
+            uploaded_by: String::new(),
+            uploaded_at: 0,
+            table_version: -1,
+            supersedes: None,
+        };
+        let rows_to_write = match stored {
+            true => Rows::Stored(datafusion::logical_expr::LogicalPlan::EmptyRelation(
+                datafusion::logical_expr::EmptyRelation {
+                    produce_one_row: false,
+                    schema: Arc::new(datafusion::common::DFSchema::empty()),
+                },
+            )),
+            false => Rows::Batch(RecordBatch::new_empty(Arc::new(
+                datafusion::arrow::datatypes::Schema::empty(),
+            ))),
+        };
+        (0, submission, rows_to_write)
+    }
+
+    #[test]
+    fn record_files_are_committed_in_transactions_of_bounded_rows_reports_in_one() {
+        let sizes = |groups: Vec<Vec<(usize, Submission, Rows)>>| -> Vec<Vec<i64>> {
+            groups
+                .into_iter()
+                .map(|g| g.into_iter().map(|(_, s, _)| s.rows).collect())
+                .collect()
+        };
+        let stored = vec![
+            write(1_000_000, true),
+            write(400_000, true),
+            write(900_000, true),
+            write(2_000_000, true),
+            write(10, true),
+        ];
+        assert_eq!(
+            sizes(transactions(stored)),
+            vec![vec![1_000_000, 400_000], vec![900_000], vec![2_000_000], vec![10]],
+            "whole files, never past 1.5 million rows unless one file is"
+        );
+        let reports = (0..300).map(|_| write(30_000, false)).collect();
+        assert_eq!(transactions(reports).len(), 1, "reports in one transaction");
+    }
 }
