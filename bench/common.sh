@@ -4,14 +4,7 @@
 # PROFILE=dev uses the dev build (dependencies at opt-level 1) instead of waiting for a release
 # build; its figures are slower and say so.
 BENCH_DIR="${BENCH_DIR:-target/bench-data}"
-PROFILE="${PROFILE:-release}"
-if [ "$PROFILE" = dev ]; then
-  cargo build --locked --quiet
-  KHOSO=target/debug/khoso
-else
-  cargo build --release --locked --quiet
-  KHOSO=target/release/khoso
-fi
+source bench/build.sh
 echo "== khoso built with the $PROFILE profile"
 
 if [ ! -d "$BENCH_DIR/data/tables" ]; then

@@ -17,18 +17,11 @@ cd "$(dirname "$0")/.."
 
 SCALE="${SCALE:-1.0}"
 YEAR="${YEAR:-2024-2025}"
-PROFILE="${PROFILE:-release}"
 PORT="${PORT:-18083}"
 CLIENTS="${CLIENTS:-32}"
 PYTHON="${KHOSO_TEST_PYTHON:-target/pyenv/bin/python}"
 "$PYTHON" -c 'import duckdb' || { echo "Python with duckdb is needed (see .ci/run)" >&2; exit 1; }
-if [ "$PROFILE" = dev ]; then
-  cargo build --locked --quiet
-  KHOSO="$PWD/target/debug/khoso"
-else
-  cargo build --release --locked --quiet
-  KHOSO="$PWD/target/release/khoso"
-fi
+source bench/build.sh
 WORK="${WORK:-$(mktemp -d)}"
 SERVER=
 trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; [ -z "${KEEP:-}" ] && rm -rf "$WORK"' EXIT

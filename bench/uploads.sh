@@ -14,14 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PORT="${PORT:-18082}"
-PROFILE="${PROFILE:-release}"
-if [ "$PROFILE" = dev ]; then
-  cargo build --locked --quiet
-  KHOSO="$PWD/target/debug/khoso"
-else
-  cargo build --release --locked --quiet
-  KHOSO="$PWD/target/release/khoso"
-fi
+source bench/build.sh
 WORK="$(mktemp -d)"
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 "$KHOSO" --data "$WORK/data" init >/dev/null

@@ -233,14 +233,20 @@ fn sample_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data")
 }
 
-#[test]
-fn every_kpi_matches_an_independent_computation_on_the_sample_data() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
+/// A warehouse of the sample data under `dir`.
+fn sample_warehouse(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
     let output = run(khoso(&data)
         .args(["init", "--sample", "--sample-dir"])
         .arg(sample_dir()));
     assert!(output.status.success(), "{}", stderr(&output));
+    data
+}
+
+#[test]
+fn every_kpi_matches_an_independent_computation_on_the_sample_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = sample_warehouse(dir.path());
     let rows = load_rows(&sample_dir());
     // Schools teaching two levels (TH&THCS) are there, so a share of schools that counted a
     // school once per level would differ from the independent count below.
@@ -528,11 +534,7 @@ fn all_values(data: &Path) -> String {
 #[test]
 fn a_refresh_after_a_commit_computes_only_what_changed_and_equals_a_full_one() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let output = run(khoso(&data)
-        .args(["init", "--sample", "--sample-dir"])
-        .arg(sample_dir()));
-    assert!(output.status.success(), "{}", stderr(&output));
+    let data = sample_warehouse(dir.path());
 
     // Hà Nội's 2023-2024 report again, with other figures: pupils able to study online halved.
     let sent = std::fs::read_to_string(sample_dir().join("school/2023-2024/school-01-2023-2024.csv")).expect("read");

@@ -114,7 +114,12 @@ pub(super) fn write(
         (Export::Vietnamese, false) => "Không",
     };
     let mut written = 0;
-    let mut line = String::with_capacity(160);
+    let mut writer = RowWriter {
+        out,
+        line: String::with_capacity(160),
+        separator,
+        year: year.to_string(),
+    };
     for row in rows {
         let school_id = text(row, "school_id");
         let level_name = text(row, "level");
@@ -153,23 +158,11 @@ pub(super) fn write(
                         (false, _) => "none",
                     };
                     let internet = ready[j] || rng.random_bool(0.4);
-                    line.clear();
-                    let cells = [
-                        &year.to_string() as &str,
-                        province,
-                        school_id,
-                        &identifier(person),
-                        level_word,
-                        &(low + grade_index as i64).to_string(),
-                        word("gender", if female { "female" } else { "male" }),
-                        word("device", device),
-                        flag(internet),
-                        flag(ready[j]),
-                        flag(domestic[j]),
-                        flag(record[j]),
-                    ];
-                    push_line(&mut line, &cells, separator);
-                    out.write_all(line.as_bytes())?;
+                    let grade = (low + grade_index as i64).to_string();
+                    let gender = word("gender", if female { "female" } else { "male" });
+                    let own = [grade.as_str(), gender, word("device", device), flag(internet)];
+                    let flags = [flag(ready[j]), flag(domestic[j]), flag(record[j])];
+                    writer.row([province, school_id, level_word], person, &[&own[..], &flags[..]])?;
                 }
                 written += n;
             }
@@ -180,37 +173,42 @@ pub(super) fn write(
                 for j in 0..n {
                     let person = TEACHER_NUMBERS + (((school * 4 + level as u64) << 11) | (j as u64 & 0x7ff));
                     let trained = rng.random_bool(if ready[j] { 0.8 } else { 0.35 });
-                    line.clear();
-                    let cells = [
-                        &year.to_string() as &str,
-                        province,
-                        school_id,
-                        &identifier(person),
-                        level_word,
-                        flag(ready[j]),
-                        flag(trained),
-                        flag(record[j]),
-                    ];
-                    push_line(&mut line, &cells, separator);
-                    out.write_all(line.as_bytes())?;
+                    let flags = [flag(ready[j]), flag(trained), flag(record[j])];
+                    writer.row([province, school_id, level_word], person, &[&flags[..]])?;
                 }
                 written += n;
             }
             _ => {}
         }
     }
-    out.flush()?;
+    writer.out.flush()?;
     Ok((path.to_path_buf(), written))
 }
 
-fn push_line(line: &mut String, cells: &[&str], separator: char) {
-    for (index, cell) in cells.iter().enumerate() {
-        if index > 0 {
-            line.push(separator);
+/// Writes a record file's rows: the school year, then the row's province, school, person
+/// (as their identifier), level, and the cells of its kind.
+struct RowWriter<W> {
+    out: W,
+    line: String,
+    separator: char,
+    year: String,
+}
+
+impl<W: Write> RowWriter<W> {
+    fn row(&mut self, place: [&str; 3], person: u64, rest: &[&[&str]]) -> std::io::Result<()> {
+        let [province, school, level] = place;
+        self.line.clear();
+        let id = identifier(person);
+        let cells = [self.year.as_str(), province, school, id.as_str(), level];
+        for (index, cell) in cells.iter().chain(rest.iter().flat_map(|r| r.iter())).enumerate() {
+            if index > 0 {
+                self.line.push(self.separator);
+            }
+            self.line.push_str(cell);
         }
-        line.push_str(cell);
+        self.line.push_str("\r\n");
+        self.out.write_all(self.line.as_bytes())
     }
-    line.push_str("\r\n");
 }
 
 #[cfg(test)]
