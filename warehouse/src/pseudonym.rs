@@ -25,7 +25,8 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 /// Turns identifiers into pseudonyms under one warehouse's key.
 #[derive(Clone)]
 pub struct Pseudonyms {
-    key: [u8; KEY_BYTES],
+    /// The HMAC under the warehouse's key, keyed once: each identifier starts from a copy.
+    keyed: HmacSha256,
 }
 
 impl std::fmt::Debug for Pseudonyms {
@@ -70,7 +71,8 @@ impl Pseudonyms {
         let bytes = hex::decode(text.trim()).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
         let key = <[u8; KEY_BYTES]>::try_from(bytes.as_slice())
             .map_err(|_| Error::Internal(format!("{} does not hold a {KEY_BYTES}-byte key", path.display())))?;
-        Ok(Self { key })
+        let keyed = <HmacSha256 as KeyInit>::new_from_slice(&key).expect("HMAC takes a key of any length");
+        Ok(Self { keyed })
     }
 
     /// Replaces the person identifiers of a validated record file by their pseudonyms, on every
@@ -101,7 +103,7 @@ impl Pseudonyms {
 
     /// The pseudonym of an identifier: 64 hex digits. Surrounding spaces are not part of it.
     pub fn of(&self, identifier: &str) -> String {
-        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        let mut mac = self.keyed.clone();
         mac.update(identifier.trim().as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
@@ -163,7 +165,8 @@ mod tests {
         // Made again, the key is kept: the same learner next year has the same pseudonym.
         Pseudonyms::create(&layout).expect("kept");
         assert_eq!(Pseudonyms::open(&layout).expect("open").of(learner), pseudonym);
-        assert!(!format!("{first:?}").contains(&hex::encode(first.key)));
+        let key = std::fs::read_to_string(layout.pseudonym_key()).expect("key file");
+        assert!(!format!("{first:?}").contains(key.trim()));
 
         let other = tempfile::tempdir().expect("tempdir");
         let other = Layout::new(other.path()).expect("layout");
