@@ -202,13 +202,31 @@ fn by_school(batches: &[datafusion::arrow::array::RecordBatch]) -> Result<ByScho
         .collect())
 }
 
-/// The SELECT that counts learner records by school and level from `source`.
-fn counting(source: &str, year: SchoolYear, province: &ProvinceCode) -> String {
+/// ` AND province_code = '…'` for a province, nothing for all. Both values of these queries
+/// come from parsed types (a school year, a two-digit code): nothing to quote.
+fn in_province(province: Option<&ProvinceCode>) -> String {
+    province
+        .map(|code| format!(" AND province_code = '{}'", code.as_str()))
+        .unwrap_or_default()
+}
+
+/// The SELECT that counts learner records by province, school and level from `source`.
+fn counting(source: &str, year: SchoolYear, province: Option<&ProvinceCode>) -> String {
     format!(
-        "SELECT school_id, level, count(*) AS pupils, sum(CASE WHEN online_ready THEN 1 ELSE 0 END) AS online_ready, \
-         sum(CASE WHEN digital_record THEN 1 ELSE 0 END) AS digital_record FROM {source} WHERE school_year = '{year}' \
-         AND province_code = '{}' GROUP BY school_id, level",
-        province.as_str()
+        "SELECT province_code, school_id, level, count(*) AS pupils, sum(CASE WHEN online_ready THEN 1 ELSE 0 END) AS \
+         online_ready, sum(CASE WHEN digital_record THEN 1 ELSE 0 END) AS digital_record FROM {source} WHERE \
+         school_year = '{year}'{} GROUP BY province_code, school_id, level",
+        in_province(province)
+    )
+}
+
+/// The SELECT that sums the school reports in force by province, school and level.
+fn reporting(year: SchoolYear, province: Option<&ProvinceCode>) -> String {
+    format!(
+        "SELECT province_code, school_id, level, max(school_name) AS school_name, sum(students) AS pupils, \
+         sum(students_online_ready) AS online_ready, sum(students_digital_record) AS digital_record FROM \
+         school_reports WHERE school_year = '{year}'{} GROUP BY province_code, school_id, level",
+        in_province(province)
     )
 }
 
@@ -217,7 +235,10 @@ impl Warehouse {
     pub(crate) async fn counted_records(&self, year: SchoolYear, province: &ProvinceCode) -> Result<BySchool> {
         by_school(
             &self
-                .query(&counting("learner_records", year, province), &TableVersions::new())
+                .query(
+                    &counting("learner_records", year, Some(province)),
+                    &TableVersions::new(),
+                )
                 .await?,
         )
     }
@@ -238,18 +259,17 @@ impl Warehouse {
             datafusion::prelude::ParquetReadOptions::default(),
         )
         .await?;
-        let batches = ctx.sql(&counting("staged", year, province)).await?.collect().await?;
+        let batches = ctx
+            .sql(&counting("staged", year, Some(province)))
+            .await?
+            .collect()
+            .await?;
         by_school(&batches)
     }
 
     /// The school reports in force for a year and province, by school and level.
     pub(crate) async fn reported_figures(&self, year: SchoolYear, province: &ProvinceCode) -> Result<BySchool> {
-        let sql = format!(
-            "SELECT school_id, level, sum(students) AS pupils, sum(students_online_ready) AS online_ready, \
-             sum(students_digital_record) AS digital_record FROM school_reports WHERE school_year = '{year}' AND \
-             province_code = '{}' GROUP BY school_id, level",
-            province.as_str()
-        );
+        let sql = reporting(year, Some(province));
         by_school(&self.query(&sql, &TableVersions::new()).await?)
     }
 
@@ -261,30 +281,18 @@ impl Warehouse {
         province: Option<&ProvinceCode>,
         tolerance: f64,
     ) -> Result<Reconciliation> {
-        // Both values come from parsed types (a school year, a two-digit code): no quoting.
-        let province_filter = province
-            .map(|code| format!(" AND province_code = '{}'", code.as_str()))
-            .unwrap_or_default();
         let sql = format!(
-            "WITH counted AS (
-               SELECT province_code, school_id, level, count(*) AS counted_pupils,
-                      sum(CASE WHEN online_ready THEN 1 ELSE 0 END) AS counted_online_ready,
-                      sum(CASE WHEN digital_record THEN 1 ELSE 0 END) AS counted_digital_record
-               FROM learner_records WHERE school_year = '{school_year}'{province_filter}
-               GROUP BY province_code, school_id, level),
-             reported AS (
-               SELECT province_code, school_id, level, max(school_name) AS school_name,
-                      sum(students) AS reported_pupils,
-                      sum(students_online_ready) AS reported_online_ready,
-                      sum(students_digital_record) AS reported_digital_record
-               FROM school_reports WHERE school_year = '{school_year}'{province_filter}
-               GROUP BY province_code, school_id, level)
+            "WITH counted AS ({}), reported AS ({})
              SELECT r.province_code, r.school_id, r.school_name, r.level,
-                    r.reported_pupils, r.reported_online_ready, r.reported_digital_record,
-                    c.counted_pupils, c.counted_online_ready, c.counted_digital_record
+                    r.pupils AS reported_pupils, r.online_ready AS reported_online_ready,
+                    r.digital_record AS reported_digital_record,
+                    c.pupils AS counted_pupils, c.online_ready AS counted_online_ready,
+                    c.digital_record AS counted_digital_record
              FROM reported r JOIN counted c
                ON r.province_code = c.province_code AND r.school_id = c.school_id AND r.level = c.level
-             ORDER BY r.province_code, r.school_id, r.level"
+             ORDER BY r.province_code, r.school_id, r.level",
+            counting("learner_records", school_year, province),
+            reporting(school_year, province)
         );
         let batches = self.query(&sql, &TableVersions::new()).await?;
         let compared: Vec<Compared> = rows_of(&batches, "reconciliation")?;
