@@ -339,6 +339,21 @@ fn records_are_pseudonymised_everywhere_and_counted_exactly() {
         401,
         "not for strangers"
     );
+    // One analyst asking for it 16 times at once: each answer whole or "too many", and the same
+    // server answers its pages in time afterwards.
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let asks: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| {
+                    let path = "/api/v1/reconciliation?year=2024-2025";
+                    status(&crate::serve::http(&server.address, "GET", path, &[&auth], b"").0)
+                })
+            })
+            .collect();
+        asks.into_iter().map(|a| a.join().expect("a request")).collect()
+    });
+    assert!(answers.iter().all(|s| [200, 429].contains(s)), "{answers:?}");
+    server.assert_answers("a flood of reconciliations");
     let (head, page) = server.get_with("/reconciliation?year=2024-2025&lang=en", &[&auth]);
     assert!(
         status(&head) == 200 && page.contains(&differing[0][..7]),

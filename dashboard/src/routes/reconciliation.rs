@@ -29,8 +29,11 @@ pub struct ReconciliationQuery {
     tolerance: Option<f64>,
 }
 
+/// Reconciles for `account` under the limits of any query: one of the account's query slots
+/// (as for SQL) and the query time limit, since it counts every learner of a year.
 async fn reconcile(
     state: &AppState,
+    account: &str,
     query: &ReconciliationQuery,
     latest: Option<&String>,
 ) -> Result<Reconciliation, AppError> {
@@ -56,10 +59,15 @@ async fn reconcile(
             )));
         }
     };
-    Ok(state
-        .warehouse
-        .reconciliation(year, province.as_ref(), tolerance)
-        .await?)
+    let _slot = state.query_slots.take(account).await?;
+    let limits = &state.settings.query_limits;
+    let found = tokio::time::timeout(
+        limits.timeout,
+        state.warehouse.reconciliation(year, province.as_ref(), tolerance),
+    )
+    .await
+    .map_err(|_| AppError::from(limits.timed_out()))??;
+    Ok(found)
 }
 
 /// A line of figures as the page writes them: reported / counted.
@@ -96,57 +104,65 @@ pub struct ReconciliationPage {
     more: usize,
 }
 
-async fn page(page: PageRequest, Querier { .. }: Querier, Query(query): Query<ReconciliationQuery>) -> Response {
+async fn page(
+    page: PageRequest,
+    Querier { caller, .. }: Querier,
+    Query(query): Query<ReconciliationQuery>,
+) -> Response {
     let years = page.figures.years();
-    let built = reconcile(&page.state, &query, years.last()).await.map(|found| {
-        let lang = page.lang;
-        let year = found.school_year.to_string();
-        let name = |code: &str| province_name(code, Dimension::Province, &year);
-        let provinces = found
-            .provinces
-            .iter()
-            .map(|p| Line {
-                name: name(&p.province_code),
-                href: format!("?year={year}&province={}", p.province_code),
-                level: String::new(),
-                compared: format!("{}/{}", p.differing, p.compared),
-                pupils: both(lang, p.reported.pupils, p.counted.pupils),
-                online_ready: both(lang, p.reported.online_ready, p.counted.online_ready),
-                digital_record: both(lang, p.reported.digital_record, p.counted.digital_record),
-                difference: String::new(),
-            })
-            .collect();
-        let schools = found
-            .schools
-            .iter()
-            .take(LISTED)
-            .map(|s| Line {
-                name: format!("{} ({})", s.school_name, s.school_id),
-                href: format!("/province/{}?year={year}&list=province", s.province_code),
-                level: lang.breakdown_unit(&s.level),
-                compared: name(&s.province_code),
-                pupils: both(lang, s.reported.pupils, s.counted.pupils),
-                online_ready: both(lang, s.reported.online_ready, s.counted.online_ready),
-                digital_record: both(lang, s.reported.digital_record, s.counted.digital_record),
-                difference: lang.percent(Some(s.difference * 100.0)),
-            })
-            .collect();
-        ReconciliationPage {
-            chrome: page.chrome(),
-            years: years.clone(),
-            year,
-            province: found.province_code.as_deref().unwrap_or_default().to_string(),
-            tolerance: lang.number(found.tolerance * 100.0, 1),
-            provinces,
-            schools,
-            more: found.schools.len().saturating_sub(LISTED),
-        }
-    });
+    let account = caller.account.name.as_str();
+    let built = reconcile(&page.state, account, &query, years.last())
+        .await
+        .map(|found| {
+            let lang = page.lang;
+            let year = found.school_year.to_string();
+            let name = |code: &str| province_name(code, Dimension::Province, &year);
+            let provinces = found
+                .provinces
+                .iter()
+                .map(|p| Line {
+                    name: name(&p.province_code),
+                    href: format!("?year={year}&province={}", p.province_code),
+                    level: String::new(),
+                    compared: format!("{}/{}", p.differing, p.compared),
+                    pupils: both(lang, p.reported.pupils, p.counted.pupils),
+                    online_ready: both(lang, p.reported.online_ready, p.counted.online_ready),
+                    digital_record: both(lang, p.reported.digital_record, p.counted.digital_record),
+                    difference: String::new(),
+                })
+                .collect();
+            let schools = found
+                .schools
+                .iter()
+                .take(LISTED)
+                .map(|s| Line {
+                    name: format!("{} ({})", s.school_name, s.school_id),
+                    href: format!("/province/{}?year={year}&list=province", s.province_code),
+                    level: lang.breakdown_unit(&s.level),
+                    compared: name(&s.province_code),
+                    pupils: both(lang, s.reported.pupils, s.counted.pupils),
+                    online_ready: both(lang, s.reported.online_ready, s.counted.online_ready),
+                    digital_record: both(lang, s.reported.digital_record, s.counted.digital_record),
+                    difference: lang.percent(Some(s.difference * 100.0)),
+                })
+                .collect();
+            ReconciliationPage {
+                chrome: page.chrome(),
+                years: years.clone(),
+                year,
+                province: found.province_code.as_deref().unwrap_or_default().to_string(),
+                tolerance: lang.number(found.tolerance * 100.0, 1),
+                provinces,
+                schools,
+                more: found.schools.len().saturating_sub(LISTED),
+            }
+        });
     page.respond(built)
 }
 
-async fn api(page: PageRequest, Querier { .. }: Querier, Query(query): Query<ReconciliationQuery>) -> Response {
-    match reconcile(&page.state, &query, page.figures.years().last()).await {
+async fn api(page: PageRequest, Querier { caller, .. }: Querier, Query(query): Query<ReconciliationQuery>) -> Response {
+    let account = caller.account.name.as_str();
+    match reconcile(&page.state, account, &query, page.figures.years().last()).await {
         Ok(found) => Json(found).into_response(),
         Err(e) => e.json(),
     }
