@@ -48,9 +48,18 @@ pub struct ValidatedReport {
     pub columns: Vec<ReportColumn>,
     /// Things worth knowing that are not errors (ignored columns, skipped blank rows).
     pub notices: Vec<String>,
-    /// Where the rows are kept when they are not in `columns` (which is then empty): a folder
-    /// of Parquet files, one per block of a file read in blocks (see [`crate::stream`]).
-    pub stored: Option<std::path::PathBuf>,
+    /// Where the rows are kept when they are not in `columns` (which is then empty).
+    pub stored: Option<StoredRows>,
+}
+
+/// The rows of a file read in blocks (see [`crate::stream`]), kept as Parquet files, one per
+/// block, written as its table's data files: the commit adds them to the table as they are.
+#[derive(Debug, Clone)]
+pub struct StoredRows {
+    /// The folder of the Parquet files.
+    pub folder: std::path::PathBuf,
+    /// The submission the rows are stamped with, chosen when they were written.
+    pub submission_id: String,
 }
 
 impl ValidatedReport {

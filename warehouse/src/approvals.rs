@@ -95,6 +95,9 @@ pub struct HeldFile {
     pub uploaded_at: i64,
     /// Where the file is (under `DATA/pending/`).
     pub path: PathBuf,
+    /// The submission a record file's stored rows are stamped with (none for a report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission_id: Option<String>,
 }
 
 impl Warehouse {
@@ -158,9 +161,9 @@ impl Warehouse {
         let id = uuid::Uuid::new_v4().to_string();
         let path = match &report.stored {
             // A record file waits as its pseudonymised rows, never as the identifiers sent.
-            Some(staged) => {
+            Some(stored) => {
                 let path = dir.join(format!("{id}.parquet"));
-                std::fs::rename(staged, &path)?;
+                std::fs::rename(&stored.folder, &path)?;
                 path
             }
             None => {
@@ -181,6 +184,7 @@ impl Warehouse {
             uploaded_by: upload.uploaded_by.clone(),
             uploaded_at: upload.uploaded_at.timestamp_micros(),
             path,
+            submission_id: report.stored.as_ref().map(|stored| stored.submission_id.clone()),
         };
         let note = serde_json::to_vec_pretty(&held).map_err(|e| Error::Internal(e.to_string()))?;
         let partial = dir.join(format!("{id}.json.partial"));

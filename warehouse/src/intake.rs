@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use ingest::{Problem, ReadOptions, ReportKind, SliceHint, ValidatedReport};
+use ingest::{Problem, ReadOptions, ReportKind, SliceHint, StoredRows, ValidatedReport};
 
 use crate::accounts::Role;
 use crate::approvals::{HeldFile, Verdict, decision_now};
@@ -260,8 +260,8 @@ impl Intake {
             let keep = intent == Intent::Stage && matches!(file.outcome, Outcome::Checked(_));
             // Rows staged for a commit that did not happen (another file of the batch had
             // problems, or this was a look only) go; a commit or a hold moved them away.
-            if let Some(folder) = file.report.as_ref().and_then(|r| r.stored.as_ref()) {
-                std::fs::remove_dir_all(folder).ok();
+            if let Some(stored) = file.report.as_ref().and_then(|r| r.stored.as_ref()) {
+                std::fs::remove_dir_all(&stored.folder).ok();
             }
             if file.delivery.disposable && !keep {
                 std::fs::remove_file(&file.delivery.path).ok();
@@ -282,10 +282,16 @@ impl Intake {
         stage: bool,
     ) -> Result<std::result::Result<ValidatedReport, Vec<Problem>>> {
         let staging = match stage {
-            true => Some((
-                crate::pseudonym::Pseudonyms::open(self.warehouse.layout())?,
-                self.warehouse.layout().staging().join(uuid::Uuid::new_v4().to_string()),
-            )),
+            true => {
+                let submission_id = uuid::Uuid::new_v4().to_string();
+                Some((
+                    crate::pseudonym::Pseudonyms::open(self.warehouse.layout())?,
+                    StoredRows {
+                        folder: self.warehouse.layout().staging().join(&submission_id),
+                        submission_id,
+                    },
+                ))
+            }
             false => None,
         };
         read_records(delivery, staging).await
@@ -317,12 +323,12 @@ impl Intake {
         events: &mut Vec<AuditEvent>,
     ) -> Result<Outcome> {
         let mut warnings = Vec::new();
-        if let (ReportKind::Learner, Some(province), Some(folder)) =
+        if let (ReportKind::Learner, Some(province), Some(stored)) =
             (report.kind, &report.province_code, &report.stored)
         {
             let counted = self
                 .warehouse
-                .counted_staged(folder, report.school_year, province)
+                .counted_staged(&stored.folder, report.school_year, province)
                 .await?;
             let reported = self.warehouse.reported_figures(report.school_year, province).await?;
             warnings.extend(crate::reconcile::disagreement(&reported, &counted, true));
@@ -500,7 +506,12 @@ impl Intake {
                 rows: usize::try_from(held.rows).unwrap_or(0),
                 columns: Vec::new(),
                 notices: Vec::new(),
-                stored: Some(held.path.clone()),
+                stored: Some(StoredRows {
+                    folder: held.path.clone(),
+                    submission_id: held.submission_id.clone().ok_or_else(|| {
+                        Error::Internal(format!("the held record file {} names no submission", held.id))
+                    })?,
+                }),
             },
             false => {
                 let delivery = Delivery::file(held.path.clone(), held.kind, hint);
@@ -560,37 +571,55 @@ pub async fn validate_all(deliveries: Vec<Delivery>) -> Result<Vec<Received>> {
 }
 
 /// Reads a record file in blocks (a CSV file, see [`ingest::stream`]; a Parquet file, see
-/// [`crate::parquet_file`]). With a key and a folder, each block's identifiers become pseudonyms
-/// and the block is written to the folder as Parquet, which the report names as where its rows
-/// are; without, the file is only checked. No identifier as sent is ever written.
+/// [`crate::parquet_file`]). With a key and where to store them, each valid block's identifiers
+/// become pseudonyms and the block is written as a data file of its table (see
+/// [`crate::tables::stored_schema`]), on a second thread while the next block is read; without,
+/// the file is only checked. No identifier as sent is ever written.
 async fn read_records(
     delivery: &Delivery,
-    staging: Option<(crate::pseudonym::Pseudonyms, PathBuf)>,
+    staging: Option<(crate::pseudonym::Pseudonyms, StoredRows)>,
 ) -> Result<std::result::Result<ValidatedReport, Vec<Problem>>> {
-    let folder = staging.as_ref().map(|(_, folder)| folder.clone());
-    if let Some(folder) = &folder {
-        std::fs::create_dir_all(folder)?;
+    let stored = staging.as_ref().map(|(_, stored)| stored.clone());
+    if let Some(stored) = &stored {
+        std::fs::create_dir_all(&stored.folder)?;
     }
     let (path, kind, hint) = (delivery.path.clone(), delivery.kind, delivery.hint.clone());
     let options = ReadOptions {
         sheet: delivery.sheet.clone(),
     };
     let read = tokio::task::spawn_blocking(move || {
-        let mut part = 0;
-        let sink = |mut block: ValidatedReport| {
-            let Some((pseudonyms, folder)) = &staging else {
-                return Ok(());
-            };
-            pseudonyms.apply(&mut block);
-            crate::pseudonym::check_pseudonymised(&block)?;
-            let batch = crate::tables::report_batch(&block, "")?;
-            part += 1;
-            crate::tables::write_parquet(&batch, &folder.join(format!("part-{part:05}.parquet")))
-        };
-        match crate::parquet_file::is_parquet(&path) {
+        let read_file = |sink: &mut dyn FnMut(ValidatedReport) -> Result<()>| match crate::parquet_file::is_parquet(
+            &path,
+        ) {
             true => ingest::stream::validate_sheets(crate::parquet_file::sheets(&path), kind, &hint, sink),
             false => ingest::stream::read_in_blocks(&path, kind, &hint, &options, sink),
-        }
+        };
+        let Some((pseudonyms, stored)) = &staging else {
+            return read_file(&mut |_| Ok(()));
+        };
+        std::thread::scope(|scope| {
+            let (blocks, received) = std::sync::mpsc::sync_channel::<ValidatedReport>(1);
+            let writer = scope.spawn(move || -> Result<()> {
+                for (part, mut block) in received.into_iter().enumerate() {
+                    pseudonyms.apply(&mut block);
+                    crate::pseudonym::check_pseudonymised(&block)?;
+                    let batch = crate::tables::stored_batch(&block, &stored.submission_id)?;
+                    let file = stored.folder.join(format!("part-{:05}.parquet", part + 1));
+                    crate::tables::write_parquet(&batch, kind, &file)?;
+                }
+                Ok(())
+            });
+            let read = read_file(&mut |block| {
+                blocks
+                    .send(block)
+                    .map_err(|_| Error::Internal("the writer of a record file's rows stopped".into()))
+            });
+            drop(blocks);
+            writer
+                .join()
+                .map_err(|_| Error::Internal("the writer of a record file's rows failed".into()))??;
+            read
+        })
     })
     .await
     .map_err(|e| Error::Internal(format!("reading a file failed: {e}")))
@@ -603,11 +632,11 @@ async fn read_records(
             rows: read.rows,
             columns: Vec::new(),
             notices: read.notices,
-            stored: folder,
+            stored,
         })),
         failed => {
-            if let Some(folder) = &folder {
-                std::fs::remove_dir_all(folder).ok();
+            if let Some(stored) = &stored {
+                std::fs::remove_dir_all(&stored.folder).ok();
             }
             match failed {
                 Ok(Err(problems)) => Ok(Err(problems)),

@@ -20,6 +20,7 @@ pub mod approvals;
 pub mod audit;
 pub mod bounds;
 pub mod catalogue;
+mod data_files;
 pub mod engine;
 pub mod guard;
 pub mod history;

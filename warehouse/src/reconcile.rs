@@ -259,8 +259,13 @@ impl Warehouse {
             datafusion::prelude::ParquetReadOptions::default(),
         )
         .await?;
+        // The files hold the table's columns but its partition columns (the log holds those).
+        let source = format!(
+            "(SELECT *, '{year}' AS school_year, '{}' AS province_code FROM staged) AS staged",
+            province.as_str()
+        );
         let batches = ctx
-            .sql(&counting("staged", year, Some(province)))
+            .sql(&counting(&source, year, Some(province)))
             .await?
             .collect()
             .await?;

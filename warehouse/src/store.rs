@@ -17,8 +17,8 @@ use datafusion::arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use datafusion::prelude::{Expr, SessionContext, cast, col, lit};
 use deltalake::DeltaTable;
 use deltalake::kernel::DataType as DeltaType;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::protocol::SaveMode;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use futures::StreamExt;
 use ingest::{ReportKind, ValidatedReport};
 use sha2::{Digest, Sha256};
@@ -27,6 +27,7 @@ use url::Url;
 use crate::accounts::Role;
 use crate::approvals::APPROVALS;
 use crate::catalogue::{self, CATALOGUE, Storage};
+use crate::data_files;
 use crate::guard::{QueryLimits, check_read_only, located, read_only_options};
 use crate::kpi::{self, KpiRow};
 use crate::layout::Layout;
@@ -582,7 +583,10 @@ impl Warehouse {
                     continue;
                 }
                 let submission = Submission {
-                    submission_id: uuid::Uuid::new_v4().to_string(),
+                    submission_id: match &report.stored {
+                        Some(stored) => stored.submission_id.clone(),
+                        None => uuid::Uuid::new_v4().to_string(),
+                    },
                     kind: report.kind,
                     province_code: report.province_code.clone(),
                     school_year: report.school_year,
@@ -602,21 +606,19 @@ impl Warehouse {
             }
             let mut recorded = Vec::new();
             for (table, writes) in by_table {
-                for writes in transactions(writes) {
-                    let version = self.write_slices(table, &writes).await?;
-                    for (index, mut submission, _) in writes {
-                        submission.table_version = version;
-                        current.insert(
-                            (
-                                submission.kind,
-                                submission.school_year,
-                                submission.province_code.clone(),
-                            ),
-                            submission.clone(),
-                        );
-                        outcomes[index] = Some(CommitOutcome::Committed(submission.clone()));
-                        recorded.push(submission);
-                    }
+                let version = self.write_slices(table, &writes).await?;
+                for (index, mut submission, _) in writes {
+                    submission.table_version = version;
+                    current.insert(
+                        (
+                            submission.kind,
+                            submission.school_year,
+                            submission.province_code.clone(),
+                        ),
+                        submission.clone(),
+                    );
+                    outcomes[index] = Some(CommitOutcome::Committed(submission.clone()));
+                    recorded.push(submission);
                 }
             }
             if !recorded.is_empty() {
@@ -629,16 +631,30 @@ impl Warehouse {
             .collect()
     }
 
-    /// A file's rows to write, archiving the file: a record file's staged Parquet files of
-    /// pseudonyms become the archive's copy (never the identifiers sent); a report's own bytes
-    /// are archived as they are.
+    /// A file's rows to write, archiving the file: a record file's data files, written when it
+    /// was read, are linked into the archive (its copy of pseudonyms, never the identifiers sent)
+    /// and moved into the table's folder; a report's own bytes are archived as they are.
     async fn rows_to_write(&self, report: &ValidatedReport, file: &Path, submission: &Submission) -> Result<Rows> {
         match &report.stored {
-            Some(staged) => {
-                let archived = self.archive_stored(staged, &submission.sha256)?;
-                Ok(Rows::Stored(
-                    stored_rows(&archived, report.kind, &submission.submission_id).await?,
-                ))
+            Some(stored) => {
+                let archived = self.archive_folder_of(&submission.sha256)?;
+                if !archived.exists() {
+                    data_files::link_folder(&stored.folder, &archived)?;
+                }
+                let table = fact_table(report.kind);
+                let partition = data_files::slice_partition(
+                    report.kind,
+                    report.school_year,
+                    report.province_code.as_deref(),
+                );
+                let added = data_files::place(
+                    &stored.folder,
+                    &stored.submission_id,
+                    &self.layout.table(table),
+                    &partition,
+                )?;
+                std::fs::remove_dir_all(&stored.folder).ok();
+                Ok(Rows::Files(added))
             }
             None if report.kind.holds_people() => Err(Error::Internal(format!(
                 "a {} file reached the commit without its pseudonymised rows",
@@ -658,9 +674,51 @@ impl Warehouse {
             .first()
             .map(|(_, s, _)| s.kind)
             .ok_or_else(|| Error::Internal("nothing to write".into()))?;
-        let slices = writes
+        let submissions: Vec<&Submission> = writes.iter().map(|(_, s, _)| s).collect();
+        let metadata = serde_json::to_value(&submissions).map_err(|e| Error::Internal(e.to_string()))?;
+        let commit_properties =
+            CommitProperties::default().with_metadata([(SUBMISSIONS_METADATA.to_string(), metadata)]);
+        let (mut batches, mut added) = (Vec::new(), Vec::new());
+        for (_, _, rows) in writes {
+            match rows {
+                Rows::Batch(batch) => batches.push(batch.clone()),
+                Rows::Files(actions) => added.extend(actions.iter().cloned()),
+            }
+        }
+        let delta = self.table(table, None).await?;
+        if !added.is_empty() {
+            if !batches.is_empty() {
+                return Err(Error::Internal(format!("{table}: rows both in memory and in files")));
+            }
+            let slices: Vec<data_files::PartitionValues> = submissions
+                .iter()
+                .map(|s| data_files::slice_partition(kind, s.school_year, s.province_code.as_deref()))
+                .collect();
+            let mut actions = data_files::removals(&delta, &slices).await?;
+            actions.extend(added);
+            let predicate = slices
+                .iter()
+                .map(|slice| {
+                    let terms: Vec<String> = slice.iter().map(|(name, value)| format!("{name} = '{value}'")).collect();
+                    format!("({})", terms.join(" AND "))
+                })
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let operation = DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by: Some(partition_columns(kind).iter().map(|c| c.to_string()).collect()),
+                predicate: Some(predicate),
+            };
+            let snapshot = delta.snapshot()?;
+            let committed = CommitBuilder::from(commit_properties)
+                .with_actions(actions)
+                .build(Some(snapshot), delta.log_store(), operation)
+                .await?;
+            return Ok(committed.version() as i64);
+        }
+        let slices = submissions
             .iter()
-            .map(|(_, submission, _)| {
+            .map(|submission| {
                 let mut slice = col("school_year").eq(lit(submission.school_year.to_string()));
                 if let Some(code) = &submission.province_code {
                     slice = slice.and(col("province_code").eq(lit(code.as_str())));
@@ -669,43 +727,13 @@ impl Warehouse {
             })
             .reduce(Expr::or)
             .ok_or_else(|| Error::Internal("nothing to write".into()))?;
-        let submissions: Vec<&Submission> = writes.iter().map(|(_, s, _)| s).collect();
-        let metadata = serde_json::to_value(&submissions).map_err(|e| Error::Internal(e.to_string()))?;
-        let (mut batches, mut plans) = (Vec::new(), Vec::new());
-        for (_, _, rows) in writes {
-            match rows {
-                Rows::Batch(batch) => batches.push(batch.clone()),
-                Rows::Stored(plan) => plans.push(plan.clone()),
-            }
-        }
-        let mut plan: Option<datafusion::logical_expr::LogicalPlan> = None;
-        for next in plans {
-            plan = Some(match plan {
-                None => next,
-                Some(all) => datafusion::logical_expr::LogicalPlanBuilder::from(all)
-                    .union(next)?
-                    .build()?,
-            });
-        }
-        let delta = self.table(table, None).await?;
-        let write = match plan {
-            Some(plan) if batches.is_empty() => delta.write(Vec::new()).with_input_plan(plan),
-            None => delta.write(batches),
-            Some(_) => return Err(Error::Internal(format!("{table}: rows both in memory and in files"))),
-        };
-        // Row groups of 65,536 rows: the writer holds one in memory per partition it writes.
-        let properties = datafusion::parquet::file::properties::WriterProperties::builder()
-            .set_compression(datafusion::parquet::basic::Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(65_536))
-            .build();
-        let written = write
-            .with_writer_properties(properties)
+        let written = delta
+            .write(batches)
+            .with_writer_properties(crate::tables::writer_properties(kind))
             .with_save_mode(SaveMode::Overwrite)
             .with_replace_where(slices)
             .with_partition_columns(partition_columns(kind).iter().copied())
-            .with_commit_properties(
-                CommitProperties::default().with_metadata([(SUBMISSIONS_METADATA.to_string(), metadata)]),
-            )
+            .with_commit_properties(commit_properties)
             .await?;
         Ok(written.version().unwrap_or(0) as i64)
     }
@@ -1014,22 +1042,16 @@ impl Warehouse {
         Ok(target)
     }
 
-    /// Archives a record file as the folder of Parquet files of its pseudonymised rows that
-    /// reading it staged, under the SHA-256 of the bytes sent (so a file sent again is still
-    /// recognised): the staged folder is moved there. Returns where it is.
-    fn archive_stored(&self, staged: &Path, sha256: &str) -> Result<PathBuf> {
+    /// Where the archive keeps a record file: the folder of the Parquet files of its
+    /// pseudonymised rows, under the SHA-256 of the bytes sent (so a file sent again is still
+    /// recognised).
+    fn archive_folder_of(&self, sha256: &str) -> Result<PathBuf> {
         let dir = self
             .layout
             .archive_folder(sha256)
             .ok_or_else(|| Error::Internal(format!("not a SHA-256: {sha256:?}")))?;
-        let target = dir.join(format!("{sha256}.parquet"));
-        if target.exists() {
-            std::fs::remove_dir_all(staged).ok();
-        } else {
-            std::fs::create_dir_all(&dir)?;
-            std::fs::rename(staged, &target)?;
-        }
-        Ok(target)
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir.join(format!("{sha256}.parquet")))
     }
 
     /// The archived copy of a submitted file.
@@ -1104,59 +1126,11 @@ fn latest_version(log: &Path) -> Result<Option<u64>> {
     Ok(latest)
 }
 
-/// The most rows of record files one transaction writes: a table's writer keeps each of its
-/// partitions' file open until the transaction ends, so a batch of a whole country's learner
-/// files (18.7 million rows) is committed in transactions of about this many rows (whole files
-/// each; a file is never split).
-const STORED_ROWS_PER_TRANSACTION: i64 = 1_500_000;
-
-/// The transactions a table's writes of one round are made in: one for reports (their rows are
-/// few), several for record files past [`STORED_ROWS_PER_TRANSACTION`] rows.
-fn transactions(writes: Vec<(usize, Submission, Rows)>) -> Vec<Vec<(usize, Submission, Rows)>> {
-    let mut all: Vec<Vec<(usize, Submission, Rows)>> = Vec::new();
-    let mut rows = 0;
-    for write in writes {
-        let stored = matches!(write.2, Rows::Stored(_));
-        let full = stored && rows > 0 && rows + write.1.rows > STORED_ROWS_PER_TRANSACTION;
-        if all.is_empty() || full {
-            all.push(Vec::new());
-            rows = 0;
-        }
-        rows += write.1.rows;
-        if let Some(last) = all.last_mut() {
-            last.push(write);
-        }
-    }
-    all
-}
-
-/// The rows a commit writes: a batch in memory, or a plan that reads them from Parquet files.
+/// The rows a commit writes: a batch in memory, or the actions adding the data files a record
+/// file's rows were written to.
 enum Rows {
     Batch(RecordBatch),
-    Stored(datafusion::logical_expr::LogicalPlan),
-}
-
-/// A plan reading a record file's pseudonymised rows from its folder of Parquet files, each
-/// row stamped with the submission.
-async fn stored_rows(
-    folder: &Path,
-    kind: ReportKind,
-    submission_id: &str,
-) -> Result<datafusion::logical_expr::LogicalPlan> {
-    let ctx = SessionContext::new();
-    let path = folder.to_string_lossy();
-    let frame = ctx
-        .read_parquet(path.as_ref(), datafusion::prelude::ParquetReadOptions::default())
-        .await?;
-    let columns: Vec<Expr> = crate::tables::fact_schema(kind)
-        .fields()
-        .iter()
-        .map(|field| match field.name().as_str() {
-            crate::tables::SUBMISSION_ID => lit(submission_id).alias(field.name()),
-            name => cast(col(name), field.data_type().clone()).alias(name),
-        })
-        .collect();
-    Ok(frame.select(columns)?.into_unoptimized_plan())
+    Files(Vec<deltalake::kernel::Action>),
 }
 
 /// Every KPI value at one state of the warehouse, with the submissions of that state.
@@ -1196,61 +1170,4 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         }
     }
     Ok(hex::encode(hasher.finalize()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(rows: i64, stored: bool) -> (usize, Submission, Rows) {
-        let submission = Submission {
-            submission_id: String::new(),
-            kind: ReportKind::Learner,
-            province_code: None,
-            school_year: ingest::SchoolYear::starting(2024),
-            rows,
-            sha256: String::new(),
-            file_name: String::new(),
-            uploaded_by: String::new(),
-            uploaded_at: 0,
-            table_version: -1,
-            supersedes: None,
-        };
-        let rows_to_write = match stored {
-            true => Rows::Stored(datafusion::logical_expr::LogicalPlan::EmptyRelation(
-                datafusion::logical_expr::EmptyRelation {
-                    produce_one_row: false,
-                    schema: Arc::new(datafusion::common::DFSchema::empty()),
-                },
-            )),
-            false => Rows::Batch(RecordBatch::new_empty(Arc::new(
-                datafusion::arrow::datatypes::Schema::empty(),
-            ))),
-        };
-        (0, submission, rows_to_write)
-    }
-
-    #[test]
-    fn record_files_are_committed_in_transactions_of_bounded_rows_reports_in_one() {
-        let sizes = |groups: Vec<Vec<(usize, Submission, Rows)>>| -> Vec<Vec<i64>> {
-            groups
-                .into_iter()
-                .map(|g| g.into_iter().map(|(_, s, _)| s.rows).collect())
-                .collect()
-        };
-        let stored = vec![
-            write(1_000_000, true),
-            write(400_000, true),
-            write(900_000, true),
-            write(2_000_000, true),
-            write(10, true),
-        ];
-        assert_eq!(
-            sizes(transactions(stored)),
-            vec![vec![1_000_000, 400_000], vec![900_000], vec![2_000_000], vec![10]],
-            "whole files, never past 1.5 million rows unless one file is"
-        );
-        let reports = (0..300).map(|_| write(30_000, false)).collect();
-        assert_eq!(transactions(reports).len(), 1, "reports in one transaction");
-    }
 }

@@ -173,14 +173,59 @@ pub fn report_batch(report: &ValidatedReport, submission_id: &str) -> Result<Rec
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
+/// The Arrow schema of a kind's data files: its table's columns but the partition columns,
+/// whose values the table's log holds for each file (the Delta protocol's layout).
+pub fn stored_schema(kind: ReportKind) -> SchemaRef {
+    let table = fact_schema(kind);
+    let partitions = partition_columns(kind);
+    let fields: Vec<Field> = table
+        .fields()
+        .iter()
+        .filter(|f| !partitions.contains(&f.name().as_str()))
+        .map(|f| f.as_ref().clone())
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// A validated block of a record file as the rows of one of its table's data files (see
+/// [`stored_schema`]), stamped with its submission.
+pub(crate) fn stored_batch(report: &ValidatedReport, submission_id: &str) -> Result<RecordBatch> {
+    let batch = report_batch(report, submission_id)?;
+    let stored = stored_schema(report.kind);
+    let columns = stored
+        .fields()
+        .iter()
+        .map(|f| batch.schema().index_of(f.name()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(batch.project(&columns)?)
+}
+
+/// Rows per row group of the data files khoso writes: the writer holds one row group of a file
+/// in memory.
+pub(crate) const ROW_GROUP_ROWS: usize = 131_072;
+
+/// How the data files of a table are written: Snappy, row groups of [`ROW_GROUP_ROWS`], and no
+/// dictionary for a column of person pseudonyms (every value differs).
+pub(crate) fn writer_properties(kind: ReportKind) -> datafusion::parquet::file::properties::WriterProperties {
+    use datafusion::parquet::{basic::Compression, file::properties::WriterProperties, schema::types::ColumnPath};
+
+    let mut properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    if let Some(person) = kind.schema().person_id() {
+        properties = properties.set_column_dictionary_enabled(ColumnPath::from(person.name.as_str()), false);
+    }
+    properties.build()
+}
+
 /// Writes a batch to a Parquet file, whole or not at all (a partial file is renamed when
-/// complete): the stored copy of a record file, which holds pseudonyms, never the identifiers.
-pub(crate) fn write_parquet(batch: &RecordBatch, path: &std::path::Path) -> Result<()> {
+/// complete): a data file of a record file's rows, which hold pseudonyms, never the identifiers.
+pub(crate) fn write_parquet(batch: &RecordBatch, kind: ReportKind, path: &std::path::Path) -> Result<()> {
     use datafusion::parquet::arrow::ArrowWriter;
 
     let partial = path.with_extension("partial");
     let file = std::fs::File::create(&partial)?;
-    let mut writer = ArrowWriter::try_new(file.try_clone()?, batch.schema(), None)?;
+    let mut writer = ArrowWriter::try_new(file.try_clone()?, batch.schema(), Some(writer_properties(kind)))?;
     writer.write(batch)?;
     writer.close()?;
     file.sync_all()?;
