@@ -41,7 +41,7 @@ pub use problem::{Problem, Rule};
 pub use provinces::{Province, ProvinceRegistry};
 #[cfg(feature = "reader")]
 pub use read::ReadOptions;
-pub use report::{ColumnValues, ReportColumn, SliceHint, StoredRows, ValidatedReport};
+pub use report::{ColumnValues, ReportColumn, SliceHint, StoredRows, TextValues, ValidatedReport};
 pub use schema::{ColumnType, Lang, ReportKind, ReportSchema};
 pub use text::{ProvinceCode, SchoolYear};
 

@@ -17,7 +17,7 @@ pub struct SliceHint {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnValues {
     /// Text, category values, school years and province codes.
-    Text(Vec<Option<String>>),
+    Text(TextValues),
     /// Whole numbers ≥ 0.
     Count(Vec<Option<i64>>),
     /// Yes/no (a blank cell is no).
@@ -66,5 +66,85 @@ impl ValidatedReport {
     /// The column with this name.
     pub fn column(&self, name: &str) -> Option<&ColumnValues> {
         self.columns.iter().find(|c| c.name == name).map(|c| &c.values)
+    }
+}
+
+/// A column of text values, some missing, kept end to end in one buffer (as Arrow keeps a
+/// string column) instead of one allocation per cell: a block of a million learners is a few
+/// buffers, not twelve million strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextValues {
+    /// Every value, end to end.
+    data: String,
+    /// Where each value ends in `data` (the first starts at 0).
+    ends: Vec<usize>,
+    /// Whether each value is there.
+    present: Vec<bool>,
+}
+
+impl TextValues {
+    /// Room for `rows` values of about `bytes` bytes in all.
+    pub fn with_capacity(rows: usize, bytes: usize) -> Self {
+        Self {
+            data: String::with_capacity(bytes),
+            ends: Vec::with_capacity(rows),
+            present: Vec::with_capacity(rows),
+        }
+    }
+
+    /// `value`, `rows` times.
+    pub fn repeated(value: Option<&str>, rows: usize) -> Self {
+        let mut values = Self::with_capacity(rows, value.map_or(0, str::len) * rows);
+        (0..rows).for_each(|_| values.push(value));
+        values
+    }
+
+    /// Adds a value at the end.
+    pub fn push(&mut self, value: Option<&str>) {
+        if let Some(value) = value {
+            self.data.push_str(value);
+        }
+        self.ends.push(self.data.len());
+        self.present.push(value.is_some());
+    }
+
+    /// How many values (missing ones included).
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is no value at all.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The value of row `row`.
+    pub fn get(&self, row: usize) -> Option<&str> {
+        if !*self.present.get(row)? {
+            return None;
+        }
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        self.data.get(start..self.ends[row])
+    }
+
+    /// Every value in order.
+    pub fn iter(&self) -> impl Iterator<Item = Option<&str>> + '_ {
+        (0..self.len()).map(|row| self.get(row))
+    }
+
+    /// Every value end to end, where each ends, and whether each is there: the parts of an
+    /// Arrow string array.
+    pub fn parts(&self) -> (&str, &[usize], &[bool]) {
+        (&self.data, &self.ends, &self.present)
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<Option<S>> for TextValues {
+    fn from_iter<I: IntoIterator<Item = Option<S>>>(values: I) -> Self {
+        let mut all = Self::default();
+        for value in values {
+            all.push(value.as_ref().map(AsRef::as_ref));
+        }
+        all
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::problem::{Problem, Rule};
 use crate::provinces::{ProvinceLookup, ProvinceRegistry};
 use crate::read::RawSheet;
-use crate::report::{ColumnValues, ReportColumn, SliceHint, ValidatedReport};
+use crate::report::{ColumnValues, ReportColumn, SliceHint, TextValues, ValidatedReport};
 use crate::schema::{ColumnSpec, ColumnType, ReportKind, ReportSchema};
 use crate::text::{CountError, SchoolYear, looks_like_formula, normalize_province_code, parse_count, parse_flag};
 
@@ -29,6 +29,21 @@ impl Source<'_> {
             Source::Hint(value) => Some(value),
             Source::Absent => None,
         }
+    }
+}
+
+/// How many distinct values of a column are remembered once parsed (see
+/// [`Validator::parse_column`]): categories, yes/no values and years are a handful; a file of
+/// all-different cells is parsed cell by cell, with memory bounded.
+const REMEMBERED_VALUES: usize = 256;
+
+/// Whether a cell is stored as it is, with nothing to check: free text that cannot be taken for a
+/// formula, or an identifier of exactly 12 digits.
+fn is_plain(column_type: ColumnType, cell: &str) -> bool {
+    match column_type {
+        ColumnType::Text => !looks_like_formula(cell),
+        ColumnType::PersonId => cell.len() == 12 && cell.bytes().all(|b| b.is_ascii_digit()),
+        _ => false,
     }
 }
 
@@ -240,7 +255,7 @@ impl<'a> Validator<'a> {
                 .map(str::to_string);
             columns.push(ReportColumn {
                 name: "province_2025_code".to_string(),
-                values: ColumnValues::Text(vec![code_2025; self.rows.len()]),
+                values: ColumnValues::Text(TextValues::repeated(code_2025.as_deref(), self.rows.len())),
             });
         }
         Ok(ValidatedReport {
@@ -254,47 +269,32 @@ impl<'a> Validator<'a> {
         })
     }
 
-    /// Parses one column of every kept row, recording a problem for each bad cell.
+    /// Parses one column of every kept row, recording a problem for each bad cell. A value
+    /// that parsed without a problem is remembered (up to [`REMEMBERED_VALUES`] of a column), so
+    /// that the same category, yes/no or school year in a million rows is parsed once.
     fn parse_column(&mut self, index: usize) -> ColumnValues {
         let spec: &ColumnSpec = &self.schema.columns[index];
         let rows = self.rows.clone();
-        match spec.column_type {
+        // Taken out while its cells are parsed, so that problems can be added meanwhile.
+        let source = std::mem::replace(&mut self.sources[index], Source::Absent);
+        let values = match spec.column_type {
             ColumnType::Count => {
                 let mut values = Vec::with_capacity(rows.len());
+                let mut known: HashMap<&str, i64> = HashMap::new();
                 for (row, &sheet_row) in rows.iter().enumerate() {
-                    let cell = self.sources[index].cell(sheet_row).map(str::to_string);
-                    values.push(cell.and_then(|cell| self.parse_count_cell(row, index, spec, &cell)));
-                    if self.sources[index].cell(sheet_row).is_none() && spec.required {
-                        self.required(row, index);
-                    }
-                }
-                ColumnValues::Count(values)
-            }
-            ColumnType::Flag => {
-                let mut values = Vec::with_capacity(rows.len());
-                for (row, &sheet_row) in rows.iter().enumerate() {
-                    let cell = self.sources[index].cell(sheet_row).unwrap_or("").to_string();
-                    let flag = parse_flag(&cell);
-                    if flag.is_none() {
-                        self.cell_problem(
-                            Rule::Flag,
-                            row,
-                            index,
-                            &cell,
-                            "Phải là Có/Không (hoặc TRUE/FALSE, 1/0, x/để trống).".into(),
-                            "Must be yes/no (Có/Không, TRUE/FALSE, 1/0, or x/blank).".into(),
-                        );
-                    }
-                    values.push(flag.unwrap_or(false));
-                }
-                ColumnValues::Flag(values)
-            }
-            _ => {
-                let mut values = Vec::with_capacity(rows.len());
-                for (row, &sheet_row) in rows.iter().enumerate() {
-                    let cell = self.sources[index].cell(sheet_row).map(str::to_string);
-                    let value = match cell {
-                        Some(cell) => self.parse_text_cell(row, index, spec, &cell),
+                    let value = match source.cell(sheet_row) {
+                        Some(cell) => match known.get(cell) {
+                            Some(&value) => Some(value),
+                            None => {
+                                let value = self.parse_count_cell(row, index, spec, cell);
+                                if let Some(value) = value
+                                    && known.len() < REMEMBERED_VALUES
+                                {
+                                    known.insert(cell, value);
+                                }
+                                value
+                            }
+                        },
                         None => {
                             if spec.required {
                                 self.required(row, index);
@@ -304,9 +304,68 @@ impl<'a> Validator<'a> {
                     };
                     values.push(value);
                 }
+                ColumnValues::Count(values)
+            }
+            ColumnType::Flag => {
+                let mut values = Vec::with_capacity(rows.len());
+                let mut known: HashMap<&str, bool> = HashMap::new();
+                for (row, &sheet_row) in rows.iter().enumerate() {
+                    let cell = source.cell(sheet_row).unwrap_or("");
+                    let flag = match known.get(cell) {
+                        Some(&flag) => Some(flag),
+                        None => parse_flag(cell),
+                    };
+                    match flag {
+                        Some(flag) if known.len() < REMEMBERED_VALUES => {
+                            known.insert(cell, flag);
+                        }
+                        Some(_) => {}
+                        None => self.cell_problem(
+                            Rule::Flag,
+                            row,
+                            index,
+                            cell,
+                            "Phải là Có/Không (hoặc TRUE/FALSE, 1/0, x/để trống).".into(),
+                            "Must be yes/no (Có/Không, TRUE/FALSE, 1/0, or x/blank).".into(),
+                        ),
+                    }
+                    values.push(flag.unwrap_or(false));
+                }
+                ColumnValues::Flag(values)
+            }
+            column_type => {
+                let mut values = TextValues::with_capacity(rows.len(), rows.len() * 8);
+                let mut known: HashMap<&str, Option<String>> = HashMap::new();
+                // Free text and identifiers rarely repeat: not worth remembering.
+                let remember = !matches!(column_type, ColumnType::Text | ColumnType::PersonId);
+                for (row, &sheet_row) in rows.iter().enumerate() {
+                    let Some(cell) = source.cell(sheet_row) else {
+                        if spec.required {
+                            self.required(row, index);
+                        }
+                        values.push(None);
+                        continue;
+                    };
+                    if let Some(value) = known.get(cell) {
+                        values.push(value.as_deref());
+                        continue;
+                    }
+                    if is_plain(column_type, cell) {
+                        values.push(Some(cell));
+                        continue;
+                    }
+                    let problems = self.problems.len();
+                    let value = self.parse_text_cell(row, index, spec, cell);
+                    values.push(value.as_deref());
+                    if remember && self.problems.len() == problems && known.len() < REMEMBERED_VALUES {
+                        known.insert(cell, value);
+                    }
+                }
                 ColumnValues::Text(values)
             }
-        }
+        };
+        self.sources[index] = source;
+        values
     }
 
     fn required(&mut self, row: usize, index: usize) {
@@ -504,17 +563,33 @@ impl<'a> Validator<'a> {
         let provinces = text("province_code");
         let registry = ProvinceRegistry::shipped();
         let mut slices = BTreeSet::new();
+        // A file is one year and province, read once: its rows are that pair again.
+        let mut last_year: Option<(&str, SchoolYear)> = None;
+        let mut valid: Option<(SchoolYear, &str)> = None;
 
         for row in 0..self.rows.len() {
-            let year = years
-                .and_then(|y| y[row].as_deref())
-                .and_then(|y| y.parse::<SchoolYear>().ok());
-            let province = provinces.and_then(|p| p[row].as_deref());
-            if let (Some(year), Some(code), Some(column)) = (year, province, position("province_code")) {
-                self.check_province(row, column, code, year, registry);
+            let year = match years.and_then(|y| y.get(row)) {
+                Some(text) => match last_year {
+                    Some((last, year)) if last == text => Some(year),
+                    _ => {
+                        let year = text.parse::<SchoolYear>().ok();
+                        last_year = year.map(|year| (text, year));
+                        year
+                    }
+                },
+                None => None,
+            };
+            let province = provinces.and_then(|p| p.get(row));
+            if let (Some(year), Some(code), Some(column)) = (year, province, position("province_code"))
+                && valid != Some((year, code))
+                && self.check_province(row, column, code, year, registry)
+            {
+                valid = Some((year, code));
             }
-            if let Some(year) = year {
-                slices.insert((year, province.map(str::to_string)));
+            if let Some(year) = year
+                && !slices.contains(&(year, province))
+            {
+                slices.insert((year, province));
             }
         }
 
@@ -563,12 +638,23 @@ impl<'a> Validator<'a> {
                 ),
             });
         }
-        slices.into_iter().next()
+        slices
+            .into_iter()
+            .next()
+            .map(|(year, province)| (year, province.map(str::to_string)))
     }
 
-    fn check_province(&mut self, row: usize, column: usize, code: &str, year: SchoolYear, registry: &ProvinceRegistry) {
+    /// Whether `code` names a province in `year`; a problem of the row if not.
+    fn check_province(
+        &mut self,
+        row: usize,
+        column: usize,
+        code: &str,
+        year: SchoolYear,
+        registry: &ProvinceRegistry,
+    ) -> bool {
         match registry.lookup(code, year) {
-            ProvinceLookup::Valid(_) => {}
+            ProvinceLookup::Valid(_) => return true,
             ProvinceLookup::MergedInto { old, successor } => {
                 let (vi, en) = (
                     format!(
@@ -591,6 +677,7 @@ impl<'a> Validator<'a> {
                 self.cell_problem(Rule::ProvinceUnknown, row, column, code, vi, en);
             }
         }
+        false
     }
 
     /// Counts within the range their row's category allows (a grade its level teaches).
@@ -607,7 +694,7 @@ impl<'a> Validator<'a> {
             };
             let by = self.schema.column(&rule.by);
             for row in 0..self.rows.len() {
-                let (Some(count), Some(category)) = (counts[row], categories[row].as_deref()) else {
+                let (Some(count), Some(category)) = (counts[row], categories.get(row)) else {
                     continue;
                 };
                 let Some(&[low, high]) = rule.ranges.get(category) else {
@@ -646,7 +733,7 @@ impl<'a> Validator<'a> {
             let parts: Vec<String> = key_columns
                 .iter()
                 .map(|c| match &c.values {
-                    ColumnValues::Text(v) => v[row].clone().unwrap_or_default(),
+                    ColumnValues::Text(v) => v.get(row).unwrap_or_default().to_string(),
                     ColumnValues::Count(v) => v[row].map(|n| n.to_string()).unwrap_or_default(),
                     ColumnValues::Flag(v) => v[row].to_string(),
                 })
@@ -688,7 +775,7 @@ impl Validator<'_> {
         };
         let column = self.schema.columns.iter().position(|c| c.name == name).unwrap_or(0);
         for (row, id) in ids.iter().enumerate() {
-            let Some(number) = id.as_deref().and_then(|id| id.parse::<u64>().ok()) else {
+            let Some(number) = id.and_then(|id| id.parse::<u64>().ok()) else {
                 continue;
             };
             let here = self.excel_row(row);

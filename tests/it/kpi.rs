@@ -79,7 +79,7 @@ fn rows_of(report: &ValidatedReport) -> Vec<Row> {
                 .iter()
                 .map(|c| {
                     let cell = match &c.values {
-                        ColumnValues::Text(v) => Cell::Text(v[i].clone()),
+                        ColumnValues::Text(v) => Cell::Text(v.get(i).map(str::to_string)),
                         ColumnValues::Count(v) => Cell::Count(v[i].unwrap_or(0)),
                         ColumnValues::Flag(v) => Cell::Flag(v[i]),
                     };

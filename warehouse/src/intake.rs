@@ -187,6 +187,7 @@ impl Intake {
         for delivery in deliveries {
             // A file that cannot be read is the reader's problem to say (with its name); a
             // valid one is hashed once, here.
+            let started = std::time::Instant::now();
             let report = match delivery.kind.holds_people() {
                 true => self.read_records(&delivery, intent != Intent::Validate).await?,
                 false => validate(&delivery).await?,
@@ -196,6 +197,12 @@ impl Intake {
                 Ok(_) => Some(crate::sha256_file(&delivery.path)?),
                 Err(_) => crate::sha256_file(&delivery.path).ok(),
             };
+            tracing::debug!(
+                file = %delivery.file_name,
+                rows = report.as_ref().map_or(0, |r| r.rows),
+                seconds = started.elapsed().as_secs_f64(),
+                "file read"
+            );
             read.push((delivery, sha256, report));
         }
         let all_valid = read.iter().all(|(_, _, report)| report.is_ok());
@@ -392,7 +399,9 @@ impl Intake {
                 .ok_or_else(|| Error::Internal("a file to commit has no report".into()))?;
             files.push((report, file.delivery.path.as_path(), upload));
         }
+        let started = std::time::Instant::now();
         let outcomes = self.warehouse.commit_batch(&files).await?;
+        tracing::debug!(files = files.len(), seconds = started.elapsed().as_secs_f64(), "batch committed");
         for ((place, event, _), outcome) in to_commit.into_iter().zip(outcomes) {
             let (label, submission) = match &outcome {
                 CommitOutcome::Committed(s) => ("committed", s),

@@ -210,9 +210,9 @@ fn reported_by_school(report: &ValidatedReport) -> crate::reconcile::BySchool {
         Some(ColumnValues::Count(values)) => values[row].unwrap_or(0),
         _ => 0,
     };
-    for (row, (school, level)) in schools.iter().zip(levels).enumerate() {
+    for (row, (school, level)) in schools.iter().zip(levels.iter()).enumerate() {
         if let (Some(school), Some(level)) = (school, level) {
-            let entry = figures.entry((school.clone(), level.clone())).or_default();
+            let entry = figures.entry((school.to_string(), level.to_string())).or_default();
             entry.pupils += count("students", row);
             entry.online_ready += count("students_online_ready", row);
             entry.digital_record += count("students_digital_record", row);
@@ -254,7 +254,7 @@ fn unit_warnings(
     let mut now: HashMap<&str, i64> = HashMap::new();
     for (id, count) in new_ids.iter().zip(new_students) {
         if let (Some(id), Some(count)) = (id, count) {
-            *now.entry(id.as_str()).or_default() += count;
+            *now.entry(id).or_default() += count;
         }
     }
     let mut warnings = Vec::new();

@@ -11,7 +11,7 @@
 use std::io::Write;
 
 use hmac::{KeyInit, Mac};
-use ingest::{ColumnValues, ReportColumn, ValidatedReport};
+use ingest::{ColumnValues, ReportColumn, TextValues, ValidatedReport};
 use rand::RngCore;
 
 use crate::layout::Layout;
@@ -90,28 +90,60 @@ impl Pseudonyms {
         };
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         let chunk = ids.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            for part in ids.chunks_mut(chunk) {
-                scope.spawn(move || {
-                    for id in part.iter_mut().flatten() {
-                        *id = self.of(id);
-                    }
-                });
-            }
+        let parts: Vec<TextValues> = std::thread::scope(|scope| {
+            let ids = &*ids;
+            let workers: Vec<_> = (0..ids.len())
+                .step_by(chunk)
+                .map(|start| {
+                    let rows = start..(start + chunk).min(ids.len());
+                    scope.spawn(move || self.of_each(rows.map(|row| ids.get(row))))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect()
         });
+        let mut pseudonyms = TextValues::with_capacity(ids.len(), ids.len() * PSEUDONYM_DIGITS);
+        for part in &parts {
+            part.iter().for_each(|p| pseudonyms.push(p));
+        }
+        *ids = pseudonyms;
+    }
+
+    /// The pseudonyms of identifiers, a missing one staying missing.
+    fn of_each<'i>(&self, identifiers: impl ExactSizeIterator<Item = Option<&'i str>>) -> TextValues {
+        let mut pseudonyms = TextValues::with_capacity(identifiers.len(), identifiers.len() * PSEUDONYM_DIGITS);
+        let mut digits = [0u8; PSEUDONYM_DIGITS];
+        for identifier in identifiers {
+            match identifier {
+                Some(identifier) => pseudonyms.push(Some(self.write(identifier, &mut digits))),
+                None => pseudonyms.push(None),
+            }
+        }
+        pseudonyms
     }
 
     /// The pseudonym of an identifier: 64 hex digits. Surrounding spaces are not part of it.
     pub fn of(&self, identifier: &str) -> String {
+        self.write(identifier, &mut [0u8; PSEUDONYM_DIGITS]).to_string()
+    }
+
+    /// Writes the pseudonym of an identifier into `digits`, and returns it.
+    fn write<'d>(&self, identifier: &str, digits: &'d mut [u8; PSEUDONYM_DIGITS]) -> &'d str {
         let mut mac = self.keyed.clone();
         mac.update(identifier.trim().as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hex::encode_to_slice(mac.finalize().into_bytes(), digits).expect("32 bytes are 64 hex digits");
+        std::str::from_utf8(digits).expect("hex digits are ASCII")
     }
 }
 
+/// The length of a pseudonym: the hex digits of an HMAC-SHA-256.
+const PSEUDONYM_DIGITS: usize = 64;
+
 /// Whether a stored identifier is a pseudonym (64 hex digits), not a raw identifier.
 pub fn is_pseudonym(value: &str) -> bool {
-    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+    value.len() == PSEUDONYM_DIGITS && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Refuses a record report whose identifiers are not all pseudonyms: the last guard before

@@ -6,7 +6,7 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use ingest::{ColumnType, ColumnValues, ReportKind, SchoolYear, ValidatedReport};
+use ingest::{ColumnType, ColumnValues, ReportKind, SchoolYear, TextValues, ValidatedReport};
 
 use crate::{Error, Result};
 
@@ -164,13 +164,30 @@ pub fn report_batch(report: &ValidatedReport, submission_id: &str) -> Result<Rec
             .column(field.name())
             .ok_or_else(|| Error::Internal(format!("validated report lacks column {}", field.name())))?;
         let array: ArrayRef = match values {
-            ColumnValues::Text(v) => Arc::new(v.iter().map(Option::as_deref).collect::<StringArray>()),
+            ColumnValues::Text(v) => Arc::new(string_array(v)?),
             ColumnValues::Count(v) => Arc::new(v.iter().copied().collect::<Int64Array>()),
             ColumnValues::Flag(v) => Arc::new(v.iter().copied().map(Some).collect::<BooleanArray>()),
         };
         columns.push(array);
     }
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// A column of text values as an Arrow string array, its buffer taken as it is.
+fn string_array(values: &TextValues) -> Result<StringArray> {
+    use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+
+    let (data, ends, present) = values.parts();
+    let offsets = std::iter::once(Ok(0))
+        .chain(ends.iter().map(|&end| i32::try_from(end)))
+        .collect::<std::result::Result<Vec<i32>, _>>()
+        .map_err(|_| Error::Internal("a text column past 2 GB".into()))?;
+    let nulls = NullBuffer::from(present);
+    Ok(StringArray::try_new(
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        Buffer::from(data.as_bytes()),
+        (nulls.null_count() > 0).then_some(nulls),
+    )?)
 }
 
 /// The Arrow schema of a kind's data files: its table's columns but the partition columns,
