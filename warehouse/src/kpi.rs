@@ -80,7 +80,23 @@ fn years_condition(years: Option<&BTreeSet<SchoolYear>>) -> String {
 
 /// [`kpi_sql`] over the given school years only.
 fn kpi_sql_in(kpi: &Kpi, dimension: Dimension, years: Option<&BTreeSet<SchoolYear>>) -> String {
-    let unit = match dimension {
+    let unit = unit_expression(dimension);
+    let join = match dimension {
+        Dimension::Region => REGION_JOIN,
+        _ => "",
+    };
+    let denominator = kpi.denominator.as_deref().unwrap_or("NULL");
+    format!(
+        "SELECT school_year, {unit} AS unit,\n       CAST({} AS DOUBLE) AS numerator,\n       CAST({denominator} AS DOUBLE) AS denominator,\n       count(*) AS row_count\nFROM (SELECT * FROM {} WHERE {}) AS kpi_rows{join}\nGROUP BY school_year, {unit}\nORDER BY school_year, unit",
+        kpi.numerator,
+        kpi.table,
+        rows_condition(kpi.filter.as_deref(), years)
+    )
+}
+
+/// The unit of a row in a dimension, as SQL over a KPI's rows.
+fn unit_expression(dimension: Dimension) -> &'static str {
+    match dimension {
         Dimension::National => "'VN'",
         Dimension::Region => "kpi_region",
         Dimension::Province => "province_code",
@@ -90,34 +106,19 @@ fn kpi_sql_in(kpi: &Kpi, dimension: Dimension, years: Option<&BTreeSet<SchoolYea
         // Two digits, so that grades sort as numbers.
         Dimension::Grade => "lpad(CAST(grade AS VARCHAR), 2, '0')",
         Dimension::Gender => "gender",
-    };
-    let join = if dimension == Dimension::Region {
-        "\nJOIN (SELECT code AS kpi_province, region_code AS kpi_region FROM provinces WHERE valid_to IS NULL) AS kpi_regions\n  ON kpi_province = province_2025_code"
-    } else {
-        ""
-    };
-    let denominator = kpi.denominator.as_deref().unwrap_or("NULL");
-    let filter = kpi.filter.as_deref().unwrap_or("true");
-    let filter = match years {
-        None => filter.to_string(),
-        Some(_) => format!("({filter}) AND {}", years_condition(years)),
-    };
-    format!(
-        "SELECT school_year, {unit} AS unit,\n       CAST({} AS DOUBLE) AS numerator,\n       CAST({denominator} AS DOUBLE) AS denominator,\n       count(*) AS row_count\nFROM (SELECT * FROM {} WHERE {filter}) AS kpi_rows{join}\nGROUP BY school_year, {unit}\nORDER BY school_year, unit",
-        kpi.numerator, kpi.table
-    )
+    }
 }
 
-/// The SQL that lists who reported to a KPI: rows by (school year, province as reported,
-/// 2025 province). Coverage is computed from it.
-fn reporters_sql(kpi: &Kpi, years: Option<&BTreeSet<SchoolYear>>) -> String {
-    format!(
-        "SELECT school_year, province_code, province_2025_code, count(*) AS row_count FROM {} WHERE ({}) AND {} GROUP \
-         BY 1, 2, 3",
-        kpi.table,
-        kpi.filter.as_deref().unwrap_or("true"),
-        years_condition(years)
-    )
+/// Gives a KPI's rows their region (by their 2025 province).
+const REGION_JOIN: &str = "\nJOIN (SELECT code AS kpi_province, region_code AS kpi_region FROM provinces WHERE valid_to IS NULL) AS kpi_regions\n  ON kpi_province = province_2025_code";
+
+/// The condition on a KPI's rows: its filter, and the school years asked for.
+fn rows_condition(filter: Option<&str>, years: Option<&BTreeSet<SchoolYear>>) -> String {
+    let filter = filter.unwrap_or("true");
+    match years {
+        None => filter.to_string(),
+        Some(_) => format!("({filter}) AND {}", years_condition(years)),
+    }
 }
 
 struct SumRow {
@@ -150,38 +151,124 @@ fn number_column(batch: &RecordBatch, index: usize) -> Result<Vec<Option<f64>>> 
         .collect())
 }
 
-async fn sums(
-    ctx: &SessionContext,
-    kpi: &Kpi,
-    dimension: Dimension,
-    years: Option<&BTreeSet<SchoolYear>>,
-) -> Result<Vec<SumRow>> {
-    let mut rows = Vec::new();
-    for batch in collect(ctx, &kpi_sql_in(kpi, dimension, years)).await? {
-        let years = text_column(&batch, 0)?;
-        let units = text_column(&batch, 1)?;
-        let numerators = number_column(&batch, 2)?;
-        let denominators = number_column(&batch, 3)?;
-        let counts = number_column(&batch, 4)?;
-        for i in 0..batch.num_rows() {
-            let (Some(year), Some(unit)) = (years[i].as_deref().and_then(|y| y.parse().ok()), units[i].clone()) else {
-                continue;
-            };
-            rows.push(SumRow {
-                year,
-                unit,
-                numerator: numerators[i].unwrap_or(0.0),
-                denominator: denominators[i],
-                rows: counts[i].unwrap_or(0.0) as i64,
-            });
+/// KPIs summed by one query: those over the same rows (table, filter and school years).
+struct SumsOf<'k> {
+    kpis: Vec<&'k Kpi>,
+    years: Option<BTreeSet<SchoolYear>>,
+}
+
+/// The column of the units of a dimension in a [`sums`] query; none for the nation.
+fn unit_column(dimension: Dimension) -> Option<String> {
+    (dimension != Dimension::National).then(|| format!("kpi_unit_{dimension}"))
+}
+
+/// Sums the KPIs of `of` by every dimension each allows, in one query: one scan of their rows,
+/// grouped by GROUPING SETS (a record table of 19 million learners is read once, not once per
+/// KPI and dimension). Returns each KPI's sums by dimension, in order of year and unit.
+async fn sums(ctx: &SessionContext, of: &SumsOf<'_>) -> Result<Vec<HashMap<Dimension, Vec<SumRow>>>> {
+    let mut by_kpi: Vec<HashMap<Dimension, Vec<SumRow>>> = (0..of.kpis.len()).map(|_| HashMap::new()).collect();
+    let Some(first) = of.kpis.first() else {
+        return Ok(by_kpi);
+    };
+    let mut dimensions: Vec<Dimension> = Vec::new();
+    for kpi in &of.kpis {
+        for dimension in kpi.all_dimensions() {
+            if !dimensions.contains(&dimension) {
+                dimensions.push(dimension);
+            }
         }
     }
-    Ok(rows)
+    let columns: Vec<(Dimension, String)> = dimensions
+        .iter()
+        .filter_map(|d| unit_column(*d).map(|c| (*d, c)))
+        .collect();
+    let units: String = columns
+        .iter()
+        .map(|(d, c)| format!(", {} AS {c}", unit_expression(*d)))
+        .collect();
+    let mut select: Vec<String> = vec!["school_year".to_string()];
+    select.extend(columns.iter().map(|(_, c)| c.clone()));
+    select.extend(columns.iter().map(|(_, c)| format!("grouping({c}) AS grouping_{c}")));
+    for (index, kpi) in of.kpis.iter().enumerate() {
+        let denominator = kpi.denominator.as_deref().unwrap_or("NULL");
+        select.push(format!("CAST({} AS DOUBLE) AS kpi_numerator_{index}", kpi.numerator));
+        select.push(format!("CAST({denominator} AS DOUBLE) AS kpi_denominator_{index}"));
+    }
+    select.push("count(*) AS row_count".to_string());
+    let sets: Vec<String> = dimensions
+        .iter()
+        .map(|d| match unit_column(*d) {
+            Some(column) => format!("(school_year, {column})"),
+            None => "(school_year)".to_string(),
+        })
+        .collect();
+    let join = match dimensions.contains(&Dimension::Region) {
+        true => REGION_JOIN,
+        false => "",
+    };
+    let sql = format!(
+        "SELECT {}\nFROM (SELECT *{units} FROM (SELECT * FROM {} WHERE {}) AS kpi_rows{join}) AS kpi_units\nGROUP BY \
+         GROUPING SETS ({})",
+        select.join(",\n       "),
+        first.table,
+        rows_condition(first.filter.as_deref(), of.years.as_ref()),
+        sets.join(", ")
+    );
+    for batch in collect(ctx, &sql).await? {
+        let column = |name: &str| batch.schema().index_of(name).map_err(Error::from);
+        let years = text_column(&batch, column("school_year")?)?;
+        let counts = number_column(&batch, column("row_count")?)?;
+        let mut unit_values = Vec::new();
+        for (dimension, name) in &columns {
+            let grouped = number_column(&batch, column(&format!("grouping_{name}"))?)?;
+            unit_values.push((*dimension, text_column(&batch, column(name)?)?, grouped));
+        }
+        let mut fractions = Vec::new();
+        for index in 0..of.kpis.len() {
+            fractions.push((
+                number_column(&batch, column(&format!("kpi_numerator_{index}"))?)?,
+                number_column(&batch, column(&format!("kpi_denominator_{index}"))?)?,
+            ));
+        }
+        for row in 0..batch.num_rows() {
+            let Some(year) = years[row].as_deref().and_then(|y| y.parse::<SchoolYear>().ok()) else {
+                continue;
+            };
+            // The row's set: the dimension whose column it is grouped by; none, the nation.
+            let mut grouped_by = unit_values.iter().filter(|(_, _, grouped)| grouped[row] == Some(0.0));
+            let (dimension, unit) = match (grouped_by.next(), grouped_by.next()) {
+                (None, _) => (Dimension::National, "VN".to_string()),
+                (Some((dimension, units, _)), None) => match &units[row] {
+                    Some(unit) => (*dimension, unit.clone()),
+                    None => continue,
+                },
+                (Some(_), Some(_)) => continue,
+            };
+            for (index, kpi) in of.kpis.iter().enumerate() {
+                if !kpi.all_dimensions().contains(&dimension) {
+                    continue;
+                }
+                by_kpi[index].entry(dimension).or_default().push(SumRow {
+                    year,
+                    unit: unit.clone(),
+                    numerator: fractions[index].0[row].unwrap_or(0.0),
+                    denominator: fractions[index].1[row],
+                    rows: counts[row].unwrap_or(0.0) as i64,
+                });
+            }
+        }
+    }
+    for sums in by_kpi.iter_mut().flat_map(|by_dimension| by_dimension.values_mut()) {
+        sums.sort_by(|a, b| (a.year, &a.unit).cmp(&(b.year, &b.unit)));
+    }
+    Ok(by_kpi)
 }
 
 /// Who reported to a KPI, by year: rows by (province as reported, 2025 province).
 type Reporters = BTreeMap<SchoolYear, BTreeMap<(String, String), i64>>;
 
+/// Who reported to the KPIs of a table and filter in the given years; none for a national
+/// table (it has no provinces).
 async fn reporters(ctx: &SessionContext, kpi: &Kpi, years: Option<&BTreeSet<SchoolYear>>) -> Result<Option<Reporters>> {
     let has_provinces = ctx
         .table(kpi.table.as_str())
@@ -191,8 +278,14 @@ async fn reporters(ctx: &SessionContext, kpi: &Kpi, years: Option<&BTreeSet<Scho
     if !has_provinces {
         return Ok(None);
     }
+    let sql = format!(
+        "SELECT school_year, province_code, province_2025_code, count(*) AS row_count FROM {} WHERE {} GROUP BY 1, 2, \
+         3",
+        kpi.table,
+        rows_condition(kpi.filter.as_deref(), years)
+    );
     let mut reporters = Reporters::new();
-    for batch in collect(ctx, &reporters_sql(kpi, years)).await? {
+    for batch in collect(ctx, &sql).await? {
         let years = text_column(&batch, 0)?;
         let codes = text_column(&batch, 1)?;
         let codes_2025 = text_column(&batch, 2)?;
@@ -390,11 +483,8 @@ pub fn value_of(unit: Unit, numerator: f64, denominator: Option<f64>) -> Option<
 /// Computes every KPI for every dimension it allows, in a session with the warehouse's tables
 /// and the metrics' views.
 pub async fn compute(ctx: &SessionContext, metrics: &Metrics) -> Result<Vec<KpiRow>> {
-    let mut values = Vec::new();
-    for kpi in &metrics.kpis {
-        values.extend(compute_kpi(ctx, kpi, None).await?);
-    }
-    Ok(values)
+    let all: Vec<(&Kpi, Option<BTreeSet<SchoolYear>>)> = metrics.kpis.iter().map(|kpi| (kpi, None)).collect();
+    compute_all(ctx, &all, &[]).await
 }
 
 /// What changed since KPI values were last computed: the school years each table changed in.
@@ -411,19 +501,83 @@ pub async fn compute_changed(
     previous: &[KpiRow],
     changed: &Changed,
 ) -> Result<Vec<KpiRow>> {
-    let mut values = Vec::new();
-    for kpi in &metrics.kpis {
-        let before: Vec<&KpiRow> = previous.iter().filter(|r| r.kpi_id == kpi.id).collect();
-        let years: BTreeSet<SchoolYear> = metrics
-            .tables_read(&kpi.table)
-            .iter()
-            .filter_map(|table| changed.get(table))
-            .flatten()
-            .copied()
-            .collect();
-        values.extend(compute_kpi(ctx, kpi, Some((&years, &before))).await?);
+    let all: Vec<(&Kpi, Option<BTreeSet<SchoolYear>>)> = metrics
+        .kpis
+        .iter()
+        .map(|kpi| {
+            let years: BTreeSet<SchoolYear> = metrics
+                .tables_read(&kpi.table)
+                .iter()
+                .filter_map(|table| changed.get(table))
+                .flatten()
+                .copied()
+                .collect();
+            (kpi, Some(years))
+        })
+        .collect();
+    compute_all(ctx, &all, previous).await
+}
+
+/// Computes one KPI for every dimension it allows.
+pub async fn compute_kpi(ctx: &SessionContext, kpi: &Kpi) -> Result<Vec<KpiRow>> {
+    compute_all(ctx, &[(kpi, None)], &[]).await
+}
+
+/// Computes KPIs, each over every school year (`None`) or the given years (the others kept from
+/// `previous`), summing those over the same rows in one query.
+async fn compute_all(
+    ctx: &SessionContext,
+    kpis: &[(&Kpi, Option<BTreeSet<SchoolYear>>)],
+    previous: &[KpiRow],
+) -> Result<Vec<KpiRow>> {
+    let mut groups: Vec<SumsOf> = Vec::new();
+    for (kpi, years) in kpis {
+        let same_rows = |of: &SumsOf| {
+            of.kpis.first().is_some_and(|k| k.table == kpi.table && k.filter == kpi.filter) && of.years == *years
+        };
+        match groups.iter_mut().find(|of| same_rows(of)) {
+            Some(of) => of.kpis.push(kpi),
+            None => groups.push(SumsOf {
+                kpis: vec![kpi],
+                years: years.clone(),
+            }),
+        }
     }
-    Ok(values)
+    let mut by_id: HashMap<&str, Vec<KpiRow>> = HashMap::new();
+    for of in &groups {
+        let Some(first) = of.kpis.first() else {
+            continue;
+        };
+        // Nothing to sum again: everything is kept.
+        let nothing_new = of.years.as_ref().is_some_and(BTreeSet::is_empty);
+        let (sums, reporters) = match nothing_new {
+            true => ((0..of.kpis.len()).map(|_| HashMap::new()).collect(), None),
+            false => {
+                // A year's coverage rests on it and the year before: the changed years'
+                // coverage and their next years' is counted again, from those years and the
+                // ones before.
+                let reporter_years = of.years.as_ref().map(|years| {
+                    years
+                        .iter()
+                        .flat_map(|y| [SchoolYear::starting(y.start() - 1), *y, y.next()])
+                        .collect::<BTreeSet<_>>()
+                });
+                (
+                    sums(ctx, of).await?,
+                    reporters(ctx, first, reporter_years.as_ref()).await?,
+                )
+            }
+        };
+        for (kpi, sums) in of.kpis.iter().zip(sums) {
+            let before: Vec<&KpiRow> = previous.iter().filter(|r| r.kpi_id == kpi.id).collect();
+            let only = of.years.as_ref().map(|years| (years, before.as_slice()));
+            by_id.insert(kpi.id.as_str(), assemble(kpi, sums, reporters.as_ref(), only));
+        }
+    }
+    Ok(kpis
+        .iter()
+        .flat_map(|(kpi, _)| by_id.remove(kpi.id.as_str()).unwrap_or_default())
+        .collect())
 }
 
 /// A value kept from an earlier computation, as the sums it was made of (a withheld value keeps
@@ -442,35 +596,22 @@ fn kept_sums(row: &KpiRow) -> Option<SumRow> {
     })
 }
 
-/// Computes one KPI for every dimension it allows: every school year, or (`only`) the given
-/// years, the others kept from earlier values of the KPI.
-pub async fn compute_kpi(
-    ctx: &SessionContext,
+/// A KPI's values for every dimension it allows, from its sums (`sums`, fresh) and who
+/// reported: every school year, or (`only`) the given years, the others kept from earlier
+/// values of the KPI.
+fn assemble(
     kpi: &Kpi,
+    mut sums: HashMap<Dimension, Vec<SumRow>>,
+    reporters: Option<&Reporters>,
     only: Option<(&BTreeSet<SchoolYear>, &[&KpiRow])>,
-) -> Result<Vec<KpiRow>> {
+) -> Vec<KpiRow> {
     // A year's coverage rests on it and the year before: the changed years' coverage and their
-    // next years' is counted again, from those years and the ones before.
+    // next years' is counted again.
     let coverage_years: Option<BTreeSet<SchoolYear>> =
         only.map(|(years, _)| years.iter().flat_map(|y| [*y, y.next()]).collect());
-    let reporter_years: Option<BTreeSet<SchoolYear>> = coverage_years.as_ref().map(|years| {
-        years
-            .iter()
-            .flat_map(|y| [SchoolYear::starting(y.start() - 1), *y])
-            .collect()
-    });
-    // Nothing to sum again: everything is kept.
-    let nothing_new = only.is_some_and(|(years, _)| years.is_empty());
-    let reporters = match nothing_new {
-        true => None,
-        false => reporters(ctx, kpi, reporter_years.as_ref()).await?,
-    };
     let mut values = Vec::new();
     for dimension in kpi.all_dimensions() {
-        let mut rows = match nothing_new {
-            true => Vec::new(),
-            false => sums(ctx, kpi, dimension, only.map(|(years, _)| years)).await?,
-        };
+        let mut rows = sums.remove(&dimension).unwrap_or_default();
         let mut kept_coverage: HashMap<(String, SchoolYear), (i64, Option<i64>)> = HashMap::new();
         if let Some((years, before)) = only {
             for row in before.iter().filter(|r| r.dimension == dimension.as_str()) {
@@ -510,9 +651,9 @@ pub async fn compute_kpi(
             let (reported, expected) = match (kept, dimension) {
                 (Some(kept), _) => *kept,
                 (None, Dimension::Province | Dimension::Province2025 | Dimension::Region) => {
-                    coverage(reporters.as_ref(), dimension, &row.unit, row.year)
+                    coverage(reporters, dimension, &row.unit, row.year)
                 }
-                (None, _) => coverage(reporters.as_ref(), Dimension::National, "VN", row.year),
+                (None, _) => coverage(reporters, Dimension::National, "VN", row.year),
             };
             let target = judgement.target;
             let shown = !withheld(row);
@@ -540,7 +681,7 @@ pub async fn compute_kpi(
             });
         }
     }
-    Ok(values)
+    values
 }
 
 /// One KPI value: a unit of a dimension in a school year, with its target, status, trend and

@@ -121,7 +121,7 @@ impl Warehouse {
         let mut kpis = Vec::new();
         let mut warnings = Vec::new();
         for kpi in metrics.kpis.iter().filter(|k| k.all_dimensions().contains(&dimension)) {
-            let values = crate::kpi::compute_kpi(&ctx, kpi, None).await?;
+            let values = crate::kpi::compute_kpi(&ctx, kpi).await?;
             let value = |y: &str| {
                 values
                     .iter()
