@@ -94,9 +94,12 @@ impl TextValues {
 
     /// `value`, `rows` times.
     pub fn repeated(value: Option<&str>, rows: usize) -> Self {
-        let mut values = Self::with_capacity(rows, value.map_or(0, str::len) * rows);
-        (0..rows).for_each(|_| values.push(value));
-        values
+        let text = value.unwrap_or_default();
+        Self {
+            data: text.repeat(rows),
+            ends: (1..=rows).map(|row| row * text.len()).collect(),
+            present: vec![value.is_some(); rows],
+        }
     }
 
     /// Adds a value at the end.

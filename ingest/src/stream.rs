@@ -154,7 +154,7 @@ pub fn validate_sheets<E>(
     let mut reading = Reading {
         kind,
         hint,
-        people: People::new(),
+        people: People::default(),
         problems: Problems::default(),
         read: None,
         notices: Vec::new(),

@@ -1,6 +1,8 @@
 //! Turning a sheet of text cells into a validated report, or into every problem it has.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt};
 
 use crate::problem::{Problem, Rule};
 use crate::provinces::{ProvinceLookup, ProvinceRegistry};
@@ -49,7 +51,7 @@ fn is_plain(column_type: ColumnType, cell: &str) -> bool {
 
 /// Validates a sheet against a kind's schema. Returns the report, or every problem found.
 pub fn validate(sheet: &RawSheet, kind: ReportKind, hint: &SliceHint) -> Result<ValidatedReport, Vec<Problem>> {
-    validate_part(sheet, kind, hint, &mut People::new())
+    validate_part(sheet, kind, hint, &mut People::default())
 }
 
 /// The people a file has named so far: identifier → the row it is on. A file read in blocks

@@ -579,11 +579,14 @@ pub async fn validate_all(deliveries: Vec<Delivery>) -> Result<Vec<Received>> {
     Ok(received)
 }
 
+/// Threads that pseudonymise and write the blocks of a record file while it is read.
+const WRITERS: usize = 2;
+
 /// Reads a record file in blocks (a CSV file, see [`ingest::stream`]; a Parquet file, see
 /// [`crate::parquet_file`]). With a key and where to store them, each valid block's identifiers
 /// become pseudonyms and the block is written as a data file of its table (see
-/// [`crate::tables::stored_schema`]), on a second thread while the next block is read; without,
-/// the file is only checked. No identifier as sent is ever written.
+/// [`crate::tables::stored_schema`]) by one of [`WRITERS`] threads while the next blocks are
+/// read; without, the file is only checked. No identifier as sent is ever written.
 async fn read_records(
     delivery: &Delivery,
     staging: Option<(crate::pseudonym::Pseudonyms, StoredRows)>,
@@ -606,27 +609,39 @@ async fn read_records(
         let Some((pseudonyms, stored)) = &staging else {
             return read_file(&mut |_| Ok(()));
         };
+        let (blocks, received) = std::sync::mpsc::sync_channel::<(usize, ValidatedReport)>(1);
+        let received = std::sync::Mutex::new(received);
         std::thread::scope(|scope| {
-            let (blocks, received) = std::sync::mpsc::sync_channel::<ValidatedReport>(1);
-            let writer = scope.spawn(move || -> Result<()> {
-                for (part, mut block) in received.into_iter().enumerate() {
+            let write = || -> Result<()> {
+                loop {
+                    let next = received
+                        .lock()
+                        .map_err(|_| Error::Internal("a writer of a record file's rows failed".into()))?
+                        .recv();
+                    let Ok((part, mut block)) = next else {
+                        return Ok(());
+                    };
                     pseudonyms.apply(&mut block);
                     crate::pseudonym::check_pseudonymised(&block)?;
                     let batch = crate::tables::stored_batch(&block, &stored.submission_id)?;
-                    let file = stored.folder.join(format!("part-{:05}.parquet", part + 1));
+                    let file = stored.folder.join(format!("part-{part:05}.parquet"));
                     crate::tables::write_parquet(&batch, kind, &file)?;
                 }
-                Ok(())
-            });
+            };
+            let writers: Vec<_> = (0..WRITERS).map(|_| scope.spawn(write)).collect();
+            let mut part = 0;
             let read = read_file(&mut |block| {
+                part += 1;
                 blocks
-                    .send(block)
-                    .map_err(|_| Error::Internal("the writer of a record file's rows stopped".into()))
+                    .send((part, block))
+                    .map_err(|_| Error::Internal("the writers of a record file's rows stopped".into()))
             });
             drop(blocks);
-            writer
-                .join()
-                .map_err(|_| Error::Internal("the writer of a record file's rows failed".into()))??;
+            for writer in writers {
+                writer
+                    .join()
+                    .map_err(|_| Error::Internal("a writer of a record file's rows failed".into()))??;
+            }
             read
         })
     })
