@@ -73,6 +73,8 @@ struct Validator<'a> {
     people: &'a mut People,
     hint: &'a SliceHint,
     sources: Vec<Source<'a>>,
+    /// The sheet's header of each column of the schema (none when it is not in the sheet).
+    headers: Vec<Option<&'a str>>,
     /// Indices (in the sheet) of the rows that are not blank.
     rows: Vec<usize>,
     first_data_row: usize,
@@ -89,6 +91,7 @@ impl<'a> Validator<'a> {
             people,
             hint,
             sources: Vec::new(),
+            headers: Vec::new(),
             rows: Vec::new(),
             first_data_row: sheet.header_row + 1,
             problems: Vec::new(),
@@ -199,14 +202,18 @@ impl<'a> Validator<'a> {
                     _ => Source::Absent,
                 },
             };
+            self.headers.push(match &source {
+                Source::Sheet { header, .. } => Some(*header),
+                _ => None,
+            });
             self.sources.push(source);
         }
     }
 
     fn header(&self, column: usize) -> &str {
-        match &self.sources[column] {
-            Source::Sheet { header, .. } => header,
-            _ => &self.schema.columns[column].name,
+        match self.headers[column] {
+            Some(header) => header,
+            None => &self.schema.columns[column].name,
         }
     }
 
@@ -695,8 +702,8 @@ impl<'a> Validator<'a> {
                 continue;
             };
             let by = self.schema.column(&rule.by);
-            for row in 0..self.rows.len() {
-                let (Some(count), Some(category)) = (counts[row], categories.get(row)) else {
+            for (row, (count, category)) in counts.iter().zip(categories.iter()).enumerate() {
+                let (Some(count), Some(category)) = (*count, category) else {
                     continue;
                 };
                 let Some(&[low, high]) = rule.ranges.get(category) else {

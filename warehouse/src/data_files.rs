@@ -58,7 +58,10 @@ pub(crate) fn place(
     table_dir: &Path,
     partition: &PartitionValues,
 ) -> Result<Vec<Action>> {
-    let partition_path: String = partition.iter().map(|(name, value)| format!("{name}={value}/")).collect();
+    let partition_path: String = partition
+        .iter()
+        .map(|(name, value)| format!("{name}={value}/"))
+        .collect();
     std::fs::create_dir_all(table_dir.join(&partition_path))?;
     let mut actions = Vec::new();
     for file in parquet_files(folder)? {
@@ -92,7 +95,10 @@ fn add_action(file: &Path, relative: String, partition: &PartitionValues) -> Res
             };
             null_count += statistics.null_count_opt().unwrap_or(0);
             let (min, max) = match statistics {
-                Statistics::Int64(s) => (s.min_opt().map(|v| Value::from(*v)), s.max_opt().map(|v| Value::from(*v))),
+                Statistics::Int64(s) => (
+                    s.min_opt().map(|v| Value::from(*v)),
+                    s.max_opt().map(|v| Value::from(*v)),
+                ),
                 Statistics::ByteArray(s) => (
                     s.min_opt().and_then(|v| v.as_utf8().ok()).map(Value::from),
                     s.max_opt().and_then(|v| v.as_utf8().ok()).map(Value::from),
@@ -181,7 +187,11 @@ pub(crate) async fn removals(table: &DeltaTable, slices: &[PartitionValues]) -> 
 
 /// The partition values of a table's rows for a school year and (for a provincial kind) a
 /// province, as [`PartitionValues`].
-pub(crate) fn slice_partition(kind: ingest::ReportKind, year: ingest::SchoolYear, province: Option<&str>) -> PartitionValues {
+pub(crate) fn slice_partition(
+    kind: ingest::ReportKind,
+    year: ingest::SchoolYear,
+    province: Option<&str>,
+) -> PartitionValues {
     let mut values = vec![("school_year", year.to_string())];
     if kind.is_provincial()
         && let Some(code) = province

@@ -401,7 +401,11 @@ impl Intake {
         }
         let started = std::time::Instant::now();
         let outcomes = self.warehouse.commit_batch(&files).await?;
-        tracing::debug!(files = files.len(), seconds = started.elapsed().as_secs_f64(), "batch committed");
+        tracing::debug!(
+            files = files.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "batch committed"
+        );
         for ((place, event, _), outcome) in to_commit.into_iter().zip(outcomes) {
             let (label, submission) = match &outcome {
                 CommitOutcome::Committed(s) => ("committed", s),
@@ -600,12 +604,11 @@ async fn read_records(
         sheet: delivery.sheet.clone(),
     };
     let read = tokio::task::spawn_blocking(move || {
-        let read_file = |sink: &mut dyn FnMut(ValidatedReport) -> Result<()>| match crate::parquet_file::is_parquet(
-            &path,
-        ) {
-            true => ingest::stream::validate_sheets(crate::parquet_file::sheets(&path), kind, &hint, sink),
-            false => ingest::stream::read_in_blocks(&path, kind, &hint, &options, sink),
-        };
+        let read_file =
+            |sink: &mut dyn FnMut(ValidatedReport) -> Result<()>| match crate::parquet_file::is_parquet(&path) {
+                true => ingest::stream::validate_sheets(crate::parquet_file::sheets(&path), kind, &hint, sink),
+                false => ingest::stream::read_in_blocks(&path, kind, &hint, &options, sink),
+            };
         let Some((pseudonyms, stored)) = &staging else {
             return read_file(&mut |_| Ok(()));
         };

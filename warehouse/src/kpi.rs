@@ -533,7 +533,10 @@ async fn compute_all(
     let mut groups: Vec<SumsOf> = Vec::new();
     for (kpi, years) in kpis {
         let same_rows = |of: &SumsOf| {
-            of.kpis.first().is_some_and(|k| k.table == kpi.table && k.filter == kpi.filter) && of.years == *years
+            of.kpis
+                .first()
+                .is_some_and(|k| k.table == kpi.table && k.filter == kpi.filter)
+                && of.years == *years
         };
         match groups.iter_mut().find(|of| same_rows(of)) {
             Some(of) => of.kpis.push(kpi),

@@ -154,7 +154,7 @@ pub fn check_pseudonymised(report: &ValidatedReport) -> Result<()> {
         return Ok(());
     };
     match report.column(&spec.name) {
-        Some(ColumnValues::Text(ids)) if ids.iter().flatten().all(|id| is_pseudonym(id)) => Ok(()),
+        Some(ColumnValues::Text(ids)) if ids.iter().flatten().all(is_pseudonym) => Ok(()),
         _ => Err(Error::Internal(format!(
             "the {} column of a {} file reached storage without pseudonyms",
             spec.name, report.kind

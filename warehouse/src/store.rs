@@ -642,11 +642,8 @@ impl Warehouse {
                     data_files::link_folder(&stored.folder, &archived)?;
                 }
                 let table = fact_table(report.kind);
-                let partition = data_files::slice_partition(
-                    report.kind,
-                    report.school_year,
-                    report.province_code.as_deref(),
-                );
+                let partition =
+                    data_files::slice_partition(report.kind, report.school_year, report.province_code.as_deref());
                 let added = data_files::place(
                     &stored.folder,
                     &stored.submission_id,
@@ -699,7 +696,10 @@ impl Warehouse {
             let predicate = slices
                 .iter()
                 .map(|slice| {
-                    let terms: Vec<String> = slice.iter().map(|(name, value)| format!("{name} = '{value}'")).collect();
+                    let terms: Vec<String> = slice
+                        .iter()
+                        .map(|(name, value)| format!("{name} = '{value}'"))
+                        .collect();
                     format!("({})", terms.join(" AND "))
                 })
                 .collect::<Vec<_>>()
