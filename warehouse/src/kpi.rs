@@ -157,6 +157,36 @@ struct SumsOf<'k> {
     years: Option<BTreeSet<SchoolYear>>,
 }
 
+/// The SELECT items summing each KPI's numerator and denominator (`kpi_numerator_{i}`,
+/// `kpi_denominator_{i}`, as doubles) and counting the rows (`row_count`).
+fn sum_columns(kpis: &[&Kpi]) -> Vec<String> {
+    let mut columns = Vec::new();
+    for (index, kpi) in kpis.iter().enumerate() {
+        let denominator = kpi.denominator.as_deref().unwrap_or("NULL");
+        columns.push(format!("CAST({} AS DOUBLE) AS kpi_numerator_{index}", kpi.numerator));
+        columns.push(format!("CAST({denominator} AS DOUBLE) AS kpi_denominator_{index}"));
+    }
+    columns.push("count(*) AS row_count".to_string());
+    columns
+}
+
+/// Each KPI's numerators and denominators, row by row.
+type Fractions = Vec<(Vec<Option<f64>>, Vec<Option<f64>>)>;
+
+/// A batch's [`sum_columns`]: each KPI's numerators and denominators, and the rows counted.
+fn summed(batch: &RecordBatch, kpis: usize) -> Result<(Fractions, Vec<Option<f64>>)> {
+    let column = |name: &str| -> Result<Vec<Option<f64>>> { number_column(batch, batch.schema().index_of(name)?) };
+    let fractions = (0..kpis)
+        .map(|index| {
+            Ok((
+                column(&format!("kpi_numerator_{index}"))?,
+                column(&format!("kpi_denominator_{index}"))?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    Ok((fractions, column("row_count")?))
+}
+
 /// The column of the units of a dimension in a [`sums`] query; none for the nation.
 fn unit_column(dimension: Dimension) -> Option<String> {
     (dimension != Dimension::National).then(|| format!("kpi_unit_{dimension}"))
@@ -189,12 +219,7 @@ async fn sums(ctx: &SessionContext, of: &SumsOf<'_>) -> Result<Vec<HashMap<Dimen
     let mut select: Vec<String> = vec!["school_year".to_string()];
     select.extend(columns.iter().map(|(_, c)| c.clone()));
     select.extend(columns.iter().map(|(_, c)| format!("grouping({c}) AS grouping_{c}")));
-    for (index, kpi) in of.kpis.iter().enumerate() {
-        let denominator = kpi.denominator.as_deref().unwrap_or("NULL");
-        select.push(format!("CAST({} AS DOUBLE) AS kpi_numerator_{index}", kpi.numerator));
-        select.push(format!("CAST({denominator} AS DOUBLE) AS kpi_denominator_{index}"));
-    }
-    select.push("count(*) AS row_count".to_string());
+    select.extend(sum_columns(&of.kpis));
     let sets: Vec<String> = dimensions
         .iter()
         .map(|d| match unit_column(*d) {
@@ -217,18 +242,11 @@ async fn sums(ctx: &SessionContext, of: &SumsOf<'_>) -> Result<Vec<HashMap<Dimen
     for batch in collect(ctx, &sql).await? {
         let column = |name: &str| batch.schema().index_of(name).map_err(Error::from);
         let years = text_column(&batch, column("school_year")?)?;
-        let counts = number_column(&batch, column("row_count")?)?;
+        let (fractions, counts) = summed(&batch, of.kpis.len())?;
         let mut unit_values = Vec::new();
         for (dimension, name) in &columns {
             let grouped = number_column(&batch, column(&format!("grouping_{name}"))?)?;
             unit_values.push((*dimension, text_column(&batch, column(name)?)?, grouped));
-        }
-        let mut fractions = Vec::new();
-        for index in 0..of.kpis.len() {
-            fractions.push((
-                number_column(&batch, column(&format!("kpi_numerator_{index}"))?)?,
-                number_column(&batch, column(&format!("kpi_denominator_{index}"))?)?,
-            ));
         }
         for row in 0..batch.num_rows() {
             let Some(year) = years[row].as_deref().and_then(|y| y.parse::<SchoolYear>().ok()) else {
@@ -337,12 +355,7 @@ async fn sums_by_parts(ctx: &SessionContext, of: &SumsOf<'_>) -> Result<Vec<Hash
     }
     let mut select: Vec<String> = vec!["school_year".to_string()];
     select.extend(parts.iter().map(|d| format!("{} AS kpi_part_{d}", unit_expression(*d))));
-    for (index, kpi) in of.kpis.iter().enumerate() {
-        let denominator = kpi.denominator.as_deref().unwrap_or("NULL");
-        select.push(format!("CAST({} AS DOUBLE) AS kpi_numerator_{index}", kpi.numerator));
-        select.push(format!("CAST({denominator} AS DOUBLE) AS kpi_denominator_{index}"));
-    }
-    select.push("count(*) AS row_count".to_string());
+    select.extend(sum_columns(&of.kpis));
     let grouped: Vec<String> = (1..=parts.len() + 1).map(|n| n.to_string()).collect();
     let sql = format!(
         "SELECT {}\nFROM (SELECT * FROM {} WHERE {}) AS kpi_rows\nGROUP BY {}",
@@ -358,17 +371,10 @@ async fn sums_by_parts(ctx: &SessionContext, of: &SumsOf<'_>) -> Result<Vec<Hash
     for batch in collect(ctx, &sql).await? {
         let column = |name: &str| batch.schema().index_of(name).map_err(Error::from);
         let years = text_column(&batch, column("school_year")?)?;
-        let counts = number_column(&batch, column("row_count")?)?;
+        let (fractions, counts) = summed(&batch, of.kpis.len())?;
         let mut values: HashMap<Dimension, Vec<Option<String>>> = HashMap::new();
         for part in &parts {
             values.insert(*part, text_column(&batch, column(&format!("kpi_part_{part}"))?)?);
-        }
-        let mut fractions = Vec::new();
-        for index in 0..of.kpis.len() {
-            fractions.push((
-                number_column(&batch, column(&format!("kpi_numerator_{index}"))?)?,
-                number_column(&batch, column(&format!("kpi_denominator_{index}"))?)?,
-            ));
         }
         for row in 0..batch.num_rows() {
             let Some(year) = years[row].as_deref().and_then(|y| y.parse::<SchoolYear>().ok()) else {
