@@ -87,13 +87,17 @@ fn add_action(file: &Path, relative: String, partition: &PartitionValues) -> Res
     let (mut nulls, mut least, mut greatest) = (Map::new(), Map::new(), Map::new());
     for (index, column) in schema.columns().iter().enumerate() {
         let name = column.name().to_string();
-        let mut null_count = 0u64;
+        // Known only when every row group says it.
+        let mut null_count = Some(0u64);
         let (mut low, mut high): (Option<Value>, Option<Value>) = (None, None);
         for group in metadata.row_groups() {
             let Some(statistics) = group.column(index).statistics() else {
+                null_count = None;
                 continue;
             };
-            null_count += statistics.null_count_opt().unwrap_or(0);
+            null_count = null_count
+                .zip(statistics.null_count_opt())
+                .map(|(sum, nulls)| sum + nulls);
             let (min, max) = match statistics {
                 Statistics::Int64(s) => (
                     s.min_opt().map(|v| Value::from(*v)),
@@ -108,7 +112,9 @@ fn add_action(file: &Path, relative: String, partition: &PartitionValues) -> Res
             low = bound(low, min, std::cmp::Ordering::Less);
             high = bound(high, max, std::cmp::Ordering::Greater);
         }
-        nulls.insert(name.clone(), Value::from(null_count));
+        if let Some(null_count) = null_count {
+            nulls.insert(name.clone(), Value::from(null_count));
+        }
         if let Some(low) = low {
             least.insert(name.clone(), low);
         }
@@ -204,6 +210,57 @@ pub(crate) fn slice_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_added_file_carries_its_rows_nulls_and_bounds() {
+        use std::sync::Arc;
+
+        use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+        use datafusion::parquet::arrow::ArrowWriter;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("part-00001.parquet");
+        let batch = RecordBatch::try_from_iter([
+            (
+                "grade",
+                Arc::new(Int64Array::from(vec![Some(7), None, Some(3)])) as ArrayRef,
+            ),
+            (
+                "school_id",
+                Arc::new(StringArray::from(vec![Some("0100010"), Some("0100002"), None])) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        let mut writer =
+            ArrowWriter::try_new(std::fs::File::create(&path).expect("file"), batch.schema(), None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+
+        let partition = vec![
+            ("school_year", "2024-2025".to_string()),
+            ("province_code", "01".to_string()),
+        ];
+        let add = add_action(
+            &path,
+            "school_year=2024-2025/province_code=01/x.parquet".into(),
+            &partition,
+        )
+        .expect("add");
+        assert_eq!(add.partition_values.get("province_code"), Some(&Some("01".to_string())));
+        assert_eq!(add.size, std::fs::metadata(&path).expect("size").len() as i64);
+        let stats: Value = serde_json::from_str(add.stats.as_deref().expect("stats")).expect("json");
+        assert_eq!(stats["numRecords"], 3);
+        assert_eq!(stats["nullCount"]["grade"], 1);
+        assert_eq!(stats["nullCount"]["school_id"], 1);
+        assert_eq!(
+            (&stats["minValues"]["grade"], &stats["maxValues"]["grade"]),
+            (&Value::from(3), &Value::from(7))
+        );
+        assert_eq!(
+            (&stats["minValues"]["school_id"], &stats["maxValues"]["school_id"]),
+            (&Value::from("0100002"), &Value::from("0100010"))
+        );
+    }
 
     #[test]
     fn bounds_keep_the_least_and_the_greatest() {
