@@ -154,7 +154,22 @@ fn number_column(batch: &RecordBatch, index: usize) -> Result<Vec<Option<f64>>> 
 /// KPIs summed by one query: those over the same rows (table, filter and school years).
 struct SumsOf<'k> {
     kpis: Vec<&'k Kpi>,
+    /// The dimensions each KPI allows (the nation first).
+    allowed: Vec<Vec<Dimension>>,
     years: Option<BTreeSet<SchoolYear>>,
+}
+
+impl SumsOf<'_> {
+    /// Every dimension one of the KPIs allows, each once.
+    fn dimensions(&self) -> Vec<Dimension> {
+        let mut all: Vec<Dimension> = Vec::new();
+        for dimension in self.allowed.iter().flatten() {
+            if !all.contains(dimension) {
+                all.push(*dimension);
+            }
+        }
+        all
+    }
 }
 
 /// The SELECT items summing each KPI's numerator and denominator (`kpi_numerator_{i}`,
@@ -200,14 +215,7 @@ async fn sums(ctx: &SessionContext, of: &SumsOf<'_>) -> Result<Vec<HashMap<Dimen
     let Some(first) = of.kpis.first() else {
         return Ok(by_kpi);
     };
-    let mut dimensions: Vec<Dimension> = Vec::new();
-    for kpi in &of.kpis {
-        for dimension in kpi.all_dimensions() {
-            if !dimensions.contains(&dimension) {
-                dimensions.push(dimension);
-            }
-        }
-    }
+    let dimensions = of.dimensions();
     let columns: Vec<(Dimension, String)> = dimensions
         .iter()
         .filter_map(|d| unit_column(*d).map(|c| (*d, c)))
@@ -262,8 +270,8 @@ async fn sums(ctx: &SessionContext, of: &SumsOf<'_>) -> Result<Vec<HashMap<Dimen
                 },
                 (Some(_), Some(_)) => continue,
             };
-            for (index, kpi) in of.kpis.iter().enumerate() {
-                if !kpi.all_dimensions().contains(&dimension) {
+            for (index, allowed) in of.allowed.iter().enumerate() {
+                if !allowed.contains(&dimension) {
                     continue;
                 }
                 by_kpi[index].entry(dimension).or_default().push(SumRow {
@@ -346,11 +354,9 @@ async fn sums_by_parts(ctx: &SessionContext, of: &SumsOf<'_>) -> Result<Vec<Hash
         dimension => dimension,
     };
     let mut parts: Vec<Dimension> = Vec::new();
-    for kpi in &of.kpis {
-        for dimension in kpi.all_dimensions() {
-            if dimension != Dimension::National && !parts.contains(&part_of(dimension)) {
-                parts.push(part_of(dimension));
-            }
+    for dimension in of.dimensions() {
+        if dimension != Dimension::National && !parts.contains(&part_of(dimension)) {
+            parts.push(part_of(dimension));
         }
     }
     let mut select: Vec<String> = vec!["school_year".to_string()];
@@ -380,8 +386,8 @@ async fn sums_by_parts(ctx: &SessionContext, of: &SumsOf<'_>) -> Result<Vec<Hash
             let Some(year) = years[row].as_deref().and_then(|y| y.parse::<SchoolYear>().ok()) else {
                 continue;
             };
-            for (index, kpi) in of.kpis.iter().enumerate() {
-                for dimension in kpi.all_dimensions() {
+            for (index, allowed) in of.allowed.iter().enumerate() {
+                for &dimension in allowed {
                     let part = values.get(&part_of(dimension)).and_then(|v| v[row].as_deref());
                     let unit = match dimension {
                         Dimension::National => Some("VN"),
@@ -692,9 +698,13 @@ async fn compute_all(
                 && of.years == *years
         };
         match groups.iter_mut().find(|of| same_rows(of)) {
-            Some(of) => of.kpis.push(kpi),
+            Some(of) => {
+                of.kpis.push(kpi);
+                of.allowed.push(kpi.all_dimensions());
+            }
             None => groups.push(SumsOf {
                 kpis: vec![kpi],
+                allowed: vec![kpi.all_dimensions()],
                 years: years.clone(),
             }),
         }
