@@ -7,6 +7,9 @@ use clap::Parser;
 mod cli;
 mod commands;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// What is logged when `RUST_LOG` does not say: warnings from everything, the server's own
 /// account of its work (a line per request). The Delta kernel logs as errors what it returns
 /// to us as results (a table being created has no log yet): those are said where they matter.

@@ -183,7 +183,7 @@ fn check_utf8(path: &Path, separator: u8) -> Result<(), Problem> {
             .read(&mut buf[carried..])
             .map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
         let filled = carried + n;
-        match std::str::from_utf8(&buf[..filled]) {
+        match simdutf8::compat::from_utf8(&buf[..filled]) {
             Ok(_) => {
                 scan.feed(&buf[..filled])?;
                 carried = 0;
@@ -211,66 +211,95 @@ fn check_utf8(path: &Path, separator: u8) -> Result<(), Problem> {
     }
 }
 
-/// The shape of a CSV file's rows, measured byte by byte before it is parsed: no row wider
-/// than [`MAX_COLUMNS`], no cell longer than [`MAX_CELL_BYTES`]. A separator or a line break
-/// inside quotes is part of the cell.
-struct ShapeScan {
+/// The shape of a CSV file's rows, measured before it is parsed: no row wider than
+/// [`MAX_COLUMNS`], no cell longer than [`MAX_CELL_BYTES`]. A separator or a line break inside
+/// quotes is part of the cell. Only quotes, separators and line breaks are looked at, found
+/// many bytes at a time.
+pub(crate) struct ShapeScan {
     separator: u8,
     quoted: bool,
     row: usize,
     columns: usize,
+    /// Bytes of the current cell in the pieces fed before.
     cell_bytes: usize,
 }
 
 impl ShapeScan {
     fn new(separator: u8) -> Self {
+        Self::at_row(separator, 1)
+    }
+
+    /// A scan that starts at the beginning of row `row` (counted from 1).
+    pub(crate) fn at_row(separator: u8, row: usize) -> Self {
         Self {
             separator,
             quoted: false,
-            row: 1,
+            row,
             columns: 1,
             cell_bytes: 0,
         }
     }
 
     fn feed(&mut self, bytes: &[u8]) -> Result<(), Problem> {
-        for &byte in bytes {
-            match byte {
-                b'"' => self.quoted = !self.quoted,
-                b'\n' if !self.quoted => {
-                    self.row += 1;
-                    self.columns = 1;
-                    self.cell_bytes = 0;
-                    continue;
-                }
-                _ if byte == self.separator && !self.quoted => {
-                    self.columns += 1;
-                    self.cell_bytes = 0;
-                    if self.columns > MAX_COLUMNS {
-                        return Err(too_many_columns(self.row, self.columns));
-                    }
-                    continue;
-                }
-                _ => {}
+        self.feed_noting_rows(bytes, &mut Vec::new())
+    }
+
+    /// [`ShapeScan::feed`], noting where each row of `bytes` ends (just after its line break
+    /// outside quotes) in `ends`.
+    pub(crate) fn feed_noting_rows(&mut self, bytes: &[u8], ends: &mut Vec<usize>) -> Result<(), Problem> {
+        // Where the current cell starts in `bytes` (its earlier bytes are in `cell_bytes`).
+        let mut cell_start = 0;
+        for index in memchr::memchr3_iter(b'"', b'\n', self.separator, bytes) {
+            let byte = bytes[index];
+            if byte == b'"' {
+                self.quoted = !self.quoted;
+                continue;
             }
-            self.cell_bytes += 1;
-            if self.cell_bytes > MAX_CELL_BYTES {
-                return Err(Problem::bounds(
-                    Some(self.row),
-                    format!(
-                        "Dòng {} có một ô dài hơn {MAX_CELL_BYTES} byte; ô của báo cáo là tên, mã hoặc số. Hãy kiểm \
-                         tra tệp (có thể thiếu dấu ngoặc kép đóng \").",
-                        self.row
-                    ),
-                    format!(
-                        "Row {} has a cell longer than {MAX_CELL_BYTES} bytes; a report's cells are names, codes \
-                         and numbers. Check the file (a closing quote \" may be missing).",
-                        self.row
-                    ),
-                ));
+            if self.quoted {
+                continue;
+            }
+            self.end_cell(index - cell_start)?;
+            cell_start = index + 1;
+            if byte == b'\n' {
+                self.row += 1;
+                self.columns = 1;
+                ends.push(index + 1);
+            } else {
+                self.columns += 1;
+                if self.columns > MAX_COLUMNS {
+                    return Err(too_many_columns(self.row, self.columns));
+                }
             }
         }
+        self.cell_bytes += bytes.len() - cell_start;
+        self.check_cell()
+    }
+
+    /// The current cell ends after `bytes` more bytes.
+    fn end_cell(&mut self, bytes: usize) -> Result<(), Problem> {
+        self.cell_bytes += bytes;
+        self.check_cell()?;
+        self.cell_bytes = 0;
         Ok(())
+    }
+
+    fn check_cell(&self) -> Result<(), Problem> {
+        if self.cell_bytes <= MAX_CELL_BYTES {
+            return Ok(());
+        }
+        Err(Problem::bounds(
+            Some(self.row),
+            format!(
+                "Dòng {} có một ô dài hơn {MAX_CELL_BYTES} byte; ô của báo cáo là tên, mã hoặc số. Hãy kiểm tra tệp \
+                 (có thể thiếu dấu ngoặc kép đóng \").",
+                self.row
+            ),
+            format!(
+                "Row {} has a cell longer than {MAX_CELL_BYTES} bytes; a report's cells are names, codes and \
+                 numbers. Check the file (a closing quote \" may be missing).",
+                self.row
+            ),
+        ))
     }
 }
 
@@ -340,8 +369,8 @@ fn detect_separator(header_line: &str) -> Option<u8> {
     Some(*separator)
 }
 
-/// The separator of a UTF-8 CSV file whose bytes and shape are checked (see [`check_utf8`]);
-/// none for a workbook or a UTF-16 file, which are read whole.
+/// The separator of a UTF-8 CSV file (its bytes and shape are checked block by block as it is
+/// read: see [`crate::stream`]); none for a workbook or a UTF-16 file, which are read whole.
 pub(crate) fn utf8_csv_separator(path: &Path) -> Result<Option<u8>, Problem> {
     let unreadable = |e: std::io::Error| Problem::file(Rule::Unreadable, e.to_string());
     let mut head = [0u8; 4];
@@ -355,9 +384,7 @@ pub(crate) fn utf8_csv_separator(path: &Path) -> Result<Option<u8>, Problem> {
         return Ok(None);
     }
     let sample = first_line(&mut File::open(path).map_err(unreadable)?)?;
-    let separator = detect_separator(&sample).ok_or_else(empty_file)?;
-    check_utf8(path, separator)?;
-    Ok(Some(separator))
+    Ok(Some(detect_separator(&sample).ok_or_else(empty_file)?))
 }
 
 /// A block of a CSV file (its header line, then some of its rows) as a sheet whose rows are

@@ -17,14 +17,14 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::problem::{Problem, Rule};
-use crate::read::{RawSheet, ReadOptions, parse_csv_block, utf8_csv_separator};
+use crate::read::{RawSheet, ReadOptions, ShapeScan, parse_csv_block, utf8_csv_separator};
 use crate::report::{SliceHint, ValidatedReport};
 use crate::schema::ReportKind;
 use crate::text::{ProvinceCode, SchoolYear};
 use crate::validate::{People, validate_part};
 
 /// About how many bytes of a CSV file make one block.
-pub const BLOCK_BYTES: usize = 32 * 1024 * 1024;
+pub const BLOCK_BYTES: usize = 16 * 1024 * 1024;
 
 /// How many problems are listed in full; past them, they are counted by rule and column.
 pub const MAX_LISTED: usize = 1000;
@@ -268,7 +268,8 @@ struct Block {
     header_row: usize,
 }
 
-/// Cuts a CSV file into [`Block`]s at row ends outside quotes.
+/// Cuts a CSV file into [`Block`]s at row ends outside quotes, checking that each is UTF-8 and
+/// of a report's shape (see [`ShapeScan`]) before it is parsed.
 struct Blocks<R> {
     reader: R,
     separator: u8,
@@ -279,6 +280,8 @@ struct Blocks<R> {
     carry: Vec<u8>,
     /// Rows read so far, the header and blank lines above it included.
     rows: usize,
+    /// Bytes of the file before the carried-over row.
+    offset: usize,
     done: bool,
 }
 
@@ -291,6 +294,7 @@ impl<R: Read> Blocks<R> {
             header: None,
             carry: Vec::new(),
             rows: 0,
+            offset: 0,
             done: false,
         }
     }
@@ -300,28 +304,37 @@ impl<R: Read> Blocks<R> {
             .all(|b| b.is_ascii_whitespace() || *b == self.separator || *b == b'"')
     }
 
-    /// The next [`BLOCK_BYTES`] or so of the file after what was carried over, and whether the
-    /// file ends there.
+    /// The next [`BLOCK_BYTES`] or so of the file after what was carried over, behind the header
+    /// once it is known (so that the block's rows are not copied again after it), and whether
+    /// the file ends there.
     fn fill(&mut self) -> std::io::Result<(Vec<u8>, bool)> {
-        let mut data = std::mem::take(&mut self.carry);
-        let wanted = self.block_bytes.saturating_sub(data.len()).max(1024);
+        let header = self.header.as_deref().unwrap_or_default();
+        let wanted = self.block_bytes.saturating_sub(self.carry.len()).max(1024);
+        let mut data = Vec::with_capacity(header.len() + self.carry.len() + wanted);
+        data.extend_from_slice(header);
+        data.append(&mut self.carry);
         let read = (&mut self.reader).take(wanted as u64).read_to_end(&mut data)?;
         Ok((data, read < wanted))
     }
 }
 
-/// Where each row of `data` ends (just after its line break outside quotes).
-fn row_ends(data: &[u8]) -> Vec<usize> {
+/// Where each row of `data`, which starts a row, ends; a problem when `data` (up to the end of
+/// its last row, or to the end of the file) is not UTF-8 or not of a report's shape.
+fn row_ends(data: &[u8], separator: u8, first_row: usize, offset: usize, eof: bool) -> Result<Vec<usize>, Problem> {
     let mut ends = Vec::new();
-    let mut quoted = false;
-    for (index, byte) in data.iter().enumerate() {
-        match byte {
-            b'"' => quoted = !quoted,
-            b'\n' if !quoted => ends.push(index + 1),
-            _ => {}
-        }
+    ShapeScan::at_row(separator, first_row).feed_noting_rows(data, &mut ends)?;
+    // A character cut at the end of the data is whole in the next block.
+    let whole = match eof {
+        true => data.len(),
+        false => ends.last().copied().unwrap_or(0),
+    };
+    if let Err(e) = simdutf8::compat::from_utf8(&data[..whole]) {
+        return Err(Problem::file(
+            Rule::Encoding,
+            format!("byte {}", offset + e.valid_up_to()),
+        ));
     }
-    ends
+    Ok(ends)
 }
 
 impl<R: Read> Iterator for Blocks<R> {
@@ -331,19 +344,28 @@ impl<R: Read> Iterator for Blocks<R> {
         if self.done {
             return None;
         }
-        let (data, eof) = match self.fill() {
+        let header_known = self.header.as_ref().map_or(0, Vec::len);
+        let (mut data, eof) = match self.fill() {
             Ok(filled) => filled,
             Err(e) => {
                 self.done = true;
                 return Some(Err(Problem::file(Rule::Unreadable, e.to_string())));
             }
         };
-        let mut ends = row_ends(&data);
-        if eof && ends.last() != Some(&data.len()) && !data.is_empty() {
+        let rows = &data[header_known..];
+        let mut ends = match row_ends(rows, self.separator, self.rows + 1, self.offset, eof) {
+            Ok(ends) => ends,
+            Err(problem) => {
+                self.done = true;
+                return Some(Err(problem));
+            }
+        };
+        if eof && ends.last() != Some(&rows.len()) && !rows.is_empty() {
             // The last row has no line break.
-            ends.push(data.len());
+            ends.push(rows.len());
         }
-        let mut start = 0;
+        ends.iter_mut().for_each(|end| *end += header_known);
+        let mut start = header_known;
         if self.header.is_none() {
             for &end in &ends {
                 let row = &data[start..end];
@@ -377,10 +399,21 @@ impl<R: Read> Iterator for Blocks<R> {
             }
         };
         self.carry = data[block_end..].to_vec();
-        let header = self.header.as_deref().unwrap_or_default();
-        let mut bytes = Vec::with_capacity(header.len() + block_end - start);
-        bytes.extend_from_slice(header);
-        bytes.extend_from_slice(&data[start..block_end]);
+        self.offset += block_end - header_known;
+        let bytes = match header_known {
+            0 => {
+                // The first block: its header, then the rows below it.
+                let header = self.header.as_deref().unwrap_or_default();
+                let mut bytes = Vec::with_capacity(header.len() + block_end - start);
+                bytes.extend_from_slice(header);
+                bytes.extend_from_slice(&data[start..block_end]);
+                bytes
+            }
+            _ => {
+                data.truncate(block_end);
+                data
+            }
+        };
         Some(Ok(Block { bytes, header_row }))
     }
 }
@@ -465,5 +498,42 @@ mod tests {
             "{}",
             more.message_en
         );
+    }
+
+    #[test]
+    fn each_block_is_checked_for_encoding_and_shape_where_it_lies_in_the_file() {
+        let text = learners(2_000, |i| format!("{:012}", 1_000_000 + i));
+        // A Windows-1258 byte on data row 1,500, many blocks into the file.
+        let at = text.match_indices('\n').nth(1_500).map(|(i, _)| i + 25).expect("row");
+        let mut bytes = text.clone().into_bytes();
+        bytes[at] = 0xD0;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("learners.csv");
+        std::fs::write(&path, &bytes).expect("write");
+        let read = read_in_blocks_of(
+            4096,
+            &path,
+            ReportKind::Learner,
+            &SliceHint::default(),
+            &ReadOptions::default(),
+            |_| Ok::<(), ()>(()),
+        )
+        .expect("no sink error");
+        let problems = read.expect_err("not UTF-8");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].rule, Rule::Encoding);
+        assert!(
+            problems[0].message_en.contains(&format!("(byte {at})")),
+            "{}",
+            problems[0].message_en
+        );
+
+        // A row of a thousand columns on row 1,802 (the header is row 1).
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines[1_801] = vec!["1"; 1_000].join(",");
+        let (read, _) = read_text(&(lines.join("\n") + "\n"), 4096);
+        let problems = read.expect_err("too wide");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!((problems[0].rule, problems[0].row), (Rule::Bounds, Some(1_802)));
     }
 }

@@ -115,15 +115,12 @@ impl<'a> Validator<'a> {
         }
         let height = sheet.cells.height();
         // A row is blank when every cell is; blank rows (trailing ones above all) are skipped.
-        let mut blank = vec![true; height];
-        for cells in &sheet_columns {
-            for (row, cell) in cells.iter().enumerate() {
-                if cell.is_some_and(|c| !c.trim().is_empty()) {
-                    blank[row] = false;
-                }
-            }
-        }
-        self.rows = (0..height).filter(|r| !blank[*r]).collect();
+        let is_blank = |row: usize| {
+            !sheet_columns
+                .iter()
+                .any(|cells| cells[row].is_some_and(|c| !c.trim().is_empty()))
+        };
+        self.rows = (0..height).filter(|&row| !is_blank(row)).collect();
         let skipped = height - self.rows.len();
         if skipped > 0 {
             self.notices.push(format!(

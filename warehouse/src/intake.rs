@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 use ingest::{Problem, ReadOptions, ReportKind, SliceHint, StoredRows, ValidatedReport};
 
 use crate::accounts::Role;
@@ -183,28 +184,33 @@ impl Intake {
         intent: Intent,
         at: DateTime<Utc>,
     ) -> Result<Vec<Received>> {
-        let mut read = Vec::new();
-        for delivery in deliveries {
-            // A file that cannot be read is the reader's problem to say (with its name); a
-            // valid one is hashed once, here.
-            let started = std::time::Instant::now();
-            let report = match delivery.kind.holds_people() {
-                true => self.read_records(&delivery, intent != Intent::Validate).await?,
-                false => validate(&delivery).await?,
-            }
-            .map(Arc::new);
-            let sha256 = match report {
-                Ok(_) => Some(crate::sha256_file(&delivery.path)?),
-                Err(_) => crate::sha256_file(&delivery.path).ok(),
-            };
-            tracing::debug!(
-                file = %delivery.file_name,
-                rows = report.as_ref().map_or(0, |r| r.rows),
-                seconds = started.elapsed().as_secs_f64(),
-                "file read"
-            );
-            read.push((delivery, sha256, report));
-        }
+        // Files are read [`FILES_AT_ONCE`] at a time, so that the cores stay busy between the
+        // blocks of a small file; they keep their order.
+        let read: Vec<_> = futures::stream::iter(deliveries)
+            .map(|delivery| async move {
+                // A file that cannot be read is the reader's problem to say (with its name); a
+                // valid one is hashed once, here.
+                let started = std::time::Instant::now();
+                let report = match delivery.kind.holds_people() {
+                    true => self.read_records(&delivery, intent != Intent::Validate).await?,
+                    false => validate(&delivery).await?,
+                }
+                .map(Arc::new);
+                let sha256 = match report {
+                    Ok(_) => Some(crate::sha256_file(&delivery.path)?),
+                    Err(_) => crate::sha256_file(&delivery.path).ok(),
+                };
+                tracing::debug!(
+                    file = %delivery.file_name,
+                    rows = report.as_ref().map_or(0, |r| r.rows),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "file read"
+                );
+                Ok::<_, Error>((delivery, sha256, report))
+            })
+            .buffered(FILES_AT_ONCE)
+            .try_collect()
+            .await?;
         let all_valid = read.iter().all(|(_, _, report)| report.is_ok());
         // The batch's events are written in one commit of the audit log, after the files (a
         // commit whose event a killed process never wrote is found again at the next start:
@@ -585,6 +591,9 @@ pub async fn validate_all(deliveries: Vec<Delivery>) -> Result<Vec<Received>> {
 
 /// Threads that pseudonymise and write the blocks of a record file while it is read.
 const WRITERS: usize = 2;
+
+/// Files of a batch read at the same time (each with its [`WRITERS`]).
+const FILES_AT_ONCE: usize = 2;
 
 /// Reads a record file in blocks (a CSV file, see [`ingest::stream`]; a Parquet file, see
 /// [`crate::parquet_file`]). With a key and where to store them, each valid block's identifiers
