@@ -136,7 +136,7 @@ impl Warehouse {
             })
             .collect::<Vec<_>>();
         let batches = ctx
-            .read_table(table.table_provider().await?)?
+            .read_table(crate::scan::DeltaFiles::provider(&table)?)?
             .select(columns)?
             .sort(vec![col("decided_at").sort(true, true)])?
             .collect()

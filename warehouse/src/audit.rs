@@ -211,7 +211,7 @@ impl Warehouse {
         let ctx = SessionContext::new();
         let table = self.table(AUDIT_LOG, None).await?;
         table.update_datafusion_session(&ctx.state())?;
-        let frame = ctx.read_table(table.table_provider().await?)?;
+        let frame = ctx.read_table(crate::scan::DeltaFiles::provider(&table)?)?;
         let columns = audit_schema()
             .fields()
             .iter()

@@ -101,7 +101,7 @@ impl Warehouse {
             .chain(counts.iter().map(|c| cast(col(*c), DataType::Int64).alias(*c)))
             .collect::<Vec<_>>();
         Ok(ctx
-            .read_table(table.table_provider().await?)?
+            .read_table(crate::scan::DeltaFiles::provider(&table)?)?
             .filter(filter)?
             .select(columns)?
             .collect()

@@ -35,6 +35,7 @@ pub mod pseudonym;
 pub mod reconcile;
 pub mod reference;
 pub mod rights;
+pub mod scan;
 pub mod store;
 pub mod tables;
 pub mod workbench;

@@ -85,7 +85,7 @@ impl Warehouse {
         let current = SessionContext::new();
         let delta = self.table(table, None).await?;
         delta.update_datafusion_session(&current.state())?;
-        let mut frame = current.read_table(delta.table_provider().await?)?;
+        let mut frame = current.read_table(crate::scan::DeltaFiles::provider(&delta)?)?;
         if let Some(province) = &report.province_code {
             frame = frame.filter(col("province_code").eq(lit(province.as_str())))?;
         }

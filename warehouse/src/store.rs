@@ -300,12 +300,12 @@ impl Warehouse {
                 Storage::Source => {
                     let table = self.table(entry.name, pins.get(entry.name).copied()).await?;
                     table.update_datafusion_session(&ctx.state())?;
-                    table.table_provider().await?
+                    crate::scan::DeltaFiles::provider(&table)?
                 }
                 // Ledgers made after the warehouse (a warehouse of an older khoso) may not be
                 // there yet.
                 Storage::Ledger if !self.layout.table_log(entry.name).is_dir() => continue,
-                Storage::Ledger => self.table(entry.name, None).await?.table_provider().await?,
+                Storage::Ledger => crate::scan::DeltaFiles::provider(&self.table(entry.name, None).await?)?,
             };
             ctx.register_table(entry.name, provider)?;
         }
@@ -462,7 +462,7 @@ impl Warehouse {
             let table = self.table(entry.name, None).await?;
             table.update_datafusion_session(&ctx.state())?;
             ctx.deregister_table(entry.name)?;
-            ctx.register_table(entry.name, table.table_provider().await?)?;
+            ctx.register_table(entry.name, crate::scan::DeltaFiles::provider(&table)?)?;
         }
         if let Some(metrics) = &self.metrics {
             for view in &metrics.views {
@@ -488,7 +488,7 @@ impl Warehouse {
         let ctx = SessionContext::new();
         let table = self.table(SUBMISSIONS, version).await?;
         table.update_datafusion_session(&ctx.state())?;
-        let mut frame = ctx.read_table(table.table_provider().await?)?;
+        let mut frame = ctx.read_table(crate::scan::DeltaFiles::provider(&table)?)?;
         if let Some(filter) = filter {
             frame = frame.filter(filter)?;
         }
@@ -888,7 +888,10 @@ impl Warehouse {
         let ctx = SessionContext::new();
         let table = self.table(KPI_VALUES, None).await?;
         table.update_datafusion_session(&ctx.state())?;
-        let batches = ctx.read_table(table.table_provider().await?)?.collect().await?;
+        let batches = ctx
+            .read_table(crate::scan::DeltaFiles::provider(&table)?)?
+            .collect()
+            .await?;
         rows_of(&batches, KPI_VALUES)
     }
 
@@ -904,7 +907,7 @@ impl Warehouse {
             filter = filter.and(col("kpi_id").eq(lit(id)));
         }
         let batches = ctx
-            .read_table(table.table_provider().await?)?
+            .read_table(crate::scan::DeltaFiles::provider(&table)?)?
             .filter(filter)?
             .sort(vec![col("unit").sort(true, true), col("school_year").sort(true, true)])?
             .collect()
@@ -924,7 +927,7 @@ impl Warehouse {
         let ctx = SessionContext::new();
         table.update_datafusion_session(&ctx.state())?;
         let batches = ctx
-            .read_table(table.table_provider().await?)?
+            .read_table(crate::scan::DeltaFiles::provider(&table)?)?
             .sort(vec![
                 col("dimension").sort(true, true),
                 col("unit").sort(true, true),
