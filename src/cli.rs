@@ -263,7 +263,8 @@ pub struct IngestArgs {
     /// Province code of the file (e.g. 01): fills a missing column, must match a present one.
     #[arg(long)]
     pub province: Option<String>,
-    /// Validate and report, but commit nothing.
+    /// Validate and report, but commit nothing; with a warehouse, also warn where a file
+    /// disagrees with what it holds (records against schools' reports and back, KPIs that move).
     #[arg(long)]
     pub dry_run: bool,
     /// Write every problem found to this CSV file.

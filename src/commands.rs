@@ -269,7 +269,12 @@ async fn init(data: &Path, metrics: Arc<Metrics>, args: InitArgs) -> anyhow::Res
             Outcome::Committed(_) => committed += 1,
             Outcome::Unchanged(_) => unchanged += 1,
             Outcome::Rejected(problems) => print_problems(&file.delivery.path, problems),
-            Outcome::Checked(_) | Outcome::Held(_) => {}
+            Outcome::Checked(Some(preview)) => {
+                for warning in &preview.warnings {
+                    println!("  ! [{}] {} / {}", warning.rule, warning.message_vi, warning.message_en);
+                }
+            }
+            Outcome::Checked(None) | Outcome::Held(_) => {}
         }
     }
     if committed + unchanged < received.len() {
@@ -377,11 +382,15 @@ async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) ->
         school_year: args.year,
         province_code: province,
     };
-    // Open the warehouse first, so a missing one is said before any file is read; a dry run
-    // needs none.
+    // Open the warehouse first, so a missing one is said before any file is read. A dry run
+    // needs none; where there is one, the files are also compared with what it holds.
     let warehouse = match args.dry_run {
-        true => None,
+        true => Warehouse::open(data).await.ok().map(|w| w.with_metrics(metrics)),
         false => Some(Warehouse::open(data).await?.with_metrics(metrics)),
+    };
+    let intent = match args.dry_run {
+        true => Intent::Preview,
+        false => Intent::Commit,
     };
     let deliveries: Vec<Delivery> = args
         .files
@@ -397,7 +406,7 @@ async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) ->
             let actor = Actor::operator(&args.user);
             warehouse
                 .intake(false)
-                .receive(deliveries, &actor, Intent::Commit, chrono::Utc::now())
+                .receive(deliveries, &actor, intent, chrono::Utc::now())
                 .await?
         }
         None => warehouse::intake::validate_all(deliveries).await?,
@@ -414,7 +423,12 @@ async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) ->
                 print_problems(path, problems);
                 all_problems.extend(problems.iter().map(|p| (path.clone(), p.clone())));
             }
-            Outcome::Checked(_) | Outcome::Held(_) => {}
+            Outcome::Checked(Some(preview)) => {
+                for warning in &preview.warnings {
+                    println!("  ! [{}] {} / {}", warning.rule, warning.message_vi, warning.message_en);
+                }
+            }
+            Outcome::Checked(None) | Outcome::Held(_) => {}
             Outcome::Committed(s) => {
                 let replaced = s
                     .supersedes

@@ -392,6 +392,27 @@ fn records_are_pseudonymised_everywhere_and_counted_exactly() {
     );
     server.terminate();
     logs.push(std::fs::read_to_string(&log_path).expect("log"));
+    // So does `khoso ingest --dry-run` on the warehouse, and it commits nothing.
+    let count_submissions = || {
+        let answer = run(khoso(&data).args(["sql", "SELECT count(*) AS n FROM submissions", "--format", "csv"]));
+        stdout(&answer)
+    };
+    let submissions = count_submissions();
+    for kind in ["learner", "school"] {
+        let sent = files_under(&reports.join(kind).join("2024-2025"))
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains(&format!("{kind}-{province}-")))
+            .expect("the province's file");
+        let dry = run(khoso(&data).args(["ingest", "--kind", kind, "--dry-run"]).arg(&sent));
+        let said = stdout(&dry);
+        assert!(dry.status.success(), "{}", stderr(&dry));
+        assert!(
+            said.contains("[records_differ]") && said.contains(&differing[0][..7]) && said.contains("dry run"),
+            "{kind}: {said}"
+        );
+        logs.extend([said, stderr(&dry)]);
+    }
+    assert_eq!(count_submissions(), submissions);
 
     assert!(
         !leaked(&reports, &[], &identifiers).is_empty(),
