@@ -592,8 +592,10 @@ pub async fn validate_all(deliveries: Vec<Delivery>) -> Result<Vec<Received>> {
 /// Threads that pseudonymise and write the blocks of a record file while it is read.
 const WRITERS: usize = 2;
 
-/// Files of a batch read at the same time (each with its [`WRITERS`]).
-const FILES_AT_ONCE: usize = 2;
+/// Files of a batch read at the same time (each with its [`WRITERS`]): most provinces' files
+/// are a few blocks, and three at once keep both cores busy where two left them idle a tenth
+/// of the time, for about a third more memory (under 1 GB for a year of learners).
+const FILES_AT_ONCE: usize = 3;
 
 /// Reads a record file in blocks (a CSV file, see [`ingest::stream`]; a Parquet file, see
 /// [`crate::parquet_file`]). With a key and where to store them, each valid block's identifiers
@@ -653,6 +655,9 @@ async fn read_records(
                 writer
                     .join()
                     .map_err(|_| Error::Internal("a writer of a record file's rows failed".into()))??;
+            }
+            if matches!(read, Ok(Ok(_))) {
+                crate::tables::sync_folder(&stored.folder)?;
             }
             read
         })

@@ -246,15 +246,25 @@ pub(crate) fn writer_properties(kind: ReportKind) -> datafusion::parquet::file::
 
 /// Writes a batch to a Parquet file, whole or not at all (a partial file is renamed when
 /// complete): a data file of a record file's rows, which hold pseudonyms, never the identifiers.
+/// It is not yet on disk for sure: see [`sync_folder`].
 pub(crate) fn write_parquet(batch: &RecordBatch, kind: ReportKind, path: &std::path::Path) -> Result<()> {
     use datafusion::parquet::arrow::ArrowWriter;
 
     let partial = path.with_extension("partial");
     let file = std::fs::File::create(&partial)?;
-    let mut writer = ArrowWriter::try_new(file.try_clone()?, batch.schema(), Some(writer_properties(kind)))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties(kind)))?;
     writer.write(batch)?;
     writer.close()?;
-    file.sync_all()?;
     std::fs::rename(&partial, path)?;
+    Ok(())
+}
+
+/// Makes sure every file of a folder is on disk. Run once all of a record file's data files are
+/// written, most of their bytes are flushed already, and the syncs are short.
+pub(crate) fn sync_folder(folder: &std::path::Path) -> Result<()> {
+    for entry in std::fs::read_dir(folder)? {
+        std::fs::File::open(entry?.path())?.sync_all()?;
+    }
+    std::fs::File::open(folder)?.sync_all()?;
     Ok(())
 }
