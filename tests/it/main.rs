@@ -8,6 +8,7 @@ mod generated;
 mod kpi;
 mod metrics;
 mod portal;
+mod readers;
 mod records;
 mod robustness;
 mod serve;
@@ -88,4 +89,32 @@ pub fn eventually<T>(read: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// Whether a client the test needs is here; outside CI a missing one skips the test.
+pub fn available(found: bool, what: &str) -> bool {
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install {what} (.ci/run does)"
+        );
+        eprintln!("skipped: {what} is not installed here (see .ci/run)");
+    }
+    found
+}
+
+/// A Python that can import `modules` (e.g. `"psycopg"`, `"polars, duckdb"`): `KHOSO_TEST_PYTHON`,
+/// the venv `.ci/run` makes, or `python3`.
+pub fn python_with(modules: &str) -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("KHOSO_TEST_PYTHON").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python")),
+        Some(PathBuf::from("python3")),
+    ];
+    candidates.into_iter().flatten().find(|python| {
+        Command::new(python)
+            .args(["-c", &format!("import {modules}")])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    })
 }

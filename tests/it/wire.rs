@@ -11,24 +11,12 @@
 //! the venv). Without them a test says so and passes, except under CI (`CI` set), where it fails.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::serve::{Server, assert_hostile_queries_fail_cleanly, status};
-use crate::{account, corpus, eventually, khoso, run, stderr, stdout};
-
-/// Whether a client the test needs is here; outside CI a missing one skips the test.
-fn available(found: bool, what: &str) -> bool {
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install {what} (.ci/run does)"
-        );
-        eprintln!("skipped: {what} is not installed here (see .ci/run)");
-    }
-    found
-}
+use crate::{account, available, corpus, eventually, khoso, python_with, run, stderr, stdout};
 
 fn has_psql() -> bool {
     available(Command::new("psql").arg("--version").output().is_ok(), "psql")
@@ -256,24 +244,9 @@ fn psql_reads_and_cannot_write() {
     }
 }
 
-/// A Python that has psycopg: `KHOSO_TEST_PYTHON`, the venv `.ci/run` makes, or `python3`.
-fn python_with_psycopg() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("KHOSO_TEST_PYTHON").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python")),
-        Some(PathBuf::from("python3")),
-    ];
-    candidates.into_iter().flatten().find(|python| {
-        Command::new(python)
-            .args(["-c", "import psycopg"])
-            .output()
-            .is_ok_and(|output| output.status.success())
-    })
-}
-
 #[test]
 fn psycopg_binds_parameters_uses_cursors_and_reads_the_catalog() {
-    let python = python_with_psycopg();
+    let python = python_with("psycopg");
     if !available(python.is_some(), "Python's psycopg") {
         return;
     }

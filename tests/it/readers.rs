@@ -1,0 +1,92 @@
+//! Other engines read khoso's tables where they lie: polars (`pl.read_delta`) and DuckDB over the
+//! files the `deltalake` Python package lists give the same rows, sums and KPI as khoso.
+
+use std::path::Path;
+
+use crate::{available, khoso, python_with, run, stderr, stdout};
+
+/// For each fact table: its rows by school year, with the pupils of the school reports and the
+/// national `T1_pupils` (pupils able to study online) of each year.
+const KHOSO_QUERY: &str = "\
+    SELECT 'school_reports' AS t, school_year, count(*) AS n, sum(students) AS s FROM school_reports GROUP BY 2 \
+    UNION ALL SELECT 'university_reports', school_year, count(*), 0 FROM university_reports GROUP BY 2 \
+    UNION ALL SELECT 'content_coverage', school_year, count(*), 0 FROM content_coverage GROUP BY 2 \
+    UNION ALL SELECT 'T1_pupils', school_year, 0, round(value, 9) FROM kpi_values \
+      WHERE kpi_id = 'T1_pupils' AND unit = 'VN' \
+    ORDER BY 1, 2";
+
+/// The same, read by polars and by DuckDB: one CSV line per (reader, answer).
+const PYTHON: &str = r#"
+import sys, duckdb, polars as pl
+from deltalake import DeltaTable
+tables = sys.argv[1]
+kinds = ["school_reports", "university_reports", "content_coverage"]
+def show(reader, out):
+    for line in sorted(out):
+        print(reader, *line, sep=",")
+
+out = []
+for t in kinds:
+    frame = pl.read_delta(f"{tables}/{t}")
+    s = pl.col("students").sum() if t == "school_reports" else pl.lit(0)
+    out += [(t, *row) for row in frame.group_by("school_year").agg(pl.len(), s).iter_rows()]
+school = pl.read_delta(f"{tables}/school_reports")
+for year, ready, pupils in school.group_by("school_year").agg(
+        pl.col("students_online_ready").sum(), pl.col("students").sum()).iter_rows():
+    out.append(("T1_pupils", year, 0, round(100 * ready / pupils, 9)))
+show("polars", out)
+
+out = []
+for t in kinds:
+    files = DeltaTable(f"{tables}/{t}").file_uris()
+    s = "sum(students)" if t == "school_reports" else "0"
+    out += [(t, *row) for row in duckdb.sql(
+        f"SELECT school_year, count(*), {s}, sum({'students_online_ready' if s != '0' else '0'}) "
+        f"FROM read_parquet({files!r}, hive_partitioning = true) GROUP BY 1").fetchall()]
+out = [(t, year, n, s) for (t, year, n, s, _) in out] + [
+    ("T1_pupils", year, 0, round(100 * ready / pupils, 9))
+    for (t, year, n, pupils, ready) in out if t == "school_reports"]
+show("duckdb", out)
+"#;
+
+/// A line of answers: its key (table or KPI, school year, rows) and its last number.
+type Answer = (String, f64);
+
+fn answer(line: &str) -> Answer {
+    let (key, number) = line.rsplit_once(',').expect("a CSV line");
+    (key.to_string(), number.parse().expect("a number"))
+}
+
+#[test]
+fn polars_and_duckdb_read_the_tables_as_khoso_does() {
+    let python = python_with("duckdb, polars, deltalake");
+    if !available(python.is_some(), "Python's duckdb, polars and deltalake") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.01", "2023-2024..2024-2025", "11", true);
+    let ours = run(khoso(&data).args(["sql", KHOSO_QUERY, "--format", "csv"]));
+    assert!(ours.status.success(), "{}", stderr(&ours));
+    let ours: Vec<Answer> = stdout(&ours).lines().skip(1).map(answer).collect();
+    assert!(ours.len() >= 8, "{ours:?}");
+
+    let theirs = run(std::process::Command::new(python.expect("python"))
+        .args(["-c", PYTHON])
+        .arg(Path::new(&data).join("tables")));
+    assert!(theirs.status.success(), "{}", stderr(&theirs));
+    let theirs = stdout(&theirs);
+    for reader in ["polars", "duckdb"] {
+        let read: Vec<Answer> = theirs
+            .lines()
+            .filter_map(|line| line.strip_prefix(&format!("{reader},")))
+            .map(answer)
+            .collect();
+        assert_eq!(read.len(), ours.len(), "{reader}: {read:?}");
+        for (read, ours) in read.iter().zip(&ours) {
+            assert!(
+                read.0 == ours.0 && (read.1 - ours.1).abs() < 1e-6,
+                "{reader} reads {read:?} where khoso reads {ours:?}"
+            );
+        }
+    }
+}
