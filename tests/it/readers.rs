@@ -1,5 +1,6 @@
-//! Other engines read khoso's tables where they lie: polars (`pl.read_delta`) and DuckDB over the
-//! files the `deltalake` Python package lists give the same rows, sums and KPI as khoso.
+//! Other engines read khoso's tables where they lie: polars (`pl.read_delta`), DuckDB over the
+//! files the `deltalake` Python package lists, and Spark SQL through Sail (`pysail`, a Spark
+//! Connect server in local-cluster mode) give the same rows, sums and KPI as khoso.
 
 use std::path::Path;
 
@@ -17,7 +18,7 @@ const KHOSO_QUERY: &str = "\
 
 /// The same, read by polars and by DuckDB: one CSV line per (reader, answer).
 const PYTHON: &str = r#"
-import sys, duckdb, polars as pl
+import os, sys, duckdb, polars as pl
 from deltalake import DeltaTable
 tables = sys.argv[1]
 kinds = ["school_reports", "university_reports", "content_coverage"]
@@ -47,6 +48,24 @@ out = [(t, year, n, s) for (t, year, n, s, _) in out] + [
     ("T1_pupils", year, 0, round(100 * ready / pupils, 9))
     for (t, year, n, pupils, ready) in out if t == "school_reports"]
 show("duckdb", out)
+
+# Spark SQL through Sail's Spark Connect server, its work spread over local worker processes.
+os.environ["SAIL_MODE"] = "local-cluster"
+from pysail.spark import SparkConnectServer
+from pyspark.sql import SparkSession
+server = SparkConnectServer("127.0.0.1", 0)
+server.start(background=True)
+spark = SparkSession.builder.remote(f"sc://127.0.0.1:{server.listening_address[1]}").getOrCreate()
+out = []
+for t in kinds:
+    spark.read.format("delta").load(f"{tables}/{t}").createOrReplaceTempView(t)
+    s = "sum(students)" if t == "school_reports" else "0"
+    out += [(t, *row) for row in spark.sql(f"SELECT school_year, count(*), {s} FROM {t} GROUP BY 1").collect()]
+out += [("T1_pupils", year, 0, round(value, 9)) for year, value in spark.sql(
+    "SELECT school_year, 100 * sum(students_online_ready) / sum(students) FROM school_reports GROUP BY 1").collect()]
+show("spark", out)
+sys.stdout.flush()
+os._exit(0)  # the server's threads would keep the process
 "#;
 
 /// A line of answers: its key (table or KPI, school year, rows) and its last number.
@@ -58,9 +77,12 @@ fn answer(line: &str) -> Answer {
 }
 
 #[test]
-fn polars_and_duckdb_read_the_tables_as_khoso_does() {
-    let python = python_with("duckdb, polars, deltalake");
-    if !available(python.is_some(), "Python's duckdb, polars and deltalake") {
+fn polars_duckdb_and_spark_read_the_tables_as_khoso_does() {
+    let python = python_with("duckdb, polars, deltalake, pysail, pyspark");
+    if !available(
+        python.is_some(),
+        "Python's duckdb, polars, deltalake, pysail and pyspark-client",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -70,12 +92,15 @@ fn polars_and_duckdb_read_the_tables_as_khoso_does() {
     let ours: Vec<Answer> = stdout(&ours).lines().skip(1).map(answer).collect();
     assert!(ours.len() >= 8, "{ours:?}");
 
+    // As a file: PySpark looks for a Spark installation when run by `python -c`.
+    let script = dir.path().join("read.py");
+    std::fs::write(&script, PYTHON).expect("script");
     let theirs = run(std::process::Command::new(python.expect("python"))
-        .args(["-c", PYTHON])
+        .arg(&script)
         .arg(Path::new(&data).join("tables")));
     assert!(theirs.status.success(), "{}", stderr(&theirs));
     let theirs = stdout(&theirs);
-    for reader in ["polars", "duckdb"] {
+    for reader in ["polars", "duckdb", "spark"] {
         let read: Vec<Answer> = theirs
             .lines()
             .filter_map(|line| line.strip_prefix(&format!("{reader},")))
