@@ -73,19 +73,22 @@ impl DeltaFiles {
         let logical: Schema = snapshot.schema().as_ref().try_into_arrow()?;
         let partition_names = snapshot.metadata().partition_columns().to_vec();
         let is_partition = |field: &Field| partition_names.contains(field.name());
-        // Text is read as views, as DataFusion reads Parquet by default.
         let stored: Vec<FieldRef> = logical
             .fields()
             .iter()
             .filter(|f| !is_partition(f))
             .map(|f| Arc::new(f.as_ref().clone().with_data_type(read_type(f.data_type()))))
             .collect();
+        // A file's one value is repeated in each batch as a view of at most 12 bytes kept inline
+        // (school years, province codes), so grouping by it takes DataFusion's column-wise path.
         let mut partitions = Vec::with_capacity(partition_names.len());
         for name in &partition_names {
             let field = logical.field_with_name(name)?;
-            partitions.push(Arc::new(Field::new(name, partition_type(field.data_type()), true)));
+            partitions.push(Arc::new(Field::new(name, read_type(field.data_type()), true)));
         }
         let scan_order: Vec<&FieldRef> = stored.iter().chain(&partitions).collect();
+        // Statistics of a file cover every column the scan gives; only its row count is known.
+        let scan_schema = Schema::new(scan_order.iter().map(|f| Arc::clone(f)).collect::<Vec<_>>());
         let scan_index = logical
             .fields()
             .iter()
@@ -112,8 +115,7 @@ impl DeltaFiles {
             let values = file.partition_values_map();
             let partition_values = partitions
                 .iter()
-                .zip(&partition_names)
-                .map(|(field, name)| partition_value(field.data_type(), values.get(name).cloned().flatten()))
+                .map(|field| partition_value(field.data_type(), values.get(field.name()).cloned().flatten()))
                 .collect::<Result<Vec<_>>>()?;
             let mut scanned = PartitionedFile::new_from_meta(ObjectMeta {
                 location,
@@ -124,10 +126,7 @@ impl DeltaFiles {
             })
             .with_partition_values(partition_values);
             if let Some(rows) = file.num_records() {
-                let statistics = Statistics::new_unknown(&Schema::new(
-                    scan_order.iter().map(|f| Arc::clone(f)).collect::<Vec<_>>(),
-                ))
-                .with_num_rows(Precision::Exact(rows));
+                let statistics = Statistics::new_unknown(&scan_schema).with_num_rows(Precision::Exact(rows));
                 scanned = scanned.with_statistics(Arc::new(statistics));
             }
             files.push(scanned);
@@ -157,20 +156,13 @@ impl DeltaFiles {
     }
 }
 
-/// How a stored column is read.
+/// How a column is read: text as views, as DataFusion reads Parquet by default.
 fn read_type(stored: &DataType) -> DataType {
     match stored {
         DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
         DataType::Binary | DataType::LargeBinary => DataType::BinaryView,
         other => other.clone(),
     }
-}
-
-/// A partition column's type: text as views, like the stored text. A file's one value is
-/// repeated in each batch as a view of at most 12 bytes kept inline (school years, province
-/// codes), so grouping by it takes DataFusion's column-wise path.
-fn partition_type(logical: &DataType) -> DataType {
-    read_type(logical)
 }
 
 /// A partition value as written in the log, as a value of the partition column's type.
