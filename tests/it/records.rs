@@ -368,11 +368,14 @@ fn records_are_pseudonymised_everywhere_and_counted_exactly() {
     );
     // The dry run of either side warns that it disagrees with the other side already in.
     let province = &differing[0][..2];
-    for (kind, folder) in [("learner", "learner"), ("school", "school")] {
-        let sent = files_under(&reports.join(folder).join("2024-2025"))
+    let province_file = |kind: &str| {
+        files_under(&reports.join(kind).join("2024-2025"))
             .into_iter()
             .find(|p| p.to_string_lossy().contains(&format!("{kind}-{province}-")))
-            .expect("the province's file");
+            .expect("the province's file")
+    };
+    for kind in ["learner", "school"] {
+        let sent = province_file(kind);
         let (head, body) = server.request(
             "POST",
             &format!("/api/v1/submissions?kind={kind}&year=2024-2025&province={province}&dry_run=true"),
@@ -399,10 +402,7 @@ fn records_are_pseudonymised_everywhere_and_counted_exactly() {
     };
     let submissions = count_submissions();
     for kind in ["learner", "school"] {
-        let sent = files_under(&reports.join(kind).join("2024-2025"))
-            .into_iter()
-            .find(|p| p.to_string_lossy().contains(&format!("{kind}-{province}-")))
-            .expect("the province's file");
+        let sent = province_file(kind);
         let dry = run(khoso(&data).args(["ingest", "--kind", kind, "--dry-run"]).arg(&sent));
         let said = stdout(&dry);
         assert!(dry.status.success(), "{}", stderr(&dry));
