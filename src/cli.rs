@@ -11,9 +11,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "khoso", version, about, long_about)]
 pub struct Cli {
-    /// The warehouse directory.
+    /// Where the warehouse is: a folder, `file:///path`, or `s3://bucket/prefix` on any S3 API
+    /// (endpoint and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY…, or --storage-option).
     #[arg(long, global = true, env = "KHOSO_DATA", default_value = "khoso-data")]
-    pub data: PathBuf,
+    pub data: String,
+
+    /// An object-store setting, KEY=VALUE (repeatable), winning over the AWS variables:
+    /// aws_endpoint_url, aws_region, aws_access_key_id, aws_secret_access_key, aws_allow_http…
+    #[arg(long = "storage-option", global = true, value_name = "KEY=VALUE", value_parser = key_value)]
+    pub storage_options: Vec<(String, String)>,
 
     /// The KPI definitions (default: ./metrics.toml if present, else the built-in copy).
     #[arg(long, global = true, env = "KHOSO_METRICS")]
@@ -21,12 +28,19 @@ pub struct Cli {
 
     /// How log lines look on stderr: `text` for people, `json` (one object a line) for log
     /// collectors. `RUST_LOG` chooses what is logged (default:
-    /// `warn,buoyant_kernel=off,khoso=info,dashboard=info,warehouse=info`).
+    /// `warn,buoyant_kernel=off,deltalake_core=off,khoso=info,dashboard=info,warehouse=info`).
     #[arg(long, global = true, value_enum, default_value_t, env = "KHOSO_LOG_FORMAT")]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    Ok((key.trim().to_string(), value.to_string()))
 }
 
 /// What to do.
@@ -119,6 +133,11 @@ pub struct ServeArgs {
     /// the session cookie Secure. Only with a proxy that sets both.
     #[arg(long)]
     pub behind_proxy: bool,
+
+    /// The key web sessions are signed with: at least 32 characters, the same on every web node
+    /// of the warehouse (default: the warehouse's own, made on first use in `secret/`).
+    #[arg(long, env = "KHOSO_SESSION_KEY", hide_env_values = true)]
+    pub session_key: Option<String>,
 }
 
 /// `khoso check-metrics`.

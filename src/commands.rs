@@ -13,6 +13,7 @@ use warehouse::guard::QueryLimits;
 use warehouse::intake::{Delivery, Intent, Outcome};
 use warehouse::metrics::{Dimension, Metrics};
 use warehouse::rights::Actor;
+use warehouse::storage::Storage;
 use warehouse::{OutputFormat, RecordBatch, TableVersions, Warehouse};
 
 use crate::cli::{
@@ -29,17 +30,45 @@ const PROBLEMS_SHOWN: usize = 200;
 /// Runs a command; `Ok` carries the exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let metrics_file = cli.metrics.as_deref();
+    let data = &Place {
+        location: cli.data.clone(),
+        options: cli.storage_options.clone(),
+    };
     match cli.command {
         Command::Template(args) => template(args),
         Command::Generate(args) => generate(args),
         Command::CheckMetrics(args) => check_metrics(args.file.as_deref().or(metrics_file)).await,
         // Everything that reads the warehouse needs valid KPIs: refuse to start without them.
-        Command::Init(args) => init(&cli.data, load_metrics(metrics_file).await?, args).await,
-        Command::Ingest(args) => ingest_command(&cli.data, load_metrics(metrics_file).await?, args).await,
-        Command::Sql(args) => sql(&open(&cli.data, metrics_file).await?, args).await,
-        Command::Kpi(args) => kpi(&open(&cli.data, metrics_file).await?, args).await,
-        Command::Serve(args) => serve(&cli.data, load_metrics(metrics_file).await?, args).await,
-        Command::Users(args) => users(&cli.data, args.command).await,
+        Command::Init(args) => init(data, load_metrics(metrics_file).await?, args).await,
+        Command::Ingest(args) => ingest_command(data, load_metrics(metrics_file).await?, args).await,
+        Command::Sql(args) => sql(&open(data, metrics_file).await?, args).await,
+        Command::Kpi(args) => kpi(&open(data, metrics_file).await?, args).await,
+        Command::Serve(args) => serve(data, load_metrics(metrics_file).await?, args).await,
+        Command::Users(args) => users(data, args.command).await,
+    }
+}
+
+/// Where the warehouse is, as the command line says (`--data`, `--storage-option`).
+struct Place {
+    location: String,
+    options: Vec<(String, String)>,
+}
+
+impl Place {
+    /// The warehouse there.
+    async fn open(&self) -> warehouse::Result<Warehouse> {
+        Warehouse::open_in(Storage::new(&self.location, &self.options, false)?).await
+    }
+
+    /// The warehouse there, made if need be.
+    async fn init(&self) -> warehouse::Result<Warehouse> {
+        Warehouse::init_in(Storage::new(&self.location, &self.options, true)?).await
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.location)
     }
 }
 
@@ -78,9 +107,9 @@ async fn load_metrics(file: Option<&Path>) -> anyhow::Result<Arc<Metrics>> {
     }
 }
 
-async fn open(data: &Path, metrics_file: Option<&Path>) -> anyhow::Result<Warehouse> {
+async fn open(data: &Place, metrics_file: Option<&Path>) -> anyhow::Result<Warehouse> {
     let metrics = load_metrics(metrics_file).await?;
-    Ok(Warehouse::open(data).await?.with_metrics(metrics))
+    Ok(data.open().await?.with_metrics(metrics))
 }
 
 async fn check_metrics(file: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -119,17 +148,23 @@ fn progress_bar(len: u64, message: &str) -> ProgressBar {
     bar
 }
 
-async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let warehouse = match Warehouse::open(data).await {
+async fn serve(data: &Place, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let session_key = args
+        .session_key
+        .as_deref()
+        .map(dashboard::auth::SessionKey::from_configuration)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--session-key / KHOSO_SESSION_KEY: {e}"))?;
+    let warehouse = match data.open().await {
         Ok(warehouse) => warehouse.with_metrics(metrics),
         Err(warehouse::Error::NotAWarehouse(_)) => {
-            println!("no warehouse at {} yet: loading the sample data first", data.display());
+            println!("no warehouse at {data} yet: loading the sample data first");
             let sample = InitArgs {
                 sample: true,
                 sample_dir: args.sample_dir.clone(),
             };
             init(data, metrics.clone(), sample).await?;
-            Warehouse::open(data).await?.with_metrics(metrics)
+            data.open().await?.with_metrics(metrics)
         }
         Err(e) => return Err(e.into()),
     };
@@ -150,6 +185,7 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
             ..QueryLimits::default()
         },
         behind_proxy: args.behind_proxy,
+        session_key,
     };
     let state = dashboard::AppState::with_settings(warehouse, settings);
     let audit = state.audit.clone();
@@ -182,9 +218,9 @@ async fn serve(data: &Path, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-async fn users(data: &Path, command: UsersCommand) -> anyhow::Result<ExitCode> {
-    let warehouse = Warehouse::open(data).await?;
-    match manage_accounts(&Accounts::new(warehouse.layout()), command) {
+async fn users(data: &Place, command: UsersCommand) -> anyhow::Result<ExitCode> {
+    let warehouse = data.open().await?;
+    match manage_accounts(&Accounts::new(warehouse.layout()), command).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) if e.is_input_error() => {
             eprintln!("khoso: {e}");
@@ -194,10 +230,10 @@ async fn users(data: &Path, command: UsersCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn manage_accounts(accounts: &Accounts, command: UsersCommand) -> warehouse::Result<()> {
+async fn manage_accounts(accounts: &Accounts, command: UsersCommand) -> warehouse::Result<()> {
     match command {
         UsersCommand::Add { name, role, province } => {
-            let (account, token) = accounts.add(&name, role.parse()?, province.as_deref())?;
+            let (account, token) = accounts.add(&name, role.parse()?, province.as_deref()).await?;
             println!(
                 "account {} ({}{}) made; its token, shown this once:",
                 account.name,
@@ -212,7 +248,7 @@ fn manage_accounts(accounts: &Accounts, command: UsersCommand) -> warehouse::Res
         }
         UsersCommand::List => {
             println!("{:<24} {:<9} {:<8} {:<20} revoked", "name", "role", "province", "made");
-            for account in accounts.list()? {
+            for account in accounts.list().await? {
                 println!(
                     "{:<24} {:<9} {:<8} {:<20} {}",
                     account.name,
@@ -227,19 +263,20 @@ fn manage_accounts(accounts: &Accounts, command: UsersCommand) -> warehouse::Res
             }
         }
         UsersCommand::Revoke { name } => {
-            let account = accounts.revoke(&name)?;
+            let account = accounts.revoke(&name).await?;
             println!("account {} revoked: its token no longer works", account.name);
         }
     }
     Ok(())
 }
 
-async fn init(data: &Path, metrics: Arc<Metrics>, args: InitArgs) -> anyhow::Result<ExitCode> {
-    let warehouse = Warehouse::init(data)
+async fn init(data: &Place, metrics: Arc<Metrics>, args: InitArgs) -> anyhow::Result<ExitCode> {
+    let warehouse = data
+        .init()
         .await
-        .with_context(|| format!("creating the warehouse at {}", data.display()))?
+        .with_context(|| format!("creating the warehouse at {data}"))?
         .with_metrics(metrics);
-    println!("warehouse ready at {}", warehouse.root().display());
+    println!("warehouse ready at {}", warehouse.storage().url());
     if !args.sample {
         return Ok(ExitCode::SUCCESS);
     }
@@ -366,7 +403,7 @@ async fn refresh_kpis(warehouse: &Warehouse) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) -> anyhow::Result<ExitCode> {
+async fn ingest_command(data: &Place, metrics: Arc<Metrics>, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let kind = ReportKind::from(args.kind);
     let province = match &args.province {
         Some(code) => Some(
@@ -385,8 +422,8 @@ async fn ingest_command(data: &Path, metrics: Arc<Metrics>, args: IngestArgs) ->
     // Open the warehouse first, so a missing one is said before any file is read. A dry run
     // needs none; where there is one, the files are also compared with what it holds.
     let warehouse = match args.dry_run {
-        true => Warehouse::open(data).await.ok().map(|w| w.with_metrics(metrics)),
-        false => Some(Warehouse::open(data).await?.with_metrics(metrics)),
+        true => data.open().await.ok().map(|w| w.with_metrics(metrics)),
+        false => Some(data.open().await?.with_metrics(metrics)),
     };
     let intent = match args.dry_run {
         true => Intent::Preview,

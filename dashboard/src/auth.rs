@@ -1,6 +1,10 @@
 //! Who is asking: an account signed in by a bearer token (`Authorization: Bearer TOKEN`) or by
-//! the session cookie that signing in on the web sets. Sessions live in the server's memory
-//! (a restart signs everyone out); each carries the CSRF token its forms must send back.
+//! the session cookie that signing in on the web sets. The cookie is signed (HMAC-SHA-256 under
+//! the session key: `KHOSO_SESSION_KEY` from the configuration, else the warehouse's own
+//! `secret/session.key`), so every web node of one warehouse, behind one load balancer, knows
+//! it without asking the node that set it, and a restart signs nobody out; the CSRF token its
+//! forms must send back is derived from it under the same key. A session ends when it expires,
+//! when its account is revoked, or at sign-out (noted in the warehouse, so every node knows).
 //! Verified tokens are remembered by their SHA-256 until the accounts file changes, so the
 //! Argon2 check runs once per token, and a revocation takes effect on the next request.
 //!
@@ -15,9 +19,10 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
+use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, Semaphore};
 use warehouse::accounts::{Account, Accounts, Role};
@@ -186,7 +191,17 @@ impl Limiter {
 pub const SESSION_COOKIE: &str = "khoso_session";
 
 /// How long a web session lasts.
-const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// Where a warehouse keeps its session key when the configuration gives none.
+const SESSION_KEY_FILE: &str = "secret/session.key";
+
+/// Where a warehouse notes the sessions signed out before they expired (by their nonce), for
+/// every web node to refuse.
+const SIGNED_OUT: &str = "sessions/signed-out";
+
+/// The shortest session key accepted from the configuration, in bytes.
+const SESSION_KEY_BYTES: usize = 32;
 
 /// A signed-in account, and how it signed in.
 #[derive(Debug, Clone)]
@@ -204,18 +219,100 @@ impl Caller {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A web session, as its signed cookie carries it: `ACCOUNT.EXPIRES.NONCE.SIGNATURE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Session {
     account_id: String,
-    csrf: String,
-    expires: Instant,
+    /// Unix seconds.
+    expires: i64,
+    nonce: String,
+}
+
+/// The key web sessions are signed with.
+#[derive(Clone)]
+pub struct SessionKey(Arc<[u8]>);
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is never printed.
+        f.write_str("SessionKey(…)")
+    }
+}
+
+impl SessionKey {
+    /// A key from the configuration: at least 32 bytes of text (e.g. 64 hex digits).
+    pub fn from_configuration(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        match text.len() >= SESSION_KEY_BYTES {
+            true => Ok(Self(Arc::from(text.as_bytes()))),
+            false => Err(format!(
+                "the session key must be at least {SESSION_KEY_BYTES} characters (e.g. `openssl rand -hex 32`)"
+            )),
+        }
+    }
+
+    /// The warehouse's own key, made on first use (by whichever node comes first; the others
+    /// read it).
+    async fn of_warehouse(warehouse: &warehouse::Warehouse) -> warehouse::Result<Self> {
+        let storage = warehouse.storage();
+        if let Some(key) = storage.read(SESSION_KEY_FILE).await? {
+            return Ok(Self(Arc::from(key)));
+        }
+        storage.create(SESSION_KEY_FILE, random_hex(32).into_bytes()).await?;
+        let key = storage
+            .read(SESSION_KEY_FILE)
+            .await?
+            .ok_or_else(|| warehouse::Error::Internal("the session key vanished as it was made".into()))?;
+        Ok(Self(Arc::from(key)))
+    }
+
+    /// The MAC of `text` for one purpose (a session, a CSRF token), so that one is never taken
+    /// for the other.
+    fn mac(&self, purpose: &str, text: &str) -> hmac::Hmac<Sha256> {
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        mac.update(purpose.as_bytes());
+        mac.update(b"|");
+        mac.update(text.as_bytes());
+        mac
+    }
+
+    fn sign(&self, purpose: &str, text: &str) -> String {
+        hex::encode(self.mac(purpose, text).finalize().into_bytes())
+    }
+
+    fn cookie(&self, session: &Session) -> String {
+        let payload = format!("{}.{}.{}", session.account_id, session.expires, session.nonce);
+        let signature = self.sign("session", &payload);
+        format!("{payload}.{signature}")
+    }
+
+    /// The session a cookie carries, if this key signed it and it has not expired.
+    fn session(&self, cookie: &str, now: i64) -> Option<Session> {
+        let (payload, signature) = cookie.rsplit_once('.')?;
+        // Compared in constant time, as MACs are.
+        self.mac("session", payload)
+            .verify_slice(&hex::decode(signature).ok()?)
+            .ok()?;
+        let mut parts = payload.split('.');
+        let session = Session {
+            account_id: parts.next()?.to_string(),
+            expires: parts.next()?.parse().ok()?,
+            nonce: parts.next()?.to_string(),
+        };
+        (parts.next().is_none() && session.expires > now).then_some(session)
+    }
+
+    fn csrf(&self, session: &Session) -> String {
+        self.sign("csrf", &session.nonce)[..32].to_string()
+    }
 }
 
 /// The server's sign-in state.
 #[derive(Debug, Clone)]
 pub struct Auth {
     accounts: Accounts,
-    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    session_key: Arc<tokio::sync::OnceCell<SessionKey>>,
+    warehouse: Arc<warehouse::Warehouse>,
     verified: Arc<Mutex<VerifiedTokens>>,
     limiter: Arc<Limiter>,
     audit: AuditQueue,
@@ -224,7 +321,7 @@ pub struct Auth {
 /// Tokens already checked, by SHA-256, valid while the accounts file is unchanged.
 #[derive(Debug, Default)]
 struct VerifiedTokens {
-    accounts_modified: Option<SystemTime>,
+    accounts_version: Option<String>,
     by_hash: HashMap<[u8; 32], Account>,
 }
 
@@ -236,27 +333,35 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl Auth {
-    /// Sign-in over these accounts; refusals for too many attempts go to `audit`.
-    pub fn new(accounts: Accounts, audit: AuditQueue) -> Self {
+    /// Sign-in over a warehouse's accounts, sessions signed with `session_key` (else with the
+    /// warehouse's own); refusals for too many attempts go to `audit`.
+    pub fn new(warehouse: Arc<warehouse::Warehouse>, session_key: Option<SessionKey>, audit: AuditQueue) -> Self {
         Self {
-            accounts,
-            sessions: Arc::default(),
+            accounts: Accounts::new(warehouse.layout()),
+            session_key: Arc::new(tokio::sync::OnceCell::new_with(session_key)),
+            warehouse,
             verified: Arc::default(),
             limiter: Arc::default(),
             audit,
         }
     }
 
+    async fn session_key(&self) -> warehouse::Result<&SessionKey> {
+        self.session_key
+            .get_or_try_init(|| SessionKey::of_warehouse(&self.warehouse))
+            .await
+    }
+
     /// The active account of a token. A token not checked before costs one Argon2 check, within
     /// the request's source's budget and the server's turns.
     pub async fn verify(&self, token: &str) -> Result<Option<Account>, AuthError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let modified = self.accounts.modified();
+        let version = self.accounts.version().await?;
         {
             let mut verified = self.verified.lock().await;
-            if verified.accounts_modified != modified {
+            if verified.accounts_version != version {
                 *verified = VerifiedTokens {
-                    accounts_modified: modified,
+                    accounts_version: version.clone(),
                     by_hash: HashMap::new(),
                 };
             }
@@ -282,11 +387,11 @@ impl Auth {
         // Asked again with the turn in hand: the checks that waited meanwhile may have spent
         // the budget.
         admit()?;
-        let accounts = self.accounts.clone();
+        let accounts = self.accounts.list().await?;
         let token = token.to_string();
         let account = tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            accounts.verify(&token)
+            warehouse::accounts::verify_among(accounts, &token)
         })
         .await
         .map_err(|e| warehouse::Error::Internal(e.to_string()))??;
@@ -295,7 +400,7 @@ impl Auth {
         }
         if let Some(account) = &account {
             let mut verified = self.verified.lock().await;
-            if verified.accounts_modified == modified {
+            if verified.accounts_version == version {
                 verified.by_hash.insert(key, account.clone());
             }
         }
@@ -303,34 +408,36 @@ impl Auth {
     }
 
     /// Whether the account with this id is still active (not revoked).
-    pub fn is_active(&self, account_id: &str) -> warehouse::Result<bool> {
+    pub async fn is_active(&self, account_id: &str) -> warehouse::Result<bool> {
         Ok(self
             .accounts
-            .list()?
+            .list()
+            .await?
             .iter()
             .any(|a| a.id == account_id && a.is_active()))
     }
 
-    /// Opens a web session for an account; returns its id (the cookie's value).
-    pub async fn open_session(&self, account: &Account) -> String {
-        let id = random_hex(32);
-        let mut sessions = self.sessions.lock().await;
-        let now = Instant::now();
-        sessions.retain(|_, s| s.expires > now);
-        sessions.insert(
-            id.clone(),
-            Session {
-                account_id: account.id.clone(),
-                csrf: random_hex(16),
-                expires: now + SESSION_LIFETIME,
-            },
-        );
-        id
+    /// Opens a web session for an account; returns the session cookie's value.
+    pub async fn open_session(&self, account: &Account) -> warehouse::Result<String> {
+        let session = Session {
+            account_id: account.id.clone(),
+            expires: chrono::Utc::now().timestamp() + SESSION_LIFETIME.as_secs() as i64,
+            nonce: random_hex(16),
+        };
+        Ok(self.session_key().await?.cookie(&session))
     }
 
-    /// Ends a web session.
-    pub async fn close_session(&self, id: &str) {
-        self.sessions.lock().await.remove(id);
+    /// Ends the web session of a cookie, on every node.
+    pub async fn close_session(&self, cookie: &str) -> warehouse::Result<()> {
+        let key = self.session_key().await?;
+        if let Some(session) = key.session(cookie, chrono::Utc::now().timestamp()) {
+            let note = format!("{SIGNED_OUT}/{}", session.nonce);
+            self.warehouse
+                .storage()
+                .write(&note, session.expires.to_string().into_bytes())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Who sent a request: a bearer token first, else the session cookie. An unknown or
@@ -347,24 +454,26 @@ impl Auth {
         if let Some(token) = bearer(headers) {
             return Ok(self.verify(token).await?.map(|account| Caller { account, csrf: None }));
         }
-        let Some(id) = session_id(headers) else {
+        let Some(cookie) = session_id(headers) else {
             return Ok(None);
         };
-        let session = {
-            let sessions = self.sessions.lock().await;
-            sessions.get(id).filter(|s| s.expires > Instant::now()).cloned()
-        };
-        let Some(session) = session else {
+        let key = self.session_key().await?;
+        let Some(session) = key.session(cookie, chrono::Utc::now().timestamp()) else {
             return Ok(None);
         };
+        let signed_out = format!("{SIGNED_OUT}/{}", session.nonce);
+        if self.warehouse.storage().exists(&signed_out).await? {
+            return Ok(None);
+        }
         let account = self
             .accounts
-            .list()?
+            .list()
+            .await?
             .into_iter()
             .find(|a| a.id == session.account_id && a.is_active());
         Ok(account.map(|account| Caller {
             account,
-            csrf: Some(session.csrf),
+            csrf: Some(key.csrf(&session)),
         }))
     }
 }
@@ -387,4 +496,55 @@ pub fn session_id(headers: &HeaderMap) -> Option<&str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> SessionKey {
+        SessionKey::from_configuration(text).expect("a long enough key")
+    }
+
+    #[test]
+    fn a_signed_session_holds_on_any_node_with_the_key_and_nowhere_else() {
+        let (node_a, node_b) = (key(&"k".repeat(40)), key(&"k".repeat(40)));
+        let session = Session {
+            account_id: "a1b2c3d4".into(),
+            expires: 2_000,
+            nonce: "00ff".repeat(8),
+        };
+        let cookie = node_a.cookie(&session);
+        assert_eq!(node_b.session(&cookie, 1_000), Some(session.clone()));
+        assert_eq!(node_b.csrf(&session), node_a.csrf(&session));
+        assert_eq!(node_b.csrf(&session).len(), 32);
+        assert_eq!(node_b.session(&cookie, 2_000), None, "expired");
+        assert_eq!(key(&"x".repeat(40)).session(&cookie, 1_000), None, "another key");
+        // Another account, a later expiry, a changed signature: refused.
+        let forged = cookie.replacen("a1b2c3d4", "e5f6a7b8", 1);
+        assert_eq!(node_b.session(&forged, 1_000), None);
+        let extended = cookie.replacen(".2000.", ".9000.", 1);
+        assert_eq!(node_b.session(&extended, 1_000), None);
+        let mut flipped = cookie.clone();
+        let last = flipped.pop().expect("a signature");
+        flipped.push(if last == '0' { '1' } else { '0' });
+        assert_eq!(node_b.session(&flipped, 1_000), None);
+        for junk in ["", ".", "a.b.c.d", "a.1.n.zz", &format!("{cookie}.x")] {
+            assert_eq!(node_b.session(junk, 1_000), None, "{junk:?}");
+        }
+        // The CSRF token is not the session's signature, nor another session's token.
+        let other = Session {
+            nonce: "11ee".repeat(8),
+            ..session.clone()
+        };
+        assert_ne!(node_a.csrf(&other), node_a.csrf(&session));
+        assert!(!cookie.contains(&node_a.csrf(&session)));
+    }
+
+    #[test]
+    fn a_short_key_is_refused() {
+        assert!(SessionKey::from_configuration("short").is_err());
+        assert!(SessionKey::from_configuration(&"k".repeat(32)).is_ok());
+        assert_eq!(format!("{:?}", key(&"s".repeat(40))), "SessionKey(…)");
+    }
 }

@@ -55,6 +55,9 @@ pub struct Settings {
     /// The server is behind a reverse proxy: a request's source is the last address of its
     /// `X-Forwarded-For`, and `X-Forwarded-Proto: https` makes cookies `Secure`.
     pub behind_proxy: bool,
+    /// The key web sessions are signed with, the same on every node of the warehouse (else the
+    /// warehouse's own, see [`auth`]).
+    pub session_key: Option<auth::SessionKey>,
 }
 
 impl Settings {
@@ -77,6 +80,7 @@ impl Default for Settings {
             require_approval: false,
             query_limits: warehouse::guard::QueryLimits::default(),
             behind_proxy: false,
+            session_key: None,
         }
     }
 }
@@ -107,11 +111,10 @@ impl AppState {
     /// server (waiting for a commit that can no longer come) are removed.
     pub fn with_settings(warehouse: Warehouse, settings: Settings) -> Self {
         warehouse.intake(settings.require_approval).clear_received();
-        let accounts = warehouse::accounts::Accounts::new(warehouse.layout());
         let warehouse = Arc::new(warehouse);
         let audit = AuditQueue::new(Arc::clone(&warehouse));
         Self {
-            auth: auth::Auth::new(accounts, audit.clone()),
+            auth: auth::Auth::new(Arc::clone(&warehouse), settings.session_key.clone(), audit.clone()),
             audit,
             warehouse,
             settings,
@@ -133,7 +136,7 @@ impl AppState {
         let key = format!(
             "{} approvals={:?}",
             self.warehouse.current_tag().await?,
-            self.warehouse.decisions_version()?
+            self.warehouse.decisions_version().await?
         );
         let mut kept = self.figures.lock().await;
         if let Some(figures) = kept.as_ref().filter(|f| f.key == key) {

@@ -508,6 +508,7 @@ impl Guarded {
             .state
             .auth
             .is_active(&account_id)
+            .await
             .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         if !active {
             // FATAL: the server closes the connection after saying why.

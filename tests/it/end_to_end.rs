@@ -1,32 +1,35 @@
 //! The `khoso` binary end to end: init → ingest → corrected re-upload supersedes → SQL sees it
 //! and time travel sees the old version; bad files write nothing; concurrent provinces both
-//! land; a process killed mid-commit leaves the table readable and whole.
+//! land; a process killed mid-commit leaves the table readable and whole. The same assertions
+//! hold with the warehouse in a folder and in a bucket of an S3 API (the test's own server),
+//! where writers of different machines share no lock.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::{corpus, khoso, run, stderr, stdout};
+use crate::s3::S3Server;
+use crate::{Data, corpus, khoso, run, stderr, stdout};
 
 /// Runs `khoso sql` and returns the CSV lines after the header.
-fn sql(data: &Path, query: &str, extra: &[&str]) -> Vec<String> {
+fn sql(data: &(impl Data + ?Sized), query: &str, extra: &[&str]) -> Vec<String> {
     let output = run(khoso(data).args(["sql", query, "--format", "csv"]).args(extra));
     assert!(output.status.success(), "{query}: {}", stderr(&output));
     stdout(&output).lines().skip(1).map(str::to_string).collect()
 }
 
-fn single(data: &Path, query: &str) -> String {
+fn single(data: &(impl Data + ?Sized), query: &str) -> String {
     let lines = sql(data, query, &[]);
     assert_eq!(lines.len(), 1, "{query}: {lines:?}");
     lines[0].clone()
 }
 
-fn init(data: &Path) {
+fn init(data: &(impl Data + ?Sized)) {
     let output = run(khoso(data).arg("init"));
     assert!(output.status.success(), "{}", stderr(&output));
 }
 
-fn ingest(data: &Path, file: &Path) -> std::process::Output {
+fn ingest(data: &(impl Data + ?Sized), file: &Path) -> std::process::Output {
     run(khoso(data)
         .args(["ingest", "--kind", "school", "--user", "tester"])
         .arg(file))
@@ -48,50 +51,7 @@ fn variant(dir: &Path, name: &str, from: &str, edits: &[(&str, &str)]) -> std::p
 fn ingest_supersede_time_travel_and_idempotence() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    init(&data);
-    assert_eq!(single(&data, "SELECT count(*) FROM school_reports"), "0");
-
-    let first = ingest(&data, &corpus("good_utf8_no_bom.csv"));
-    assert!(first.status.success(), "{}", stderr(&first));
-    assert_eq!(single(&data, "SELECT sum(students) FROM school_reports"), "3684");
-    let version_before = single(&data, "SELECT table_version FROM submissions");
-
-    // The same bytes again: nothing changes, and it says so.
-    let again = ingest(&data, &corpus("good_utf8_no_bom.csv"));
-    assert!(again.status.success());
-    assert!(stdout(&again).contains("unchanged"), "{}", stdout(&again));
-    assert_eq!(single(&data, "SELECT count(*) FROM submissions"), "1");
-
-    // A corrected file for the same slice replaces it whole.
-    let corrected = variant(dir.path(), "corrected.csv", "good_utf8_no_bom.csv", &[("1234", "2000")]);
-    let output = ingest(&data, &corrected);
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(single(&data, "SELECT count(*) FROM school_reports"), "3");
-    assert_eq!(single(&data, "SELECT sum(students) FROM school_reports"), "4450");
-    let history = sql(
-        &data,
-        "SELECT file_name, uploaded_by, supersedes IS NOT NULL FROM submissions ORDER BY uploaded_at",
-        &[],
-    );
-    assert_eq!(
-        history,
-        vec!["good_utf8_no_bom.csv,tester,false", "corrected.csv,tester,true"]
-    );
-    let superseded = single(
-        &data,
-        "SELECT count(*) FROM submissions s JOIN submissions t ON t.supersedes = s.submission_id",
-    );
-    assert_eq!(superseded, "1");
-
-    // The old version stays readable.
-    let pin = format!("school_reports={version_before}");
-    assert_eq!(
-        sql(&data, "SELECT sum(students) FROM school_reports", &["--at", &pin]),
-        vec!["3684"]
-    );
-    let missing = run(khoso(&data).args(["sql", "SELECT 1 FROM school_reports", "--at", "school_reports=99"]));
-    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
-
+    supersede_and_time_travel(&data, dir.path());
     // Every row carries its submission, and the archive holds the file by its hash.
     let sha = single(
         &data,
@@ -102,8 +62,75 @@ fn ingest_supersede_time_travel_and_idempotence() {
         .flatten()
         .any(|e| e.file_name().to_string_lossy() == format!("{sha}.csv"));
     assert!(archived, "archived copy of {sha}");
+}
+
+#[test]
+fn on_s3_ingest_supersede_time_travel_and_idempotence() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = server.bucket("supersede");
+    supersede_and_time_travel(&bucket, dir.path());
+    let sha = single(
+        &bucket,
+        "SELECT sha256 FROM submissions WHERE file_name = 'corrected.csv'",
+    );
+    assert!(
+        server.holds(&bucket, &format!("warehouse/archive/{}/{sha}.csv", &sha[..2])),
+        "archived copy of {sha} in the bucket"
+    );
+}
+
+/// Init, ingest, the same bytes again, a corrected file that supersedes, the old version read
+/// back, and every row's lineage.
+fn supersede_and_time_travel(data: &(impl Data + ?Sized), dir: &Path) {
+    init(data);
+    assert_eq!(single(data, "SELECT count(*) FROM school_reports"), "0");
+
+    let first = ingest(data, &corpus("good_utf8_no_bom.csv"));
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(single(data, "SELECT sum(students) FROM school_reports"), "3684");
+    let version_before = single(data, "SELECT table_version FROM submissions");
+
+    // The same bytes again: nothing changes, and it says so.
+    let again = ingest(data, &corpus("good_utf8_no_bom.csv"));
+    assert!(again.status.success());
+    assert!(stdout(&again).contains("unchanged"), "{}", stdout(&again));
+    assert_eq!(single(data, "SELECT count(*) FROM submissions"), "1");
+
+    // A corrected file for the same slice replaces it whole.
+    let corrected = variant(dir, "corrected.csv", "good_utf8_no_bom.csv", &[("1234", "2000")]);
+    let output = ingest(data, &corrected);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(single(data, "SELECT count(*) FROM school_reports"), "3");
+    assert_eq!(single(data, "SELECT sum(students) FROM school_reports"), "4450");
+    let history = sql(
+        data,
+        "SELECT file_name, uploaded_by, supersedes IS NOT NULL FROM submissions ORDER BY uploaded_at",
+        &[],
+    );
+    assert_eq!(
+        history,
+        vec!["good_utf8_no_bom.csv,tester,false", "corrected.csv,tester,true"]
+    );
+    let superseded = single(
+        data,
+        "SELECT count(*) FROM submissions s JOIN submissions t ON t.supersedes = s.submission_id",
+    );
+    assert_eq!(superseded, "1");
+
+    // The old version stays readable.
+    let pin = format!("school_reports={version_before}");
+    assert_eq!(
+        sql(data, "SELECT sum(students) FROM school_reports", &["--at", &pin]),
+        vec!["3684"]
+    );
+    let missing = run(khoso(data).args(["sql", "SELECT 1 FROM school_reports", "--at", "school_reports=99"]));
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+
     let lineage = single(
-        &data,
+        data,
         "SELECT count(*) FROM school_reports r JOIN submissions s USING (submission_id) WHERE s.file_name = 'corrected.csv'",
     );
     assert_eq!(lineage, "3");
@@ -188,41 +215,117 @@ fn sql_is_read_only() {
 #[test]
 fn two_provinces_ingested_concurrently_both_land() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    init(&data);
+    provinces_at_once(&dir.path().join("data"), dir.path());
+}
+
+#[test]
+fn on_s3_two_provinces_ingested_concurrently_both_land() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    provinces_at_once(&server.bucket("provinces"), dir.path());
+}
+
+/// Two provinces' files ingested by two processes at once (on an object store, as from two
+/// machines: no lock of one machine between them); then two files of one slice at once.
+fn provinces_at_once(data: &(impl Data + ?Sized), dir: &Path) {
+    init(data);
     let hanoi = corpus("good_utf8_no_bom.csv");
-    let saigon = variant(dir.path(), "hcm.csv", "good_utf8_no_bom.csv", &[(",01,", ",79,")]);
-    let children: Vec<_> = [hanoi, saigon]
+    let saigon = variant(dir, "hcm.csv", "good_utf8_no_bom.csv", &[(",01,", ",79,")]);
+    for output in at_once(data, dir, &[hanoi.clone(), saigon]) {
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let slices = sql(
+        data,
+        "SELECT province_code, count(*) FROM school_reports GROUP BY 1 ORDER BY 1",
+        &[],
+    );
+    assert_eq!(slices, vec!["01,3", "79,3"]);
+    assert_eq!(single(data, "SELECT count(*) FROM submissions"), "2");
+
+    // Two new files of one slice at once: the slice ends holding one of them whole, recorded as
+    // its current submission; a file that lost the race is told so, and wrote nothing.
+    let first = variant(dir, "hanoi-a.csv", "good_utf8_no_bom.csv", &[("1234", "2000")]);
+    let second = variant(dir, "hanoi-b.csv", "good_utf8_no_bom.csv", &[("1234", "3000")]);
+    let outputs = at_once(data, dir, &[first, second]);
+    let mut landed = 0;
+    for output in &outputs {
+        match output.status.success() {
+            true => landed += 1,
+            // Not the file's fault: exit code 1.
+            false => {
+                assert_eq!(output.status.code(), Some(1), "{}", stderr(output));
+                assert!(stderr(output).contains("at the same moment"), "{}", stderr(output));
+            }
+        }
+    }
+    assert!(landed >= 1, "one of the two files lands");
+    let holds = single(
+        data,
+        "SELECT s.file_name || ':' || sum(r.students) FROM school_reports r JOIN submissions s USING (submission_id) \
+         WHERE r.province_code = '01' GROUP BY s.file_name",
+    );
+    let current = single(
+        data,
+        "SELECT file_name FROM submissions WHERE province_code = '01' AND submission_id NOT IN \
+         (SELECT supersedes FROM submissions WHERE supersedes IS NOT NULL)",
+    );
+    let expected_sum = if current == "hanoi-a.csv" { 4450 } else { 5450 };
+    assert_eq!(holds, format!("{current}:{expected_sum}"));
+    assert_eq!(
+        single(data, "SELECT count(*) FROM submissions")
+            .parse::<usize>()
+            .expect("count"),
+        2 + landed
+    );
+}
+
+/// `khoso ingest` of each file, all started at once, each as from a machine of its own (its own
+/// temporary folder, so that on an object store no lock of one machine is shared).
+fn at_once(data: &(impl Data + ?Sized), dir: &Path, files: &[std::path::PathBuf]) -> Vec<std::process::Output> {
+    let children: Vec<_> = files
         .iter()
-        .map(|file| {
-            khoso(&data)
+        .enumerate()
+        .map(|(machine, file)| {
+            let temporary = dir.join(format!("machine-{machine}"));
+            std::fs::create_dir_all(&temporary).expect("machine folder");
+            khoso(data)
                 .args(["ingest", "--kind", "school"])
                 .arg(file)
+                .env("TMPDIR", temporary)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("spawn")
         })
         .collect();
-    for child in children {
-        let output = child.wait_with_output().expect("wait");
-        assert!(output.status.success(), "{}", stderr(&output));
-    }
-    let slices = sql(
-        &data,
-        "SELECT province_code, count(*) FROM school_reports GROUP BY 1 ORDER BY 1",
-        &[],
-    );
-    assert_eq!(slices, vec!["01,3", "79,3"]);
-    assert_eq!(single(&data, "SELECT count(*) FROM submissions"), "2");
+    children
+        .into_iter()
+        .map(|child| child.wait_with_output().expect("wait"))
+        .collect()
 }
 
 #[test]
 fn a_process_killed_mid_commit_leaves_the_previous_version() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    init(&data);
-    assert!(ingest(&data, &corpus("good_utf8_no_bom.csv")).status.success());
+    killed_mid_commit(&dir.path().join("data"), dir.path());
+}
+
+#[test]
+fn on_s3_a_process_killed_mid_commit_leaves_the_previous_version() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    killed_mid_commit(&server.bucket("killed"), dir.path());
+}
+
+/// Ingests of a large file killed at many moments: the slice always holds the old or the new
+/// file whole, and the next commit records what a killed one left unrecorded.
+fn killed_mid_commit(data: &(impl Data + ?Sized), dir: &Path) {
+    init(data);
+    assert!(ingest(data, &corpus("good_utf8_no_bom.csv")).status.success());
 
     // A large replacement for the same slice, so a commit takes long enough to be interrupted.
     let big_rows = 60_000;
@@ -234,12 +337,12 @@ fn a_process_killed_mid_commit_leaves_the_previous_version() {
         text.push_str(&template.replace("0100001", &format!("9{i:07}")));
         text.push('\n');
     }
-    let big = dir.path().join("big.csv");
+    let big = dir.join("big.csv");
     std::fs::write(&big, text).expect("write big file");
 
     let counts = ["3".to_string(), big_rows.to_string()];
     for delay_ms in [30, 120, 250, 400, 500, 600, 700, 850, 1000, 1300, 1800] {
-        let mut child = khoso(&data)
+        let mut child = khoso(data)
             .args(["ingest", "--kind", "school"])
             .arg(&big)
             .stdout(Stdio::null())
@@ -249,7 +352,7 @@ fn a_process_killed_mid_commit_leaves_the_previous_version() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().ok();
         child.wait().expect("wait");
-        let count = single(&data, "SELECT count(*) FROM school_reports WHERE province_code = '01'");
+        let count = single(data, "SELECT count(*) FROM school_reports WHERE province_code = '01'");
         assert!(
             counts.contains(&count),
             "after a kill at {delay_ms} ms the slice has {count} rows"
@@ -257,10 +360,10 @@ fn a_process_killed_mid_commit_leaves_the_previous_version() {
     }
 
     // The next commit records any table version a killed process left without its submission.
-    let other = variant(dir.path(), "hcm.csv", "good_utf8_no_bom.csv", &[(",01,", ",79,")]);
-    assert!(ingest(&data, &other).status.success());
+    let other = variant(dir, "hcm.csv", "good_utf8_no_bom.csv", &[(",01,", ",79,")]);
+    assert!(ingest(data, &other).status.success());
     let orphans = single(
-        &data,
+        data,
         "SELECT count(*) FROM (SELECT DISTINCT submission_id FROM school_reports) r \
          LEFT JOIN submissions s USING (submission_id) WHERE s.submission_id IS NULL",
     );

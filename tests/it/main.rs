@@ -11,6 +11,7 @@ mod portal;
 mod readers;
 mod records;
 mod robustness;
+mod s3;
 mod serve;
 mod sql;
 mod wire;
@@ -26,10 +27,29 @@ pub fn corpus(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The `khoso` binary, with its data directory set.
-pub fn khoso(data: &Path) -> Command {
+/// Where a test's warehouse is: a folder, or a bucket of the test's S3 server ([`s3::Bucket`]).
+pub trait Data {
+    /// Points `khoso` at it.
+    fn point(&self, command: &mut Command);
+}
+
+impl Data for Path {
+    fn point(&self, command: &mut Command) {
+        command.env("KHOSO_DATA", self);
+    }
+}
+
+impl Data for PathBuf {
+    fn point(&self, command: &mut Command) {
+        self.as_path().point(command);
+    }
+}
+
+/// The `khoso` binary, pointed at a warehouse.
+pub fn khoso(data: &(impl Data + ?Sized)) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_khoso"));
-    command.env("KHOSO_DATA", data).env_remove("KHOSO_SAMPLE_DIR");
+    command.env_remove("KHOSO_SAMPLE_DIR");
+    data.point(&mut command);
     command
 }
 

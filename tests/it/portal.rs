@@ -193,7 +193,7 @@ fn dry_run_commit_invalid_and_too_large() {
     let (code, json) = upload(&server, Some(&token), query, &big);
     assert_eq!(code, 413, "{json}");
     assert!(json["message"].as_str().is_some_and(|m| m.contains("1 MB")), "{json}");
-    let leftovers = std::fs::read_dir(fixture.data.join("uploads"))
+    let leftovers = std::fs::read_dir(fixture.data.join("receiving"))
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(leftovers, 0, "no staged file left behind");
@@ -300,7 +300,7 @@ fn the_web_flow_signs_in_checks_and_commits() {
     let submitted = fixture.sql("SELECT file_name, uploaded_by FROM submissions");
     assert_eq!(submitted, "file_name,uploaded_by\n../../etc/passwd.csv,so-gd-ha-noi\n");
     assert!(!Path::new("/etc/passwd.csv").exists());
-    let staged: Vec<_> = std::fs::read_dir(fixture.data.join("uploads"))
+    let staged: Vec<_> = std::fs::read_dir(fixture.data.join("receiving"))
         .expect("uploads")
         .flatten()
         .map(|e| e.path())

@@ -3,11 +3,9 @@
 //! shown once, when the account is made.
 //!
 //! A token reads `khoso_<id>_<secret>`: the id finds the account, the secret is checked
-//! against its hash. Writes go through a temporary file and a rename under `accounts.lock`,
-//! so a reader never sees half a file and two processes never lose each other's change.
-
-use std::fs::File;
-use std::path::PathBuf;
+//! against its hash. The file is rewritten whole and only over the version it was read at
+//! ([`Storage::update_json`]), so a reader never sees half a file and two processes, on one
+//! machine or several, never lose each other's change.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -16,6 +14,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::Layout;
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// What an account may do.
@@ -90,60 +89,36 @@ struct AccountsFile {
 /// The accounts of one warehouse.
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    path: PathBuf,
+    storage: Storage,
+    path: &'static str,
 }
 
 const TOKEN_PREFIX: &str = "khoso_";
 
 impl Accounts {
-    /// The accounts kept under a warehouse directory.
+    /// The accounts of a warehouse.
     pub fn new(layout: &Layout) -> Self {
         Self {
+            storage: layout.storage().clone(),
             path: layout.accounts(),
         }
     }
 
-    /// When the file last changed (none if there is no file yet): readers reload on change.
-    pub fn modified(&self) -> Option<std::time::SystemTime> {
-        std::fs::metadata(&self.path).and_then(|m| m.modified()).ok()
+    /// A tag of the accounts as they are now (none if there are none yet): readers that keep
+    /// what they checked read again when it changes.
+    pub async fn version(&self) -> Result<Option<String>> {
+        self.storage.version_of(self.path).await
     }
 
     /// Every account, revoked ones included, oldest first.
-    pub fn list(&self) -> Result<Vec<Account>> {
-        Ok(self.read()?.accounts)
-    }
-
-    fn read(&self) -> Result<AccountsFile> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Internal(format!("{} is damaged: {e}", self.path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AccountsFile::default()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn write(&self, file: &AccountsFile) -> Result<()> {
-        let partial = self.path.with_extension("json.partial");
-        let bytes = serde_json::to_vec_pretty(file).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(&partial, bytes)?;
-        File::open(&partial)?.sync_all()?;
-        std::fs::rename(&partial, &self.path)?;
-        Ok(())
-    }
-
-    fn lock(&self) -> Result<File> {
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.path.with_file_name("accounts.lock"))?;
-        file.lock()?;
-        Ok(file)
+    pub async fn list(&self) -> Result<Vec<Account>> {
+        let file: Option<AccountsFile> = self.storage.read_json(self.path).await?;
+        Ok(file.unwrap_or_default().accounts)
     }
 
     /// Makes an account; returns it and its token (the only time the token exists in clear).
     /// A province account needs a province code; the others must not have one.
-    pub fn add(&self, name: &str, role: Role, province: Option<&str>) -> Result<(Account, String)> {
+    pub async fn add(&self, name: &str, role: Role, province: Option<&str>) -> Result<(Account, String)> {
         let name = name.trim();
         if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
             return Err(Error::Account("a name is 1 to 64 printable characters".into()));
@@ -169,11 +144,6 @@ impl Accounts {
             (_, Some(_)) => return Err(Error::Account("only a province account has a province".into())),
             (_, None) => None,
         };
-        let _lock = self.lock()?;
-        let mut file = self.read()?;
-        if file.accounts.iter().any(|a| a.is_active() && a.name == name) {
-            return Err(Error::Account(format!("an active account is already named {name:?}")));
-        }
         let id = random_hex(4);
         let secret = random_hex(16);
         let account = Account {
@@ -185,48 +155,64 @@ impl Accounts {
             created_at: Utc::now(),
             revoked_at: None,
         };
-        file.accounts.push(account.clone());
-        self.write(&file)?;
+        self.storage
+            .update_json(self.path, |file: &mut AccountsFile| {
+                if file.accounts.iter().any(|a| a.is_active() && a.name == name) {
+                    return Err(Error::Account(format!("an active account is already named {name:?}")));
+                }
+                file.accounts.push(account.clone());
+                Ok(())
+            })
+            .await?;
         Ok((account, format!("{TOKEN_PREFIX}{id}_{secret}")))
     }
 
     /// Revokes the active account with this name.
-    pub fn revoke(&self, name: &str) -> Result<Account> {
-        let _lock = self.lock()?;
-        let mut file = self.read()?;
-        let account = file
-            .accounts
-            .iter_mut()
-            .find(|a| a.is_active() && a.name == name)
-            .ok_or_else(|| Error::Account(format!("no active account named {name:?}")))?;
-        account.revoked_at = Some(Utc::now());
-        let revoked = account.clone();
-        self.write(&file)?;
-        Ok(revoked)
+    pub async fn revoke(&self, name: &str) -> Result<Account> {
+        let now = Utc::now();
+        self.storage
+            .update_json(self.path, |file: &mut AccountsFile| {
+                let account = file
+                    .accounts
+                    .iter_mut()
+                    .find(|a| a.is_active() && a.name == name)
+                    .ok_or_else(|| Error::Account(format!("no active account named {name:?}")))?;
+                account.revoked_at = Some(now);
+                Ok(account.clone())
+            })
+            .await
     }
 
-    /// The active account a token belongs to, if the token is right. One Argon2 check runs
-    /// whatever the token — against a stand-in hash when no active account has its id — so the
-    /// answer takes as long for an unknown id as for a known one.
-    pub fn verify(&self, token: &str) -> Result<Option<Account>> {
-        let (id, secret) = token
-            .trim()
-            .strip_prefix(TOKEN_PREFIX)
-            .and_then(|t| t.split_once('_'))
-            .unwrap_or(("", token));
-        let file = self.read()?;
-        let account = file
-            .accounts
-            .into_iter()
-            .find(|a| !id.is_empty() && a.id == id && a.is_active());
-        let stored = match &account {
-            Some(account) => account.secret_hash.clone(),
-            None => stand_in_hash()?,
-        };
-        let hash = PasswordHash::new(&stored).map_err(|e| Error::Internal(e.to_string()))?;
-        let right = Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok();
-        Ok(account.filter(|_| right))
+    /// The active account a token belongs to, if the token is right (see [`verify_among`]),
+    /// the Argon2 check off the async threads.
+    pub async fn verify(&self, token: &str) -> Result<Option<Account>> {
+        let accounts = self.list().await?;
+        let token = token.to_string();
+        tokio::task::spawn_blocking(move || verify_among(accounts, &token))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
     }
+}
+
+/// The active account among `accounts` a token belongs to, if the token is right. One Argon2
+/// check runs whatever the token — against a stand-in hash when no active account has its id —
+/// so the answer takes as long for an unknown id as for a known one.
+pub fn verify_among(accounts: Vec<Account>, token: &str) -> Result<Option<Account>> {
+    let (id, secret) = token
+        .trim()
+        .strip_prefix(TOKEN_PREFIX)
+        .and_then(|t| t.split_once('_'))
+        .unwrap_or(("", token));
+    let account = accounts
+        .into_iter()
+        .find(|a| !id.is_empty() && a.id == id && a.is_active());
+    let stored = match &account {
+        Some(account) => account.secret_hash.clone(),
+        None => stand_in_hash()?,
+    };
+    let hash = PasswordHash::new(&stored).map_err(|e| Error::Internal(e.to_string()))?;
+    let right = Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok();
+    Ok(account.filter(|_| right))
 }
 
 /// The hash an unknown id's secret is checked against: made once, with the same parameters as
@@ -260,11 +246,15 @@ fn hash_secret(secret: &str) -> Result<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tokens_verify_until_revoked() {
+    #[tokio::test]
+    async fn tokens_verify_until_revoked() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let accounts = Accounts::new(&Layout::new(dir.path()).expect("layout"));
-        let (account, token) = accounts.add("so-gd-hanoi", Role::Province, Some("01")).expect("added");
+        let storage = Storage::new(&dir.path().to_string_lossy(), &[], true).expect("storage");
+        let accounts = Accounts::new(&Layout::new(storage));
+        let (account, token) = accounts
+            .add("so-gd-hanoi", Role::Province, Some("01"))
+            .await
+            .expect("added");
         assert!(token.starts_with("khoso_"));
         let stored = std::fs::read_to_string(dir.path().join("accounts.json")).expect("file");
         assert!(
@@ -272,17 +262,23 @@ mod tests {
             "the secret is not stored"
         );
         assert!(stored.contains("$argon2id$"));
-        assert_eq!(accounts.verify(&token).expect("verify"), Some(account));
-        assert_eq!(accounts.verify(&format!("{token}x")).expect("verify"), None);
-        assert_eq!(accounts.verify("khoso_nothing_here").expect("verify"), None);
-        assert!(accounts.add("so-gd-hanoi", Role::Analyst, None).is_err(), "name taken");
-        accounts.revoke("so-gd-hanoi").expect("revoked");
-        assert_eq!(accounts.verify(&token).expect("verify"), None);
+        assert_eq!(accounts.verify(&token).await.expect("verify"), Some(account));
+        assert_eq!(accounts.verify(&format!("{token}x")).await.expect("verify"), None);
+        assert_eq!(accounts.verify("khoso_nothing_here").await.expect("verify"), None);
         assert!(
-            accounts.add("x", Role::Province, None).is_err(),
+            accounts.add("so-gd-hanoi", Role::Analyst, None).await.is_err(),
+            "name taken"
+        );
+        accounts.revoke("so-gd-hanoi").await.expect("revoked");
+        assert_eq!(accounts.verify(&token).await.expect("verify"), None);
+        assert!(
+            accounts.add("x", Role::Province, None).await.is_err(),
             "a province account needs a province"
         );
-        assert!(accounts.add("x", Role::Province, Some("99")).is_err(), "no province 99");
-        assert!(accounts.add("x", Role::Admin, Some("01")).is_err());
+        assert!(
+            accounts.add("x", Role::Province, Some("99")).await.is_err(),
+            "no province 99"
+        );
+        assert!(accounts.add("x", Role::Admin, Some("01")).await.is_err());
     }
 }

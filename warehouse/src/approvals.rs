@@ -6,7 +6,7 @@
 //! sent: it is held in `DATA/pending/` (the file and a JSON note), and committed only when an
 //! admin approves it — so a returned file leaves the slice on its last approved version.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -93,8 +93,8 @@ pub struct HeldFile {
     pub uploaded_by: String,
     /// When, in microseconds since the Unix epoch, UTC.
     pub uploaded_at: i64,
-    /// Where the file is (under `DATA/pending/`).
-    pub path: PathBuf,
+    /// Where the file is in the warehouse (under `pending/`; a record file's rows are a folder).
+    pub path: String,
     /// The submission a record file's stored rows are stamped with (none for a report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submission_id: Option<String>,
@@ -103,7 +103,7 @@ pub struct HeldFile {
 impl Warehouse {
     /// Records a decision.
     pub async fn record_decision(&self, decision: &Decision) -> Result<()> {
-        let _lock = self.file_lock("approvals.lock").await?;
+        let _lock = self.storage().lock("approvals.lock").await?;
         self.create_table(APPROVALS, approvals_schema(), Vec::new()).await?;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec![decision.submission_id.as_str()])),
@@ -144,32 +144,32 @@ impl Warehouse {
         crate::store::rows_of(&batches, APPROVALS)
     }
 
-    fn pending_dir(&self) -> PathBuf {
-        self.layout().pending()
-    }
-
     /// Holds a validated file until an admin approves it; copies the file (the caller keeps
     /// its own).
-    pub(crate) fn hold(
+    pub(crate) async fn hold(
         &self,
         report: &ingest::ValidatedReport,
         file: &Path,
         upload: &crate::Upload,
     ) -> Result<HeldFile> {
-        let dir = self.pending_dir();
-        std::fs::create_dir_all(&dir)?;
+        let storage = self.storage();
+        let dir = self.layout().pending();
         let id = uuid::Uuid::new_v4().to_string();
         let path = match &report.stored {
             // A record file waits as its pseudonymised rows, never as the identifiers sent.
             Some(stored) => {
-                let path = dir.join(format!("{id}.parquet"));
-                std::fs::rename(&stored.folder, &path)?;
+                let path = format!("{dir}/{id}.parquet");
+                for part in crate::data_files::parquet_files(&stored.folder)? {
+                    let name = part.file_name().and_then(|n| n.to_str()).unwrap_or("part.parquet");
+                    storage.move_in(&part, &format!("{path}/{name}")).await?;
+                }
+                std::fs::remove_dir_all(&stored.folder).ok();
                 path
             }
             None => {
                 let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("csv");
-                let path = dir.join(format!("{id}.{extension}"));
-                std::fs::copy(file, &path)?;
+                let path = format!("{dir}/{id}.{extension}");
+                storage.upload(file, &path).await?;
                 path
             }
         };
@@ -187,40 +187,60 @@ impl Warehouse {
             submission_id: report.stored.as_ref().map(|stored| stored.submission_id.clone()),
         };
         let note = serde_json::to_vec_pretty(&held).map_err(|e| Error::Internal(e.to_string()))?;
-        let partial = dir.join(format!("{id}.json.partial"));
-        std::fs::write(&partial, note)?;
-        std::fs::rename(&partial, dir.join(format!("{id}.json")))?;
+        // The note last: a held file is listed only once all of it is there.
+        storage.write(&format!("{dir}/{id}.json"), note).await?;
         Ok(held)
     }
 
     /// Every held file, oldest first.
-    pub fn held_files(&self) -> Result<Vec<HeldFile>> {
-        let Ok(entries) = std::fs::read_dir(self.pending_dir()) else {
-            return Ok(Vec::new());
-        };
+    pub async fn held_files(&self) -> Result<Vec<HeldFile>> {
+        let storage = self.storage();
         let mut held = Vec::new();
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let bytes = std::fs::read(&path)?;
-                held.push(
-                    serde_json::from_slice::<HeldFile>(&bytes)
-                        .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?,
-                );
+        for path in storage.list(self.layout().pending()).await? {
+            if !path.ends_with(".json") || path.matches('/').count() != 1 {
+                continue;
+            }
+            if let Some(mut note) = storage.read_json::<HeldFile>(&path).await? {
+                // A note of an earlier khoso names the file by its path on disk.
+                if let Some(folder) = storage.folder_of_this_machine()
+                    && let Ok(relative) = Path::new(&note.path).strip_prefix(folder)
+                {
+                    note.path = relative.to_string_lossy().into_owned();
+                }
+                held.push(note);
             }
         }
         held.sort_by_key(|h| h.uploaded_at);
         Ok(held)
     }
 
-    /// Forgets a held file (after it was committed or returned).
-    pub fn release(&self, held: &HeldFile) -> Result<()> {
-        std::fs::remove_file(self.pending_dir().join(format!("{}.json", held.id)))?;
-        match held.path.is_dir() {
-            true => std::fs::remove_dir_all(&held.path).ok(),
-            false => std::fs::remove_file(&held.path).ok(),
-        };
+    /// Brings a held file to this machine, under `into` (a file, or a folder of a record file's
+    /// rows), to be committed from there.
+    pub(crate) async fn fetch_held(&self, held: &HeldFile, into: &Path) -> Result<()> {
+        let storage = self.storage();
+        match held.submission_id {
+            Some(_) => {
+                std::fs::create_dir_all(into)?;
+                for part in storage.list(&held.path).await? {
+                    let name = part.rsplit('/').next().unwrap_or(&part);
+                    storage.download(&part, &into.join(name)).await?;
+                }
+            }
+            None => storage.download(&held.path, into).await?,
+        }
         Ok(())
+    }
+
+    /// Forgets a held file (after it was committed or returned).
+    pub async fn release(&self, held: &HeldFile) -> Result<()> {
+        let storage = self.storage();
+        storage
+            .delete(&format!("{}/{}.json", self.layout().pending(), held.id))
+            .await?;
+        match held.submission_id {
+            Some(_) => storage.delete_folder(&held.path).await,
+            None => storage.delete(&held.path).await,
+        }
     }
 }
 

@@ -162,7 +162,7 @@ impl Warehouse {
         if events.is_empty() {
             return Ok(());
         }
-        let _lock = self.file_lock("audit.lock").await?;
+        let _lock = self.storage().lock("audit.lock").await?;
         self.create_table(AUDIT_LOG, audit_schema(), Vec::new()).await?;
         let table = self
             .table(AUDIT_LOG, None)

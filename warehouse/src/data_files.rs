@@ -14,6 +14,7 @@ use deltalake::kernel::{Action, Add, Remove};
 use futures::TryStreamExt;
 use serde_json::{Map, Value};
 
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// The values of a slice's partition columns, in the table's order.
@@ -29,40 +30,20 @@ pub(crate) fn parquet_files(folder: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Links the files of `folder` into `target` (a new folder), or copies them where a link cannot
-/// be made; the target appears whole or not at all.
-pub(crate) fn link_folder(folder: &Path, target: &Path) -> Result<()> {
-    let partial = target.with_extension("partial");
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)?;
-    }
-    std::fs::create_dir_all(&partial)?;
-    for file in parquet_files(folder)? {
-        let name = file
-            .file_name()
-            .ok_or_else(|| Error::Internal(format!("{} has no name", file.display())))?;
-        let linked = partial.join(name);
-        if std::fs::hard_link(&file, &linked).is_err() {
-            std::fs::copy(&file, &linked)?;
-        }
-    }
-    std::fs::rename(&partial, target)?;
-    Ok(())
-}
-
-/// Moves the Parquet files of `folder` into the table at `table_dir`, under the partition of
-/// `partition`, each named after the submission; returns the actions that add them.
-pub(crate) fn place(
+/// Moves the Parquet files of `folder` (on this machine) into the table at `table` (its path
+/// in the warehouse's storage), under the partition of `partition`, each named after the
+/// submission; returns the actions that add them.
+pub(crate) async fn place(
+    storage: &Storage,
     folder: &Path,
     submission_id: &str,
-    table_dir: &Path,
+    table: &str,
     partition: &PartitionValues,
 ) -> Result<Vec<Action>> {
     let partition_path: String = partition
         .iter()
         .map(|(name, value)| format!("{name}={value}/"))
         .collect();
-    std::fs::create_dir_all(table_dir.join(&partition_path))?;
     let mut actions = Vec::new();
     for file in parquet_files(folder)? {
         let name = file
@@ -70,9 +51,9 @@ pub(crate) fn place(
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::Internal(format!("{} has no name", file.display())))?;
         let relative = format!("{partition_path}{submission_id}-{name}");
-        let target = table_dir.join(&relative);
-        std::fs::rename(&file, &target)?;
-        actions.push(Action::Add(add_action(&target, relative, partition)?));
+        let add = add_action(&file, relative.clone(), partition)?;
+        storage.move_in(&file, &format!("{table}/{relative}")).await?;
+        actions.push(Action::Add(add));
     }
     Ok(actions)
 }

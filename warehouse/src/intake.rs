@@ -141,10 +141,10 @@ impl Warehouse {
 }
 
 impl Intake {
-    /// A new path under the data directory's uploads for a file being received, with an
-    /// extension the readers know (from `file_name`, else `csv`).
+    /// A new path on this machine for a file being received, with an extension the readers
+    /// know (from `file_name`, else `csv`).
     pub fn receiving(&self, file_name: &str) -> Result<PathBuf> {
-        let dir = self.warehouse.layout().uploads();
+        let dir = self.warehouse.layout().receiving();
         std::fs::create_dir_all(&dir)?;
         let lower = file_name.to_ascii_lowercase();
         let extension = ["xlsx", "tsv", "txt"]
@@ -157,7 +157,7 @@ impl Intake {
     /// Removes the files an earlier server received and never finished with, and record rows
     /// staged more than a day ago (by a process that died before it committed them).
     pub fn clear_received(&self) {
-        std::fs::remove_dir_all(self.warehouse.layout().uploads()).ok();
+        std::fs::remove_dir_all(self.warehouse.layout().receiving()).ok();
         let day = std::time::Duration::from_secs(24 * 3600);
         for entry in std::fs::read_dir(self.warehouse.layout().staging())
             .into_iter()
@@ -234,7 +234,7 @@ impl Intake {
                         sha256: sha256.unwrap_or_default(),
                     };
                     if self.require_approval && actor.role == Role::Province {
-                        self.hold(event, report, &delivery, &upload, &mut events)
+                        self.hold(event, report, &delivery, &upload, &mut events).await
                     } else {
                         to_commit.push((received.len(), event, upload));
                         // Its outcome once the batch is committed.
@@ -298,7 +298,7 @@ impl Intake {
             true => {
                 let submission_id = uuid::Uuid::new_v4().to_string();
                 Some((
-                    crate::pseudonym::Pseudonyms::open(self.warehouse.layout())?,
+                    crate::pseudonym::Pseudonyms::open(self.warehouse.layout()).await?,
                     StoredRows {
                         folder: self.warehouse.layout().staging().join(&submission_id),
                         submission_id,
@@ -372,7 +372,7 @@ impl Intake {
     }
 
     /// Holds a province's file for an admin's approval.
-    fn hold(
+    async fn hold(
         &self,
         mut event: AuditEvent,
         report: &ValidatedReport,
@@ -380,7 +380,7 @@ impl Intake {
         upload: &Upload,
         events: &mut Vec<AuditEvent>,
     ) -> Result<Outcome> {
-        let held = self.warehouse.hold(report, &delivery.path, upload)?;
+        let held = self.warehouse.hold(report, &delivery.path, upload).await?;
         event.outcome = "pending".into();
         event.detail = Some(format!("held {} for approval ({} rows)", held.id, held.rows));
         events.push(event);
@@ -456,7 +456,7 @@ impl Intake {
         if decisions.iter().any(|d| d.submission_id == id) {
             return Err(Error::Refused(format!("{id} has been decided on already")));
         }
-        let held = self.warehouse.held_files()?.into_iter().find(|h| h.id == id);
+        let held = self.warehouse.held_files().await?.into_iter().find(|h| h.id == id);
         let known = held.is_some()
             || self
                 .warehouse
@@ -499,7 +499,7 @@ impl Intake {
             .await?;
         if let Some(held) = &held {
             if verdict == Verdict::Approved {
-                self.warehouse.release(held)?;
+                self.warehouse.release(held).await?;
             }
             event.kind = Some(held.kind.as_str().to_string());
             event.province_code = held.province_code.as_deref().map(str::to_string);
@@ -510,8 +510,23 @@ impl Intake {
         Ok(Decided { verdict, submission })
     }
 
-    /// Validates a held file again and commits it in the name of whoever sent it.
+    /// Validates a held file again and commits it in the name of whoever sent it, from a copy
+    /// brought to this machine.
     async fn commit_held(&self, held: &HeldFile) -> Result<Submission> {
+        let local = match held.submission_id {
+            Some(_) => self.warehouse.layout().staging().join(&held.id),
+            None => self.receiving(&held.path)?,
+        };
+        self.warehouse.fetch_held(held, &local).await?;
+        let committed = self.commit_fetched(held, &local).await;
+        match held.submission_id {
+            Some(_) => std::fs::remove_dir_all(&local).ok(),
+            None => std::fs::remove_file(&local).ok(),
+        };
+        committed
+    }
+
+    async fn commit_fetched(&self, held: &HeldFile, local: &std::path::Path) -> Result<Submission> {
         let hint = SliceHint {
             school_year: Some(held.school_year),
             province_code: held.province_code.clone(),
@@ -526,14 +541,14 @@ impl Intake {
                 columns: Vec::new(),
                 notices: Vec::new(),
                 stored: Some(StoredRows {
-                    folder: held.path.clone(),
+                    folder: local.to_path_buf(),
                     submission_id: held.submission_id.clone().ok_or_else(|| {
                         Error::Internal(format!("the held record file {} names no submission", held.id))
                     })?,
                 }),
             },
             false => {
-                let delivery = Delivery::file(held.path.clone(), held.kind, hint);
+                let delivery = Delivery::file(local.to_path_buf(), held.kind, hint);
                 validate(&delivery).await?.map_err(|problems| {
                     Error::Refused(format!(
                         "the held file no longer validates: {}",
@@ -548,7 +563,7 @@ impl Intake {
             uploaded_at: DateTime::from_timestamp_micros(held.uploaded_at).unwrap_or_else(Utc::now),
             sha256: held.sha256.clone(),
         };
-        match self.warehouse.commit(&report, &held.path, &upload).await? {
+        match self.warehouse.commit(&report, local, &upload).await? {
             CommitOutcome::Committed(s) | CommitOutcome::Unchanged(s) => Ok(s),
         }
     }

@@ -36,11 +36,10 @@ pub mod reconcile;
 pub mod reference;
 pub mod rights;
 pub mod scan;
+pub mod storage;
 pub mod store;
 pub mod tables;
 pub mod workbench;
-
-use std::path::PathBuf;
 
 pub use datafusion::arrow::array::RecordBatch;
 pub use output::{OutputFormat, csv_header, csv_rows, render};
@@ -71,9 +70,9 @@ pub enum Error {
     /// A table version that does not exist.
     #[error("table {0} has no version {1} (its latest is {2})")]
     NoSuchVersion(String, u64, u64),
-    /// A directory that holds no warehouse.
+    /// A place that holds no warehouse.
     #[error("no warehouse at {0}: create one with `khoso init` (or `khoso init --sample`)")]
-    NotAWarehouse(PathBuf),
+    NotAWarehouse(String),
 
     // The environment.
     /// Reading or writing files failed.

@@ -8,8 +8,6 @@
 //! the tables and the archive, readable and writable by the server's user only. Losing it breaks
 //! the link between years; copying it with a backup keeps it.
 
-use std::io::Write;
-
 use hmac::{KeyInit, Mac};
 use ingest::{ColumnValues, ReportColumn, TextValues, ValidatedReport};
 use rand::RngCore;
@@ -37,40 +35,43 @@ impl std::fmt::Debug for Pseudonyms {
 }
 
 impl Pseudonyms {
-    /// Makes the warehouse's key if it has none (readable by this user only); an existing key
-    /// is kept.
-    pub fn create(layout: &Layout) -> Result<()> {
+    /// Makes the warehouse's key if it has none; an existing key is kept. The key is written
+    /// only if no other process wrote one first, so that processes starting together agree on
+    /// one. On disk its folder is readable by this user only.
+    pub async fn create(layout: &Layout) -> Result<()> {
         let path = layout.pseudonym_key();
-        if path.exists() {
+        let storage = layout.storage();
+        if storage.exists(path).await? {
             return Ok(());
         }
-        if let Some(dir) = path.parent() {
+        let local = storage.folder_of_this_machine().map(|folder| folder.join(path));
+        if let Some(dir) = local.as_ref().and_then(|p| p.parent()) {
             std::fs::create_dir_all(dir)?;
             restrict(dir, 0o700)?;
         }
         let mut key = [0u8; KEY_BYTES];
         rand::rng().fill_bytes(&mut key);
-        let partial = path.with_extension("partial");
-        let mut file = std::fs::File::create(&partial)?;
-        restrict(&partial, 0o600)?;
-        file.write_all(hex::encode(key).as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&partial, &path)?;
+        storage.create(path, hex::encode(key).into_bytes()).await?;
+        if let Some(file) = &local {
+            restrict(file, 0o600)?;
+        }
         Ok(())
     }
 
     /// The warehouse's key.
-    pub fn open(layout: &Layout) -> Result<Self> {
+    pub async fn open(layout: &Layout) -> Result<Self> {
         let path = layout.pseudonym_key();
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::Internal(format!(
-                "the pseudonym key {} cannot be read ({e}): restore it from the backup of this warehouse",
-                path.display()
-            ))
-        })?;
-        let bytes = hex::decode(text.trim()).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+        let restore = "restore it from the backup of this warehouse";
+        let text = layout
+            .storage()
+            .read(path)
+            .await
+            .map_err(|e| Error::Internal(format!("the pseudonym key {path} cannot be read ({e}): {restore}")))?
+            .ok_or_else(|| Error::Internal(format!("the pseudonym key {path} is missing: {restore}")))?;
+        let bytes =
+            hex::decode(String::from_utf8_lossy(&text).trim()).map_err(|e| Error::Internal(format!("{path}: {e}")))?;
         let key = <[u8; KEY_BYTES]>::try_from(bytes.as_slice())
-            .map_err(|_| Error::Internal(format!("{} does not hold a {KEY_BYTES}-byte key", path.display())))?;
+            .map_err(|_| Error::Internal(format!("{path} does not hold a {KEY_BYTES}-byte key")))?;
         let keyed = <HmacSha256 as KeyInit>::new_from_slice(&key).expect("HMAC takes a key of any length");
         Ok(Self { keyed })
     }
@@ -178,12 +179,16 @@ fn restrict(path: &std::path::Path, mode: u32) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn one_key_one_pseudonym_per_identifier_and_no_way_back() {
+    fn layout_in(dir: &std::path::Path) -> Layout {
+        Layout::new(crate::storage::Storage::new(&dir.to_string_lossy(), &[], true).expect("storage"))
+    }
+
+    #[tokio::test]
+    async fn one_key_one_pseudonym_per_identifier_and_no_way_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let layout = Layout::new(dir.path()).expect("layout");
-        Pseudonyms::create(&layout).expect("key");
-        let first = Pseudonyms::open(&layout).expect("open");
+        let layout = layout_in(dir.path());
+        Pseudonyms::create(&layout).await.expect("key");
+        let first = Pseudonyms::open(&layout).await.expect("open");
         let learner = "001203004567";
         let pseudonym = first.of(learner);
         assert_eq!(pseudonym.len(), 64);
@@ -196,27 +201,26 @@ mod tests {
         );
         assert_ne!(first.of("001203004568"), pseudonym);
         // Made again, the key is kept: the same learner next year has the same pseudonym.
-        Pseudonyms::create(&layout).expect("kept");
-        assert_eq!(Pseudonyms::open(&layout).expect("open").of(learner), pseudonym);
-        let key = std::fs::read_to_string(layout.pseudonym_key()).expect("key file");
+        Pseudonyms::create(&layout).await.expect("kept");
+        assert_eq!(Pseudonyms::open(&layout).await.expect("open").of(learner), pseudonym);
+        let key_file = dir.path().join(layout.pseudonym_key());
+        let key = std::fs::read_to_string(&key_file).expect("key file");
         assert!(!format!("{first:?}").contains(key.trim()));
 
         let other = tempfile::tempdir().expect("tempdir");
-        let other = Layout::new(other.path()).expect("layout");
-        Pseudonyms::create(&other).expect("key");
+        let other = layout_in(other.path());
+        Pseudonyms::create(&other).await.expect("key");
         assert_ne!(
-            Pseudonyms::open(&other).expect("open").of(learner),
+            Pseudonyms::open(&other).await.expect("open").of(learner),
             pseudonym,
             "another warehouse, another key"
         );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(layout.pseudonym_key())
-                .expect("key file")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600, "readable by the server's user only");
+            let mode = |path: &std::path::Path| std::fs::metadata(path).expect("exists").permissions().mode() & 0o777;
+            assert_eq!(mode(&key_file), 0o600, "readable by the server's user only");
+            assert_eq!(mode(key_file.parent().expect("folder")), 0o700);
         }
     }
 

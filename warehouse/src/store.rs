@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,24 +15,24 @@ use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use datafusion::prelude::{Expr, SessionContext, cast, col, lit};
-use deltalake::DeltaTable;
 use deltalake::kernel::DataType as DeltaType;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use futures::StreamExt;
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use futures::{StreamExt, TryStreamExt};
 use ingest::{ReportKind, ValidatedReport};
 use sha2::{Digest, Sha256};
-use url::Url;
 
 use crate::accounts::Role;
 use crate::approvals::APPROVALS;
-use crate::catalogue::{self, CATALOGUE, Storage};
+use crate::catalogue::{self, CATALOGUE};
 use crate::data_files;
 use crate::guard::{QueryLimits, check_read_only, located, read_only_options};
 use crate::kpi::{self, KpiRow};
 use crate::layout::Layout;
 use crate::metrics::{Dimension, Metrics};
 use crate::reference::reference_tables;
+use crate::storage::Storage;
 use crate::tables::{
     KPI_VALUES, SOURCE_VERSIONS, SUBMISSIONS, Submission, fact_table, kpi_values_table_schema, partition_columns,
     report_batch, submissions_schema,
@@ -88,25 +88,35 @@ pub struct Warehouse {
     /// Each table as last loaded at its latest version: the next read of a newer version
     /// replays only the commits in between, not the whole log.
     loaded: Arc<std::sync::Mutex<HashMap<String, DeltaTable>>>,
+    /// Each table's latest version as last seen: the next look lists only the commits after it.
+    seen: Arc<std::sync::Mutex<HashMap<String, u64>>>,
 }
 
 impl Warehouse {
-    /// Creates the directory layout and the empty tables where missing, and opens the warehouse.
-    /// Running it on an existing warehouse changes nothing.
+    /// Creates the warehouse's empty tables where missing in a folder (made if need be), and
+    /// opens it. Running it on an existing warehouse changes nothing.
     pub async fn init(root: &Path) -> Result<Self> {
-        let warehouse = Self::at(root)?;
-        std::fs::create_dir_all(warehouse.layout.tables())?;
-        std::fs::create_dir_all(warehouse.layout.archive())?;
+        Self::init_in(Storage::new(&root.to_string_lossy(), &[], true)?).await
+    }
+
+    /// [`Warehouse::init`] in any storage (a folder, or a prefix of an object store).
+    pub async fn init_in(storage: Storage) -> Result<Self> {
+        let warehouse = Self::at(storage);
         warehouse.complete().await?;
         Ok(warehouse)
     }
 
-    /// Opens an existing warehouse. One made by an earlier khoso gains what it lacks (a table
-    /// added to the catalogue since, the pseudonym key), empty.
+    /// Opens an existing warehouse in a folder.
     pub async fn open(root: &Path) -> Result<Self> {
-        let warehouse = Self::at(root)?;
-        if !warehouse.layout.table_log(SUBMISSIONS).is_dir() {
-            return Err(Error::NotAWarehouse(root.to_path_buf()));
+        Self::open_in(Storage::new(&root.to_string_lossy(), &[], false)?).await
+    }
+
+    /// Opens an existing warehouse in any storage. One made by an earlier khoso gains what it
+    /// lacks (a table added to the catalogue since, the pseudonym key), empty.
+    pub async fn open_in(storage: Storage) -> Result<Self> {
+        let warehouse = Self::at(storage);
+        if warehouse.latest_version(SUBMISSIONS).await?.is_none() {
+            return Err(Error::NotAWarehouse(warehouse.layout.storage().url().to_string()));
         }
         warehouse.complete().await?;
         Ok(warehouse)
@@ -114,7 +124,7 @@ impl Warehouse {
 
     /// Makes the catalogue's Delta tables and the pseudonym key where missing.
     async fn complete(&self) -> Result<()> {
-        crate::pseudonym::Pseudonyms::create(&self.layout)?;
+        crate::pseudonym::Pseudonyms::create(&self.layout).await?;
         for table in CATALOGUE.iter().filter(|t| t.is_delta()) {
             let partitions = table.partitioning.iter().map(|c| c.to_string()).collect();
             self.create_table(table.name, (table.schema)(), partitions).await?;
@@ -122,13 +132,14 @@ impl Warehouse {
         Ok(())
     }
 
-    fn at(root: &Path) -> Result<Self> {
-        Ok(Self {
-            layout: Layout::new(root)?,
+    fn at(storage: Storage) -> Self {
+        Self {
+            layout: Layout::new(storage),
             metrics: None,
             recovered: Arc::new(AtomicBool::new(false)),
             loaded: Arc::default(),
-        })
+            seen: Arc::default(),
+        }
     }
 
     /// Attaches the KPIs: their views join the SQL session, and their values are kept fresh.
@@ -144,9 +155,9 @@ impl Warehouse {
             .ok_or_else(|| Error::Internal("no metrics attached to the warehouse".into()))
     }
 
-    /// The data directory.
-    pub fn root(&self) -> &Path {
-        self.layout.root()
+    /// Where the warehouse is kept.
+    pub fn storage(&self) -> &Storage {
+        self.layout.storage()
     }
 
     /// Where everything is under the data directory.
@@ -154,19 +165,19 @@ impl Warehouse {
         &self.layout
     }
 
-    fn table_url(&self, name: &str) -> Result<Url> {
-        let dir = self.layout.table(name);
-        Url::from_directory_path(&dir).map_err(|()| Error::Internal(format!("not a usable path: {}", dir.display())))
+    /// A table's handle, not loaded yet.
+    fn table_builder(&self, name: &str) -> Result<DeltaTableBuilder> {
+        Ok(DeltaTableBuilder::from_url(self.layout.table_url(name)?)?
+            .with_storage_options(self.layout.storage().options().clone()))
     }
 
     pub(crate) async fn create_table(&self, name: &str, schema: SchemaRef, partitions: Vec<String>) -> Result<()> {
-        let dir = self.layout.table(name);
-        if self.layout.table_log(name).is_dir() {
+        if self.latest_version(name).await?.is_some() {
             return Ok(());
         }
-        std::fs::create_dir_all(&dir)?;
-        let mut builder = DeltaTable::try_from_url(self.table_url(name)?)
-            .await?
+        let mut builder = self
+            .table_builder(name)?
+            .build()?
             .create()
             .with_table_name(name)
             .with_save_mode(SaveMode::Ignore)
@@ -187,14 +198,9 @@ impl Warehouse {
 
     /// Opens a table at its latest version, or at `version`.
     pub async fn table(&self, name: &str, version: Option<u64>) -> Result<DeltaTable> {
-        let log = self.layout.table_log(name);
-        let latest = match log.is_dir() {
-            true => latest_version(&log)?,
-            false => None,
-        };
-        let Some(latest) = latest else {
+        let Some(latest) = self.latest_version(name).await? else {
             // Not a table (yet): deltalake says so.
-            return Ok(deltalake::open_table(self.table_url(name)?).await?);
+            return Ok(self.table_builder(name)?.load().await?);
         };
         let wanted = version.unwrap_or(latest);
         if wanted > latest {
@@ -208,7 +214,7 @@ impl Warehouse {
                 table.load_version(wanted).await?;
                 table
             }
-            None => deltalake::open_table_with_version(self.table_url(name)?, wanted).await?,
+            None => self.table_builder(name)?.with_version(wanted).load().await?,
         };
         if wanted == latest {
             self.loaded
@@ -230,33 +236,53 @@ impl Warehouse {
     }
 
     /// The latest version of every table: the highest-numbered commit file in each table's
-    /// `_delta_log` (the Delta protocol's definition of the latest version). A directory
-    /// listing per table, without loading any table state, so it is cheap enough to ask on
-    /// every request.
+    /// `_delta_log` (the Delta protocol's definition of the latest version). A listing of the
+    /// commits after the last one seen, per table, without loading any table state, so it is
+    /// cheap enough to ask on every request.
     pub async fn versions(&self) -> Result<TableVersions> {
-        let layout = self.layout.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut versions = TableVersions::new();
-            for name in Self::table_names() {
-                let log = layout.table_log(name);
-                let latest =
-                    latest_version(&log)?.ok_or_else(|| Error::Internal(format!("no commit in {}", log.display())))?;
-                versions.insert(name.to_string(), latest);
-            }
-            Ok(versions)
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
+        let names = Self::table_names();
+        let latest = futures::future::try_join_all(names.iter().map(|name| self.latest_version(name))).await?;
+        names
+            .into_iter()
+            .zip(latest)
+            .map(|(name, latest)| {
+                let latest = latest.ok_or_else(|| Error::Internal(format!("table {name} has no commit")))?;
+                Ok((name.to_string(), latest))
+            })
+            .collect()
     }
 
     /// The latest version of the `approvals` table (none before the first decision's table
     /// exists): readers that keep decisions in memory read them again when it changes.
-    pub fn decisions_version(&self) -> Result<Option<u64>> {
-        let log = self.layout.table_log(APPROVALS);
-        if !log.is_dir() {
-            return Ok(None);
+    pub async fn decisions_version(&self) -> Result<Option<u64>> {
+        self.latest_version(APPROVALS).await
+    }
+
+    /// The highest-numbered commit file in a table's log (none if there is no table): the
+    /// commits after the last one this handle saw.
+    pub(crate) async fn latest_version(&self, name: &str) -> Result<Option<u64>> {
+        let seen = self.seen.lock().ok().and_then(|seen| seen.get(name).copied());
+        let log = object_store::path::Path::from(self.layout.table_log(name));
+        let offset = seen.map(|v| object_store::path::Path::from(format!("{log}/{v:020}.json")));
+        let store = self.layout.storage().store();
+        let mut listing = match &offset {
+            Some(offset) => store.list_with_offset(Some(&log), offset),
+            None => store.list(Some(&log)),
+        };
+        let mut latest = seen;
+        while let Some(meta) = listing.try_next().await.map_err(crate::storage::object_error)? {
+            let version = meta
+                .location
+                .filename()
+                .and_then(|n| n.strip_suffix(".json"))
+                .filter(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse::<u64>().ok());
+            latest = latest.max(version);
         }
-        latest_version(&log)
+        if let (Some(latest), Ok(mut seen)) = (latest, self.seen.lock()) {
+            seen.insert(name.to_string(), latest);
+        }
+        Ok(latest)
     }
 
     /// The tag the KPI values of the tables as they are now carry (or will carry once
@@ -293,19 +319,23 @@ impl Warehouse {
                 _ if replacement.as_ref().is_some_and(|(name, _)| *name == entry.name) => {
                     replacement.as_ref().map(|(_, p)| Arc::clone(p)).expect("matched")
                 }
-                Storage::Reference => match reference.iter().find(|(name, _)| *name == entry.name) {
+                catalogue::Storage::Reference => match reference.iter().find(|(name, _)| *name == entry.name) {
                     Some((_, table)) => Arc::clone(table) as _,
                     None => continue,
                 },
-                Storage::Source => {
+                catalogue::Storage::Source => {
                     let table = self.table(entry.name, pins.get(entry.name).copied()).await?;
                     table.update_datafusion_session(&ctx.state())?;
                     crate::scan::DeltaFiles::provider(&table)?
                 }
                 // Ledgers made after the warehouse (a warehouse of an older khoso) may not be
                 // there yet.
-                Storage::Ledger if !self.layout.table_log(entry.name).is_dir() => continue,
-                Storage::Ledger => crate::scan::DeltaFiles::provider(&self.table(entry.name, None).await?)?,
+                catalogue::Storage::Ledger if self.latest_version(entry.name).await?.is_none() => continue,
+                catalogue::Storage::Ledger => {
+                    let table = self.table(entry.name, None).await?;
+                    table.update_datafusion_session(&ctx.state())?;
+                    crate::scan::DeltaFiles::provider(&table)?
+                }
             };
             ctx.register_table(entry.name, provider)?;
         }
@@ -376,17 +406,10 @@ impl Warehouse {
             .map_err(|e| limits.explain(e))
     }
 
-    /// `text` with the data directory's absolute path (as a path, and as query plans show it,
-    /// without its leading `/`) written `DATA`: no answer shows where the server keeps its files.
+    /// `text` with the warehouse's location (its folder as a path and as query plans show it,
+    /// or its bucket and prefix) written `DATA`: no answer shows where the server keeps its files.
     pub fn hide_paths(&self, text: &str) -> String {
-        let root = self.layout.root().to_string_lossy();
-        let relative = root.trim_start_matches('/');
-        let hidden = text.replace(root.as_ref(), "DATA");
-        // Without its leading `/`, a root of one component ("data") would be any word.
-        match relative.contains('/') {
-            true => hidden.replace(relative, "DATA"),
-            false => hidden,
-        }
+        self.layout.storage().hide_location(text)
     }
 
     /// A batch of text (an `EXPLAIN`'s plan) with [`Warehouse::hide_paths`] applied to every
@@ -435,7 +458,7 @@ impl Warehouse {
     ) -> Result<Vec<RecordBatch>> {
         let run = async {
             let stream = self.query_stream(sql, pins, limits, reader).await?;
-            futures::TryStreamExt::try_collect::<Vec<_>>(stream)
+            TryStreamExt::try_collect::<Vec<_>>(stream)
                 .await
                 .map_err(Error::from_query)
         };
@@ -606,7 +629,11 @@ impl Warehouse {
             }
             let mut recorded = Vec::new();
             for (table, writes) in by_table {
-                let version = self.write_slices(table, &writes).await?;
+                let version = match self.write_slices(table, &writes).await {
+                    Ok(version) => version,
+                    Err(Error::Delta(e)) if is_conflict(&e) => return Err(self.lost_race(table, &writes).await),
+                    Err(e) => return Err(e),
+                };
                 for (index, mut submission, _) in writes {
                     submission.table_version = version;
                     current.insert(
@@ -637,20 +664,27 @@ impl Warehouse {
     async fn rows_to_write(&self, report: &ValidatedReport, file: &Path, submission: &Submission) -> Result<Rows> {
         match &report.stored {
             Some(stored) => {
-                let archived = self.archive_folder_of(&submission.sha256)?;
-                if !archived.exists() {
-                    data_files::link_folder(&stored.folder, &archived)?;
-                }
                 let table = fact_table(report.kind);
                 let partition =
                     data_files::slice_partition(report.kind, report.school_year, report.province_code.as_deref());
                 let added = data_files::place(
+                    self.layout.storage(),
                     &stored.folder,
                     &stored.submission_id,
-                    &self.layout.table(table),
+                    &format!("tables/{table}"),
                     &partition,
-                )?;
+                )
+                .await?;
                 std::fs::remove_dir_all(&stored.folder).ok();
+                // The archive keeps the table's files (a hard link on disk, a copy on S3).
+                let archived = self.archived_records(&submission.sha256)?;
+                for action in &added {
+                    if let deltalake::kernel::Action::Add(add) = action {
+                        let name = add.path.rsplit('/').next().unwrap_or(&add.path);
+                        let from = format!("tables/{table}/{}", add.path);
+                        self.layout.storage().copy(&from, &format!("{archived}/{name}")).await?;
+                    }
+                }
                 Ok(Rows::Files(added))
             }
             None if report.kind.holds_people() => Err(Error::Internal(format!(
@@ -658,7 +692,7 @@ impl Warehouse {
                 report.kind
             ))),
             None => {
-                self.archive(file, &submission.sha256)?;
+                self.archive(file, &submission.sha256).await?;
                 Ok(Rows::Batch(report_batch(report, &submission.submission_id)?))
             }
         }
@@ -779,7 +813,17 @@ impl Warehouse {
             return Ok(tag);
         }
         let _lock = self.lock().await?;
-        self.refresh_kpis_locked().await
+        // Processes of other machines may refresh at the same moment: one overwrite wins, and
+        // the others look again (the values may be fresh now, or stale again).
+        for _ in 0..KPI_REFRESH_ATTEMPTS {
+            match self.refresh_kpis_locked().await {
+                Err(Error::Delta(e)) if is_conflict(&e) => continue,
+                done => return done,
+            }
+        }
+        Err(Error::Internal(
+            "the KPI values kept being rewritten by other processes".into(),
+        ))
     }
 
     async fn refresh_kpis_locked(&self) -> Result<String> {
@@ -958,17 +1002,68 @@ impl Warehouse {
         Ok(KpiSnapshot { tag, rows, submissions })
     }
 
+    /// What a commit that lost the race for its slice answers: another process committed a
+    /// file of the same slice in between. Its data files, written for nothing, go.
+    async fn lost_race(&self, table: &str, writes: &[(usize, Submission, Rows)]) -> Error {
+        for (_, _, rows) in writes {
+            if let Rows::Files(actions) = rows {
+                for action in actions {
+                    if let deltalake::kernel::Action::Add(add) = action {
+                        let path = format!("tables/{table}/{}", add.path);
+                        self.layout.storage().delete(&path).await.ok();
+                    }
+                }
+            }
+        }
+        let slices: Vec<String> = writes
+            .iter()
+            .map(|(_, s, _)| {
+                let province = s
+                    .province_code
+                    .as_deref()
+                    .map(|p| format!(", province {p}"))
+                    .unwrap_or_default();
+                format!("{} {}{province}", s.kind, s.school_year)
+            })
+            .collect();
+        Error::Refused(format!(
+            "Một tệp khác của cùng phần dữ liệu ({slices}) vừa được ghi cùng lúc; tệp này chưa được ghi. \
+             Hãy xem phần dữ liệu hiện có rồi gửi lại nếu tệp này vẫn đúng. / Another file of the same \
+             slice ({slices}) was committed at the same moment; this one was not. Look at what the slice \
+             holds now, and send this file again if it is still the right one.",
+            slices = slices.join("; ")
+        ))
+    }
+
+    /// Appends the submissions of fact-table commits. Each commit's submissions are recorded
+    /// once: the append carries the commit's application id (`khoso.TABLE.VERSION`), so a
+    /// process repairing an unrecorded commit and the process that made it, racing, cannot both
+    /// write them (Delta refuses the second).
     async fn record_submissions(&self, submissions: &[Submission]) -> Result<()> {
         let batch = Submission::to_batch(submissions)?;
-        let table = self
+        let commits: std::collections::BTreeSet<String> = submissions.iter().map(recorded_commit).collect();
+        let mut properties = CommitProperties::default();
+        for commit in commits {
+            properties = properties.with_application_transaction(deltalake::kernel::Transaction::new(commit, 0));
+        }
+        let written = self
             .table(SUBMISSIONS, None)
             .await?
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
-            .await?;
-        // Every append adds a small file; lookups by slice scan them, so keep them few.
-        if table.get_file_uris()?.count() > SUBMISSION_FILES_BEFORE_COMPACTION {
-            table.optimize().await?;
+            .with_commit_properties(properties)
+            .await;
+        let table = match written {
+            Ok(table) => table,
+            Err(e) if is_recorded_already(&e) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        // Every append adds a small file; lookups by slice scan them, so keep them few. Two
+        // processes compacting at once: one wins, and the other's files are compacted next time.
+        if table.get_file_uris()?.count() > SUBMISSION_FILES_BEFORE_COMPACTION
+            && let Err(e) = table.optimize().await
+        {
+            tracing::warn!(cause = %e, "the submissions table was not compacted");
         }
         Ok(())
     }
@@ -990,30 +1085,35 @@ impl Warehouse {
 
     /// A process killed between the fact-table commit and the submissions append leaves a table
     /// version without its submission row; the commit metadata holds the row, so the first
-    /// commit of the next process writes it. Commits are serialised by the lock, so only a
-    /// table's last commit can be such.
+    /// commit of the next process writes it. On a disk, commits take turns, so only a table's
+    /// last commit can be such; on an object store, processes of other machines commit in
+    /// between, so the last [`COMMITS_RECOVERED`] are looked at.
     async fn recover_unrecorded_commits(&self) -> Result<()> {
+        let recorded: std::collections::HashSet<String> =
+            self.submissions().await?.into_iter().map(|s| s.submission_id).collect();
         for kind in ReportKind::ALL {
-            let table = self.table(fact_table(kind), None).await?;
-            let version = table.version().unwrap_or(0);
-            let last = StreamExt::collect::<Vec<_>>(table.history(Some(1))).await;
-            for info in last.into_iter().flatten() {
-                let written: Vec<Submission> =
-                    match (info.info.get(SUBMISSIONS_METADATA), info.info.get(SUBMISSION_METADATA)) {
-                        (Some(list), _) => serde_json::from_value(list.clone()).unwrap_or_default(),
-                        (None, Some(one)) => serde_json::from_value(one.clone()).into_iter().collect(),
-                        (None, None) => continue,
-                    };
-                let mut unrecorded = Vec::new();
-                for mut submission in written {
-                    let recorded = self
-                        .submissions_where(Some(col("submission_id").eq(lit(submission.submission_id.clone()))))
-                        .await?;
-                    if recorded.is_empty() {
-                        submission.table_version = version as i64;
-                        unrecorded.push(submission);
-                    }
-                }
+            let table = fact_table(kind);
+            let Some(latest) = self.latest_version(table).await? else {
+                continue;
+            };
+            let first = latest.saturating_sub(COMMITS_RECOVERED - 1);
+            let commits: Vec<(u64, Option<Vec<u8>>)> = futures::stream::iter(first..=latest)
+                .map(|version| async move {
+                    let path = format!("{}/{version:020}.json", self.layout.table_log(table));
+                    Ok::<_, Error>((version, self.layout.storage().read(&path).await?))
+                })
+                .buffered(8)
+                .try_collect()
+                .await?;
+            for (version, commit) in commits {
+                let unrecorded: Vec<Submission> = committed_submissions(commit.as_deref().unwrap_or_default())
+                    .into_iter()
+                    .filter(|s| !recorded.contains(&s.submission_id))
+                    .map(|s| Submission {
+                        table_version: version as i64,
+                        ..s
+                    })
+                    .collect();
                 if !unrecorded.is_empty() {
                     self.record_submissions(&unrecorded).await?;
                 }
@@ -1022,70 +1122,41 @@ impl Warehouse {
         Ok(())
     }
 
-    fn archive(&self, file: &Path, sha256: &str) -> Result<PathBuf> {
+    /// Keeps a file as it came in the archive, under its SHA-256; returns its path there.
+    async fn archive(&self, file: &Path, sha256: &str) -> Result<String> {
         let extension = file
             .extension()
             .and_then(|e| e.to_str())
             .filter(|e| e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()))
             .map(str::to_ascii_lowercase)
             .unwrap_or_else(|| "bin".to_string());
-        let dir = self
+        let folder = self
             .layout
             .archive_folder(sha256)
             .ok_or_else(|| Error::Internal(format!("not a SHA-256: {sha256:?}")))?;
-        let target = dir.join(format!("{sha256}.{extension}"));
-        if target.exists() {
-            return Ok(target);
+        let target = format!("{folder}/{sha256}.{extension}");
+        if !self.layout.storage().exists(&target).await? {
+            self.layout.storage().upload(file, &target).await?;
         }
-        std::fs::create_dir_all(&dir)?;
-        let partial = dir.join(format!(".{sha256}.partial"));
-        std::fs::copy(file, &partial)?;
-        File::open(&partial)?.sync_all()?;
-        std::fs::rename(&partial, &target)?;
         Ok(target)
     }
 
     /// Where the archive keeps a record file: the folder of the Parquet files of its
     /// pseudonymised rows, under the SHA-256 of the bytes sent (so a file sent again is still
     /// recognised).
-    fn archive_folder_of(&self, sha256: &str) -> Result<PathBuf> {
-        let dir = self
+    fn archived_records(&self, sha256: &str) -> Result<String> {
+        let folder = self
             .layout
             .archive_folder(sha256)
             .ok_or_else(|| Error::Internal(format!("not a SHA-256: {sha256:?}")))?;
-        std::fs::create_dir_all(&dir)?;
-        Ok(dir.join(format!("{sha256}.parquet")))
-    }
-
-    /// The archived copy of a submitted file.
-    pub fn archived_file(&self, sha256: &str) -> Option<PathBuf> {
-        let dir = self.layout.archive_folder(sha256)?;
-        std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(sha256) && !n.ends_with(".partial"))
-        })
+        Ok(format!("{folder}/{sha256}.parquet"))
     }
 
     async fn lock(&self) -> Result<File> {
-        self.file_lock("commit.lock").await
-    }
-
-    /// Holds an exclusive lock on a file of the warehouse directory, across processes.
-    pub(crate) async fn file_lock(&self, name: &str) -> Result<File> {
-        let path = self.layout.lock(name);
-        tokio::task::spawn_blocking(move || {
-            let file = File::options().create(true).truncate(false).write(true).open(&path)?;
-            file.lock()?;
-            Ok::<_, std::io::Error>(file)
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(Error::from)
+        self.layout.storage().lock("commit.lock").await
     }
 }
 
-/// The highest-numbered commit file in a Delta log directory.
 /// A DataFusion session whose queries yield often and whose growing functions are bounded
 /// (see [`crate::bounds`]), with a memory pool of `memory_bytes` when given.
 fn bounded_session(memory_bytes: Option<usize>, reader: Role) -> Result<SessionContext> {
@@ -1115,18 +1186,54 @@ fn bounded_session(memory_bytes: Option<usize>, reader: Role) -> Result<SessionC
     Ok(ctx)
 }
 
-fn latest_version(log: &Path) -> Result<Option<u64>> {
-    let mut latest = None;
-    for entry in std::fs::read_dir(log)? {
-        let file_name = entry?.file_name();
-        let version = file_name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".json"))
-            .filter(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|n| n.parse::<u64>().ok());
-        latest = latest.max(version);
+/// Times a KPI refresh that lost the race to another process's looks again.
+const KPI_REFRESH_ATTEMPTS: usize = 8;
+
+/// Fact-table commits the repair of unrecorded submissions looks back at (see
+/// [`Warehouse::recover`]).
+const COMMITS_RECOVERED: u64 = 20;
+
+/// The submissions a fact-table commit (its log file's lines) says it wrote.
+fn committed_submissions(commit: &[u8]) -> Vec<Submission> {
+    let info = serde_json::Deserializer::from_slice(commit)
+        .into_iter::<serde_json::Value>()
+        .flatten()
+        .find_map(|action| action.get("commitInfo").cloned());
+    let Some(info) = info else {
+        return Vec::new();
+    };
+    match (info.get(SUBMISSIONS_METADATA), info.get(SUBMISSION_METADATA)) {
+        (Some(list), _) => serde_json::from_value(list.clone()).unwrap_or_default(),
+        (None, Some(one)) => serde_json::from_value(one.clone()).into_iter().collect(),
+        (None, None) => Vec::new(),
     }
-    Ok(latest)
+}
+
+/// The application id under which a submission's fact-table commit is recorded.
+fn recorded_commit(submission: &Submission) -> String {
+    format!("khoso.{}.{}", fact_table(submission.kind), submission.table_version)
+}
+
+/// Whether a commit failed because another writer changed what it rests on.
+fn is_conflict(error: &deltalake::DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    matches!(
+        error,
+        deltalake::DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(_) | TransactionError::MaxCommitAttempts(_)
+        }
+    )
+}
+
+/// Whether an append of submissions failed because another process recorded the same commit.
+fn is_recorded_already(error: &deltalake::DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::{CommitConflictError, TransactionError};
+    matches!(
+        error,
+        deltalake::DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction)
+        }
+    )
 }
 
 /// The rows a commit writes: a batch in memory, or the actions adding the data files a record

@@ -1,14 +1,11 @@
-//! What the SQL workbench remembers: each account's recent queries (`DATA/sql/history-<id>.jsonl`,
-//! one JSON line per query, appended) and the queries saved under a name for everyone who may
-//! query (`DATA/sql/saved.json`, rewritten through a temporary file under a lock).
-
-use std::fs::File;
-use std::io::Write;
-use std::path::PathBuf;
+//! What the SQL workbench remembers: each account's recent queries (`DATA/sql/history-<id>.json`)
+//! and the queries saved under a name for everyone who may query (`DATA/sql/saved.json`), each
+//! rewritten whole over the version it was read at ([`Storage::update_json`]).
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// A query an account ran.
@@ -41,87 +38,71 @@ pub struct SavedQuery {
     pub at: i64,
 }
 
-/// The workbench's memory under a warehouse directory.
+/// How many of an account's queries its history keeps.
+const HISTORY_KEPT: usize = 200;
+
+/// The workbench's memory in a warehouse.
 #[derive(Debug, Clone)]
 pub struct Workbench {
-    dir: PathBuf,
+    storage: Storage,
+    dir: &'static str,
 }
 
 impl Workbench {
     /// The workbench files of a warehouse.
     pub fn new(layout: &crate::layout::Layout) -> Self {
         Self {
+            storage: layout.storage().clone(),
             dir: layout.workbench(),
         }
     }
 
-    fn history_file(&self, account_id: &str) -> Result<PathBuf> {
+    fn history_file(&self, account_id: &str) -> Result<String> {
         if account_id.is_empty() || !account_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(Error::Internal(format!("not an account id: {account_id:?}")));
         }
-        Ok(self.dir.join(format!("history-{account_id}.jsonl")))
+        Ok(format!("{}/history-{account_id}.json", self.dir))
     }
 
-    /// Remembers a query an account ran.
-    pub fn record(&self, account_id: &str, entry: &HistoryEntry) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let mut line = serde_json::to_vec(entry).map_err(|e| Error::Internal(e.to_string()))?;
-        line.push(b'\n');
-        let mut file = File::options()
-            .create(true)
-            .append(true)
-            .open(self.history_file(account_id)?)?;
-        file.write_all(&line)?;
-        Ok(())
+    /// Remembers a query an account ran (its last [`HISTORY_KEPT`]).
+    pub async fn record(&self, account_id: &str, entry: &HistoryEntry) -> Result<()> {
+        self.storage
+            .update_json(&self.history_file(account_id)?, |history: &mut Vec<HistoryEntry>| {
+                history.push(entry.clone());
+                let over = history.len().saturating_sub(HISTORY_KEPT);
+                history.drain(..over);
+                Ok(())
+            })
+            .await
     }
 
     /// An account's last `n` queries, newest first.
-    pub fn history(&self, account_id: &str, n: usize) -> Result<Vec<HistoryEntry>> {
-        let text = match std::fs::read_to_string(self.history_file(account_id)?) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(text
-            .lines()
-            .rev()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .take(n)
-            .collect())
+    pub async fn history(&self, account_id: &str, n: usize) -> Result<Vec<HistoryEntry>> {
+        let history: Vec<HistoryEntry> = self
+            .storage
+            .read_json(&self.history_file(account_id)?)
+            .await?
+            .unwrap_or_default();
+        Ok(history.into_iter().rev().take(n).collect())
     }
 
-    fn saved_file(&self) -> PathBuf {
-        self.dir.join("saved.json")
+    fn saved_file(&self) -> String {
+        format!("{}/saved.json", self.dir)
     }
 
     /// Every saved query, newest first.
-    pub fn saved(&self) -> Result<Vec<SavedQuery>> {
-        match std::fs::read(self.saved_file()) {
-            Ok(bytes) => {
-                let mut saved: Vec<SavedQuery> =
-                    serde_json::from_slice(&bytes).map_err(|e| Error::Internal(format!("saved queries: {e}")))?;
-                saved.sort_by_key(|s| std::cmp::Reverse(s.at));
-                Ok(saved)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
-        }
+    pub async fn saved(&self) -> Result<Vec<SavedQuery>> {
+        let mut saved: Vec<SavedQuery> = self.storage.read_json(&self.saved_file()).await?.unwrap_or_default();
+        saved.sort_by_key(|s| std::cmp::Reverse(s.at));
+        Ok(saved)
     }
 
     /// Saves a query under a name; returns it with its id.
-    pub fn save(&self, name: &str, sql: &str, owner: &str) -> Result<SavedQuery> {
+    pub async fn save(&self, name: &str, sql: &str, owner: &str) -> Result<SavedQuery> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 120 {
             return Err(Error::Sql("a saved query needs a name of 1 to 120 characters".into()));
         }
-        std::fs::create_dir_all(&self.dir)?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join("saved.lock"))?;
-        lock.lock()?;
-        let mut saved = self.saved()?;
         let query = SavedQuery {
             id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             name: name.to_string(),
@@ -129,13 +110,12 @@ impl Workbench {
             owner: owner.to_string(),
             at: Utc::now().timestamp_micros(),
         };
-        saved.push(query.clone());
-        let partial = self.dir.join("saved.json.partial");
-        std::fs::write(
-            &partial,
-            serde_json::to_vec_pretty(&saved).map_err(|e| Error::Internal(e.to_string()))?,
-        )?;
-        std::fs::rename(&partial, self.saved_file())?;
+        self.storage
+            .update_json(&self.saved_file(), |saved: &mut Vec<SavedQuery>| {
+                saved.push(query.clone());
+                Ok(())
+            })
+            .await?;
         Ok(query)
     }
 }

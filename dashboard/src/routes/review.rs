@@ -80,7 +80,8 @@ async fn review_page(
         };
         let mut waiting: Vec<Waiting> = state
             .warehouse
-            .held_files()?
+            .held_files()
+            .await?
             .into_iter()
             .filter(|h| figures.review(&h.id).is_none())
             .map(|h| Waiting {

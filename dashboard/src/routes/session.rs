@@ -76,7 +76,10 @@ async fn sign_in(
         };
         return render(StatusCode::UNAUTHORIZED, &page, lang);
     };
-    let session = state.auth.open_session(&account).await;
+    let session = match state.auth.open_session(&account).await {
+        Ok(session) => session,
+        Err(e) => return AppError::from(e).page(lang),
+    };
     let caller = Caller { account, csrf: None };
     audit(&state, audit_event(Some(&caller), "sign_in", "ok")).await;
     let mut response = Redirect::to("/upload").into_response();
@@ -119,8 +122,10 @@ async fn sign_out(
         Ok(caller) => caller,
         Err(e) => return e.page(lang),
     };
-    if let Some(id) = crate::auth::session_id(&headers) {
-        state.auth.close_session(id).await;
+    if let Some(cookie) = crate::auth::session_id(&headers)
+        && let Err(e) = state.auth.close_session(cookie).await
+    {
+        return AppError::from(e).page(lang);
     }
     audit(&state, audit_event(Some(&caller), "sign_out", "ok")).await;
     let mut response = Redirect::to("/").into_response();

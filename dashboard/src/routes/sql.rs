@@ -94,7 +94,10 @@ async fn audit_query(
         millis: started.elapsed().as_millis() as u64,
         error: outcome.err().map(ToString::to_string),
     };
-    if let Err(e) = Workbench::new(state.warehouse.layout()).record(&caller.account.id, &entry) {
+    if let Err(e) = Workbench::new(state.warehouse.layout())
+        .record(&caller.account.id, &entry)
+        .await
+    {
         tracing::warn!(cause = %e, "the query history could not be written");
     }
 }
@@ -673,7 +676,7 @@ async fn workbench(
         saved: Vec::new(),
     };
     let workbench = Workbench::new(state.warehouse.layout());
-    let saved = workbench.saved()?;
+    let saved = workbench.saved().await?;
     if !post && let Some(id) = opened.as_ref().and_then(|o| o.saved.as_deref()) {
         let query = saved
             .iter()
@@ -745,7 +748,8 @@ async fn workbench(
         }
     }
     page.history = workbench
-        .history(&caller.account.id, 20)?
+        .history(&caller.account.id, 20)
+        .await?
         .into_iter()
         .map(|h| {
             let when = chrono::DateTime::from_timestamp_micros(h.at)
@@ -822,12 +826,11 @@ async fn save_query(
     axum::Form(form): axum::Form<SaveForm>,
 ) -> Result<axum::response::Redirect, PageError> {
     let lang = language(&PageQuery::default(), &headers);
-    let saved = super::check_csrf(&caller, form.csrf.as_deref()).and_then(|()| {
-        Workbench::new(state.warehouse.layout())
-            .save(&form.name, &form.sql, &caller.account.name)
-            .map_err(AppError::from)
-    });
-    let query = saved.map_err(|e| e.in_lang(lang))?;
+    super::check_csrf(&caller, form.csrf.as_deref()).map_err(|e| e.in_lang(lang))?;
+    let query = Workbench::new(state.warehouse.layout())
+        .save(&form.name, &form.sql, &caller.account.name)
+        .await
+        .map_err(|e| AppError::from(e).in_lang(lang))?;
     Ok(axum::response::Redirect::to(&format!("/sql?saved={}", query.id)))
 }
 

@@ -401,6 +401,7 @@ async fn reviews(state: &AppState, caller: &Caller, lang: Lang) -> (Chrome, Vec<
     let mut rows: Vec<(i64, ReviewRow)> = state
         .warehouse
         .held_files()
+        .await
         .unwrap_or_default()
         .into_iter()
         .filter(|h| mine(h.province_code.as_deref()))
