@@ -174,6 +174,9 @@ async fn serve(data: &Place, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::
         println!("audit log: wrote the missing event of {reconciled} committed files");
     }
     warehouse.ensure_kpis_fresh().await?;
+    // What an earlier process of this machine was receiving, and uploads staged a day ago
+    // and never committed, go.
+    warehouse.intake(args.require_approval).clear_received().await?;
     let settings = dashboard::Settings {
         private: args.private,
         max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),

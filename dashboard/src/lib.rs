@@ -98,7 +98,6 @@ pub struct AppState {
     pub audit: AuditQueue,
     figures: Arc<Mutex<Option<Arc<Figures>>>>,
     query_slots: routes::QuerySlots,
-    uploads: Arc<Mutex<std::collections::HashMap<String, routes::Staged>>>,
 }
 
 impl AppState {
@@ -107,10 +106,8 @@ impl AppState {
         Self::with_settings(warehouse, Settings::default())
     }
 
-    /// State over a warehouse that has its metrics attached. Files staged by an earlier
-    /// server (waiting for a commit that can no longer come) are removed.
+    /// State over a warehouse that has its metrics attached.
     pub fn with_settings(warehouse: Warehouse, settings: Settings) -> Self {
-        warehouse.intake(settings.require_approval).clear_received();
         let warehouse = Arc::new(warehouse);
         let audit = AuditQueue::new(Arc::clone(&warehouse));
         Self {
@@ -120,7 +117,6 @@ impl AppState {
             settings,
             figures: Arc::default(),
             query_slots: routes::QuerySlots::default(),
-            uploads: Arc::default(),
         }
     }
 

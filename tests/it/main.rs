@@ -87,7 +87,7 @@ pub fn generated(dir: &Path, scale: &str, years: &str, seed: &str, load: bool) -
 }
 
 /// Makes an account and returns its token (the last line `khoso users add` prints).
-pub fn account(data: &Path, name: &str, role: &str, province: Option<&str>) -> String {
+pub fn account(data: &(impl Data + ?Sized), name: &str, role: &str, province: Option<&str>) -> String {
     let mut command = khoso(data);
     command.args(["users", "add", name, "--role", role]);
     if let Some(province) = province {

@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::s3::S3Server;
 use crate::serve::{Server, header, status};
-use crate::{khoso, run, stderr, stdout};
+use crate::{Data, khoso, run, stderr, stdout};
 
 /// A warehouse with no data, and generated reports for two school years (63 provinces in
 /// 2024-2025, 34 in 2025-2026) to upload.
@@ -53,10 +54,72 @@ impl Fixture {
     }
 
     fn sql(&self, query: &str) -> String {
-        let answer = run(khoso(&self.data).args(["sql", query, "--format", "csv"]));
-        assert!(answer.status.success(), "{}", stderr(&answer));
-        stdout(&answer)
+        sql(&self.data, query)
     }
+}
+
+/// `khoso sql` as CSV.
+fn sql(data: &(impl Data + ?Sized), query: &str) -> String {
+    let answer = run(khoso(data).args(["sql", query, "--format", "csv"]));
+    assert!(answer.status.success(), "{}", stderr(&answer));
+    stdout(&answer)
+}
+
+/// Signs in on the web with a token; returns the `Cookie:` header of the session.
+fn sign_in(server: &Server, token: &str) -> String {
+    let form = format!("token={token}");
+    let (head, _) = server.request(
+        "POST",
+        "/sign-in",
+        &["Content-Type: application/x-www-form-urlencoded"],
+        form.as_bytes(),
+    );
+    assert_eq!(status(&head), 303, "{head}");
+    let cookie = header(&head, "set-cookie").expect("a session cookie").to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    format!("Cookie: {}", cookie.split(';').next().expect("pair"))
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token in the form")
+        .to_string()
+}
+
+/// The upload form's body: CSRF token, a school report of 2024-2025 under `file_name`; with its
+/// `Content-Type` header.
+fn upload_form(csrf: &str, file_name: &str, file: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "khosoBOUNDARY";
+    let mut body = Vec::new();
+    for (name, value) in [("csrf", csrf), ("kind", "school"), ("year", "2024-2025")] {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes(),
+        );
+    }
+    body.extend(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n"
+        )
+        .bytes(),
+    );
+    body.extend(file);
+    body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+    (format!("Content-Type: multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The id of the staged upload a checked-file page offers to commit.
+fn staged_id(page: &str) -> String {
+    page.split("action=\"/upload/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the commit form")
+        .to_string()
 }
 
 fn upload(server: &Server, token: Option<&str>, query: &str, body: &[u8]) -> (u16, serde_json::Value) {
@@ -215,20 +278,7 @@ fn the_web_flow_signs_in_checks_and_commits() {
     let (head, _) = server.get_with("/upload", &[]);
     assert_eq!(status(&head), 303, "anonymous callers are sent to sign in: {head}");
 
-    let form = format!("token={token}");
-    let (head, _) = server.request(
-        "POST",
-        "/sign-in",
-        &["Content-Type: application/x-www-form-urlencoded"],
-        form.as_bytes(),
-    );
-    assert_eq!(status(&head), 303, "{head}");
-    let cookie = header(&head, "set-cookie").expect("a session cookie").to_string();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
-    let session = format!("Cookie: {}", cookie.split(';').next().expect("pair"));
+    let session = sign_in(&server, &token);
 
     let (head, page) = server.get_with("/upload", &[&session]);
     assert_eq!(status(&head), 200);
@@ -242,30 +292,11 @@ fn the_web_flow_signs_in_checks_and_commits() {
     let (head, xlsx) = server.get_with("/templates/university.xlsx", &[]);
     assert_eq!(status(&head), 200);
     assert!(xlsx.starts_with("PK"), "an xlsx file (a zip)");
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a CSRF token in the form")
-        .to_string();
+    let csrf = csrf_of(&page);
     assert!(page.contains("so-gd-ha-noi"));
 
     let file = fixture.report("school", "01", "2024-2025");
-    let multipart = |csrf: &str| {
-        let boundary = "khosoBOUNDARY";
-        let mut body = Vec::new();
-        for (name, value) in [("csrf", csrf), ("kind", "school"), ("year", "2024-2025")] {
-            body.extend(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes(),
-            );
-        }
-        body.extend(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../../etc/passwd.csv\"\r\nContent-Type: text/csv\r\n\r\n").bytes(),
-        );
-        body.extend(&file);
-        body.extend(format!("\r\n--{boundary}--\r\n").bytes());
-        (format!("Content-Type: multipart/form-data; boundary={boundary}"), body)
-    };
+    let multipart = |csrf: &str| upload_form(csrf, "../../etc/passwd.csv", &file);
     let (content_type, body) = multipart("forged");
     let (head, _) = server.request("POST", "/upload", &[&session, &content_type], &body);
     assert_eq!(status(&head), 403, "a form without the session's CSRF token");
@@ -283,12 +314,7 @@ fn the_web_flow_signs_in_checks_and_commits() {
         "n\n0\n",
         "nothing written yet"
     );
-    let id = page
-        .split("action=\"/upload/")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .expect("the commit form")
-        .to_string();
+    let id = staged_id(&page);
     let (head, page) = server.request(
         "POST",
         &format!("/upload/{id}/commit"),
@@ -300,12 +326,14 @@ fn the_web_flow_signs_in_checks_and_commits() {
     let submitted = fixture.sql("SELECT file_name, uploaded_by FROM submissions");
     assert_eq!(submitted, "file_name,uploaded_by\n../../etc/passwd.csv,so-gd-ha-noi\n");
     assert!(!Path::new("/etc/passwd.csv").exists());
-    let staged: Vec<_> = std::fs::read_dir(fixture.data.join("receiving"))
-        .expect("uploads")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert!(staged.iter().all(|p| !is_csv(p)), "the staged file is gone: {staged:?}");
+    for folder in ["receiving", "uploads"] {
+        let left: Vec<_> = std::fs::read_dir(fixture.data.join(folder))
+            .expect(folder)
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.iter().all(|p| !is_csv(p)), "the staged file is gone: {left:?}");
+    }
 
     let (head, _) = server.request(
         "POST",
@@ -331,6 +359,67 @@ fn the_web_flow_signs_in_checks_and_commits() {
 #[test]
 fn thirty_four_provinces_upload_at_once() {
     let fixture = Fixture::new();
+    let server = Server::start(&fixture.data);
+    provinces_upload_at_once(&fixture, &fixture.data, &[server]);
+}
+
+/// The warehouse in a bucket of an S3 API, two web nodes over it (each as on a machine of its
+/// own: no lock of one machine is shared): a session opened on one holds on the other, a file
+/// checked on one is committed from the other, a sign-out on one ends the session on both; then
+/// the 34 provinces upload at once, half through each node.
+#[test]
+fn on_s3_two_web_nodes_share_sessions_staged_files_and_thirty_four_uploads() {
+    let Some(s3) = S3Server::start() else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let bucket = s3.bucket("two-nodes");
+    let init = run(khoso(&bucket).arg("init"));
+    assert!(init.status.success(), "{}", stderr(&init));
+    let nodes: Vec<Server> = (0..2)
+        .map(|node| {
+            let machine = fixture._dir.path().join(format!("node-{node}"));
+            std::fs::create_dir_all(&machine).expect("node folder");
+            let mut command = khoso(&bucket);
+            command.env("TMPDIR", machine).args(["serve", "--addr", "127.0.0.1:0"]);
+            Server::spawn(command)
+        })
+        .collect();
+    let token = crate::account(&bucket, "so-gd-ha-noi-web", "province", Some("01"));
+    let session = sign_in(&nodes[0], &token);
+    let (head, page) = nodes[1].get_with("/upload", &[&session]);
+    assert_eq!(status(&head), 200, "the session of node 0 holds on node 1");
+    let csrf = csrf_of(&page);
+    let (content_type, body) = upload_form(&csrf, "ha-noi.csv", &fixture.report("school", "01", "2024-2025"));
+    let (head, page) = nodes[0].request("POST", "/upload", &[&session, &content_type], &body);
+    assert_eq!(status(&head), 200, "node 1's CSRF token holds on node 0: {page}");
+    let (head, page) = nodes[1].request(
+        "POST",
+        &format!("/upload/{}/commit", staged_id(&page)),
+        &[&session, "Content-Type: application/x-www-form-urlencoded"],
+        format!("csrf={csrf}").as_bytes(),
+    );
+    assert_eq!(status(&head), 200, "checked on node 0, committed on node 1: {page}");
+    assert_eq!(
+        sql(&bucket, "SELECT file_name FROM submissions"),
+        "file_name\nha-noi.csv\n"
+    );
+    let (head, _) = nodes[1].request(
+        "POST",
+        "/sign-out",
+        &[&session, "Content-Type: application/x-www-form-urlencoded"],
+        format!("csrf={csrf}").as_bytes(),
+    );
+    assert_eq!(status(&head), 303);
+    let (head, _) = nodes[0].get_with("/upload", &[&session]);
+    assert_eq!(status(&head), 303, "signed out on node 1, so on node 0");
+
+    provinces_upload_at_once(&fixture, &bucket, &nodes);
+}
+
+/// The 34 provinces of 2025 each upload their 2025-2026 school report, all at once, spread over
+/// the `servers`: every upload is committed, and each slice holds exactly its own file.
+fn provinces_upload_at_once(fixture: &Fixture, data: &(impl Data + ?Sized), servers: &[Server]) {
     let provinces: Vec<String> = ingest::ProvinceRegistry::shipped()
         .from_2025
         .iter()
@@ -340,16 +429,16 @@ fn thirty_four_provinces_upload_at_once() {
     let uploads: Vec<(String, String, Vec<u8>)> = provinces
         .iter()
         .map(|code| {
-            let token = fixture.account(&format!("so-gd-{code}"), "province", Some(code));
+            let token = crate::account(data, &format!("so-gd-{code}"), "province", Some(code));
             (code.clone(), token, fixture.report("school", code, "2025-2026"))
         })
         .collect();
-    let server = Server::start(&fixture.data);
     std::thread::scope(|scope| {
         let handles: Vec<_> = uploads
             .iter()
-            .map(|(code, token, file)| {
-                let server = &server;
+            .enumerate()
+            .map(|(n, (code, token, file))| {
+                let server = &servers[n % servers.len()];
                 scope.spawn(move || (code, upload(server, Some(token), "kind=school&year=2025-2026", file)))
             })
             .collect();
@@ -363,10 +452,11 @@ fn thirty_four_provinces_upload_at_once() {
         }
     });
     // Every slice holds exactly its own file's rows.
-    let counts = fixture.sql(
+    let counts = sql(
+        data,
         "SELECT s.province_code, s.rows, count(r.school_id) AS n, count(DISTINCT r.submission_id) AS files \
          FROM submissions s JOIN school_reports r ON r.submission_id = s.submission_id \
-         GROUP BY 1, 2 ORDER BY 1",
+         WHERE s.school_year = '2025-2026' GROUP BY 1, 2 ORDER BY 1",
     );
     let lines: Vec<&str> = counts.lines().skip(1).collect();
     assert_eq!(lines.len(), 34, "{counts}");
@@ -375,7 +465,10 @@ fn thirty_four_provinces_upload_at_once() {
         assert_eq!(fields[1], fields[2], "rows recorded = rows stored: {line}");
         assert_eq!(fields[3], "1", "one file per slice: {line}");
     }
-    let totals = fixture.sql("SELECT count(*) AS n FROM school_reports WHERE school_year = '2025-2026'");
+    let totals = sql(
+        data,
+        "SELECT count(*) AS n FROM school_reports WHERE school_year = '2025-2026'",
+    );
     // The files' rows, read here with the ingest library, apart from the server.
     let expected: usize = provinces
         .iter()

@@ -4,10 +4,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::{corpus, khoso, run, stderr, stdout};
+use crate::{Data, corpus, khoso, run, stderr, stdout};
 
 /// A running `khoso serve`, stopped when dropped.
 pub struct Server {
@@ -17,24 +16,25 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(data: &Path) -> Server {
+    pub fn start(data: &(impl Data + ?Sized)) -> Server {
         Self::start_with(data, &[])
     }
 
     /// `khoso serve` with more arguments.
-    pub fn start_with(data: &Path, args: &[&str]) -> Server {
+    pub fn start_with(data: &(impl Data + ?Sized), args: &[&str]) -> Server {
         Self::start_logging(data, args, Stdio::null())
     }
 
     /// `khoso serve` with more arguments, its log (stderr) going to `log`.
-    pub fn start_logging(data: &Path, args: &[&str], log: impl Into<Stdio>) -> Server {
-        let mut child = khoso(data)
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("serve");
+    pub fn start_logging(data: &(impl Data + ?Sized), args: &[&str], log: impl Into<Stdio>) -> Server {
+        let mut command = khoso(data);
+        command.args(["serve", "--addr", "127.0.0.1:0"]).args(args).stderr(log);
+        Self::spawn(command)
+    }
+
+    /// The server `command` starts (`khoso … serve --addr 127.0.0.1:0 …`).
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command.stdout(Stdio::piped()).spawn().expect("serve");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let address = lines
             .find_map(|line| {

@@ -181,10 +181,17 @@ impl Warehouse {
     /// gap, and this closes it at the next start, so every committed file has its event.
     pub async fn reconcile_audit(&self) -> Result<usize> {
         let events = self.audit_events().await?;
+        // On an object store, another machine may be between a commit and its event: only
+        // submissions older than that are taken for a stopped process's.
+        let settled = match self.storage().is_shared() {
+            true => (Utc::now() - chrono::Duration::minutes(10)).timestamp_micros(),
+            false => i64::MAX,
+        };
         let missing: Vec<AuditEvent> = self
             .submissions()
             .await?
             .iter()
+            .filter(|s| s.uploaded_at < settled)
             .filter(|s| {
                 let mention = format!("submission {} ", s.submission_id);
                 !events

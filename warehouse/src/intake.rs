@@ -154,10 +154,74 @@ impl Intake {
         Ok(dir.join(format!("{}.{extension}", uuid::Uuid::new_v4())))
     }
 
-    /// Removes the files an earlier server received and never finished with, and record rows
-    /// staged more than a day ago (by a process that died before it committed them).
-    pub fn clear_received(&self) {
+    /// Keeps a checked file (received at `path`, on this machine) in the warehouse until its
+    /// sender commits or cancels it, from this node or any other, with a note of the caller's
+    /// (who sent it, for what). Its id is the file's name without extension.
+    pub async fn stage(&self, path: &std::path::Path, note: &impl serde::Serialize) -> Result<String> {
+        let id = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|id| is_upload_id(id))
+            .ok_or_else(|| Error::Internal(format!("not a received file: {}", path.display())))?
+            .to_string();
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("csv");
+        let (file, note_path) = self.staged_paths(&id, extension);
+        let storage = self.warehouse.storage();
+        storage.move_in(path, &file).await?;
+        let note = StagedNote {
+            extension: extension.to_string(),
+            note,
+        };
+        let note = serde_json::to_vec(&note).map_err(|e| Error::Internal(e.to_string()))?;
+        storage.write(&note_path, note).await?;
+        Ok(id)
+    }
+
+    /// A staged file's note, and the file brought back to this machine for its commit; none if
+    /// there is no such staged file (committed, cancelled, or cleared after a day). The file
+    /// stays staged until [`Intake::unstage`].
+    pub async fn staged<T: serde::de::DeserializeOwned>(&self, id: &str) -> Result<Option<(T, PathBuf)>> {
+        if !is_upload_id(id) {
+            return Ok(None);
+        }
+        let storage = self.warehouse.storage();
+        let Some(note) = storage.read_json::<StagedNote<T>>(&self.staged_paths(id, "").1).await? else {
+            return Ok(None);
+        };
+        let (file, _) = self.staged_paths(id, &note.extension);
+        let local = self.receiving(&file)?;
+        storage.download(&file, &local).await?;
+        Ok(Some((note.note, local)))
+    }
+
+    /// Forgets a staged file.
+    pub async fn unstage(&self, id: &str) -> Result<()> {
+        let storage = self.warehouse.storage();
+        let (_, note_path) = self.staged_paths(id, "");
+        if let Some(note) = storage.read_json::<StagedNote<serde_json::Value>>(&note_path).await? {
+            storage.delete(&self.staged_paths(id, &note.extension).0).await?;
+        }
+        storage.delete(&note_path).await
+    }
+
+    /// Where a staged file and its note are kept.
+    fn staged_paths(&self, id: &str, extension: &str) -> (String, String) {
+        let folder = self.warehouse.layout().uploads();
+        (format!("{folder}/{id}.{extension}"), format!("{folder}/{id}.json"))
+    }
+
+    /// Removes the files an earlier process of this machine received and never finished with,
+    /// files staged for a commit more than a day ago, and record rows staged more than a day
+    /// ago (by a process that died before it committed them).
+    pub async fn clear_received(&self) -> Result<()> {
         std::fs::remove_dir_all(self.warehouse.layout().receiving()).ok();
+        self.warehouse
+            .storage()
+            .delete_written_before(
+                self.warehouse.layout().uploads(),
+                Utc::now() - chrono::Duration::days(1),
+            )
+            .await?;
         let day = std::time::Duration::from_secs(24 * 3600);
         for entry in std::fs::read_dir(self.warehouse.layout().staging())
             .into_iter()
@@ -172,6 +236,7 @@ impl Intake {
                 std::fs::remove_dir_all(entry.path()).ok();
             }
         }
+        Ok(())
     }
 
     /// Takes a batch of files: validates every one, then does what `intent` asks with all of
@@ -579,6 +644,18 @@ fn reject(mut event: AuditEvent, problems: Vec<Problem>, events: &mut Vec<AuditE
     ));
     events.push(event);
     Outcome::Rejected(problems)
+}
+
+/// What [`Intake::stage`] keeps beside a staged file.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StagedNote<T> {
+    extension: String,
+    note: T,
+}
+
+/// Whether a name is one [`Intake::receiving`] gives (a UUID), so safe in a path.
+fn is_upload_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// Reads and validates files without a warehouse (`khoso ingest --dry-run` before there is

@@ -114,7 +114,7 @@ impl Refusal {
 }
 
 /// The report kind, school year and province of an upload, as the actor may send it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UploadSlice {
     /// The report kind.
     pub kind: ReportKind,

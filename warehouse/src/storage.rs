@@ -234,6 +234,21 @@ impl Storage {
         Ok(())
     }
 
+    /// Removes the files under a folder last written before `cutoff`.
+    pub async fn delete_written_before(&self, folder: &str, cutoff: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        let prefix = ObjectPath::from(folder);
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(object_error)?;
+        for meta in metas.into_iter().filter(|meta| meta.last_modified < cutoff) {
+            self.delete(meta.location.as_ref()).await?;
+        }
+        Ok(())
+    }
+
     /// Copies a file of this machine into the store, in parts (never whole in memory).
     pub async fn upload(&self, file: &Path, path: &str) -> Result<()> {
         use tokio::io::AsyncWriteExt;

@@ -192,8 +192,12 @@ impl Warehouse {
             };
             builder = builder.with_column(field.name(), data_type, field.is_nullable(), None);
         }
-        builder.await?;
-        Ok(())
+        match builder.await {
+            Ok(_) => Ok(()),
+            // Another process made it at the same moment (its first commit is conditional).
+            Err(_) if self.latest_version(name).await?.is_some() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Opens a table at its latest version, or at `version`.
@@ -1040,15 +1044,31 @@ impl Warehouse {
     /// process repairing an unrecorded commit and the process that made it, racing, cannot both
     /// write them (Delta refuses the second).
     async fn record_submissions(&self, submissions: &[Submission]) -> Result<()> {
-        let batch = Submission::to_batch(submissions)?;
-        let commits: std::collections::BTreeSet<String> = submissions.iter().map(recorded_commit).collect();
+        let table = self.table(SUBMISSIONS, None).await?;
+        // Those recorded by the time of this version are left out; those recorded after it make
+        // the append fail (and are recorded).
+        let mut unrecorded = Vec::new();
+        let mut commits = std::collections::BTreeSet::new();
+        for submission in submissions {
+            let commit = recorded_commit(submission);
+            let recorded = table
+                .snapshot()?
+                .transaction_version(table.log_store().as_ref(), &commit)
+                .await?;
+            if recorded.is_none() {
+                unrecorded.push(submission.clone());
+                commits.insert(commit);
+            }
+        }
+        if unrecorded.is_empty() {
+            return Ok(());
+        }
+        let batch = Submission::to_batch(&unrecorded)?;
         let mut properties = CommitProperties::default();
         for commit in commits {
             properties = properties.with_application_transaction(deltalake::kernel::Transaction::new(commit, 0));
         }
-        let written = self
-            .table(SUBMISSIONS, None)
-            .await?
+        let written = table
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
             .with_commit_properties(properties)
@@ -1058,13 +1078,25 @@ impl Warehouse {
             Err(e) if is_recorded_already(&e) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        // Every append adds a small file; lookups by slice scan them, so keep them few. Two
-        // processes compacting at once: one wins, and the other's files are compacted next time.
+        // Every append adds a small file; lookups by slice scan them, so keep them few.
         if table.get_file_uris()?.count() > SUBMISSION_FILES_BEFORE_COMPACTION
-            && let Err(e) = table.optimize().await
+            && let Err(e) = self.compact_submissions(table).await
         {
             tracing::warn!(cause = %e, "the submissions table was not compacted");
         }
+        Ok(())
+    }
+
+    /// Rewrites the submissions of a version as one file. An overwrite, not Delta's OPTIMIZE:
+    /// its removals count as changes, so two processes compacting at once cannot both commit
+    /// (delta-rs does not check OPTIMIZE's removals against each other, and both compacted
+    /// files would stay); an append committed meanwhile keeps its file.
+    async fn compact_submissions(&self, table: DeltaTable) -> Result<()> {
+        let rows = self.submissions_at(table.version(), None).await?;
+        table
+            .write(vec![Submission::to_batch(&rows)?])
+            .with_save_mode(SaveMode::Overwrite)
+            .await?;
         Ok(())
     }
 

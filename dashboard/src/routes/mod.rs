@@ -16,8 +16,6 @@ mod upload;
 
 pub use sql::QuerySlots;
 
-pub use upload::Staged;
-
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use axum::Router;

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use ingest::{Problem, ProvinceRegistry, ReportKind, SchoolYear, SliceHint};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use warehouse::accounts::Role;
 use warehouse::intake::{Delivery, Intent, Outcome};
@@ -55,11 +55,11 @@ fn whole_request(state: &AppState) -> axum::extract::DefaultBodyLimit {
     )
 }
 
-/// A validated file waiting for its commit.
-#[derive(Debug, Clone)]
-pub struct Staged {
+/// Who staged a validated file waiting for its commit, and for what (kept with the file in the
+/// warehouse, so that the commit may reach any web node).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Staged {
     account_id: String,
-    path: PathBuf,
     file_name: String,
     slice: UploadSlice,
 }
@@ -560,24 +560,19 @@ async fn upload_form(
             StatusCode::UNPROCESSABLE_ENTITY
         }
         Outcome::Checked(preview) => {
-            // The file stays where it was saved, for the commit or cancel that follows.
-            let id = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default()
-                .to_string();
             if let Some(preview) = &preview {
                 fill_preview(&state, &mut page, preview, Some(slice.kind), lang);
             }
-            state.uploads.lock().await.insert(
-                id.clone(),
-                Staged {
-                    account_id: caller.account.id.clone(),
-                    path: path.clone(),
-                    file_name: file_name.clone(),
-                    slice,
-                },
-            );
+            // The file waits in the warehouse for the commit or cancel that follows.
+            let staged = Staged {
+                account_id: caller.account.id.clone(),
+                file_name: file_name.clone(),
+                slice,
+            };
+            let id = match state.intake().stage(&path, &staged).await {
+                Ok(id) => id,
+                Err(e) => return AppError::from(e).page(lang),
+            };
             page.status = "checked".into();
             page.message = format!(
                 "{file_name}: {}",
@@ -647,13 +642,16 @@ fn fill_preview(state: &AppState, page: &mut UploadPage, preview: &Preview, kind
         .collect();
 }
 
-async fn take_staged(state: &AppState, caller: &Caller, id: &str) -> Result<Staged, AppError> {
-    let mut uploads = state.uploads.lock().await;
-    match uploads.get(id) {
-        Some(staged) if staged.account_id == caller.account.id => Ok(uploads.remove(id).expect("present")),
-        Some(_) => Err(AppError::Forbidden("this upload belongs to another account".into())),
+/// A staged file of the caller's, brought to this node: its note and where it is now.
+async fn take_staged(state: &AppState, caller: &Caller, id: &str) -> Result<(Staged, PathBuf), AppError> {
+    match state.intake().staged::<Staged>(id).await? {
+        Some((staged, path)) if staged.account_id == caller.account.id => Ok((staged, path)),
+        Some((_, path)) => {
+            tokio::fs::remove_file(&path).await.ok();
+            Err(AppError::Forbidden("this upload belongs to another account".into()))
+        }
         None => Err(AppError::NotFound(
-            "no such upload waiting: it was committed, cancelled, or the server restarted; upload the file again"
+            "no such upload waiting: it was committed, cancelled, or kept more than a day; upload the file again"
                 .into(),
         )),
     }
@@ -672,21 +670,16 @@ async fn staged(
     }
     let result = async {
         let caller = form_caller(&state, &headers, &form.csrf).await?;
-        let staged = take_staged(&state, &caller, &id).await?;
+        let (staged, path) = take_staged(&state, &caller, &id).await?;
         if action == "cancel" {
-            tokio::fs::remove_file(&staged.path).await.ok();
+            tokio::fs::remove_file(&path).await.ok();
+            state.intake().unstage(&id).await?;
             return Ok(None);
         }
-        let outcome = receive(
-            &state,
-            &caller,
-            &staged.slice,
-            staged.path.clone(),
-            &staged.file_name,
-            Intent::Commit,
-        )
-        .await?;
-        Ok::<_, AppError>(Some((caller, staged, outcome)))
+        let outcome = receive(&state, &caller, &staged.slice, path, &staged.file_name, Intent::Commit).await;
+        // Committed or refused, it no longer waits (a refusal says why; the sender uploads again).
+        state.intake().unstage(&id).await?;
+        Ok::<_, AppError>(Some((caller, staged, outcome?)))
     };
     let (caller, staged, outcome) = match result.await {
         Ok(Some(done)) => done,
