@@ -1,10 +1,12 @@
-//! Other engines read khoso's tables where they lie: polars (`pl.read_delta`), DuckDB over the
-//! files the `deltalake` Python package lists, and Spark SQL through Sail (`pysail`, a Spark
-//! Connect server in local-cluster mode) give the same rows, sums and KPI as khoso.
+//! Other engines read khoso's tables where they lie, on disk and in a bucket of an S3 API:
+//! polars (`pl.read_delta`), DuckDB over the files the `deltalake` Python package lists, and
+//! Spark SQL through Sail (`pysail`, a Spark Connect server in local-cluster mode) give the same
+//! rows, sums and KPI as khoso.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::{available, khoso, python_with, run, stderr, stdout};
+use crate::s3::S3Server;
+use crate::{Data, available, khoso, python_with, run, stderr, stdout};
 
 /// For each fact table: its rows by school year, with the pupils of the school reports and the
 /// national `T1_pupils` (pupils able to study online) of each year.
@@ -39,11 +41,17 @@ show("polars", out)
 
 out = []
 for t in kinds:
-    files = DeltaTable(f"{tables}/{t}").file_uris()
     s = "sum(students)" if t == "school_reports" else "0"
-    out += [(t, *row) for row in duckdb.sql(
-        f"SELECT school_year, count(*), {s}, sum({'students_online_ready' if s != '0' else '0'}) "
-        f"FROM read_parquet({files!r}, hive_partitioning = true) GROUP BY 1").fetchall()]
+    columns = f"school_year, count(*), {s}, sum({'students_online_ready' if s != '0' else '0'})"
+    if tables.startswith("s3://"):
+        # DuckDB's own S3 reader is an extension it downloads; the files come through the
+        # deltalake package's dataset instead.
+        files = DeltaTable(f"{tables}/{t}").to_pyarrow_dataset()
+        query = f"SELECT {columns} FROM files GROUP BY 1"
+    else:
+        files = DeltaTable(f"{tables}/{t}").file_uris()
+        query = f"SELECT {columns} FROM read_parquet({files!r}, hive_partitioning = true) GROUP BY 1"
+    out += [(t, *row) for row in duckdb.sql(query).fetchall()]
 out = [(t, year, n, s) for (t, year, n, s, _) in out] + [
     ("T1_pupils", year, 0, round(100 * ready / pupils, 9))
     for (t, year, n, pupils, ready) in out if t == "school_reports"]
@@ -78,26 +86,79 @@ fn answer(line: &str) -> Answer {
 
 #[test]
 fn polars_duckdb_and_spark_read_the_tables_as_khoso_does() {
-    let python = python_with("duckdb, polars, deltalake, pysail, pyspark");
-    if !available(
-        python.is_some(),
-        "Python's duckdb, polars, deltalake, pysail and pyspark-client",
-    ) {
+    let Some(python) = readers() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, _) = crate::generated(dir.path(), "0.01", "2023-2024..2024-2025", "11", true);
-    let ours = run(khoso(&data).args(["sql", KHOSO_QUERY, "--format", "csv"]));
+    let tables = data.join("tables").to_string_lossy().into_owned();
+    agree(&python, &data, &tables, &[], dir.path());
+}
+
+#[test]
+fn on_s3_polars_duckdb_and_spark_read_the_tables_as_khoso_does() {
+    let Some(python) = readers() else {
+        return;
+    };
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, reports) = crate::generated(dir.path(), "0.01", "2023-2024..2024-2025", "11", false);
+    let bucket = server.bucket("readers");
+    let init = run(khoso(&bucket).arg("init"));
+    assert!(init.status.success(), "{}", stderr(&init));
+    // A few provinces of each year, and the other kinds: enough to compare, few enough for the
+    // test's S3 server.
+    for kind in ["school", "university", "content"] {
+        let files: Vec<PathBuf> = ["2023-2024", "2024-2025"]
+            .iter()
+            .flat_map(|year| {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(reports.join(kind).join(year))
+                    .expect("generated reports")
+                    .flatten()
+                    .map(|entry| entry.path())
+                    .collect();
+                files.sort();
+                files.truncate(3);
+                files
+            })
+            .collect();
+        let ingested = run(khoso(&bucket).args(["ingest", "--kind", kind]).args(&files));
+        assert!(ingested.status.success(), "{}", stderr(&ingested));
+    }
+    let tables = format!("{}/tables", bucket.location);
+    let mut env: Vec<(&str, &str)> = bucket.env().to_vec();
+    env.push(("AWS_ALLOW_HTTP", "true"));
+    agree(&python, &bucket, &tables, &env, dir.path());
+}
+
+/// A Python with the readers, or none (outside CI) when they are not installed.
+fn readers() -> Option<PathBuf> {
+    let python = python_with("duckdb, polars, deltalake, pysail, pyspark");
+    available(
+        python.is_some(),
+        "Python's duckdb, polars, deltalake, pysail and pyspark-client",
+    )
+    .then_some(python)
+    .flatten()
+}
+
+/// khoso's answers and the readers' (given the tables' location and what they need to reach
+/// it) are the same.
+fn agree(python: &Path, data: &(impl Data + ?Sized), tables: &str, env: &[(&str, &str)], dir: &Path) {
+    let ours = run(khoso(data).args(["sql", KHOSO_QUERY, "--format", "csv"]));
     assert!(ours.status.success(), "{}", stderr(&ours));
     let ours: Vec<Answer> = stdout(&ours).lines().skip(1).map(answer).collect();
     assert!(ours.len() >= 8, "{ours:?}");
 
     // As a file: PySpark looks for a Spark installation when run by `python -c`.
-    let script = dir.path().join("read.py");
+    let script = dir.join("read.py");
     std::fs::write(&script, PYTHON).expect("script");
-    let theirs = run(std::process::Command::new(python.expect("python"))
+    let theirs = run(std::process::Command::new(python)
         .arg(&script)
-        .arg(Path::new(&data).join("tables")));
+        .arg(tables)
+        .envs(env.iter().copied()));
     assert!(theirs.status.success(), "{}", stderr(&theirs));
     let theirs = stdout(&theirs);
     for reader in ["polars", "duckdb", "spark"] {
