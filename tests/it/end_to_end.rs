@@ -398,3 +398,35 @@ fn making_a_warehouse_logs_nothing_a_user_would_take_for_an_error() {
     assert!(made.status.success(), "{}", stderr(&made));
     assert_eq!(stderr(&made), "", "a new warehouse's empty tables are not errors");
 }
+
+#[test]
+fn on_s3_accounts_made_at_once_on_several_machines_are_all_kept() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = server.bucket("accounts");
+    init(&bucket);
+    // Each a read and a conditional rewrite of one document: none may lose another's account.
+    let children: Vec<_> = (0..6)
+        .map(|machine| {
+            let temporary = dir.path().join(format!("machine-{machine}"));
+            std::fs::create_dir_all(&temporary).expect("machine folder");
+            khoso(&bucket)
+                .args(["users", "add", &format!("phan-tich-{machine}"), "--role", "analyst"])
+                .env("TMPDIR", temporary)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().expect("wait");
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let listed = stdout(&run(khoso(&bucket).args(["users", "list"])));
+    for machine in 0..6 {
+        assert!(listed.contains(&format!("phan-tich-{machine} ")), "{listed}");
+    }
+}
