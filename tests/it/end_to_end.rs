@@ -93,6 +93,14 @@ fn supersede_and_time_travel(data: &(impl Data + ?Sized), dir: &Path) {
     assert_eq!(single(data, "SELECT sum(students) FROM school_reports"), "3684");
     let version_before = single(data, "SELECT table_version FROM submissions");
 
+    // A plan names the files it reads, never where the warehouse is kept.
+    let plan = run(khoso(data).args(["sql", "EXPLAIN SELECT * FROM school_reports", "--role", "analyst"]));
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let plan = stdout(&plan);
+    let named = plan.matches("tables/school_reports/").count();
+    assert!(named > 0, "{plan}");
+    assert_eq!(plan.matches("DATA/tables/school_reports/").count(), named, "{plan}");
+
     // The same bytes again: nothing changes, and it says so.
     let again = ingest(data, &corpus("good_utf8_no_bom.csv"));
     assert!(again.status.success());

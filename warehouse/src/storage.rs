@@ -391,21 +391,31 @@ impl Storage {
 
     /// `text` with the warehouse's location written `DATA`: no answer shows where the server
     /// keeps its files.
+    /// Query plans name a table's files by their path in the store: without a folder's leading
+    /// `/`, or a bucket's prefix without the bucket.
     pub fn hide_location(&self, text: &str) -> String {
         let mut hidden = text.replace(self.url.as_str().trim_end_matches('/'), "DATA");
-        if let Some(folder) = &self.folder {
-            let root = folder.to_string_lossy();
-            let relative = root.trim_start_matches('/');
-            hidden = hidden.replace(root.as_ref(), "DATA");
-            // Without its leading `/`, a root of one component ("data") would be any word.
-            if relative.contains('/') {
-                hidden = hidden.replace(relative, "DATA");
+        let root = match &self.folder {
+            Some(folder) => {
+                let root = folder.to_string_lossy().into_owned();
+                hidden = hidden.replace(&root, "DATA");
+                root
             }
-        } else if let Some(bucket) = self.url.host_str() {
-            let path = format!("{bucket}{}", self.url.path());
-            hidden = hidden.replace(path.trim_end_matches('/'), "DATA");
+            None => {
+                let bucket = self.url.host_str().unwrap_or_default();
+                hidden = hidden.replace(format!("{bucket}{}", self.url.path()).trim_end_matches('/'), "DATA");
+                self.url.path().to_string()
+            }
+        };
+        let relative = root.trim_matches('/');
+        if relative.is_empty() {
+            return hidden;
         }
-        hidden
+        // A root of one component ("data") would be any word: only before the tables' folder.
+        match relative.contains('/') {
+            true => hidden.replace(relative, "DATA"),
+            false => hidden.replace(&format!("{relative}/tables/"), "DATA/tables/"),
+        }
     }
 }
 
