@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::s3::S3Server;
+use crate::s3::{S3Server, in_bucket, in_folder};
 use crate::{Data, corpus, khoso, run, stderr, stdout};
 
 /// Runs `khoso sql` and returns the CSV lines after the header.
@@ -222,17 +222,12 @@ fn sql_is_read_only() {
 
 #[test]
 fn two_provinces_ingested_concurrently_both_land() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    provinces_at_once(&dir.path().join("data"), dir.path());
+    in_folder(provinces_at_once);
 }
 
 #[test]
 fn on_s3_two_provinces_ingested_concurrently_both_land() {
-    let Some(server) = S3Server::start() else {
-        return;
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    provinces_at_once(&server.bucket("provinces"), dir.path());
+    in_bucket("provinces", provinces_at_once);
 }
 
 /// Two provinces' files ingested by two processes at once (on an object store, as from two
@@ -241,7 +236,7 @@ fn provinces_at_once(data: &(impl Data + ?Sized), dir: &Path) {
     init(data);
     let hanoi = corpus("good_utf8_no_bom.csv");
     let saigon = variant(dir, "hcm.csv", "good_utf8_no_bom.csv", &[(",01,", ",79,")]);
-    for output in at_once(data, dir, &[hanoi.clone(), saigon]) {
+    for output in ingest_at_once(data, dir, &[hanoi.clone(), saigon]) {
         assert!(output.status.success(), "{}", stderr(&output));
     }
     let slices = sql(
@@ -256,7 +251,7 @@ fn provinces_at_once(data: &(impl Data + ?Sized), dir: &Path) {
     // its current submission; a file that lost the race is told so, and wrote nothing.
     let first = variant(dir, "hanoi-a.csv", "good_utf8_no_bom.csv", &[("1234", "2000")]);
     let second = variant(dir, "hanoi-b.csv", "good_utf8_no_bom.csv", &[("1234", "3000")]);
-    let outputs = at_once(data, dir, &[first, second]);
+    let outputs = ingest_at_once(data, dir, &[first, second]);
     let mut landed = 0;
     for output in &outputs {
         match output.status.success() {
@@ -289,18 +284,34 @@ fn provinces_at_once(data: &(impl Data + ?Sized), dir: &Path) {
     );
 }
 
-/// `khoso ingest` of each file, all started at once, each as from a machine of its own (its own
-/// temporary folder, so that on an object store no lock of one machine is shared).
-fn at_once(data: &(impl Data + ?Sized), dir: &Path, files: &[std::path::PathBuf]) -> Vec<std::process::Output> {
-    let children: Vec<_> = files
+/// `khoso ingest` of each file, all started at once, each as from a machine of its own (see
+/// [`at_once`]).
+fn ingest_at_once(data: &(impl Data + ?Sized), dir: &Path, files: &[std::path::PathBuf]) -> Vec<std::process::Output> {
+    let commands: Vec<Vec<String>> = files
+        .iter()
+        .map(|file| {
+            vec![
+                "ingest".into(),
+                "--kind".into(),
+                "school".into(),
+                file.display().to_string(),
+            ]
+        })
+        .collect();
+    at_once(data, dir, &commands)
+}
+
+/// `khoso` with each of `commands`, all started at once, each as from a machine of its own (its
+/// own temporary folder, so that on an object store no lock of one machine is shared).
+fn at_once(data: &(impl Data + ?Sized), dir: &Path, commands: &[Vec<String>]) -> Vec<std::process::Output> {
+    let children: Vec<_> = commands
         .iter()
         .enumerate()
-        .map(|(machine, file)| {
+        .map(|(machine, args)| {
             let temporary = dir.join(format!("machine-{machine}"));
             std::fs::create_dir_all(&temporary).expect("machine folder");
             khoso(data)
-                .args(["ingest", "--kind", "school"])
-                .arg(file)
+                .args(args)
                 .env("TMPDIR", temporary)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -316,17 +327,12 @@ fn at_once(data: &(impl Data + ?Sized), dir: &Path, files: &[std::path::PathBuf]
 
 #[test]
 fn a_process_killed_mid_commit_leaves_the_previous_version() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    killed_mid_commit(&dir.path().join("data"), dir.path());
+    in_folder(killed_mid_commit);
 }
 
 #[test]
 fn on_s3_a_process_killed_mid_commit_leaves_the_previous_version() {
-    let Some(server) = S3Server::start() else {
-        return;
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    killed_mid_commit(&server.bucket("killed"), dir.path());
+    in_bucket("killed", killed_mid_commit);
 }
 
 /// Ingests of a large file killed at many moments: the slice always holds the old or the new
@@ -409,31 +415,23 @@ fn making_a_warehouse_logs_nothing_a_user_would_take_for_an_error() {
 
 #[test]
 fn on_s3_accounts_made_at_once_on_several_machines_are_all_kept() {
-    let Some(server) = S3Server::start() else {
-        return;
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bucket = server.bucket("accounts");
-    init(&bucket);
+    in_bucket("accounts", accounts_at_once);
+}
+
+fn accounts_at_once(bucket: &crate::s3::Bucket, dir: &Path) {
+    init(bucket);
     // Each a read and a conditional rewrite of one document: none may lose another's account.
-    let children: Vec<_> = (0..6)
+    let commands: Vec<Vec<String>> = (0..6)
         .map(|machine| {
-            let temporary = dir.path().join(format!("machine-{machine}"));
-            std::fs::create_dir_all(&temporary).expect("machine folder");
-            khoso(&bucket)
-                .args(["users", "add", &format!("phan-tich-{machine}"), "--role", "analyst"])
-                .env("TMPDIR", temporary)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn")
+            ["users", "add", &format!("phan-tich-{machine}"), "--role", "analyst"]
+                .map(String::from)
+                .to_vec()
         })
         .collect();
-    for child in children {
-        let output = child.wait_with_output().expect("wait");
+    for output in at_once(bucket, dir, &commands) {
         assert!(output.status.success(), "{}", stderr(&output));
     }
-    let listed = stdout(&run(khoso(&bucket).args(["users", "list"])));
+    let listed = stdout(&run(khoso(bucket).args(["users", "list"])));
     for machine in 0..6 {
         assert!(listed.contains(&format!("phan-tich-{machine} ")), "{listed}");
     }

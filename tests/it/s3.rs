@@ -119,3 +119,19 @@ impl Data for Bucket {
         command.env("KHOSO_DATA", &self.location).envs(self.env());
     }
 }
+
+/// Runs a test's `body` on a warehouse in a new bucket of a new S3 server, with a folder of the
+/// test's own; skipped (outside CI) where moto is not installed.
+pub fn in_bucket(name: &str, body: impl FnOnce(&Bucket, &std::path::Path)) {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    body(&server.bucket(name), dir.path());
+}
+
+/// Runs a test's `body` on a warehouse in a folder (`DIR/data`), with the folder `DIR`.
+pub fn in_folder(body: impl FnOnce(&std::path::Path, &std::path::Path)) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    body(&dir.path().join("data"), dir.path());
+}

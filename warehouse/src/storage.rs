@@ -205,14 +205,13 @@ impl Storage {
 
     /// The files under a folder (relative to the root), in no particular order.
     pub async fn list(&self, folder: &str) -> Result<Vec<String>> {
-        let prefix = ObjectPath::from(folder);
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(object_error)?;
+        let metas = self.metas(folder).await?;
         Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+    }
+
+    async fn metas(&self, folder: &str) -> Result<Vec<object_store::ObjectMeta>> {
+        let prefix = ObjectPath::from(folder);
+        self.store.list(Some(&prefix)).try_collect().await.map_err(object_error)
     }
 
     /// Removes a file; a file already gone is no error.
@@ -236,29 +235,35 @@ impl Storage {
 
     /// Removes the files under a folder last written before `cutoff`.
     pub async fn delete_written_before(&self, folder: &str, cutoff: chrono::DateTime<chrono::Utc>) -> Result<()> {
-        let prefix = ObjectPath::from(folder);
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(object_error)?;
-        for meta in metas.into_iter().filter(|meta| meta.last_modified < cutoff) {
+        for meta in self
+            .metas(folder)
+            .await?
+            .into_iter()
+            .filter(|meta| meta.last_modified < cutoff)
+        {
             self.delete(meta.location.as_ref()).await?;
         }
         Ok(())
+    }
+
+    /// Where `path` is on this machine's disk, its folder made, when the warehouse is there.
+    fn local_target(&self, path: &str) -> Result<Option<PathBuf>> {
+        let Some(local) = &self.folder else {
+            return Ok(None);
+        };
+        let target = local.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        Ok(Some(target))
     }
 
     /// Copies a file of this machine into the store, in parts (never whole in memory).
     pub async fn upload(&self, file: &Path, path: &str) -> Result<()> {
         use tokio::io::AsyncWriteExt;
 
-        if let Some(local) = &self.folder {
+        if let Some(target) = self.local_target(path)? {
             // The same disk: a copy, as atomic as the store's own puts.
-            let target = local.join(path);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
             let partial = target.with_extension("partial");
             std::fs::copy(file, &partial)?;
             std::fs::File::open(&partial)?.sync_all()?;
@@ -275,11 +280,7 @@ impl Storage {
     /// Moves a file of this machine into the store: a rename when the warehouse is on this
     /// disk, an upload (and the local file removed) otherwise.
     pub async fn move_in(&self, file: &Path, path: &str) -> Result<()> {
-        if let Some(local) = &self.folder {
-            let target = local.join(path);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
+        if let Some(target) = self.local_target(path)? {
             std::fs::rename(file, &target)?;
             return Ok(());
         }
