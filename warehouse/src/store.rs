@@ -573,6 +573,22 @@ impl Warehouse {
     ) -> Result<Vec<CommitOutcome>> {
         let _lock = self.lock().await?;
         self.recover_locked().await?;
+        // Each table is written over the version it is at now, once every commit up to it has
+        // its submissions recorded: the slices' current submissions (what a file supersedes)
+        // are those of that version, and a commit of another process after it that touches the
+        // same slice makes this one fail (on disk the lock keeps others out anyway).
+        let mut bases: HashMap<&'static str, u64> = HashMap::new();
+        for (report, ..) in files {
+            let table = fact_table(report.kind);
+            if !bases.contains_key(table) {
+                let version = self
+                    .latest_version(table)
+                    .await?
+                    .ok_or_else(|| Error::Internal(format!("table {table} has no commit")))?;
+                self.record_commits(table, version).await?;
+                bases.insert(table, version);
+            }
+        }
         let mut current: HashMap<(ReportKind, ingest::SchoolYear, Option<ingest::ProvinceCode>), Submission> =
             HashMap::new();
         for submission in self.submissions().await? {
@@ -633,11 +649,13 @@ impl Warehouse {
             }
             let mut recorded = Vec::new();
             for (table, writes) in by_table {
-                let version = match self.write_slices(table, &writes).await {
+                let base = bases.get(table).copied();
+                let version = match self.write_slices(table, base, &writes).await {
                     Ok(version) => version,
                     Err(Error::Delta(e)) if is_conflict(&e) => return Err(self.lost_race(table, &writes).await),
                     Err(e) => return Err(e),
                 };
+                bases.insert(table, version as u64);
                 for (index, mut submission, _) in writes {
                     submission.table_version = version;
                     current.insert(
@@ -704,7 +722,7 @@ impl Warehouse {
 
     /// Replaces the slices of `writes` in one transaction of a table, recording their
     /// submissions in its commit; returns the new version.
-    async fn write_slices(&self, table: &str, writes: &[(usize, Submission, Rows)]) -> Result<i64> {
+    async fn write_slices(&self, table: &str, base: Option<u64>, writes: &[(usize, Submission, Rows)]) -> Result<i64> {
         let kind = writes
             .first()
             .map(|(_, s, _)| s.kind)
@@ -720,7 +738,7 @@ impl Warehouse {
                 Rows::Files(actions) => added.extend(actions.iter().cloned()),
             }
         }
-        let delta = self.table(table, None).await?;
+        let delta = self.table(table, base).await?;
         if !added.is_empty() {
             if !batches.is_empty() {
                 return Err(Error::Internal(format!("{table}: rows both in memory and in files")));
@@ -1121,34 +1139,41 @@ impl Warehouse {
     /// last commit can be such; on an object store, processes of other machines commit in
     /// between, so the last [`COMMITS_RECOVERED`] are looked at.
     async fn recover_unrecorded_commits(&self) -> Result<()> {
-        let recorded: std::collections::HashSet<String> =
-            self.submissions().await?.into_iter().map(|s| s.submission_id).collect();
         for kind in ReportKind::ALL {
             let table = fact_table(kind);
-            let Some(latest) = self.latest_version(table).await? else {
-                continue;
-            };
-            let first = latest.saturating_sub(COMMITS_RECOVERED - 1);
-            let commits: Vec<(u64, Option<Vec<u8>>)> = futures::stream::iter(first..=latest)
-                .map(|version| async move {
-                    let path = format!("{}/{version:020}.json", self.layout.table_log(table));
-                    Ok::<_, Error>((version, self.layout.storage().read(&path).await?))
+            if let Some(latest) = self.latest_version(table).await? {
+                self.record_commits(table, latest).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the submissions of a table's last [`COMMITS_RECOVERED`] commits up to `version`
+    /// that are not recorded yet: by a process killed between its commit and the append, or
+    /// still between them (the append's application id keeps the two from both recording).
+    async fn record_commits(&self, table: &str, version: u64) -> Result<()> {
+        let recorded: std::collections::HashSet<String> =
+            self.submissions().await?.into_iter().map(|s| s.submission_id).collect();
+        let first = version.saturating_sub(COMMITS_RECOVERED - 1);
+        let commits: Vec<(u64, Option<Vec<u8>>)> = futures::stream::iter(first..=version)
+            .map(|version| async move {
+                let path = format!("{}/{version:020}.json", self.layout.table_log(table));
+                Ok::<_, Error>((version, self.layout.storage().read(&path).await?))
+            })
+            .buffered(8)
+            .try_collect()
+            .await?;
+        for (version, commit) in commits {
+            let unrecorded: Vec<Submission> = committed_submissions(commit.as_deref().unwrap_or_default())
+                .into_iter()
+                .filter(|s| !recorded.contains(&s.submission_id))
+                .map(|s| Submission {
+                    table_version: version as i64,
+                    ..s
                 })
-                .buffered(8)
-                .try_collect()
-                .await?;
-            for (version, commit) in commits {
-                let unrecorded: Vec<Submission> = committed_submissions(commit.as_deref().unwrap_or_default())
-                    .into_iter()
-                    .filter(|s| !recorded.contains(&s.submission_id))
-                    .map(|s| Submission {
-                        table_version: version as i64,
-                        ..s
-                    })
-                    .collect();
-                if !unrecorded.is_empty() {
-                    self.record_submissions(&unrecorded).await?;
-                }
+                .collect();
+            if !unrecorded.is_empty() {
+                self.record_submissions(&unrecorded).await?;
             }
         }
         Ok(())
