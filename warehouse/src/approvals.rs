@@ -13,6 +13,7 @@ use chrono::Utc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::prelude::{SessionContext, cast, col};
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use serde::{Deserialize, Serialize};
 
@@ -113,12 +114,31 @@ impl Warehouse {
             Arc::new(StringArray::from(vec![decision.comment.as_deref()])),
         ];
         let batch = RecordBatch::try_new(approvals_schema(), columns)?;
-        self.table(APPROVALS, None)
-            .await?
+        // One decision per file, whichever web node two admins click on: the append carries the
+        // file's application id, looked up first, and Delta refuses a second append of it.
+        let decided = || Error::Refused(format!("{} has been decided on already", decision.submission_id));
+        let table = self.table(APPROVALS, None).await?;
+        let app_id = format!("khoso.decision.{}", decision.submission_id);
+        let known = table
+            .snapshot()?
+            .transaction_version(table.log_store().as_ref(), &app_id)
+            .await?;
+        if known.is_some() {
+            return Err(decided());
+        }
+        let written = table
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
-            .await?;
-        Ok(())
+            .with_commit_properties(
+                CommitProperties::default()
+                    .with_application_transaction(deltalake::kernel::Transaction::new(app_id, 0)),
+            )
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(e) if crate::store::is_recorded_already(&e) => Err(decided()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Every decision, oldest first.
@@ -252,5 +272,27 @@ pub fn decision_now(submission_id: &str, decision: Verdict, by: &str, comment: O
         decided_by: by.to_string(),
         decided_at: Utc::now().timestamp_micros(),
         comment: comment.filter(|c| !c.trim().is_empty()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_is_decided_on_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let warehouse = Warehouse::init(dir.path()).await.expect("warehouse");
+        let approve = decision_now("held-1", Verdict::Approved, "bo-gd", None);
+        warehouse.record_decision(&approve).await.expect("first decision");
+        let again = decision_now("held-1", Verdict::Returned, "bo-gd-2", Some("sai số liệu".into()));
+        let refused = warehouse.record_decision(&again).await.expect_err("a second decision");
+        assert!(matches!(refused, Error::Refused(_)), "{refused}");
+        let other = decision_now("held-2", Verdict::Approved, "bo-gd", None);
+        warehouse.record_decision(&other).await.expect("another file");
+        let decisions = warehouse.decisions().await.expect("decisions");
+        let ids: Vec<&str> = decisions.iter().map(|d| d.submission_id.as_str()).collect();
+        assert_eq!(ids, ["held-1", "held-2"]);
+        assert_eq!(decisions[0].decided_by, "bo-gd");
     }
 }

@@ -1282,8 +1282,9 @@ fn is_conflict(error: &deltalake::DeltaTableError) -> bool {
     )
 }
 
-/// Whether an append of submissions failed because another process recorded the same commit.
-fn is_recorded_already(error: &deltalake::DeltaTableError) -> bool {
+/// Whether an append failed because another process appended under the same application id
+/// (recorded the same commit's submissions, decided on the same file).
+pub(crate) fn is_recorded_already(error: &deltalake::DeltaTableError) -> bool {
     use deltalake::kernel::transaction::{CommitConflictError, TransactionError};
     matches!(
         error,
