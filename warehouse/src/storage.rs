@@ -30,6 +30,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::Digest;
 use url::Url;
 
 use crate::{Error, Result};
@@ -419,8 +420,6 @@ impl Storage {
         }
     }
 }
-
-use sha2::Digest;
 
 fn to_json<T: Serialize>(document: &T) -> Result<Vec<u8>> {
     serde_json::to_vec_pretty(document).map_err(|e| Error::Internal(e.to_string()))
