@@ -436,3 +436,26 @@ fn accounts_at_once(bucket: &crate::s3::Bucket, dir: &Path) {
         assert!(listed.contains(&format!("phan-tich-{machine} ")), "{listed}");
     }
 }
+
+#[test]
+fn an_unreachable_object_store_is_named_with_where_its_settings_come_from() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let nowhere = crate::s3::Bucket {
+        endpoint: format!("http://{closed}"),
+        name: "khoso-absent".into(),
+        location: "s3://khoso-absent/warehouse".into(),
+    };
+    let answer = run(khoso(&nowhere).args(["sql", "SELECT 1"]));
+    assert!(!answer.status.success());
+    let said = stderr(&answer);
+    assert!(
+        said.contains("cannot reach the warehouse at s3://khoso-absent/warehouse/"),
+        "{said}"
+    );
+    assert!(
+        said.contains("AWS_ENDPOINT_URL") && said.contains("--storage-option"),
+        "{said}"
+    );
+}

@@ -102,7 +102,7 @@ impl Warehouse {
     /// [`Warehouse::init`] in any storage (a folder, or a prefix of an object store).
     pub async fn init_in(storage: Storage) -> Result<Self> {
         let warehouse = Self::at(storage);
-        warehouse.complete().await?;
+        warehouse.complete().await.map_err(|e| warehouse.unreachable(e))?;
         Ok(warehouse)
     }
 
@@ -115,11 +115,29 @@ impl Warehouse {
     /// lacks (a table added to the catalogue since, the pseudonym key), empty.
     pub async fn open_in(storage: Storage) -> Result<Self> {
         let warehouse = Self::at(storage);
-        if warehouse.latest_version(SUBMISSIONS).await?.is_none() {
+        let found = warehouse
+            .latest_version(SUBMISSIONS)
+            .await
+            .map_err(|e| warehouse.unreachable(e))?;
+        if found.is_none() {
             return Err(Error::NotAWarehouse(warehouse.layout.storage().url().to_string()));
         }
         warehouse.complete().await?;
         Ok(warehouse)
+    }
+
+    /// The first failure to reach a warehouse on an object store, with where its settings come
+    /// from.
+    fn unreachable(&self, error: Error) -> Error {
+        match (self.storage().is_shared(), error) {
+            (true, Error::Io(e)) => Error::Refused(format!(
+                "cannot reach the warehouse at {}: {e}. The endpoint and credentials come from \
+                 AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+                 --storage-option KEY=VALUE",
+                self.storage().url()
+            )),
+            (_, error) => error,
+        }
     }
 
     /// Makes the catalogue's Delta tables and the pseudonym key where missing.
