@@ -4,7 +4,7 @@
 //! Where each file lives is [`crate::layout::Layout`]'s business; which tables there are,
 //! [`crate::catalogue`]'s.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -596,6 +596,9 @@ impl Warehouse {
         // are those of that version, and a commit of another process after it that touches the
         // same slice makes this one fail (on disk the lock keeps others out anyway).
         let mut bases: HashMap<&'static str, u64> = HashMap::new();
+        let mut submissions = self.submissions().await?;
+        let recorded = submission_ids(&submissions);
+        let mut repaired = false;
         for (report, ..) in files {
             let table = fact_table(report.kind);
             if !bases.contains_key(table) {
@@ -603,13 +606,16 @@ impl Warehouse {
                     .latest_version(table)
                     .await?
                     .ok_or_else(|| Error::Internal(format!("table {table} has no commit")))?;
-                self.record_commits(table, version).await?;
+                repaired |= self.record_commits(table, version, &recorded).await?;
                 bases.insert(table, version);
             }
         }
+        if repaired {
+            submissions = self.submissions().await?;
+        }
         let mut current: HashMap<(ReportKind, ingest::SchoolYear, Option<ingest::ProvinceCode>), Submission> =
             HashMap::new();
-        for submission in self.submissions().await? {
+        for submission in submissions {
             let slice = (
                 submission.kind,
                 submission.school_year,
@@ -1157,10 +1163,11 @@ impl Warehouse {
     /// last commit can be such; on an object store, processes of other machines commit in
     /// between, so the last [`COMMITS_RECOVERED`] are looked at.
     async fn recover_unrecorded_commits(&self) -> Result<()> {
+        let recorded = submission_ids(&self.submissions().await?);
         for kind in ReportKind::ALL {
             let table = fact_table(kind);
             if let Some(latest) = self.latest_version(table).await? {
-                self.record_commits(table, latest).await?;
+                self.record_commits(table, latest, &recorded).await?;
             }
         }
         Ok(())
@@ -1169,9 +1176,9 @@ impl Warehouse {
     /// Records the submissions of a table's last [`COMMITS_RECOVERED`] commits up to `version`
     /// that are not recorded yet: by a process killed between its commit and the append, or
     /// still between them (the append's application id keeps the two from both recording).
-    async fn record_commits(&self, table: &str, version: u64) -> Result<()> {
-        let recorded: std::collections::HashSet<String> =
-            self.submissions().await?.into_iter().map(|s| s.submission_id).collect();
+    /// `recorded` are the ids recorded already; true when it recorded any.
+    async fn record_commits(&self, table: &str, version: u64, recorded: &HashSet<String>) -> Result<bool> {
+        let mut repaired = false;
         let first = version.saturating_sub(COMMITS_RECOVERED - 1);
         let commits: Vec<(u64, Option<Vec<u8>>)> = futures::stream::iter(first..=version)
             .map(|version| async move {
@@ -1192,9 +1199,10 @@ impl Warehouse {
                 .collect();
             if !unrecorded.is_empty() {
                 self.record_submissions(&unrecorded).await?;
+                repaired = true;
             }
         }
-        Ok(())
+        Ok(repaired)
     }
 
     /// Keeps a file as it came in the archive, under its SHA-256; returns its path there.
@@ -1282,6 +1290,11 @@ fn committed_submissions(commit: &[u8]) -> Vec<Submission> {
         (None, Some(one)) => serde_json::from_value(one.clone()).into_iter().collect(),
         (None, None) => Vec::new(),
     }
+}
+
+/// The ids of submissions.
+fn submission_ids(submissions: &[Submission]) -> HashSet<String> {
+    submissions.iter().map(|s| s.submission_id.clone()).collect()
 }
 
 /// The application id under which a submission's fact-table commit is recorded.
