@@ -22,13 +22,18 @@ pub struct Cli {
     #[arg(long = "storage-option", global = true, value_name = "KEY=VALUE", value_parser = key_value)]
     pub storage_options: Vec<(String, String)>,
 
+    /// Run SQL queries and the KPI refresh on a Ballista cluster: its scheduler, df://HOST:PORT
+    /// (see `khoso cluster`). Its nodes read the tables from the same --data.
+    #[arg(long, global = true, env = "KHOSO_CLUSTER", value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
+
     /// The KPI definitions (default: ./metrics.toml if present, else the built-in copy).
     #[arg(long, global = true, env = "KHOSO_METRICS")]
     pub metrics: Option<PathBuf>,
 
     /// How log lines look on stderr: `text` for people, `json` (one object a line) for log
     /// collectors. `RUST_LOG` chooses what is logged (default:
-    /// `warn,buoyant_kernel=off,deltalake_core=off,khoso=info,dashboard=info,warehouse=info`).
+    /// `warn,buoyant_kernel=off,deltalake_core=off,ballista_scheduler::display=off,ballista_core::execution_plans::distributed_query=off,khoso=info,dashboard=info,warehouse=info`).
     #[arg(long, global = true, value_enum, default_value_t, env = "KHOSO_LOG_FORMAT")]
     pub log_format: LogFormat,
 
@@ -64,6 +69,51 @@ pub enum Command {
     Serve(ServeArgs),
     /// Accounts of the upload portal: add (prints the token once), list, revoke.
     Users(UsersArgs),
+    /// A node of a Ballista cluster reading this warehouse: its scheduler, or an executor.
+    Cluster(ClusterArgs),
+}
+
+/// `khoso cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// Which node of a cluster to run (until stopped). Every node takes the same --data and
+/// storage settings as the servers.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// The scheduler: takes queries (`--cluster df://HOST:PORT`) and hands their stages to the
+    /// executors.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:50050")]
+        bind: String,
+        /// Seconds without a heartbeat (sent every 5 s) after which an executor is lost: its
+        /// work runs again on the others.
+        #[arg(long, default_value_t = 30)]
+        executor_timeout: u64,
+    },
+    /// An executor: runs stages, reading the tables from the warehouse's storage.
+    Executor {
+        /// The scheduler, df://HOST:PORT.
+        #[arg(long, value_name = "df://HOST:PORT")]
+        scheduler: String,
+        /// Address of its data service; its gRPC service takes the next port.
+        #[arg(long, default_value = "0.0.0.0:50051")]
+        bind: String,
+        /// The name the other nodes reach it by (default: this machine's address as bound).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Stages run at once (default: the cores).
+        #[arg(long)]
+        tasks: Option<usize>,
+        /// Memory its stages may hold together, in MB (default: a share of the machine's);
+        /// past it they spill to disk or fail cleanly.
+        #[arg(long)]
+        memory_mb: Option<u64>,
+    },
 }
 
 /// `khoso users`.

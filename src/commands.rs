@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ingest::{Problem, ReportKind, SchoolYear, SliceHint, ValidatedReport};
 use warehouse::accounts::Accounts;
+use warehouse::cluster::{Cluster, ExecutorPlace};
 use warehouse::guard::QueryLimits;
 use warehouse::intake::{Delivery, Intent, Outcome};
 use warehouse::metrics::{Dimension, Metrics};
@@ -17,8 +18,8 @@ use warehouse::storage::Storage;
 use warehouse::{OutputFormat, RecordBatch, TableVersions, Warehouse};
 
 use crate::cli::{
-    Cli, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, ServeArgs, SqlArgs, SqlFormat,
-    TemplateArgs, TemplateFormat, UsersCommand,
+    Cli, ClusterCommand, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, ServeArgs,
+    SqlArgs, SqlFormat, TemplateArgs, TemplateFormat, UsersCommand,
 };
 
 /// Exit code when the input is at fault (a file with problems, a refused query).
@@ -33,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data = &Place {
         location: cli.data.clone(),
         options: cli.storage_options.clone(),
+        cluster: cli.cluster.as_deref().map(Cluster::parse).transpose()?,
     };
     match cli.command {
         Command::Template(args) => template(args),
@@ -45,24 +47,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kpi(args) => kpi(&open(data, metrics_file).await?, args).await,
         Command::Serve(args) => serve(data, load_metrics(metrics_file).await?, args).await,
         Command::Users(args) => users(data, args.command).await,
+        Command::Cluster(args) => cluster_node(data, args.command).await,
     }
 }
 
-/// Where the warehouse is, as the command line says (`--data`, `--storage-option`).
+/// Where the warehouse is, as the command line says (`--data`, `--storage-option`), and the
+/// cluster its queries run on (`--cluster`).
 struct Place {
     location: String,
     options: Vec<(String, String)>,
+    cluster: Option<Cluster>,
 }
 
 impl Place {
+    fn storage(&self, create: bool) -> warehouse::Result<Storage> {
+        Storage::new(&self.location, &self.options, create)
+    }
+
     /// The warehouse there.
     async fn open(&self) -> warehouse::Result<Warehouse> {
-        Warehouse::open_in(Storage::new(&self.location, &self.options, false)?).await
+        Ok(self.on_cluster(Warehouse::open_in(self.storage(false)?).await?))
     }
 
     /// The warehouse there, made if need be.
     async fn init(&self) -> warehouse::Result<Warehouse> {
-        Warehouse::init_in(Storage::new(&self.location, &self.options, true)?).await
+        Ok(self.on_cluster(Warehouse::init_in(self.storage(true)?).await?))
+    }
+
+    fn on_cluster(&self, warehouse: Warehouse) -> Warehouse {
+        match &self.cluster {
+            Some(cluster) => warehouse.with_cluster(cluster.clone()),
+            None => warehouse,
+        }
     }
 }
 
@@ -781,4 +797,44 @@ async fn kpi_explain(warehouse: &Warehouse, args: ExplainArgs) -> anyhow::Result
     println!("\nCác tệp đứng sau số liệu / the {count} submissions behind it:");
     print_batches(&submissions, SqlFormat::Table)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `khoso cluster`: runs a scheduler or an executor over the warehouse's storage until stopped.
+async fn cluster_node(data: &Place, command: ClusterCommand) -> anyhow::Result<ExitCode> {
+    let storage = data.storage(false)?;
+    match command {
+        ClusterCommand::Scheduler { bind, executor_timeout } => {
+            let bind = first_address(&bind).await?;
+            tracing::info!(%bind, warehouse = %data, "Ballista scheduler");
+            let timeout = std::time::Duration::from_secs(executor_timeout);
+            warehouse::cluster::run_scheduler(bind, timeout, storage).await?;
+        }
+        ClusterCommand::Executor {
+            scheduler,
+            bind,
+            external_host,
+            tasks,
+            memory_mb,
+        } => {
+            let place = ExecutorPlace {
+                scheduler: Cluster::parse(&scheduler)?,
+                bind: first_address(&bind).await?,
+                external_host,
+                tasks,
+                memory_bytes: memory_mb.map(|mb| mb * 1024 * 1024),
+            };
+            tracing::info!(scheduler = %place.scheduler, bind = %place.bind, warehouse = %data, "Ballista executor");
+            warehouse::cluster::run_executor(place, storage).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first address `text` (HOST:PORT) names.
+async fn first_address(text: &str) -> anyhow::Result<std::net::SocketAddr> {
+    tokio::net::lookup_host(text)
+        .await
+        .with_context(|| format!("{text:?} is not HOST:PORT"))?
+        .next()
+        .with_context(|| format!("{text:?} names no address"))
 }

@@ -13,7 +13,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// What is logged when `RUST_LOG` does not say: warnings from everything, the server's own
 /// account of its work (a line per request). The Delta kernel logs as errors what it returns
 /// to us as results (a table being created has no log yet): those are said where they matter.
-const DEFAULT_LOG: &str = "warn,buoyant_kernel=off,deltalake_core=off,khoso=info,dashboard=info,warehouse=info";
+/// So does Ballista's client of a query that failed on a cluster; its scheduler's complaints about
+/// the metrics of a stage's plan are noise.
+const DEFAULT_LOG: &str = "warn,buoyant_kernel=off,deltalake_core=off,ballista_scheduler::display=off,ballista_core::execution_plans::distributed_query=off,khoso=info,dashboard=info,warehouse=info";
 
 /// Log lines go to stderr, as text or JSON; `RUST_LOG` chooses which.
 fn start_logs(format: cli::LogFormat) {

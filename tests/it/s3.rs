@@ -71,6 +71,26 @@ impl S3Server {
         String::from_utf8_lossy(&output.stdout).trim() == "yes"
     }
 
+    /// Copies every file of `folder` into `bucket` under `prefix`.
+    pub fn upload_folder(&self, bucket: &Bucket, folder: &std::path::Path, prefix: &str) {
+        let script = "import os, sys, boto3\n\
+            s3 = boto3.client('s3')\n\
+            root = sys.argv[1]\n\
+            for folder, _, files in os.walk(root):\n    \
+                for name in files:\n        \
+                    path = os.path.join(folder, name)\n        \
+                    key = sys.argv[3] + '/' + os.path.relpath(path, root).replace(os.sep, '/')\n        \
+                    s3.upload_file(path, sys.argv[2], key)\n";
+        let output = Command::new(&self.python)
+            .args(["-c", script])
+            .arg(folder)
+            .args([&bucket.name, prefix])
+            .envs(bucket.env())
+            .output()
+            .expect("python runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+
     /// A new bucket, and the warehouse location `s3://BUCKET/warehouse` in it.
     pub fn bucket(&self, name: &str) -> Bucket {
         let answer = self.request("PUT", name);

@@ -507,6 +507,11 @@ impl BoundedConcatRewrite {
             function: Arc::new(ScalarUDF::new_from_impl(operator)),
         }
     }
+
+    /// The function `||` is planned as, for a process that runs plans another planned.
+    pub fn function(&self) -> Arc<ScalarUDF> {
+        Arc::clone(&self.function)
+    }
 }
 
 impl FunctionRewrite for BoundedConcatRewrite {

@@ -20,6 +20,7 @@ pub mod approvals;
 pub mod audit;
 pub mod bounds;
 pub mod catalogue;
+pub mod cluster;
 mod data_files;
 pub mod engine;
 pub mod guard;
@@ -85,7 +86,12 @@ pub enum Error {
     Delta(#[from] deltalake::DeltaTableError),
     /// DataFusion failed outside a user's query.
     #[error("query engine error: {0}")]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    DataFusion(datafusion::error::DataFusionError),
+    /// The Ballista cluster queries are sent to could not run one (see [`cluster`]).
+    #[error(
+        "the cluster could not run the query: {0} (check that its scheduler, named by --cluster, and its executors run: `khoso cluster scheduler`, `khoso cluster executor`)"
+    )]
+    Cluster(String),
     /// Arrow failed.
     #[error("arrow error: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
@@ -127,9 +133,13 @@ impl Error {
         )
     }
 
-    /// An error while planning or running a user's query is the query's fault.
+    /// An error while planning or running a user's query is the query's fault, unless the
+    /// cluster it was sent to failed.
     /// A table kept from the reader stays that error, whatever the engine wrapped it in.
     pub(crate) fn from_query(error: datafusion::error::DataFusionError) -> Self {
+        if let Some(trouble) = cluster::trouble(&error) {
+            return trouble;
+        }
         if let datafusion::error::DataFusionError::External(cause) = error.find_root()
             && let Some(Error::NotReadable { table, role }) = cause.downcast_ref::<Error>()
         {
@@ -144,6 +154,13 @@ impl Error {
     /// Whether the reader is refused something the query asked for (a table kept from it).
     pub fn is_forbidden(&self) -> bool {
         matches!(self, Error::NotReadable { .. } | Error::Forbidden(_))
+    }
+}
+
+/// DataFusion's errors are the engine's, or the cluster's when it could not run a query.
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(error: datafusion::error::DataFusionError) -> Self {
+        cluster::trouble(&error).unwrap_or(Error::DataFusion(error))
     }
 }
 

@@ -33,6 +33,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -47,6 +48,30 @@ pub struct DeltaFiles {
     scan_index: Vec<usize>,
     store: ObjectStoreUrl,
     files: Vec<PartitionedFile>,
+    /// What the provider was made of, to send it to another process (see [`DeltaFiles::frozen`]).
+    frozen: FrozenFiles,
+}
+
+/// A version's files as the log lists them: with the table's schema, all a process needs to
+/// read that version without opening the log again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrozenFiles {
+    /// The object store's URL (`file:///`, `s3://bucket`).
+    store: String,
+    partition_columns: Vec<String>,
+    files: Vec<LoggedFile>,
+}
+
+/// One file of a version, as its `add` action describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LoggedFile {
+    /// The path in the object store.
+    path: String,
+    size: u64,
+    modified: chrono::DateTime<chrono::Utc>,
+    /// The partition values as the log writes them, in the order of the partition columns.
+    partition_values: Vec<Option<String>>,
+    rows: Option<usize>,
 }
 
 impl DeltaFiles {
@@ -71,61 +96,89 @@ impl DeltaFiles {
             return Err(unsupported("deletion vectors"));
         }
         let logical: Schema = snapshot.schema().as_ref().try_into_arrow()?;
-        let partition_names = snapshot.metadata().partition_columns().to_vec();
-        let is_partition = |field: &Field| partition_names.contains(field.name());
-        let stored: Vec<FieldRef> = logical
-            .fields()
-            .iter()
-            .filter(|f| !is_partition(f))
-            .map(|f| Arc::new(f.as_ref().clone().with_data_type(read_type(f.data_type()))))
-            .collect();
-        // A file's one value is repeated in each batch as a view of at most 12 bytes kept inline
-        // (school years, province codes), so grouping by it takes DataFusion's column-wise path.
-        let mut partitions = Vec::with_capacity(partition_names.len());
-        for name in &partition_names {
-            let field = logical.field_with_name(name)?;
-            partitions.push(Arc::new(Field::new(name, read_type(field.data_type()), true)));
-        }
-        let scan_order: Vec<&FieldRef> = stored.iter().chain(&partitions).collect();
-        // Statistics of a file cover every column the scan gives; only its row count is known.
-        let scan_schema = Schema::new(scan_order.iter().map(|f| Arc::clone(f)).collect::<Vec<_>>());
-        let scan_index = logical
-            .fields()
-            .iter()
-            .map(|f| scan_order.iter().position(|s| s.name() == f.name()))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Error::Internal("a column of the table is not read".into()))?;
+        let partition_columns = snapshot.metadata().partition_columns().to_vec();
+        // Text is read as views; a file's one partition value is repeated in each batch as a view
+        // of at most 12 bytes kept inline (school years, province codes), so grouping by it takes
+        // DataFusion's column-wise path.
         let schema = Arc::new(Schema::new(
-            scan_index
+            logical
+                .fields()
                 .iter()
-                .map(|&i| Arc::clone(scan_order[i]))
+                .map(|f| match partition_columns.contains(f.name()) {
+                    true => Field::new(f.name(), read_type(f.data_type()), true),
+                    false => f.as_ref().clone().with_data_type(read_type(f.data_type())),
+                })
                 .collect::<Vec<_>>(),
         ));
 
         let url = table.table_url();
-        let store = ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
         let root = Path::from_url_path(url.path()).map_err(|e| Error::Internal(e.to_string()))?;
         let mut files = Vec::new();
         for file in snapshot.log_data().iter() {
             if file.deletion_vector_descriptor().is_some() {
                 return Err(unsupported("deletion vectors"));
             }
-            let location = Path::parse(format!("{root}/{}", file.object_store_path()))
-                .map_err(|e| Error::Internal(e.to_string()))?;
             let values = file.partition_values_map();
+            files.push(LoggedFile {
+                path: format!("{root}/{}", file.object_store_path()),
+                size: u64::try_from(file.size()).unwrap_or_default(),
+                modified: file.modification_datetime()?,
+                partition_values: partition_columns
+                    .iter()
+                    .map(|name| values.get(name).cloned().flatten())
+                    .collect(),
+                rows: file.num_records(),
+            });
+        }
+        let frozen = FrozenFiles {
+            store: url[..url::Position::BeforePath].to_string(),
+            partition_columns,
+            files,
+        };
+        Self::thaw(schema, frozen)
+    }
+
+    /// [`DeltaFiles::try_new`], as a provider for a session.
+    pub fn provider(table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
+        Ok(Arc::new(Self::try_new(table)?))
+    }
+
+    /// The provider of `schema` (as [`TableProvider::schema`] gives it) over the `frozen` files.
+    pub fn thaw(schema: SchemaRef, frozen: FrozenFiles) -> Result<Self> {
+        let is_partition = |field: &Field| frozen.partition_columns.contains(field.name());
+        let stored: Vec<FieldRef> = schema.fields().iter().filter(|f| !is_partition(f)).cloned().collect();
+        let partitions = frozen
+            .partition_columns
+            .iter()
+            .map(|name| Ok(Arc::new(schema.field_with_name(name)?.clone())))
+            .collect::<Result<Vec<FieldRef>>>()?;
+        let scan_order: Vec<&FieldRef> = stored.iter().chain(&partitions).collect();
+        // Statistics of a file cover every column the scan gives; only its row count is known.
+        let scan_schema = Schema::new(scan_order.iter().map(|f| Arc::clone(f)).collect::<Vec<_>>());
+        let scan_index = schema
+            .fields()
+            .iter()
+            .map(|f| scan_order.iter().position(|s| s.name() == f.name()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::Internal("a column of the table is not read".into()))?;
+
+        let store = ObjectStoreUrl::parse(&frozen.store)?;
+        let mut files = Vec::with_capacity(frozen.files.len());
+        for file in &frozen.files {
             let partition_values = partitions
                 .iter()
-                .map(|field| partition_value(field.data_type(), values.get(field.name()).cloned().flatten()))
+                .zip(&file.partition_values)
+                .map(|(field, text)| partition_value(field.data_type(), text.clone()))
                 .collect::<Result<Vec<_>>>()?;
             let mut scanned = PartitionedFile::new_from_meta(ObjectMeta {
-                location,
-                last_modified: file.modification_datetime()?,
-                size: u64::try_from(file.size()).unwrap_or_default(),
+                location: Path::parse(&file.path).map_err(|e| Error::Internal(e.to_string()))?,
+                last_modified: file.modified,
+                size: file.size,
                 e_tag: None,
                 version: None,
             })
             .with_partition_values(partition_values);
-            if let Some(rows) = file.num_records() {
+            if let Some(rows) = file.rows {
                 let statistics = Statistics::new_unknown(&scan_schema).with_num_rows(Precision::Exact(rows));
                 scanned = scanned.with_statistics(Arc::new(statistics));
             }
@@ -139,12 +192,14 @@ impl DeltaFiles {
             scan_index,
             store,
             files,
+            frozen,
         })
     }
 
-    /// [`DeltaFiles::try_new`], as a provider for a session.
-    pub fn provider(table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
-        Ok(Arc::new(Self::try_new(table)?))
+    /// The files this provider reads, to make the same provider elsewhere with
+    /// [`DeltaFiles::thaw`].
+    pub fn frozen(&self) -> &FrozenFiles {
+        &self.frozen
     }
 
     fn partition_names(&self) -> Vec<&str> {

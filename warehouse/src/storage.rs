@@ -136,6 +136,17 @@ impl Storage {
         &self.options
     }
 
+    /// Lets DataFusion read the warehouse's files through `runtime`: the bucket's store is
+    /// registered there (a folder is read through DataFusion's own store for `file://`).
+    pub fn register_in(&self, runtime: &datafusion::execution::runtime_env::RuntimeEnv) -> Result<()> {
+        if self.folder.is_some() {
+            return Ok(());
+        }
+        let bucket = Url::parse(&self.url[..url::Position::BeforePath]).map_err(|e| Error::Internal(e.to_string()))?;
+        runtime.register_object_store(&bucket, s3_store(&self.url, &self.options)?);
+        Ok(())
+    }
+
     /// The URL of `relative` (a folder, ending in `/`) under the root.
     pub fn url_of(&self, relative: &str) -> Result<Url> {
         self.url

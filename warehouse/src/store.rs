@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::accounts::Role;
 use crate::approvals::APPROVALS;
 use crate::catalogue::{self, CATALOGUE};
+use crate::cluster::Cluster;
 use crate::data_files;
 use crate::guard::{QueryLimits, check_read_only, located, read_only_options};
 use crate::kpi::{self, KpiRow};
@@ -90,6 +91,9 @@ pub struct Warehouse {
     loaded: Arc<std::sync::Mutex<HashMap<String, DeltaTable>>>,
     /// Each table's latest version as last seen: the next look lists only the commits after it.
     seen: Arc<std::sync::Mutex<HashMap<String, u64>>>,
+    /// The Ballista cluster queries and the KPI refresh run on, once attached with
+    /// [`Warehouse::with_cluster`]; this process otherwise.
+    cluster: Option<Cluster>,
 }
 
 impl Warehouse {
@@ -157,12 +161,20 @@ impl Warehouse {
             recovered: Arc::new(AtomicBool::new(false)),
             loaded: Arc::default(),
             seen: Arc::default(),
+            cluster: None,
         }
     }
 
     /// Attaches the KPIs: their views join the SQL session, and their values are kept fresh.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Runs the KPI refresh and SQL sessions' queries on `cluster` (the reading of one file's
+    /// preview, the ledgers and the catalogue stay in this process).
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 
@@ -334,7 +346,9 @@ impl Warehouse {
         if let Some(unknown) = pins.keys().find(|k| !Self::table_names().contains(&k.as_str())) {
             return Err(Error::UnknownTable(unknown.clone()));
         }
-        let ctx = bounded_session(memory_bytes, reader)?;
+        // A preview's replacement (a file not yet committed) is read here.
+        let cluster = self.cluster.as_ref().filter(|_| replacement.is_none());
+        let ctx = bounded_session(memory_bytes, reader, cluster)?;
         let reference = reference_tables()?;
         for entry in CATALOGUE {
             let provider: Arc<dyn datafusion::catalog::TableProvider> = match entry.storage {
@@ -1241,13 +1255,18 @@ impl Warehouse {
 }
 
 /// A DataFusion session whose queries yield often and whose growing functions are bounded
-/// (see [`crate::bounds`]), with a memory pool of `memory_bytes` when given.
-fn bounded_session(memory_bytes: Option<usize>, reader: Role) -> Result<SessionContext> {
+/// (see [`crate::bounds`]), with a memory pool of `memory_bytes` when given, and whose queries
+/// run on `cluster` when given.
+fn bounded_session(memory_bytes: Option<usize>, reader: Role, cluster: Option<&Cluster>) -> Result<SessionContext> {
     use datafusion::execution::FunctionRegistry;
     use datafusion::execution::session_state::SessionStateBuilder;
 
+    let mut config = datafusion::prelude::SessionConfig::new().with_information_schema(true);
+    if cluster.is_some() {
+        config = Cluster::session_config(config);
+    }
     let mut builder = SessionStateBuilder::new()
-        .with_config(datafusion::prelude::SessionConfig::new().with_information_schema(true))
+        .with_config(config)
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(crate::bounds::YieldEverywhere));
     if let Some(bytes) = memory_bytes {
@@ -1257,6 +1276,9 @@ fn bounded_session(memory_bytes: Option<usize>, reader: Role) -> Result<SessionC
         builder = builder.with_runtime_env(runtime);
     }
     let mut state = builder.build();
+    if let Some(cluster) = cluster {
+        state = cluster.upgrade(state)?;
+    }
     let bounded = crate::bounds::bounded_functions(state.scalar_functions().values(), crate::bounds::MAX_CALL_BYTES);
     for function in bounded {
         state.register_udf(Arc::new(function))?;

@@ -1,0 +1,308 @@
+//! The work on Apache Ballista: a scheduler and executors started from khoso's binary, and the
+//! sessions that send their queries there.
+//!
+//! A session made with a [`Cluster`] plans a query here (the SQL guard, the reader's catalogue,
+//! the bounded functions) and sends the optimised logical plan to the scheduler, which cuts it
+//! into stages that the executors run, reading the tables from the warehouse's storage. What the
+//! plan names travels with it:
+//! - a Delta table ([`DeltaFiles`]) as the version's frozen file list ([`FrozenFiles`]), so that
+//!   no node opens the log again and every node reads the same version;
+//! - a reference table (an in-memory table) as its rows;
+//! - views are already part of the plan; the bounded functions and `||` go by name, and every
+//!   node has them ([`node_state`]), so a limit holds wherever the function runs.
+//!
+//! Every node is started with the warehouse's location and storage options, from which its
+//! object store is built ([`Storage::register_in`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballista_core::extension::{SessionConfigExt, SessionStateExt};
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_core::serde::BallistaLogicalExtensionCodec;
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::start_server;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::catalog::{MemTable, TableProvider};
+use datafusion::common::{DataFusionError, TableReference};
+use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::{FunctionRegistry, TaskContext};
+use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::prelude::SessionConfig;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+
+use crate::scan::{DeltaFiles, FrozenFiles};
+use crate::storage::Storage;
+use crate::{Error, Result};
+
+type DfResult<T> = std::result::Result<T, DataFusionError>;
+
+/// A Ballista scheduler that runs queries: `df://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    host: String,
+    port: u16,
+}
+
+impl Cluster {
+    /// The scheduler at `url` (`df://host:port`, the port 50050 when left out).
+    pub fn parse(url: &str) -> Result<Self> {
+        let refused = |why: &str| Error::Refused(format!("--cluster {url:?}: {why} (write df://HOST:PORT)"));
+        let parsed = url::Url::parse(url).map_err(|e| refused(&e.to_string()))?;
+        if parsed.scheme() != "df" {
+            return Err(refused("a Ballista scheduler's address starts with df://"));
+        }
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| refused("no host"))?;
+        Ok(Self {
+            host: host.to_string(),
+            port: parsed.port().unwrap_or(DEFAULT_SCHEDULER_PORT),
+        })
+    }
+
+    /// The scheduler's gRPC address, as Ballista's client takes it.
+    fn grpc_url(&self) -> String {
+        format!("http://{}:{}", self.host, self.port)
+    }
+
+    /// `state` made to send its queries to this cluster: planned here, run there. Ballista
+    /// puts DataFusion's own functions back in the state; the caller registers its own after.
+    pub fn upgrade(&self, state: SessionState) -> Result<SessionState> {
+        Ok(state.upgrade_for_ballista(self.grpc_url())?)
+    }
+
+    /// The configuration a session sending queries to a cluster starts from.
+    pub fn session_config(config: SessionConfig) -> SessionConfig {
+        config.with_ballista_logical_extension_codec(Arc::new(TableCodec::default()))
+    }
+}
+
+impl std::fmt::Display for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "df://{}:{}", self.host, self.port)
+    }
+}
+
+/// What Ballista's client says when the cluster, not the query, failed: the scheduler cannot be
+/// reached, or no executor is left to run the query's tasks.
+const TROUBLE: [&str; 5] = [
+    "tonic::transport",
+    "Error connecting",
+    "executors were lost",
+    "no executors remain",
+    "Failed to connect",
+];
+
+/// The cluster's failure in `error`, when it is one.
+pub(crate) fn trouble(error: &DataFusionError) -> Option<Error> {
+    let message = error.to_string();
+    TROUBLE
+        .iter()
+        .any(|sign| message.contains(sign))
+        .then(|| Error::Cluster(message))
+}
+
+/// Ballista's port for a scheduler.
+pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
+
+/// How often an executor tells the scheduler it is alive.
+const HEARTBEAT_SECONDS: u64 = 5;
+
+/// Runs a Ballista scheduler on `bind` until the process ends. It plans the queries sessions
+/// send it over `storage`'s tables, and counts an executor silent for `executor_timeout` as
+/// lost: its tasks run again elsewhere, and a query left without executors fails.
+pub async fn run_scheduler(bind: SocketAddr, executor_timeout: Duration, storage: Storage) -> Result<()> {
+    let timeout = executor_timeout.as_secs();
+    if timeout <= HEARTBEAT_SECONDS {
+        return Err(Error::Refused(format!(
+            "an executor's timeout must be longer than its heartbeat, {HEARTBEAT_SECONDS} s"
+        )));
+    }
+    let mut config = SchedulerConfig {
+        bind_host: bind.ip().to_string(),
+        bind_port: bind.port(),
+        executor_timeout_seconds: timeout,
+        no_executors_grace_period_seconds: timeout,
+        expire_dead_executor_interval_seconds: HEARTBEAT_SECONDS,
+        override_logical_codec: Some(Arc::new(TableCodec::default())),
+        ..SchedulerConfig::default()
+    };
+    config.override_session_builder = Some(Arc::new(move |config: SessionConfig| {
+        node_state(config, &storage).map_err(|e| DataFusionError::External(Box::new(e)))
+    }));
+    let cluster = BallistaCluster::new_from_config(&config)
+        .await
+        .map_err(ballista_error)?;
+    start_server(cluster, bind, Arc::new(config))
+        .await
+        .map_err(ballista_error)
+}
+
+/// Where an executor listens and whom it serves.
+#[derive(Debug, Clone)]
+pub struct ExecutorPlace {
+    /// The scheduler to register with.
+    pub scheduler: Cluster,
+    /// The address of its Arrow Flight service (other executors and clients fetch results
+    /// there); its gRPC service takes the next port.
+    pub bind: SocketAddr,
+    /// The name other machines reach it by, when not the bound address.
+    pub external_host: Option<String>,
+    /// Concurrent tasks (the machine's cores when not given).
+    pub tasks: Option<usize>,
+    /// Bytes of memory its tasks may hold together (a share of the machine's when not given).
+    pub memory_bytes: Option<u64>,
+}
+
+/// Runs a Ballista executor until the process ends, reading `storage`'s tables with khoso's
+/// functions.
+pub async fn run_executor(place: ExecutorPlace, storage: Storage) -> Result<()> {
+    let work = storage.work().join("executor").join(place.bind.port().to_string());
+    std::fs::create_dir_all(&work)?;
+    let registry = BallistaFunctionRegistry::from(&node_state(SessionConfig::new_with_ballista(), &storage)?);
+    let runtime_storage = storage.clone();
+    let runtime_work = work.clone();
+    let defaults = ExecutorProcessConfig::default();
+    let config = ExecutorProcessConfig {
+        bind_host: place.bind.ip().to_string(),
+        external_host: place.external_host,
+        port: place.bind.port(),
+        grpc_port: place.bind.port().checked_add(1).ok_or_else(|| {
+            Error::Refused(format!(
+                "--bind {}: the next port is the executor's gRPC port",
+                place.bind
+            ))
+        })?,
+        scheduler_host: place.scheduler.host,
+        scheduler_port: place.scheduler.port,
+        vcores: place.tasks.unwrap_or(defaults.vcores),
+        work_dir: Some(work.to_string_lossy().into_owned()),
+        memory_pool_size: place.memory_bytes,
+        executor_heartbeat_interval_seconds: HEARTBEAT_SECONDS,
+        override_function_registry: Some(Arc::new(registry)),
+        override_logical_codec: Some(Arc::new(TableCodec::default())),
+        override_runtime_producer: Some(Arc::new(move |_: &SessionConfig| {
+            node_runtime(&runtime_storage, &runtime_work).map_err(|e| DataFusionError::External(Box::new(e)))
+        })),
+        ..defaults
+    };
+    start_executor_process(Arc::new(config)).await.map_err(ballista_error)
+}
+
+fn ballista_error(error: ballista_core::error::BallistaError) -> Error {
+    Error::Internal(format!("cluster: {error}"))
+}
+
+/// The runtime of a cluster node: the warehouse's object store, spills in `work`.
+fn node_runtime(storage: &Storage, work: &std::path::Path) -> Result<Arc<RuntimeEnv>> {
+    let runtime = RuntimeEnvBuilder::new().with_temp_file_path(work).build()?;
+    storage.register_in(&runtime)?;
+    Ok(Arc::new(runtime))
+}
+
+/// The session of a cluster node: DataFusion's defaults, the warehouse's store, and khoso's
+/// bounded functions under the names the plans it receives call them by.
+fn node_state(config: SessionConfig, storage: &Storage) -> Result<SessionState> {
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(node_runtime(storage, storage.work())?)
+        .with_default_features()
+        .build();
+    let bounded = crate::bounds::bounded_functions(state.scalar_functions().values(), crate::bounds::MAX_CALL_BYTES);
+    for function in bounded {
+        state.register_udf(Arc::new(function))?;
+    }
+    state.register_udf(crate::bounds::BoundedConcatRewrite::new(crate::bounds::MAX_CALL_BYTES).function())?;
+    Ok(state)
+}
+
+/// How a plan's tables travel to the scheduler; Ballista's codec for its own nodes and file
+/// formats, functions by name.
+#[derive(Debug, Default)]
+pub struct TableCodec {
+    ballista: BallistaLogicalExtensionCodec,
+}
+
+/// The first byte of an encoded table: which kind it is.
+const DELTA_FILES: u8 = b'D';
+const ROWS: u8 = b'M';
+
+impl LogicalExtensionCodec for TableCodec {
+    fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> DfResult<Extension> {
+        self.ballista.try_decode(buf, inputs, ctx)
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> DfResult<()> {
+        self.ballista.try_encode(node, buf)
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        _ctx: &TaskContext,
+    ) -> DfResult<Arc<dyn TableProvider>> {
+        let undecodable = |why: String| DataFusionError::Internal(format!("table {table_ref} from the client: {why}"));
+        match buf.split_first() {
+            Some((&DELTA_FILES, frozen)) => {
+                let frozen: FrozenFiles = serde_json::from_slice(frozen).map_err(|e| undecodable(e.to_string()))?;
+                let files = DeltaFiles::thaw(schema, frozen).map_err(|e| undecodable(e.to_string()))?;
+                Ok(Arc::new(files))
+            }
+            Some((&ROWS, stream)) => {
+                let reader = StreamReader::try_new(stream, None)?;
+                let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+            }
+            _ => Err(undecodable("not a table khoso sends".into())),
+        }
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> DfResult<()> {
+        if let Some(files) = node.downcast_ref::<DeltaFiles>() {
+            buf.push(DELTA_FILES);
+            serde_json::to_writer(buf, files.frozen()).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            return Ok(());
+        }
+        if let Some(table) = node.downcast_ref::<MemTable>() {
+            buf.push(ROWS);
+            let mut writer = StreamWriter::try_new(buf, &table.schema())?;
+            for partition in &table.batches {
+                let batches = partition
+                    .try_read()
+                    .map_err(|_| DataFusionError::Internal(format!("table {table_ref} is being written")))?;
+                for batch in batches.iter() {
+                    writer.write(batch)?;
+                }
+            }
+            writer.finish()?;
+            return Ok(());
+        }
+        Err(DataFusionError::NotImplemented(format!(
+            "table {table_ref} cannot be sent to the cluster"
+        )))
+    }
+
+    fn try_decode_file_format(&self, buf: &[u8], ctx: &TaskContext) -> DfResult<Arc<dyn FileFormatFactory>> {
+        self.ballista.try_decode_file_format(buf, ctx)
+    }
+
+    fn try_encode_file_format(&self, buf: &mut Vec<u8>, node: Arc<dyn FileFormatFactory>) -> DfResult<()> {
+        self.ballista.try_encode_file_format(buf, node)
+    }
+}
