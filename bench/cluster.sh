@@ -35,7 +35,7 @@ timed() {
 echo "   $("$KHOSO" --data "$WORK/data" sql --format csv 'SELECT count(*) FROM learner_records' | tail -1) learner rows"
 
 QUERY="SELECT province_code, grade, gender, count(*) AS learners, sum(CASE WHEN online_ready THEN 1 ELSE 0 END) AS ready \
-FROM learner_records GROUP BY ALL ORDER BY ALL"
+FROM learner_records GROUP BY ALL ORDER BY 1, 2, 3"
 
 # `measure NAME [--cluster URL]`: every KPI by every dimension recomputed (a new metrics
 # fingerprint), then the planner's query; their answers kept to compare.
@@ -47,7 +47,7 @@ measure() {
   timed "$name: learners by province, grade, gender" "$KHOSO" --data "$WORK/data" "$@" sql --format csv "$QUERY"
   cp "$WORK/out" "$WORK/query-$name.csv"
   "$KHOSO" --data "$WORK/data" --metrics "$WORK/metrics-$name.toml" sql --format csv \
-    "SELECT kpi_id, dimension, unit, school_year, round(value, 9) FROM kpi_values ORDER BY ALL" >"$WORK/kpis-$name.csv"
+    "SELECT kpi_id, dimension, unit, school_year, round(value, 9) FROM kpi_values ORDER BY 1, 2, 3, 4" >"$WORK/kpis-$name.csv"
 }
 
 node() {
@@ -62,6 +62,7 @@ for executors in 1 2; do
   node executor --scheduler "df://127.0.0.1:$PORT" --bind "127.0.0.1:$((PORT + 2 * executors))"
   sleep 2
   measure "cluster of $executors" --cluster "df://127.0.0.1:$PORT"
+  echo "   peak memory of the nodes: $(for pid in "${NODES[@]}"; do grep VmHWM "/proc/$pid/status" | awk '{printf "%d MB ", $2 / 1024}'; done)(scheduler, executors)"
   for what in query kpis; do
     cmp -s "$WORK/$what-local.csv" "$WORK/$what-cluster of $executors.csv" \
       || { echo "the $what differ on the cluster of $executors"; exit 1; }

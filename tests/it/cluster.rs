@@ -3,6 +3,7 @@
 //! KPI by every dimension, planners' queries), keep the functions' limits, and an executor
 //! killed during a query gives a clear error or the right answer, never a wrong one.
 
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -128,6 +129,20 @@ impl TestCluster {
     }
 }
 
+/// A failed test shows what the cluster's nodes said.
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for node in std::iter::once(&self.scheduler).chain(&self.executors) {
+            let log = node.log();
+            let tail = &log[log.floor_char_boundary(log.len().saturating_sub(6000))..];
+            eprintln!("== {}\n{tail}", node.log.display());
+        }
+    }
+}
+
 /// Two CSV answers are the same: the same rows and texts, numbers equal to 1e-9 relative (a
 /// sum's last bits depend on the order the cluster adds in).
 fn same_answer(local: &str, cluster: &str) -> Result<(), String> {
@@ -149,6 +164,59 @@ fn same_answer(local: &str, cluster: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A process whose output is read as it comes (a full pipe would stop it).
+struct Running {
+    child: Child,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    fn start(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("khoso starts");
+        let read = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                pipe.read_to_end(&mut bytes).ok();
+                bytes
+            })
+        };
+        let stdout = read(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = read(Box::new(child.stderr.take().expect("stderr")));
+        Self { child, stdout, stderr }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// Its output, failing the test if it has not ended within `limit` (a query the cluster
+    /// never finishes).
+    fn finish_within(mut self, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        while self.is_running() {
+            if Instant::now() > deadline {
+                self.child.kill().ok();
+                panic!("khoso did not end within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Output {
+            status: self.child.wait().expect("status"),
+            stdout: self.stdout.join().expect("stdout"),
+            stderr: self.stderr.join().expect("stderr"),
+        }
+    }
+}
+
+fn within_two_minutes(command: &mut Command) -> Output {
+    Running::start(command).finish_within(Duration::from_secs(120))
 }
 
 fn answered(output: &Output, what: &str) -> String {
@@ -212,7 +280,7 @@ fn on_a_cluster_every_kpi_and_planners_queries_answer_as_the_local_engine() {
         let args = ["kpi", "--format", "csv", "--by", by];
         let here = answered(&run(khoso(&data).arg("--metrics").arg(&metrics).args(args)), by);
         let there = answered(
-            &run(cluster.on(khoso(&bucket).arg("--metrics").arg(&metrics).args(args))),
+            &within_two_minutes(cluster.on(khoso(&bucket).arg("--metrics").arg(&metrics).args(args))),
             by,
         );
         assert!(here.lines().count() > 1, "{by}: {here}");
@@ -250,12 +318,18 @@ fn on_a_cluster_every_kpi_and_planners_queries_answer_as_the_local_engine() {
         "SELECT s.province_code, count(*) AS learners FROM learner_records s \
          WHERE s.school_id IN (SELECT school_id FROM school_reports WHERE school_year = '2024-2025') \
          GROUP BY 1 ORDER BY 1",
+        // Empty inputs side by side with others: a table without files (teacher records), a
+        // filter that is never true, a row of constants.
+        "SELECT province_code, count(*) AS n FROM school_reports WHERE 1 = 0 GROUP BY 1 \
+         UNION ALL SELECT province_code, count(*) FROM teacher_records GROUP BY 1 \
+         UNION ALL SELECT '00', count(*) FROM learner_records \
+         UNION ALL SELECT 'all', 1 ORDER BY 1",
         // The catalogue (answered by the client).
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
     ] {
         let args = ["sql", "--format", "csv", sql];
         let here = answered(&run(khoso(&data).args(args)), sql);
-        let there = answered(&run(cluster.on(khoso(&bucket).args(args))), sql);
+        let there = answered(&within_two_minutes(cluster.on(khoso(&bucket).args(args))), sql);
         assert!(here.lines().count() > 1, "{sql}: {here}");
         if let Err(difference) = same_answer(&here, &there) {
             panic!("{sql}\ndiffers:\n{difference}");
@@ -267,7 +341,7 @@ fn on_a_cluster_every_kpi_and_planners_queries_answer_as_the_local_engine() {
     );
 
     // A function's limit holds on the executors.
-    let refused = run(cluster.on(khoso(&bucket).args([
+    let refused = within_two_minutes(cluster.on(khoso(&bucket).args([
         "sql",
         "SELECT length(repeat(province_code, 2000000000)) FROM school_reports",
     ])));
@@ -293,12 +367,7 @@ fn on_a_cluster_an_executor_killed_during_a_query_gives_an_error_or_the_right_an
     let here = answered(&run(khoso(&data).args(args)), "the query here");
 
     let submitted = cluster.scheduler.log().matches("Job submitted").count();
-    let mut query = cluster
-        .on(khoso(&bucket).args(args))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("khoso sql starts");
+    let mut query = Running::start(cluster.on(khoso(&bucket).args(args)));
     let started = crate::eventually(
         || cluster.scheduler.log().matches("Job submitted").count(),
         |&n| n > submitted,
@@ -309,21 +378,10 @@ fn on_a_cluster_an_executor_killed_during_a_query_gives_an_error_or_the_right_an
         cluster.scheduler.log()
     );
     std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        query.try_wait().expect("wait").is_none(),
-        "the query still runs when the executor is killed"
-    );
+    assert!(query.is_running(), "the query still runs when the executor is killed");
     cluster.executors[0].stop();
 
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while query.try_wait().expect("wait").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the query neither answered nor failed in 180 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let there = query.wait_with_output().expect("output");
+    let there = query.finish_within(Duration::from_secs(180));
     eprintln!("after the kill: {:?}\n{}", there.status, stderr(&there));
     match there.status.success() {
         true => {
@@ -343,7 +401,9 @@ fn on_a_cluster_an_executor_killed_during_a_query_gives_an_error_or_the_right_an
     // With no executor left, a query fails with a clear message in bounded time.
     cluster.executors[1].stop();
     let started = Instant::now();
-    let alone = run(cluster.on(khoso(&bucket).args(["sql", "SELECT count(*) FROM school_reports WHERE students > 1"])));
+    let alone = within_two_minutes(
+        cluster.on(khoso(&bucket).args(["sql", "SELECT count(*) FROM school_reports WHERE students > 1"])),
+    );
     assert!(!alone.status.success(), "{}", stdout(&alone));
     let message = stderr(&alone);
     assert!(

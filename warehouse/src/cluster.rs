@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED;
 use ballista_core::extension::{SessionConfigExt, SessionStateExt};
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::serde::BallistaLogicalExtensionCodec;
@@ -29,12 +30,19 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::{MemTable, TableProvider};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{DataFusionError, TableReference};
 use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{FunctionRegistry, TaskContext};
 use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 
@@ -77,7 +85,15 @@ impl Cluster {
     /// `state` made to send its queries to this cluster: planned here, run there. Ballista
     /// puts DataFusion's own functions back in the state; the caller registers its own after.
     pub fn upgrade(&self, state: SessionState) -> Result<SessionState> {
-        Ok(state.upgrade_for_ballista(self.grpc_url())?)
+        let mut state = state.upgrade_for_ballista(self.grpc_url())?;
+        // The scheduler plans with the session it builds for khoso ([`node_state`]), not with the
+        // adaptive planner's own rules (new in Ballista 55), which leave a plan no task can
+        // finish (see [`EmptyAsMemory`]).
+        state
+            .config_mut()
+            .options_mut()
+            .set(BALLISTA_ADAPTIVE_PLANNER_ENABLED, "false")?;
+        Ok(state)
     }
 
     /// The configuration a session sending queries to a cluster starts from.
@@ -216,6 +232,7 @@ fn node_state(config: SessionConfig, storage: &Storage) -> Result<SessionState> 
         .with_config(config)
         .with_runtime_env(node_runtime(storage, storage.work())?)
         .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(EmptyAsMemory))
         .build();
     let bounded = crate::bounds::bounded_functions(state.scalar_functions().values(), crate::bounds::MAX_CALL_BYTES);
     for function in bounded {
@@ -223,6 +240,38 @@ fn node_state(config: SessionConfig, storage: &Storage) -> Result<SessionState> 
     }
     state.register_udf(crate::bounds::BoundedConcatRewrite::new(crate::bounds::MAX_CALL_BYTES).function())?;
     Ok(state)
+}
+
+/// Plans an empty input (a table without files, `WHERE false`) as an empty in-memory source.
+///
+/// The scheduler restricts each task's plan to its partitions and sums the operators' metrics
+/// of a stage task by task, operator by operator. An `EmptyExec` has no metrics, and the stand-in
+/// Ballista puts in its place for a task that reads none of its partitions has: the tasks of one
+/// stage then report different numbers of operators, the scheduler refuses their statuses, and
+/// the query never ends. An in-memory source has metrics in every task.
+#[derive(Debug)]
+struct EmptyAsMemory;
+
+impl PhysicalOptimizerRule for EmptyAsMemory {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> DfResult<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            if !node.is::<EmptyExec>() {
+                return Ok(Transformed::no(node));
+            }
+            let partitions = node.output_partitioning().partition_count();
+            let source = MemorySourceConfig::try_new(&vec![Vec::new(); partitions], node.schema(), None)?;
+            Ok(Transformed::yes(DataSourceExec::from_data_source(source)))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "khoso_empty_as_memory"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
 }
 
 /// How a plan's tables travel to the scheduler; Ballista's codec for its own nodes and file
@@ -304,5 +353,90 @@ impl LogicalExtensionCodec for TableCodec {
 
     fn try_encode_file_format(&self, buf: &mut Vec<u8>, node: Arc<dyn FileFormatFactory>) -> DfResult<()> {
         self.ballista.try_encode_file_format(buf, node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::prelude::SessionContext;
+    use datafusion_proto::bytes::{
+        logical_plan_from_bytes_with_extension_codec, logical_plan_to_bytes_with_extension_codec,
+    };
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_plan_sent_to_the_scheduler_reads_what_it_reads_here() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = crate::scan::tests::sample(dir.path()).await;
+        let here = SessionContext::new();
+        here.register_table("t", DeltaFiles::provider(&table).expect("provider"))
+            .expect("register");
+        for (name, reference) in crate::reference::reference_tables().expect("reference tables") {
+            here.register_table(name, reference).expect("register");
+        }
+        // What the scheduler has: no table, no log, only the plan's bytes.
+        let there = SessionContext::new();
+        let codec = TableCodec::default();
+        for sql in [
+            "SELECT * FROM t ORDER BY school_year, province_code, pupils",
+            "SELECT province_code, sum(pupils) FROM t WHERE school_year = '2024-2025' GROUP BY 1 ORDER BY 1",
+            "SELECT p.name_en, count(*) FROM t JOIN provinces p ON p.code = t.province_code \
+             WHERE p.valid_to IS NULL OR t.province_code = '01' GROUP BY 1 ORDER BY 1",
+            "SELECT count(*) FROM t",
+        ] {
+            let plan = here.sql(sql).await.expect(sql).into_optimized_plan().expect(sql);
+            let bytes = logical_plan_to_bytes_with_extension_codec(&plan, &codec).expect("encoded");
+            let decoded =
+                logical_plan_from_bytes_with_extension_codec(&bytes, &there.task_ctx(), &codec).expect("decoded");
+            let ran_there = there
+                .execute_logical_plan(decoded)
+                .await
+                .expect(sql)
+                .collect()
+                .await
+                .expect(sql);
+            let ran_here = here.sql(sql).await.expect(sql).collect().await.expect(sql);
+            assert!(!ran_here.is_empty(), "{sql}");
+            assert_eq!(
+                pretty_format_batches(&ran_there).expect("format").to_string(),
+                pretty_format_batches(&ran_here).expect("format").to_string(),
+                "{sql}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_version_travels_as_its_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = crate::scan::tests::sample(dir.path()).await;
+        let files = DeltaFiles::provider(&table).expect("provider");
+        let codec = TableCodec::default();
+        let mut buf = Vec::new();
+        codec
+            .try_encode_table_provider(&TableReference::bare("t"), Arc::clone(&files), &mut buf)
+            .expect("encoded");
+        let decoded = codec
+            .try_decode_table_provider(
+                &buf,
+                &TableReference::bare("t"),
+                files.schema(),
+                &SessionContext::new().task_ctx(),
+            )
+            .expect("decoded");
+        let (sent, received) = (
+            files.downcast_ref::<DeltaFiles>().expect("DeltaFiles"),
+            decoded.downcast_ref::<DeltaFiles>().expect("DeltaFiles"),
+        );
+        assert_eq!(sent.frozen(), received.frozen());
+        assert_eq!(sent.frozen().files.len(), 6, "the replaced slice's file is not sent");
+        // Another provider is not sent as something it is not.
+        let view = SessionContext::new().sql("SELECT 1").await.expect("plan").into_view();
+        assert!(
+            codec
+                .try_encode_table_provider(&TableReference::bare("v"), view, &mut Vec::new())
+                .is_err()
+        );
     }
 }

@@ -59,12 +59,12 @@ pub struct FrozenFiles {
     /// The object store's URL (`file:///`, `s3://bucket`).
     store: String,
     partition_columns: Vec<String>,
-    files: Vec<LoggedFile>,
+    pub(crate) files: Vec<LoggedFile>,
 }
 
 /// One file of a version, as its `add` action describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct LoggedFile {
+pub(crate) struct LoggedFile {
     /// The path in the object store.
     path: String,
     size: u64,
@@ -312,7 +312,7 @@ impl TableProvider for DeltaFiles {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::prelude::{SessionContext, col, lit};
@@ -347,7 +347,7 @@ mod tests {
 
     /// A table of two years and three provinces, with a province of one year replaced (so that
     /// the log names files that are no longer in the table).
-    async fn sample(dir: &std::path::Path) -> DeltaTable {
+    pub(crate) async fn sample(dir: &std::path::Path) -> DeltaTable {
         let table = open(dir)
             .await
             .write(vec![
