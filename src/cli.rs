@@ -421,6 +421,9 @@ pub struct SqlArgs {
     /// review decisions. Whoever runs the CLI holds the data directory, so the default is admin.
     #[arg(long, value_enum, default_value_t)]
     pub role: ReaderArg,
+    /// Longest the query may run, in seconds; past it, it is stopped (on a cluster too).
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
 }
 
 /// How log lines look.

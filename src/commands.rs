@@ -633,8 +633,12 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
 
 async fn sql(warehouse: &Warehouse, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let pins: TableVersions = args.at.into_iter().collect();
+    let limits = QueryLimits {
+        timeout: std::time::Duration::from_secs(args.timeout),
+        ..QueryLimits::default()
+    };
     let batches = match warehouse
-        .query_limited(&args.query, &pins, &QueryLimits::default(), args.role.into())
+        .query_limited(&args.query, &pins, &limits, args.role.into())
         .await
     {
         Ok(batches) => batches,

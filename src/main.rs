@@ -41,7 +41,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match runtime.block_on(commands::run(args)) {
+    let code = runtime.block_on(async {
+        let code = commands::run(args).await;
+        // A query stopped at its time limit is cancelled on the cluster before the process ends.
+        warehouse::cluster::settle(std::time::Duration::from_secs(2)).await;
+        code
+    });
+    let code = match code {
         Ok(code) => code,
         Err(e) => {
             eprintln!("khoso: {e:#}");

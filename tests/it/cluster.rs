@@ -1,7 +1,8 @@
 //! The work on Apache Ballista: a scheduler and two executors started from khoso's binary on
 //! loopback, over a warehouse in the test's S3 server, give the local engine's answers (every
-//! KPI by every dimension, planners' queries), keep the functions' limits, and an executor
-//! killed during a query gives a clear error or the right answer, never a wrong one.
+//! KPI by every dimension, planners' queries), keep the functions' limits and the time limit,
+//! and an executor killed during a query gives a clear error or the right answer, never a
+//! wrong one.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -365,6 +366,16 @@ fn on_a_cluster_an_executor_killed_during_a_query_gives_an_error_or_the_right_an
                GROUP BY 1 ORDER BY 1";
     let args = ["sql", "--format", "csv", sql];
     let here = answered(&run(khoso(&data).args(args)), "the query here");
+
+    // Past its time limit a query is stopped on the cluster too, not only in the client.
+    // (Every triple of learners of a school: hours of work.)
+    let endless = "SELECT count(*) FROM learner_records a JOIN learner_records b ON a.school_id = b.school_id \
+                   JOIN learner_records c ON b.school_id = c.school_id";
+    let stopped = within_two_minutes(cluster.on(khoso(&bucket).args(["sql", "--timeout", "8", endless])));
+    assert!(!stopped.status.success());
+    assert!(stderr(&stopped).contains("was stopped"), "{}", stderr(&stopped));
+    let cancelled = crate::eventually(|| cluster.scheduler.log().matches("Job cancelled").count(), |&n| n > 0);
+    assert_eq!(cancelled, 1, "the job was cancelled: {}", cluster.scheduler.log());
 
     let submitted = cluster.scheduler.log().matches("Job submitted").count();
     let mut query = Running::start(cluster.on(khoso(&bucket).args(args)));

@@ -15,36 +15,50 @@
 //! object store is built ([`Storage::register_in`]).
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED;
+use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::extension::{SessionConfigExt, SessionStateExt};
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::serde::BallistaLogicalExtensionCodec;
+use ballista_core::serde::protobuf::CancelJobParams;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::catalog::Session;
 use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, TableReference};
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{FunctionRegistry, TaskContext};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, PlanProperties};
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::protobuf::LogicalPlanNode;
+use futures::{Stream, StreamExt};
 
 use crate::scan::{DeltaFiles, FrozenFiles};
 use crate::storage::Storage;
@@ -85,7 +99,14 @@ impl Cluster {
     /// `state` made to send its queries to this cluster: planned here, run there. Ballista
     /// puts DataFusion's own functions back in the state; the caller registers its own after.
     pub fn upgrade(&self, state: SessionState) -> Result<SessionState> {
-        let mut state = state.upgrade_for_ballista(self.grpc_url())?;
+        let state = state.upgrade_for_ballista(self.grpc_url())?;
+        let planner = CancellingPlanner {
+            ballista: Arc::clone(state.query_planner()),
+            scheduler: self.grpc_url(),
+        };
+        let mut state = SessionStateBuilder::new_from_existing(state)
+            .with_query_planner(Arc::new(planner))
+            .build();
         // The scheduler plans with the session it builds for khoso ([`node_state`]), not with the
         // adaptive planner's own rules (new in Ballista 55), which leave a plan no task can
         // finish (see [`EmptyAsMemory`]).
@@ -125,6 +146,182 @@ pub(crate) fn trouble(error: &DataFusionError) -> Option<Error> {
         .iter()
         .any(|sign| message.contains(sign))
         .then(|| Error::Cluster(message))
+}
+
+/// Ballista's planner, whose queries are cancelled on the cluster when their reader stops
+/// reading before the end (a time limit, a client gone, shutdown): an abandoned query does not
+/// keep the executors busy.
+#[derive(Debug)]
+struct CancellingPlanner {
+    ballista: Arc<dyn QueryPlanner + Send + Sync>,
+    scheduler: String,
+}
+
+#[async_trait::async_trait]
+impl QueryPlanner for CancellingPlanner {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let planned = self.ballista.create_physical_plan(plan, session).await?;
+        Ok(match planned.is::<DistributedQueryExec<LogicalPlanNode>>() {
+            true => Arc::new(CancelledWhenDropped {
+                properties: Arc::clone(planned.properties()),
+                query: planned,
+                scheduler: self.scheduler.clone(),
+            }),
+            false => planned,
+        })
+    }
+}
+
+/// A query running on the cluster, cancelled there when its stream is dropped before its end.
+#[derive(Debug)]
+struct CancelledWhenDropped {
+    query: Arc<dyn ExecutionPlan>,
+    properties: Arc<PlanProperties>,
+    scheduler: String,
+}
+
+impl DisplayAs for CancelledWhenDropped {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CancelledWhenDropped")
+    }
+}
+
+impl ExecutionPlan for CancelledWhenDropped {
+    fn name(&self) -> &str {
+        "CancelledWhenDropped"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.query]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let query = children
+            .pop()
+            .filter(|_| children.is_empty())
+            .ok_or_else(|| DataFusionError::Internal("a query on the cluster has one input".into()))?;
+        Ok(Arc::new(Self {
+            properties: Arc::clone(query.properties()),
+            query,
+            scheduler: self.scheduler.clone(),
+        }))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        let stream = self.query.execute(partition, context)?;
+        Ok(Box::pin(CancelOnDrop {
+            stream,
+            query: Arc::clone(&self.query),
+            scheduler: self.scheduler.clone(),
+            running: Some(Running::new()),
+        }))
+    }
+}
+
+/// The stream of a query on the cluster; dropped before its end, it asks the scheduler to
+/// cancel the query's job.
+struct CancelOnDrop {
+    stream: SendableRecordBatchStream,
+    query: Arc<dyn ExecutionPlan>,
+    scheduler: String,
+    /// Until the query has ended or been cancelled.
+    running: Option<Running>,
+}
+
+/// Queries on a cluster this process has not seen end or be cancelled yet.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// One of [`RUNNING`].
+struct Running;
+
+impl Running {
+    fn new() -> Self {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits, at most `limit`, until every query this process sent to a cluster has ended or been
+/// cancelled there: a command that stops a query at its time limit and exits does not leave
+/// it running on the cluster.
+pub async fn settle(limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while RUNNING.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Stream for CancelOnDrop {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = self.stream.poll_next_unpin(cx);
+        if matches!(next, Poll::Ready(None | Some(Err(_)))) {
+            self.running = None;
+        }
+        next
+    }
+}
+
+impl RecordBatchStream for CancelOnDrop {
+    fn schema(&self) -> SchemaRef {
+        self.stream.schema()
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let job = self
+            .query
+            .downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()
+            .and_then(DistributedQueryExec::job_id);
+        let (Some(job), Some(running), Ok(runtime)) = (job, self.running.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let scheduler = self.scheduler.clone();
+        runtime.spawn(async move {
+            let _running = running;
+            let cancelled = match SchedulerGrpcClient::connect(scheduler).await {
+                Ok(mut client) => client
+                    .cancel_job(CancelJobParams {
+                        job_id: job.to_string(),
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match cancelled {
+                Ok(()) => tracing::info!(%job, "query stopped before its end: cancelled on the cluster"),
+                Err(e) => tracing::warn!(%job, error = %e, "a query stopped before its end could not be cancelled on the cluster"),
+            }
+        });
+    }
 }
 
 /// Ballista's port for a scheduler.
