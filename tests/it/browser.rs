@@ -9,14 +9,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::serve::Server;
-use crate::{khoso, run, stderr};
 
 /// A chromedriver process and one browser session in it, both ended when dropped.
 struct Browser {
@@ -240,23 +239,7 @@ fn headless_chromium_opens_the_dashboard() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (data, _) = crate::generated(dir.path(), "0.01", "2023-2024..2024-2025", "5", true);
-    // Learner records of the same scale and seed, for the breakdowns by grade and gender.
-    let records = dir.path().join("records");
-    let made = run(khoso(&data)
-        .args([
-            "generate", "--kind", "learner", "--scale", "0.01", "--seed", "5", "--years",
-        ])
-        .args(["2024-2025..2024-2025", "--out"])
-        .arg(&records));
-    assert!(made.status.success(), "{}", stderr(&made));
-    let files: Vec<PathBuf> = std::fs::read_dir(records.join("learner").join("2024-2025"))
-        .expect("records")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    let loaded = run(khoso(&data).args(["ingest", "--kind", "learner"]).args(&files));
-    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    let data = crate::generated_with_learners(dir.path(), "0.01", "5");
     let server = Server::start(&data);
     let base = format!("http://{}", server.address);
     let browser = Browser::start().expect("chromedriver starts");

@@ -228,20 +228,7 @@ fn answered(output: &Output, what: &str) -> String {
 /// A warehouse of two school years with learner records, made on disk and copied into a
 /// bucket: the same tables, at the same versions, in both places.
 fn warehouse_in_both(server: &S3Server, bucket: &Bucket, dir: &Path) -> PathBuf {
-    let (data, _) = crate::generated(dir, "0.02", "2023-2024..2024-2025", "14", true);
-    let records = dir.join("records");
-    let made = run(khoso(&data)
-        .args(["generate", "--kind", "learner", "--scale", "0.02", "--seed", "14"])
-        .args(["--years", "2024-2025..2024-2025", "--out"])
-        .arg(&records));
-    assert!(made.status.success(), "{}", stderr(&made));
-    let files: Vec<PathBuf> = std::fs::read_dir(records.join("learner").join("2024-2025"))
-        .expect("records")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    let loaded = run(khoso(&data).args(["ingest", "--kind", "learner"]).args(&files));
-    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    let data = crate::generated_with_learners(dir, "0.02", "14");
     server.upload_folder(bucket, &data, "warehouse");
     data
 }

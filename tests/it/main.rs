@@ -87,6 +87,27 @@ pub fn generated(dir: &Path, scale: &str, years: &str, seed: &str, load: bool) -
     (data, reports)
 }
 
+/// [`generated`] reports of the school years 2023-2024 and 2024-2025, loaded, with the learner
+/// records of 2024-2025 of the same scale and seed (for the breakdowns by grade and gender);
+/// returns the warehouse.
+pub fn generated_with_learners(dir: &Path, scale: &str, seed: &str) -> PathBuf {
+    let (data, _) = generated(dir, scale, "2023-2024..2024-2025", seed, true);
+    let records = dir.join("records");
+    let made = run(khoso(&data)
+        .args(["generate", "--kind", "learner", "--scale", scale, "--seed", seed])
+        .args(["--years", "2024-2025..2024-2025", "--out"])
+        .arg(&records));
+    assert!(made.status.success(), "{}", stderr(&made));
+    let files: Vec<PathBuf> = std::fs::read_dir(records.join("learner").join("2024-2025"))
+        .expect("records")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let loaded = run(khoso(&data).args(["ingest", "--kind", "learner"]).args(&files));
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    data
+}
+
 /// Makes an account and returns its token (the last line `khoso users add` prints).
 pub fn account(data: &(impl Data + ?Sized), name: &str, role: &str, province: Option<&str>) -> String {
     let mut command = khoso(data);
