@@ -87,8 +87,9 @@ pub enum ClusterCommand {
     /// The scheduler: takes queries (`--cluster df://HOST:PORT`) and hands their stages to the
     /// executors.
     Scheduler {
-        /// Address to listen on.
-        #[arg(long, default_value = "0.0.0.0:50050")]
+        /// Address to listen on: this machine only by default; the address of the cluster's
+        /// private network for a cluster of several machines (its ports carry no sign-in).
+        #[arg(long, default_value = "127.0.0.1:50050")]
         bind: String,
         /// Seconds without a heartbeat (sent every 5 s) after which an executor is lost: its
         /// work runs again on the others.
@@ -100,8 +101,9 @@ pub enum ClusterCommand {
         /// The scheduler, df://HOST:PORT.
         #[arg(long, value_name = "df://HOST:PORT")]
         scheduler: String,
-        /// Address of its data service; its gRPC service takes the next port.
-        #[arg(long, default_value = "0.0.0.0:50051")]
+        /// Address of its data service (this machine only by default, as the scheduler's); its
+        /// gRPC service takes the next port.
+        #[arg(long, default_value = "127.0.0.1:50051")]
         bind: String,
         /// The name the other nodes reach it by (default: this machine's address as bound).
         #[arg(long)]
