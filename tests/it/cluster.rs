@@ -312,8 +312,13 @@ fn on_a_cluster_every_kpi_and_planners_queries_answer_as_the_local_engine() {
          UNION ALL SELECT province_code, count(*) FROM teacher_records GROUP BY 1 \
          UNION ALL SELECT '00', count(*) FROM learner_records \
          UNION ALL SELECT 'all', 1 ORDER BY 1",
-        // The catalogue (answered by the client).
+        // What Ballista cannot send or run is answered by the node itself: the catalogue, a
+        // table's columns, a recursive query, a table function.
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+        "DESCRIBE school_reports",
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 40) \
+         SELECT count(*) FROM school_reports WHERE CAST(province_code AS INT) IN (SELECT n FROM r)",
+        "SELECT sum(value) FROM generate_series(1, 10) AS t(value)",
     ] {
         let args = ["sql", "--format", "csv", sql];
         let here = answered(&run(khoso(&data).args(args)), sql);

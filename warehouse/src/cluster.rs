@@ -55,7 +55,9 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, PlanProperties};
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionConfig;
+use datafusion_proto::logical_plan::AsLogicalPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::protobuf::LogicalPlanNode;
 use futures::{Stream, StreamExt};
@@ -100,7 +102,7 @@ impl Cluster {
     /// puts DataFusion's own functions back in the state; the caller registers its own after.
     pub fn upgrade(&self, state: SessionState) -> Result<SessionState> {
         let state = state.upgrade_for_ballista(self.grpc_url())?;
-        let planner = CancellingPlanner {
+        let planner = ClusterPlanner {
             ballista: Arc::clone(state.query_planner()),
             scheduler: self.grpc_url(),
         };
@@ -148,22 +150,28 @@ pub(crate) fn trouble(error: &DataFusionError) -> Option<Error> {
         .then(|| Error::Cluster(message))
 }
 
-/// Ballista's planner, whose queries are cancelled on the cluster when their reader stops
-/// reading before the end (a time limit, a client gone, shutdown): an abandoned query does not
-/// keep the executors busy.
+/// Ballista's planner, with two rules of khoso's:
+/// - a plan Ballista cannot send (`DESCRIBE`, …) runs on this node, as without a cluster;
+/// - a query on the cluster is cancelled there when its reader stops reading before the end (a
+///   time limit, a client gone, shutdown): an abandoned query does not keep the executors busy.
 #[derive(Debug)]
-struct CancellingPlanner {
+struct ClusterPlanner {
     ballista: Arc<dyn QueryPlanner + Send + Sync>,
     scheduler: String,
 }
 
 #[async_trait::async_trait]
-impl QueryPlanner for CancellingPlanner {
+impl QueryPlanner for ClusterPlanner {
     async fn create_physical_plan(
         &self,
         plan: &LogicalPlan,
         session: &dyn Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if !runs_on_cluster(plan) {
+            return DefaultPhysicalPlanner::default()
+                .create_physical_plan(plan, session)
+                .await;
+        }
         let planned = self.ballista.create_physical_plan(plan, session).await?;
         Ok(match planned.is::<DistributedQueryExec<LogicalPlanNode>>() {
             true => Arc::new(CancelledWhenDropped {
@@ -174,6 +182,20 @@ impl QueryPlanner for CancellingPlanner {
             false => planned,
         })
     }
+}
+
+/// Whether Ballista can run `plan`: it can be sent (not `DESCRIBE`, …) and its executors can run
+/// every part of it (not a recursive query, whose work table they refuse).
+fn runs_on_cluster(plan: &LogicalPlan) -> bool {
+    let mut recursive = false;
+    let walked = plan.apply_with_subqueries(|node| {
+        recursive |= matches!(node, LogicalPlan::RecursiveQuery(_));
+        Ok(match recursive {
+            true => TreeNodeRecursion::Stop,
+            false => TreeNodeRecursion::Continue,
+        })
+    });
+    walked.is_ok() && !recursive && LogicalPlanNode::try_from_logical_plan(plan, &TableCodec::default()).is_ok()
 }
 
 /// A query running on the cluster, cancelled there when its stream is dropped before its end.
