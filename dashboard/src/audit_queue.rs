@@ -8,6 +8,8 @@ use tokio::sync::oneshot;
 use warehouse::Warehouse;
 use warehouse::audit::AuditEvent;
 
+use crate::telemetry::Telemetry;
+
 enum Entry {
     Event(Box<AuditEvent>),
     /// Answered once every event sent before it is written.
@@ -21,6 +23,7 @@ pub struct AuditQueue {
     /// The writer's end, until the first event starts the writer.
     receiver: Arc<Mutex<Option<UnboundedReceiver<Entry>>>>,
     warehouse: Arc<Warehouse>,
+    telemetry: Telemetry,
 }
 
 impl std::fmt::Debug for AuditQueue {
@@ -31,20 +34,28 @@ impl std::fmt::Debug for AuditQueue {
 
 impl AuditQueue {
     /// A queue into the warehouse's audit log; its writer starts with the first event.
-    pub fn new(warehouse: Arc<Warehouse>) -> Self {
+    pub fn new(warehouse: Arc<Warehouse>, telemetry: Telemetry) -> Self {
         let (sender, receiver) = unbounded_channel();
         Self {
             sender,
             receiver: Arc::new(Mutex::new(Some(receiver))),
             warehouse,
+            telemetry,
         }
     }
 
-    /// Queues an event.
+    /// Queues an event (and counts it, see [`Telemetry::event`]).
     pub fn record(&self, event: AuditEvent) {
+        self.telemetry.event(&event);
         self.start();
         // The writer runs as long as the process: a send does not fail.
         self.sender.send(Entry::Event(Box::new(event))).ok();
+    }
+
+    /// Queues a planner's query's event, its time counted by `channel` (`http`, `wire`).
+    pub fn record_query(&self, channel: &str, elapsed: std::time::Duration, event: AuditEvent) {
+        self.telemetry.query(channel, elapsed);
+        self.record(event);
     }
 
     /// Waits until every event queued so far is written (before the server stops).

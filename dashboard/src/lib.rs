@@ -26,6 +26,7 @@ pub mod figures;
 pub mod i18n;
 pub mod pg;
 mod routes;
+mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -98,6 +99,7 @@ pub struct AppState {
     pub audit: AuditQueue,
     figures: Arc<Mutex<Option<Arc<Figures>>>>,
     query_slots: routes::QuerySlots,
+    telemetry: telemetry::Telemetry,
 }
 
 impl AppState {
@@ -109,7 +111,8 @@ impl AppState {
     /// State over a warehouse that has its metrics attached.
     pub fn with_settings(warehouse: Warehouse, settings: Settings) -> Self {
         let warehouse = Arc::new(warehouse);
-        let audit = AuditQueue::new(Arc::clone(&warehouse));
+        let telemetry = telemetry::Telemetry::default();
+        let audit = AuditQueue::new(Arc::clone(&warehouse), telemetry.clone());
         Self {
             auth: auth::Auth::new(Arc::clone(&warehouse), settings.session_key.clone(), audit.clone()),
             audit,
@@ -117,6 +120,7 @@ impl AppState {
             settings,
             figures: Arc::default(),
             query_slots: routes::QuerySlots::default(),
+            telemetry,
         }
     }
 

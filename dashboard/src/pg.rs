@@ -327,15 +327,9 @@ impl WireQuery {
     }
 
     fn record(&self, outcome: Result<usize, (&str, &str)>) {
-        let event = AuditEvent::for_query(
-            &self.account,
-            &self.role,
-            "wire",
-            &self.sql,
-            self.started.elapsed(),
-            outcome,
-        );
-        self.audit.record(event);
+        let elapsed = self.started.elapsed();
+        let event = AuditEvent::for_query(&self.account, &self.role, "wire", &self.sql, elapsed, outcome);
+        self.audit.record_query("wire", elapsed, event);
     }
 }
 

@@ -437,3 +437,80 @@ fn every_request_leaves_one_log_line_naming_its_account() {
         "one line per request: {lines}"
     );
 }
+
+#[test]
+fn metrics_count_requests_by_route_events_and_queries_and_give_the_tables_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "4", true);
+    let token = crate::account(&data, "phan-tich", "analyst", None);
+    let bearer = format!("Authorization: Bearer {token}");
+    // A private server: the monitoring system and the load balancer need no account.
+    let mut server = Server::start_with(&data, &["--private"]);
+    let (head, body) = server.get_with("/readyz", &[]);
+    assert_eq!((status(&head), body.as_str()), (200, "ready"), "{head}");
+    for _ in 0..3 {
+        assert_eq!(status(&server.get_with("/api/v1/kpis", &[&bearer]).0), 200);
+    }
+    // Made-up paths are counted, not kept.
+    for i in 0..40 {
+        assert_eq!(status(&server.get_with(&format!("/made-up-{i}"), &[&bearer]).0), 404);
+    }
+    let (head, _) = server.request(
+        "POST",
+        "/api/v1/sql",
+        &[&bearer],
+        b"SELECT count(*) FROM school_reports",
+    );
+    assert_eq!(status(&head), 200, "{head}");
+    // Two wrong tokens at the sign-in page: refused, and counted.
+    for _ in 0..2 {
+        let (head, _) = server.request(
+            "POST",
+            "/sign-in",
+            &["Content-Type: application/x-www-form-urlencoded"],
+            b"token=not-a-token",
+        );
+        assert!(status(&head) < 500, "{head}");
+    }
+
+    let (head, text) = server.get_with("/metrics", &[]);
+    assert_eq!(status(&head), 200, "{head}");
+    assert!(
+        header(&head, "content-type").is_some_and(|t| t.starts_with("text/plain")),
+        "{head}"
+    );
+    for line in [
+        "khoso_http_requests_total{route=\"/api/v1/kpis\",method=\"GET\",status=\"200\"} 3",
+        "khoso_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 40",
+        "khoso_http_request_duration_seconds_count{route=\"/api/v1/kpis\"} 3",
+        "khoso_events_total{action=\"query\",outcome=\"ok\"} 1",
+        "khoso_events_total{action=\"sign_in\",outcome=\"unauthorized\"} 2",
+        "khoso_query_duration_seconds_count{channel=\"http\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    assert!(!text.contains("made-up"), "{text}");
+    // The version of each table, as its log says.
+    let log = data.join("tables").join("school_reports").join("_delta_log");
+    let latest = std::fs::read_dir(log)
+        .expect("log")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse::<u64>().ok())
+        .max()
+        .expect("a version");
+    let line = format!("khoso_table_version{{table=\"school_reports\"}} {latest}");
+    assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+
+    // Strangers scraping as fast as they can: the same server still answers its pages.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for i in 0..100 {
+                    let path = if i % 2 == 0 { "/metrics" } else { "/readyz" };
+                    assert_eq!(status(&server.get_with(path, &[]).0), 200);
+                }
+            });
+        }
+    });
+    server.assert_answers("400 scrapes");
+}

@@ -60,9 +60,47 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(|| async { ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON) }),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .fallback(pages::not_found)
-        .layer(middleware::from_fn_with_state(state, guard_door))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), guard_door))
+        .layer(middleware::from_fn_with_state(state, log_request))
+}
+
+/// Paths that answer anyone, on a private server too: the sign-in page, the static files, and
+/// what a load balancer and a monitoring system ask (counts and versions, no figures).
+fn open_to_anyone(path: &str) -> bool {
+    matches!(path, "/sign-in" | "/healthz" | "/readyz" | "/metrics") || path.starts_with("/static/")
+}
+
+/// `GET /readyz`: 200 once the server can answer (the warehouse's tables are readable, the
+/// metrics valid), 503 with the reason otherwise; `/healthz` only says the process answers.
+async fn ready(State(state): State<AppState>) -> Response {
+    let ready = match state.warehouse.metrics() {
+        Ok(_) => state.telemetry.versions(&state.warehouse).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match ready {
+        Ok(()) => "ready".into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")).into_response(),
+    }
+}
+
+/// `GET /metrics`: the server's counters in Prometheus' text format (see
+/// [`crate::telemetry`]).
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.telemetry.render(&state.warehouse).await {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the tables cannot be read: {e}"),
+        )
+            .into_response(),
+    }
 }
 
 /// The header naming a request, taken from the client (or its proxy) when it sends a sane
@@ -73,10 +111,15 @@ const REQUEST_ID: &str = "x-request-id";
 const PATH_LOGGED: usize = 256;
 
 /// One log line per request, after it is answered: method, path (without the query, which
-/// may hold a query's text), status, duration, the account it came from, and its id.
-async fn log_request(request: Request, next: Next) -> Response {
+/// may hold a query's text), status, duration, the account it came from, and its id; and the
+/// request counted by its route (see [`crate::telemetry`]).
+async fn log_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_string());
     // A path of any length is logged in at most PATH_LOGGED characters.
     let path: String = request.uri().path().chars().take(PATH_LOGGED).collect();
     let id = request
@@ -90,6 +133,9 @@ async fn log_request(request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let status = response.status().as_u16();
+    state
+        .telemetry
+        .request(route.as_deref(), method.as_str(), status, started.elapsed());
     let duration_ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
     let account = account.as_deref().unwrap_or("-");
     if response.status().is_server_error() {
@@ -102,14 +148,14 @@ async fn log_request(request: Request, next: Next) -> Response {
 
 /// What every request passes first: its source is noted (for the budgets of sign-in checks,
 /// see [`crate::auth`]); on a private server (`--private`) only the sign-in page, the static
-/// files and `/healthz` answer a stranger; a request that changes something or runs a query
+/// files, `/healthz`, `/readyz` and `/metrics` answer a stranger; a request that changes something or runs a query
 /// with the session cookie (not a bearer token) must carry the session's CSRF token, in the
 /// form or, for the JSON API, in the `X-CSRF-Token` header.
 async fn guard_door(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let source = request_source(&state, &request);
     crate::auth::from_source(source, async move {
         let path = request.uri().path();
-        let open = path == "/sign-in" || path == "/healthz" || path.starts_with("/static/");
+        let open = open_to_anyone(path);
         let api = path.starts_with("/api/");
         let cookie_post = request.method() == axum::http::Method::POST
             && crate::auth::bearer(request.headers()).is_none()
@@ -433,8 +479,9 @@ fn audit_event(caller: Option<&crate::auth::Caller>, action: &str, outcome: &str
     event
 }
 
-/// Writes an audit event now (an error is logged: the request goes on).
+/// Writes an audit event now, and counts it (an error is logged: the request goes on).
 async fn audit(state: &AppState, event: warehouse::audit::AuditEvent) {
+    state.telemetry.event(&event);
     if let Err(e) = state.warehouse.record_audit(&[event]).await {
         tracing::error!(cause = %e, "the audit log could not be written");
     }

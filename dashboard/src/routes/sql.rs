@@ -75,15 +75,16 @@ async fn audit_query(
     outcome: Result<usize, &AppError>,
 ) {
     let message = outcome.err().map(ToString::to_string);
+    let elapsed = started.elapsed();
     let event = AuditEvent::for_query(
         &caller.account.name,
         caller.role().as_str(),
         "http",
         sql,
-        started.elapsed(),
+        elapsed,
         outcome.map_err(|e| (e.code(), message.as_deref().unwrap_or_default())),
     );
-    state.audit.record(event);
+    state.audit.record_query("http", elapsed, event);
     if sql.is_empty() {
         return;
     }

@@ -1,0 +1,186 @@
+//! What the server is doing, for Prometheus (`GET /metrics`, the text format): requests by
+//! route and status with their durations, the audited events by action and outcome (sign-ins,
+//! uploads, decisions, queries — a failed sign-in is `khoso_events_total{action="sign_in",
+//! outcome="unauthorized"}`), queries' durations by channel, and each table's version.
+//!
+//! Every label takes its values from a set the server chose (a route as declared, an action and
+//! an outcome as audited, a channel, a table's name), never from what a client sent: a flood of
+//! made-up paths adds nothing but `route="unmatched"`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use warehouse::audit::AuditEvent;
+use warehouse::{TableVersions, Warehouse};
+
+/// A request's route (as declared, e.g. `/kpi/{id}`), method and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    action: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabels {
+    channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: String,
+}
+
+type Durations<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// The server's counters. Clones share them.
+#[derive(Clone)]
+pub struct Telemetry {
+    registry: Arc<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Durations<RouteLabels>,
+    events: Family<EventLabels, Counter>,
+    query_seconds: Durations<ChannelLabels>,
+    table_versions: Family<TableLabels, Gauge>,
+    /// The tables' versions as last read, and when: read again at most once a second, so that
+    /// a flood of scrapes (they need no account) does not become a flood of listings of the
+    /// store.
+    versions: Arc<tokio::sync::Mutex<Option<(Instant, TableVersions)>>>,
+}
+
+/// How long the tables' versions read for `/metrics` and `/readyz` are kept.
+const VERSIONS_KEPT: Duration = Duration::from_secs(1);
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}
+
+/// Durations from 1 ms to about 33 s, doubling.
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("khoso");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "Requests answered, by route, method and status",
+            requests.clone(),
+        );
+        let request_seconds: Durations<RouteLabels> = Family::new_with_constructor(seconds);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer a request, by route",
+            request_seconds.clone(),
+        );
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events",
+            "Audited events (sign-ins, uploads, decisions, queries), by action and outcome",
+            events.clone(),
+        );
+        let query_seconds: Durations<ChannelLabels> = Family::new_with_constructor(seconds);
+        registry.register(
+            "query_duration_seconds",
+            "Time of planners' SQL queries, by channel (http, wire)",
+            query_seconds.clone(),
+        );
+        let table_versions = Family::<TableLabels, Gauge>::default();
+        registry.register(
+            "table_version",
+            "Each Delta table's latest version",
+            table_versions.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            requests,
+            request_seconds,
+            events,
+            query_seconds,
+            table_versions,
+            versions: Arc::default(),
+        }
+    }
+}
+
+impl Telemetry {
+    /// A request answered: `route` as declared (`None` for no route), its status, its time.
+    pub fn request(&self, route: Option<&str>, method: &str, status: u16, elapsed: Duration) {
+        let route = route.unwrap_or("unmatched").to_string();
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                method: method.to_string(),
+                status,
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&RouteLabels { route })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// An audited event.
+    pub fn event(&self, event: &AuditEvent) {
+        self.events
+            .get_or_create(&EventLabels {
+                action: event.action.clone(),
+                outcome: event.outcome.clone(),
+            })
+            .inc();
+    }
+
+    /// A planner's query ended (whatever its outcome) after `elapsed`.
+    pub fn query(&self, channel: &str, elapsed: Duration) {
+        self.query_seconds
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The tables' latest versions, as of at most a second ago.
+    pub async fn versions(&self, warehouse: &Warehouse) -> Result<TableVersions, warehouse::Error> {
+        let mut kept = self.versions.lock().await;
+        if let Some((read, versions)) = kept.as_ref()
+            && read.elapsed() < VERSIONS_KEPT
+        {
+            return Ok(versions.clone());
+        }
+        let versions = warehouse.versions().await?;
+        *kept = Some((Instant::now(), versions.clone()));
+        Ok(versions)
+    }
+
+    /// The text Prometheus reads, with the tables' versions as of at most a second ago.
+    pub async fn render(&self, warehouse: &Warehouse) -> Result<String, warehouse::Error> {
+        for (table, version) in self.versions(warehouse).await? {
+            let version = i64::try_from(version).unwrap_or(i64::MAX);
+            self.table_versions.get_or_create(&TableLabels { table }).set(version);
+        }
+        let mut text = String::new();
+        encode(&mut text, &self.registry).map_err(|e| warehouse::Error::Internal(e.to_string()))?;
+        Ok(text)
+    }
+}
