@@ -142,9 +142,11 @@ impl AppState {
         if let Some(figures) = kept.as_ref().filter(|f| f.key == key) {
             return Ok(Arc::clone(figures));
         }
+        let started = std::time::Instant::now();
         let snapshot = self.warehouse.kpi_snapshot().await?;
         let decisions = self.warehouse.decisions().await?;
         let figures = Arc::new(Figures::new(snapshot, decisions, key));
+        self.telemetry.figures_refreshed(started.elapsed());
         *kept = Some(Arc::clone(&figures));
         Ok(figures)
     }

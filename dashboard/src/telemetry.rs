@@ -1,7 +1,8 @@
 //! What the server is doing, for Prometheus (`GET /metrics`, the text format): requests by
 //! route and status with their durations, the audited events by action and outcome (sign-ins,
 //! uploads, decisions, queries — a failed sign-in is `khoso_events_total{action="sign_in",
-//! outcome="unauthorized"}`), queries' durations by channel, and each table's version.
+//! outcome="unauthorized"}`), queries' durations by channel, the time to take a file sent on
+//! the web and to bring the figures up to the tables, and each table's version.
 //!
 //! Every label takes its values from a set the server chose (a route as declared, an action and
 //! an outcome as audited, a channel, a table's name), never from what a client sent: a flood of
@@ -18,6 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use warehouse::audit::AuditEvent;
+use warehouse::intake::Intent;
 use warehouse::{TableVersions, Warehouse};
 
 /// A request's route (as declared, e.g. `/kpi/{id}`), method and status.
@@ -45,6 +47,11 @@ struct ChannelLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IntentLabels {
+    intent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TableLabels {
     table: String,
 }
@@ -60,6 +67,8 @@ pub struct Telemetry {
     events: Family<EventLabels, Counter>,
     query_seconds: Durations<ChannelLabels>,
     table_versions: Family<TableLabels, Gauge>,
+    intake_seconds: Durations<IntentLabels>,
+    figures_seconds: Histogram,
     /// The tables' versions as last read, and when: read again at most once a second, so that
     /// a flood of scrapes (they need no account) does not become a flood of listings of the
     /// store.
@@ -107,6 +116,18 @@ impl Default for Telemetry {
             "Time of planners' SQL queries, by channel (http, wire)",
             query_seconds.clone(),
         );
+        let intake_seconds: Durations<IntentLabels> = Family::new_with_constructor(seconds);
+        registry.register(
+            "intake_duration_seconds",
+            "Time to take a file sent on the web (validate, preview, commit or hold), by intent",
+            intake_seconds.clone(),
+        );
+        let figures_seconds = seconds();
+        registry.register(
+            "figures_refresh_duration_seconds",
+            "Time to bring the dashboard's figures up to the tables (the KPI refresh included)",
+            figures_seconds.clone(),
+        );
         let table_versions = Family::<TableLabels, Gauge>::default();
         registry.register(
             "table_version",
@@ -120,6 +141,8 @@ impl Default for Telemetry {
             events,
             query_seconds,
             table_versions,
+            intake_seconds,
+            figures_seconds,
             versions: Arc::default(),
         }
     }
@@ -158,6 +181,26 @@ impl Telemetry {
                 channel: channel.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// A file sent on the web was taken (validated, previewed, committed or held) in `elapsed`.
+    pub fn intake(&self, intent: Intent, elapsed: Duration) {
+        let intent = match intent {
+            Intent::Validate => "validate",
+            Intent::Preview => "preview",
+            Intent::Stage => "stage",
+            Intent::Commit => "commit",
+        };
+        self.intake_seconds
+            .get_or_create(&IntentLabels {
+                intent: intent.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The dashboard's figures were made again, in `elapsed`.
+    pub fn figures_refreshed(&self, elapsed: Duration) {
+        self.figures_seconds.observe(elapsed.as_secs_f64());
     }
 
     /// The tables' latest versions, as of at most a second ago.

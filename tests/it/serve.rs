@@ -441,9 +441,13 @@ fn every_request_leaves_one_log_line_naming_its_account() {
 #[test]
 fn metrics_count_requests_by_route_events_and_queries_and_give_the_tables_versions() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "4", true);
+    let (data, reports) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "4", true);
     let token = crate::account(&data, "phan-tich", "analyst", None);
     let bearer = format!("Authorization: Bearer {token}");
+    let admin = format!(
+        "Authorization: Bearer {}",
+        crate::account(&data, "bo-gd", "admin", None)
+    );
     // A private server: the monitoring system and the load balancer need no account.
     let mut server = Server::start_with(&data, &["--private"]);
     let (head, body) = server.get_with("/readyz", &[]);
@@ -462,6 +466,20 @@ fn metrics_count_requests_by_route_events_and_queries_and_give_the_tables_versio
         b"SELECT count(*) FROM school_reports",
     );
     assert_eq!(status(&head), 200, "{head}");
+    // A province's file checked (a dry run) on the web.
+    let file = std::fs::read_dir(reports.join("school").join("2024-2025"))
+        .expect("reports")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("school-01-"))
+        .expect("Hà Nội's file");
+    let (head, body) = server.request(
+        "POST",
+        "/api/v1/submissions?kind=school&year=2024-2025&province=01&dry_run=true",
+        &[&admin],
+        &std::fs::read(&file).expect("read"),
+    );
+    assert_eq!(status(&head), 200, "{body}");
     // Two wrong tokens at the sign-in page: refused, and counted.
     for _ in 0..2 {
         let (head, _) = server.request(
@@ -486,10 +504,16 @@ fn metrics_count_requests_by_route_events_and_queries_and_give_the_tables_versio
         "khoso_events_total{action=\"query\",outcome=\"ok\"} 1",
         "khoso_events_total{action=\"sign_in\",outcome=\"unauthorized\"} 2",
         "khoso_query_duration_seconds_count{channel=\"http\"} 1",
+        "khoso_intake_duration_seconds_count{intent=\"preview\"} 1",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
     assert!(!text.contains("made-up"), "{text}");
+    let refreshes = text
+        .lines()
+        .find_map(|l| l.strip_prefix("khoso_figures_refresh_duration_seconds_count "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(refreshes.is_some_and(|n| n >= 1), "the figures were made: {text}");
     // The version of each table, as its log says.
     let log = data.join("tables").join("school_reports").join("_delta_log");
     let latest = std::fs::read_dir(log)

@@ -140,7 +140,8 @@ async fn receive(
         province_code: slice.province.clone(),
     };
     let delivery = Delivery::received(path, file_name, slice.kind, hint);
-    let mut received = state
+    let started = std::time::Instant::now();
+    let received = state
         .intake()
         .receive(
             vec![delivery],
@@ -148,8 +149,9 @@ async fn receive(
             intent,
             chrono::Utc::now(),
         )
-        .await?;
-    received
+        .await;
+    state.telemetry.intake(intent, started.elapsed());
+    received?
         .pop()
         .map(|r| r.outcome)
         .ok_or_else(|| AppError::Internal("the intake answered nothing".into()))
