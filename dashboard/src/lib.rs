@@ -119,7 +119,7 @@ impl AppState {
             warehouse,
             settings,
             figures: Arc::default(),
-            query_slots: routes::QuerySlots::default(),
+            query_slots: routes::QuerySlots::new(telemetry.queries_running()),
             telemetry,
         }
     }

@@ -43,7 +43,7 @@ use datafusion_postgres::pgwire::messages::startup::Authentication;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::{DfSessionService, Parser};
 use futures::{Sink, SinkExt, Stream};
-use tokio::sync::{Mutex, OwnedSemaphorePermit};
+use tokio::sync::Mutex;
 use warehouse::accounts::Role;
 use warehouse::audit::AuditEvent;
 use warehouse::guard::{Channel, QueryLimits};
@@ -360,7 +360,7 @@ struct Watched {
     limits: QueryLimits,
     query: Option<Arc<WireQuery>>,
     sent: usize,
-    _slot: Arc<OwnedSemaphorePermit>,
+    _slot: Arc<crate::routes::QuerySlot>,
 }
 
 impl Watched {
@@ -495,7 +495,7 @@ impl Guarded {
         &self,
         client: &impl ClientInfo,
         sql: &str,
-    ) -> PgWireResult<(Arc<WireQuery>, Arc<OwnedSemaphorePermit>)> {
+    ) -> PgWireResult<(Arc<WireQuery>, Arc<crate::routes::QuerySlot>)> {
         let query = WireQuery::new(client, sql, &self.state.audit);
         let account_id = client.metadata().get(ACCOUNT_ID).cloned().unwrap_or_default();
         let active = self
@@ -526,7 +526,7 @@ impl Guarded {
     /// Runs `work` (planning) before the deadline and watches the rows of its answers.
     async fn watch<F>(
         &self,
-        (query, slot): (Arc<WireQuery>, Arc<OwnedSemaphorePermit>),
+        (query, slot): (Arc<WireQuery>, Arc<crate::routes::QuerySlot>),
         work: F,
     ) -> PgWireResult<Vec<Response>>
     where

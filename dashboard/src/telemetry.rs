@@ -69,6 +69,7 @@ pub struct Telemetry {
     table_versions: Family<TableLabels, Gauge>,
     intake_seconds: Durations<IntentLabels>,
     figures_seconds: Histogram,
+    queries_running: Gauge,
     /// The tables' versions as last read, and when: read again at most once a second, so that
     /// a flood of scrapes (they need no account) does not become a flood of listings of the
     /// store.
@@ -128,6 +129,12 @@ impl Default for Telemetry {
             "Time to bring the dashboard's figures up to the tables (the KPI refresh included)",
             figures_seconds.clone(),
         );
+        let queries_running = Gauge::default();
+        registry.register(
+            "queries_running",
+            "Planners' SQL queries running now (HTTP and the PostgreSQL wire)",
+            queries_running.clone(),
+        );
         let table_versions = Family::<TableLabels, Gauge>::default();
         registry.register(
             "table_version",
@@ -143,6 +150,7 @@ impl Default for Telemetry {
             table_versions,
             intake_seconds,
             figures_seconds,
+            queries_running,
             versions: Arc::default(),
         }
     }
@@ -201,6 +209,11 @@ impl Telemetry {
     /// The dashboard's figures were made again, in `elapsed`.
     pub fn figures_refreshed(&self, elapsed: Duration) {
         self.figures_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// The count of running queries, for the query slots to keep.
+    pub fn queries_running(&self) -> Gauge {
+        self.queries_running.clone()
     }
 
     /// The tables' latest versions, as of at most a second ago.

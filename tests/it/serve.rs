@@ -505,6 +505,8 @@ fn metrics_count_requests_by_route_events_and_queries_and_give_the_tables_versio
         "khoso_events_total{action=\"sign_in\",outcome=\"unauthorized\"} 2",
         "khoso_query_duration_seconds_count{channel=\"http\"} 1",
         "khoso_intake_duration_seconds_count{intent=\"preview\"} 1",
+        // The query ended: its slot was given back.
+        "khoso_queries_running 0",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }

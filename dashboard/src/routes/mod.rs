@@ -14,7 +14,7 @@ mod sql;
 mod templates;
 mod upload;
 
-pub use sql::QuerySlots;
+pub use sql::{QuerySlot, QuerySlots};
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 

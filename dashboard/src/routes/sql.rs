@@ -24,6 +24,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::parquet::arrow::ArrowWriter;
 use futures::StreamExt;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use warehouse::TableVersions;
@@ -44,14 +45,37 @@ pub const ROWS_SHOWN: usize = 1000;
 /// Queries one account may run at once.
 pub const QUERIES_PER_ACCOUNT: usize = 2;
 
-/// The running queries of each account.
-#[derive(Debug, Clone, Default)]
+/// The running queries of each account, and their count.
+#[derive(Debug, Clone)]
 pub struct QuerySlots {
     slots: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    running: Gauge,
+}
+
+/// A running query's place among its account's ([`QUERIES_PER_ACCOUNT`]), given back when
+/// dropped.
+#[derive(Debug)]
+pub struct QuerySlot {
+    _permit: OwnedSemaphorePermit,
+    running: Gauge,
+}
+
+impl Drop for QuerySlot {
+    fn drop(&mut self) {
+        self.running.dec();
+    }
 }
 
 impl QuerySlots {
-    pub(crate) async fn take(&self, account: &str) -> Result<OwnedSemaphorePermit, AppError> {
+    /// Slots counted in `running` while taken.
+    pub(crate) fn new(running: Gauge) -> Self {
+        Self {
+            slots: Arc::default(),
+            running,
+        }
+    }
+
+    pub(crate) async fn take(&self, account: &str) -> Result<QuerySlot, AppError> {
         let semaphore = Arc::clone(
             self.slots
                 .lock()
@@ -59,10 +83,15 @@ impl QuerySlots {
                 .entry(account.to_string())
                 .or_insert_with(|| Arc::new(Semaphore::new(QUERIES_PER_ACCOUNT))),
         );
-        semaphore.try_acquire_owned().map_err(|_| {
+        let permit = semaphore.try_acquire_owned().map_err(|_| {
             AppError::TooMany(format!(
                 "{QUERIES_PER_ACCOUNT} of your queries are running already: wait for one to finish"
             ))
+        })?;
+        self.running.inc();
+        Ok(QuerySlot {
+            _permit: permit,
+            running: self.running.clone(),
         })
     }
 }
