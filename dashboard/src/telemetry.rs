@@ -8,6 +8,7 @@
 //! an outcome as audited, a channel, a table's name), never from what a client sent: a flood of
 //! made-up paths adds nothing but `route="unmatched"`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,10 @@ pub struct Telemetry {
     intake_seconds: Durations<IntentLabels>,
     figures_seconds: Histogram,
     queries_running: Gauge,
+    table_files: Family<TableLabels, Gauge>,
+    /// Each table's file count, with the version it was counted at: counted again only for a
+    /// new version.
+    files_counted: Arc<tokio::sync::Mutex<HashMap<String, u64>>>,
     /// The tables' versions as last read, and when: read again at most once a second, so that
     /// a flood of scrapes (they need no account) does not become a flood of listings of the
     /// store.
@@ -135,6 +140,12 @@ impl Default for Telemetry {
             "Planners' SQL queries running now (HTTP and the PostgreSQL wire)",
             queries_running.clone(),
         );
+        let table_files = Family::<TableLabels, Gauge>::default();
+        registry.register(
+            "table_files",
+            "Each Delta table's data files at its latest version",
+            table_files.clone(),
+        );
         let table_versions = Family::<TableLabels, Gauge>::default();
         registry.register(
             "table_version",
@@ -151,6 +162,8 @@ impl Default for Telemetry {
             intake_seconds,
             figures_seconds,
             queries_running,
+            table_files,
+            files_counted: Arc::default(),
             versions: Arc::default(),
         }
     }
@@ -231,9 +244,24 @@ impl Telemetry {
 
     /// The text Prometheus reads, with the tables' versions as of at most a second ago.
     pub async fn render(&self, warehouse: &Warehouse) -> Result<String, warehouse::Error> {
+        let mut counted = self.files_counted.lock().await;
         for (table, version) in self.versions(warehouse).await? {
-            let version = i64::try_from(version).unwrap_or(i64::MAX);
-            self.table_versions.get_or_create(&TableLabels { table }).set(version);
+            let labels = TableLabels { table: table.clone() };
+            self.table_versions
+                .get_or_create(&labels)
+                .set(i64::try_from(version).unwrap_or(i64::MAX));
+            if counted.get(&table) != Some(&version) {
+                let files = warehouse
+                    .table(&table, Some(version))
+                    .await?
+                    .snapshot()?
+                    .log_data()
+                    .num_files();
+                self.table_files
+                    .get_or_create(&labels)
+                    .set(i64::try_from(files).unwrap_or(i64::MAX));
+                counted.insert(table, version);
+            }
         }
         let mut text = String::new();
         encode(&mut text, &self.registry).map_err(|e| warehouse::Error::Internal(e.to_string()))?;

@@ -526,6 +526,21 @@ fn metrics_count_requests_by_route_events_and_queries_and_give_the_tables_versio
         .expect("a version");
     let line = format!("khoso_table_version{{table=\"school_reports\"}} {latest}");
     assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    // Its data files (none replaced yet: every Parquet file under the table is in use).
+    fn parquet_files(folder: &std::path::Path) -> usize {
+        std::fs::read_dir(folder)
+            .expect("folder")
+            .flatten()
+            .map(|e| match e.path() {
+                path if path.is_dir() => parquet_files(&path),
+                path => usize::from(path.extension().is_some_and(|x| x == "parquet")),
+            })
+            .sum()
+    }
+    let files = parquet_files(&data.join("tables").join("school_reports"));
+    assert!(files > 1);
+    let line = format!("khoso_table_files{{table=\"school_reports\"}} {files}");
+    assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
 
     // Strangers scraping as fast as they can: the same server still answers its pages.
     std::thread::scope(|scope| {
