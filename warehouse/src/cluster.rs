@@ -626,6 +626,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_scheduler_is_named_by_a_df_url() {
+        let cluster = Cluster::parse("df://10.0.0.10:50070").expect("parsed");
+        assert_eq!(cluster.to_string(), "df://10.0.0.10:50070");
+        assert_eq!(cluster.grpc_url(), "http://10.0.0.10:50070");
+        assert_eq!(
+            Cluster::parse("df://scheduler").expect("parsed").to_string(),
+            "df://scheduler:50050"
+        );
+        for wrong in ["http://scheduler:50050", "scheduler:50050", "df://:50050", ""] {
+            let refused = Cluster::parse(wrong).expect_err(wrong).to_string();
+            assert!(refused.contains("df://HOST:PORT"), "{wrong}: {refused}");
+        }
+    }
+
+    #[test]
+    fn the_clusters_failures_are_told_from_the_querys() {
+        let lost = DataFusionError::Execution(
+            "Job 1 failed: all executors were lost and no executor re-registered within 10s".into(),
+        );
+        assert!(matches!(trouble(&lost), Some(Error::Cluster(_))));
+        let refused = DataFusionError::Execution("Job 2 failed: repeat would make 9000 MB of text".into());
+        assert!(trouble(&refused).is_none());
+        assert!(matches!(Error::from(lost), Error::Cluster(_)));
+    }
+
     #[tokio::test]
     async fn a_version_travels_as_its_files() {
         let dir = tempfile::tempdir().expect("tempdir");
