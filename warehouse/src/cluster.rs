@@ -401,7 +401,10 @@ pub struct ExecutorPlace {
 /// Runs a Ballista executor until the process ends, reading `storage`'s tables with khoso's
 /// functions.
 pub async fn run_executor(place: ExecutorPlace, storage: Storage) -> Result<()> {
-    let work = storage.work().join("executor").join(place.bind.port().to_string());
+    // Shuffle files and spills: this machine's, never the warehouse's folder.
+    let work = std::env::temp_dir()
+        .join("khoso-executor")
+        .join(place.bind.port().to_string());
     std::fs::create_dir_all(&work)?;
     let registry = BallistaFunctionRegistry::from(&node_state(SessionConfig::new_with_ballista(), &storage)?);
     let runtime_storage = storage.clone();
@@ -449,7 +452,7 @@ fn node_runtime(storage: &Storage, work: &std::path::Path) -> Result<Arc<Runtime
 fn node_state(config: SessionConfig, storage: &Storage) -> Result<SessionState> {
     let mut state = SessionStateBuilder::new()
         .with_config(config)
-        .with_runtime_env(node_runtime(storage, storage.work())?)
+        .with_runtime_env(node_runtime(storage, &std::env::temp_dir())?)
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(EmptyAsMemory))
         .build();
