@@ -719,7 +719,8 @@ async fn kpi(warehouse: &Warehouse, args: KpiArgs) -> anyhow::Result<ExitCode> {
         conditions.join(" AND "),
         order.join(" ")
     );
-    let batches = warehouse.query(&query, &TableVersions::new()).await?;
+    // The values are materialised: read here, even when the KPIs are computed on a cluster.
+    let batches = warehouse.without_cluster().query(&query, &TableVersions::new()).await?;
     print_batches(&batches, args.format)?;
     Ok(ExitCode::SUCCESS)
 }

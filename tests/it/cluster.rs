@@ -356,7 +356,8 @@ fn on_a_cluster_an_executor_killed_during_a_query_gives_an_error_or_the_right_an
     let sql = "SELECT a.grade, count(*) AS pairs, sum(b.grade) AS grades \
                FROM learner_records a JOIN learner_records b ON a.school_id = b.school_id \
                GROUP BY 1 ORDER BY 1";
-    let args = ["sql", "--format", "csv", sql];
+    // The executor's loss is noticed after its timeout (10 s here), then its tasks run again.
+    let args = ["sql", "--timeout", "150", "--format", "csv", sql];
     let here = answered(&run(khoso(&data).args(args)), "the query here");
 
     // Past its time limit a query is stopped on the cluster too, not only in the client.
@@ -414,4 +415,19 @@ fn on_a_cluster_an_executor_killed_during_a_query_gives_an_error_or_the_right_an
         "{message}"
     );
     assert!(started.elapsed() < Duration::from_secs(120), "{:?}", started.elapsed());
+
+    // With the scheduler gone too, the KPIs are still refreshed: by the process itself.
+    cluster.scheduler.stop();
+    let metrics = metrics_again(dir.path());
+    let args = ["kpi", "--format", "csv", "--by", "province"];
+    let here = answered(&run(khoso(&data).arg("--metrics").arg(&metrics).args(args)), "here");
+    let alone = within_two_minutes(cluster.on(khoso(&bucket).arg("--metrics").arg(&metrics).args(args)));
+    assert!(
+        stderr(&alone).contains("the cluster could not refresh the KPIs: this process does"),
+        "{}",
+        stderr(&alone)
+    );
+    if let Err(difference) = same_answer(&here, &answered(&alone, "without the cluster")) {
+        panic!("KPIs computed without the cluster differ:\n{difference}");
+    }
 }

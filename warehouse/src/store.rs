@@ -178,6 +178,14 @@ impl Warehouse {
         self
     }
 
+    /// This warehouse with its queries run by this process, whatever cluster is attached.
+    pub fn without_cluster(&self) -> Self {
+        Self {
+            cluster: None,
+            ..self.clone()
+        }
+    }
+
     /// The attached KPIs.
     pub fn metrics(&self) -> Result<&Metrics> {
         self.metrics
@@ -873,11 +881,18 @@ impl Warehouse {
             return Ok(tag);
         }
         let _lock = self.lock().await?;
+        let mut refreshing = self.clone();
         // Processes of other machines may refresh at the same moment: one overwrite wins, and
         // the others look again (the values may be fresh now, or stale again).
         for _ in 0..KPI_REFRESH_ATTEMPTS {
-            match self.refresh_kpis_locked().await {
+            match refreshing.refresh_kpis_locked().await {
                 Err(Error::Delta(e)) if is_conflict(&e) => continue,
+                // The dashboard needs its figures: without the cluster, this process computes
+                // them itself, slower.
+                Err(Error::Cluster(cause)) if refreshing.cluster.is_some() => {
+                    tracing::warn!(%cause, "the cluster could not refresh the KPIs: this process does");
+                    refreshing = refreshing.without_cluster();
+                }
                 done => return done,
             }
         }
