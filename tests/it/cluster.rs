@@ -369,6 +369,22 @@ fn on_a_cluster_an_executor_killed_during_a_query_gives_an_error_or_the_right_an
     assert!(stderr(&stopped).contains("was stopped"), "{}", stderr(&stopped));
     let cancelled = crate::eventually(|| cluster.scheduler.log().matches("Job cancelled").count(), |&n| n > 0);
     assert_eq!(cancelled, 1, "the job was cancelled: {}", cluster.scheduler.log());
+    // And its tasks stop with it (a join's output yields), leaving the executors to the next job.
+    let aborted = crate::eventually(
+        || {
+            cluster
+                .executors
+                .iter()
+                .map(|e| e.log().matches("Task has been aborted").count())
+                .sum::<usize>()
+        },
+        |&n| n > 0,
+    );
+    assert!(
+        aborted > 0,
+        "the job's running task was stopped: {}",
+        cluster.executors[0].log()
+    );
 
     let submitted = cluster.scheduler.log().matches("Job submitted").count();
     let mut query = Running::start(cluster.on(khoso(&bucket).args(args)));

@@ -448,13 +448,15 @@ fn node_runtime(storage: &Storage, work: &std::path::Path) -> Result<Arc<Runtime
 }
 
 /// The session of a cluster node: DataFusion's defaults, the warehouse's store, and khoso's
-/// bounded functions under the names the plans it receives call them by.
+/// bounds (yield points, so an executor stops a cancelled job's task at once; the bounded
+/// functions under the names the plans it receives call them by).
 fn node_state(config: SessionConfig, storage: &Storage) -> Result<SessionState> {
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(node_runtime(storage, &std::env::temp_dir())?)
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(EmptyAsMemory))
+        .with_physical_optimizer_rule(Arc::new(crate::bounds::YieldEverywhere))
         .build();
     let bounded = crate::bounds::bounded_functions(state.scalar_functions().values(), crate::bounds::MAX_CALL_BYTES);
     for function in bounded {
