@@ -71,6 +71,22 @@ pub enum Command {
     Users(UsersArgs),
     /// A node of a Ballista cluster reading this warehouse: its scheduler, or an executor.
     Cluster(ClusterArgs),
+    /// Table upkeep: compact small files, write checkpoints, and (only with --retain-days)
+    /// remove files older versions needed. Safe while the server runs.
+    Maintain(MaintainArgs),
+}
+
+/// `khoso maintain`.
+#[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// The size compacted files aim at, in MB.
+    #[arg(long, default_value_t = warehouse::upkeep::Upkeep::DEFAULT_TARGET_MB, value_parser = clap::value_parser!(u64).range(1..))]
+    pub target_mb: u64,
+    /// Remove the data files replaced more than this many days ago (at least 1). Versions older
+    /// than that can then no longer be read (time travel, slice histories). Default: keep every
+    /// version, since published figures and the audit refer to them.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub retain_days: Option<u32>,
 }
 
 /// `khoso cluster`.

@@ -18,8 +18,8 @@ use warehouse::storage::Storage;
 use warehouse::{OutputFormat, RecordBatch, TableVersions, Warehouse};
 
 use crate::cli::{
-    Cli, ClusterCommand, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, ServeArgs,
-    SqlArgs, SqlFormat, TemplateArgs, TemplateFormat, UsersCommand,
+    Cli, ClusterCommand, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, MaintainArgs,
+    ServeArgs, SqlArgs, SqlFormat, TemplateArgs, TemplateFormat, UsersCommand,
 };
 
 /// Exit code when the input is at fault (a file with problems, a refused query).
@@ -48,6 +48,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(data, load_metrics(metrics_file).await?, args).await,
         Command::Users(args) => users(data, args.command).await,
         Command::Cluster(args) => cluster_node(data, args.command).await,
+        Command::Maintain(args) => maintain(data, args).await,
     }
 }
 
@@ -842,4 +843,51 @@ async fn first_address(text: &str) -> anyhow::Result<std::net::SocketAddr> {
         .with_context(|| format!("{text:?} is not HOST:PORT"))?
         .next()
         .with_context(|| format!("{text:?} names no address"))
+}
+
+/// `khoso maintain`: upkeep of every table, with each table's files before and after.
+async fn maintain(data: &Place, args: MaintainArgs) -> anyhow::Result<ExitCode> {
+    let warehouse = data.open().await?;
+    let upkeep = warehouse::upkeep::Upkeep {
+        target_bytes: std::num::NonZeroU64::new(args.target_mb.saturating_mul(1024 * 1024))
+            .context("--target-mb must be at least 1")?,
+        retain: args.retain_days.map(|days| chrono::Duration::days(days.into())),
+    };
+    let started = std::time::Instant::now();
+    let done = warehouse.maintain(&upkeep).await?;
+    let mb = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "{:<20} {:>8} {:>8} {:>10} {:>10} {:>9} {:>9} {:>10} {:>10}",
+        "table", "version", "files", "→ files", "MB", "→ MB", "stored", "→ stored", "stored MB"
+    );
+    for table in &done {
+        println!(
+            "{:<20} {:>8} {:>8} {:>10} {:>10.1} {:>9.1} {:>9} {:>10} {:>10.1}",
+            table.table,
+            table.version,
+            table.active_before.count,
+            table.active_after.count,
+            mb(table.active_before.bytes),
+            mb(table.active_after.bytes),
+            table.stored_before.count,
+            table.stored_after.count,
+            mb(table.stored_after.bytes),
+        );
+    }
+    let (before, after): (usize, usize) = done.iter().fold((0, 0), |(b, a), t| {
+        (b + t.active_before.count, a + t.active_after.count)
+    });
+    let removed: usize = done
+        .iter()
+        .map(|t| t.stored_before.count.saturating_sub(t.stored_after.count))
+        .sum();
+    println!(
+        "upkeep done in {:.1} s: {before} data files read by queries before, {after} now; {removed} files removed from storage{}",
+        started.elapsed().as_secs_f64(),
+        match args.retain_days {
+            Some(days) => format!(" (replaced more than {days} days ago)"),
+            None => " (every version kept: --retain-days to remove old ones)".to_string(),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }

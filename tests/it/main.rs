@@ -15,6 +15,7 @@ mod robustness;
 mod s3;
 mod serve;
 mod sql;
+mod upkeep;
 mod wire;
 
 use std::path::{Path, PathBuf};

@@ -226,6 +226,11 @@ pub fn entry(name: &str) -> Option<&'static TableEntry> {
     CATALOGUE.iter().find(|t| t.name.eq_ignore_ascii_case(name))
 }
 
+/// The warehouse's Delta tables.
+pub fn delta_tables() -> impl Iterator<Item = &'static TableEntry> {
+    CATALOGUE.iter().filter(|t| t.is_delta())
+}
+
 /// The tables a query may pin to a version (and whose versions tag the KPI values).
 pub fn source_tables() -> impl Iterator<Item = &'static TableEntry> {
     CATALOGUE.iter().filter(|t| t.storage == Storage::Source)

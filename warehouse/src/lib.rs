@@ -40,6 +40,7 @@ pub mod scan;
 pub mod storage;
 pub mod store;
 pub mod tables;
+pub mod upkeep;
 pub mod workbench;
 
 pub use datafusion::arrow::array::RecordBatch;

@@ -321,7 +321,7 @@ pub(crate) mod tests {
 
     use super::*;
 
-    fn rows(year: &str, provinces: &[&str], first: i64) -> RecordBatch {
+    pub(crate) fn rows(year: &str, provinces: &[&str], first: i64) -> RecordBatch {
         let n = provinces.len();
         RecordBatch::try_from_iter(vec![
             ("school_year", Arc::new(StringArray::from(vec![year; n])) as _),

@@ -221,6 +221,12 @@ impl Storage {
         Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
     }
 
+    /// The files under a folder with their sizes in bytes, in no particular order.
+    pub async fn sizes(&self, folder: &str) -> Result<Vec<(String, u64)>> {
+        let metas = self.metas(folder).await?;
+        Ok(metas.into_iter().map(|m| (m.location.to_string(), m.size)).collect())
+    }
+
     async fn metas(&self, folder: &str) -> Result<Vec<object_store::ObjectMeta>> {
         let prefix = ObjectPath::from(folder);
         self.store.list(Some(&prefix)).try_collect().await.map_err(object_error)

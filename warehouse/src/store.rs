@@ -147,7 +147,7 @@ impl Warehouse {
     /// Makes the catalogue's Delta tables and the pseudonym key where missing.
     async fn complete(&self) -> Result<()> {
         crate::pseudonym::Pseudonyms::create(&self.layout).await?;
-        for table in CATALOGUE.iter().filter(|t| t.is_delta()) {
+        for table in catalogue::delta_tables() {
             let partitions = table.partitioning.iter().map(|c| c.to_string()).collect();
             self.create_table(table.name, (table.schema)(), partitions).await?;
         }
@@ -522,7 +522,7 @@ impl Warehouse {
     /// Brings a long-lived session up to the tables' latest versions: the Delta tables and
     /// `kpi_values` get fresh providers, and the metrics' views are made again over them.
     pub async fn refresh_session(&self, ctx: &SessionContext) -> Result<()> {
-        for entry in CATALOGUE.iter().filter(|t| t.is_delta()) {
+        for entry in catalogue::delta_tables() {
             if !ctx.table_exist(entry.name)? {
                 continue;
             }
@@ -1264,7 +1264,8 @@ impl Warehouse {
         Ok(format!("{folder}/{sha256}.parquet"))
     }
 
-    async fn lock(&self) -> Result<File> {
+    /// The commit lock: one commit (or upkeep) at a time per machine.
+    pub(crate) async fn lock(&self) -> Result<File> {
         self.layout.storage().lock("commit.lock").await
     }
 }
