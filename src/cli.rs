@@ -74,6 +74,27 @@ pub enum Command {
     /// Table upkeep: compact small files, write checkpoints, and (only with --retain-days)
     /// remove files older versions needed. Safe while the server runs.
     Maintain(MaintainArgs),
+    /// Copy the warehouse, at one set of table versions, into a folder or bucket (incremental:
+    /// what the last backup there copied is not copied again). Safe while the server runs.
+    Backup {
+        /// Where: a folder, or s3://bucket/prefix (with the same storage settings as --data).
+        #[arg(long, value_name = "DIR|s3://…")]
+        to: String,
+    },
+    /// Rebuild a warehouse at --data (which must not hold one) from a backup.
+    Restore {
+        /// The backup: a folder, or s3://bucket/prefix.
+        #[arg(long, value_name = "DIR|s3://…")]
+        from: String,
+    },
+    /// Check the warehouse (every fact row's submission exists, every submission's file is
+    /// archived with its SHA-256, every data file is there), or with --backup a backup against
+    /// its manifest.
+    Verify {
+        /// Check this backup instead of the warehouse.
+        #[arg(long, value_name = "DIR|s3://…")]
+        backup: Option<String>,
+    },
 }
 
 /// `khoso maintain`.

@@ -49,6 +49,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(args) => users(data, args.command).await,
         Command::Cluster(args) => cluster_node(data, args.command).await,
         Command::Maintain(args) => maintain(data, args).await,
+        Command::Backup { to } => backup(data, metrics_file, &to).await,
+        Command::Restore { from } => restore(data, &from).await,
+        Command::Verify { backup } => verify(data, backup.as_deref()).await,
     }
 }
 
@@ -890,4 +893,76 @@ async fn maintain(data: &Place, args: MaintainArgs) -> anyhow::Result<ExitCode> 
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `khoso backup --to`.
+async fn backup(data: &Place, metrics_file: Option<&Path>, to: &str) -> anyhow::Result<ExitCode> {
+    let warehouse = data.open().await?;
+    let (metrics, _) = metrics_source(metrics_file)?;
+    let target = Storage::new(to, &data.options, true)?;
+    let started = std::time::Instant::now();
+    let done = warehouse.backup(&target, &metrics).await?;
+    println!(
+        "backup in {to}: {} files; {} copied ({:.1} MB), {} unchanged since the last backup there; {:.1} s",
+        done.manifest.files.len(),
+        done.copied.0,
+        done.copied.1 as f64 / (1024.0 * 1024.0),
+        done.kept,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "versions: {}",
+        warehouse::backup::versions_text(&done.manifest.versions)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `khoso restore --from`.
+async fn restore(data: &Place, from: &str) -> anyhow::Result<ExitCode> {
+    let backup = Storage::new(from, &data.options, false)?;
+    let target = data.storage(true)?;
+    let manifest = warehouse::backup::restore(&backup, &target).await?;
+    // The warehouse opens, and what a process stopped mid-commit left is repaired.
+    data.open().await?.recover().await?;
+    println!(
+        "restored {} files of the backup made {} into {data}",
+        manifest.files.len(),
+        manifest.made_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    println!("versions: {}", warehouse::backup::versions_text(&manifest.versions));
+    println!(
+        "the metrics in force then are {from}/{}: start the server with --metrics pointing at a copy of it if yours differ",
+        warehouse::backup::METRICS
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `khoso verify`.
+async fn verify(data: &Place, backup: Option<&str>) -> anyhow::Result<ExitCode> {
+    let (what, findings) = match backup {
+        Some(location) => {
+            let storage = Storage::new(location, &data.options, false)?;
+            let (manifest, findings) = warehouse::backup::verify_backup(&storage).await?;
+            let what = format!(
+                "the backup in {location} ({} files, made {})",
+                manifest.files.len(),
+                manifest.made_at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            (what, findings)
+        }
+        None => (format!("the warehouse in {data}"), data.open().await?.verify().await?),
+    };
+    for finding in &findings {
+        println!("{finding}");
+    }
+    match findings.len() {
+        0 => {
+            println!("{what}: no problem found");
+            Ok(ExitCode::SUCCESS)
+        }
+        n => {
+            println!("{what}: {n} problems");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

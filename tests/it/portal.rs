@@ -767,3 +767,148 @@ fn a_server_killed_during_a_commit_restarts_consistent() {
     }
     eprintln!("{landed} of 10 uploads answered before the kill");
 }
+
+/// Every table a backup holds and a query can pin, each whole and in a fixed order: pinned to
+/// the versions of `manifest` (a backup's) when given.
+fn tables_at(data: &Path, versions: Option<&serde_json::Value>) -> Vec<String> {
+    let order = [
+        ("school_reports", "school_id, level, school_year"),
+        ("university_reports", "institution_id, school_year"),
+        ("content_coverage", "school_year, subject, grade"),
+        ("submissions", "submission_id"),
+    ];
+    order
+        .iter()
+        .map(|(table, by)| {
+            let mut command = khoso(&data.to_path_buf());
+            command.args(["sql", "--format", "csv"]);
+            if let Some(version) = versions.and_then(|v| v[table].as_u64()) {
+                command.args(["--at", &format!("{table}={version}")]);
+            }
+            let answer = run(command.arg(format!("SELECT * FROM {table} ORDER BY {by}")));
+            assert!(answer.status.success(), "{table}: {}", stderr(&answer));
+            stdout(&answer)
+        })
+        .collect()
+}
+
+fn manifest(backup: &Path) -> serde_json::Value {
+    let text = std::fs::read(backup.join("manifest.json")).expect("a manifest");
+    serde_json::from_slice(&text).expect("JSON")
+}
+
+/// Backups taken again and again while the 34 provinces upload restore warehouses equal to the
+/// original at the backup's versions, which `verify` finds whole; a later backup copies only
+/// what changed and restores the same KPIs; a changed byte is found by `verify`, named, and
+/// stops a restore.
+#[test]
+fn backups_during_thirty_four_uploads_restore_the_same_warehouse() {
+    let fixture = Fixture::new();
+    let history: Vec<PathBuf> = std::fs::read_dir(fixture.reports.join("school").join("2024-2025"))
+        .expect("reports")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let loaded = run(khoso(&fixture.data).args(["ingest", "--kind", "school"]).args(&history));
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    let server = Server::start(&fixture.data);
+    let root = fixture._dir.path();
+    let backups = root.join("backups");
+    let backup = |to: &Path| {
+        let made = run(khoso(&fixture.data).arg("backup").arg("--to").arg(to));
+        assert!(made.status.success(), "{}", stderr(&made));
+        stdout(&made)
+    };
+
+    let uploading = std::sync::atomic::AtomicBool::new(true);
+    let during = std::thread::scope(|scope| {
+        let backing_up = scope.spawn(|| {
+            let mut made = 0;
+            while uploading.load(std::sync::atomic::Ordering::Acquire) || made == 0 {
+                backup(&backups);
+                made += 1;
+            }
+            made
+        });
+        provinces_upload_at_once(&fixture, &fixture.data, &[server]);
+        uploading.store(false, std::sync::atomic::Ordering::Release);
+        backing_up.join().expect("backups")
+    });
+    assert!(during >= 1);
+
+    // The last backup taken during the uploads: the warehouse as it was at its versions.
+    let taken = manifest(&backups);
+    let restored = root.join("restored");
+    let done = run(khoso(&restored).arg("restore").arg("--from").arg(&backups));
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert_eq!(
+        tables_at(&restored, None),
+        tables_at(&fixture.data, Some(&taken["versions"])),
+        "the restored warehouse is the original at the backup's versions"
+    );
+    let checked = run(khoso(&restored).arg("verify"));
+    assert!(checked.status.success(), "{}", stdout(&checked));
+    assert!(stdout(&checked).contains("no problem found"), "{}", stdout(&checked));
+
+    // Once the uploads are over: a backup copies only what changed, and restores the same
+    // tables, KPIs and earlier versions.
+    let again = backup(&backups);
+    let files = manifest(&backups)["files"].as_array().expect("files").len();
+    let copied: usize = again
+        .split("; ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{again}"));
+    assert!(copied < files / 2, "incremental: {again}");
+    let last = root.join("last");
+    let done = run(khoso(&last).arg("restore").arg("--from").arg(&backups));
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert_eq!(tables_at(&last, None), tables_at(&fixture.data, None));
+    let early = serde_json::json!({"school_reports": 1, "submissions": 1});
+    assert_eq!(tables_at(&last, Some(&early)), tables_at(&fixture.data, Some(&early)));
+    let kpis = |data: &Path| {
+        let answer = run(khoso(&data.to_path_buf()).args(["kpi", "--format", "csv", "--by", "province"]));
+        assert!(answer.status.success(), "{}", stderr(&answer));
+        stdout(&answer)
+    };
+    assert_eq!(kpis(&last), kpis(&fixture.data));
+
+    // One byte changed in a backed-up data file: verify names it, and a restore refuses.
+    let part = manifest(&backups)["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .find(|p| p.starts_with("tables/school_reports/") && p.ends_with(".parquet"))
+        .expect("a data file")
+        .to_string();
+    let flip = |path: &Path| {
+        let mut bytes = std::fs::read(path).expect("file");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        std::fs::write(path, bytes).expect("write");
+    };
+    flip(&backups.join(&part));
+    let checked = run(khoso(&fixture.data).arg("verify").arg("--backup").arg(&backups));
+    assert_eq!(checked.status.code(), Some(1), "{}", stdout(&checked));
+    assert!(stdout(&checked).contains(&part), "{}", stdout(&checked));
+    let refused = run(khoso(&root.join("damaged")).arg("restore").arg("--from").arg(&backups));
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("damaged"), "{}", stderr(&refused));
+    assert!(!root.join("damaged").join("tables").join("submissions").exists());
+
+    // And in the warehouse itself, an archived file that changed.
+    let archived = std::fs::read_dir(fixture.data.join("archive"))
+        .expect("archive")
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).expect("folder").flatten())
+        .map(|f| f.path())
+        .find(|p| p.is_file())
+        .expect("an archived file");
+    flip(&archived);
+    let checked = run(khoso(&fixture.data).arg("verify"));
+    assert_eq!(checked.status.code(), Some(1), "{}", stdout(&checked));
+    let name = archived.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(stdout(&checked).contains(&name), "{}", stdout(&checked));
+}

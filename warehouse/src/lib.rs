@@ -18,6 +18,7 @@
 pub mod accounts;
 pub mod approvals;
 pub mod audit;
+pub mod backup;
 pub mod bounds;
 pub mod catalogue;
 pub mod cluster;

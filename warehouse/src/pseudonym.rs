@@ -164,7 +164,7 @@ pub fn check_pseudonymised(report: &ValidatedReport) -> Result<()> {
 }
 
 /// Sets a file's or folder's permission bits (on Unix; elsewhere the system's defaults stand).
-fn restrict(path: &std::path::Path, mode: u32) -> Result<()> {
+pub(crate) fn restrict(path: &std::path::Path, mode: u32) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -319,6 +319,47 @@ impl Storage {
         Ok(())
     }
 
+    /// Copies a file to the same path in another store, in parts, and returns its size and
+    /// SHA-256 as read.
+    pub async fn copy_into(&self, path: &str, target: &Storage) -> Result<crate::backup::Part> {
+        use sha2::Digest;
+        use tokio::io::AsyncWriteExt;
+
+        let got = self.store.get(&ObjectPath::from(path)).await.map_err(object_error)?;
+        let mut stream = got.into_stream();
+        let mut writer = object_store::buffered::BufWriter::new(Arc::clone(&target.store), ObjectPath::from(path));
+        let (mut hasher, mut bytes) = (sha2::Sha256::new(), 0u64);
+        while let Some(chunk) = stream.try_next().await.map_err(object_error)? {
+            hasher.update(&chunk);
+            bytes += chunk.len() as u64;
+            writer.write_all(&chunk).await?;
+        }
+        writer.shutdown().await?;
+        Ok(crate::backup::Part {
+            path: path.to_string(),
+            bytes,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+
+    /// A file's size and SHA-256, read in parts; none when it is not there.
+    pub async fn sha256_of(&self, path: &str) -> Result<Option<(u64, String)>> {
+        use sha2::Digest;
+
+        let got = match self.store.get(&ObjectPath::from(path)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(object_error(e)),
+        };
+        let mut stream = got.into_stream();
+        let (mut hasher, mut bytes) = (sha2::Sha256::new(), 0u64);
+        while let Some(chunk) = stream.try_next().await.map_err(object_error)? {
+            hasher.update(&chunk);
+            bytes += chunk.len() as u64;
+        }
+        Ok(Some((bytes, hex::encode(hasher.finalize()))))
+    }
+
     /// Copies a file within the store (a hard link on disk, a server-side copy on S3).
     pub async fn copy(&self, from: &str, to: &str) -> Result<()> {
         self.store
