@@ -912,3 +912,73 @@ fn backups_during_thirty_four_uploads_restore_the_same_warehouse() {
     let name = archived.file_name().expect("name").to_string_lossy().into_owned();
     assert!(stdout(&checked).contains(&name), "{}", stdout(&checked));
 }
+
+/// `/admin/status` shows an admin each table's version and files, the last files committed,
+/// the last backup and upkeep, and a failed sign-in; nobody else sees it.
+#[test]
+fn the_status_page_shows_versions_backups_upkeep_and_trouble() {
+    let fixture = Fixture::new();
+    let admin = fixture.account("bo-gd-admin", "admin", None);
+    let province = fixture.account("so-gd-hue", "province", Some("46"));
+    let server = Server::start(&fixture.data);
+    let page = |cookie: &str| server.get_with("/admin/status?lang=en", &[cookie]);
+    let session = sign_in(&server, &admin);
+    let (head, before) = page(&session);
+    assert_eq!(status(&head), 200, "{before}");
+    assert!(before.contains("none yet: khoso backup"), "{before}");
+    assert!(before.contains("none yet: khoso maintain"), "{before}");
+
+    let (code, json) = upload(
+        &server,
+        Some(&province),
+        "kind=school&year=2024-2025",
+        &fixture.report("school", "46", "2024-2025"),
+    );
+    assert_eq!((code, json["outcome"].as_str()), (200, Some("committed")), "{json}");
+    let (head, _) = server.request(
+        "POST",
+        "/sign-in",
+        &["Content-Type: application/x-www-form-urlencoded"],
+        b"token=not-a-token",
+    );
+    assert!(status(&head) >= 300, "{head}");
+    for command in [vec!["maintain"], vec!["backup", "--to"]] {
+        let mut khoso = khoso(&fixture.data);
+        khoso.args(&command);
+        if command.len() == 2 {
+            khoso.arg(fixture._dir.path().join("backup"));
+        }
+        let done = run(&mut khoso);
+        assert!(done.status.success(), "{}", stderr(&done));
+    }
+
+    let (head, after) = crate::eventually(
+        || page(&session),
+        |(_, page)| page.contains("unauthorized") && !page.contains("none yet"),
+    );
+    assert_eq!(status(&head), 200);
+    for expected in [
+        "school_reports",
+        "submissions",
+        "audit_log",
+        "so-gd-hue",
+        " 46 2024-2025",
+        "tables: ",
+        "files (",
+        "sign_in",
+        "unauthorized",
+    ] {
+        assert!(after.contains(expected), "{expected:?} is missing: {after}");
+    }
+    let version = sql(&fixture.data, "SELECT max(table_version) AS v FROM submissions");
+    let version = version.lines().nth(1).expect("a version");
+    assert!(
+        after.contains(&format!("<td>school_reports</td><td>{version}</td>")),
+        "{after}"
+    );
+
+    let (head, _) = page(&sign_in(&server, &province));
+    assert_eq!(status(&head), 403, "a province account is refused");
+    let (head, _) = page("X-Nothing: 1");
+    assert_eq!(status(&head), 303, "a stranger is sent to sign in");
+}

@@ -96,7 +96,44 @@ pub struct TableUpkeep {
     pub version: u64,
 }
 
+/// One table as an admin sees it: its version, when it was last written, its files.
+#[derive(Debug, Clone)]
+pub struct TableStatus {
+    /// The table.
+    pub table: String,
+    /// Its latest version.
+    pub version: u64,
+    /// When that version was committed.
+    pub committed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The data files that version reads.
+    pub active: Files,
+}
+
 impl Warehouse {
+    /// Every Delta table's latest version, its commit time and its data files.
+    pub async fn table_status(&self) -> Result<Vec<TableStatus>> {
+        let mut tables = Vec::new();
+        for entry in crate::catalogue::delta_tables() {
+            let Some(version) = self.latest_version(entry.name).await? else {
+                continue;
+            };
+            let table = self.table(entry.name, Some(version)).await?;
+            let last = futures::StreamExt::next(&mut table.history(Some(1)))
+                .await
+                .transpose()?;
+            let committed_at = last
+                .and_then(|commit| commit.timestamp)
+                .and_then(chrono::DateTime::from_timestamp_millis);
+            tables.push(TableStatus {
+                table: entry.name.to_string(),
+                version,
+                committed_at,
+                active: active_files(&table)?,
+            });
+        }
+        Ok(tables)
+    }
+
     /// Runs upkeep on every Delta table of the warehouse, under the commit lock (commits of
     /// this machine wait; on an object store, a commit of another machine that touches the same
     /// files makes the compaction try again).

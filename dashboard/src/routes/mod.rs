@@ -11,6 +11,7 @@ mod review;
 mod roles;
 mod session;
 mod sql;
+mod status;
 mod templates;
 mod upload;
 
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(sql::router())
         .merge(review::router())
         .merge(reconciliation::router())
+        .merge(status::router())
         .route("/history", get(history::history))
         .route(
             "/static/khoso.css",

@@ -41,7 +41,8 @@ pub struct ReviewPage {
     require_approval: bool,
 }
 
-fn when(micros: i64, lang: Lang) -> String {
+/// A moment given in microseconds since the epoch, as the page's language writes it.
+pub(super) fn when(micros: i64, lang: Lang) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .map(|at| lang.date_time(at))
         .unwrap_or_default()
