@@ -37,6 +37,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t, env = "KHOSO_LOG_FORMAT")]
     pub log_format: LogFormat,
 
+    /// A configuration file of settings (default: ./khoso.toml when there is one): variables
+    /// (`KHOSO_*`) and flags win over it. See `khoso config check`.
+    #[arg(long, global = true, env = "KHOSO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -87,6 +92,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR|s3://…")]
         from: String,
     },
+    /// The configuration: `khoso config check` prints every setting `khoso serve` would run
+    /// with, and where each came from (file, variable, flag, default; secrets masked).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Check the warehouse (every fact row's submission exists, every submission's file is
     /// archived with its SHA-256, every data file is there), or with --backup a backup against
     /// its manifest.
@@ -95,6 +106,13 @@ pub enum Command {
         #[arg(long, value_name = "DIR|s3://…")]
         backup: Option<String>,
     },
+}
+
+/// What to do with the configuration.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the settings `khoso serve` would run with, and where each came from.
+    Check,
 }
 
 /// `khoso maintain`.

@@ -18,8 +18,8 @@ use warehouse::storage::Storage;
 use warehouse::{OutputFormat, RecordBatch, TableVersions, Warehouse};
 
 use crate::cli::{
-    Cli, ClusterCommand, Command, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand, MaintainArgs,
-    ServeArgs, SqlArgs, SqlFormat, TemplateArgs, TemplateFormat, UsersCommand,
+    Cli, ClusterCommand, Command, ConfigCommand, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand,
+    MaintainArgs, ServeArgs, SqlArgs, SqlFormat, TemplateArgs, TemplateFormat, UsersCommand,
 };
 
 /// Exit code when the input is at fault (a file with problems, a refused query).
@@ -52,6 +52,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { to } => backup(data, metrics_file, &to).await,
         Command::Restore { from } => restore(data, &from).await,
         Command::Verify { backup } => verify(data, backup.as_deref()).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check(),
     }
 }
 
@@ -965,4 +968,19 @@ async fn verify(data: &Place, backup: Option<&str>) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `khoso config check`.
+fn config_check() -> anyhow::Result<ExitCode> {
+    let settings = crate::config::effective_serve()?;
+    let width = settings.iter().map(|s| s.key.len()).max().unwrap_or_default();
+    for setting in settings {
+        println!(
+            "{:<width$} = {:<40} ({})",
+            setting.key,
+            setting.value.as_deref().unwrap_or("(unset)"),
+            setting.source
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

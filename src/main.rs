@@ -2,10 +2,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 mod cli;
 mod commands;
+mod config;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -32,7 +31,7 @@ fn start_logs(format: cli::LogFormat) {
 }
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = config::parse();
     start_logs(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -555,3 +555,91 @@ fn metrics_count_requests_by_route_events_and_queries_and_give_the_tables_versio
     });
     server.assert_answers("400 scrapes");
 }
+
+/// Settings come from the file, then `KHOSO_*` variables, then flags, each winning over the one
+/// before; `khoso config check` says which, secrets masked; a name the file should not have is
+/// refused; and `khoso serve` runs with what the file says.
+#[test]
+fn settings_come_from_the_file_then_variables_then_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let init = crate::run(crate::khoso(&data).arg("init"));
+    assert!(init.status.success(), "{}", crate::stderr(&init));
+    let file = dir.path().join("khoso.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "data = {:?}\nstorage-option = [\"aws_secret_access_key=hidden-value\"]\n\n[serve]\n\
+             addr = \"127.0.0.1:0\"\nprivate = true\nquery_timeout_s = 12\nmax-upload-mb = 7\n\
+             session-key = \"file-session-key-0123456789abcdef\"\n",
+            data.display().to_string()
+        ),
+    )
+    .expect("write");
+    let bare = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_khoso"));
+        command
+            .env_remove("KHOSO_DATA")
+            .env_remove("KHOSO_SAMPLE_DIR")
+            .arg("--config")
+            .arg(&file);
+        command
+    };
+    let checked = crate::run(
+        bare()
+            .env("KHOSO_MAX_UPLOAD_MB", "9")
+            .env("KHOSO_QUERY_MEMORY_MB", "300")
+            .args(["--log-format", "json", "config", "check"]),
+    );
+    assert!(checked.status.success(), "{}", crate::stderr(&checked));
+    let text = crate::stdout(&checked);
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no {key}: {text}"))
+            .to_string()
+    };
+    let file_source = format!("(file {})", file.display());
+    assert!(
+        line("data").contains(&data.display().to_string()) && line("data").ends_with(&file_source),
+        "{text}"
+    );
+    assert!(line("serve.query-timeout-s").contains("= 12") && line("serve.query-timeout-s").ends_with(&file_source));
+    assert!(line("serve.private").contains("= true"), "{text}");
+    assert!(
+        line("serve.max-upload-mb").contains("= 9")
+            && line("serve.max-upload-mb").ends_with("(variable KHOSO_MAX_UPLOAD_MB)"),
+        "{text}"
+    );
+    assert!(line("serve.query-memory-mb").contains("= 300"), "{text}");
+    assert!(line("serve.require-approval").ends_with("(default)"), "{text}");
+    assert!(
+        line("log-format").contains("json") && line("log-format").ends_with("(flag)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hidden-value") && !text.contains("file-session-key"),
+        "secrets masked: {text}"
+    );
+    assert!(line("serve.session-key").contains("****"), "{text}");
+
+    // The server runs with them: private (the file), at the address it says.
+    let mut serve = bare();
+    serve.arg("serve");
+    let mut server = Server::spawn(serve);
+    let (head, _) = server.request("GET", "/", &[], b"");
+    assert_eq!(status(&head), 303, "private, as the file says: {head}");
+    server.assert_answers("a server configured by its file");
+
+    // A name the file should not have stops every command, naming it and the file.
+    std::fs::write(&file, "[serve]\nquery_timeout = 5\n").expect("write");
+    let refused = crate::run(bare().args(["config", "check"]));
+    assert_eq!(refused.status.code(), Some(2));
+    let message = crate::stderr(&refused);
+    assert!(
+        message.contains("unknown setting `[serve] query_timeout`") && message.contains("query-timeout-s"),
+        "{message}"
+    );
+    let refused = crate::run(bare().arg("serve"));
+    assert_eq!(refused.status.code(), Some(2), "{}", crate::stderr(&refused));
+}
