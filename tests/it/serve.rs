@@ -563,8 +563,8 @@ fn metrics_count_requests_by_route_events_and_queries_and_give_the_tables_versio
 fn settings_come_from_the_file_then_variables_then_flags() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let init = crate::run(crate::khoso(&data).arg("init"));
-    assert!(init.status.success(), "{}", crate::stderr(&init));
+    let init = run(khoso(&data).arg("init"));
+    assert!(init.status.success(), "{}", stderr(&init));
     let file = dir.path().join("khoso.toml");
     std::fs::write(
         &file,
@@ -585,14 +585,12 @@ fn settings_come_from_the_file_then_variables_then_flags() {
             .arg(&file);
         command
     };
-    let checked = crate::run(
-        bare()
-            .env("KHOSO_MAX_UPLOAD_MB", "9")
-            .env("KHOSO_QUERY_MEMORY_MB", "300")
-            .args(["--log-format", "json", "config", "check"]),
-    );
-    assert!(checked.status.success(), "{}", crate::stderr(&checked));
-    let text = crate::stdout(&checked);
+    let checked = run(bare()
+        .env("KHOSO_MAX_UPLOAD_MB", "9")
+        .env("KHOSO_QUERY_MEMORY_MB", "300")
+        .args(["--log-format", "json", "config", "check"]));
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    let text = stdout(&checked);
     let line = |key: &str| {
         text.lines()
             .find(|l| l.split_whitespace().next() == Some(key))
@@ -633,13 +631,13 @@ fn settings_come_from_the_file_then_variables_then_flags() {
 
     // A name the file should not have stops every command, naming it and the file.
     std::fs::write(&file, "[serve]\nquery_timeout = 5\n").expect("write");
-    let refused = crate::run(bare().args(["config", "check"]));
+    let refused = run(bare().args(["config", "check"]));
     assert_eq!(refused.status.code(), Some(2));
-    let message = crate::stderr(&refused);
+    let message = stderr(&refused);
     assert!(
         message.contains("unknown setting `[serve] query_timeout`") && message.contains("query-timeout-s"),
         "{message}"
     );
-    let refused = crate::run(bare().arg("serve"));
-    assert_eq!(refused.status.code(), Some(2), "{}", crate::stderr(&refused));
+    let refused = run(bare().arg("serve"));
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
 }
