@@ -95,6 +95,8 @@ impl Warehouse {
             versions
         };
         let source = self.storage();
+        // What the target holds, listed once (not asked file by file).
+        let held: HashMap<String, u64> = target.sizes("").await?.into_iter().collect();
         let earlier: HashMap<String, Part> = read_manifest(target)
             .await?
             .map(|m| m.files.into_iter().map(|p| (p.path.clone(), p)).collect())
@@ -126,7 +128,7 @@ impl Warehouse {
         };
         for (path, bytes) in fixed {
             match earlier.get(&path) {
-                Some(part) if part.bytes == bytes && target.exists(&path).await? => {
+                Some(part) if part.bytes == bytes && held.get(&path) == Some(&bytes) => {
                     done.manifest.files.push(part.clone());
                     done.kept += 1;
                 }
@@ -147,7 +149,7 @@ impl Warehouse {
                 sha256: sha256_hex(&bytes),
                 path,
             };
-            if earlier.get(&part.path) == Some(&part) && target.exists(&part.path).await? {
+            if earlier.get(&part.path) == Some(&part) && held.get(&part.path) == Some(&part.bytes) {
                 done.kept += 1;
             } else {
                 target.write(&part.path, bytes).await?;

@@ -221,15 +221,21 @@ impl Storage {
         Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
     }
 
-    /// The files under a folder with their sizes in bytes, in no particular order.
+    /// The files under a folder (`""`: all of them) with their sizes in bytes, in no particular
+    /// order.
     pub async fn sizes(&self, folder: &str) -> Result<Vec<(String, u64)>> {
         let metas = self.metas(folder).await?;
         Ok(metas.into_iter().map(|m| (m.location.to_string(), m.size)).collect())
     }
 
     async fn metas(&self, folder: &str) -> Result<Vec<object_store::ObjectMeta>> {
-        let prefix = ObjectPath::from(folder);
-        self.store.list(Some(&prefix)).try_collect().await.map_err(object_error)
+        // The empty folder is the whole store.
+        let prefix = (!folder.is_empty()).then(|| ObjectPath::from(folder));
+        self.store
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .map_err(object_error)
     }
 
     /// Removes a file; a file already gone is no error.
