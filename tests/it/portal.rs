@@ -982,3 +982,37 @@ fn the_status_page_shows_versions_backups_upkeep_and_trouble() {
     let (head, _) = page("X-Nothing: 1");
     assert_eq!(status(&head), 303, "a stranger is sent to sign in");
 }
+
+/// A backup into a bucket of an S3 API, made twice (the second copies only what changed),
+/// verified there and restored onto a disk: the same tables and KPIs.
+#[test]
+fn a_backup_in_a_bucket_restores_onto_a_disk() {
+    let fixture = Fixture::new();
+    let files: Vec<PathBuf> = std::fs::read_dir(fixture.reports.join("school").join("2024-2025"))
+        .expect("reports")
+        .flatten()
+        .map(|e| e.path())
+        .take(6)
+        .collect();
+    let loaded = run(khoso(&fixture.data).args(["ingest", "--kind", "school"]).args(&files));
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    crate::s3::in_bucket("backups", |bucket, dir| {
+        let to = format!("s3://{}/nightly", bucket.name);
+        // The warehouse on this disk, the backup in the bucket (whose settings the variables give).
+        let with_bucket = |data: &Path| {
+            let mut command = khoso(bucket);
+            command.arg("--data").arg(data);
+            command
+        };
+        for _ in 0..2 {
+            let made = run(with_bucket(&fixture.data).args(["backup", "--to", &to]));
+            assert!(made.status.success(), "{}", stderr(&made));
+        }
+        let checked = run(with_bucket(&fixture.data).args(["verify", "--backup", &to]));
+        assert!(stdout(&checked).contains("no problem found"), "{}", stdout(&checked));
+        let restored = dir.join("restored");
+        let done = run(with_bucket(&restored).args(["restore", "--from", &to]));
+        assert!(done.status.success(), "{}", stderr(&done));
+        assert_eq!(tables_at(&restored, None), tables_at(&fixture.data, None));
+    });
+}
