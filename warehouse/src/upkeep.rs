@@ -4,9 +4,11 @@
 //! of each table's log (a reader loads one Parquet file instead of replaying every commit), and,
 //! only when asked, removes the files no version within the retention needs (vacuum).
 //!
-//! By default nothing is removed: published figures, slice histories and the audit refer to
-//! every version, and time travel to any of them keeps working. With a retention of N days,
-//! files replaced more than N days ago go, and versions older than that can no longer be read.
+//! By default nothing is removed from the source tables and the ledgers: published figures,
+//! slice histories and the audit refer to every version, and time travel to any of them keeps
+//! working. With a retention of N days, files replaced more than N days ago go, and versions
+//! older than that can no longer be read. The KPI values, rewritten whole at every refresh and
+//! recomputable from the source tables' versions, keep their replaced copies a day.
 
 use std::num::NonZeroU64;
 
@@ -17,6 +19,7 @@ use deltalake::operations::vacuum::VacuumMode;
 use crate::Result;
 use crate::audit::AuditEvent;
 use crate::store::Warehouse;
+use crate::tables::KPI_VALUES;
 
 /// What upkeep does.
 #[derive(Debug, Clone)]
@@ -165,7 +168,22 @@ impl Warehouse {
         let stored_before = self.stored_files(&folder).await?;
         let table = self.table(name, None).await?;
         let active_before = active_files(&table)?;
-        let table = upkeep.apply(table).await?;
+        let table = match name {
+            // The KPI values are rewritten whole at each refresh and recomputed from the source
+            // tables' versions: their replaced copies are kept a day (for readers of the last
+            // one), not for ever.
+            KPI_VALUES => {
+                let day = chrono::Duration::days(1);
+                let retain = Some(upkeep.retain.map_or(day, |retain| retain.min(day)));
+                Upkeep {
+                    retain,
+                    ..upkeep.clone()
+                }
+                .apply(table)
+                .await?
+            }
+            _ => upkeep.apply(table).await?,
+        };
         Ok(TableUpkeep {
             table: name.to_string(),
             active_before,
