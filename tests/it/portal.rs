@@ -797,8 +797,8 @@ fn manifest(backup: &Path) -> serde_json::Value {
     serde_json::from_slice(&text).expect("JSON")
 }
 
-/// Backups taken again and again while the 34 provinces upload restore warehouses equal to the
-/// original at the backup's versions, which `verify` finds whole; a later backup copies only
+/// Backups and upkeep taken again and again while the 34 provinces upload: the backups restore
+/// warehouses equal to the original at the backup's versions, which `verify` finds whole; a later backup copies only
 /// what changed and restores the same KPIs; a changed byte is found by `verify`, named, and
 /// stops a restore.
 #[test]
@@ -826,6 +826,9 @@ fn backups_during_thirty_four_uploads_restore_the_same_warehouse() {
             let mut made = 0;
             while uploading.load(std::sync::atomic::Ordering::Acquire) || made == 0 {
                 backup(&backups);
+                // Upkeep meanwhile too: it compacts under the same commits.
+                let kept = run(khoso(&fixture.data).arg("maintain"));
+                assert!(kept.status.success(), "{}", stderr(&kept));
                 made += 1;
             }
             made
