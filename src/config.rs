@@ -93,10 +93,14 @@ pub fn effective_serve() -> anyhow::Result<Vec<Setting>> {
 }
 
 /// The command with a `KHOSO_*` variable for every setting of its own and of `serve` that
-/// has none yet.
+/// has none yet; a switch's variable takes `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`.
 fn command() -> clap::Command {
     let with_variables = |arg: clap::Arg| {
         let named = arg.get_long().is_some() && !matches!(arg.get_id().as_str(), "help" | "version" | "config");
+        let arg = match (named, arg.get_action()) {
+            (true, ArgAction::SetTrue) => arg.value_parser(clap::builder::BoolishValueParser::new()),
+            _ => arg,
+        };
         match (named, arg.get_env()) {
             (true, None) => {
                 let name = format!("KHOSO_{}", arg.get_id().as_str().to_uppercase());

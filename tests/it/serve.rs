@@ -588,6 +588,7 @@ fn settings_come_from_the_file_then_variables_then_flags() {
     let checked = run(bare()
         .env("KHOSO_MAX_UPLOAD_MB", "9")
         .env("KHOSO_QUERY_MEMORY_MB", "300")
+        .env("KHOSO_REQUIRE_APPROVAL", "1")
         .args(["--log-format", "json", "config", "check"]));
     assert!(checked.status.success(), "{}", stderr(&checked));
     let text = stdout(&checked);
@@ -610,7 +611,8 @@ fn settings_come_from_the_file_then_variables_then_flags() {
         "{text}"
     );
     assert!(line("serve.query-memory-mb").contains("= 300"), "{text}");
-    assert!(line("serve.require-approval").ends_with("(default)"), "{text}");
+    assert!(line("serve.require-approval").contains("= 1"), "{text}");
+    assert!(line("serve.behind-proxy").ends_with("(default)"), "{text}");
     assert!(
         line("log-format").contains("json") && line("log-format").ends_with("(flag)"),
         "{text}"
