@@ -15,6 +15,7 @@ mod robustness;
 mod s3;
 mod serve;
 mod sql;
+mod upgrade;
 mod upkeep;
 mod wire;
 
