@@ -103,8 +103,9 @@ fn command() -> clap::Command {
         };
         match (named, arg.get_env()) {
             (true, None) => {
+                // `--help` names the variable, never its value (a storage option may be a secret).
                 let name = format!("KHOSO_{}", arg.get_id().as_str().to_uppercase());
-                arg.env(name)
+                arg.env(name).hide_env_values(true)
             }
             _ => arg,
         }
