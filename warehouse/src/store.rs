@@ -116,7 +116,8 @@ impl Warehouse {
     }
 
     /// Opens an existing warehouse in any storage. One made by an earlier khoso gains what it
-    /// lacks (a table added to the catalogue since, the pseudonym key), empty.
+    /// lacks (a table added to the catalogue since, a column added to a table's schema, the
+    /// pseudonym key), empty.
     pub async fn open_in(storage: Storage) -> Result<Self> {
         let warehouse = Self::at(storage);
         let found = warehouse
@@ -144,12 +145,13 @@ impl Warehouse {
         }
     }
 
-    /// Makes the catalogue's Delta tables and the pseudonym key where missing.
+    /// Makes the catalogue's Delta tables, their columns and the pseudonym key where missing.
     async fn complete(&self) -> Result<()> {
         crate::pseudonym::Pseudonyms::create(&self.layout).await?;
         for table in catalogue::delta_tables() {
             let partitions = table.partitioning.iter().map(|c| c.to_string()).collect();
             self.create_table(table.name, (table.schema)(), partitions).await?;
+            self.evolve_table(table.name, (table.schema)()).await?;
         }
         Ok(())
     }
@@ -221,19 +223,54 @@ impl Warehouse {
             .with_save_mode(SaveMode::Ignore)
             .with_partition_columns(partitions);
         for field in schema.fields() {
-            let data_type = match field.data_type() {
-                ArrowType::Int64 => DeltaType::LONG,
-                ArrowType::Float64 => DeltaType::DOUBLE,
-                ArrowType::Boolean => DeltaType::BOOLEAN,
-                ArrowType::Timestamp(..) => DeltaType::TIMESTAMP,
-                _ => DeltaType::STRING,
-            };
-            builder = builder.with_column(field.name(), data_type, field.is_nullable(), None);
+            builder = builder.with_column(field.name(), delta_type(field.data_type()), field.is_nullable(), None);
         }
         match builder.await {
             Ok(_) => Ok(()),
             // Another process made it at the same moment (its first commit is conditional).
             Err(_) if self.latest_version(name).await?.is_some() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Adds to a table the columns its catalogue schema has and it lacks (a column added to a
+    /// report kind's schema file since the table was made), nullable: the rows written before
+    /// read as null.
+    async fn evolve_table(&self, name: &str, schema: SchemaRef) -> Result<()> {
+        let table = self.table(name, None).await?;
+        let have: HashSet<String> = table
+            .snapshot()?
+            .schema()
+            .fields()
+            .map(|f| f.name().to_string())
+            .collect();
+        let missing: Vec<deltalake::kernel::StructField> = schema
+            .fields()
+            .iter()
+            .filter(|f| !have.contains(f.name()))
+            .map(|f| deltalake::kernel::StructField::new(f.name(), delta_type(f.data_type()), true))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = missing.iter().map(|f| f.name().to_string()).collect();
+        match table.add_columns().with_fields(missing).await {
+            Ok(_) => {
+                tracing::info!(table = name, columns = ?names, "the table gained the columns its schema has now");
+                Ok(())
+            }
+            // Another process added them at the same moment.
+            Err(_)
+                if self
+                    .table(name, None)
+                    .await?
+                    .snapshot()?
+                    .schema()
+                    .field(&names[0])
+                    .is_some() =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -1270,6 +1307,17 @@ impl Warehouse {
     }
 }
 
+/// The Delta type a column of khoso's Arrow schemas is stored as.
+fn delta_type(arrow: &ArrowType) -> DeltaType {
+    match arrow {
+        ArrowType::Int64 => DeltaType::LONG,
+        ArrowType::Float64 => DeltaType::DOUBLE,
+        ArrowType::Boolean => DeltaType::BOOLEAN,
+        ArrowType::Timestamp(..) => DeltaType::TIMESTAMP,
+        _ => DeltaType::STRING,
+    }
+}
+
 /// A DataFusion session whose queries yield often and whose growing functions are bounded
 /// (see [`crate::bounds`]), with a memory pool of `memory_bytes` when given, and whose queries
 /// run on `cluster` when given.
@@ -1407,4 +1455,63 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         }
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submission(id: &str, supersedes: Option<&str>) -> Submission {
+        Submission {
+            submission_id: id.to_string(),
+            kind: ReportKind::School,
+            province_code: Some("01".parse().expect("code")),
+            school_year: "2024-2025".parse().expect("year"),
+            rows: 3,
+            sha256: "ab".repeat(32),
+            file_name: format!("{id}.csv"),
+            uploaded_by: "cli".to_string(),
+            uploaded_at: 1,
+            table_version: 1,
+            supersedes: supersedes.map(str::to_string),
+        }
+    }
+
+    /// A table made before a column joined its schema (here `submissions` without `supersedes`)
+    /// gains the column when the warehouse opens: its rows read as null, new rows carry it.
+    #[tokio::test]
+    async fn a_table_made_before_a_column_was_added_gains_it_and_its_old_rows_read_null() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let full = Submission::to_batch(&[submission("old", Some("older"))]).expect("batch");
+        let kept: Vec<usize> = (0..full.num_columns())
+            .filter(|&i| full.schema().field(i).name() != "supersedes")
+            .collect();
+        let folder = dir.path().join("tables").join(SUBMISSIONS);
+        std::fs::create_dir_all(&folder).expect("folder");
+        let url = url::Url::from_directory_path(&folder).expect("url");
+        DeltaTable::try_from_url(url)
+            .await
+            .expect("table")
+            .write(vec![full.project(&kept).expect("older columns")])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .expect("an older table");
+
+        let warehouse = Warehouse::init(dir.path()).await.expect("opens");
+        warehouse
+            .record_submissions(&[submission("new", Some("old"))])
+            .await
+            .expect("a row with the column");
+        let mut read = warehouse.submissions().await.expect("read");
+        read.sort_by(|a, b| a.submission_id.cmp(&b.submission_id));
+        let ids: Vec<(&str, Option<&str>)> = read
+            .iter()
+            .map(|s| (s.submission_id.as_str(), s.supersedes.as_deref()))
+            .collect();
+        assert_eq!(ids, [("new", Some("old")), ("old", None)]);
+        // Opening again changes nothing.
+        let version = warehouse.latest_version(SUBMISSIONS).await.expect("version");
+        let again = Warehouse::open(dir.path()).await.expect("opens again");
+        assert_eq!(again.latest_version(SUBMISSIONS).await.expect("version"), version);
+    }
 }
