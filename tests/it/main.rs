@@ -71,6 +71,24 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `khoso sql` as CSV, with the tables pinned by `at` (`TABLE=VERSION`, `--at`); fails the test
+/// if the query fails.
+pub fn sql_at(data: &(impl Data + ?Sized), query: &str, at: &[String]) -> String {
+    let mut command = khoso(data);
+    command.args(["sql", "--format", "csv"]);
+    for pin in at {
+        command.args(["--at", pin]);
+    }
+    let answer = run(command.arg(query));
+    assert!(answer.status.success(), "{query}: {}", stderr(&answer));
+    stdout(&answer)
+}
+
+/// `khoso sql` as CSV (see [`sql_at`]).
+pub fn sql(data: &(impl Data + ?Sized), query: &str) -> String {
+    sql_at(data, query, &[])
+}
+
 /// Generates reports into `DIR/reports` (scale, school years `first..last`, seed) and, with
 /// `load`, loads them into a new warehouse at `DIR/data` (else only makes it); returns
 /// (data, reports).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::s3::S3Server;
 use crate::serve::{Server, header, status};
-use crate::{Data, khoso, run, stderr, stdout};
+use crate::{Data, khoso, run, sql, sql_at, stderr, stdout};
 
 /// A warehouse with no data, and generated reports for two school years (63 provinces in
 /// 2024-2025, 34 in 2025-2026) to upload.
@@ -56,13 +56,6 @@ impl Fixture {
     fn sql(&self, query: &str) -> String {
         sql(&self.data, query)
     }
-}
-
-/// `khoso sql` as CSV.
-fn sql(data: &(impl Data + ?Sized), query: &str) -> String {
-    let answer = run(khoso(data).args(["sql", query, "--format", "csv"]));
-    assert!(answer.status.success(), "{}", stderr(&answer));
-    stdout(&answer)
 }
 
 /// Signs in on the web with a token; returns the `Cookie:` header of the session.
@@ -780,14 +773,12 @@ fn tables_at(data: &Path, versions: Option<&serde_json::Value>) -> Vec<String> {
     order
         .iter()
         .map(|(table, by)| {
-            let mut command = khoso(&data.to_path_buf());
-            command.args(["sql", "--format", "csv"]);
-            if let Some(version) = versions.and_then(|v| v[table].as_u64()) {
-                command.args(["--at", &format!("{table}={version}")]);
-            }
-            let answer = run(command.arg(format!("SELECT * FROM {table} ORDER BY {by}")));
-            assert!(answer.status.success(), "{table}: {}", stderr(&answer));
-            stdout(&answer)
+            let pins: Vec<String> = versions
+                .and_then(|v| v[table].as_u64())
+                .map(|version| format!("{table}={version}"))
+                .into_iter()
+                .collect();
+            sql_at(data, &format!("SELECT * FROM {table} ORDER BY {by}"), &pins)
         })
         .collect()
 }

@@ -2,9 +2,9 @@
 //! README) opens in this one without a manual step: it verifies whole, answers SQL on every
 //! table, refreshes its KPIs, keeps its accounts, and takes new files next to the old ones.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::{khoso, run, stderr, stdout};
+use crate::{khoso, run, sql, stderr, stdout};
 
 fn copy(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("folder");
@@ -17,12 +17,6 @@ fn copy(from: &Path, to: &Path) {
             }
         }
     }
-}
-
-fn sql(data: &PathBuf, query: &str) -> String {
-    let answer = run(khoso(data).args(["sql", "--format", "csv", query]));
-    assert!(answer.status.success(), "{query}: {}", stderr(&answer));
-    stdout(&answer)
 }
 
 #[test]

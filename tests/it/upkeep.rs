@@ -3,19 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{khoso, run, stderr, stdout};
-
-/// A query's CSV answer, pinned to `at` (TABLE=VERSION) when given.
-fn answer(data: &Path, sql: &str, at: Option<&str>) -> String {
-    let mut command = khoso(&data.to_path_buf());
-    command.args(["sql", "--format", "csv"]);
-    if let Some(at) = at {
-        command.args(["--at", at]);
-    }
-    let output = run(command.arg(sql));
-    assert!(output.status.success(), "{sql}: {}", stderr(&output));
-    stdout(&output)
-}
+use crate::{khoso, run, sql, sql_at, stderr, stdout};
 
 /// Everything a planner or the dashboard could read, for the comparison.
 fn everything(data: &Path, early: &str) -> Vec<String> {
@@ -26,12 +14,12 @@ fn everything(data: &Path, early: &str) -> Vec<String> {
         "SELECT * FROM school_reports ORDER BY school_id, level, school_year",
     ]
     .iter()
-    .map(|sql| answer(data, sql, None))
+    .map(|query| sql(data, query))
     .collect();
-    answers.push(answer(
+    answers.push(sql_at(
         data,
         "SELECT province_code, count(*), sum(students) FROM school_reports GROUP BY 1 ORDER BY 1",
-        Some(early),
+        &[early.to_string()],
     ));
     let kpis = run(khoso(&data.to_path_buf()).args(["kpi", "--format", "csv", "--by", "province"]));
     assert!(kpis.status.success(), "{}", stderr(&kpis));
@@ -139,10 +127,9 @@ fn upkeep_compacts_small_files_and_every_answer_stays_the_same() {
     }
 
     // The upkeep is in the audit log.
-    let audit = answer(
+    let audit = sql(
         &data,
         "SELECT count(*) FROM audit_log WHERE action = 'maintain' AND outcome = 'ok'",
-        None,
     );
     assert_eq!(audit.lines().nth(1), Some("2"), "{audit}");
 
