@@ -107,10 +107,10 @@ impl Warehouse {
         for (table, &version) in &versions {
             fixed.extend(table_files(source, table, version).await?);
         }
-        fixed.extend(source.sizes("archive").await?);
+        fixed.extend(written(source.sizes("archive").await?));
         let mut changing: Vec<(String, u64)> = Vec::new();
         for folder in [self.layout().workbench(), self.layout().pending()] {
-            changing.extend(source.sizes(folder).await?);
+            changing.extend(written(source.sizes(folder).await?));
         }
         for file in [self.layout().accounts(), self.layout().pseudonym_key()] {
             changing.push((file.to_string(), 0));
@@ -418,4 +418,13 @@ fn keep_key_private(storage: &Storage) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The files of a listing but those being written at that moment (a `.partial` file is renamed
+/// to its name once whole; an upload archiving its file during the backup leaves one).
+fn written(files: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    files
+        .into_iter()
+        .filter(|(path, _)| !path.ends_with(".partial"))
+        .collect()
 }
