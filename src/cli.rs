@@ -31,6 +31,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "KHOSO_METRICS")]
     pub metrics: Option<PathBuf>,
 
+    /// A folder of report schema files (`school.toml`…, as in `ingest/schemas/`) that replace
+    /// the built-in ones: a column added or renamed by the ministry is a schema file edited.
+    #[arg(long, global = true, env = "KHOSO_SCHEMAS", value_name = "DIR")]
+    pub schemas: Option<PathBuf>,
+
     /// How log lines look on stderr: `text` for people, `json` (one object a line) for log
     /// collectors. `RUST_LOG` chooses what is logged (default:
     /// `warn,buoyant_kernel=off,deltalake_core=off,ballista_scheduler::display=off,ballista_core::execution_plans::distributed_query=off,khoso=info,dashboard=info,warehouse=info`).
@@ -425,6 +430,10 @@ pub struct TemplateArgs {
     /// File format.
     #[arg(long, value_enum, default_value_t)]
     pub format: TemplateFormat,
+    /// The school year the template is for: a column added in a later year is left out
+    /// (default: the newest template, every column).
+    #[arg(long, value_parser = str::parse::<ingest::SchoolYear>)]
+    pub year: Option<ingest::SchoolYear>,
     /// Output file (default: KIND-template-LANG.csv|xlsx here; `-` writes CSV to stdout).
     #[arg(long)]
     pub out: Option<PathBuf>,

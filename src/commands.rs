@@ -579,19 +579,20 @@ fn template(args: TemplateArgs) -> anyhow::Result<ExitCode> {
         "csv"
     };
     let lang_code = lang.code();
-    let out = args
-        .out
-        .unwrap_or_else(|| PathBuf::from(format!("{kind}-template-{lang_code}.{extension}")));
+    let out = args.out.unwrap_or_else(|| match args.year {
+        Some(year) => PathBuf::from(format!("{kind}-template-{year}-{lang_code}.{extension}")),
+        None => PathBuf::from(format!("{kind}-template-{lang_code}.{extension}")),
+    });
     match args.format {
         TemplateFormat::Csv if out.as_os_str() == "-" => {
-            ingest::template::write_csv_template(kind.schema(), lang, &mut std::io::stdout())?;
+            ingest::template::write_csv_template(kind.schema(), lang, args.year, &mut std::io::stdout())?;
             return Ok(ExitCode::SUCCESS);
         }
         TemplateFormat::Csv => {
             let mut file = std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
-            ingest::template::write_csv_template(kind.schema(), lang, &mut file)?;
+            ingest::template::write_csv_template(kind.schema(), lang, args.year, &mut file)?;
         }
-        TemplateFormat::Xlsx => ingest::template::write_xlsx_template(kind.schema(), lang, &out)?,
+        TemplateFormat::Xlsx => ingest::template::write_xlsx_template(kind.schema(), lang, args.year, &out)?,
     }
     println!("wrote {}", out.display());
     Ok(ExitCode::SUCCESS)

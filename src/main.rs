@@ -33,6 +33,12 @@ fn start_logs(format: cli::LogFormat) {
 fn main() -> ExitCode {
     let args = config::parse();
     start_logs(args.log_format);
+    if let Some(folder) = &args.schemas
+        && let Err(e) = ingest::schema::use_schemas_from(folder)
+    {
+        eprintln!("khoso: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -100,9 +100,12 @@ impl Words for Lang {
         }
     }
 
-    /// A moment in UTC, to the minute: "29 tháng 11 năm 2026, 09:59 UTC".
+    /// A moment in Vietnam's time (UTC+7 all year), to the minute, saying so: "29 tháng 11 năm
+    /// 2026, 16:59 giờ Việt Nam (UTC+7)".
     fn date_time(self, at: chrono::DateTime<chrono::Utc>) -> String {
-        format!("{}, {} UTC", self.date(at.date_naive()), at.format("%H:%M"))
+        let local = at.naive_utc() + chrono::TimeDelta::hours(7);
+        let zone = self.pick("giờ Việt Nam (UTC+7)", "Vietnam time (UTC+7)");
+        format!("{}, {} {zone}", self.date(local.date()), local.format("%H:%M"))
     }
 
     /// A KPI value in its unit: "56,0%", "0,42" or "1.234"; a dash when there is no value.
@@ -195,8 +198,16 @@ mod tests {
         let at = chrono::DateTime::parse_from_rfc3339("2026-11-29T09:59:13Z")
             .expect("date")
             .with_timezone(&chrono::Utc);
-        assert_eq!(Lang::Vi.date_time(at), "29 tháng 11 năm 2026, 09:59 UTC");
-        assert_eq!(Lang::En.date_time(at), "29 November 2026, 09:59 UTC");
+        assert_eq!(
+            Lang::Vi.date_time(at),
+            "29 tháng 11 năm 2026, 16:59 giờ Việt Nam (UTC+7)"
+        );
+        assert_eq!(Lang::En.date_time(at), "29 November 2026, 16:59 Vietnam time (UTC+7)");
+        // Late in the evening UTC is the next day in Vietnam.
+        let late = chrono::DateTime::parse_from_rfc3339("2026-11-29T22:55:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        assert_eq!(Lang::En.date_time(late), "30 November 2026, 05:55 Vietnam time (UTC+7)");
         assert_eq!(Lang::En.breakdown_unit("lower_secondary"), "Lower secondary");
         assert_eq!(Lang::Vi.breakdown_unit("private"), "Ngoài công lập");
         assert_eq!(Lang::Vi.breakdown_unit("07"), "Lớp 7");

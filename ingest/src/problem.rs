@@ -58,6 +58,8 @@ pub enum Rule {
     PersonalData,
     /// A count outside the range its row's category allows (a grade its level does not teach).
     RangeBy,
+    /// A text longer than its column allows (a name, a commune).
+    TooLong,
     /// Problems past the ones listed, counted by rule and column.
     More,
 }
@@ -91,6 +93,7 @@ impl Rule {
             Rule::PersonId => "person_id",
             Rule::PersonalData => "personal_data",
             Rule::RangeBy => "range_by",
+            Rule::TooLong => "too_long",
             Rule::More => "more",
         }
     }

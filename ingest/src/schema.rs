@@ -2,11 +2,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::Deserialize;
 
-use crate::text::fold_header;
+use crate::text::{SchoolYear, fold_header};
 use crate::{Error, Result};
 
 /// The kinds of report khoso accepts.
@@ -60,9 +61,9 @@ impl ReportKind {
         self.schema().person_id().is_some()
     }
 
-    /// The schema of this kind.
+    /// The schema of this kind: the built-in one, or the file that replaced it (see
+    /// [`use_schemas_from`]).
     pub fn schema(self) -> &'static ReportSchema {
-        static SCHEMAS: std::sync::OnceLock<[ReportSchema; 5]> = std::sync::OnceLock::new();
         let all = SCHEMAS.get_or_init(|| {
             ReportKind::ALL.map(|kind| {
                 ReportSchema::from_toml(kind.schema_text())
@@ -81,6 +82,46 @@ impl ReportKind {
             Self::Teacher => include_str!("../schemas/teacher.toml"),
         }
     }
+}
+
+/// The report schemas in force, read once.
+static SCHEMAS: std::sync::OnceLock<[ReportSchema; 5]> = std::sync::OnceLock::new();
+
+/// Puts in force the schema files of a folder (`school.toml`, `university.toml`, `content.toml`,
+/// `learner.toml`, `teacher.toml`; a kind without a file keeps its built-in schema), so that a
+/// column the ministry adds or renames needs only its schema file edited. Called once, before
+/// any report is read; a file that does not parse, fails a check, or names another kind or
+/// table is refused with its path.
+pub fn use_schemas_from(folder: &Path) -> Result<()> {
+    let mut schemas = Vec::with_capacity(ReportKind::ALL.len());
+    for kind in ReportKind::ALL {
+        let path = folder.join(format!("{kind}.toml"));
+        let schema = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                ReportSchema::from_toml(&text).map_err(|e| Error::Schema(format!("{}: {e}", path.display())))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ReportSchema::from_toml(kind.schema_text())?,
+            Err(e) => return Err(Error::Schema(format!("{}: {e}", path.display()))),
+        };
+        let built_in = ReportSchema::from_toml(kind.schema_text())?;
+        if schema.kind != built_in.kind || schema.table != built_in.table {
+            return Err(Error::Schema(format!(
+                "{}: kind = {:?} and table = {:?} must stay {:?} and {:?}",
+                path.display(),
+                schema.kind,
+                schema.table,
+                built_in.kind,
+                built_in.table
+            )));
+        }
+        schemas.push(schema);
+    }
+    let schemas: [ReportSchema; 5] = schemas
+        .try_into()
+        .map_err(|_| Error::Schema("one schema per kind".into()))?;
+    SCHEMAS
+        .set(schemas)
+        .map_err(|_| Error::Schema("the report schemas were in force already".into()))
 }
 
 impl fmt::Display for ReportKind {
@@ -157,9 +198,56 @@ pub struct ColumnSpec {
     pub min: Option<i64>,
     /// Largest allowed count.
     pub max: Option<i64>,
+    /// The longest text a cell of a text column may hold, in characters.
+    pub max_chars: Option<usize>,
+    /// The first school year whose reports have this column (a column the ministry added):
+    /// files of earlier years need not carry it, and are checked under the rules of their year.
+    pub from: Option<SchoolYear>,
+    /// What a row without this column holds: a file that does not carry it, and the rows a
+    /// table holds from before it was added (none: they read as null).
+    pub default: Option<DefaultValue>,
+    /// The names the column had before it was renamed: a header naming one still names the
+    /// column, and the rows a table holds from before the rename are read from it.
+    #[serde(default)]
+    pub formerly: Vec<String>,
+}
+
+/// A column's stated default: a number, yes/no, or text as a cell would hold it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum DefaultValue {
+    /// A yes/no value.
+    Flag(bool),
+    /// A count.
+    Count(i64),
+    /// Text, a category's value, a code.
+    Text(String),
+}
+
+impl DefaultValue {
+    /// The value as a cell of a file would hold it.
+    pub fn as_cell(&self) -> String {
+        match self {
+            DefaultValue::Flag(true) => "yes".to_string(),
+            DefaultValue::Flag(false) => "no".to_string(),
+            DefaultValue::Count(n) => n.to_string(),
+            DefaultValue::Text(text) => text.clone(),
+        }
+    }
 }
 
 impl ColumnSpec {
+    /// Whether a report of `year` has this column (every year, unless it was added later).
+    pub fn in_year(&self, year: SchoolYear) -> bool {
+        self.from.is_none_or(|from| year >= from)
+    }
+
+    /// Whether every row of a report of `year` must have a value: a required column is so
+    /// from the year it was added.
+    pub fn required_in(&self, year: SchoolYear) -> bool {
+        self.required && self.in_year(year)
+    }
+
     /// The header a template shows for this column in the given language.
     pub fn header(&self, lang: Lang) -> &str {
         match lang {
@@ -329,6 +417,22 @@ impl ReportSchema {
             if !names.insert(column.name.as_str()) {
                 return Err(Error::Schema(format!("column {} is declared twice", column.name)));
             }
+            if let Some(default) = &column.default {
+                column.check_default(default)?;
+            }
+            if column.from.is_some() && matches!(column.column_type, ColumnType::SchoolYear | ColumnType::ProvinceCode)
+            {
+                return Err(Error::Schema(format!(
+                    "column {}: the school year and province columns are in every year's reports",
+                    column.name
+                )));
+            }
+            if column.max_chars.is_some() && column.column_type != ColumnType::Text {
+                return Err(Error::Schema(format!(
+                    "column {}: max_chars belongs to text columns",
+                    column.name
+                )));
+            }
             let has_values = !column.values.is_empty();
             if has_values != (column.column_type == ColumnType::Category) {
                 return Err(Error::Schema(format!(
@@ -429,8 +533,39 @@ impl ReportSchema {
 }
 
 impl ColumnSpec {
+    /// The column's name, its former names, then its aliases.
     fn header_names(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
+        std::iter::once(self.name.as_str())
+            .chain(self.formerly.iter().map(String::as_str))
+            .chain(self.aliases.iter().map(String::as_str))
+    }
+
+    /// Refuses a default a cell of this column could not hold.
+    fn check_default(&self, default: &DefaultValue) -> Result<()> {
+        let fits = match (self.column_type, default) {
+            (ColumnType::Count, DefaultValue::Count(n)) => {
+                self.min.is_none_or(|min| *n >= min) && self.max.is_none_or(|max| *n <= max) && *n >= 0
+            }
+            (ColumnType::Flag, DefaultValue::Flag(_)) => true,
+            (ColumnType::Category, DefaultValue::Text(text)) => self.values.iter().any(|v| &v.value == text),
+            (ColumnType::Text, DefaultValue::Text(_)) => true,
+            _ => false,
+        };
+        match fits {
+            true => Ok(()),
+            false => Err(Error::Schema(format!(
+                "column {}: default {default:?} is not a value of a {:?} column{}",
+                self.name,
+                self.column_type,
+                match self.column_type {
+                    ColumnType::Category => " (use one of its values)",
+                    ColumnType::Count => " (a whole number within its min and max)",
+                    ColumnType::Flag => " (true or false)",
+                    ColumnType::Text => " (text in quotes)",
+                    _ => " (these columns take no default)",
+                }
+            ))),
+        }
     }
 }
 

@@ -6,14 +6,27 @@ use std::path::Path;
 use rust_xlsxwriter::{Format, Workbook};
 
 use crate::schema::{ColumnSpec, ColumnType, Lang, ReportSchema};
+use crate::text::SchoolYear;
 use crate::{Error, Result};
 
-/// Writes a CSV template: a UTF-8 byte-order mark (so Excel shows Vietnamese correctly) and the
-/// header row.
-pub fn write_csv_template(schema: &ReportSchema, lang: Lang, out: &mut impl Write) -> Result<()> {
-    let headers: Vec<String> = schema
+/// The columns of a template for reports of `year` (a column added later is not in it), or of
+/// the newest reports (every column) without a year.
+fn columns_of(schema: &ReportSchema, year: Option<SchoolYear>) -> impl Iterator<Item = &ColumnSpec> {
+    schema
         .columns
         .iter()
+        .filter(move |c| year.is_none_or(|year| c.in_year(year)))
+}
+
+/// Writes a CSV template for reports of `year` (see [`columns_of`]): a UTF-8 byte-order mark (so
+/// Excel shows Vietnamese correctly) and the header row.
+pub fn write_csv_template(
+    schema: &ReportSchema,
+    lang: Lang,
+    year: Option<SchoolYear>,
+    out: &mut impl Write,
+) -> Result<()> {
+    let headers: Vec<String> = columns_of(schema, year)
         .map(|c| crate::problem::csv_field(c.header(lang)))
         .collect();
     out.write_all("\u{feff}".as_bytes())?;
@@ -21,9 +34,10 @@ pub fn write_csv_template(schema: &ReportSchema, lang: Lang, out: &mut impl Writ
     Ok(())
 }
 
-/// Writes an `.xlsx` template: the header row on the first sheet (codes formatted as text so
-/// Excel keeps the leading zero of `01`), and a second sheet explaining every column.
-pub fn write_xlsx_template(schema: &ReportSchema, lang: Lang, path: &Path) -> Result<()> {
+/// Writes an `.xlsx` template for reports of `year` (see [`columns_of`]): the header row on the
+/// first sheet (codes formatted as text so Excel keeps the leading zero of `01`), and a second
+/// sheet explaining every column.
+pub fn write_xlsx_template(schema: &ReportSchema, lang: Lang, year: Option<SchoolYear>, path: &Path) -> Result<()> {
     let xlsx = |e: rust_xlsxwriter::XlsxError| Error::Template(e.to_string());
     let mut workbook = Workbook::new();
     let bold = Format::new().set_bold();
@@ -35,7 +49,7 @@ pub fn write_xlsx_template(schema: &ReportSchema, lang: Lang, path: &Path) -> Re
         Lang::En => "Data",
     })
     .map_err(xlsx)?;
-    for (col, spec) in schema.columns.iter().enumerate() {
+    for (col, spec) in columns_of(schema, year).enumerate() {
         let col = col as u16;
         data.write_string_with_format(0, col, spec.header(lang), &bold)
             .map_err(xlsx)?;
@@ -81,13 +95,13 @@ pub fn write_xlsx_template(schema: &ReportSchema, lang: Lang, path: &Path) -> Re
             .write_string_with_format(0, col as u16, *title, &bold)
             .map_err(xlsx)?;
     }
-    for (row, spec) in schema.columns.iter().enumerate() {
+    for (row, spec) in columns_of(schema, year).enumerate() {
         let row = row as u32 + 1;
         let cells = [
             spec.header(lang).to_string(),
             spec.name.clone(),
             type_label(spec, lang).to_string(),
-            required_label(spec.required, lang).to_string(),
+            required_label(spec, year, lang),
             match lang {
                 Lang::Vi => spec.description_vi.clone(),
                 Lang::En => spec.description_en.clone(),
@@ -124,12 +138,21 @@ fn type_label(spec: &ColumnSpec, lang: Lang) -> &'static str {
     }
 }
 
-fn required_label(required: bool, lang: Lang) -> &'static str {
-    match (required, lang) {
+/// Whether the column is required in reports of `year`; without a year, from when.
+fn required_label(spec: &ColumnSpec, year: Option<SchoolYear>, lang: Lang) -> String {
+    let required = match year {
+        Some(year) => spec.required_in(year),
+        None => spec.required,
+    };
+    let label = match (required, lang) {
         (true, Lang::Vi) => "Có",
         (false, Lang::Vi) => "Không",
         (true, Lang::En) => "Yes",
         (false, Lang::En) => "No",
+    };
+    match (required, year, spec.from) {
+        (true, None, Some(from)) => format!("{label}, {} {from}", lang.pick("từ năm học", "from")),
+        _ => label.to_string(),
     }
 }
 
@@ -146,6 +169,13 @@ fn allowed_values(spec: &ColumnSpec, lang: Lang) -> String {
     if let (Some(min), Some(max)) = (spec.min, spec.max) {
         text = format!("{min}–{max}");
     }
+    if let Some(max) = spec.max_chars {
+        text = format!(
+            "{} {max} {}",
+            lang.pick("tối đa", "at most"),
+            lang.pick("ký tự", "characters")
+        );
+    }
     text
 }
 
@@ -160,7 +190,7 @@ mod tests {
         for lang in [Lang::Vi, Lang::En] {
             let schema = ReportKind::School.schema();
             let mut out = Vec::new();
-            write_csv_template(schema, lang, &mut out).expect("write");
+            write_csv_template(schema, lang, None, &mut out).expect("write");
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join("t.csv");
             std::fs::write(&path, format!("{}1\n", String::from_utf8(out).expect("utf-8"))).expect("write file");
@@ -180,7 +210,7 @@ mod tests {
         use calamine::{Reader, open_workbook_auto};
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.xlsx");
-        write_xlsx_template(ReportKind::University.schema(), Lang::Vi, &path).expect("write");
+        write_xlsx_template(ReportKind::University.schema(), Lang::Vi, None, &path).expect("write");
         let mut workbook = open_workbook_auto(&path).expect("open");
         assert_eq!(
             workbook.sheet_names(),

@@ -8,7 +8,7 @@ use crate::problem::{Problem, Rule};
 use crate::provinces::{ProvinceLookup, ProvinceRegistry};
 use crate::read::RawSheet;
 use crate::report::{ColumnValues, ReportColumn, SliceHint, TextValues, ValidatedReport};
-use crate::schema::{ColumnSpec, ColumnType, ReportKind, ReportSchema};
+use crate::schema::{ColumnSpec, ColumnType, DefaultValue, ReportKind, ReportSchema};
 use crate::text::{CountError, SchoolYear, looks_like_formula, normalize_province_code, parse_count, parse_flag};
 
 /// A column of the schema and where its cells come from.
@@ -39,11 +39,12 @@ impl Source<'_> {
 /// all-different cells is parsed cell by cell, with memory bounded.
 const REMEMBERED_VALUES: usize = 256;
 
-/// Whether a cell is stored as it is, with nothing to check: free text that cannot be taken for a
-/// formula, or an identifier of exactly 12 digits.
-fn is_plain(column_type: ColumnType, cell: &str) -> bool {
-    match column_type {
-        ColumnType::Text => !looks_like_formula(cell),
+/// Whether a cell is stored as it is, with nothing to check: free text within its column's length
+/// that cannot be taken for a formula, or an identifier of exactly 12 digits.
+fn is_plain(spec: &ColumnSpec, cell: &str) -> bool {
+    match spec.column_type {
+        // Bytes bound characters: a text of at most `max_chars` bytes is short enough.
+        ColumnType::Text => spec.max_chars.is_none_or(|max| cell.len() <= max) && !looks_like_formula(cell),
         ColumnType::PersonId => cell.len() == 12 && cell.bytes().all(|b| b.is_ascii_digit()),
         _ => false,
     }
@@ -68,6 +69,17 @@ pub(crate) fn validate_part(
     Validator::new(sheet, kind.schema(), hint, people).run(kind)
 }
 
+/// The rows of a column naming another school year or province than the one the file was sent
+/// for (the upload's, or `--year`/`--province`).
+struct SentForAnother {
+    column: usize,
+    /// The first such row (its index among the kept rows), and what it names.
+    row: usize,
+    value: String,
+    expected: String,
+    rows: usize,
+}
+
 struct Validator<'a> {
     schema: &'a ReportSchema,
     people: &'a mut People,
@@ -82,6 +94,15 @@ struct Validator<'a> {
     notices: Vec<String>,
     /// Identifiers of 11 digits given back the leading zero a spreadsheet took off.
     restored_zeros: usize,
+    /// Rows whose school year or province is not the one the file was sent for, by column: said
+    /// once for the file (see [`Validator::sent_for_another`]).
+    sent_for_another: Vec<SentForAnother>,
+    /// Whether each column of the schema must have a value in every row: as the schema says,
+    /// until the file's school year is known (see [`ColumnSpec::required_in`]).
+    required_columns: Vec<bool>,
+    /// Columns the file does not carry that are required from a later school year than some:
+    /// missing only if the file's year is one of those.
+    added_later: Vec<usize>,
 }
 
 impl<'a> Validator<'a> {
@@ -97,6 +118,9 @@ impl<'a> Validator<'a> {
             problems: Vec::new(),
             notices: Vec::new(),
             restored_zeros: 0,
+            sent_for_another: Vec::new(),
+            required_columns: schema.columns.iter().map(|c| c.required).collect(),
+            added_later: Vec::new(),
         };
         validator.map_columns(sheet);
         validator
@@ -178,7 +202,7 @@ impl<'a> Validator<'a> {
                 None => match (spec.column_type, &self.hint.school_year, &self.hint.province_code) {
                     (ColumnType::SchoolYear, Some(year), _) => Source::Hint(year.to_string()),
                     (ColumnType::ProvinceCode, _, Some(code)) => Source::Hint(code.to_string()),
-                    _ if spec.required => {
+                    _ if spec.required && spec.from.is_none() => {
                         let example = spec.aliases.first().map_or(spec.name.as_str(), String::as_str);
                         let (fill_vi, fill_en) = match spec.column_type {
                             ColumnType::SchoolYear => (" hoặc dùng --year", " or pass --year"),
@@ -196,7 +220,12 @@ impl<'a> Validator<'a> {
                         ));
                         Source::Absent
                     }
-                    _ => Source::Absent,
+                    _ => {
+                        if spec.required {
+                            self.added_later.push(self.sources.len());
+                        }
+                        Source::Absent
+                    }
                 },
             };
             self.headers.push(match &source {
@@ -231,14 +260,38 @@ impl<'a> Validator<'a> {
         if !self.problems.is_empty() {
             return Err(self.problems);
         }
+        // The school year first: which columns a report must have depends on it.
+        let mut parsed: Vec<Option<ColumnValues>> = self.schema.columns.iter().map(|_| None).collect();
+        let year_column = self
+            .schema
+            .columns
+            .iter()
+            .position(|c| c.column_type == ColumnType::SchoolYear);
+        if let Some(index) = year_column {
+            parsed[index] = Some(self.parse_column(index));
+        }
+        let year = self
+            .hint
+            .school_year
+            .or_else(|| match year_column.and_then(|i| parsed[i].as_ref()) {
+                Some(ColumnValues::Text(years)) => years.iter().flatten().find_map(|y| y.parse().ok()),
+                _ => None,
+            });
+        if let Some(year) = year {
+            self.rules_of_year(year);
+        }
+        if self.problems.iter().any(|p| p.rule == Rule::MissingColumn) {
+            return Err(self.problems);
+        }
         let mut columns = Vec::with_capacity(self.schema.columns.len() + 1);
-        for index in 0..self.schema.columns.len() {
-            let values = self.parse_column(index);
+        for (index, values) in parsed.into_iter().enumerate() {
+            let values = values.unwrap_or_else(|| self.parse_column(index));
             columns.push(ReportColumn {
                 name: self.schema.columns[index].name.clone(),
                 values,
             });
         }
+        self.say_sent_for_another();
         let slice = self.check_rows(&columns);
         if !self.problems.is_empty() {
             // Row by row, as the user walks the sheet; within a row, in column order.
@@ -275,11 +328,89 @@ impl<'a> Validator<'a> {
         })
     }
 
+    /// Notes a row naming `value` where the file was sent for `expected`: one problem of the file,
+    /// not one per row, in words that suit the portal and the command line alike.
+    fn sent_for_another(&mut self, row: usize, column: usize, value: String, expected: String) {
+        match self.sent_for_another.iter_mut().find(|s| s.column == column) {
+            Some(seen) => seen.rows += 1,
+            None => self.sent_for_another.push(SentForAnother {
+                column,
+                row,
+                value,
+                expected,
+                rows: 1,
+            }),
+        }
+    }
+
+    /// The problems noted by [`Validator::sent_for_another`].
+    fn say_sent_for_another(&mut self) {
+        for seen in std::mem::take(&mut self.sent_for_another) {
+            let (what_vi, what_en) = match self.schema.columns[seen.column].column_type {
+                ColumnType::SchoolYear => ("năm học", "school year"),
+                _ => ("tỉnh", "province"),
+            };
+            let (more_vi, more_en) = match seen.rows - 1 {
+                0 => (String::new(), String::new()),
+                more => (format!(" và {more} dòng khác"), format!(" and {more} more rows")),
+            };
+            let (row, header) = (self.excel_row(seen.row), self.header(seen.column).to_string());
+            let (value, expected) = (&seen.value, &seen.expected);
+            self.cell_problem(
+                Rule::ArgumentMismatch,
+                seen.row,
+                seen.column,
+                value,
+                format!(
+                    "Tệp ghi {what_vi} {value} (dòng {row}{more_vi}) nhưng được gửi cho {what_vi} {expected}. Hãy gửi \
+                     tệp của {what_vi} {expected}, hoặc sửa cột \"{header}\"."
+                ),
+                format!(
+                    "The file is for {what_en} {value} (row {row}{more_en}), but it was sent for {what_en} \
+                     {expected}. Send the file of {what_en} {expected}, or correct column \"{header}\"."
+                ),
+            );
+        }
+    }
+
+    /// The rules of a report of `year`: a column added in a later year is not required, one
+    /// added in this year or before must be there.
+    fn rules_of_year(&mut self, year: SchoolYear) {
+        for (index, spec) in self.schema.columns.iter().enumerate() {
+            self.required_columns[index] = spec.required_in(year);
+        }
+        for index in std::mem::take(&mut self.added_later) {
+            let spec = &self.schema.columns[index];
+            if !spec.required_in(year) {
+                continue;
+            }
+            let example = spec.aliases.first().map_or(spec.name.as_str(), String::as_str);
+            let from = spec.from.map(|y| y.to_string()).unwrap_or_default();
+            self.problems.push(Problem::column(
+                Rule::MissingColumn,
+                &spec.name,
+                format!(
+                    "Thiếu cột bắt buộc \"{example}\" ({}): báo cáo từ năm học {from} phải có cột này. Hãy tải mẫu \
+                     của năm học {year}.",
+                    spec.description_vi
+                ),
+                format!(
+                    "Required column \"{}\" ({}) is missing: reports from school year {from} on have it. Download \
+                     the template of {year}.",
+                    spec.name, spec.description_en
+                ),
+            ));
+        }
+    }
+
     /// Parses one column of every kept row, recording a problem for each bad cell. A value
     /// that parsed without a problem is remembered (up to [`REMEMBERED_VALUES`] of a column), so
     /// that the same category, yes/no or school year in a million rows is parsed once.
     fn parse_column(&mut self, index: usize) -> ColumnValues {
         let spec: &ColumnSpec = &self.schema.columns[index];
+        let required = self.required_columns[index];
+        // A cell without a value holds the column's stated default, if it has one.
+        let default = spec.default.as_ref().map(DefaultValue::as_cell);
         let rows = self.rows.clone();
         // Taken out while its cells are parsed, so that problems can be added meanwhile.
         let source = std::mem::replace(&mut self.sources[index], Source::Absent);
@@ -288,7 +419,7 @@ impl<'a> Validator<'a> {
                 let mut values = Vec::with_capacity(rows.len());
                 let mut known: HashMap<&str, i64> = HashMap::new();
                 for (row, &sheet_row) in rows.iter().enumerate() {
-                    let value = match source.cell(sheet_row) {
+                    let value = match source.cell(sheet_row).or(default.as_deref()) {
                         Some(cell) => match known.get(cell) {
                             Some(&value) => Some(value),
                             None => {
@@ -302,7 +433,7 @@ impl<'a> Validator<'a> {
                             }
                         },
                         None => {
-                            if spec.required {
+                            if required {
                                 self.required(row, index);
                             }
                             None
@@ -316,7 +447,7 @@ impl<'a> Validator<'a> {
                 let mut values = Vec::with_capacity(rows.len());
                 let mut known: HashMap<&str, bool> = HashMap::new();
                 for (row, &sheet_row) in rows.iter().enumerate() {
-                    let cell = source.cell(sheet_row).unwrap_or("");
+                    let cell = source.cell(sheet_row).or(default.as_deref()).unwrap_or("");
                     let flag = match known.get(cell) {
                         Some(&flag) => Some(flag),
                         None => parse_flag(cell),
@@ -345,8 +476,8 @@ impl<'a> Validator<'a> {
                 // Free text and identifiers rarely repeat: not worth remembering.
                 let remember = !matches!(column_type, ColumnType::Text | ColumnType::PersonId);
                 for (row, &sheet_row) in rows.iter().enumerate() {
-                    let Some(cell) = source.cell(sheet_row) else {
-                        if spec.required {
+                    let Some(cell) = source.cell(sheet_row).or(default.as_deref()) else {
+                        if required {
                             self.required(row, index);
                         }
                         values.push(None);
@@ -356,14 +487,18 @@ impl<'a> Validator<'a> {
                         values.push(value.as_deref());
                         continue;
                     }
-                    if is_plain(column_type, cell) {
+                    if is_plain(spec, cell) {
                         values.push(Some(cell));
                         continue;
                     }
                     let problems = self.problems.len();
                     let value = self.parse_text_cell(row, index, spec, cell);
                     values.push(value.as_deref());
-                    if remember && self.problems.len() == problems && known.len() < REMEMBERED_VALUES {
+                    // A column naming another year or province is parsed row by row, so that its
+                    // rows are counted.
+                    let clean =
+                        self.problems.len() == problems && !self.sent_for_another.iter().any(|s| s.column == index);
+                    if remember && clean && known.len() < REMEMBERED_VALUES {
                         known.insert(cell, value);
                     }
                 }
@@ -476,14 +611,7 @@ impl<'a> Validator<'a> {
                     if let Some(hint) = self.hint.school_year
                         && hint != year
                     {
-                        self.cell_problem(
-                            Rule::ArgumentMismatch,
-                            row,
-                            index,
-                            cell,
-                            format!("Năm học {year} khác với --year {hint}."),
-                            format!("School year {year} disagrees with --year {hint}."),
-                        );
+                        self.sent_for_another(row, index, year.to_string(), hint.to_string());
                     }
                     Some(year.to_string())
                 }
@@ -504,14 +632,7 @@ impl<'a> Validator<'a> {
                     if let Some(hint) = &self.hint.province_code
                         && hint.as_str() != code
                     {
-                        self.cell_problem(
-                            Rule::ArgumentMismatch,
-                            row,
-                            index,
-                            cell,
-                            format!("Mã tỉnh {code} khác với --province {hint}."),
-                            format!("Province code {code} disagrees with --province {hint}."),
-                        );
+                        self.sent_for_another(row, index, code.clone(), hint.to_string());
                     }
                     Some(code)
                 }
@@ -553,7 +674,24 @@ impl<'a> Validator<'a> {
                     }
                 }
             }
-            ColumnType::Text | ColumnType::Count | ColumnType::Flag => Some(cell.to_string()),
+            ColumnType::Text => match spec.max_chars {
+                Some(max) if cell.chars().count() > max => {
+                    let chars = cell.chars().count();
+                    // The cell itself may be megabytes: the problem shows its start.
+                    let start: String = cell.chars().take(40).collect();
+                    self.cell_problem(
+                        Rule::TooLong,
+                        row,
+                        index,
+                        &format!("{start}…"),
+                        format!("Dài {chars} ký tự; cột này tối đa {max} ký tự. Hãy rút gọn."),
+                        format!("{chars} characters long; this column takes at most {max}. Shorten it."),
+                    );
+                    None
+                }
+                _ => Some(cell.to_string()),
+            },
+            ColumnType::Count | ColumnType::Flag => Some(cell.to_string()),
         }
     }
 
@@ -803,5 +941,255 @@ fn count_values<'c>(columns: &'c [ReportColumn], name: &str) -> Option<&'c Vec<O
     match columns.iter().find(|c| c.name == name).map(|c| &c.values) {
         Some(ColumnValues::Count(values)) => Some(values),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The content report as the ministry changed it: `video_lessons` added from 2026-2027 and
+    /// required from then, `quiz_items` added with a default of 0, `question_bank_items` renamed
+    /// `bank_items`.
+    fn changed() -> ReportSchema {
+        let text = include_str!("../schemas/content.toml").replace(
+            "name = \"question_bank_items\"\ntype = \"count\"",
+            "name = \"bank_items\"\nformerly = [\"question_bank_items\"]\ntype = \"count\"",
+        ) + r#"
+[[columns]]
+name = "video_lessons"
+type = "count"
+required = true
+from = "2026-2027"
+description_vi = "Số bài giảng video"
+description_en = "Video lessons"
+aliases = ["Số bài giảng video"]
+
+[[columns]]
+name = "quiz_items"
+type = "count"
+required = false
+default = 0
+description_vi = "Số câu hỏi trắc nghiệm"
+description_en = "Quiz items"
+"#;
+        ReportSchema::from_toml(&text).expect("the changed schema")
+    }
+
+    fn sheet(headers: &[&str], rows: &[&[&str]]) -> RawSheet {
+        let columns = (0..headers.len())
+            .map(|c| rows.iter().map(|row| Some(row[c].to_string())).collect())
+            .collect();
+        RawSheet::from_columns(headers.iter().map(|h| h.to_string()).collect(), 1, columns).expect("sheet")
+    }
+
+    fn check(schema: &ReportSchema, sheet: &RawSheet) -> Result<ValidatedReport, Vec<Problem>> {
+        Validator::new(sheet, schema, &SliceHint::default(), &mut People::default()).run(ReportKind::Content)
+    }
+
+    fn counts(report: &ValidatedReport, column: &str) -> Vec<Option<i64>> {
+        match report.column(column) {
+            Some(ColumnValues::Count(values)) => values.clone(),
+            other => panic!("{column}: {other:?}"),
+        }
+    }
+
+    const BEFORE: [&str; 6] = [
+        "school_year",
+        "subject",
+        "grade",
+        "lessons_total",
+        "lessons_with_materials",
+        "question_bank_items",
+    ];
+
+    #[test]
+    fn a_file_of_a_year_before_a_column_was_added_is_checked_by_the_rules_of_its_year() {
+        let schema = changed();
+        let report = check(&schema, &sheet(&BEFORE, &[&["2025-2026", "Toán", "1", "10", "5", "7"]]))
+            .expect("a 2025-2026 file needs no video_lessons");
+        assert_eq!(counts(&report, "video_lessons"), vec![None]);
+        assert_eq!(counts(&report, "quiz_items"), vec![Some(0)], "the stated default");
+        assert_eq!(
+            counts(&report, "bank_items"),
+            vec![Some(7)],
+            "read under its former name"
+        );
+
+        let problems = check(&schema, &sheet(&BEFORE, &[&["2026-2027", "Toán", "1", "10", "5", "7"]]))
+            .expect_err("a 2026-2027 file needs video_lessons");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].rule, Rule::MissingColumn);
+        assert!(
+            problems[0].message_en.contains("from school year 2026-2027")
+                && problems[0].message_en.contains("template of 2026-2027"),
+            "{}",
+            problems[0].message_en
+        );
+        assert!(
+            problems[0].message_vi.contains("2026-2027"),
+            "{}",
+            problems[0].message_vi
+        );
+    }
+
+    #[test]
+    fn a_column_required_from_a_year_is_required_in_every_row_from_then() {
+        let schema = changed();
+        let headers = [
+            "school_year",
+            "subject",
+            "grade",
+            "lessons_total",
+            "lessons_with_materials",
+            "bank_items",
+            "Số bài giảng video",
+            "quiz_items",
+        ];
+        let report = check(
+            &schema,
+            &sheet(
+                &headers,
+                &[
+                    &["2026-2027", "Toán", "1", "10", "5", "7", "3", ""],
+                    &["2026-2027", "Toán", "2", "10", "5", "7", "4", "9"],
+                ],
+            ),
+        )
+        .expect("valid");
+        assert_eq!(counts(&report, "video_lessons"), vec![Some(3), Some(4)]);
+        assert_eq!(
+            counts(&report, "quiz_items"),
+            vec![Some(0), Some(9)],
+            "a blank cell holds the default"
+        );
+
+        let problems = check(
+            &schema,
+            &sheet(&headers, &[&["2026-2027", "Toán", "1", "10", "5", "7", "", "1"]]),
+        )
+        .expect_err("blank from 2026-2027");
+        assert_eq!(
+            problems.iter().map(|p| (p.rule, p.row)).collect::<Vec<_>>(),
+            vec![(Rule::Required, Some(2))]
+        );
+        // The same blank cell in a file of 2025-2026 is no problem.
+        let earlier = check(
+            &schema,
+            &sheet(&headers, &[&["2025-2026", "Toán", "1", "10", "5", "7", "", "1"]]),
+        )
+        .expect("optional before 2026-2027");
+        assert_eq!(counts(&earlier, "video_lessons"), vec![None]);
+    }
+
+    #[test]
+    fn a_file_sent_for_another_province_is_said_once_in_words_for_everyone() {
+        let schema = ReportKind::School.schema();
+        let headers = [
+            "school_year",
+            "province_code",
+            "school_id",
+            "school_name",
+            "level",
+            "ownership",
+            "students",
+            "students_online_ready",
+            "students_domestic_platform",
+            "students_digital_record",
+            "teachers",
+            "teachers_online_ready",
+            "teachers_digital_record",
+            "periods_total",
+            "periods_online",
+            "internet_for_teaching",
+            "management_platform",
+            "connected_national_db",
+            "cashless_payment",
+        ];
+        let row = |id: &'static str| -> [&'static str; 19] {
+            [
+                "2024-2025",
+                "79",
+                id,
+                "Trường A",
+                "primary",
+                "public",
+                "10",
+                "5",
+                "5",
+                "5",
+                "2",
+                "1",
+                "1",
+                "100",
+                "5",
+                "yes",
+                "yes",
+                "yes",
+                "no",
+            ]
+        };
+        let rows = [row("1"), row("2"), row("3")];
+        let rows: Vec<&[&str]> = rows.iter().map(|r| r.as_slice()).collect();
+        let hint = SliceHint {
+            province_code: Some("01".parse().expect("code")),
+            ..SliceHint::default()
+        };
+        let problems = Validator::new(&sheet(&headers, &rows), schema, &hint, &mut People::default())
+            .run(ReportKind::School)
+            .expect_err("sent for 01");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let problem = &problems[0];
+        assert_eq!((problem.rule, problem.row), (Rule::ArgumentMismatch, Some(2)));
+        assert_eq!(
+            problem.message_en,
+            "The file is for province 79 (row 2 and 2 more rows), but it was sent for province 01. Send the file \
+             of province 01, or correct column \"province_code\"."
+        );
+        assert!(!problem.message_vi.contains("--"), "{}", problem.message_vi);
+    }
+
+    #[test]
+    fn a_name_past_its_columns_length_is_refused_with_its_start() {
+        let schema = ReportKind::Content.schema();
+        let long = "Toán-".repeat(30);
+        let problems =
+            check(schema, &sheet(&BEFORE, &[&["2024-2025", &long, "1", "10", "5", "7"]])).expect_err("too long");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].rule, Rule::TooLong);
+        assert!(
+            problems[0]
+                .message_en
+                .contains("150 characters long; this column takes at most 100"),
+            "{}",
+            problems[0].message_en
+        );
+        assert_eq!(problems[0].value.as_deref().map(|v| v.chars().count()), Some(41));
+        let fits = "Toán-".repeat(20);
+        check(schema, &sheet(&BEFORE, &[&["2024-2025", &fits, "1", "10", "5", "7"]])).expect("100 characters fit");
+    }
+
+    #[test]
+    fn a_default_or_a_start_year_a_column_cannot_hold_is_refused() {
+        let text = include_str!("../schemas/content.toml").to_string();
+        let with = |column: &str| ReportSchema::from_toml(&(text.clone() + column)).map(|_| ());
+        let column = |extra: &str| {
+            format!(
+                "\n[[columns]]\nname = \"extra\"\ntype = \"count\"\nrequired = false\nmin = 1\n{extra}\ndescription_vi = \
+                 \"x\"\ndescription_en = \"x\"\n"
+            )
+        };
+        assert!(with(&column("default = 1")).is_ok());
+        assert!(
+            with(&column("default = 0"))
+                .expect_err("below min")
+                .to_string()
+                .contains("default")
+        );
+        assert!(with(&column("default = \"many\"")).is_err(), "text for a count");
+        assert!(with(&column("from = \"2026\"")).is_err(), "not a school year");
+        let year = "\n[[columns]]\nname = \"year2\"\ntype = \"school_year\"\nrequired = false\nfrom = \"2026-2027\"\n\
+                    description_vi = \"x\"\ndescription_en = \"x\"\n";
+        assert!(with(year).is_err(), "the school year column is in every year");
     }
 }

@@ -218,6 +218,11 @@ pub struct Kpi {
     /// the file is loaded, not written in it.
     #[serde(skip)]
     pub counts_people: bool,
+    /// The first school year whose reports have every report column the KPI names, when one
+    /// of them was added to its report kind later (its schema's `from`): the KPI counts the
+    /// rows of that year on, and its baseline cannot be earlier. Found when the file is loaded.
+    #[serde(skip)]
+    pub reported_from: Option<SchoolYear>,
 }
 
 impl Kpi {
@@ -304,8 +309,18 @@ impl Metrics {
         };
         for index in 0..metrics.kpis.len() {
             metrics.kpis[index].counts_people = metrics.reads_people(&metrics.kpis[index].table);
+            metrics.kpis[index].reported_from = metrics.reported_from(&metrics.kpis[index]);
         }
         let problems = metrics.check().await;
+        for kpi in &mut metrics.kpis {
+            if let Some(year) = kpi.reported_from {
+                let from = format!("school_year >= '{year}'");
+                kpi.filter = Some(match &kpi.filter {
+                    Some(filter) => format!("({filter}) AND {from}"),
+                    None => from,
+                });
+            }
+        }
         if problems.is_empty() {
             Ok(metrics)
         } else {
@@ -320,6 +335,24 @@ impl Metrics {
                 .into_iter()
                 .any(|k| k.holds_people() && crate::fact_table(k) == name)
         })
+    }
+
+    /// See [`Kpi::reported_from`].
+    fn reported_from(&self, kpi: &Kpi) -> Option<SchoolYear> {
+        let tables = self.tables_read(&kpi.table);
+        let named: BTreeSet<String> = [Some(&kpi.numerator), kpi.denominator.as_ref(), kpi.filter.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|sql| sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+            .map(str::to_ascii_lowercase)
+            .collect();
+        ingest::ReportKind::ALL
+            .into_iter()
+            .filter(|kind| tables.contains(crate::fact_table(*kind)))
+            .flat_map(|kind| kind.schema().columns.iter())
+            .filter(|column| named.contains(&column.name))
+            .filter_map(|column| column.from)
+            .max()
     }
 
     /// The catalogue's tables a table or a declared view reads: itself, or those its SQL names,
@@ -471,6 +504,27 @@ impl Metrics {
                 },
                 None => None,
             };
+            if let Some(from) = kpi.reported_from {
+                match baseline {
+                    Some(baseline) if baseline < from => problem(
+                        id,
+                        "baseline",
+                        format!(
+                            "{baseline} is before {from}, the first school year whose reports have the columns it \
+                             reads: use baseline = \"{from}\" or later"
+                        ),
+                    ),
+                    None if !kpi.targets.is_empty() => problem(
+                        id,
+                        "baseline",
+                        format!(
+                            "it reads a column reported from {from} on: give it baseline = \"{from}\" (or later) to \
+                             measure its targets from"
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
             let all_targets = kpi
                 .targets
                 .iter()

@@ -7,6 +7,10 @@
 //! statistics, `count(*)` is answered from the log, and the plan is made only of DataFusion's own
 //! nodes, which a distributed engine knows how to send to its workers.
 //!
+//! A column the report schema renamed or gave a default reads, where its own value is null,
+//! the column it was named before and then the default ([`Stated`], kept in the log as the
+//! field's metadata): rows written before the change read as the schema now says.
+//!
 //! It reads what khoso writes: plain Parquet files named in `add` actions. A table with deletion
 //! vectors or column mapping (features khoso never turns on) is refused rather than misread.
 
@@ -60,6 +64,71 @@ pub struct FrozenFiles {
     store: String,
     partition_columns: Vec<String>,
     pub(crate) files: Vec<LoggedFile>,
+    /// The columns read otherwise than as stored, their former names those the table has.
+    #[serde(default)]
+    stated: Vec<Stated>,
+}
+
+/// The field metadata naming a column's former names (a JSON list).
+const FORMERLY: &str = "khoso.formerly";
+
+/// The field metadata giving a column's stated default (as SQL would write the value).
+const DEFAULT: &str = "khoso.default";
+
+/// A column read otherwise than as its files hold it: where its own value is null, the value of
+/// its former column (a renamed column's rows from before the rename), else its stated default
+/// (rows from before the column was added, cells left blank).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stated {
+    name: String,
+    formerly: Vec<String>,
+    default: Option<String>,
+}
+
+impl Stated {
+    /// What a report schema's column states, if anything.
+    pub(crate) fn of_column(column: &ingest::schema::ColumnSpec) -> Option<Stated> {
+        use ingest::schema::DefaultValue;
+        let default = column.default.as_ref().map(|value| match value {
+            DefaultValue::Flag(flag) => flag.to_string(),
+            DefaultValue::Count(count) => count.to_string(),
+            DefaultValue::Text(text) => text.clone(),
+        });
+        (default.is_some() || !column.formerly.is_empty()).then(|| Stated {
+            name: column.name.clone(),
+            formerly: column.formerly.clone(),
+            default,
+        })
+    }
+
+    /// What a field of the table's log states, if anything.
+    fn of_field(field: &Field) -> Option<Stated> {
+        let metadata = field.metadata();
+        let formerly: Vec<String> = metadata
+            .get(FORMERLY)
+            .and_then(|names| serde_json::from_str(names).ok())
+            .unwrap_or_default();
+        let default = metadata.get(DEFAULT).filter(|d| !d.is_empty()).cloned();
+        (default.is_some() || !formerly.is_empty()).then(|| Stated {
+            name: field.name().clone(),
+            formerly,
+            default,
+        })
+    }
+
+    /// The column's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The field metadata that states it in the table's log.
+    pub(crate) fn metadata(&self) -> std::collections::HashMap<String, String> {
+        [
+            (FORMERLY.to_string(), serde_json::json!(self.formerly).to_string()),
+            (DEFAULT.to_string(), self.default.clone().unwrap_or_default()),
+        ]
+        .into()
+    }
 }
 
 /// One file of a version, as its `add` action describes it.
@@ -97,6 +166,17 @@ impl DeltaFiles {
         }
         let logical: Schema = snapshot.schema().as_ref().try_into_arrow()?;
         let partition_columns = snapshot.metadata().partition_columns().to_vec();
+        // A former column is read through the column that took its place, and not shown.
+        let stated: Vec<Stated> = logical
+            .fields()
+            .iter()
+            .filter_map(|f| Stated::of_field(f))
+            .map(|mut stated| {
+                stated.formerly.retain(|name| logical.field_with_name(name).is_ok());
+                stated
+            })
+            .collect();
+        let former = |name: &String| stated.iter().any(|s| s.formerly.contains(name));
         // Text is read as views; a file's one partition value is repeated in each batch as a view
         // of at most 12 bytes kept inline (school years, province codes), so grouping by it takes
         // DataFusion's column-wise path.
@@ -104,9 +184,10 @@ impl DeltaFiles {
             logical
                 .fields()
                 .iter()
+                .filter(|f| !former(f.name()))
                 .map(|f| match partition_columns.contains(f.name()) {
                     true => Field::new(f.name(), read_type(f.data_type()), true),
-                    false => f.as_ref().clone().with_data_type(read_type(f.data_type())),
+                    false => Field::new(f.name(), read_type(f.data_type()), f.is_nullable()),
                 })
                 .collect::<Vec<_>>(),
         ));
@@ -134,6 +215,7 @@ impl DeltaFiles {
             store: url[..url::Position::BeforePath].to_string(),
             partition_columns,
             files,
+            stated,
         };
         Self::thaw(schema, frozen)
     }
@@ -146,7 +228,14 @@ impl DeltaFiles {
     /// The provider of `schema` (as [`TableProvider::schema`] gives it) over the `frozen` files.
     pub fn thaw(schema: SchemaRef, frozen: FrozenFiles) -> Result<Self> {
         let is_partition = |field: &Field| frozen.partition_columns.contains(field.name());
-        let stored: Vec<FieldRef> = schema.fields().iter().filter(|f| !is_partition(f)).cloned().collect();
+        let mut stored: Vec<FieldRef> = schema.fields().iter().filter(|f| !is_partition(f)).cloned().collect();
+        // Former columns are read too, as the type of the column that took their place.
+        for stated in &frozen.stated {
+            let field = schema.field_with_name(&stated.name)?;
+            for name in &stated.formerly {
+                stored.push(Arc::new(Field::new(name, field.data_type().clone(), true)));
+            }
+        }
         let partitions = frozen
             .partition_columns
             .iter()
@@ -243,11 +332,19 @@ impl TableProvider for DeltaFiles {
         filters: &[&Expr],
     ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
         let partitions = self.partition_names();
+        let stated = |filter: &Expr| {
+            filter
+                .column_refs()
+                .iter()
+                .any(|c| self.frozen.stated.iter().any(|s| s.name == c.name))
+        };
         Ok(filters
             .iter()
             .map(|filter| match expr_applicable_for_cols(&partitions, filter) {
                 // Files are chosen by their partition values: exactly the rows asked for.
                 true => TableProviderFilterPushDown::Exact,
+                // A file's statistics of a stated column are not what the column reads.
+                false if stated(filter) => TableProviderFilterPushDown::Unsupported,
                 // Row groups are skipped by their statistics; the rows are filtered again.
                 false => TableProviderFilterPushDown::Inexact,
             })
@@ -273,12 +370,31 @@ impl TableProvider for DeltaFiles {
                 files.push(file);
             }
         }
-        let projection: Vec<usize> = match projection {
-            Some(columns) => columns.iter().map(|&i| self.scan_index[i]).collect(),
-            None => self.scan_index.clone(),
+        let asked: Vec<usize> = match projection {
+            Some(columns) => columns.clone(),
+            None => (0..self.schema.fields().len()).collect(),
         };
+        let mut projection: Vec<usize> = asked.iter().map(|&i| self.scan_index[i]).collect();
+        // The stated columns asked for, each with the places of its former columns in the scan.
+        let scan_fields = self.table_schema.table_schema().fields();
+        let mut stated = Vec::new();
+        for (place, &column) in asked.iter().enumerate() {
+            let name = self.schema.field(column).name();
+            if let Some(column) = self.frozen.stated.iter().find(|s| &s.name == name) {
+                let mut former = Vec::new();
+                for name in &column.formerly {
+                    let index = scan_fields
+                        .iter()
+                        .position(|f| f.name() == name)
+                        .ok_or_else(|| datafusion::error::DataFusionError::Internal(format!("{name} is not read")))?;
+                    former.push(projection.len());
+                    projection.push(index);
+                }
+                stated.push((place, column, former));
+            }
+        }
         if files.is_empty() {
-            let projected = self.table_schema.table_schema().project(&projection)?;
+            let projected = self.table_schema.table_schema().project(&projection[..asked.len()])?;
             return Ok(Arc::new(EmptyExec::new(Arc::new(projected))));
         }
 
@@ -307,7 +423,42 @@ impl TableProvider for DeltaFiles {
             .with_projection_indices(Some(projection))?
             .with_limit(limit)
             .build();
-        Ok(DataSourceExec::from_data_source(config))
+        let scan = DataSourceExec::from_data_source(config);
+        if stated.is_empty() {
+            return Ok(scan);
+        }
+        // Each stated column reads its own value, else its former columns', else its default.
+        let read = scan.schema();
+        let mut columns: Vec<(Arc<dyn datafusion::physical_plan::PhysicalExpr>, String)> = Vec::new();
+        for place in 0..asked.len() {
+            let field = read.field(place);
+            let own = Arc::new(datafusion::physical_expr::expressions::Column::new(field.name(), place));
+            let expr: Arc<dyn datafusion::physical_plan::PhysicalExpr> =
+                match stated.iter().find(|(at, ..)| *at == place) {
+                    None => own,
+                    Some((_, column, former)) => {
+                        // CASE WHEN own IS NOT NULL THEN own WHEN former IS NOT NULL THEN former …
+                        // ELSE default END: a coalesce, as the physical planner takes it.
+                        use datafusion::prelude::{col, lit, when};
+                        let named = |at: usize| col(datafusion::common::Column::new_unqualified(read.field(at).name()));
+                        let mut case = when(named(place).is_not_null(), named(place));
+                        for &at in former {
+                            case = case.when(named(at).is_not_null(), named(at));
+                        }
+                        let case = match &column.default {
+                            Some(default) => {
+                                case.otherwise(lit(ScalarValue::try_from_string(default.clone(), field.data_type())?))?
+                            }
+                            None => case.end()?,
+                        };
+                        state.create_physical_expr(case, &DFSchema::try_from(Arc::clone(&read))?)?
+                    }
+                };
+            columns.push((expr, field.name().clone()));
+        }
+        Ok(Arc::new(
+            datafusion::physical_plan::projection::ProjectionExec::try_new(columns, scan)?,
+        ))
     }
 }
 

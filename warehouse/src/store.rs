@@ -238,41 +238,96 @@ impl Warehouse {
     /// read as null.
     async fn evolve_table(&self, name: &str, schema: SchemaRef) -> Result<()> {
         let table = self.table(name, None).await?;
-        let have: HashSet<String> = table
+        let have: HashMap<String, DeltaType> = table
             .snapshot()?
             .schema()
             .fields()
-            .map(|f| f.name().to_string())
+            .map(|f| (f.name().to_string(), f.data_type().clone()))
             .collect();
+        for field in schema.fields() {
+            // The types of report columns: counts, yes/no, text.
+            let report_type = matches!(
+                field.data_type(),
+                ArrowType::Int64 | ArrowType::Boolean | ArrowType::Utf8
+            );
+            if let Some(logged) = have.get(field.name())
+                && report_type
+                && logged != &delta_type(field.data_type())
+            {
+                return Err(Error::Refused(format!(
+                    "column {} of table {name} holds {logged} values; its schema now says {}. A column cannot \
+                     change type: give the new meaning a new name, and the old one `formerly`",
+                    field.name(),
+                    delta_type(field.data_type())
+                )));
+            }
+        }
         let missing: Vec<deltalake::kernel::StructField> = schema
             .fields()
             .iter()
-            .filter(|f| !have.contains(f.name()))
+            .filter(|f| !have.contains_key(f.name()))
             .map(|f| deltalake::kernel::StructField::new(f.name(), delta_type(f.data_type()), true))
             .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let names: Vec<String> = missing.iter().map(|f| f.name().to_string()).collect();
-        match table.add_columns().with_fields(missing).await {
-            Ok(_) => {
-                tracing::info!(table = name, columns = ?names, "the table gained the columns its schema has now");
-                Ok(())
+        if !missing.is_empty() {
+            let names: Vec<String> = missing.iter().map(|f| f.name().to_string()).collect();
+            match table.add_columns().with_fields(missing).await {
+                Ok(_) => {
+                    tracing::info!(table = name, columns = ?names, "the table gained the columns its schema has now")
+                }
+                // Another process added them at the same moment.
+                Err(_)
+                    if self
+                        .table(name, None)
+                        .await?
+                        .snapshot()?
+                        .schema()
+                        .field(&names[0])
+                        .is_some() => {}
+                Err(e) => Err(e)?,
             }
-            // Another process added them at the same moment.
-            Err(_)
-                if self
-                    .table(name, None)
-                    .await?
-                    .snapshot()?
-                    .schema()
-                    .field(&names[0])
-                    .is_some() =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
         }
+        self.state_columns(name).await
+    }
+
+    /// Writes in a table's log what its report schema states of its columns (former names, a
+    /// default: see [`crate::scan::Stated`]) where the log says otherwise.
+    async fn state_columns(&self, name: &str) -> Result<()> {
+        use deltalake::kernel::MetadataValue;
+        let logged = |table: &DeltaTable, stated: &crate::scan::Stated| -> Result<bool> {
+            let snapshot = table.snapshot()?;
+            let schema = snapshot.schema();
+            let logged = schema.field(stated.name()).map(|f| f.metadata());
+            Ok(stated.metadata().iter().all(
+                |(key, value)| matches!(logged.and_then(|m| m.get(key)), Some(MetadataValue::String(v)) if v == value),
+            ))
+        };
+        for stated in crate::tables::stated_columns(name) {
+            let table = self.table(name, None).await?;
+            if logged(&table, &stated)? {
+                continue;
+            }
+            let wanted = stated.metadata();
+            let metadata = wanted
+                .into_iter()
+                .map(|(key, value)| (key, MetadataValue::String(value)))
+                .collect();
+            let updated = table
+                .update_field_metadata()
+                .with_field_name(stated.name())
+                .with_metadata(metadata)
+                .await;
+            match updated {
+                Ok(_) => tracing::info!(
+                    table = name,
+                    column = stated.name(),
+                    "the column's former names and default are in the log"
+                ),
+                // Another process wrote the same at the same moment.
+                Err(_) if logged(&self.table(name, None).await?, &stated)? => {}
+                Err(e) => Err(e)?,
+            }
+        }
+        Ok(())
     }
 
     /// Opens a table at its latest version, or at `version`.
@@ -870,6 +925,8 @@ impl Warehouse {
             .write(batches)
             .with_writer_properties(crate::tables::writer_properties(kind))
             .with_save_mode(SaveMode::Overwrite)
+            // A renamed column's former column is in the table, not in new rows: null there.
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
             .with_replace_where(slices)
             .with_partition_columns(partition_columns(kind).iter().copied())
             .with_commit_properties(commit_properties)

@@ -62,6 +62,18 @@ pub fn fact_schema(kind: ReportKind) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The columns of a table read otherwise than as its files hold them, by the report schema of
+/// its kind: renamed, or with a stated default (see [`crate::scan::Stated`]). None for a table
+/// that is not a report kind's.
+pub fn stated_columns(table: &str) -> Vec<crate::scan::Stated> {
+    ReportKind::ALL
+        .into_iter()
+        .filter(|kind| fact_table(*kind) == table)
+        .flat_map(|kind| kind.schema().columns.iter())
+        .filter_map(crate::scan::Stated::of_column)
+        .collect()
+}
+
 /// The Arrow schema of the `kpi_values` table: the KPI values, each tagged with its sources.
 pub fn kpi_values_table_schema() -> SchemaRef {
     let mut fields: Vec<Field> = crate::kpi::kpi_values_schema()

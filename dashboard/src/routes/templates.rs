@@ -1,4 +1,5 @@
-//! The empty report templates, `/templates/{kind}.{csv|xlsx}?lang=`, from the report schemas.
+//! The empty report templates, `/templates/{kind}.{csv|xlsx}?lang=&year=`, from the report
+//! schemas.
 
 use std::path::PathBuf;
 
@@ -7,7 +8,7 @@ use axum::extract::{Path as UrlPath, Query};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use ingest::ReportKind;
+use ingest::{ReportKind, SchoolYear};
 
 use super::AppError;
 use super::pages::{PageQuery, language};
@@ -18,18 +19,41 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/templates/{file}", get(template))
 }
 
-/// `/templates/{kind}.{csv|xlsx}?lang=`: the empty report template.
+/// `/templates/{kind}.{csv|xlsx}?lang=&year=`: the empty report template, for reports of a
+/// school year when one is given (a column added later is left out), else the newest.
 async fn template(UrlPath(file): UrlPath<String>, Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
     let lang = language(&query, &headers);
     let (kind, extension) = file.rsplit_once('.').unwrap_or((&file, ""));
     let Ok(kind) = kind.parse::<ReportKind>() else {
         return AppError::NotFound(format!("no template {file:?}")).page(lang);
     };
-    let name = format!("{kind}-template-{}.{extension}", lang.code());
+    let year = match query
+        .year
+        .as_deref()
+        .filter(|y| !y.is_empty())
+        .map(str::parse::<SchoolYear>)
+    {
+        None => None,
+        Some(Ok(year)) => Some(year),
+        Some(Err(_)) => {
+            return AppError::BadRequest(
+                lang.pick(
+                    "Năm học viết dạng 2026-2027.",
+                    "A school year is written like 2026-2027.",
+                )
+                .to_string(),
+            )
+            .page(lang);
+        }
+    };
+    let name = match year {
+        Some(year) => format!("{kind}-template-{year}-{}.{extension}", lang.code()),
+        None => format!("{kind}-template-{}.{extension}", lang.code()),
+    };
     let bytes = match extension {
         "csv" => {
             let mut out = Vec::new();
-            ingest::template::write_csv_template(kind.schema(), lang, &mut out).map(|()| out)
+            ingest::template::write_csv_template(kind.schema(), lang, year, &mut out).map(|()| out)
         }
         "xlsx" => {
             let dir = match tempfile_dir() {
@@ -37,7 +61,7 @@ async fn template(UrlPath(file): UrlPath<String>, Query(query): Query<PageQuery>
                 Err(e) => return AppError::Internal(e.to_string()).page(lang),
             };
             let path = dir.join(&name);
-            let written = ingest::template::write_xlsx_template(kind.schema(), lang, &path)
+            let written = ingest::template::write_xlsx_template(kind.schema(), lang, year, &path)
                 .and_then(|()| std::fs::read(&path).map_err(ingest::Error::from));
             std::fs::remove_dir_all(&dir).ok();
             written
