@@ -308,19 +308,29 @@ pub struct Tile {
     pub title: String,
     /// Where the tile links to.
     pub href: String,
-    /// Status, for the colour; none paints the tile grey.
-    pub status: Option<Status>,
+    /// Its colour, as CSS (a status's, or a shade of a value).
+    pub fill: String,
+    /// The colour of its code: white on the dark fills, dark on the light ones.
+    pub ink: &'static str,
 }
+
+/// Where each province sits on the tile-grid map: `list,code,col,row`, for the 63 provinces
+/// (list `2008`) and the 34 of 1 July 2025 (list `2025`). Rows run north to south, columns
+/// west to east, roughly as on a map of Viet Nam.
+const TILE_GRID: &str = include_str!("../static/tile-grid.csv");
 
 /// Pixels per tile side, and between tiles.
 const TILE: u32 = 30;
 const TILE_GAP: u32 = 3;
 
-/// The provinces as equal squares laid out roughly as on a map, each coloured by status, with
+/// Pixels from one tile to the next.
+pub const TILE_STEP: u32 = TILE + TILE_GAP;
+
+/// The provinces as equal squares laid out roughly as on a map, each in its colour, with
 /// its name and value as a tooltip and a link to its page. Written as SVG directly: plotters
 /// has no links or tooltips, and the map has no axes to draw.
 pub fn tile_map(tiles: &[Tile]) -> String {
-    let step = TILE + TILE_GAP;
+    let step = TILE_STEP;
     let width = tiles.iter().map(|t| t.col + 1).max().unwrap_or(1) * step;
     let height = tiles.iter().map(|t| t.row + 1).max().unwrap_or(1) * step;
     let mut svg = format!(
@@ -329,10 +339,11 @@ pub fn tile_map(tiles: &[Tile]) -> String {
     for tile in tiles {
         let (x, y) = (tile.col * step, tile.row * step);
         svg.push_str(&format!(
-            r##"<a href="{href}"><title>{title}</title><rect x="{x}" y="{y}" width="{TILE}" height="{TILE}" rx="3" fill="{fill}"/><text x="{tx}" y="{ty}" text-anchor="middle" font-size="11" font-family="sans-serif" fill="#fff">{code}</text></a>"##,
+            r##"<a href="{href}"><title>{title}</title><rect x="{x}" y="{y}" width="{TILE}" height="{TILE}" rx="3" fill="{fill}"/><text x="{tx}" y="{ty}" text-anchor="middle" font-size="11" font-family="sans-serif" fill="{ink}">{code}</text></a>"##,
             href = escape_xml(&tile.href),
             title = escape_xml(&tile.title),
-            fill = status_css(tile.status),
+            fill = escape_xml(&tile.fill),
+            ink = tile.ink,
             tx = x + TILE / 2,
             ty = y + TILE / 2 + 4,
             code = escape_xml(&tile.code),
@@ -417,7 +428,24 @@ pub fn breakdown(shares: &[Share], target: Option<f64>) -> String {
     svg
 }
 
-fn escape_xml(text: &str) -> String {
+/// Each province's tile on the map of a list (`2008`: the 63 provinces; `2025`: the 34):
+/// (code, column, row), from [`TILE_GRID`].
+pub fn tile_positions(list: &str) -> Vec<(&'static str, u32, u32)> {
+    TILE_GRID
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            let (grid, code) = (fields.next()?, fields.next()?);
+            let col = fields.next()?.parse().ok()?;
+            let row = fields.next()?.parse().ok()?;
+            (grid == list).then_some((code, col, row))
+        })
+        .collect()
+}
+
+/// Text made safe inside SVG and HTML.
+pub(crate) fn escape_xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -525,7 +553,8 @@ mod tests {
             code: code.into(),
             title: format!("<{code}> & \"{code}\""),
             href: format!("/province/{code}?year=2024-2025&list=province"),
-            status,
+            fill: status_css(status),
+            ink: "#fff",
         });
         insta::assert_snapshot!("tile_map", tile_map(&tiles));
         let shares = [

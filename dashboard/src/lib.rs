@@ -25,6 +25,7 @@ pub mod charts;
 pub mod figures;
 pub mod i18n;
 pub mod pg;
+pub mod result_chart;
 mod routes;
 mod telemetry;
 

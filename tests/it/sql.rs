@@ -33,6 +33,17 @@ impl Fixture {
         }
     }
 
+    /// The workbench's form sent by an account: (head, page).
+    fn workbench(&self, token: &str, form: &str) -> (String, String) {
+        let bearer = format!("Authorization: Bearer {token}");
+        self.server.request(
+            "POST",
+            "/sql",
+            &[&bearer, "Content-Type: application/x-www-form-urlencoded"],
+            form.as_bytes(),
+        )
+    }
+
     fn sql(&self, token: Option<&str>, accept: &str, query: &str) -> (u16, String, String) {
         let mut headers = vec![format!("Accept: {accept}"), "Content-Type: text/plain".to_string()];
         if let Some(token) = token {
@@ -197,24 +208,14 @@ fn one_account_runs_two_queries_at_a_time_and_the_workbench_shows_results() {
         "column descriptions from the report schemas"
     );
     let form = "sql=SELECT+value+FROM+generate_series%281%2C+5000%29";
-    let (head, page) = f.server.request(
-        "POST",
-        "/sql",
-        &[&bearer, "Content-Type: application/x-www-form-urlencoded"],
-        form.as_bytes(),
-    );
+    let (head, page) = f.workbench(&f.analyst, form);
     assert_eq!(status(&head), 200, "{page}");
     assert!(
         page.contains("Hiển thị 1.000 / 5.000 dòng"),
         "the notice of what is cut"
     );
     assert_eq!(page.matches("<tr><td>").count(), 1000);
-    let (head, page) = f.server.request(
-        "POST",
-        "/sql",
-        &[&bearer, "Content-Type: application/x-www-form-urlencoded"],
-        b"sql=SELECT+code%0AFROM+nowhere",
-    );
+    let (head, page) = f.workbench(&f.analyst, "sql=SELECT+code%0AFROM+nowhere");
     assert_eq!(status(&head), 400);
     assert!(page.contains("id=\"sql-error\""), "the error is shown");
     assert!(
@@ -230,12 +231,7 @@ fn one_account_runs_two_queries_at_a_time_and_the_workbench_shows_results() {
         message(&body).contains("syntax error: Expected: an expression, found: EOF (at line 2, column 21)"),
         "{body}"
     );
-    let (head, csv) = f.server.request(
-        "POST",
-        "/sql",
-        &[&bearer, "Content-Type: application/x-www-form-urlencoded"],
-        format!("{form}&format=csv").as_bytes(),
-    );
+    let (head, csv) = f.workbench(&f.analyst, &format!("{form}&format=csv"));
     assert_eq!(status(&head), 200);
     assert_eq!(csv.lines().count(), 5001, "the download has every row");
     // The history remembers the query; a saved query opens for another account by its link.
@@ -300,4 +296,132 @@ fn one_account_runs_two_queries_at_a_time_and_the_workbench_shows_results() {
     let (head, refused) = download("xlsx", "SELECT value FROM generate_series(1,1100000)");
     assert!(head.contains(" 400 "), "{head}");
     assert!(String::from_utf8_lossy(&refused).contains("download CSV or Parquet"));
+}
+
+#[test]
+fn a_result_is_drawn_as_a_chart_on_the_page_and_through_the_api() {
+    let f = Fixture::new();
+    let chart = |token: Option<&str>, body: &str| {
+        let mut headers = vec!["Content-Type: application/json".to_string()];
+        if let Some(token) = token {
+            headers.push(format!("Authorization: Bearer {token}"));
+        }
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let (head, body) = f.server.request("POST", "/api/v1/sql/chart", &headers, body.as_bytes());
+        (
+            status(&head),
+            crate::serve::header(&head, "content-type").map(str::to_string),
+            body,
+        )
+    };
+    let pupils = "SELECT province_code, sum(students) AS pupils FROM school_reports GROUP BY 1 ORDER BY 1";
+    let request = |extra: &str| format!("{{\"sql\": {}, \"lang\": \"en\"{extra}}}", serde_json::json!(pupils));
+
+    // The first guess for a result by province is the tile map, its tooltips in the language asked.
+    let (code, content_type, svg) = chart(Some(&f.analyst), &request(""));
+    assert_eq!(code, 200, "{svg}");
+    assert_eq!(content_type.as_deref(), Some("image/svg+xml"));
+    let hanoi: f64 = stdout(&run(khoso(&f.data).args([
+        "sql",
+        "SELECT sum(students) FROM school_reports WHERE province_code = '01'",
+        "--format",
+        "csv",
+    ])))
+    .lines()
+    .nth(1)
+    .and_then(|n| n.parse().ok())
+    .expect("Hà Nội's pupils");
+    let english = grouped(hanoi as u64);
+    assert!(svg.contains(&format!("Ha Noi (01): {english}")), "{english} in {svg}");
+    assert_eq!(
+        svg.matches("<a href=\"/province/").count(),
+        63,
+        "the 63 provinces of 2024-2025"
+    );
+
+    // Bars as PNG, asked for by name; a column that is not there, or not a number, is said.
+    let (code, content_type, png) = chart(
+        Some(&f.analyst),
+        &request(", \"chart\": \"bar\", \"x\": \"province_code\", \"y\": \"pupils\", \"format\": \"png\""),
+    );
+    assert_eq!((code, content_type.as_deref()), (200, Some("image/png")));
+    // The body as text: the signature's first byte is not UTF-8.
+    assert!(png.starts_with("\u{fffd}PNG\r\n"), "a PNG image");
+    let (code, _, body) = chart(Some(&f.analyst), &request(", \"chart\": \"bar\", \"y\": \"students\""));
+    assert_eq!(code, 400);
+    assert!(
+        message(&body).contains("no column \"students\"") && message(&body).contains("province_code, pupils"),
+        "{body}"
+    );
+    let (code, _, body) = chart(Some(&f.analyst), &request(", \"chart\": \"pie\""));
+    assert_eq!(code, 400);
+    assert!(
+        message(&body).contains("bar, stacked_bar, line, scatter, map"),
+        "{body}"
+    );
+
+    // Who may: as for any query.
+    assert_eq!(chart(None, &request("")).0, 401);
+    assert_eq!(chart(Some(&f.province), &request("")).0, 403);
+    let (code, _, body) = chart(
+        Some(&f.analyst),
+        "{\"sql\": \"SELECT * FROM audit_log\", \"chart\": \"bar\", \"x\": \"actor\", \"y\": \"at\"}",
+    );
+    assert_eq!(code, 403, "{body}");
+
+    // The workbench draws the result under the table, with the picker and the downloads.
+    let bearer = format!("Authorization: Bearer {}", f.analyst);
+    let form = format!(
+        "sql={}&chart=stacked_bar&x=level&y=pupils&series=ownership",
+        form_encode("SELECT level, ownership, sum(students) AS pupils FROM school_reports GROUP BY 1, 2")
+    );
+    let (head, page) = f.workbench(&f.analyst, &form);
+    assert_eq!(status(&head), 200, "{page}");
+    let drawn = &page[page.find("id=\"result-chart\"").expect("the chart section")..];
+    assert!(
+        drawn.contains("<option value=\"stacked_bar\" selected>"),
+        "the picker shows the pick"
+    );
+    assert!(
+        drawn.contains("<svg") && drawn.contains(">public<"),
+        "the stacks' legend"
+    );
+    let link = drawn
+        .split("href=\"/sql/chart?")
+        .nth(2)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the PNG link")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    let (head, _) = f.server.get_with(&format!("/sql/chart?{link}"), &[&bearer]);
+    assert_eq!(status(&head), 200, "{head}");
+    assert_eq!(crate::serve::header(&head, "content-type"), Some("image/png"));
+    assert!(
+        crate::serve::header(&head, "content-disposition").is_some_and(|d| d.contains("khoso-chart.png")),
+        "{head}"
+    );
+}
+
+/// A whole number with its thousands grouped by commas, as the English pages write it.
+fn grouped(number: u64) -> String {
+    let digits = number.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Text as a form value.
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

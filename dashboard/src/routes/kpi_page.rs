@@ -16,26 +16,6 @@ use crate::charts::{self, Bar, Tile, TrendGuides};
 use crate::figures::Figures;
 use crate::i18n::{Lang, Words};
 
-/// Where each province sits on the tile-grid map: `list,code,col,row`, for the 63 provinces
-/// (list `2008`) and the 34 of 1 July 2025 (list `2025`). Rows run north to south, columns
-/// west to east, roughly as on a map of Viet Nam.
-const TILE_GRID: &str = include_str!("../../static/tile-grid.csv");
-
-/// The tile positions of one list: (code, column, row).
-fn tile_positions(list: &str) -> Vec<(&'static str, u32, u32)> {
-    TILE_GRID
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut fields = line.split(',');
-            let (grid, code) = (fields.next()?, fields.next()?);
-            let col = fields.next()?.parse().ok()?;
-            let row = fields.next()?.parse().ok()?;
-            (grid == list).then_some((code, col, row))
-        })
-        .collect()
-}
-
 /// A row of the KPI page's table.
 pub struct TableRow {
     unit: String,
@@ -329,7 +309,7 @@ fn province_map(
         && year
             .parse::<SchoolYear>()
             .is_ok_and(|y| std::ptr::eq(registry.list_for(y), registry.before_2025.as_slice()));
-    let tiles: Vec<Tile> = tile_positions(if old_list { "2008" } else { "2025" })
+    let tiles: Vec<Tile> = charts::tile_positions(if old_list { "2008" } else { "2025" })
         .into_iter()
         .map(|(code, col, row)| {
             let value = in_year.iter().find(|r| r.unit == code);
@@ -344,7 +324,8 @@ fn province_map(
                     lang.status(value.and_then(|r| r.status))
                 ),
                 href: href(code),
-                status: value.and_then(|r| r.status),
+                fill: charts::status_css(value.and_then(|r| r.status)),
+                ink: "#fff",
             }
         })
         .collect();

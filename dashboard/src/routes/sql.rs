@@ -4,6 +4,10 @@
 //! text — plus a cap on each account's concurrent queries. Every query is audited (who, when,
 //! how long, how many rows).
 //!
+//! A result can be drawn as a chart (`/sql`'s chart picker, `POST /api/v1/sql/chart`,
+//! `/sql/chart?q=…&format=svg|png`): its first [`ROWS_SHOWN`] rows, the kind and columns picked
+//! or guessed (see [`crate::result_chart`]).
+//!
 //! Shown results stop at a row limit and say so ("showing N of M rows", or the
 //! `Khoso-Rows-Shown` / `Khoso-Rows-Total` headers); downloads (CSV, JSON, Arrow IPC, Parquet
 //! streamed; XLSX up to Excel's row limit) carry every row.
@@ -38,6 +42,7 @@ use super::{AppError, PageError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::i18n::{Lang, Words};
+use crate::result_chart::{ChartKind, ChartSpec, ResultColumns};
 
 /// Rows a page or a JSON answer shows; the rest is in the downloads.
 pub const ROWS_SHOWN: usize = 1000;
@@ -584,6 +589,191 @@ pub struct SqlPage {
     examples: Vec<(String, String)>,
     history: Vec<(String, String, String)>,
     saved: Vec<(String, String, String)>,
+    chart: Option<ChartView>,
+}
+
+/// The chart of a result on `/sql`: the drawing (or why there is none), and the picker.
+pub struct ChartView {
+    svg: String,
+    problem: String,
+    /// The kinds: (name, label, picked).
+    kinds: Vec<(String, String, bool)>,
+    columns: Vec<String>,
+    x: String,
+    y: String,
+    series: String,
+    /// The query string of the chart's downloads.
+    download: String,
+}
+
+/// A chart of a query: the query (`sql`, or `q` in a link) and, each left out for the first
+/// guess, the kind (`chart`), the columns (`x`, `y`, `series`) and the format (`svg`, `png`).
+#[derive(Debug, Default, Deserialize)]
+pub struct ChartRequest {
+    #[serde(alias = "q")]
+    sql: String,
+    chart: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    series: Option<String>,
+    format: Option<String>,
+    lang: Option<String>,
+}
+
+impl ChartRequest {
+    /// The chart asked for, the first guess giving what was not asked.
+    fn spec(&self, columns: &ResultColumns, lang: Lang) -> Result<ChartSpec, AppError> {
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        let guess = columns.guess();
+        let kind = match given(&self.chart).filter(|c| c != "auto") {
+            Some(name) => ChartKind::parse(&name).ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "{} {name:?}: {} bar, stacked_bar, line, scatter, map",
+                    lang.pick("Không có loại biểu đồ", "No chart kind"),
+                    lang.pick("hãy dùng", "use")
+                ))
+            })?,
+            None => guess.as_ref().map(|g| g.kind).ok_or_else(|| {
+                AppError::BadRequest(
+                    lang.pick(
+                        "Không đoán được biểu đồ cho kết quả này (cần ít nhất một cột số): hãy chọn loại và các cột.",
+                        "No chart fits this result at first sight (it needs a column of numbers): pick a kind and \
+                         its columns.",
+                    )
+                    .to_string(),
+                )
+            })?,
+        };
+        // Another kind than the guess draws the guess's columns, unless others are picked.
+        let x = given(&self.x).or_else(|| guess.as_ref().map(|g| g.x.clone()));
+        let y = given(&self.y).or_else(|| guess.as_ref().map(|g| g.y.clone()));
+        let (Some(x), Some(y)) = (x, y) else {
+            return Err(AppError::BadRequest(
+                lang.pick(
+                    "Hãy chọn cột nhãn (x) và cột số (y) cho biểu đồ này.",
+                    "Pick the column of labels (x) and the column of numbers (y) for this chart.",
+                )
+                .to_string(),
+            ));
+        };
+        let series = match &self.series {
+            Some(series) => Some(series.clone()).filter(|s| !s.is_empty()),
+            None => guess.and_then(|g| g.series),
+        };
+        Ok(ChartSpec { kind, x, y, series })
+    }
+
+    /// The language asked for, else the caller's.
+    fn lang(&self, headers: &HeaderMap) -> Lang {
+        let asked = PageQuery {
+            lang: self.lang.clone(),
+            ..PageQuery::default()
+        };
+        language(&asked, headers)
+    }
+
+    /// Runs the query and draws the chart asked for, or says why it cannot.
+    async fn draw(&self, state: &AppState, caller: &Caller, lang: Lang) -> Result<String, AppError> {
+        let columns = chart_rows(state, caller, &self.sql).await?;
+        let spec = self.spec(&columns, lang)?;
+        columns.draw(&spec, lang).map_err(AppError::BadRequest)
+    }
+
+    /// The query string of the same chart, for a link.
+    fn link(&self, spec: &ChartSpec, lang: Lang) -> String {
+        let encode = |text: &str| super::percent_encode(text.as_bytes());
+        format!(
+            "q={}&chart={}&x={}&y={}&series={}&lang={}",
+            encode(&self.sql),
+            spec.kind.as_str(),
+            encode(&spec.x),
+            encode(&spec.y),
+            encode(spec.series.as_deref().unwrap_or_default()),
+            lang.code()
+        )
+    }
+}
+
+/// Runs a chart's query as any query (limits, the account's slots, the audit) and reads its
+/// first [`ROWS_SHOWN`] rows.
+async fn chart_rows(state: &AppState, caller: &Caller, sql: &str) -> Result<ResultColumns, AppError> {
+    let started = Instant::now();
+    let answer = match state.query_slots.take(&caller.account.name).await {
+        Ok(_slot) => run_shown(state, caller, sql, &state.settings.query_limits).await,
+        Err(e) => Err(e),
+    };
+    audit_query(state, caller, sql, started, answer.as_ref().map(|(_, total)| *total)).await;
+    let (batches, _) = answer?;
+    ResultColumns::read(&batches).map_err(AppError::Internal)
+}
+
+/// A chart as an image answer: SVG, or PNG.
+fn chart_image(svg: String, format: Option<&str>, download: bool) -> Result<Response, AppError> {
+    let (content_type, body, extension) = match format.unwrap_or("svg") {
+        "svg" => ("image/svg+xml", svg.into_bytes(), "svg"),
+        "png" => (
+            "image/png",
+            crate::result_chart::png(&svg).map_err(AppError::Internal)?,
+            "png",
+        ),
+        other => {
+            return Err(AppError::BadRequest(format!("no format {other:?}: use svg or png")));
+        }
+    };
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    if download {
+        let disposition = format!("attachment; filename=\"khoso-chart.{extension}\"");
+        if let Ok(value) = HeaderValue::from_str(&disposition) {
+            response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `POST /api/v1/sql/chart` (`{"sql": …, "chart": …, "x": …, "y": …, "series": …, "format":
+/// "svg"|"png", "lang": "vi"|"en"}`): the chart of a query's result.
+async fn api_chart(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Querier { caller, .. }: Querier,
+    body: axum::body::Bytes,
+) -> Response {
+    let request: ChartRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return AppError::BadRequest(format!(
+                "send {{\"sql\": \"SELECT …\", \"chart\": \"bar\", \"x\": …, \"y\": …, \"format\": \"svg\"}}: {e}"
+            ))
+            .json();
+        }
+    };
+    let lang = request.lang(&headers);
+    let drawn = async {
+        let svg = request.draw(&state, &caller, lang).await?;
+        let png = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("image/png"));
+        let format = request.format.as_deref().or(png.then_some("png"));
+        chart_image(svg, format, false)
+    };
+    drawn.await.unwrap_or_else(AppError::json)
+}
+
+/// `/sql/chart?q=…&chart=…&x=…&y=…&series=…&format=svg|png`: a chart of the workbench to
+/// download.
+async fn chart_download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(request): Query<ChartRequest>,
+    Querier { caller, .. }: Querier,
+) -> Result<Response, PageError> {
+    let lang = request.lang(&headers);
+    let drawn = async {
+        let svg = request.draw(&state, &caller, lang).await?;
+        chart_image(svg, request.format.as_deref(), true)
+    };
+    drawn.await.map_err(|e| e.in_lang(lang))
 }
 
 /// `/sql?q=…` opens a query from the history, `/sql?saved=ID` a saved one.
@@ -605,6 +795,10 @@ pub struct SqlForm {
     sql: Option<String>,
     csrf: Option<String>,
     format: Option<String>,
+    chart: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    series: Option<String>,
 }
 
 fn examples(lang: Lang) -> Vec<(String, String)> {
@@ -704,6 +898,7 @@ async fn workbench(
         examples: examples(lang),
         history: Vec::new(),
         saved: Vec::new(),
+        chart: None,
     };
     let workbench = Workbench::new(state.warehouse.layout());
     let saved = workbench.saved().await?;
@@ -736,6 +931,15 @@ async fn workbench(
         audit_query(state, &caller, &sql, started, answer.as_ref().map(|(_, total)| *total)).await;
         match answer {
             Ok((batches, total)) => {
+                let request = ChartRequest {
+                    sql: sql.clone(),
+                    chart: form.chart.clone(),
+                    x: form.x.clone(),
+                    y: form.y.clone(),
+                    series: form.series.clone(),
+                    ..ChartRequest::default()
+                };
+                page.chart = chart_view(&batches, &request, lang);
                 let shown: usize = batches.iter().map(RecordBatch::num_rows).sum();
                 if let Some(first) = batches.first() {
                     page.header = first.schema().fields().iter().map(|f| f.name().clone()).collect();
@@ -812,6 +1016,40 @@ async fn workbench(
         .map_err(|e| AppError::Internal(e.to_string()))
 }
 
+/// The chart of a result shown on `/sql`, with its picker; none for a result without columns.
+fn chart_view(batches: &[RecordBatch], request: &ChartRequest, lang: Lang) -> Option<ChartView> {
+    let columns = ResultColumns::read(batches).ok()?;
+    if columns.names().is_empty() {
+        return None;
+    }
+    let drawn = request.spec(&columns, lang).and_then(|spec| {
+        columns
+            .draw(&spec, lang)
+            .map(|svg| (spec, svg))
+            .map_err(AppError::BadRequest)
+    });
+    let (spec, svg, problem) = match drawn {
+        Ok((spec, svg)) => (Some(spec), svg, String::new()),
+        Err(e) => (None, String::new(), e.to_string()),
+    };
+    Some(ChartView {
+        svg,
+        problem,
+        kinds: ChartKind::ALL
+            .into_iter()
+            .map(|k| {
+                let picked = spec.as_ref().is_some_and(|s| s.kind == k);
+                (k.as_str().to_string(), k.label(lang).to_string(), picked)
+            })
+            .collect(),
+        columns: columns.names().to_vec(),
+        x: spec.as_ref().map(|s| s.x.clone()).unwrap_or_default(),
+        y: spec.as_ref().map(|s| s.y.clone()).unwrap_or_default(),
+        series: spec.as_ref().and_then(|s| s.series.clone()).unwrap_or_default(),
+        download: spec.as_ref().map(|s| request.link(s, lang)).unwrap_or_default(),
+    })
+}
+
 async fn sql_page(
     State(state): State<AppState>,
     Query(query): Query<SqlQuery>,
@@ -871,5 +1109,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/sql", get(sql_page).post(sql_form).layer(room))
         .route("/sql/save", post(save_query))
+        .route("/sql/chart", get(chart_download))
         .route("/api/v1/sql", post(api_sql).layer(room))
+        .route("/api/v1/sql/chart", post(api_chart).layer(room))
 }
