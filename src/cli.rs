@@ -75,6 +75,9 @@ pub enum Command {
     CheckMetrics(CheckMetricsArgs),
     /// The KPIs of Decision 131: value, target, status, trend and coverage.
     Kpi(KpiArgs),
+    /// Write a province's report for a school year, laid out for A4 (the page
+    /// /province/CODE/report of the server, saved to a file: print it to PDF).
+    Report(ReportArgs),
     /// Serve the dashboard (loading the sample data first when there is no warehouse yet).
     Serve(ServeArgs),
     /// Accounts of the upload portal: add (prints the token once), list, revoke.
@@ -407,6 +410,27 @@ pub struct IngestArgs {
     /// Worksheet of an .xlsx file (default: the first).
     #[arg(long)]
     pub sheet: Option<String>,
+}
+
+/// `khoso report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The province's code: of the 34 provinces of 1 July 2025, or with --list province of the
+    /// 63 as reported up to 2024-2025.
+    #[arg(long)]
+    pub province: String,
+    /// The school year (default: the latest with figures).
+    #[arg(long)]
+    pub year: Option<String>,
+    /// `province` for a province of the 63 as reported; default: the 34 of 2025.
+    #[arg(long)]
+    pub list: Option<String>,
+    /// Language.
+    #[arg(long, default_value = "vi", value_parser = str::parse::<ingest::Lang>)]
+    pub lang: ingest::Lang,
+    /// The HTML file to write.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Template file formats.

@@ -19,7 +19,7 @@ use warehouse::{OutputFormat, RecordBatch, TableVersions, Warehouse};
 
 use crate::cli::{
     Cli, ClusterCommand, Command, ConfigCommand, ExplainArgs, GenerateArgs, IngestArgs, InitArgs, KpiArgs, KpiCommand,
-    MaintainArgs, ServeArgs, SqlArgs, SqlFormat, TemplateArgs, TemplateFormat, UsersCommand,
+    MaintainArgs, ReportArgs, ServeArgs, SqlArgs, SqlFormat, TemplateArgs, TemplateFormat, UsersCommand,
 };
 
 /// Exit code when the input is at fault (a file with problems, a refused query).
@@ -46,6 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sql(args) => sql(&open(data, metrics_file).await?, args).await,
         Command::Kpi(args) => kpi(&open(data, metrics_file).await?, args).await,
         Command::Serve(args) => serve(data, load_metrics(metrics_file).await?, args).await,
+        Command::Report(args) => report(open(data, metrics_file).await?, args).await,
         Command::Users(args) => users(data, args.command).await,
         Command::Cluster(args) => cluster_node(data, args.command).await,
         Command::Maintain(args) => maintain(data, args).await,
@@ -241,6 +242,32 @@ async fn serve(data: &Place, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::
     }
     audit.flush().await;
     println!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `khoso report`: the server's report page, rendered without a server and written to a file.
+async fn report(warehouse: Warehouse, args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let encode = |text: &str| dashboard::percent_encode(text.as_bytes());
+    let mut path = format!("/province/{}/report?lang={}", encode(&args.province), args.lang.code());
+    for (name, value) in [("year", &args.year), ("list", &args.list)] {
+        if let Some(value) = value {
+            path.push_str(&format!("&{name}={}", encode(value)));
+        }
+    }
+    let (status, html) = dashboard::render_page(dashboard::AppState::new(warehouse), &path).await?;
+    if !status.is_success() {
+        // The error page says what was wrong in its first paragraph.
+        let said = html
+            .split("<p")
+            .nth(1)
+            .and_then(|p| p.split_once('>'))
+            .and_then(|(_, rest)| rest.split("</p>").next())
+            .unwrap_or("no report");
+        eprintln!("khoso report: {said}");
+        return Ok(ExitCode::from(INVALID_INPUT));
+    }
+    std::fs::write(&args.out, html).with_context(|| format!("writing {}", args.out.display()))?;
+    println!("wrote {} (print it to PDF from a browser: A4)", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -26,6 +26,8 @@ pub mod figures;
 pub mod i18n;
 pub mod pg;
 pub mod result_chart;
+
+pub use routes::percent_encode;
 mod routes;
 mod telemetry;
 
@@ -156,6 +158,20 @@ impl AppState {
 /// The application: pages, API and static files.
 pub fn app(state: AppState) -> Router {
     routes::router(state.clone()).with_state(state)
+}
+
+/// A page of the application rendered without a server (`khoso report`): its status and HTML.
+pub async fn render_page(state: AppState, path: &str) -> std::io::Result<(axum::http::StatusCode, String)> {
+    use tower::ServiceExt;
+    let request = axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .map_err(std::io::Error::other)?;
+    let response = app(state).oneshot(request).await.map_err(std::io::Error::other)?;
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// How long requests still running at shutdown may take to finish.

@@ -223,19 +223,26 @@ fn chromium() -> Option<String> {
 const DRAWN_CHARTS: &str =
     "return Array.from(document.querySelectorAll('svg')).filter(s => s.getBoundingClientRect().width > 0).length";
 
-#[test]
-fn headless_chromium_opens_the_dashboard() {
-    let browser_installed = chromium().is_some()
+/// Whether chromium and chromedriver are here; under CI they must be.
+fn browser_installed() -> bool {
+    let installed = chromium().is_some()
         && Command::new("chromedriver")
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success());
-    if !browser_installed {
+    if !installed {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must install chromium and chromedriver (.ci/run does)"
         );
         eprintln!("skipped: no chromium/chromedriver here (apt-get install chromium chromium-driver)");
+    }
+    installed
+}
+
+#[test]
+fn headless_chromium_opens_the_dashboard() {
+    if !browser_installed() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -316,4 +323,121 @@ fn headless_chromium_opens_the_dashboard() {
         .filter(|entry| entry["level"] == "SEVERE" || entry["level"] == "WARNING")
         .collect();
     assert!(errors.is_empty(), "console: {errors:?}");
+}
+
+/// The text of each page of a PDF file, read with pypdf (`$KHOSO_TEST_PYTHON`, see `.ci/run`).
+fn pdf_pages(pdf: &Path) -> Vec<String> {
+    let python = std::env::var("KHOSO_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let read = Command::new(python)
+        .arg("-c")
+        .arg(
+            "import json, sys, pypdf\n\
+             print(json.dumps([p.extract_text() for p in pypdf.PdfReader(sys.argv[1]).pages]))",
+        )
+        .arg(pdf)
+        .output()
+        .expect("python runs");
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    serde_json::from_slice(&read.stdout).expect("the pages' text")
+}
+
+#[test]
+fn a_province_report_prints_on_a4_without_cutting_a_chart() {
+    if !browser_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.02", "2023-2024..2024-2025", "3", true);
+    let metrics = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("metrics.toml")).expect("metrics");
+    // The KPIs split by the provinces of 2025.
+    let kpis = metrics
+        .split("[[kpi]]")
+        .skip(1)
+        .filter(|kpi| {
+            kpi.lines()
+                .any(|l| l.starts_with("dimensions") && l.contains("\"province_2025\""))
+        })
+        .count();
+
+    // Hồ Chí Minh City of 2025 (79, which Bình Dương and Bà Rịa - Vũng Tàu joined), in English;
+    // Bình Dương (74) as reported up to 2024-2025, in Vietnamese.
+    let report = |args: &[&str], out: &Path| {
+        let made = crate::run(crate::khoso(&data).arg("report").args(args).arg("--out").arg(out));
+        assert!(made.status.success(), "{}", crate::stderr(&made));
+        std::fs::read_to_string(out).expect("the report")
+    };
+    let hcmc = dir.path().join("79.html");
+    let html = report(&["--province", "79", "--year", "2024-2025", "--lang", "en"], &hcmc);
+    assert!(
+        html.contains("Ho Chi Minh") && html.contains("school year 2024-2025"),
+        "{html}"
+    );
+    assert_eq!(html.matches("<tr class=\"kpi\"").count(), kpis, "every KPI");
+    assert!(
+        html.contains("The files the figures rest on") && html.contains(".csv"),
+        "the files"
+    );
+    assert!(html.contains("@page { size: A4"));
+    let merged = report(
+        &["--province", "74", "--list", "province", "--year", "2024-2025"],
+        &dir.path().join("74.html"),
+    );
+    assert!(
+        merged.contains("Bình Dương (74)") && merged.contains("Hồ Chí Minh"),
+        "{merged}"
+    );
+    let after = crate::run(
+        crate::khoso(&data)
+            .args(["report", "--province", "74", "--list", "province"])
+            .args(["--year", "2025-2026", "--out"])
+            .arg(dir.path().join("none.html")),
+    );
+    assert!(!after.status.success(), "74 is no province of 2025-2026");
+
+    // Printed by Chromium on A4: a few pages, and each KPI's row — its name and, under its
+    // chart, its id again — on one page.
+    let Some(browser) = Browser::start() else {
+        panic!("chromedriver did not start");
+    };
+    browser.open(&format!("file://{}", hcmc.display()));
+    let printed = browser.session_call(
+        "POST",
+        "/print",
+        Some(&json!({ "page": { "width": 21.0, "height": 29.7 }, "background": true })),
+    );
+    let pdf = base64_decode(printed.as_str().unwrap_or_default());
+    assert!(pdf.starts_with(b"%PDF"), "a PDF");
+    let file = dir.path().join("79.pdf");
+    std::fs::write(&file, pdf).expect("pdf");
+    let pages = pdf_pages(&file);
+    assert!(
+        (1..=kpis.div_ceil(3) + 2).contains(&pages.len()),
+        "{} pages",
+        pages.len()
+    );
+    let ids: Vec<&str> = html
+        .split("<tr class=\"kpi\" id=\"kpi-")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    for id in ids {
+        let on: Vec<usize> = pages
+            .iter()
+            .enumerate()
+            .flat_map(|(page, text)| std::iter::repeat_n(page, mentions(text, id)))
+            .collect();
+        assert!(on.len() >= 2, "{id} twice in the PDF: {on:?}");
+        assert!(
+            on.windows(2).all(|w| w[0] == w[1]),
+            "{id}'s row is cut across pages {on:?}"
+        );
+    }
+}
+
+/// How often `id` is in `text` as a whole word (`T1_pupils`, not inside `T1_pupils_records`).
+fn mentions(text: &str, id: &str) -> usize {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    text.match_indices(id)
+        .filter(|(at, _)| !word(text[..*at].chars().next_back()) && !word(text[at + id.len()..].chars().next()))
+        .count()
 }

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(overview))
         .route("/kpi/{id}", get(super::kpi_page::kpi))
         .route("/province/{code}", get(super::places::province))
+        .route("/province/{code}/report", get(super::places::province_report))
         .route("/region/{code}", get(super::places::region))
         .route("/completeness", get(super::completeness::completeness))
         .route("/catalogue", get(catalogue))

@@ -1,5 +1,7 @@
 //! `/province/{code}` and `/region/{code}`: every KPI of one place against the national value
-//! and the target, with trends; a province's submissions, a region's provinces.
+//! and the target, with trends; a province's submissions, a region's provinces. A province's
+//! page for a school year also comes laid out for A4 paper (`/province/{code}/report`, and
+//! `khoso report`).
 
 use askama::Template;
 use axum::extract::Path;
@@ -230,6 +232,69 @@ fn province_page(page: &PageRequest, code: &str) -> Result<PlacePage, AppError> 
         .to_string(),
         links,
     })
+}
+
+/// A province's report for one school year, laid out for A4 paper: every KPI against the
+/// target and the nation with its trend, what the figures rest on (the files in force that
+/// year), and which reports are in.
+#[derive(Template)]
+#[template(path = "province_report.html")]
+pub struct ProvinceReport {
+    chrome: Chrome,
+    title: String,
+    subtitle: String,
+    year: String,
+    rows: Vec<PlaceRow>,
+    /// The files the year's figures rest on.
+    files: Vec<SubmissionRow>,
+    /// Each report kind of the year: its name, and whether a file of it is in.
+    kinds: Vec<(String, bool)>,
+    links_title: String,
+    links: Vec<PlaceLink>,
+}
+
+/// `/province/{code}/report?year=&lang=&list=`: see [`ProvinceReport`].
+pub async fn province_report(page: PageRequest, Path(code): Path<String>) -> Response {
+    page.respond(province_page(&page, &code).and_then(|place| {
+        let lang = page.lang;
+        // A report is of a year with figures: not of a province of the 63 after it merged.
+        if !place.years.contains(&place.year) {
+            return Err(AppError::NotFound(format!(
+                "{} {} {}; {}: {}",
+                lang.pick("Không có số liệu của", "No figures of"),
+                place.title,
+                place.year,
+                lang.pick("các năm học có số liệu", "school years with figures"),
+                place.years.join(", ")
+            )));
+        }
+        let files: Vec<SubmissionRow> = place
+            .submissions
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.current && s.year == place.year)
+            .collect();
+        let kinds = ingest::ReportKind::ALL
+            .into_iter()
+            .filter(|kind| kind.is_provincial())
+            .map(|kind| {
+                let name = lang.report_kind(kind).to_string();
+                let is_in = files.iter().any(|f| f.kind == name);
+                (name, is_in)
+            })
+            .collect();
+        Ok(ProvinceReport {
+            chrome: place.chrome,
+            title: place.title,
+            subtitle: place.subtitle,
+            year: place.year,
+            rows: place.rows,
+            files,
+            kinds,
+            links_title: place.links_title,
+            links: place.links,
+        })
+    }))
 }
 
 pub async fn region(page: PageRequest, Path(code): Path<String>) -> Response {
