@@ -302,7 +302,8 @@ const FONTS: [&[u8]; 2] = [
     include_bytes!("../static/fonts/DejaVuSans-Bold.ttf"),
 ];
 
-/// A chart's SVG as a PNG image, at twice its size (sharp on a projector and in a document).
+/// A chart's SVG as a PNG image, at twice its size (sharp on a projector and in a document); a
+/// chart taller than 2,000 pixels at its own.
 pub fn png(svg: &str) -> Result<Vec<u8>, String> {
     use resvg::{tiny_skia, usvg};
     static OPTIONS: std::sync::OnceLock<usvg::Options<'static>> = std::sync::OnceLock::new();
@@ -318,8 +319,15 @@ pub fn png(svg: &str) -> Result<Vec<u8>, String> {
     });
     let tree = usvg::Tree::from_str(svg, options).map_err(|e| format!("chart: {e}"))?;
     let size = tree.size().to_int_size();
-    let mut pixmap = tiny_skia::Pixmap::new(size.width() * 2, size.height() * 2).ok_or("chart: no room to draw")?;
-    resvg::render(&tree, tiny_skia::Transform::from_scale(2.0, 2.0), &mut pixmap.as_mut());
+    // Twice the size, but a tall chart (a hundred bars) at its own: at most about 30 MB of pixels.
+    let scale = if size.height() > 2000 { 1 } else { 2 };
+    let mut pixmap =
+        tiny_skia::Pixmap::new(size.width() * scale, size.height() * scale).ok_or("chart: no room to draw")?;
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::from_scale(scale as f32, scale as f32),
+        &mut pixmap.as_mut(),
+    );
     pixmap.encode_png().map_err(|e| format!("chart: {e}"))
 }
 

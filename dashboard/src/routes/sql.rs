@@ -672,11 +672,21 @@ impl ChartRequest {
         language(&asked, headers)
     }
 
-    /// Runs the query and draws the chart asked for, or says why it cannot.
-    async fn draw(&self, state: &AppState, caller: &Caller, lang: Lang) -> Result<String, AppError> {
-        let columns = chart_rows(state, caller, &self.sql).await?;
+    /// Runs the query and answers with the chart asked for as an image of `format`, or says
+    /// why it cannot; the account's query slot is held until the image is made.
+    async fn image(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        lang: Lang,
+        format: Option<&str>,
+        download: bool,
+    ) -> Result<Response, AppError> {
+        chart_format(format)?;
+        let (columns, _slot) = chart_rows(state, caller, &self.sql).await?;
         let spec = self.spec(&columns, lang)?;
-        columns.draw(&spec, lang).map_err(AppError::BadRequest)
+        let svg = columns.draw(&spec, lang).map_err(AppError::BadRequest)?;
+        chart_image(svg, format, download).await
     }
 
     /// The query string of the same chart, for a link.
@@ -695,30 +705,41 @@ impl ChartRequest {
 }
 
 /// Runs a chart's query as any query (limits, the account's slots, the audit) and reads its
-/// first [`ROWS_SHOWN`] rows.
-async fn chart_rows(state: &AppState, caller: &Caller, sql: &str) -> Result<ResultColumns, AppError> {
+/// first [`ROWS_SHOWN`] rows; the account's slot is kept until the chart is drawn.
+async fn chart_rows(state: &AppState, caller: &Caller, sql: &str) -> Result<(ResultColumns, QuerySlot), AppError> {
     let started = Instant::now();
-    let answer = match state.query_slots.take(&caller.account.name).await {
-        Ok(_slot) => run_shown(state, caller, sql, &state.settings.query_limits).await,
-        Err(e) => Err(e),
+    let slot = match state.query_slots.take(&caller.account.name).await {
+        Ok(slot) => slot,
+        Err(e) => {
+            audit_query(state, caller, sql, started, Err(&e)).await;
+            return Err(e);
+        }
     };
+    let answer = run_shown(state, caller, sql, &state.settings.query_limits).await;
     audit_query(state, caller, sql, started, answer.as_ref().map(|(_, total)| *total)).await;
     let (batches, _) = answer?;
-    ResultColumns::read(&batches).map_err(AppError::Internal)
+    Ok((ResultColumns::read(&batches).map_err(AppError::Internal)?, slot))
 }
 
-/// A chart as an image answer: SVG, or PNG.
-fn chart_image(svg: String, format: Option<&str>, download: bool) -> Result<Response, AppError> {
-    let (content_type, body, extension) = match format.unwrap_or("svg") {
-        "svg" => ("image/svg+xml", svg.into_bytes(), "svg"),
-        "png" => (
-            "image/png",
-            crate::result_chart::png(&svg).map_err(AppError::Internal)?,
-            "png",
-        ),
-        other => {
-            return Err(AppError::BadRequest(format!("no format {other:?}: use svg or png")));
-        }
+/// The image formats of a chart: (content type, extension).
+fn chart_format(format: Option<&str>) -> Result<(&'static str, &'static str), AppError> {
+    match format.unwrap_or("svg") {
+        "svg" => Ok(("image/svg+xml", "svg")),
+        "png" => Ok(("image/png", "png")),
+        other => Err(AppError::BadRequest(format!("no format {other:?}: use svg or png"))),
+    }
+}
+
+/// A chart as an image answer: SVG, or PNG (drawn off the async threads: a tall chart is a
+/// few tens of milliseconds of rasterising).
+async fn chart_image(svg: String, format: Option<&str>, download: bool) -> Result<Response, AppError> {
+    let (content_type, extension) = chart_format(format)?;
+    let body = match extension {
+        "png" => tokio::task::spawn_blocking(move || crate::result_chart::png(&svg))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(AppError::Internal)?,
+        _ => svg.into_bytes(),
     };
     let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
     if download {
@@ -748,16 +769,15 @@ async fn api_chart(
         }
     };
     let lang = request.lang(&headers);
-    let drawn = async {
-        let svg = request.draw(&state, &caller, lang).await?;
-        let png = headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("image/png"));
-        let format = request.format.as_deref().or(png.then_some("png"));
-        chart_image(svg, format, false)
-    };
-    drawn.await.unwrap_or_else(AppError::json)
+    let png = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("image/png"));
+    let format = request.format.as_deref().or(png.then_some("png"));
+    request
+        .image(&state, &caller, lang, format, false)
+        .await
+        .unwrap_or_else(AppError::json)
 }
 
 /// `/sql/chart?q=…&chart=…&x=…&y=…&series=…&format=svg|png`: a chart of the workbench to
@@ -769,11 +789,10 @@ async fn chart_download(
     Querier { caller, .. }: Querier,
 ) -> Result<Response, PageError> {
     let lang = request.lang(&headers);
-    let drawn = async {
-        let svg = request.draw(&state, &caller, lang).await?;
-        chart_image(svg, request.format.as_deref(), true)
-    };
-    drawn.await.map_err(|e| e.in_lang(lang))
+    request
+        .image(&state, &caller, lang, request.format.as_deref(), true)
+        .await
+        .map_err(|e| e.in_lang(lang))
 }
 
 /// `/sql?q=…` opens a query from the history, `/sql?saved=ID` a saved one.
