@@ -102,6 +102,7 @@ pub struct AppState {
     pub audit: AuditQueue,
     figures: Arc<Mutex<Option<Arc<Figures>>>>,
     query_slots: routes::QuerySlots,
+    boards: routes::BoardDrawings,
     telemetry: telemetry::Telemetry,
 }
 
@@ -123,6 +124,7 @@ impl AppState {
             settings,
             figures: Arc::default(),
             query_slots: routes::QuerySlots::new(telemetry.queries_running()),
+            boards: routes::BoardDrawings::default(),
             telemetry,
         }
     }

@@ -33,6 +33,20 @@ impl Fixture {
         }
     }
 
+    /// Hà Nội's (01) pupils, by the CLI.
+    fn pupils_of_hanoi(&self) -> u64 {
+        stdout(&run(khoso(&self.data).args([
+            "sql",
+            "SELECT sum(students) FROM school_reports WHERE province_code = '01'",
+            "--format",
+            "csv",
+        ])))
+        .lines()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("Hà Nội's pupils")
+    }
+
     /// The workbench's form sent by an account: (head, page).
     fn workbench(&self, token: &str, form: &str) -> (String, String) {
         let bearer = format!("Authorization: Bearer {token}");
@@ -321,17 +335,7 @@ fn a_result_is_drawn_as_a_chart_on_the_page_and_through_the_api() {
     let (code, content_type, svg) = chart(Some(&f.analyst), &request(""));
     assert_eq!(code, 200, "{svg}");
     assert_eq!(content_type.as_deref(), Some("image/svg+xml"));
-    let hanoi: f64 = stdout(&run(khoso(&f.data).args([
-        "sql",
-        "SELECT sum(students) FROM school_reports WHERE province_code = '01'",
-        "--format",
-        "csv",
-    ])))
-    .lines()
-    .nth(1)
-    .and_then(|n| n.parse().ok())
-    .expect("Hà Nội's pupils");
-    let english = grouped(hanoi as u64);
+    let english = grouped(f.pupils_of_hanoi());
     assert!(svg.contains(&format!("Ha Noi (01): {english}")), "{english} in {svg}");
     assert_eq!(
         svg.matches("<a href=\"/province/").count(),
@@ -404,11 +408,16 @@ fn a_result_is_drawn_as_a_chart_on_the_page_and_through_the_api() {
 
 /// A whole number with its thousands grouped by commas, as the English pages write it.
 fn grouped(number: u64) -> String {
+    grouped_by(number, ',')
+}
+
+/// A whole number with its thousands grouped by `separator` (`.` in Vietnamese).
+fn grouped_by(number: u64, separator: char) -> String {
     let digits = number.to_string();
     let mut out = String::new();
     for (i, digit) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
+            out.push(separator);
         }
         out.push(digit);
     }
@@ -424,4 +433,125 @@ fn form_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[test]
+fn a_board_of_charts_follows_the_tables_and_keeps_to_its_readers() {
+    let f = Fixture::new();
+    let post = |token: &str, path: &str, form: &str| {
+        let bearer = format!("Authorization: Bearer {token}");
+        let (head, body) = f.server.request(
+            "POST",
+            path,
+            &[&bearer, "Content-Type: application/x-www-form-urlencoded"],
+            form.as_bytes(),
+        );
+        (
+            status(&head),
+            crate::serve::header(&head, "location").map(str::to_string),
+            body,
+        )
+    };
+    let get = |token: Option<&str>, path: &str, etag: Option<&str>| {
+        let mut headers = Vec::new();
+        if let Some(token) = token {
+            headers.push(format!("Authorization: Bearer {token}"));
+        }
+        if let Some(etag) = etag {
+            headers.push(format!("If-None-Match: {etag}"));
+        }
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let (head, body) = f.server.get_with(path, &headers);
+        let etag = crate::serve::header(&head, "etag").unwrap_or_default().to_string();
+        (status(&head), body, etag)
+    };
+
+    let (code, board, body) = post(&f.analyst, "/boards", "name=Pupils+by+province");
+    assert_eq!(code, 303, "{body}");
+    let board = board.expect("the board's link");
+    let id = board.trim_start_matches("/boards/").to_string();
+    let query =
+        "SELECT province_code, sum(students) AS pupils FROM school_reports WHERE province_code = '01' GROUP BY 1";
+    let pin = format!(
+        "board={id}&title=Pupils+of+Ha+Noi&sql={}&chart=bar&x=province_code&y=pupils",
+        form_encode(query)
+    );
+    let (code, _, body) = post(&f.analyst, "/boards/pin", &pin);
+    assert_eq!(code, 303, "{body}");
+
+    // Analysts see it, with the chart, its data as of and the way back to its query.
+    let (code, page, etag) = get(Some(&f.analyst), &board, None);
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("<h2>Pupils of Ha Noi</h2>") && page.contains("<svg"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&grouped_by(f.pupils_of_hanoi(), '.')),
+        "the chart's bar says the CLI's sum"
+    );
+    assert!(
+        page.contains("href=\"/sql?q=") && page.contains("Số liệu đến"),
+        "{page}"
+    );
+    assert!(!etag.is_empty());
+    assert_eq!(get(Some(&f.analyst), &board, Some(&etag)).0, 304, "unchanged: 304");
+
+    // Not public: a province account is refused, a stranger sent to sign in; an analyst cannot
+    // make it public, an admin can, and then everyone sees it (without the query).
+    assert_eq!(get(Some(&f.province), &board, None).0, 403);
+    assert_eq!(get(None, &board, None).0, 303);
+    assert_eq!(post(&f.analyst, &format!("{board}/public"), "public=1").0, 403);
+    assert_eq!(post(&f.admin, &format!("{board}/public"), "public=1").0, 303);
+    let (code, page, _) = get(None, &board, None);
+    assert_eq!(code, 200);
+    assert!(page.contains("<svg") && !page.contains("href=\"/sql?q="), "{page}");
+    assert!(
+        get(None, "/boards", None).1.contains("Pupils by province"),
+        "listed for everyone"
+    );
+
+    // A public board takes no query of people's records.
+    let records = format!(
+        "board={id}&title=Learners&sql={}&chart=bar&x=gender&y=n",
+        form_encode("SELECT gender, count(*) AS n FROM learner_records GROUP BY 1")
+    );
+    let (code, _, body) = post(&f.analyst, "/boards/pin", &records);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("10"), "{body}");
+
+    // A commit changes the tables: the board is drawn again, with another ETag.
+    let before = f.pupils_of_hanoi();
+    let (_, _, etag) = get(Some(&f.analyst), &board, None);
+    let other = f._dir.path().join("other");
+    let made = run(khoso(&f.data)
+        .args([
+            "generate",
+            "--scale",
+            "0.02",
+            "--years",
+            "2024-2025..2024-2025",
+            "--seed",
+            "11",
+            "--out",
+        ])
+        .arg(&other));
+    assert!(made.status.success());
+    let file = std::fs::read_dir(other.join("school").join("2024-2025"))
+        .expect("files")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("school-01-"))
+        })
+        .expect("a file of 01");
+    let ingested = run(khoso(&f.data).args(["ingest", "--kind", "school"]).arg(&file));
+    assert!(ingested.status.success(), "{}", crate::stderr(&ingested));
+    let after = f.pupils_of_hanoi();
+    assert_ne!(before, after, "another file, other numbers");
+    let (code, page, new_etag) = get(Some(&f.analyst), &board, Some(&etag));
+    assert_eq!(code, 200, "the tables changed: drawn again");
+    assert_ne!(new_etag, etag);
+    assert!(page.contains(&grouped_by(after, '.')), "the new sum");
 }

@@ -1,6 +1,7 @@
 //! The routes: pages (HTML), the JSON API under `/api/v1`, and static files.
 
 mod api;
+mod boards;
 mod completeness;
 mod history;
 mod kpi_page;
@@ -15,6 +16,7 @@ mod status;
 mod templates;
 mod upload;
 
+pub use boards::BoardDrawings;
 pub use sql::{QuerySlot, QuerySlots};
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(upload::router(&state))
         .merge(templates::router())
         .merge(sql::router())
+        .merge(boards::router())
         .merge(review::router())
         .merge(reconciliation::router())
         .merge(status::router())

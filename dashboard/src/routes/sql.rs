@@ -590,10 +590,14 @@ pub struct SqlPage {
     history: Vec<(String, String, String)>,
     saved: Vec<(String, String, String)>,
     chart: Option<ChartView>,
+    /// The boards a chart can be pinned to: (id, name).
+    boards: Vec<(String, String)>,
 }
 
 /// The chart of a result on `/sql`: the drawing (or why there is none), and the picker.
 pub struct ChartView {
+    /// The kind drawn (empty when none).
+    kind: String,
     svg: String,
     problem: String,
     /// The kinds: (name, label, picked).
@@ -918,6 +922,7 @@ async fn workbench(
         history: Vec::new(),
         saved: Vec::new(),
         chart: None,
+        boards: Vec::new(),
     };
     let workbench = Workbench::new(state.warehouse.layout());
     let saved = workbench.saved().await?;
@@ -931,6 +936,7 @@ async fn workbench(
     if !post && let Some(sql) = opened.as_ref().and_then(|o| o.q.clone()) {
         page.sql = sql;
     }
+    page.boards = workbench.boards().await?.into_iter().map(|b| (b.id, b.name)).collect();
     page.saved = saved
         .iter()
         .map(|q| (format!("/sql?saved={}", q.id), q.name.clone(), q.owner.clone()))
@@ -1052,6 +1058,7 @@ fn chart_view(batches: &[RecordBatch], request: &ChartRequest, lang: Lang) -> Op
         Err(e) => (None, String::new(), e.to_string()),
     };
     Some(ChartView {
+        kind: spec.as_ref().map(|s| s.kind.as_str().to_string()).unwrap_or_default(),
         svg,
         problem,
         kinds: ChartKind::ALL
