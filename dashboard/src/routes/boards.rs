@@ -28,9 +28,14 @@ use crate::AppState;
 use crate::i18n::Lang;
 use crate::result_chart::{ChartKind, ChartSpec, ResultColumns};
 
-/// The drawings of boards: by board, its content, the language and the tables' state.
+/// The drawings of boards, each board's behind its own lock (a board being drawn holds up
+/// the views of that board only): by language, the last drawing with the state it was drawn
+/// at (the board's charts and the tables').
 #[derive(Debug, Clone, Default)]
-pub struct BoardDrawings(Arc<Mutex<HashMap<String, Arc<Vec<DrawnChart>>>>>);
+pub struct BoardDrawings(Arc<Mutex<HashMap<String, Arc<Mutex<Drawn>>>>>);
+
+/// A board's last drawings, by language: (the state drawn at, the charts).
+type Drawn = HashMap<&'static str, (String, Arc<Vec<DrawnChart>>)>;
 
 /// A chart of a board as drawn: its title, its SVG or why there is none, its query.
 #[derive(Debug, Clone)]
@@ -83,14 +88,12 @@ fn reads_people(state: &AppState, sql: &str) -> bool {
 /// Draws a board's charts (each query under the server's limits, as an analyst reads), or
 /// gives the drawing kept for the same board, language and tables' state.
 async fn drawings(state: &AppState, board: &Board, lang: Lang, tag: &str) -> Arc<Vec<DrawnChart>> {
-    let key = format!(
-        "{}|{}|{}|{tag}",
-        board.id,
-        lang.code(),
-        serde_json::to_string(&board.charts).unwrap_or_default()
-    );
-    let mut kept = state.boards.0.lock().await;
-    if let Some(drawn) = kept.get(&key) {
+    let key = format!("{}|{tag}", serde_json::to_string(&board.charts).unwrap_or_default());
+    let this_board = Arc::clone(state.boards.0.lock().await.entry(board.id.clone()).or_default());
+    let mut kept = this_board.lock().await;
+    if let Some((drawn_at, drawn)) = kept.get(lang.code())
+        && *drawn_at == key
+    {
         return Arc::clone(drawn);
     }
     let mut drawn = Vec::with_capacity(board.charts.len());
@@ -128,9 +131,8 @@ async fn drawings(state: &AppState, board: &Board, lang: Lang, tag: &str) -> Arc
         });
     }
     let drawn = Arc::new(drawn);
-    // Drawings of a board's earlier states are let go.
-    kept.retain(|k, _| !k.starts_with(&format!("{}|{}|", board.id, lang.code())));
-    kept.insert(key, Arc::clone(&drawn));
+    // The drawing of the board's earlier state is let go.
+    kept.insert(lang.code(), (key, Arc::clone(&drawn)));
     drawn
 }
 
