@@ -107,6 +107,34 @@ pub fn generated(dir: &Path, scale: &str, years: &str, seed: &str, load: bool) -
     (data, reports)
 }
 
+/// The generated 2024-2025 school report of one province (scale, seed), written under
+/// `DIR/reports-SEED`.
+pub fn school_report_of(dir: &Path, scale: &str, seed: &str, province: &str) -> PathBuf {
+    let reports = dir.join(format!("reports-{seed}"));
+    let made = run(Command::new(env!("CARGO_BIN_EXE_khoso"))
+        .args([
+            "generate",
+            "--scale",
+            scale,
+            "--years",
+            "2024-2025..2024-2025",
+            "--seed",
+            seed,
+            "--out",
+        ])
+        .arg(&reports));
+    assert!(made.status.success(), "{}", stderr(&made));
+    std::fs::read_dir(reports.join("school").join("2024-2025"))
+        .expect("reports")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("school-{province}-")))
+        })
+        .unwrap_or_else(|| panic!("a school report of province {province}"))
+}
+
 /// [`generated`] reports of the school years 2023-2024 and 2024-2025, loaded, with the learner
 /// records of 2024-2025 of the same scale and seed (for the breakdowns by grade and gender);
 /// returns the warehouse.

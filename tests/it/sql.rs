@@ -523,29 +523,7 @@ fn a_board_of_charts_follows_the_tables_and_keeps_to_its_readers() {
     // A commit changes the tables: the board is drawn again, with another ETag.
     let before = f.pupils_of_hanoi();
     let (_, _, etag) = get(Some(&f.analyst), &board, None);
-    let other = f._dir.path().join("other");
-    let made = run(khoso(&f.data)
-        .args([
-            "generate",
-            "--scale",
-            "0.02",
-            "--years",
-            "2024-2025..2024-2025",
-            "--seed",
-            "11",
-            "--out",
-        ])
-        .arg(&other));
-    assert!(made.status.success());
-    let file = std::fs::read_dir(other.join("school").join("2024-2025"))
-        .expect("files")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("school-01-"))
-        })
-        .expect("a file of 01");
+    let file = crate::school_report_of(f._dir.path(), "0.02", "11", "01");
     let ingested = run(khoso(&f.data).args(["ingest", "--kind", "school"]).arg(&file));
     assert!(ingested.status.success(), "{}", crate::stderr(&ingested));
     let after = f.pupils_of_hanoi();

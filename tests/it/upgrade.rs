@@ -72,29 +72,7 @@ fn a_warehouse_of_november_2026_opens_and_takes_new_files() {
 
     // A new file lands next to the old ones; the old slices keep their rows.
     let before = sql(&data, "SELECT count(*) FROM school_reports WHERE province_code <> '06'");
-    let reports = dir.path().join("reports");
-    let made = run(khoso(&data)
-        .args([
-            "generate",
-            "--scale",
-            "0.002",
-            "--years",
-            "2024-2025..2024-2025",
-            "--seed",
-            "3",
-            "--out",
-        ])
-        .arg(&reports));
-    assert!(made.status.success(), "{}", stderr(&made));
-    let file = std::fs::read_dir(reports.join("school").join("2024-2025"))
-        .expect("reports")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("school-06-"))
-        })
-        .expect("a file of province 06");
+    let file = crate::school_report_of(dir.path(), "0.002", "3", "06");
     let ingested = run(khoso(&data).args(["ingest", "--kind", "school"]).arg(&file));
     assert!(ingested.status.success(), "{}", stderr(&ingested));
     assert_eq!(
