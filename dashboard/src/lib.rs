@@ -16,7 +16,7 @@
 //! ```
 //!
 //! It reads through the `warehouse` crate only: it never opens tables itself (Arrow types come
-//! from DataFusion, for the SQL answers), and knows nothing of polars.
+//! from DataFusion, for the SQL answers), and knows nothing of how files are read.
 #![warn(missing_docs)]
 
 mod audit_queue;

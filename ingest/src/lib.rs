@@ -2,7 +2,7 @@
 //!
 //! A report kind is data (`schemas/*.toml`): its columns, their types, header aliases in
 //! Vietnamese and English, and its row rules. [`read_report`] reads a CSV (UTF-8 with or without
-//! BOM, UTF-16, `,` `;` or tab) or `.xlsx` file with polars, maps its headers by alias,
+//! BOM, UTF-16, `,` `;` or tab) or `.xlsx` file (calamine) into text cells, maps its headers by alias,
 //! normalises the cells (thousands separators, yes/no spellings, codes that lost their leading
 //! zero) and checks every rule, returning either a [`ValidatedReport`] or **every** problem
 //! found, each with its row as the user sees it in Excel.
@@ -17,10 +17,12 @@
 //! ```
 //!
 //! This crate knows nothing of the warehouse: it hands over plain typed columns. The reader
-//! (polars, calamine) is its `reader` feature, on by default: a crate that only needs the
+//! (CSV splitting, calamine) is its `reader` feature, on by default: a crate that only needs the
 //! report kinds, schemas, templates and problems (the dashboard) goes without it.
 #![warn(missing_docs)]
 
+#[cfg(feature = "reader")]
+pub mod cells;
 pub mod generate;
 pub mod problem;
 pub mod provinces;

@@ -1,19 +1,13 @@
-//! Reading a file as a province sends it into a table of text cells (a polars `DataFrame` of
-//! string columns), whatever its encoding, separator or format.
+//! Reading a file as a province sends it into a table of text cells ([`Cells`]), whatever its
+//! encoding, separator or format.
 
 use std::fs::File;
-use std::io::{Cursor, Read};
+use std::io::Read;
 use std::path::Path;
 
-use polars::prelude::*;
-
+use crate::cells::{Cells, header_name, too_many_columns};
+pub use crate::cells::{MAX_CELL_BYTES, MAX_COLUMNS};
 use crate::problem::{Problem, Rule};
-
-/// Columns a file may have (a report's template has about 25).
-pub const MAX_COLUMNS: usize = 256;
-
-/// The longest cell of a CSV file, in bytes (a report's cells are names, codes and numbers).
-pub const MAX_CELL_BYTES: usize = 4096;
 
 /// The longest header line of a CSV file, in bytes.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -32,8 +26,8 @@ pub struct RawSheet {
     pub headers: Vec<String>,
     /// The row number of the header row as the user sees it (1 unless the sheet starts lower).
     pub header_row: usize,
-    /// One string column per header (same order); row `i` is row `header_row + 1 + i`.
-    pub cells: DataFrame,
+    /// One column of cells per header (same order); row `i` is row `header_row + 1 + i`.
+    pub cells: Cells,
 }
 
 impl RawSheet {
@@ -62,16 +56,10 @@ impl RawSheet {
                 ));
             }
         }
-        let series: Vec<Column> = columns
-            .into_iter()
-            .enumerate()
-            .map(|(i, values)| Column::new(format!("column_{}", i + 1).into(), values))
-            .collect();
-        let cells = DataFrame::new_infer_height(series).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
         Ok(RawSheet {
             headers,
             header_row,
-            cells,
+            cells: Cells::from_columns(&columns)?,
         })
     }
 }
@@ -133,10 +121,13 @@ fn read_csv(path: &Path, head: &[u8]) -> Result<RawSheet, Problem> {
         Encoding::Utf8 => {
             let sample = first_line(&mut File::open(path).map_err(unreadable)?)?;
             let separator = detect_separator(&sample).ok_or_else(empty_file)?;
-            check_utf8(path, separator)?;
-            // polars maps the file; it is never read into memory as a whole.
-            let file = File::open(path).map_err(unreadable)?;
-            parse_csv(file, separator)
+            let mut bytes = Vec::new();
+            File::open(path)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .map_err(unreadable)?;
+            // A legacy-encoded file (Windows-1258, TCVN3) is said to be one, not read as garbled cells.
+            let text = String::from_utf8(bytes).map_err(|e| not_utf8(e.utf8_error().valid_up_to()))?;
+            parse_csv(text, separator)
         }
         Encoding::Utf16Le | Encoding::Utf16Be => {
             let mut bytes = Vec::new();
@@ -160,161 +151,18 @@ fn read_csv(path: &Path, head: &[u8]) -> Result<RawSheet, Problem> {
                 return Err(header_too_long());
             }
             let separator = detect_separator(header).ok_or_else(empty_file)?;
-            ShapeScan::new(separator).feed(text.as_bytes())?;
-            parse_csv(Cursor::new(text.into_bytes()), separator)
+            parse_csv(text, separator)
         }
     }
 }
 
-fn empty_file() -> Problem {
+pub(crate) fn empty_file() -> Problem {
     Problem::file(Rule::EmptyFile, String::new())
 }
 
-/// Streams the file through a UTF-8 check, so a legacy-encoded file (Windows-1258, TCVN3) is
-/// reported as such instead of as garbled cells, and through the [`ShapeScan`] of its rows.
-fn check_utf8(path: &Path, separator: u8) -> Result<(), Problem> {
-    let mut file = File::open(path).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut scan = ShapeScan::new(separator);
-    let mut carried = 0;
-    let mut offset = 0usize;
-    loop {
-        let n = file
-            .read(&mut buf[carried..])
-            .map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
-        let filled = carried + n;
-        match simdutf8::compat::from_utf8(&buf[..filled]) {
-            Ok(_) => {
-                scan.feed(&buf[..filled])?;
-                carried = 0;
-            }
-            Err(e) if e.error_len().is_none() && n > 0 => {
-                // A character cut at the end of the buffer: carry its bytes over.
-                let valid = e.valid_up_to();
-                scan.feed(&buf[..valid])?;
-                buf.copy_within(valid..filled, 0);
-                offset += valid;
-                carried = filled - valid;
-                continue;
-            }
-            Err(e) => {
-                return Err(Problem::file(
-                    Rule::Encoding,
-                    format!("byte {}", offset + e.valid_up_to()),
-                ));
-            }
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        offset += filled;
-    }
-}
-
-/// The shape of a CSV file's rows, measured before it is parsed: no row wider than
-/// [`MAX_COLUMNS`], no cell longer than [`MAX_CELL_BYTES`]. A separator or a line break inside
-/// quotes is part of the cell. Only quotes, separators and line breaks are looked at, found
-/// many bytes at a time.
-pub(crate) struct ShapeScan {
-    separator: u8,
-    quoted: bool,
-    row: usize,
-    columns: usize,
-    /// Bytes of the current cell in the pieces fed before.
-    cell_bytes: usize,
-}
-
-impl ShapeScan {
-    fn new(separator: u8) -> Self {
-        Self::at_row(separator, 1)
-    }
-
-    /// A scan that starts at the beginning of row `row` (counted from 1).
-    pub(crate) fn at_row(separator: u8, row: usize) -> Self {
-        Self {
-            separator,
-            quoted: false,
-            row,
-            columns: 1,
-            cell_bytes: 0,
-        }
-    }
-
-    fn feed(&mut self, bytes: &[u8]) -> Result<(), Problem> {
-        self.feed_noting_rows(bytes, &mut Vec::new())
-    }
-
-    /// [`ShapeScan::feed`], noting where each row of `bytes` ends (just after its line break
-    /// outside quotes) in `ends`.
-    pub(crate) fn feed_noting_rows(&mut self, bytes: &[u8], ends: &mut Vec<usize>) -> Result<(), Problem> {
-        // Where the current cell starts in `bytes` (its earlier bytes are in `cell_bytes`).
-        let mut cell_start = 0;
-        for index in memchr::memchr3_iter(b'"', b'\n', self.separator, bytes) {
-            let byte = bytes[index];
-            if byte == b'"' {
-                self.quoted = !self.quoted;
-                continue;
-            }
-            if self.quoted {
-                continue;
-            }
-            self.end_cell(index - cell_start)?;
-            cell_start = index + 1;
-            if byte == b'\n' {
-                self.row += 1;
-                self.columns = 1;
-                ends.push(index + 1);
-            } else {
-                self.columns += 1;
-                if self.columns > MAX_COLUMNS {
-                    return Err(too_many_columns(self.row, self.columns));
-                }
-            }
-        }
-        self.cell_bytes += bytes.len() - cell_start;
-        self.check_cell()
-    }
-
-    /// The current cell ends after `bytes` more bytes.
-    fn end_cell(&mut self, bytes: usize) -> Result<(), Problem> {
-        self.cell_bytes += bytes;
-        self.check_cell()?;
-        self.cell_bytes = 0;
-        Ok(())
-    }
-
-    fn check_cell(&self) -> Result<(), Problem> {
-        if self.cell_bytes <= MAX_CELL_BYTES {
-            return Ok(());
-        }
-        Err(Problem::bounds(
-            Some(self.row),
-            format!(
-                "Dòng {} có một ô dài hơn {MAX_CELL_BYTES} byte; ô của báo cáo là tên, mã hoặc số. Hãy kiểm tra tệp \
-                 (có thể thiếu dấu ngoặc kép đóng \").",
-                self.row
-            ),
-            format!(
-                "Row {} has a cell longer than {MAX_CELL_BYTES} bytes; a report's cells are names, codes and \
-                 numbers. Check the file (a closing quote \" may be missing).",
-                self.row
-            ),
-        ))
-    }
-}
-
-fn too_many_columns(row: usize, columns: usize) -> Problem {
-    Problem::bounds(
-        Some(row),
-        format!(
-            "Dòng {row} có {columns} cột trở lên; tối đa {MAX_COLUMNS} cột. Hãy dùng mẫu của báo cáo (khoảng 25 \
-             cột) và xoá các cột thừa."
-        ),
-        format!(
-            "Row {row} has {columns} or more columns; at most {MAX_COLUMNS}. Use the report's template (about 25 \
-             columns) and delete the extra columns."
-        ),
-    )
+/// Bytes that are not UTF-8, at byte `at` of the file.
+pub(crate) fn not_utf8(at: usize) -> Problem {
+    Problem::file(Rule::Encoding, format!("byte {at}"))
 }
 
 /// The first non-blank line, read from at most [`MAX_HEADER_BYTES`] (and a little room for
@@ -387,55 +235,13 @@ pub(crate) fn utf8_csv_separator(path: &Path) -> Result<Option<u8>, Problem> {
     Ok(Some(detect_separator(&sample).ok_or_else(empty_file)?))
 }
 
-/// A block of a CSV file (its header line, then some of its rows) as a sheet whose rows are
-/// numbered as in the whole file: the header is said to be on row `header_row`.
-pub(crate) fn parse_csv_block(block: Vec<u8>, separator: u8, header_row: usize) -> Result<RawSheet, Problem> {
-    let mut sheet = parse_csv(Cursor::new(block), separator)?;
-    sheet.header_row = header_row;
-    Ok(sheet)
-}
-
-fn parse_csv<R: polars::io::mmap::MmapBytesReader>(reader: R, separator: u8) -> Result<RawSheet, Problem> {
-    let frame = CsvReadOptions::default()
-        .with_has_header(false)
-        .with_infer_schema_length(Some(0))
-        .with_raise_if_empty(false)
-        .map_parse_options(|o| {
-            o.with_separator(separator)
-                .with_truncate_ragged_lines(true)
-                .with_missing_is_null(true)
-        })
-        .into_reader_with_file_handle(reader)
-        .finish()
-        .map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
-    split_header(frame, 1)
-}
-
-/// Takes the first row off a frame of text cells as the header row.
-fn split_header(frame: DataFrame, header_row: usize) -> Result<RawSheet, Problem> {
-    if frame.height() == 0 || frame.width() == 0 {
-        return Err(empty_file());
-    }
-    let mut headers = Vec::with_capacity(frame.width());
-    for column in frame.columns() {
-        let text = column
-            .str()
-            .map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?
-            .get(0)
-            .unwrap_or("");
-        headers.push(
-            text.trim_start_matches('\u{feff}')
-                .trim()
-                .trim_matches('"')
-                .trim()
-                .to_string(),
-        );
-    }
-    let cells = frame.slice(1, frame.height() - 1);
+/// CSV text as a sheet: its first row that is not blank is the header.
+fn parse_csv(text: String, separator: u8) -> Result<RawSheet, Problem> {
+    let split = Cells::split_csv(text, separator, 1, true)?;
     Ok(RawSheet {
-        headers,
-        header_row,
-        cells,
+        headers: split.headers.ok_or_else(empty_file)?,
+        header_row: 1 + split.rows_above,
+        cells: split.cells,
     })
 }
 
@@ -546,44 +352,20 @@ fn read_workbook(path: &Path, options: &ReadOptions) -> Result<RawSheet, Problem
     }
     // The sheet's leading empty rows are not part of the area: keep Excel's row numbers.
     let header_row = first.0 as usize + 1;
-    let series: Vec<Column> = columns
-        .into_iter()
-        .enumerate()
-        .map(|(i, values)| Column::new(format!("column_{}", i + 1).into(), values))
+    let headers = columns
+        .iter_mut()
+        .map(|cells| header_name(cells.remove(0).as_deref().unwrap_or("")))
         .collect();
-    let frame = DataFrame::new_infer_height(series).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
-    split_header(frame, header_row)
+    Ok(RawSheet {
+        headers,
+        header_row,
+        cells: Cells::from_columns(&columns)?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rows_are_measured_before_parsing() {
-        let mut scan = ShapeScan::new(b',');
-        let quoted = format!("a,\"{}\",c\n1,2,3\n", vec!["x,y"; 1200].join("\n"));
-        assert!(
-            scan.feed(quoted.as_bytes()).is_err(),
-            "a 4 KB cell, even quoted, is too long"
-        );
-        let mut scan = ShapeScan::new(b',');
-        let commas_in_quotes = format!("a,\"{}\"\n", ",".repeat(1000));
-        assert!(
-            scan.feed(commas_in_quotes.as_bytes()).is_ok(),
-            "separators in quotes are text"
-        );
-        let mut scan = ShapeScan::new(b';');
-        let wide = format!("a\n{}\n", vec!["1"; MAX_COLUMNS + 1].join(";"));
-        let problem = scan.feed(wide.as_bytes()).expect_err("too wide");
-        assert_eq!((problem.rule, problem.row), (Rule::Bounds, Some(2)));
-        // Fed in pieces, as the file is read.
-        let mut scan = ShapeScan::new(b',');
-        let long = "y".repeat(MAX_CELL_BYTES / 2);
-        assert!(scan.feed(long.as_bytes()).is_ok());
-        assert!(scan.feed(long.as_bytes()).is_ok());
-        assert!(scan.feed(b"yy").is_err(), "the cell goes on across pieces");
-    }
 
     #[test]
     fn separator_is_the_most_frequent_outside_quotes() {

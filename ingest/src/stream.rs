@@ -16,8 +16,9 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use crate::cells::{Cells, SplitCsv};
 use crate::problem::{Problem, Rule};
-use crate::read::{RawSheet, ReadOptions, ShapeScan, parse_csv_block, utf8_csv_separator};
+use crate::read::{RawSheet, ReadOptions, empty_file, not_utf8, utf8_csv_separator};
 use crate::report::{SliceHint, ValidatedReport};
 use crate::schema::ReportKind;
 use crate::text::{ProvinceCode, SchoolYear};
@@ -134,12 +135,10 @@ fn read_in_blocks_of<E>(
         }
         Err(problem) => return Ok(Err(vec![problem])),
     };
-    let blocks = match File::open(path) {
-        Ok(file) => Blocks::new(file, separator, block_bytes),
-        Err(e) => return Ok(Err(vec![Problem::file(Rule::Unreadable, e.to_string())])),
-    };
-    let sheets = blocks.map(|block| block.and_then(|b| parse_csv_block(b.bytes, separator, b.header_row)));
-    validate_sheets(sheets, kind, hint, sink)
+    match File::open(path) {
+        Ok(file) => validate_sheets(Blocks::new(file, separator, block_bytes), kind, hint, sink),
+        Err(e) => Ok(Err(vec![Problem::file(Rule::Unreadable, e.to_string())])),
+    }
 }
 
 /// Validates a file given as a sequence of sheets (its blocks, each with the file's header and
@@ -261,20 +260,15 @@ impl Reading<'_> {
     }
 }
 
-/// A block of a CSV file: the header line, then whole rows.
-struct Block {
-    bytes: Vec<u8>,
-    /// The row the header is said to be on, so that the block's rows keep their numbers.
-    header_row: usize,
-}
-
-/// Cuts a CSV file into [`Block`]s at row ends outside quotes, checking that each is UTF-8 and
-/// of a report's shape (see [`ShapeScan`]) before it is parsed.
+/// Cuts a CSV file into sheets of about `block_bytes` each, at row ends, each with the file's
+/// header and its rows numbered as in the file; each is checked to be UTF-8 and of a report's
+/// shape as it is split (see [`Cells::split_csv`]).
 struct Blocks<R> {
     reader: R,
     separator: u8,
     /// About how many bytes make a block.
     block_bytes: usize,
+    /// The header line, once it is found.
     header: Option<Vec<u8>>,
     /// The start of a row that did not fit in the last block.
     carry: Vec<u8>,
@@ -299,11 +293,6 @@ impl<R: Read> Blocks<R> {
         }
     }
 
-    fn is_blank(&self, row: &[u8]) -> bool {
-        row.iter()
-            .all(|b| b.is_ascii_whitespace() || *b == self.separator || *b == b'"')
-    }
-
     /// The next [`BLOCK_BYTES`] or so of the file after what was carried over, behind the header
     /// once it is known (so that the block's rows are not copied again after it), and whether
     /// the file ends there.
@@ -316,105 +305,91 @@ impl<R: Read> Blocks<R> {
         let read = (&mut self.reader).take(wanted as u64).read_to_end(&mut data)?;
         Ok((data, read < wanted))
     }
-}
 
-/// Where each row of `data`, which starts a row, ends; a problem when `data` (up to the end of
-/// its last row, or to the end of the file) is not UTF-8 or not of a report's shape.
-fn row_ends(data: &[u8], separator: u8, first_row: usize, offset: usize, eof: bool) -> Result<Vec<usize>, Problem> {
-    let mut ends = Vec::new();
-    ShapeScan::at_row(separator, first_row).feed_noting_rows(data, &mut ends)?;
-    // A character cut at the end of the data is whole in the next block.
-    let whole = match eof {
-        true => data.len(),
-        false => ends.last().copied().unwrap_or(0),
-    };
-    if let Err(e) = simdutf8::compat::from_utf8(&data[..whole]) {
-        return Err(Problem::file(
-            Rule::Encoding,
-            format!("byte {}", offset + e.valid_up_to()),
-        ));
+    /// The next block, or the file's first problem.
+    fn block(&mut self) -> Result<Option<RawSheet>, Problem> {
+        let header_known = self.header.as_ref().map_or(0, Vec::len);
+        let (mut data, eof) = self
+            .fill()
+            .map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
+        if eof && data.len() == header_known {
+            return Ok(None);
+        }
+        // The block ends after its last line break (a character is never cut there); the rest
+        // starts the next one.
+        let end = match eof {
+            true => data.len(),
+            false => match memchr::memrchr(b'\n', &data[header_known..]) {
+                Some(at) => header_known + at + 1,
+                // No line break in a whole block: split it to say which limit the row passes.
+                None => match std::str::from_utf8(&data) {
+                    Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                    _ => data.len(),
+                },
+            },
+        };
+        self.carry = data.split_off(end);
+        let text =
+            String::from_utf8(data).map_err(|e| not_utf8(self.offset + e.utf8_error().valid_up_to() - header_known))?;
+        // The rows of a later block follow the header line put before them.
+        let first_row = match header_known {
+            0 => self.rows + 1,
+            _ => self.rows,
+        };
+        let split = Cells::split_csv(text, self.separator, first_row, eof)?;
+        let SplitCsv {
+            headers,
+            header,
+            rows,
+            rows_above,
+            cells,
+            mut rest,
+        } = split;
+        let Some(headers) = headers else {
+            return Err(empty_file());
+        };
+        let header_row = match header_known {
+            0 => {
+                let mut line = cells.text_of(header);
+                if !line.ends_with(b"\n") {
+                    line.push(b'\n');
+                }
+                self.header = Some(line);
+                self.rows + rows_above + 1
+            }
+            _ => self.rows,
+        };
+        let block_rows = rows - usize::from(header_known > 0);
+        if block_rows == 0 && !eof {
+            return Err(Problem::bounds(
+                Some(self.rows + 1),
+                format!("Dòng {} dài hơn {} MB.", self.rows + 1, self.block_bytes >> 20),
+                format!("Row {} is longer than {} MB.", self.rows + 1, self.block_bytes >> 20),
+            ));
+        }
+        self.rows += block_rows;
+        self.offset += end - header_known - rest.len();
+        rest.append(&mut self.carry);
+        self.carry = rest;
+        self.done = eof;
+        Ok(Some(RawSheet {
+            headers,
+            header_row,
+            cells,
+        }))
     }
-    Ok(ends)
 }
 
 impl<R: Read> Iterator for Blocks<R> {
-    type Item = Result<Block, Problem>;
+    type Item = Result<RawSheet, Problem>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
         }
-        let header_known = self.header.as_ref().map_or(0, Vec::len);
-        let (mut data, eof) = match self.fill() {
-            Ok(filled) => filled,
-            Err(e) => {
-                self.done = true;
-                return Some(Err(Problem::file(Rule::Unreadable, e.to_string())));
-            }
-        };
-        let rows = &data[header_known..];
-        let mut ends = match row_ends(rows, self.separator, self.rows + 1, self.offset, eof) {
-            Ok(ends) => ends,
-            Err(problem) => {
-                self.done = true;
-                return Some(Err(problem));
-            }
-        };
-        if eof && ends.last() != Some(&rows.len()) && !rows.is_empty() {
-            // The last row has no line break.
-            ends.push(rows.len());
-        }
-        ends.iter_mut().for_each(|end| *end += header_known);
-        let mut start = header_known;
-        if self.header.is_none() {
-            for &end in &ends {
-                let row = &data[start..end];
-                start = end;
-                self.rows += 1;
-                if !self.is_blank(row) {
-                    let mut header = row.to_vec();
-                    if !header.ends_with(b"\n") {
-                        header.push(b'\n');
-                    }
-                    self.header = Some(header);
-                    break;
-                }
-            }
-            if self.header.is_none() {
-                self.done = true;
-                return Some(Err(Problem::file(Rule::EmptyFile, String::new())));
-            }
-        }
-        let last = ends.iter().copied().rfind(|&end| end > start);
-        let header_row = self.rows;
-        self.rows += ends.iter().filter(|&&end| end > start).count();
-        self.done = eof;
-        let block_end = match last {
-            Some(end) => end,
-            None if eof => return None,
-            // A row longer than a block: the reader's shape check bounds rows far below that.
-            None => {
-                self.done = true;
-                return Some(Err(Problem::file(Rule::Unreadable, "a row without end".to_string())));
-            }
-        };
-        self.carry = data[block_end..].to_vec();
-        self.offset += block_end - header_known;
-        let bytes = match header_known {
-            0 => {
-                // The first block: its header, then the rows below it.
-                let header = self.header.as_deref().unwrap_or_default();
-                let mut bytes = Vec::with_capacity(header.len() + block_end - start);
-                bytes.extend_from_slice(header);
-                bytes.extend_from_slice(&data[start..block_end]);
-                bytes
-            }
-            _ => {
-                data.truncate(block_end);
-                data
-            }
-        };
-        Some(Ok(Block { bytes, header_row }))
+        let block = self.block();
+        self.done |= block.is_err();
+        block.transpose()
     }
 }
 
@@ -425,15 +400,36 @@ mod tests {
     #[test]
     fn blocks_end_at_rows_and_keep_their_numbers() {
         let text = "\nid,name\n1,\"a\nb\"\n2,c\n3,d\n";
-        let blocks: Vec<Block> = Blocks::new(text.as_bytes(), b',', BLOCK_BYTES)
+        let blocks: Vec<RawSheet> = Blocks::new(text.as_bytes(), b',', BLOCK_BYTES)
             .map(|b| b.expect("block"))
             .collect();
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].header_row, 2, "a blank line above the header");
-        assert_eq!(
-            String::from_utf8_lossy(&blocks[0].bytes),
-            "id,name\n1,\"a\nb\"\n2,c\n3,d\n"
-        );
+        assert_eq!(blocks[0].headers, ["id", "name"]);
+        let names: Vec<Option<&str>> = (0..3).map(|row| blocks[0].cells.column(1).get(row)).collect();
+        assert_eq!(names, [Some("a\nb"), Some("c"), Some("d")]);
+
+        // In blocks of about 1 KB: a row whose line break in quotes ends a block goes whole into
+        // the next one, and every row keeps its number.
+        let text: String = std::iter::once("id,name\n".to_string())
+            .chain((0..300).map(|i| format!("{i},\"line {i}\nand \"\"more\"\"\"\n")))
+            .collect();
+        let blocks: Vec<RawSheet> = Blocks::new(text.as_bytes(), b',', 1024)
+            .map(|b| b.expect("block"))
+            .collect();
+        assert!(blocks.len() > 5, "{} blocks", blocks.len());
+        let mut row = 0;
+        for block in &blocks {
+            assert_eq!(block.headers, ["id", "name"]);
+            assert_eq!(block.header_row, 1 + row, "rows before the block");
+            for i in 0..block.cells.rows() {
+                assert_eq!(block.cells.column(0).get(i), Some(row.to_string().as_str()));
+                let name = format!("line {row}\nand \"more\"");
+                assert_eq!(block.cells.column(1).get(i), Some(name.as_str()));
+                row += 1;
+            }
+        }
+        assert_eq!(row, 300);
     }
 
     fn learners(rows: usize, id: impl Fn(usize) -> String) -> String {

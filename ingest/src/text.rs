@@ -43,6 +43,10 @@ pub enum CountError {
 /// Parses a whole number ≥ 0 as people write it: `1234`, `1.234` (Vietnamese thousands), `1,234`,
 /// `1 234`, or `1234.0` as Excel exports it.
 pub fn parse_count(cell: &str) -> Result<i64, CountError> {
+    if cell.len() <= 18 && !cell.is_empty() && cell.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits only, as most cells are: no room for more than an i64 holds.
+        return cell.parse().map_err(|_| CountError::NotWhole);
+    }
     let compact: String = cell.chars().filter(|c| !c.is_whitespace() && *c != '\u{a0}').collect();
     let (negative, digits) = match compact.strip_prefix('-') {
         Some(rest) => (true, rest),

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use foldhash::{HashMap, HashMapExt};
 
+use crate::cells::CellColumn;
 use crate::problem::{Problem, Rule};
 use crate::provinces::{ProvinceLookup, ProvinceRegistry};
 use crate::read::RawSheet;
@@ -14,10 +15,7 @@ use crate::text::{CountError, SchoolYear, looks_like_formula, normalize_province
 /// A column of the schema and where its cells come from.
 enum Source<'a> {
     /// A column of the sheet: its header and its cells.
-    Sheet {
-        header: &'a str,
-        cells: Vec<Option<&'a str>>,
-    },
+    Sheet { header: &'a str, cells: CellColumn<'a> },
     /// Filled from the slice hint.
     Hint(String),
     /// Absent and optional.
@@ -27,7 +25,7 @@ enum Source<'a> {
 impl Source<'_> {
     fn cell(&self, row: usize) -> Option<&str> {
         match self {
-            Source::Sheet { cells, .. } => cells[row].map(str::trim).filter(|c| !c.is_empty()),
+            Source::Sheet { cells, .. } => cells.get(row).map(str::trim).filter(|c| !c.is_empty()),
             Source::Hint(value) => Some(value),
             Source::Absent => None,
         }
@@ -38,6 +36,61 @@ impl Source<'_> {
 /// [`Validator::parse_column`]): categories, yes/no values and years are a handful; a file of
 /// all-different cells is parsed cell by cell, with memory bounded.
 const REMEMBERED_VALUES: usize = 256;
+
+/// How many of a column's remembered values are looked for one after the other before a hash
+/// table is asked: a handful of short texts are found faster by their bytes than by a hash.
+const FEW_VALUES: usize = 8;
+
+/// Whether two short texts (a category, a code, a year) are the same, compared byte by byte:
+/// quicker than a call to compare them, once per cell.
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut at = 0;
+    while at < a.len() {
+        if a[at] != b[at] {
+            return false;
+        }
+        at += 1;
+    }
+    true
+}
+
+/// The values of a column's cells parsed so far, by their text (see [`REMEMBERED_VALUES`]).
+struct Remembered<'c, V> {
+    /// The first [`FEW_VALUES`].
+    few: Vec<(&'c str, V)>,
+    /// The others.
+    many: HashMap<&'c str, V>,
+}
+
+impl<'c, V> Remembered<'c, V> {
+    fn new() -> Self {
+        Self {
+            few: Vec::with_capacity(FEW_VALUES),
+            many: HashMap::new(),
+        }
+    }
+
+    fn get(&self, cell: &str) -> Option<&V> {
+        match self.few.iter().find(|(text, _)| same_text(text, cell)) {
+            Some((_, value)) => Some(value),
+            None if self.many.is_empty() => None,
+            None => self.many.get(cell),
+        }
+    }
+
+    /// Remembers the value of `cell`, unless [`REMEMBERED_VALUES`] are remembered already.
+    fn remember(&mut self, cell: &'c str, value: V) {
+        if self.few.len() < FEW_VALUES {
+            self.few.push((cell, value));
+        } else if self.many.len() < REMEMBERED_VALUES - FEW_VALUES {
+            self.many.insert(cell, value);
+        }
+    }
+}
 
 /// Whether a cell is stored as it is, with nothing to check: free text within its column's length
 /// that cannot be taken for a formula, or an identifier of exactly 12 digits.
@@ -132,17 +185,15 @@ impl<'a> Validator<'a> {
     }
 
     fn map_columns(&mut self, sheet: &'a RawSheet) {
-        let mut sheet_columns: Vec<Vec<Option<&'a str>>> = Vec::with_capacity(sheet.headers.len());
-        for column in sheet.cells.columns() {
-            let cells = column.str().map(|s| s.iter().collect()).unwrap_or_default();
-            sheet_columns.push(cells);
-        }
-        let height = sheet.cells.height();
+        let sheet_columns: Vec<CellColumn<'a>> = (0..sheet.cells.width().min(sheet.headers.len()))
+            .map(|column| sheet.cells.column(column))
+            .collect();
+        let height = sheet.cells.rows();
         // A row is blank when every cell is; blank rows (trailing ones above all) are skipped.
         let is_blank = |row: usize| {
             !sheet_columns
                 .iter()
-                .any(|cells| cells[row].is_some_and(|c| !c.trim().is_empty()))
+                .any(|cells| cells.get(row).is_some_and(|c| !c.trim().is_empty()))
         };
         self.rows = (0..height).filter(|&row| !is_blank(row)).collect();
         let skipped = height - self.rows.len();
@@ -152,7 +203,7 @@ impl<'a> Validator<'a> {
             ));
         }
 
-        let mut found: HashMap<&str, (&'a str, Vec<Option<&'a str>>)> = HashMap::new();
+        let mut found: HashMap<&str, (&'a str, CellColumn<'a>)> = HashMap::new();
         for (header, cells) in sheet.headers.iter().zip(sheet_columns) {
             match self.schema.column_for_header(header) {
                 Some(spec) => {
@@ -173,7 +224,7 @@ impl<'a> Validator<'a> {
                         found.insert(&spec.name, (header, cells));
                     }
                 }
-                None if header.is_empty() && cells.iter().all(|c| c.is_none_or(|c| c.trim().is_empty())) => {}
+                None if header.is_empty() && cells.is_blank() => {}
                 None if let Some(data) = self.schema.personal_data_named(header) => {
                     self.problems.push(Problem::column(
                         Rule::PersonalData,
@@ -417,17 +468,15 @@ impl<'a> Validator<'a> {
         let values = match spec.column_type {
             ColumnType::Count => {
                 let mut values = Vec::with_capacity(rows.len());
-                let mut known: HashMap<&str, i64> = HashMap::new();
+                let mut known = Remembered::new();
                 for (row, &sheet_row) in rows.iter().enumerate() {
                     let value = match source.cell(sheet_row).or(default.as_deref()) {
                         Some(cell) => match known.get(cell) {
                             Some(&value) => Some(value),
                             None => {
                                 let value = self.parse_count_cell(row, index, spec, cell);
-                                if let Some(value) = value
-                                    && known.len() < REMEMBERED_VALUES
-                                {
-                                    known.insert(cell, value);
+                                if let Some(value) = value {
+                                    known.remember(cell, value);
                                 }
                                 value
                             }
@@ -445,17 +494,20 @@ impl<'a> Validator<'a> {
             }
             ColumnType::Flag => {
                 let mut values = Vec::with_capacity(rows.len());
-                let mut known: HashMap<&str, bool> = HashMap::new();
+                let mut known = Remembered::new();
                 for (row, &sheet_row) in rows.iter().enumerate() {
                     let cell = source.cell(sheet_row).or(default.as_deref()).unwrap_or("");
                     let flag = match known.get(cell) {
                         Some(&flag) => Some(flag),
-                        None => parse_flag(cell),
+                        None => {
+                            let flag = parse_flag(cell);
+                            if let Some(flag) = flag {
+                                known.remember(cell, flag);
+                            }
+                            flag
+                        }
                     };
                     match flag {
-                        Some(flag) if known.len() < REMEMBERED_VALUES => {
-                            known.insert(cell, flag);
-                        }
                         Some(_) => {}
                         None => self.cell_problem(
                             Rule::Flag,
@@ -472,7 +524,7 @@ impl<'a> Validator<'a> {
             }
             column_type => {
                 let mut values = TextValues::with_capacity(rows.len(), rows.len() * 8);
-                let mut known: HashMap<&str, Option<String>> = HashMap::new();
+                let mut known: Remembered<Option<String>> = Remembered::new();
                 // Free text and identifiers rarely repeat: not worth remembering.
                 let remember = !matches!(column_type, ColumnType::Text | ColumnType::PersonId);
                 for (row, &sheet_row) in rows.iter().enumerate() {
@@ -498,8 +550,8 @@ impl<'a> Validator<'a> {
                     // rows are counted.
                     let clean =
                         self.problems.len() == problems && !self.sent_for_another.iter().any(|s| s.column == index);
-                    if remember && clean && known.len() < REMEMBERED_VALUES {
-                        known.insert(cell, value);
+                    if remember && clean {
+                        known.remember(cell, value);
                     }
                 }
                 ColumnValues::Text(values)
@@ -710,11 +762,13 @@ impl<'a> Validator<'a> {
         // A file is one year and province, read once: its rows are that pair again.
         let mut last_year: Option<(&str, SchoolYear)> = None;
         let mut valid: Option<(SchoolYear, &str)> = None;
+        let mut last_slice = None;
+        let province_column = position("province_code");
 
         for row in 0..self.rows.len() {
             let year = match years.and_then(|y| y.get(row)) {
                 Some(text) => match last_year {
-                    Some((last, year)) if last == text => Some(year),
+                    Some((last, year)) if same_text(last, text) => Some(year),
                     _ => {
                         let year = text.parse::<SchoolYear>().ok();
                         last_year = year.map(|year| (text, year));
@@ -724,16 +778,23 @@ impl<'a> Validator<'a> {
                 None => None,
             };
             let province = provinces.and_then(|p| p.get(row));
-            if let (Some(year), Some(code), Some(column)) = (year, province, position("province_code"))
-                && valid != Some((year, code))
+            if let (Some(year), Some(code), Some(column)) = (year, province, province_column)
+                && valid.is_none_or(|(valid_year, valid_code)| valid_year != year || !same_text(valid_code, code))
                 && self.check_province(row, column, code, year, registry)
             {
                 valid = Some((year, code));
             }
+            let same_slice = |(last_year, last_province): (SchoolYear, Option<&str>)| {
+                Some(last_year) == year
+                    && last_province
+                        .zip(province)
+                        .map_or(last_province == province, |(a, b)| same_text(a, b))
+            };
             if let Some(year) = year
-                && !slices.contains(&(year, province))
+                && !last_slice.is_some_and(same_slice)
             {
                 slices.insert((year, province));
+                last_slice = Some((year, province));
             }
         }
 

@@ -780,7 +780,7 @@ async fn read_records(
     }
 }
 
-/// Reads and validates a file off the async threads (polars and calamine block).
+/// Reads and validates a file off the async threads (reading blocks).
 async fn validate(delivery: &Delivery) -> Result<Result<ValidatedReport, Vec<Problem>>> {
     let (path, kind, hint) = (delivery.path.clone(), delivery.kind, delivery.hint.clone());
     let options = ReadOptions {

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Only this crate opens tables. It takes reports from `ingest` as plain typed columns and knows
-//! nothing of polars.
+//! nothing of how files are read.
 #![warn(missing_docs)]
 
 pub mod accounts;
