@@ -137,8 +137,8 @@ impl TextValues {
 
     /// Every value end to end, where each ends, and whether each is there: the parts of an
     /// Arrow string array.
-    pub fn parts(&self) -> (&str, &[usize], &[bool]) {
-        (&self.data, &self.ends, &self.present)
+    pub fn into_parts(self) -> (String, Vec<usize>, Vec<bool>) {
+        (self.data, self.ends, self.present)
     }
 }
 

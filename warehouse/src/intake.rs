@@ -729,7 +729,7 @@ async fn read_records(
                     };
                     pseudonyms.apply(&mut block);
                     crate::pseudonym::check_pseudonymised(&block)?;
-                    let batch = crate::tables::stored_batch(&block, &stored.submission_id)?;
+                    let batch = crate::tables::stored_batch(block, &stored.submission_id)?;
                     let file = stored.folder.join(format!("part-{part:05}.parquet"));
                     crate::tables::write_parquet(&batch, kind, &file)?;
                 }

@@ -76,8 +76,9 @@ impl Pseudonyms {
         Ok(Self { keyed })
     }
 
-    /// Replaces the person identifiers of a validated record file by their pseudonyms, on every
-    /// core. A report of a kind without people is left as it is.
+    /// Replaces the person identifiers of a validated record file by their pseudonyms (the
+    /// blocks of a file are pseudonymised by several threads at once: see
+    /// `intake::read_records`). A report of a kind without people is left as it is.
     pub fn apply(&self, report: &mut ValidatedReport) {
         let Some(column) = report.kind.schema().person_id().map(|c| c.name.clone()) else {
             return;
@@ -89,34 +90,14 @@ impl Pseudonyms {
         else {
             return;
         };
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        let chunk = ids.len().div_ceil(threads).max(1);
-        let parts: Vec<TextValues> = std::thread::scope(|scope| {
-            let ids = &*ids;
-            let workers: Vec<_> = (0..ids.len())
-                .step_by(chunk)
-                .map(|start| {
-                    let rows = start..(start + chunk).min(ids.len());
-                    scope.spawn(move || self.of_each(rows.map(|row| ids.get(row))))
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                .collect()
-        });
-        let mut pseudonyms = TextValues::with_capacity(ids.len(), ids.len() * PSEUDONYM_DIGITS);
-        for part in &parts {
-            part.iter().for_each(|p| pseudonyms.push(p));
-        }
-        *ids = pseudonyms;
+        *ids = self.of_each(ids);
     }
 
     /// The pseudonyms of identifiers, a missing one staying missing.
-    fn of_each<'i>(&self, identifiers: impl ExactSizeIterator<Item = Option<&'i str>>) -> TextValues {
+    fn of_each(&self, identifiers: &TextValues) -> TextValues {
         let mut pseudonyms = TextValues::with_capacity(identifiers.len(), identifiers.len() * PSEUDONYM_DIGITS);
         let mut digits = [0u8; PSEUDONYM_DIGITS];
-        for identifier in identifiers {
+        for identifier in identifiers.iter() {
             match identifier {
                 Some(identifier) => pseudonyms.push(Some(self.write(identifier, &mut digits))),
                 None => pseudonyms.push(None),

@@ -165,12 +165,12 @@ impl Submission {
 /// A validated report as one Arrow batch of its table's schema, every row stamped with the
 /// submission it belongs to.
 pub fn report_batch(report: &ValidatedReport, submission_id: &str) -> Result<RecordBatch> {
-    batch_of(report, fact_schema(report.kind), submission_id)
+    batch_of(report.clone(), fact_schema(report.kind), submission_id)
 }
 
-/// The columns of a validated report that `schema` names, as one Arrow batch, every row stamped
-/// with the submission it belongs to.
-fn batch_of(report: &ValidatedReport, schema: SchemaRef, submission_id: &str) -> Result<RecordBatch> {
+/// The columns of a validated report that `schema` names, as one Arrow batch whose text buffers
+/// are the report's own, every row stamped with the submission it belongs to.
+fn batch_of(mut report: ValidatedReport, schema: SchemaRef, submission_id: &str) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         if field.name() == SUBMISSION_ID {
@@ -180,13 +180,16 @@ fn batch_of(report: &ValidatedReport, schema: SchemaRef, submission_id: &str) ->
             ))));
             continue;
         }
-        let values = report
-            .column(field.name())
+        let at = report
+            .columns
+            .iter()
+            .position(|c| c.name == *field.name())
             .ok_or_else(|| Error::Internal(format!("validated report lacks column {}", field.name())))?;
+        let values = std::mem::replace(&mut report.columns[at].values, ColumnValues::Flag(Vec::new()));
         let array: ArrayRef = match values {
             ColumnValues::Text(v) => Arc::new(string_array(v)?),
-            ColumnValues::Count(v) => Arc::new(v.iter().copied().collect::<Int64Array>()),
-            ColumnValues::Flag(v) => Arc::new(v.iter().copied().map(Some).collect::<BooleanArray>()),
+            ColumnValues::Count(v) => Arc::new(Int64Array::from(v)),
+            ColumnValues::Flag(v) => Arc::new(BooleanArray::new(v.as_slice().into(), None)),
         };
         columns.push(array);
     }
@@ -194,19 +197,22 @@ fn batch_of(report: &ValidatedReport, schema: SchemaRef, submission_id: &str) ->
 }
 
 /// A column of text values as an Arrow string array, its buffer taken as it is.
-fn string_array(values: &TextValues) -> Result<StringArray> {
+fn string_array(values: TextValues) -> Result<StringArray> {
     use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 
-    let (data, ends, present) = values.parts();
-    let offsets = std::iter::once(Ok(0))
-        .chain(ends.iter().map(|&end| i32::try_from(end)))
-        .collect::<std::result::Result<Vec<i32>, _>>()
-        .map_err(|_| Error::Internal("a text column past 2 GB".into()))?;
-    let nulls = NullBuffer::from(present);
+    let (data, ends, present) = values.into_parts();
+    // The ends only grow: the last one bounds them all.
+    if i32::try_from(data.len()).is_err() {
+        return Err(Error::Internal("a text column past 2 GB".into()));
+    }
+    let mut offsets = Vec::with_capacity(ends.len() + 1);
+    offsets.push(0);
+    offsets.extend(ends.iter().map(|&end| end as i32));
+    let nulls = (!present.iter().all(|&p| p)).then(|| NullBuffer::from(present));
     Ok(StringArray::try_new(
         OffsetBuffer::new(ScalarBuffer::from(offsets)),
-        Buffer::from(data.as_bytes()),
-        (nulls.null_count() > 0).then_some(nulls),
+        Buffer::from_vec(data.into_bytes()),
+        nulls,
     )?)
 }
 
@@ -226,8 +232,9 @@ pub fn stored_schema(kind: ReportKind) -> SchemaRef {
 
 /// A validated block of a record file as the rows of one of its table's data files (see
 /// [`stored_schema`]), stamped with its submission.
-pub(crate) fn stored_batch(report: &ValidatedReport, submission_id: &str) -> Result<RecordBatch> {
-    batch_of(report, stored_schema(report.kind), submission_id)
+pub(crate) fn stored_batch(report: ValidatedReport, submission_id: &str) -> Result<RecordBatch> {
+    let schema = stored_schema(report.kind);
+    batch_of(report, schema, submission_id)
 }
 
 /// Rows per row group of the data files khoso writes: the writer holds one row group of a file
