@@ -40,7 +40,8 @@ pub struct Cells {
 }
 
 impl Cells {
-    /// Cells given by column, each `rows` long; none past [`u32::MAX`] bytes in all.
+    /// Cells given by column (a shorter column is missing its last cells); at most 4 GB of text
+    /// in all.
     pub fn from_columns(columns: &[Vec<Option<String>>]) -> Result<Cells, Problem> {
         let rows = columns.iter().map(Vec::len).max().unwrap_or(0);
         let width = columns.len();
