@@ -243,6 +243,11 @@ pub struct ServeArgs {
     /// Most memory a SQL query may hold, in MB (past it the query spills or fails cleanly).
     #[arg(long, default_value_t = 1024)]
     pub query_memory_mb: usize,
+    /// The server's memory ceiling, in MB: every query, download, upload being read and chart
+    /// being drawn draws from it, and new work is refused (503, SQLSTATE 53200) rather than let
+    /// the server grow past it (default: half the machine's memory).
+    #[arg(long)]
+    pub max_memory_mb: Option<usize>,
     /// The server is behind a reverse proxy (nginx, a load balancer): a client's address is the
     /// last one of X-Forwarded-For (for the sign-in limits), and X-Forwarded-Proto: https makes
     /// the session cookie Secure. Only with a proxy that sets both.

@@ -173,6 +173,10 @@ fn progress_bar(len: u64, message: &str) -> ProgressBar {
 }
 
 async fn serve(data: &Place, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(mb) = args.max_memory_mb {
+        // Before any work draws on the ceiling.
+        warehouse::engine::set_memory_ceiling(mb.saturating_mul(1024 * 1024));
+    }
     let session_key = args
         .session_key
         .as_deref()

@@ -78,9 +78,25 @@ pub fn sparkline(points: &[Point], status: Option<Status>) -> Result<String, Str
     Ok(svg)
 }
 
+/// The largest magnitude an axis takes. Past it (and for infinities and NaN) a value is not
+/// placed on a chart: plotters' tick finder never ends on an infinite range, and no figure of
+/// education is that large.
+pub const MAX_PLOTTED: f64 = 1e15;
+
+/// Whether a value can be placed on an axis ([`MAX_PLOTTED`]).
+pub fn plottable(value: f64) -> bool {
+    value.is_finite() && value.abs() <= MAX_PLOTTED
+}
+
+/// The largest of `values` that can be placed on an axis, at least `floor`.
+pub fn highest(values: impl Iterator<Item = f64>, floor: f64) -> f64 {
+    values.filter(|v| plottable(*v)).fold(floor, f64::max)
+}
+
+/// The range of an axis over the values that can be placed on it, padded by a tenth.
 fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (mut low, mut high) = (f64::MAX, f64::MIN);
-    for v in values {
+    for v in values.filter(|v| plottable(*v)) {
         low = low.min(v);
         high = high.max(v);
     }
@@ -185,13 +201,7 @@ pub fn ranked_bars(bars: &[Bar], target: Option<f64>) -> Result<String, String> 
         let height = (bars.len() as u32 * 16 + 40).max(80);
         let root = SVGBackend::with_string(&mut svg, (640, height)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_error)?;
-        let high = bars
-            .iter()
-            .map(|b| b.value)
-            .chain(target)
-            .fold(0.0f64, f64::max)
-            .max(1.0)
-            * 1.05;
+        let high = highest(bars.iter().map(|b| b.value).chain(target), 1.0) * 1.05;
         let count = bars.len().max(1);
         let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
         let mut chart = ChartBuilder::on(&root)
@@ -378,13 +388,7 @@ const SHARE_WIDTH: u32 = 580;
 /// dashed line. Written as SVG directly, like the tile map.
 pub fn breakdown(shares: &[Share], target: Option<f64>) -> String {
     let height = shares.len() as u32 * SHARE_ROW + 12;
-    let high = shares
-        .iter()
-        .filter_map(|s| s.value)
-        .chain(target)
-        .fold(0.0f64, f64::max)
-        .max(1.0)
-        * 1.2;
+    let high = highest(shares.iter().filter_map(|s| s.value).chain(target), 1.0) * 1.2;
     let room = f64::from(SHARE_WIDTH - SHARE_LABEL - 8);
     let x_of = |value: f64| f64::from(SHARE_LABEL) + room * (value / high).clamp(0.0, 1.0);
     let mut svg = format!(

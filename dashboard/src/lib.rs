@@ -186,8 +186,11 @@ pub async fn serve(
     address: &str,
     state: AppState,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    use axum::serve::ListenerExt;
+
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
+    let listener = listener.tap_io(let_go_when_unread);
     let server = async move {
         let (stopping, mut stop) = tokio::sync::watch::channel(false);
         let signal = async move {
@@ -206,6 +209,18 @@ pub async fn serve(
         }
     };
     Ok((bound, server))
+}
+
+/// How long the server keeps sending to a client that reads nothing (the data it sent left
+/// unacknowledged, the client's window shut) before the kernel drops the connection: a page or
+/// download whose client stopped reading holds nothing past it.
+pub const UNREAD_DATA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Sets [`UNREAD_DATA_TIMEOUT`] on a connection.
+pub(crate) fn let_go_when_unread(socket: &mut tokio::net::TcpStream) {
+    if let Err(e) = socket2::SockRef::from(&*socket).set_tcp_user_timeout(Some(UNREAD_DATA_TIMEOUT)) {
+        tracing::warn!(cause = %e, "a connection's unread-data timeout could not be set");
+    }
 }
 
 async fn shutdown_signal() {

@@ -3,6 +3,9 @@
 //! its colours, its number formats, its two languages. Pure functions of the result, so that
 //! each chart can be snapshot-tested.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use datafusion::arrow::array::{Array, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -263,9 +266,14 @@ impl ResultColumns {
                 .collect()),
             None => Err(self.no_column(name, lang)),
         };
-        let y = numbers(&spec.y)?;
-        match spec.kind {
-            ChartKind::Scatter => scatter(numbers(&spec.x)?, y, (&spec.x, &spec.y), lang),
+        let (y, mut off_scale) = on_scale(numbers(&spec.y)?);
+        let y = &y;
+        let drawn = match spec.kind {
+            ChartKind::Scatter => {
+                let (x, off) = on_scale(numbers(&spec.x)?);
+                off_scale += off;
+                scatter(&x, y, (&spec.x, &spec.y), lang)
+            }
             ChartKind::Map => Ok(map(&labels(&spec.x)?, y, &spec.y, lang)),
             ChartKind::Bar => Ok(bars(&stack(&labels(&spec.x)?, None, y, lang), lang)),
             ChartKind::StackedBar => {
@@ -282,6 +290,27 @@ impl ResultColumns {
                 };
                 line(&stack(&labels(&spec.x)?, series.as_deref(), y, lang), &spec.y, lang)
             }
+        }?;
+        Ok(match off_scale {
+            0 => drawn,
+            count => with_note(&drawn, &off_scale_note(count, lang)),
+        })
+    }
+
+    /// [`ResultColumns::draw`] on the blocking pool, off the threads that answer pages, and
+    /// given up past `within` (the request's time limit).
+    pub async fn draw_within(
+        self: &Arc<Self>,
+        spec: &ChartSpec,
+        lang: Lang,
+        within: Duration,
+    ) -> Result<String, String> {
+        let (columns, spec) = (Arc::clone(self), spec.clone());
+        let drawing = tokio::task::spawn_blocking(move || columns.draw(&spec, lang));
+        match tokio::time::timeout(within, drawing).await {
+            Ok(Ok(drawn)) => drawn,
+            Ok(Err(stopped)) => Err(format!("chart: {stopped}")),
+            Err(_) => Err(too_long(lang)),
         }
     }
 
@@ -329,6 +358,29 @@ pub fn png(svg: &str) -> Result<Vec<u8>, String> {
         &mut pixmap.as_mut(),
     );
     pixmap.encode_png().map_err(|e| format!("chart: {e}"))
+}
+
+/// The most a PNG's pixels take while it is rasterised (see [`png`]), and its encoding.
+const PNG_BYTES: usize = 48 * 1024 * 1024;
+
+/// A chart's PNG ([`png`]) on the blocking pool, its memory reserved from the server's ceiling,
+/// given up past `within`.
+pub async fn png_within(svg: String, lang: Lang, within: Duration) -> Result<Vec<u8>, String> {
+    let _memory =
+        warehouse::engine::reserve("việc vẽ ảnh PNG", "drawing a PNG chart", PNG_BYTES).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(within, tokio::task::spawn_blocking(move || png(&svg))).await {
+        Ok(Ok(png)) => png,
+        Ok(Err(stopped)) => Err(format!("chart: {stopped}")),
+        Err(_) => Err(too_long(lang)),
+    }
+}
+
+fn too_long(lang: Lang) -> String {
+    lang.pick(
+        "Biểu đồ vẽ lâu hơn giới hạn thời gian của truy vấn.",
+        "The chart took longer to draw than a query's time limit.",
+    )
+    .to_string()
 }
 
 /// Whether every value is a school year (2024-2025).
@@ -506,6 +558,50 @@ fn bars(stack: &Stack, lang: Lang) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// The values a chart can place on its axes ([`charts::plottable`]), the others (infinite, not
+/// a number, beyond ±10^15) taken as missing, and their count.
+fn on_scale(values: &[Option<f64>]) -> (Vec<Option<f64>>, usize) {
+    let mut off = 0;
+    let kept = values
+        .iter()
+        .map(|value| match value {
+            Some(v) if !charts::plottable(*v) => {
+                off += 1;
+                None
+            }
+            other => *other,
+        })
+        .collect();
+    (kept, off)
+}
+
+fn off_scale_note(count: usize, lang: Lang) -> String {
+    match lang {
+        Lang::Vi => format!("{count} giá trị không được vẽ: vô hạn, không phải số hoặc vượt quá ±10^15."),
+        Lang::En => format!("{count} values are not drawn: infinite, not a number or beyond ±10^15."),
+    }
+}
+
+/// A chart with a line of text under it: the chart as it was, inside a drawing one line taller.
+fn with_note(svg: &str, note: &str) -> String {
+    let size = |name: &str| -> u32 {
+        let key = format!(" {name}=\"");
+        let opening = &svg[..svg.find('>').unwrap_or(svg.len())];
+        opening
+            .find(&key)
+            .map(|at| &opening[at + key.len()..])
+            .and_then(|rest| rest[..rest.find('"').unwrap_or(0)].parse().ok())
+            .unwrap_or(WIDTH)
+    };
+    let (width, height) = (size("width"), size("height"));
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total}" viewBox="0 0 {width} {total}" class="result-chart" font-family="sans-serif" font-size="13"><rect width="100%" height="100%" fill="white"/>{svg}<text x="8" y="{y}" fill="#6b7280">{note}</text></svg>"##,
+        total = height + ROW,
+        y = height + 19,
+        note = escape_xml(note),
+    )
 }
 
 fn left_out(count: usize, lang: Lang) -> String {
@@ -919,6 +1015,39 @@ mod tests {
             problem.contains("không có cột \"grade\"") && problem.contains("level, n"),
             "{problem}"
         );
+    }
+
+    #[test]
+    fn values_off_any_scale_are_left_out_and_said() {
+        let years = text(&["2021-2022", "2022-2023", "2023-2024", "2024-2025", "2025-2026"]);
+        let wild = numbers(&[f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e308, 42.0]);
+        let r = result(&[("school_year", years), ("share", wild.clone()), ("twice", wild)]);
+        for kind in ChartKind::ALL {
+            let (x, y) = match kind {
+                ChartKind::Scatter => ("share", "twice"),
+                _ => ("school_year", "share"),
+            };
+            let drawn = r.draw(&spec(kind, x, y, None), Lang::En);
+            if kind == ChartKind::Map {
+                continue;
+            }
+            let svg = drawn.unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            assert!(svg.contains("values are not drawn"), "{kind:?}: {svg}");
+            let figures = svg.replace("infinite, not a number", "");
+            assert!(
+                !figures.contains("inf") && !figures.contains("NaN") && !figures.contains('∞'),
+                "{kind:?} places no infinite value: {svg}"
+            );
+            png(&svg).unwrap_or_else(|e| panic!("{kind:?} as PNG: {e}"));
+        }
+        let only_infinite = result(&[
+            ("school_year", text(&["2023-2024", "2024-2025"])),
+            ("share", numbers(&[f64::INFINITY, f64::INFINITY])),
+        ]);
+        let svg = only_infinite
+            .draw(&spec(ChartKind::Line, "school_year", "share", None), Lang::Vi)
+            .expect("an empty chart with its note");
+        assert!(svg.contains("2 giá trị không được vẽ"), "{svg}");
     }
 
     #[test]

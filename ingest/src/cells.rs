@@ -7,7 +7,12 @@
 //! header is missing the rest; cells past the header's width are dropped. A cell with nothing in
 //! it is missing. The split also measures the rows, so that a file not of a report's shape is
 //! refused as soon as it is seen: no row wider than [`MAX_COLUMNS`], no cell longer than
-//! [`MAX_CELL_BYTES`].
+//! [`MAX_CELL_BYTES`], not more than [`MAX_BLANK_ROWS`] blank rows in a file mostly blank.
+//!
+//! A row keeps the cells up to its last one that is not missing, so that what the cells take
+//! grows with the text, never with the header's width: a row of one cell, or a blank one, takes
+//! the same whether the header has two columns or two hundred (at most about nine bytes for
+//! each byte of text, for any content).
 
 use crate::problem::Problem;
 
@@ -29,13 +34,19 @@ const MISSING: u32 = u32::MAX;
 
 const NO_CELL: Span = Span { start: MISSING, end: 0 };
 
+/// Blank rows a file may have when they are most of its rows: more than an Excel sheet holds, so
+/// that a sheet saved from Excel with every row below its data is still read.
+pub const MAX_BLANK_ROWS: usize = 1_048_576;
+
 /// The text cells of a sheet's rows, under a header.
 #[derive(Debug, Default)]
 pub struct Cells {
     /// The cells' text (with the rest of the rows it was split from).
     text: String,
-    /// Each row's cells, row after row, [`Cells::width`] to a row.
+    /// Each row's cells up to its last one that is not missing, row after row.
     spans: Vec<Span>,
+    /// Where each row's cells end in `spans` (a row starts where the one before ended).
+    row_ends: Vec<u32>,
     width: usize,
 }
 
@@ -47,15 +58,20 @@ impl Cells {
         let width = columns.len();
         let mut cells = Cells {
             text: String::new(),
-            spans: vec![NO_CELL; rows * width],
+            spans: Vec::new(),
+            row_ends: Vec::with_capacity(rows),
             width,
         };
-        for (column, values) in columns.iter().enumerate() {
-            for (row, value) in values.iter().enumerate() {
-                if let Some(value) = value {
-                    cells.spans[row * width + column] = cells.push_text(value)?;
-                }
+        let mut row_spans = Vec::with_capacity(width);
+        for row in 0..rows {
+            row_spans.clear();
+            for values in columns {
+                row_spans.push(match values.get(row) {
+                    Some(Some(value)) => cells.push_text(value)?,
+                    _ => NO_CELL,
+                });
             }
+            cells.push_row(&mut row_spans)?;
         }
         Ok(cells)
     }
@@ -78,6 +94,8 @@ impl Cells {
             text: &text,
             separator,
             cells: Vec::with_capacity(text.len() / 4),
+            row_ends: Vec::new(),
+            blank_rows: 0,
             width: 0,
             headers: None,
             header: 0..0,
@@ -100,7 +118,7 @@ impl Cells {
                     // The last row has no line break.
                     split.cell(split.cell_start, bytes.len())?;
                     split.cell_start = bytes.len();
-                    split.end_row();
+                    split.end_row()?;
                 }
                 Vec::new()
             }
@@ -112,6 +130,7 @@ impl Cells {
         };
         let Split {
             cells: spans,
+            row_ends,
             width,
             headers,
             header,
@@ -134,9 +153,31 @@ impl Cells {
             header,
             rows,
             rows_above,
-            cells: Cells { text, spans, width },
+            cells: Cells {
+                text,
+                spans,
+                row_ends,
+                width,
+            },
             rest,
         })
+    }
+
+    /// Adds a row of cells, those past its last one that is not missing left out.
+    fn push_row(&mut self, row: &mut Vec<Span>) -> Result<(), Problem> {
+        while row.last().is_some_and(|span| span.start == MISSING) {
+            row.pop();
+        }
+        self.spans.extend_from_slice(row);
+        let end = u32::try_from(self.spans.len()).map_err(|_| {
+            Problem::bounds(
+                None,
+                "Bảng tính có hơn 4 tỉ ô.".into(),
+                "The sheet holds more than 4 billion cells.".into(),
+            )
+        })?;
+        self.row_ends.push(end);
+        Ok(())
     }
 
     /// Adds `value` at the end of the text, and where it lies.
@@ -160,7 +201,7 @@ impl Cells {
 
     /// How many rows.
     pub fn rows(&self) -> usize {
-        self.spans.len().checked_div(self.width).unwrap_or(0)
+        self.row_ends.len()
     }
 
     /// How many cells a row has.
@@ -174,7 +215,8 @@ impl Cells {
     }
 
     fn get(&self, row: usize, column: usize) -> Option<&str> {
-        let span = self.spans[row * self.width + column];
+        let start = row.checked_sub(1).map_or(0, |before| self.row_ends[before] as usize);
+        let span = *self.spans[start..self.row_ends[row] as usize].get(column)?;
         match span.start {
             MISSING => None,
             start => Some(&self.text[start as usize..span.end as usize]),
@@ -242,6 +284,21 @@ pub(crate) fn too_many_columns(row: usize, columns: usize) -> Problem {
     )
 }
 
+/// A file past [`MAX_BLANK_ROWS`] blank rows, most of its rows, when reading row `row`.
+fn mostly_blank(blank_rows: usize, row: usize) -> Problem {
+    Problem::bounds(
+        Some(row),
+        format!(
+            "Tệp gần như chỉ có dòng trống: đã gặp {blank_rows} dòng trống khi đọc đến dòng {row}, nhiều hơn số dòng \
+             có số liệu. Hãy xoá các dòng trống (trong Excel: chọn các dòng dưới số liệu rồi Xoá) và gửi lại."
+        ),
+        format!(
+            "The file is mostly blank rows: {blank_rows} blank rows by row {row}, more than the rows with figures. \
+             Delete the blank rows (in Excel: select the rows below the figures, then Delete) and send it again."
+        ),
+    )
+}
+
 /// A cell longer than [`MAX_CELL_BYTES`] on row `row`.
 pub(crate) fn cell_too_long(row: usize) -> Problem {
     Problem::bounds(
@@ -272,8 +329,13 @@ fn zero_bytes(word: u64) -> u64 {
 struct Split<'t> {
     text: &'t str,
     separator: u8,
-    /// The cells of the rows below the header, [`Split::width`] to a row.
+    /// The cells of the rows below the header, each up to its last one that is not missing.
     cells: Vec<Span>,
+    /// Where each row's cells end in `cells`.
+    row_ends: Vec<u32>,
+    /// Rows below the header without a cell.
+    blank_rows: usize,
+    /// The header's width: cells past it are dropped.
     width: usize,
     /// The header row's cells, once it is split.
     headers: Option<Vec<String>>,
@@ -339,7 +401,7 @@ impl Split<'_> {
                 };
                 self.cell(self.cell_start, end)?;
                 self.cell_start = index + 1;
-                self.end_row();
+                self.end_row()?;
                 self.row_start = index + 1;
             }
             _ => {
@@ -401,7 +463,7 @@ impl Split<'_> {
         Ok(())
     }
 
-    fn end_row(&mut self) {
+    fn end_row(&mut self) -> Result<(), Problem> {
         self.rows += 1;
         match &self.headers {
             None => {
@@ -427,11 +489,24 @@ impl Split<'_> {
                 }
             }
             Some(_) => {
-                self.row.resize(self.width, NO_CELL);
+                self.row.truncate(self.width);
+                while self.row.last().is_some_and(|span| span.start == MISSING) {
+                    self.row.pop();
+                }
+                if self.row.is_empty() {
+                    self.blank_rows += 1;
+                    let data_rows = self.row_ends.len() + 1 - self.blank_rows;
+                    if self.blank_rows > MAX_BLANK_ROWS && self.blank_rows > data_rows {
+                        return Err(mostly_blank(self.blank_rows, self.row_number()));
+                    }
+                }
                 self.cells.extend_from_slice(&self.row);
+                // The text is under 4 GB and each cell ends at a byte of its own: the count fits.
+                self.row_ends.push(self.cells.len() as u32);
             }
         }
         self.row.clear();
+        Ok(())
     }
 }
 
@@ -487,6 +562,39 @@ mod tests {
         assert!(!cells.column(0).is_blank());
         let blank = Cells::from_columns(&[vec![None, Some("  ".to_string())]]).expect("cells");
         assert!(blank.column(0).is_blank());
+    }
+
+    #[test]
+    fn what_rows_take_grows_with_their_text_not_the_header() {
+        let header: String = (0..200).map(|i| format!("c{i},")).collect();
+        let blank_and_tiny = format!("{header}\n{}", ",\n1\n\n".repeat(1000));
+        let split = Cells::split_csv(blank_and_tiny, b',', 1, true).expect("split");
+        let cells = &split.cells;
+        assert_eq!((cells.rows(), cells.width()), (3000, 201));
+        assert_eq!(
+            cells.spans.len(),
+            1000,
+            "one cell kept for each row of one, none for blank rows"
+        );
+        assert_eq!(cells.column(0).get(1), Some("1"));
+        assert_eq!(cells.column(0).get(0), None);
+        assert_eq!(cells.column(200).get(1), None);
+    }
+
+    #[test]
+    fn a_file_mostly_of_blank_rows_is_refused_as_it_is_read() {
+        let blank = format!("a,b\n1,2\n{}", ",\n".repeat(MAX_BLANK_ROWS + 1));
+        let problem = Cells::split_csv(blank, b',', 1, true).expect_err("mostly blank");
+        assert_eq!(problem.rule, crate::Rule::Bounds);
+        assert!(
+            problem.message_en.contains("mostly blank rows"),
+            "{}",
+            problem.message_en
+        );
+        // As many blank rows below as many rows of figures are a sheet saved with its empty rows.
+        let figures = "1,2\n".repeat(MAX_BLANK_ROWS + 2);
+        let saved = format!("a,b\n{figures}{}", ",\n".repeat(MAX_BLANK_ROWS + 1));
+        assert!(Cells::split_csv(saved, b',', 1, true).is_ok());
     }
 
     #[test]

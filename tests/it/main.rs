@@ -2,6 +2,7 @@
 //! driving a warehouse through init, ingest, supersede, time travel, concurrency and a kill.
 
 mod browser;
+mod budget;
 mod cluster;
 mod corpus;
 mod end_to_end;

@@ -521,12 +521,14 @@ fn a_board_of_charts_follows_the_tables_and_keeps_to_its_readers() {
         "listed for everyone"
     );
 
-    // A public board takes no query of people's records.
+    // Only an admin pins to a public board, and a public board takes no query of people's records.
+    let (code, _, body) = post(&f.analyst, "/boards/pin", &pin);
+    assert_eq!(code, 403, "an analyst pinning to a public board: {body}");
     let records = format!(
         "board={id}&title=Learners&sql={}&chart=bar&x=gender&y=n",
         form_encode("SELECT gender, count(*) AS n FROM learner_records GROUP BY 1")
     );
-    let (code, _, body) = post(&f.analyst, "/boards/pin", &records);
+    let (code, _, body) = post(&f.admin, "/boards/pin", &records);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("10"), "{body}");
 

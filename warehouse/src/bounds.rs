@@ -10,6 +10,11 @@
 //!   their arguments and refused past the cap; after they run, the result is measured. Without
 //!   it, `repeat('x', 2000000000)` takes gigabytes inside one call, past the memory pool's reach.
 //!   String `||` is planned as the same bounded concatenation ([`BoundedConcatRewrite`]).
+//! - **A cap on one call's work.** A function whose time grows with the product of its
+//!   arguments' lengths (`levenshtein`: one step per pair of characters; `array_has_all`,
+//!   `array_has_any`: one per pair of elements) is refused before it
+//!   runs past [`MAX_CALL_STEPS`] for a batch. Constant arguments are folded while the query is
+//!   planned, where no time limit can interrupt a running call: the cap is what bounds it there.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -35,6 +40,10 @@ type DfResult<T> = Result<T, DataFusionError>;
 
 /// The most one call of a function that grows text or arrays may make, for one batch of rows.
 pub const MAX_CALL_BYTES: usize = 32 * 1024 * 1024;
+
+/// The most steps one call of a function whose work is the product of its arguments' lengths
+/// may take, for one batch of rows (about a tenth of a second of `levenshtein`).
+pub const MAX_CALL_STEPS: u128 = 50_000_000;
 
 /// Whether a function (by its name, lower case) can make a result far larger than its arguments.
 pub fn grows(name: &str) -> bool {
@@ -88,6 +97,10 @@ enum Growth {
     ArrayResize,
     /// `range(start, stop[, step])`, `generate_series` as a function: one element per step.
     Range,
+    /// `levenshtein(a, b)`, `array_has_all(a, b)`, `array_has_any(a, b)`: not a large result
+    /// but a long call — a step per pair of characters or elements, bounded by
+    /// [`MAX_CALL_STEPS`] rather than by bytes.
+    Quadratic,
 }
 
 impl Growth {
@@ -104,6 +117,8 @@ impl Growth {
             "array_repeat" => Growth::ArrayRepeat,
             "array_resize" => Growth::ArrayResize,
             "range" | "generate_series" => Growth::Range,
+            "map" | "make_map" => Growth::Sum,
+            "levenshtein" | "array_has_all" | "array_has_any" => Growth::Quadratic,
             _ => return None,
         })
     }
@@ -150,6 +165,10 @@ impl Growth {
                 None => 0,
             },
             Growth::Range => range_elements(args, rows as usize)? * 16,
+            Growth::Quadratic => match (arg(0), arg(1)) {
+                (Some(a), Some(b)) => PerRow::lengths(a)?.sum_product(&PerRow::lengths(b)?, rows),
+                _ => 0,
+            },
         })
     }
 }
@@ -227,6 +246,21 @@ impl PerRow {
                 | DataType::BinaryView => PerRow::each(&kernels::length::length(array)?)?,
                 _ => PerRow::Same((array.get_array_memory_size() / array.len().max(1)) as i64),
             },
+        })
+    }
+
+    /// The length of each value: a list's elements, a text's bytes; null counts as 0.
+    fn lengths(value: &ColumnarValue) -> DfResult<PerRow> {
+        if !matches!(
+            value.data_type(),
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+        ) {
+            return PerRow::byte_lengths(value);
+        }
+        let lengths = PerRow::each(&kernels::length::length(&value.to_array(1)?)?)?;
+        Ok(match value {
+            ColumnarValue::Scalar(_) => PerRow::Same(lengths.get(0)),
+            ColumnarValue::Array(_) => lengths,
         })
     }
 
@@ -396,6 +430,15 @@ impl ScalarUDFImpl for Bounded {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let bound = self.growth.bound(&args.args, args.number_rows)?;
+        if self.growth == Growth::Quadratic && bound > MAX_CALL_STEPS {
+            return Err(DataFusionError::Execution(format!(
+                "{} would take {} million steps in one batch; the limit is {} million: compare shorter texts or \
+                 arrays",
+                self.inner.name(),
+                bound / 1_000_000,
+                MAX_CALL_STEPS / 1_000_000
+            )));
+        }
         if bound > self.max_bytes as u128 {
             return Err(self.too_large(bound));
         }

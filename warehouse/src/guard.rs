@@ -30,10 +30,7 @@ impl Default for QueryLimits {
 impl QueryLimits {
     /// The error of a query that ran out of time.
     pub fn timed_out(&self) -> Error {
-        Error::Sql(format!(
-            "the query ran longer than {} s and was stopped: narrow it (WHERE, LIMIT, fewer joins)",
-            self.timeout.as_secs()
-        ))
+        Error::Sql(crate::engine::timed_out_message(self.timeout))
     }
 
     /// A query's error, said plainly when it is the memory limit.

@@ -545,6 +545,12 @@ impl Intake {
             "{id}{}",
             comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
         ));
+        // Another admin deciding on the same file at the same moment wins; the refusal names the
+        // file this admin decided on, not the submission its approval made.
+        let decided_already = |e: Error| match e {
+            Error::Refused(_) => Error::Refused(format!("{id} has been decided on already")),
+            other => other,
+        };
         let mut submission = None;
         if let (Some(held), Verdict::Approved) = (&held, verdict) {
             let committed = self.commit_held(held).await?;
@@ -555,13 +561,15 @@ impl Intake {
                     &actor.name,
                     comment.clone(),
                 ))
-                .await?;
+                .await
+                .map_err(decided_already)?;
             event.detail = Some(format!("held {id} committed as submission {}", committed.submission_id));
             submission = Some(committed);
         }
         self.warehouse
             .record_decision(&decision_now(id, verdict, &actor.name, comment))
-            .await?;
+            .await
+            .map_err(decided_already)?;
         if let Some(held) = &held {
             if verdict == Verdict::Approved {
                 self.warehouse.release(held).await?;
@@ -698,6 +706,7 @@ async fn read_records(
     delivery: &Delivery,
     staging: Option<(crate::pseudonym::Pseudonyms, StoredRows)>,
 ) -> Result<std::result::Result<ValidatedReport, Vec<Problem>>> {
+    let _memory = crate::engine::reserve("việc đọc tệp hồ sơ", "reading the record file", RECORD_READ_BYTES)?;
     let stored = staging.as_ref().map(|(_, stored)| stored.clone());
     if let Some(stored) = &stored {
         std::fs::create_dir_all(&stored.folder)?;
@@ -780,8 +789,29 @@ async fn read_records(
     }
 }
 
-/// Reads and validates a file off the async threads (reading blocks).
+/// What reading a report file may take for each of its bytes: its text, its cells (at most about
+/// nine bytes a byte, see [`ingest::cells`]) and the validated rows.
+const READ_BYTES_PER_FILE_BYTE: u64 = 16;
+
+/// What reading a file takes besides: a workbook's parts unpacked, the reader's buffers.
+const READ_BYTES_BESIDES: u64 = 64 * 1024 * 1024;
+
+/// What reading a record file may take at once: it is read block by block (see
+/// [`ingest::stream`]), a few blocks in hand and on their way to the writers.
+const RECORD_READ_BYTES: usize = 256 * 1024 * 1024;
+
+/// Reads and validates a file off the async threads (reading blocks), with the memory it may
+/// take reserved from the process's ceiling first.
 async fn validate(delivery: &Delivery) -> Result<Result<ValidatedReport, Vec<Problem>>> {
+    let size = std::fs::metadata(&delivery.path)?.len();
+    let bytes = size
+        .saturating_mul(READ_BYTES_PER_FILE_BYTE)
+        .saturating_add(READ_BYTES_BESIDES);
+    let _memory = crate::engine::reserve(
+        "việc đọc tệp vừa gửi",
+        "reading the file sent",
+        usize::try_from(bytes).unwrap_or(usize::MAX),
+    )?;
     let (path, kind, hint) = (delivery.path.clone(), delivery.kind, delivery.hint.clone());
     let options = ReadOptions {
         sheet: delivery.sheet.clone(),

@@ -45,7 +45,7 @@ pub mod upkeep;
 pub mod workbench;
 
 pub use datafusion::arrow::array::RecordBatch;
-pub use output::{OutputFormat, csv_header, csv_rows, render};
+pub use output::{OutputFormat, csv_header, csv_rows, json_ready, render};
 pub use store::{CommitOutcome, KpiSnapshot, TableVersions, Upload, Warehouse, sha256_file};
 pub use tables::{Submission, fact_table};
 
@@ -115,6 +115,9 @@ pub enum Error {
     /// Something asked for by id that is not there.
     #[error("{0}")]
     NotFound(String),
+    /// The server's memory ceiling is reached by the work running now: new work waits its turn.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl Error {

@@ -2,7 +2,8 @@
 
 use std::str::FromStr;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
 use crate::{Error, Result};
@@ -39,7 +40,7 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
         OutputFormat::Json => {
             let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
             for batch in batches {
-                writer.write(batch)?;
+                writer.write(&json_ready(batch)?)?;
             }
             writer.finish()?;
             let mut text = String::from_utf8(writer.into_inner()).map_err(|e| Error::Internal(e.to_string()))?;
@@ -60,6 +61,57 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
             }
             Ok(text)
         }
+    }
+}
+
+/// A batch whose every column JSON can carry: a column of a type Arrow's JSON writer has no
+/// form for (a map whose keys are not text, a union) is given as its values' text, as a table
+/// shows them.
+pub fn json_ready(batch: &RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+    if batch.schema().fields().iter().all(|f| json_writable(f.data_type())) {
+        return Ok(batch.clone());
+    }
+    let options = FormatOptions::default();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if json_writable(field.data_type()) {
+            fields.push(field.as_ref().clone());
+            columns.push(std::sync::Arc::clone(column));
+            continue;
+        }
+        let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
+        let text: StringArray = (0..column.len())
+            .map(|row| column.is_valid(row).then(|| formatter.value(row).to_string()))
+            .collect();
+        fields.push(Field::new(field.name(), DataType::Utf8, true));
+        columns.push(std::sync::Arc::new(text));
+    }
+    Ok(RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)?)
+}
+
+/// Whether Arrow's JSON writer has a form for values of a type.
+fn json_writable(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(fields) => {
+                matches!(
+                    fields.first().map(|f| f.data_type()),
+                    Some(DataType::Utf8 | DataType::LargeUtf8)
+                ) && fields.iter().skip(1).all(|f| json_writable(f.data_type()))
+            }
+            _ => false,
+        },
+        DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+            json_writable(item.data_type())
+        }
+        DataType::Struct(fields) => fields.iter().all(|f| json_writable(f.data_type())),
+        DataType::Union(..) => false,
+        _ => true,
     }
 }
 
@@ -99,4 +151,23 @@ pub fn csv_rows(batch: &RecordBatch) -> Result<String> {
         text.push('\n');
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_map_of_numbers_is_written_to_json_as_text() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        let batches = ctx
+            .sql("SELECT map(range(3), range(3)) AS m, map(['a'], [1]) AS named, 7 AS n")
+            .await
+            .expect("planned")
+            .collect()
+            .await
+            .expect("ran");
+        let json = render(&batches, OutputFormat::Json).expect("written");
+        assert_eq!(json, "[{\"m\":\"{0: 0, 1: 1, 2: 2}\",\"named\":{\"a\":1},\"n\":7}]\n");
+    }
 }

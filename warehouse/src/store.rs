@@ -440,7 +440,7 @@ impl Warehouse {
         &self,
         pins: &TableVersions,
         replacement: Option<(&str, Arc<dyn datafusion::catalog::TableProvider>)>,
-        memory_bytes: Option<usize>,
+        limits: Option<&QueryLimits>,
         reader: Role,
     ) -> Result<SessionContext> {
         if let Some(unknown) = pins.keys().find(|k| !Self::table_names().contains(&k.as_str())) {
@@ -448,7 +448,7 @@ impl Warehouse {
         }
         // A preview's replacement (a file not yet committed) is read here.
         let cluster = self.cluster.as_ref().filter(|_| replacement.is_none());
-        let ctx = bounded_session(memory_bytes, reader, cluster)?;
+        let ctx = bounded_session(limits, reader, cluster)?;
         let reference = reference_tables()?;
         for entry in CATALOGUE {
             let provider: Arc<dyn datafusion::catalog::TableProvider> = match entry.storage {
@@ -508,10 +508,10 @@ impl Warehouse {
         reader: Role,
     ) -> Result<datafusion::execution::SendableRecordBatchStream> {
         let shape = limits.check_text(sql)?;
-        let (warehouse, sql, pins, memory_bytes) = (self.clone(), sql.to_string(), pins.clone(), limits.memory_bytes);
+        let (warehouse, sql, pins, limits) = (self.clone(), sql.to_string(), pins.clone(), *limits);
         let planned = crate::engine::stream(async move {
             check_read_only(&sql)?;
-            let ctx = warehouse.session_with(&pins, None, Some(memory_bytes), reader).await?;
+            let ctx = warehouse.session_with(&pins, None, Some(&limits), reader).await?;
             let frame = ctx
                 .sql_with_options(&sql, read_only_options())
                 .await
@@ -604,10 +604,10 @@ impl Warehouse {
             .map_err(|e| limits.explain(e))
     }
 
-    /// A session for SQL clients on the wire: like [`Warehouse::session`], with a memory limit,
-    /// as an account of `reader` sees it.
-    pub async fn wire_session(&self, memory_bytes: usize, reader: Role) -> Result<SessionContext> {
-        self.session_with(&TableVersions::new(), None, Some(memory_bytes), reader)
+    /// A session for SQL clients on the wire: like [`Warehouse::session`], under a query's
+    /// limits (memory, and a deadline on every stream), as an account of `reader` sees it.
+    pub async fn wire_session(&self, limits: &QueryLimits, reader: Role) -> Result<SessionContext> {
+        self.session_with(&TableVersions::new(), None, Some(limits), reader)
             .await
     }
 
@@ -1376,9 +1376,10 @@ fn delta_type(arrow: &ArrowType) -> DeltaType {
 }
 
 /// A DataFusion session whose queries yield often and whose growing functions are bounded
-/// (see [`crate::bounds`]), with a memory pool of `memory_bytes` when given, and whose queries
-/// run on `cluster` when given.
-fn bounded_session(memory_bytes: Option<usize>, reader: Role, cluster: Option<&Cluster>) -> Result<SessionContext> {
+/// (see [`crate::bounds`]), under a user's query `limits` when given (a memory pool of its own
+/// within the process's, every stream ended at its deadline), and whose queries run on
+/// `cluster` when given.
+fn bounded_session(limits: Option<&QueryLimits>, reader: Role, cluster: Option<&Cluster>) -> Result<SessionContext> {
     use datafusion::execution::FunctionRegistry;
     use datafusion::execution::session_state::SessionStateBuilder;
 
@@ -1390,11 +1391,15 @@ fn bounded_session(memory_bytes: Option<usize>, reader: Role, cluster: Option<&C
         .with_config(config)
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(crate::bounds::YieldEverywhere));
-    if let Some(bytes) = memory_bytes {
+    if let Some(limits) = limits {
         let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_memory_pool(crate::engine::query_memory(bytes))
+            .with_memory_pool(crate::engine::query_memory(limits.memory_bytes))
             .build_arc()?;
-        builder = builder.with_runtime_env(runtime);
+        builder = builder
+            .with_runtime_env(runtime)
+            .with_physical_optimizer_rule(Arc::new(crate::engine::Deadline {
+                timeout: limits.timeout,
+            }));
     }
     let mut state = builder.build();
     if let Some(cluster) = cluster {

@@ -17,7 +17,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio::sync::Mutex;
-use warehouse::TableVersions;
 use warehouse::accounts::Role;
 use warehouse::workbench::{Board, PinnedChart, Workbench};
 
@@ -99,17 +98,10 @@ async fn drawings(state: &AppState, board: &Board, lang: Lang, tag: &str) -> Arc
     let mut drawn = Vec::with_capacity(board.charts.len());
     for chart in &board.charts {
         let picture = async {
-            let batches = state
-                .warehouse
-                .query_limited(
-                    &chart.sql,
-                    &TableVersions::new(),
-                    &state.settings.query_limits,
-                    Role::Analyst,
-                )
+            let (batches, _) = super::sql::run_shown(state, Role::Analyst, &chart.sql, &state.settings.query_limits)
                 .await
                 .map_err(|e| e.to_string())?;
-            let columns = ResultColumns::read(&batches)?;
+            let columns = Arc::new(ResultColumns::read(&batches)?);
             let kind = ChartKind::parse(&chart.chart).ok_or_else(|| format!("no chart kind {:?}", chart.chart))?;
             let spec = ChartSpec {
                 kind,
@@ -117,7 +109,9 @@ async fn drawings(state: &AppState, board: &Board, lang: Lang, tag: &str) -> Arc
                 y: chart.y.clone(),
                 series: chart.series.clone(),
             };
-            columns.draw(&spec, lang)
+            columns
+                .draw_within(&spec, lang, state.settings.query_limits.timeout)
+                .await
         };
         let (svg, problem) = match picture.await {
             Ok(svg) => (svg, String::new()),
@@ -298,6 +292,18 @@ async fn pin(
             .board(&id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no board {id:?}")))?;
+        if board.public && caller.role() != Role::Admin {
+            // What strangers see is an admin's choice: the same as making a board public.
+            return Err(AppError::Forbidden(
+                lang.pick(
+                    "Bảng này công khai: chỉ quản trị viên được ghim biểu đồ vào đó. Hãy ghim vào một bảng không công \
+                     khai, rồi nhờ quản trị viên công khai bảng.",
+                    "This board is public: only an admin may pin a chart to it. Pin it to a board that is not public, \
+                     then ask an admin to make that board public.",
+                )
+                .to_string(),
+            ));
+        }
         if board.public && reads_people(&state, &chart.sql) {
             return Err(people_on_a_public_board(lang));
         }

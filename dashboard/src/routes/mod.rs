@@ -338,6 +338,9 @@ pub enum AppError {
     /// Too many sign-in attempts from one source: the client may try again after the delay.
     #[error("{0}")]
     SlowDown(String, std::time::Duration),
+    /// The server's memory ceiling is reached by the work running now.
+    #[error("{0}")]
+    Busy(String),
     /// Ours; logged, never shown in detail.
     #[error("internal error")]
     Internal(String),
@@ -359,6 +362,7 @@ impl From<warehouse::Error> for AppError {
     fn from(e: warehouse::Error) -> Self {
         match e {
             warehouse::Error::NotFound(_) => AppError::NotFound(e.to_string()),
+            warehouse::Error::Busy(message) => AppError::Busy(message),
             _ if e.is_forbidden() => AppError::Forbidden(e.to_string()),
             _ if e.is_input_error() => AppError::BadRequest(e.to_string()),
             _ => AppError::Internal(e.to_string()),
@@ -384,6 +388,7 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooMany(_) | AppError::SlowDown(..) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -396,6 +401,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::TooLarge(_) => "too_large",
             AppError::TooMany(_) | AppError::SlowDown(..) => "too_many",
+            AppError::Busy(_) => "busy",
             AppError::Internal(_) => "internal",
         }
     }
@@ -436,6 +442,7 @@ impl AppError {
             AppError::TooLarge(_) => lang.pick("Tệp quá lớn", "File too large"),
             AppError::TooMany(_) => lang.pick("Quá nhiều truy vấn cùng lúc", "Too many queries at once"),
             AppError::SlowDown(..) => lang.pick("Quá nhiều lần đăng nhập", "Too many sign-in attempts"),
+            AppError::Busy(_) => lang.pick("Máy chủ đang bận", "The server is busy"),
             AppError::Internal(_) => lang.pick("Lỗi hệ thống", "Something went wrong"),
         };
         let page = pages::ErrorPage {

@@ -56,6 +56,12 @@ async fn sign_in(
     axum::Form(form): axum::Form<SignInForm>,
 ) -> Response {
     let lang = language(&PageQuery::default(), &headers);
+    if let Err(refused) = same_origin(&headers) {
+        let mut event = audit_event(None, "sign_in", "forbidden");
+        event.detail = Some("a sign-in form sent from another site".into());
+        state.audit.record(event);
+        return refused.page(lang);
+    }
     let account = match state.auth.verify(&form.token).await {
         Ok(account) => account,
         Err(e) => return AppError::from(e).page(lang),
@@ -93,6 +99,32 @@ async fn sign_in(
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
+}
+
+/// Refuses a form another site's page sent (login CSRF: signing a victim in as the attacker):
+/// a browser says where a form comes from (`Sec-Fetch-Site`, `Origin`, else `Referer`), and it
+/// must be this server. A client that says nothing (a script, curl) is not a browser tricked
+/// into sending.
+fn same_origin(headers: &HeaderMap) -> Result<(), AppError> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let refused = || AppError::Forbidden("a sign-in form sent from another site is refused: open /sign-in here".into());
+    if text("sec-fetch-site").is_some_and(|site| !matches!(site, "same-origin" | "none")) {
+        return Err(refused());
+    }
+    let host = text("host").unwrap_or_default();
+    let sender = text("origin").filter(|o| *o != "null").or_else(|| text("referer"));
+    let sender_host = |url: &str| {
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        rest.split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    match (sender, text("origin")) {
+        (_, Some("null")) => Err(refused()),
+        (Some(url), _) if sender_host(url) != host.to_ascii_lowercase() => Err(refused()),
+        _ => Ok(()),
+    }
 }
 
 /// A form that carries the CSRF token.

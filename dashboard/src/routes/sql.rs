@@ -156,16 +156,19 @@ async fn start(
         .map_err(AppError::from)
 }
 
-/// Runs a query for showing: every batch is read (under the limits) to count the rows, the
-/// first [`ROWS_SHOWN`] are kept.
-async fn run_shown(
+/// Runs a query for showing, as `reader` may read: every batch is read (under the limits) to
+/// count the rows, the first [`ROWS_SHOWN`] are kept.
+pub(super) async fn run_shown(
     state: &AppState,
-    caller: &Caller,
+    reader: warehouse::accounts::Role,
     sql: &str,
     limits: &QueryLimits,
 ) -> Result<(Vec<RecordBatch>, usize), AppError> {
     let run = async {
-        let mut stream = start(state, caller, sql, limits).await?;
+        let mut stream = state
+            .warehouse
+            .query_stream(sql, &TableVersions::new(), limits, reader)
+            .await?;
         let (mut kept, mut shown, mut total) = (Vec::new(), 0usize, 0usize);
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| batch_error(limits, e))?;
@@ -235,12 +238,12 @@ async fn api_sql(
         .into_iter()
         .find(|f| accept.contains(f.content_type().split(';').next().unwrap_or_default()));
     if let Some(format) = format {
-        return match download(&state, &caller, sql, limits, format).await {
+        return match download(&state, &caller, sql, limits, format, _slot).await {
             Ok(response) => response,
             Err(e) => e.json(),
         };
     }
-    let answer = run_shown(&state, &caller, &sql, &limits).await;
+    let answer = run_shown(&state, caller.role(), &sql, &limits).await;
     audit_query(&state, &caller, &sql, started, answer.as_ref().map(|(_, total)| *total)).await;
     match answer {
         Ok((batches, total)) => {
@@ -314,9 +317,6 @@ impl Export {
     }
 }
 
-/// Rows an XLSX sheet holds besides its header (Excel's limit is 1,048,576 rows).
-const XLSX_ROWS: usize = 1_048_575;
-
 /// Turns batches into the bytes of a streamed download, piece by piece.
 enum Encoder {
     Csv,
@@ -347,7 +347,8 @@ impl Encoder {
                 .map_err(|e| e.to_string()),
             Encoder::Json { first } => {
                 let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
-                writer.write(batch).map_err(|e| e.to_string())?;
+                let batch = warehouse::json_ready(batch).map_err(|e| e.to_string())?;
+                writer.write(&batch).map_err(|e| e.to_string())?;
                 writer.finish().map_err(|e| e.to_string())?;
                 let array = writer.into_inner();
                 // "[{…},{…}]" → "{…},{…}", joined to what came before by a comma.
@@ -388,7 +389,21 @@ impl Encoder {
     }
 }
 
-/// Every row of a query as one XLSX sheet, or an error when Excel could not hold them.
+/// Rows an XLSX sheet holds besides its header (Excel's limit is 1,048,576 rows).
+const XLSX_ROWS: usize = 1_048_575;
+
+/// Cells (rows × columns) an XLSX download may hold: a workbook is made whole before it is sent,
+/// so past this the answer is to download CSV or Parquet, which stream.
+pub const XLSX_CELLS: usize = 3_000_000;
+
+/// What a workbook being made may take for each of its cells: its rows go to a temporary file
+/// as they are written (rust_xlsxwriter's constant memory), the finished file is held to be sent.
+const XLSX_BYTES_PER_CELL: usize = 32;
+
+/// Every row of a query as one XLSX sheet, or an error when it is past [`XLSX_CELLS`] or the
+/// time limit. The rows are read under the query's limits and written on the blocking pool, off
+/// the page threads, as they come; the workbook's memory is reserved from the server's ceiling
+/// first.
 async fn xlsx_download(
     state: &AppState,
     caller: &Caller,
@@ -396,65 +411,129 @@ async fn xlsx_download(
     limits: &QueryLimits,
 ) -> Result<Vec<u8>, AppError> {
     let started = Instant::now();
+    let deadline = started + limits.timeout;
     let run = async {
+        let _memory = warehouse::engine::reserve("tệp Excel", "an Excel download", XLSX_CELLS * XLSX_BYTES_PER_CELL)?;
         let mut stream = start(state, caller, sql, limits).await?;
-        // Read everything first (under the memory limit): past Excel's limit, refuse at once.
         let schema = stream.schema();
-        let (mut batches, mut rows) = (Vec::new(), 0usize);
+        let columns = schema.fields().len().max(1);
+        // `None` says the rows are all there; a channel closed without it is work given up.
+        let (batches, received) = tokio::sync::mpsc::channel::<Option<RecordBatch>>(2);
+        let writer = tokio::task::spawn_blocking(move || write_xlsx(&schema, received, deadline));
+        let (mut cells, mut rows) = (0usize, 0usize);
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| batch_error(limits, e))?;
+            cells += batch.num_rows() * columns;
             rows += batch.num_rows();
             if rows > XLSX_ROWS {
                 return Err(AppError::BadRequest(format!(
-                    "the result has more than {XLSX_ROWS} rows, more than an Excel sheet holds: download CSV or Parquet"
+                    "the result has more than {XLSX_ROWS} rows, more than an Excel sheet holds: download CSV or \
+                     Parquet"
                 )));
             }
-            batches.push(batch);
-        }
-        let mut workbook = rust_xlsxwriter::Workbook::new();
-        let sheet = workbook.add_worksheet();
-        let xlsx = |e: rust_xlsxwriter::XlsxError| AppError::Internal(e.to_string());
-        for (col, field) in schema.fields().iter().enumerate() {
-            sheet.write_string(0, col as u16, field.name()).map_err(xlsx)?;
-        }
-        let options = datafusion::arrow::util::display::FormatOptions::default();
-        let mut row = 0usize;
-        for batch in batches {
-            for (col, column) in batch.columns().iter().enumerate() {
-                let numbers =
-                    datafusion::arrow::compute::cast(column, &datafusion::arrow::datatypes::DataType::Float64)
-                        .ok()
-                        .filter(|_| column.data_type().is_numeric());
-                let formatter = datafusion::arrow::util::display::ArrayFormatter::try_new(column.as_ref(), &options)
-                    .map_err(|e| AppError::Internal(e.to_string()))?;
-                for i in 0..batch.num_rows() {
-                    if column.is_null(i) {
-                        continue;
-                    }
-                    let (r, c) = ((row + i + 1) as u32, col as u16);
-                    match numbers
-                        .as_ref()
-                        .and_then(|n| n.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>())
-                    {
-                        Some(n) => sheet.write_number(r, c, n.value(i)).map(|_| ()),
-                        None => sheet
-                            .write_string(r, c, formula_safe(&formatter.value(i).to_string()))
-                            .map(|_| ()),
-                    }
-                    .map_err(xlsx)?;
-                }
+            if cells > XLSX_CELLS {
+                return Err(AppError::BadRequest(format!(
+                    "the result has more than {XLSX_CELLS} cells (rows × columns), more than an Excel download \
+                     holds: download CSV or Parquet, which carry every row"
+                )));
             }
-            row += batch.num_rows();
+            if batches.send(Some(batch)).await.is_err() {
+                break;
+            }
         }
-        let bytes = workbook.save_to_buffer().map_err(xlsx)?;
-        Ok::<_, AppError>((bytes, row))
+        batches.send(None).await.ok();
+        writer
+            .await
+            .map_err(|e| AppError::Internal(format!("the Excel writer stopped: {e}")))?
+            .map_err(|e| match e {
+                XlsxStop::TimedOut => AppError::from(limits.timed_out()),
+                XlsxStop::Failed(e) => AppError::Internal(e),
+            })
     };
-    let answer = tokio::time::timeout(limits.timeout, run)
+    let answer = tokio::time::timeout_at(deadline.into(), run)
         .await
         .map_err(|_| AppError::from(limits.timed_out()))
         .and_then(|r| r);
     audit_query(state, caller, sql, started, answer.as_ref().map(|(_, rows)| *rows)).await;
     answer.map(|(bytes, _)| bytes)
+}
+
+/// Why a workbook was not made.
+enum XlsxStop {
+    TimedOut,
+    Failed(String),
+}
+
+/// Writes the batches received, row by row, into a workbook until `None` comes; gives up at
+/// `deadline` or when the sender goes.
+fn write_xlsx(
+    schema: &SchemaRef,
+    mut batches: tokio::sync::mpsc::Receiver<Option<RecordBatch>>,
+    deadline: Instant,
+) -> Result<(Vec<u8>, usize), XlsxStop> {
+    use datafusion::arrow::array::Float64Array;
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+    let failed = |e: &dyn std::fmt::Display| XlsxStop::Failed(e.to_string());
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet_with_constant_memory().map_err(|e| failed(&e))?;
+    for (col, field) in schema.fields().iter().enumerate() {
+        sheet
+            .write_string(0, col as u16, field.name())
+            .map_err(|e| failed(&e))?;
+    }
+    let options = FormatOptions::default();
+    let mut row = 0usize;
+    while let Some(message) = batches.blocking_recv() {
+        let Some(batch) = message else {
+            let bytes = workbook.save_to_buffer().map_err(|e| failed(&e))?;
+            return Ok((bytes, row));
+        };
+        if Instant::now() > deadline {
+            return Err(XlsxStop::TimedOut);
+        }
+        let numbers: Vec<Option<datafusion::arrow::array::ArrayRef>> = batch
+            .columns()
+            .iter()
+            .map(|column| {
+                column
+                    .data_type()
+                    .is_numeric()
+                    .then(|| {
+                        datafusion::arrow::compute::cast(column, &datafusion::arrow::datatypes::DataType::Float64).ok()
+                    })
+                    .flatten()
+            })
+            .collect();
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| failed(&e))?;
+        // Row by row: a constant-memory sheet writes a row out when the next one starts.
+        for i in 0..batch.num_rows() {
+            let r = (row + i + 1) as u32;
+            for (col, column) in batch.columns().iter().enumerate() {
+                if column.is_null(i) {
+                    continue;
+                }
+                let c = col as u16;
+                match numbers[col]
+                    .as_ref()
+                    .and_then(|n| n.as_any().downcast_ref::<Float64Array>())
+                {
+                    Some(n) => sheet.write_number(r, c, n.value(i)).map(|_| ()),
+                    None => sheet
+                        .write_string(r, c, formula_safe(&formatters[col].value(i).to_string()))
+                        .map(|_| ()),
+                }
+                .map_err(|e| failed(&e))?;
+            }
+        }
+        row += batch.num_rows();
+    }
+    Err(XlsxStop::Failed("the rows stopped coming".into()))
 }
 
 /// A text a spreadsheet would run as a formula, made plain text.
@@ -467,13 +546,16 @@ fn formula_safe(text: &str) -> String {
 }
 
 /// Every row of a query in a format, as a download: streamed batch by batch under the time
-/// limit (XLSX, which cannot be streamed, is built first and refused past Excel's row limit).
+/// limit (XLSX, which cannot be streamed, is built first and refused past its size). The
+/// account's query slot is held until the last byte is sent, the client leaves or the time limit
+/// passes — a client that stops reading is let go at the time limit too.
 async fn download(
     state: &AppState,
     caller: &Caller,
     sql: String,
     limits: QueryLimits,
     format: Export,
+    slot: QuerySlot,
 ) -> Result<Response, AppError> {
     let disposition = format!("attachment; filename=\"khoso-query.{}\"", format.extension());
     let headers = [
@@ -497,12 +579,18 @@ async fn download(
     let deadline = tokio::time::Instant::now() + limits.timeout;
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let (state, caller) = (state.clone(), caller.clone());
+    let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let completed = Arc::clone(&complete);
     tokio::spawn(async move {
+        let _slot = slot;
         let mut stream = stream;
         let mut rows = 0usize;
         let mut failure = None;
-        sender.send(Ok(opening)).await.ok();
-        loop {
+        let send = |chunk| tokio::time::timeout_at(deadline, sender.send(chunk));
+        if !matches!(send(Ok(opening)).await, Ok(Ok(()))) {
+            failure = Some("the client did not read the download".to_string());
+        }
+        while failure.is_none() {
             let next = match tokio::time::timeout_at(deadline, stream.next()).await {
                 Ok(next) => next,
                 Err(_) => {
@@ -518,23 +606,24 @@ async fn download(
                     encoder.batch(&batch)
                 });
             match chunk {
-                Ok(bytes) => {
-                    if sender.send(Ok(bytes)).await.is_err() {
-                        failure = Some("the client went away".into());
-                        break;
-                    }
-                }
+                Ok(bytes) => match send(Ok(bytes)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => failure = Some("the client went away".into()),
+                    Err(_) => failure = Some(limits.timed_out().to_string()),
+                },
                 Err(e) => {
                     failure = Some(e);
                     break;
                 }
             }
         }
+        drop(stream);
         if failure.is_none() {
-            match encoder.finish() {
-                Ok(bytes) => {
-                    sender.send(Ok(bytes)).await.ok();
-                }
+            match encoder.finish().map(|bytes| send(Ok(bytes))) {
+                Ok(sent) => match sent.await {
+                    Ok(Ok(())) => completed.store(true, std::sync::atomic::Ordering::Release),
+                    _ => failure = Some("the client did not read the end of the download".into()),
+                },
                 Err(e) => failure = Some(e),
             }
         }
@@ -542,20 +631,29 @@ async fn download(
             None => Ok(rows),
             Some(e) => {
                 // The download breaks off: the client sees an incomplete body, never a silent cut.
-                sender.send(Err(std::io::Error::other(e.clone()))).await.ok();
+                sender.try_send(Err(std::io::Error::other(e.clone()))).ok();
                 Err(AppError::BadRequest(e.clone()))
             }
         };
         audit_query(&state, &caller, &sql, started, outcome.as_ref().copied()).await;
     });
-    Ok((headers, Body::from_stream(tokio_stream(receiver))).into_response())
+    Ok((headers, Body::from_stream(body_chunks(receiver, complete))).into_response())
 }
 
-/// A receiver as a stream of body chunks.
-fn tokio_stream(
+/// A receiver as a stream of body chunks that ends with an error unless `complete` was set: a
+/// download cut short is never taken for a whole one.
+fn body_chunks(
     mut receiver: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+    complete: Arc<std::sync::atomic::AtomicBool>,
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
-    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+    let mut ended = false;
+    futures::stream::poll_fn(move |cx| match receiver.poll_recv(cx) {
+        std::task::Poll::Ready(None) if !ended && !complete.load(std::sync::atomic::Ordering::Acquire) => {
+            ended = true;
+            std::task::Poll::Ready(Some(Err(std::io::Error::other("the download was cut short"))))
+        }
+        other => other,
+    })
 }
 
 /// A column of the schema browser.
@@ -687,10 +785,15 @@ impl ChartRequest {
         download: bool,
     ) -> Result<Response, AppError> {
         chart_format(format)?;
+        let deadline = Instant::now() + state.settings.query_limits.timeout;
         let (columns, _slot) = chart_rows(state, caller, &self.sql).await?;
         let spec = self.spec(&columns, lang)?;
-        let svg = columns.draw(&spec, lang).map_err(AppError::BadRequest)?;
-        chart_image(svg, format, download).await
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let svg = columns
+            .draw_within(&spec, lang, left())
+            .await
+            .map_err(AppError::BadRequest)?;
+        chart_image(svg, format, lang, left(), download).await
     }
 
     /// The query string of the same chart, for a link.
@@ -710,7 +813,7 @@ impl ChartRequest {
 
 /// Runs a chart's query as any query (limits, the account's slots, the audit) and reads its
 /// first [`ROWS_SHOWN`] rows; the account's slot is kept until the chart is drawn.
-async fn chart_rows(state: &AppState, caller: &Caller, sql: &str) -> Result<(ResultColumns, QuerySlot), AppError> {
+async fn chart_rows(state: &AppState, caller: &Caller, sql: &str) -> Result<(Arc<ResultColumns>, QuerySlot), AppError> {
     let started = Instant::now();
     let slot = match state.query_slots.take(&caller.account.name).await {
         Ok(slot) => slot,
@@ -719,10 +822,13 @@ async fn chart_rows(state: &AppState, caller: &Caller, sql: &str) -> Result<(Res
             return Err(e);
         }
     };
-    let answer = run_shown(state, caller, sql, &state.settings.query_limits).await;
+    let answer = run_shown(state, caller.role(), sql, &state.settings.query_limits).await;
     audit_query(state, caller, sql, started, answer.as_ref().map(|(_, total)| *total)).await;
     let (batches, _) = answer?;
-    Ok((ResultColumns::read(&batches).map_err(AppError::Internal)?, slot))
+    Ok((
+        Arc::new(ResultColumns::read(&batches).map_err(AppError::Internal)?),
+        slot,
+    ))
 }
 
 /// The image formats of a chart: (content type, extension).
@@ -734,15 +840,20 @@ fn chart_format(format: Option<&str>) -> Result<(&'static str, &'static str), Ap
     }
 }
 
-/// A chart as an image answer: SVG, or PNG (drawn off the async threads: a tall chart is a
-/// few tens of milliseconds of rasterising).
-async fn chart_image(svg: String, format: Option<&str>, download: bool) -> Result<Response, AppError> {
+/// A chart as an image answer: SVG, or PNG (rasterised off the async threads, given up past
+/// `within`: a tall chart is a few tens of milliseconds of rasterising).
+async fn chart_image(
+    svg: String,
+    format: Option<&str>,
+    lang: Lang,
+    within: std::time::Duration,
+    download: bool,
+) -> Result<Response, AppError> {
     let (content_type, extension) = chart_format(format)?;
     let body = match extension {
-        "png" => tokio::task::spawn_blocking(move || crate::result_chart::png(&svg))
+        "png" => crate::result_chart::png_within(svg, lang, within)
             .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(AppError::Internal)?,
+            .map_err(AppError::BadRequest)?,
         _ => svg.into_bytes(),
     };
     let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
@@ -945,12 +1056,13 @@ async fn workbench(
         super::check_csrf(&caller, form.csrf.as_deref())?;
         let sql = page.sql.clone();
         if let Some(format) = form.format.as_deref().filter(|f| !f.is_empty()) {
-            let _slot = state.query_slots.take(&caller.account.name).await?;
-            return download(state, &caller, sql, state.settings.query_limits, Export::parse(format)?).await;
+            let format = Export::parse(format)?;
+            let slot = state.query_slots.take(&caller.account.name).await?;
+            return download(state, &caller, sql, state.settings.query_limits, format, slot).await;
         }
         let started = Instant::now();
         let answer = match state.query_slots.take(&caller.account.name).await {
-            Ok(_slot) => run_shown(state, &caller, &sql, &state.settings.query_limits).await,
+            Ok(_slot) => run_shown(state, caller.role(), &sql, &state.settings.query_limits).await,
             Err(e) => Err(e),
         };
         audit_query(state, &caller, &sql, started, answer.as_ref().map(|(_, total)| *total)).await;
@@ -964,7 +1076,7 @@ async fn workbench(
                     series: form.series.clone(),
                     ..ChartRequest::default()
                 };
-                page.chart = chart_view(&batches, &request, lang);
+                page.chart = chart_view(&batches, &request, lang, state.settings.query_limits.timeout).await;
                 let shown: usize = batches.iter().map(RecordBatch::num_rows).sum();
                 if let Some(first) = batches.first() {
                     page.header = first.schema().fields().iter().map(|f| f.name().clone()).collect();
@@ -1042,17 +1154,25 @@ async fn workbench(
 }
 
 /// The chart of a result shown on `/sql`, with its picker; none for a result without columns.
-fn chart_view(batches: &[RecordBatch], request: &ChartRequest, lang: Lang) -> Option<ChartView> {
-    let columns = ResultColumns::read(batches).ok()?;
+/// Drawn off the page threads, given up past `within`.
+async fn chart_view(
+    batches: &[RecordBatch],
+    request: &ChartRequest,
+    lang: Lang,
+    within: std::time::Duration,
+) -> Option<ChartView> {
+    let columns = Arc::new(ResultColumns::read(batches).ok()?);
     if columns.names().is_empty() {
         return None;
     }
-    let drawn = request.spec(&columns, lang).and_then(|spec| {
-        columns
-            .draw(&spec, lang)
+    let drawn = match request.spec(&columns, lang) {
+        Ok(spec) => columns
+            .draw_within(&spec, lang, within)
+            .await
             .map(|svg| (spec, svg))
-            .map_err(AppError::BadRequest)
-    });
+            .map_err(AppError::BadRequest),
+        Err(e) => Err(e),
+    };
     let (spec, svg, problem) = match drawn {
         Ok((spec, svg)) => (Some(spec), svg, String::new()),
         Err(e) => (None, String::new(), e.to_string()),

@@ -5,6 +5,19 @@
 //! work is cancelled), the memory pool, the cap on an account's concurrent queries, and an
 //! audit event for every query (who, when, how long, how many rows). Before each query the
 //! tables are brought up to the warehouse's latest versions.
+//!
+//! Every query has an owner and a budget, whatever path it takes: a simple query, a prepared
+//! statement's portal (suspended between Executes), a cursor (`DECLARE` … `FETCH`). Its work
+//! ends at its deadline even when nobody reads its rows (every stream of a wire session ends at
+//! its deadline: [`warehouse::engine::Deadline`]), and when the client cancels it (each
+//! connection has a random cancel key: [`connection`]), closes it, ends its transaction or goes.
+//! Its account's query slot is given back when its rows end or at its deadline. Rows are sent
+//! as the client reads them, never gathered first ([`cursors`]); a client that stops reading is
+//! let go by the kernel ([`crate::UNREAD_DATA_TIMEOUT`]). A revoked account's connection is closed,
+//! with its portals, at its next message.
+
+mod connection;
+mod cursors;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -18,7 +31,7 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Declare, Statement};
+use datafusion::sql::sqlparser::ast::{Declare, DeclareType, Statement};
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
@@ -29,27 +42,38 @@ use datafusion_postgres::pgwire::api::auth::{
     DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
-use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::cancel::CancelHandler;
+use datafusion_postgres::pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use datafusion_postgres::pgwire::api::query::send_execution_response;
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{DescribePortalResponse, FieldInfo, Response, SendableRowStream, Tag};
+use datafusion_postgres::pgwire::api::results::{
+    DescribePortalResponse, FieldInfo, QueryResponse, Response, SendableRowStream, Tag,
+};
 use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
-use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::store::{Entry, PortalStore};
 use datafusion_postgres::pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+    ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, PgWireServerHandlers, Type,
 };
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::cancel::CancelRequest;
 use datafusion_postgres::pgwire::messages::data::DataRow;
+use datafusion_postgres::pgwire::messages::extendedquery::{Describe, Execute, PortalSuspended, Sync as PgSync};
+use datafusion_postgres::pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery};
 use datafusion_postgres::pgwire::messages::startup::Authentication;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::{DfSessionService, Parser};
-use futures::{Sink, SinkExt, Stream};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::Mutex;
+use tokio::sync::futures::OwnedNotified;
 use warehouse::accounts::Role;
 use warehouse::audit::AuditEvent;
 use warehouse::guard::{Channel, QueryLimits};
 use warehouse::rights::Action;
 
+use crate::routes::QuerySlot;
 use crate::{AppState, AuditQueue};
+
+use connection::{CancelKeys, cancelled};
 
 /// What the wire server shares with the web server: the warehouse, the accounts, the audit
 /// queue, the query slots of each account, and the limits of a query.
@@ -90,10 +114,12 @@ fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
     )))
 }
 
-/// Signs clients in with an account's token as password; every attempt is audited.
+/// Signs clients in with an account's token as password; every attempt is audited. A client
+/// signed in is given a cancel key of its own.
 struct TokenStartup {
     state: WireState,
     parameters: DefaultServerParameterProvider,
+    cancel_keys: Arc<CancelKeys>,
 }
 
 #[async_trait]
@@ -136,6 +162,8 @@ impl StartupHandler for TokenStartup {
                         let metadata = client.metadata_mut();
                         metadata.insert(ROLE.to_string(), account.role.as_str().to_string());
                         metadata.insert(ACCOUNT_ID.to_string(), account.id.clone());
+                        let connection = self.cancel_keys.open(client);
+                        client.session_extensions().get_or_insert_with(|| connection);
                         finish_authentication(client, &self.parameters).await?;
                     }
                     refused => {
@@ -216,7 +244,7 @@ impl QueryHook for ReadOnly {
         &self,
         statement: &Statement,
         session_context: &SessionContext,
-        _client: &mut dyn HookClient,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         if let Err(refused) = check(statement) {
             return Some(Err(refused));
@@ -226,7 +254,10 @@ impl QueryHook for ReadOnly {
         }
         match statement {
             Statement::Explain { .. } => Some(self.explain(statement, session_context).await),
-            _ => None,
+            other => {
+                self.cursor_statement(other, &ParamValues::List(Vec::new()), session_context, client)
+                    .await
+            }
         }
     }
 
@@ -251,40 +282,99 @@ impl QueryHook for ReadOnly {
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         match statement {
-            Statement::Declare { stmts } => Some(declare_with_parameters(stmts, params, session_context, client).await),
             Statement::Explain { .. } => Some(self.explain(statement, session_context).await),
-            _ => None,
+            other => self.cursor_statement(other, params, session_context, client).await,
         }
     }
 }
 
-/// `DECLARE name CURSOR FOR query` over the extended protocol, with bound parameters, as
-/// psycopg's named cursors send it: the query runs with the parameters' values and its rows
-/// wait in a portal for `FETCH`. (datafusion-postgres's cursor hook ignores the parameters.)
-async fn declare_with_parameters(
-    declarations: &[Declare],
-    params: &ParamValues,
-    context: &SessionContext,
-    client: &mut dyn HookClient,
-) -> PgWireResult<Response> {
-    let engine = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
-    for declaration in declarations {
-        let (Some(name), Some(query)) = (declaration.names.first(), &declaration.for_query) else {
-            return Err(user_error("42601", "DECLARE needs a cursor name and a FOR query"));
-        };
-        let query = query.to_string();
-        let frame = context
-            .sql(&query)
-            .await
-            .and_then(|frame| frame.with_param_values(params.clone()))
-            .map_err(engine)?;
-        let rows = encode_dataframe(frame, &Format::UnifiedText, None).await?;
-        let statement = Arc::new(StoredStatement::new(name.value.clone(), (query, None), Vec::new()));
-        let portal = Portal::new_cursor(name.value.clone(), statement);
-        portal.start(rows).await;
-        client.portal_store().put_portal(Arc::new(portal));
+impl ReadOnly {
+    /// `DECLARE`, `FETCH` and `CLOSE` of a cursor, streamed ([`cursors`]); `COMMIT` and
+    /// `ROLLBACK` close the transaction's cursors (and are answered by the next hook). None for
+    /// any other statement.
+    async fn cursor_statement(
+        &self,
+        statement: &Statement,
+        params: &ParamValues,
+        context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        match statement {
+            Statement::Declare { stmts } => Some(self.declare(stmts, params, context, client).await),
+            Statement::Fetch { name, direction, .. } => Some(fetch(client, &name.value, direction).await),
+            Statement::Close { cursor } => {
+                match cursors::closed(cursor) {
+                    Some(name) => client.portal_store().rm_portal(name),
+                    None => client.portal_store().clear_portals(),
+                }
+                Some(Ok(Response::Execution(Tag::new("CLOSE CURSOR"))))
+            }
+            Statement::Commit { .. } | Statement::Rollback { .. } => {
+                client.portal_store().clear_portals();
+                None
+            }
+            _ => None,
+        }
     }
-    Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+
+    /// `DECLARE name CURSOR FOR query`, over either protocol (with the bound parameters of the
+    /// extended one, as psycopg's named cursors send it): the query starts now under its own
+    /// budget — a query slot of the account, the deadline, the audit — and its rows wait in a
+    /// portal for `FETCH`.
+    async fn declare(
+        &self,
+        declarations: &[Declare],
+        params: &ParamValues,
+        context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> PgWireResult<Response> {
+        let engine = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
+        for declaration in declarations {
+            if declaration
+                .declare_type
+                .as_ref()
+                .is_some_and(|t| *t != DeclareType::Cursor)
+            {
+                return Err(user_error("42601", "only DECLARE … CURSOR FOR a query is supported"));
+            }
+            let (Some(name), Some(query)) = (declaration.names.first(), &declaration.for_query) else {
+                return Err(user_error("42601", "DECLARE needs a cursor name and a FOR query"));
+            };
+            let query = query.to_string();
+            let begun = self.state.begin(client, &query, true).await?;
+            let stop = cancelled(client);
+            let planned = async {
+                let frame = context
+                    .sql(&query)
+                    .await
+                    .and_then(|frame| frame.with_param_values(params.clone()))
+                    .map_err(engine)?;
+                encode_dataframe(frame, &Format::UnifiedText, None).await
+            };
+            let rows = self.state.planned(&begun, stop, planned).await?;
+            let rows = self.state.watched(rows, &begun, cancelled(client));
+            let statement = Arc::new(StoredStatement::new(name.value.clone(), (query, None), Vec::new()));
+            let portal = Portal::new_cursor(name.value.clone(), statement);
+            portal.start(rows).await;
+            client.portal_store().put_portal(Arc::new(portal));
+        }
+        Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+    }
+}
+
+/// `FETCH [count | ALL] FROM name`: the cursor's next rows, read from its query as they are sent.
+async fn fetch(
+    client: &mut dyn HookClient,
+    name: &str,
+    direction: &datafusion::sql::sqlparser::ast::FetchDirection,
+) -> PgWireResult<Response> {
+    let count = cursors::fetch_count(direction)?;
+    let portal = match client.portal_store().get_portal(name) {
+        Some(Entry::Value(portal)) => portal,
+        Some(Entry::Empty) => return Err(user_error("XX000", "unsupported portal strategy")),
+        None => return Err(user_error("34000", format!("cursor \"{name}\" does not exist"))),
+    };
+    Ok(Response::Query(cursors::rows_of(&portal, count).await?))
 }
 
 /// A query on its way: whose it is, its text, when it began and where its audit event goes.
@@ -298,7 +388,7 @@ struct WireQuery {
 
 impl WireQuery {
     /// A query the connection's account sends now.
-    fn new(client: &impl ClientInfo, sql: &str, audit: &AuditQueue) -> Self {
+    fn new(client: &(impl ClientInfo + ?Sized), sql: &str, audit: &AuditQueue) -> Self {
         let metadata = client.metadata();
         Self {
             account: metadata.get("user").cloned().unwrap_or_default(),
@@ -336,6 +426,9 @@ impl WireQuery {
 /// The SQLSTATE and message of a failed query, the memory limit said plainly.
 fn explained(limits: &QueryLimits, error: PgWireError) -> PgWireError {
     match error {
+        PgWireError::ApiError(e) if e.to_string().contains(&limits.timed_out().to_string()) => {
+            user_error("57014", limits.timed_out().to_string())
+        }
         PgWireError::ApiError(e) => match limits.explain(warehouse::Error::Sql(e.to_string())) {
             warehouse::Error::Sql(message) if message.contains("more than") => user_error("53200", message),
             _ => PgWireError::ApiError(e),
@@ -351,16 +444,34 @@ fn code_and_message(error: &PgWireError) -> (String, String) {
     }
 }
 
-/// A query's rows on their way to the client: stopped with an error at the deadline (dropping
-/// the engine's stream cancels its work), counted, and audited once — when the rows end, when
-/// they fail, or when the client closes the result before the end.
+/// A query's slot among its account's, given back when the query's rows are done (the last
+/// [`Watched`] of it dropped) or at its deadline, whichever comes first.
+type SlotHold = std::sync::Mutex<Option<QuerySlot>>;
+
+/// A query begun: its audit, its slot, its deadline.
+struct Begun {
+    query: Arc<WireQuery>,
+    slot: Arc<SlotHold>,
+    deadline: tokio::time::Instant,
+}
+
+/// The error of a query the client cancelled.
+fn cancelled_by_client() -> PgWireError {
+    user_error("57014", "canceling statement due to user request")
+}
+
+/// A query's rows on their way to the client: stopped with an error at the deadline or when the
+/// client cancels (dropping the engine's stream drops its work, which also ends at the deadline
+/// on its own when nobody reads), counted, and audited once — when the rows end, when they
+/// fail, or when the client closes the result before the end.
 struct Watched {
     rows: SendableRowStream,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    cancelled: Option<Pin<Box<OwnedNotified>>>,
     limits: QueryLimits,
     query: Option<Arc<WireQuery>>,
     sent: usize,
-    _slot: Arc<crate::routes::QuerySlot>,
+    _slot: Arc<SlotHold>,
 }
 
 impl Watched {
@@ -385,6 +496,11 @@ impl Stream for Watched {
             let error = user_error("57014", this.limits.timed_out().to_string());
             return Poll::Ready(Some(Err(this.fail(error))));
         }
+        if let Some(cancelled) = &mut this.cancelled
+            && cancelled.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Some(Err(this.fail(cancelled_by_client()))));
+        }
         match this.rows.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(row))) => {
                 this.sent += 1;
@@ -408,9 +524,108 @@ impl Stream for Watched {
 impl Drop for Watched {
     fn drop(&mut self) {
         if let Some(query) = self.query.take() {
-            let message = format!("the client closed the result after {} rows", self.sent);
-            query.record(Err(("closed", &message)));
+            match self.deadline.is_elapsed() {
+                true => query.record(Err(("timed_out", &self.limits.timed_out().to_string()))),
+                false => {
+                    let message = format!("the client closed the result after {} rows", self.sent);
+                    query.record(Err(("closed", &message)));
+                }
+            }
         }
+    }
+}
+
+impl WireState {
+    /// Starts the clock of a query of `client`'s account: refused when the account was revoked
+    /// (the connection is closed, its portals with it) or the text is too long; with `slot`,
+    /// one of the account's query slots is taken for it, given back at its deadline at the
+    /// latest.
+    async fn begin(&self, client: &(dyn ClientInfo + Send + Sync), sql: &str, slot: bool) -> PgWireResult<Begun> {
+        let query = WireQuery::new(client, sql, &self.audit);
+        self.check_active(client).await.map_err(|e| query.refuse(e))?;
+        check_text(&self.limits, sql).map_err(|e| query.refuse(e))?;
+        let deadline = tokio::time::Instant::from_std(query.started + self.limits.timeout);
+        let taken = match slot {
+            true => Some(
+                self.query_slots
+                    .take(&query.account)
+                    .await
+                    .map_err(|e| query.refuse(user_error("53400", e.to_string())))?,
+            ),
+            false => None,
+        };
+        let slot = Arc::new(std::sync::Mutex::new(taken));
+        let held = Arc::downgrade(&slot);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            if let Some(slot) = held.upgrade() {
+                slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            }
+        });
+        Ok(Begun {
+            query: Arc::new(query),
+            slot,
+            deadline,
+        })
+    }
+
+    /// Refused with FATAL 28000 when the account signed in on `client` was revoked.
+    async fn check_active(&self, client: &(dyn ClientInfo + Send + Sync)) -> PgWireResult<()> {
+        let account_id = client.metadata().get(ACCOUNT_ID).cloned().unwrap_or_default();
+        let active = self
+            .auth
+            .is_active(&account_id)
+            .await
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        match active {
+            true => Ok(()),
+            // FATAL: the server closes the connection after saying why.
+            false => Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".to_string(),
+                "28000".to_string(),
+                "the account was revoked: this connection is closed".to_string(),
+            )))),
+        }
+    }
+
+    /// Runs `work` (planning, starting the query) before the deadline, unless the client cancels
+    /// first; a failure is audited.
+    async fn planned<T>(
+        &self,
+        begun: &Begun,
+        cancelled: Option<OwnedNotified>,
+        work: impl Future<Output = PgWireResult<T>>,
+    ) -> PgWireResult<T> {
+        let limits = self.limits;
+        let cancel = async {
+            match cancelled {
+                Some(cancelled) => cancelled.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            done = tokio::time::timeout_at(begun.deadline, work) => match done {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(error)) => Err(begun.query.refuse(explained(&limits, error))),
+                Err(_) => Err(begun.query.refuse(user_error("57014", limits.timed_out().to_string()))),
+            },
+            () = cancel => Err(begun.query.refuse(cancelled_by_client())),
+        }
+    }
+
+    /// The rows of `response` under the query's budget ([`Watched`]).
+    fn watched(&self, mut response: QueryResponse, begun: &Begun, cancelled: Option<OwnedNotified>) -> QueryResponse {
+        let rows = std::mem::replace(response.data_rows(), Box::pin(futures::stream::empty()));
+        *response.data_rows() = Box::pin(Watched {
+            rows,
+            deadline: Box::pin(tokio::time::sleep_until(begun.deadline)),
+            cancelled: cancelled.map(Box::pin),
+            limits: self.limits,
+            query: Some(Arc::clone(&begun.query)),
+            sent: 0,
+            _slot: Arc::clone(&begun.slot),
+        });
+        response
     }
 }
 
@@ -464,7 +679,7 @@ impl Reader {
     async fn new(state: &WireState, role: Role) -> std::io::Result<Self> {
         let ctx = state
             .warehouse
-            .wire_session(state.limits.memory_bytes, role)
+            .wire_session(&state.limits, role)
             .await
             .map_err(std::io::Error::other)?;
         datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
@@ -490,74 +705,70 @@ impl Reader {
 }
 
 impl Guarded {
-    /// Starts the clock of a query and takes one of the account's query slots for it.
-    async fn begin(
-        &self,
-        client: &impl ClientInfo,
-        sql: &str,
-    ) -> PgWireResult<(Arc<WireQuery>, Arc<crate::routes::QuerySlot>)> {
-        let query = WireQuery::new(client, sql, &self.state.audit);
-        let account_id = client.metadata().get(ACCOUNT_ID).cloned().unwrap_or_default();
-        let active = self
-            .state
-            .auth
-            .is_active(&account_id)
-            .await
-            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-        if !active {
-            // FATAL: the server closes the connection after saying why.
-            let closed = ErrorInfo::new(
-                "FATAL".to_string(),
-                "28000".to_string(),
-                "the account was revoked: this connection is closed".to_string(),
-            );
-            return Err(query.refuse(PgWireError::UserError(Box::new(closed))));
-        }
-        check_text(&self.state.limits, sql).map_err(|e| query.refuse(e))?;
-        let slot = self
-            .state
-            .query_slots
-            .take(&query.account)
-            .await
-            .map_err(|e| query.refuse(user_error("53400", e.to_string())))?;
-        Ok((Arc::new(query), Arc::new(slot)))
-    }
-
-    /// Runs `work` (planning) before the deadline and watches the rows of its answers.
+    /// Plans a query (`work`) under its budget and watches the rows of its answers; `cancelled`
+    /// are the client's cancel signals for its planning and for its rows (one answer's rows).
     async fn watch<F>(
         &self,
-        (query, slot): (Arc<WireQuery>, Arc<crate::routes::QuerySlot>),
+        begun: Begun,
+        cancelled: [Option<OwnedNotified>; 2],
         work: F,
     ) -> PgWireResult<Vec<Response>>
     where
         F: Future<Output = PgWireResult<Vec<Response>>>,
     {
-        let limits = self.state.limits;
-        let deadline = tokio::time::Instant::from_std(query.started + limits.timeout);
-        let answers = match tokio::time::timeout_at(deadline, work).await {
-            Ok(Ok(answers)) => answers,
-            Ok(Err(error)) => return Err(query.refuse(explained(&limits, error))),
-            Err(_) => return Err(query.refuse(user_error("57014", limits.timed_out().to_string()))),
-        };
+        let [planning, rows] = cancelled;
+        let mut rows = Some(rows);
+        let answers = self.state.planned(&begun, planning, work).await?;
         Ok(answers
             .into_iter()
             .map(|answer| match answer {
-                Response::Query(mut rows) => {
-                    rows.data_rows = Box::pin(Watched {
-                        rows: rows.data_rows,
-                        deadline: Box::pin(tokio::time::sleep_until(deadline)),
-                        limits,
-                        query: Some(Arc::clone(&query)),
-                        sent: 0,
-                        _slot: Arc::clone(&slot),
-                    });
-                    Response::Query(rows)
+                Response::Query(response) => {
+                    let cancelled = rows.take().flatten();
+                    Response::Query(self.state.watched(response, &begun, cancelled))
                 }
                 other => other,
             })
             .collect())
     }
+
+    /// Closes a revoked account's connection, and its portals, at its next message.
+    async fn check_active<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Send + Sync,
+        C::PortalStore: PortalStore,
+    {
+        let checked = self.state.check_active(client).await;
+        if checked.is_err() {
+            client.portal_store().clear_portals();
+        }
+        checked
+    }
 }
+
+/// Whether a statement needs a query slot of its own: not one that only moves a cursor, ends
+/// a transaction or sets or shows a setting (a cursor's query holds its slot from DECLARE).
+fn needs_slot(statement: &Statement) -> bool {
+    !matches!(
+        statement,
+        Statement::Declare { .. }
+            | Statement::Fetch { .. }
+            | Statement::Close { .. }
+            | Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Set(_)
+            | Statement::ShowVariable { .. }
+    )
+}
+
+/// Whether a simple query's statements need a query slot ([`needs_slot`]); a text that does not
+/// parse does (it will be refused later with the parser's words).
+fn text_needs_slot(sql: &str) -> bool {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser as SqlParser;
+    SqlParser::parse_sql(&PostgreSqlDialect {}, sql).map_or(true, |statements| statements.iter().any(needs_slot))
+}
+
 #[async_trait]
 impl SimpleQueryHandler for Guarded {
     async fn do_query<C>(&self, client: &mut C, sql: &str) -> PgWireResult<Vec<Response>>
@@ -567,9 +778,11 @@ impl SimpleQueryHandler for Guarded {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let query = self.begin(client, sql).await?;
+        self.check_active(client).await?;
+        let begun = self.state.begin(client, sql, text_needs_slot(sql)).await?;
         let service = Arc::clone(&self.readers.of(client).service);
-        self.watch(query, SimpleQueryHandler::do_query(&*service, client, sql))
+        let stop = [cancelled(client), cancelled(client)];
+        self.watch(begun, stop, SimpleQueryHandler::do_query(&*service, client, sql))
             .await
     }
 }
@@ -626,15 +839,141 @@ impl ExtendedQueryHandler for Guarded {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let query = self.begin(client, &portal.statement.statement.0).await?;
+        let slot = portal.statement.statement.1.as_ref().is_none_or(|(s, _)| needs_slot(s));
+        let begun = self.state.begin(client, &portal.statement.statement.0, slot).await?;
         let service = Arc::clone(&self.readers.of(client).service);
+        let stop = [cancelled(client), cancelled(client)];
         let work = async {
             ExtendedQueryHandler::do_query(&*service, client, portal, max_rows)
                 .await
                 .map(|answer| vec![answer])
         };
-        let mut answers = self.watch(query, work).await?;
+        let mut answers = self.watch(begun, stop, work).await?;
         Ok(answers.pop().unwrap_or(Response::EmptyQuery))
+    }
+
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.check_active(client).await?;
+        self._on_describe(client, message).await
+    }
+
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.check_active(client).await?;
+        client.portal_store().rm_portal(DEFAULT_NAME);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                client.transaction_status(),
+            )))
+            .await?;
+        client.flush().await?;
+        Ok(())
+    }
+
+    /// Runs a portal (the first Execute) and sends its rows as the client takes them, at most
+    /// `max_rows` (all for 0), the rest left for the next Execute: pgwire's own Execute with the
+    /// rows streamed instead of gathered ([`cursors::rows_of`]).
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        self.check_active(client).await?;
+        let mut transaction_status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal)) => portal,
+            Some(Entry::Empty) => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                    .await?;
+                client.set_state(PgWireConnectionState::ReadyForQuery);
+                return Ok(());
+            }
+            None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+        };
+        let started = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        let has_rows = match started {
+            false => true,
+            true => match ExtendedQueryHandler::do_query(self, client, &portal, max_rows).await? {
+                Response::Query(rows) => {
+                    portal.start(rows).await;
+                    true
+                }
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                        .await?;
+                    false
+                }
+                Response::Execution(tag) => {
+                    send_execution_response(client, tag).await?;
+                    false
+                }
+                Response::TransactionStart(tag) => {
+                    send_execution_response(client, tag).await?;
+                    transaction_status = transaction_status.to_in_transaction_state();
+                    false
+                }
+                Response::TransactionEnd(tag) => {
+                    send_execution_response(client, tag).await?;
+                    transaction_status = transaction_status.to_idle_state();
+                    client.portal_store().rm_portal(DEFAULT_NAME);
+                    false
+                }
+                Response::Error(error) => {
+                    client
+                        .send(PgWireBackendMessage::ErrorResponse((*error).into()))
+                        .await?;
+                    transaction_status = transaction_status.to_error_state();
+                    false
+                }
+                Response::CopyIn(_) | Response::CopyOut(_) | Response::CopyBoth(_) => {
+                    return Err(user_error("0A000", "COPY is not supported: khoso SQL is read-only"));
+                }
+            },
+        };
+        if has_rows {
+            let limit = (max_rows > 0).then_some(max_rows);
+            let mut rows = cursors::rows_of(&portal, limit).await?;
+            let tag = rows.command_tag().to_string();
+            let mut sent = 0usize;
+            while let Some(row) = rows.data_rows().next().await {
+                client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                sent += 1;
+            }
+            drop(rows);
+            let suspended =
+                limit == Some(sent) && matches!(*portal.state().lock().await, PortalExecutionState::Suspended(_));
+            let done = match suspended {
+                true => PgWireBackendMessage::PortalSuspended(PortalSuspended::new()),
+                false => PgWireBackendMessage::CommandComplete(CommandComplete::from(Tag::new(&tag).with_rows(sent))),
+            };
+            client.send(done).await?;
+        }
+        if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            client.set_transaction_status(transaction_status);
+        }
+        Ok(())
     }
 }
 
@@ -678,6 +1017,20 @@ impl QueryParser for CheckedParser {
 struct Handlers {
     service: Arc<Guarded>,
     startup: Arc<TokenStartup>,
+    cancels: Arc<CancelRequests>,
+}
+
+/// Answers a `CancelRequest`: the connection of its key stops its running query.
+struct CancelRequests {
+    keys: Arc<CancelKeys>,
+}
+
+#[async_trait]
+impl CancelHandler for CancelRequests {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let cancelled = self.keys.cancel(request.pid, &request.secret_key);
+        tracing::info!(pid = request.pid, cancelled, "a PostgreSQL client's cancel request");
+    }
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -692,6 +1045,10 @@ impl PgWireServerHandlers for Handlers {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::clone(&self.startup)
     }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::clone(&self.cancels)
+    }
 }
 
 /// Binds `address` for SQL clients and returns the bound address and the server.
@@ -699,6 +1056,7 @@ pub async fn serve_pg(address: &str, state: WireState) -> std::io::Result<(Socke
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let readers = Readers::new(&state).await?;
+    let cancel_keys = Arc::new(CancelKeys::default());
     let parsers = (
         ExtendedQueryHandler::query_parser(&*readers.analyst.service),
         ExtendedQueryHandler::query_parser(&*readers.admin.service),
@@ -716,13 +1074,18 @@ pub async fn serve_pg(address: &str, state: WireState) -> std::io::Result<(Socke
         startup: Arc::new(TokenStartup {
             state,
             parameters: DefaultServerParameterProvider::default(),
+            cancel_keys: Arc::clone(&cancel_keys),
         }),
+        cancels: Arc::new(CancelRequests { keys: cancel_keys }),
     });
     let server = async move {
         loop {
             let Ok((socket, _)) = listener.accept().await else {
                 continue;
             };
+            let mut socket = socket;
+            // A client that reads nothing is let go; its query's work ended at its deadline.
+            crate::let_go_when_unread(&mut socket);
             let handlers = Arc::clone(&handlers);
             // Every statement of a connection is query work: it runs on the query runtime.
             warehouse::engine::handle().spawn(async move {
