@@ -672,6 +672,26 @@ fn with_approval_required_a_returned_file_leaves_the_last_approved_version() {
     for event in ["so-gd-ha-noi,upload,pending", "bo-gd,approve,ok", "bo-gd,return,ok"] {
         assert!(audit.contains(event), "{event} in {audit}");
     }
+
+    // Two admins approving one file at the same moment: one commits it, the other is told that
+    // this file was decided on — by its own id, not the submission the other approval made.
+    let third = lines[..lines.len() - 2].join("\n") + "\n";
+    let (code, json) = upload(&server, Some(&ha_noi), query, third.as_bytes());
+    assert_eq!(code, 202, "{json}");
+    let held = json["held"]["id"].as_str().expect("held id").to_string();
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let both: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| decide(&admin, &held, "approve", None)))
+            .collect();
+        both.into_iter().map(|t| t.join().expect("decided")).collect()
+    });
+    let codes: Vec<u16> = answers.iter().map(|(code, _)| *code).collect();
+    assert!(codes.contains(&200) && codes.contains(&400), "{answers:?}");
+    let refused = answers.iter().find(|(code, _)| *code == 400).map(|(_, answer)| answer);
+    assert!(
+        refused.is_some_and(|answer| answer.contains(&held)),
+        "the refusal names the file decided on: {answers:?}"
+    );
 }
 
 #[test]

@@ -517,9 +517,10 @@ impl Intake {
                 "say why the file is returned: the province reads the comment".into(),
             ));
         }
+        let decided = || Error::Refused(format!("{id} has been decided on already"));
         let decisions = self.warehouse.decisions().await?;
         if decisions.iter().any(|d| d.submission_id == id) {
-            return Err(Error::Refused(format!("{id} has been decided on already")));
+            return Err(decided());
         }
         let held = self.warehouse.held_files().await?.into_iter().find(|h| h.id == id);
         let known = held.is_some()
@@ -548,12 +549,19 @@ impl Intake {
         // Another admin deciding on the same file at the same moment wins; the refusal names the
         // file this admin decided on, not the submission its approval made.
         let decided_already = |e: Error| match e {
-            Error::Refused(_) => Error::Refused(format!("{id} has been decided on already")),
+            Error::Refused(_) => decided(),
             other => other,
         };
         let mut submission = None;
         if let (Some(held), Verdict::Approved) = (&held, verdict) {
-            let committed = self.commit_held(held).await?;
+            let committed = match self.commit_held(held).await {
+                Ok(committed) => committed,
+                // The other admin's approval took the file first (and released it).
+                Err(_) if self.warehouse.decisions().await?.iter().any(|d| d.submission_id == id) => {
+                    return Err(decided());
+                }
+                Err(e) => return Err(e),
+            };
             self.warehouse
                 .record_decision(&decision_now(
                     &committed.submission_id,

@@ -554,14 +554,17 @@ impl WireState {
             ),
             false => None,
         };
+        let holds_slot = taken.is_some();
         let slot = Arc::new(std::sync::Mutex::new(taken));
-        let held = Arc::downgrade(&slot);
-        tokio::spawn(async move {
-            tokio::time::sleep_until(deadline).await;
-            if let Some(slot) = held.upgrade() {
-                slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-            }
-        });
+        if holds_slot {
+            let held = Arc::downgrade(&slot);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(deadline).await;
+                if let Some(slot) = held.upgrade() {
+                    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                }
+            });
+        }
         Ok(Begun {
             query: Arc::new(query),
             slot,
