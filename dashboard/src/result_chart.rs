@@ -272,7 +272,13 @@ impl ResultColumns {
             ChartKind::Scatter => {
                 let (x, off) = on_scale(numbers(&spec.x)?);
                 off_scale += off;
-                scatter(&x, y, (&spec.x, &spec.y), lang)
+                let points: Vec<(f64, f64)> = x.iter().zip(y).filter_map(|(x, y)| Some(((*x)?, (*y)?))).collect();
+                if points.is_empty() && off_scale == 0 {
+                    return Err(lang
+                        .pick("Không có dòng nào có đủ hai số.", "No row has both numbers.")
+                        .to_string());
+                }
+                scatter(&points, (&spec.x, &spec.y), lang)
             }
             ChartKind::Map => Ok(map(&labels(&spec.x)?, y, &spec.y, lang)),
             ChartKind::Bar => Ok(bars(&stack(&labels(&spec.x)?, None, y, lang), lang)),
@@ -721,15 +727,12 @@ fn colour(series: usize) -> RGBColor {
     RGBColor(channel(0), channel(2), channel(4))
 }
 
-/// A dot per row with both numbers.
-fn scatter(xs: &[Option<f64>], ys: &[Option<f64>], names: (&str, &str), lang: Lang) -> Result<String, String> {
-    let points: Vec<(f64, f64)> = xs.iter().zip(ys).filter_map(|(x, y)| Some(((*x)?, (*y)?))).collect();
-    if points.is_empty() {
-        return Err(lang
-            .pick("Không có dòng nào có đủ hai số.", "No row has both numbers.")
-            .to_string());
-    }
+/// A dot per row with both numbers (the axes from 0 to 1 when there is none).
+fn scatter(points: &[(f64, f64)], names: (&str, &str), lang: Lang) -> Result<String, String> {
     let span = |values: Vec<f64>| {
+        if values.is_empty() {
+            return (0.0, 1.0);
+        }
         let (low, high) = (
             values.iter().copied().fold(f64::MAX, f64::min),
             values.iter().copied().fold(f64::MIN, f64::max),
@@ -1048,6 +1051,10 @@ mod tests {
             .draw(&spec(ChartKind::Line, "school_year", "share", None), Lang::Vi)
             .expect("an empty chart with its note");
         assert!(svg.contains("2 giá trị không được vẽ"), "{svg}");
+        let svg = only_infinite
+            .draw(&spec(ChartKind::Scatter, "share", "share", None), Lang::En)
+            .expect("empty axes with the note");
+        assert!(svg.contains("4 values are not drawn"), "{svg}");
     }
 
     #[test]
