@@ -1,6 +1,7 @@
 //! A problem found in a file: where (row as the user sees it, column), what (value, rule), and
 //! how to fix it, in Vietnamese and English.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The rule a problem breaks.
@@ -237,6 +238,81 @@ pub fn csv_field(text: &str) -> String {
         format!("\"{}\"", safe.replace('"', "\"\""))
     } else {
         safe
+    }
+}
+
+/// How many problems of a file are listed in full; past them, they are counted by rule and
+/// column.
+pub const MAX_LISTED: usize = 1000;
+
+/// The problems of a file, listed up to [`MAX_LISTED`] and counted beyond: what they take stays
+/// small whatever the file holds (a sheet of two million rows with every cell wrong is a thousand
+/// problems and a count per column, not forty million problems).
+#[derive(Debug, Default)]
+pub struct Problems {
+    listed: Vec<Problem>,
+    more: BTreeMap<(&'static str, String), usize>,
+}
+
+impl Problems {
+    /// Lists a problem, or counts it past [`MAX_LISTED`].
+    pub fn push(&mut self, problem: Problem) {
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push(problem);
+        } else {
+            *self
+                .more
+                .entry((problem.rule.code(), problem.column.unwrap_or_default()))
+                .or_default() += 1;
+        }
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.listed.is_empty()
+    }
+
+    /// How many, listed and counted.
+    pub fn total(&self) -> usize {
+        self.listed.len() + self.more.values().sum::<usize>()
+    }
+
+    /// The problems listed in full.
+    pub fn listed(&self) -> &[Problem] {
+        &self.listed
+    }
+
+    /// The listed problems in row order, as the user walks the sheet.
+    pub fn sort_by_row(&mut self) {
+        self.listed.sort_by_key(|p| p.row.unwrap_or(0));
+    }
+
+    /// Takes in another list of the same file (a later block's).
+    pub fn absorb(&mut self, other: Problems) {
+        other.listed.into_iter().for_each(|p| self.push(p));
+        for (key, count) in other.more {
+            *self.more.entry(key).or_default() += count;
+        }
+    }
+
+    /// The listed problems, then one line per (rule, column) counted beyond them.
+    pub fn into_vec(self) -> Vec<Problem> {
+        let mut all = self.listed;
+        for ((rule, column), count) in self.more {
+            all.push(Problem {
+                row: None,
+                column: (!column.is_empty()).then_some(column.clone()),
+                value: None,
+                rule: Rule::More,
+                message_vi: format!(
+                    "Còn {count} lỗi [{rule}] nữa ở cột \"{column}\" (chỉ liệt kê {MAX_LISTED} lỗi đầu)."
+                ),
+                message_en: format!(
+                    "{count} more [{rule}] problems in column \"{column}\" (only the first {MAX_LISTED} are listed)."
+                ),
+            });
+        }
+        all
     }
 }
 

@@ -11,13 +11,13 @@
 //! A workbook or a UTF-16 file, bounded in size by the reader, is read whole and given to the
 //! sink as one block.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
 use crate::cells::{Cells, SplitCsv};
-use crate::problem::{Problem, Rule};
+pub use crate::problem::MAX_LISTED;
+use crate::problem::{Problem, Problems, Rule};
 use crate::read::{RawSheet, ReadOptions, empty_file, not_utf8, utf8_csv_separator};
 use crate::report::{SliceHint, ValidatedReport};
 use crate::schema::ReportKind;
@@ -28,9 +28,6 @@ use crate::validate::{People, validate_part};
 /// small, few enough that its buffers are reused by the allocator rather than asked of the
 /// system each time (a batch of 63 files peaked at 0.6 GB with 4 MB blocks, 0.85 GB with 16 MB).
 pub const BLOCK_BYTES: usize = 4 * 1024 * 1024;
-
-/// How many problems are listed in full; past them, they are counted by rule and column.
-pub const MAX_LISTED: usize = 1000;
 
 /// A file read in blocks that passed every rule.
 #[derive(Debug, Clone)]
@@ -47,50 +44,6 @@ pub struct BlocksRead {
     pub blocks: usize,
     /// Things worth knowing that are not errors, each said once.
     pub notices: Vec<String>,
-}
-
-/// Problems of a file, listed up to [`MAX_LISTED`] and counted beyond.
-#[derive(Debug, Default)]
-struct Problems {
-    listed: Vec<Problem>,
-    more: BTreeMap<(&'static str, String), usize>,
-}
-
-impl Problems {
-    fn push(&mut self, problem: Problem) {
-        if self.listed.len() < MAX_LISTED {
-            self.listed.push(problem);
-        } else {
-            *self
-                .more
-                .entry((problem.rule.code(), problem.column.unwrap_or_default()))
-                .or_default() += 1;
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.listed.is_empty()
-    }
-
-    /// The listed problems, then one line per (rule, column) counted beyond them.
-    fn into_vec(self) -> Vec<Problem> {
-        let mut all = self.listed;
-        for ((rule, column), count) in self.more {
-            all.push(Problem {
-                row: None,
-                column: (!column.is_empty()).then_some(column.clone()),
-                value: None,
-                rule: Rule::More,
-                message_vi: format!(
-                    "Còn {count} lỗi [{rule}] nữa ở cột \"{column}\" (chỉ liệt kê {MAX_LISTED} lỗi đầu)."
-                ),
-                message_en: format!(
-                    "{count} more [{rule}] problems in column \"{column}\" (only the first {MAX_LISTED} are listed)."
-                ),
-            });
-        }
-        all
-    }
 }
 
 /// Reads and validates a file block by block, giving each valid block to `sink` (in order)
@@ -189,9 +142,10 @@ impl Reading<'_> {
             Ok(report) => report,
             Err(problems) => {
                 // A block of blank rows after the data is no problem of its own.
-                let blank = problems.iter().all(|p| p.rule == Rule::NoRows);
+                let blank = problems.total() == problems.listed().len()
+                    && problems.listed().iter().all(|p| p.rule == Rule::NoRows);
                 if !(blank && self.read.is_some()) {
-                    problems.into_iter().for_each(|p| self.problems.push(p));
+                    self.problems.absorb(problems);
                 }
                 return Ok(());
             }

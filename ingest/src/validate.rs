@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use foldhash::{HashMap, HashMapExt};
 
 use crate::cells::CellColumn;
-use crate::problem::{Problem, Rule};
+use crate::problem::{Problem, Problems, Rule};
 use crate::provinces::{ProvinceLookup, ProvinceRegistry};
 use crate::read::RawSheet;
 use crate::report::{ColumnValues, ReportColumn, SliceHint, TextValues, ValidatedReport};
@@ -105,7 +105,7 @@ fn is_plain(spec: &ColumnSpec, cell: &str) -> bool {
 
 /// Validates a sheet against a kind's schema. Returns the report, or every problem found.
 pub fn validate(sheet: &RawSheet, kind: ReportKind, hint: &SliceHint) -> Result<ValidatedReport, Vec<Problem>> {
-    validate_part(sheet, kind, hint, &mut People::default())
+    validate_part(sheet, kind, hint, &mut People::default()).map_err(Problems::into_vec)
 }
 
 /// The people a file has named so far: identifier → the row it is on. A file read in blocks
@@ -118,7 +118,7 @@ pub(crate) fn validate_part(
     kind: ReportKind,
     hint: &SliceHint,
     people: &mut People,
-) -> Result<ValidatedReport, Vec<Problem>> {
+) -> Result<ValidatedReport, Problems> {
     Validator::new(sheet, kind.schema(), hint, people).run(kind)
 }
 
@@ -143,7 +143,7 @@ struct Validator<'a> {
     /// Indices (in the sheet) of the rows that are not blank.
     rows: Vec<usize>,
     first_data_row: usize,
-    problems: Vec<Problem>,
+    problems: Problems,
     notices: Vec<String>,
     /// Identifiers of 11 digits given back the leading zero a spreadsheet took off.
     restored_zeros: usize,
@@ -168,7 +168,7 @@ impl<'a> Validator<'a> {
             headers: Vec::new(),
             rows: Vec::new(),
             first_data_row: sheet.header_row + 1,
-            problems: Vec::new(),
+            problems: Problems::default(),
             notices: Vec::new(),
             restored_zeros: 0,
             sent_for_another: Vec::new(),
@@ -304,8 +304,8 @@ impl<'a> Validator<'a> {
         self.problems.push(problem);
     }
 
-    fn run(mut self, kind: ReportKind) -> Result<ValidatedReport, Vec<Problem>> {
-        if self.rows.is_empty() && self.problems.iter().all(|p| p.rule != Rule::MissingColumn) {
+    fn run(mut self, kind: ReportKind) -> Result<ValidatedReport, Problems> {
+        if self.rows.is_empty() && self.problems.listed().iter().all(|p| p.rule != Rule::MissingColumn) {
             self.problems.push(Problem::file(Rule::NoRows, String::new()));
         }
         if !self.problems.is_empty() {
@@ -331,7 +331,7 @@ impl<'a> Validator<'a> {
         if let Some(year) = year {
             self.rules_of_year(year);
         }
-        if self.problems.iter().any(|p| p.rule == Rule::MissingColumn) {
+        if self.problems.listed().iter().any(|p| p.rule == Rule::MissingColumn) {
             return Err(self.problems);
         }
         let mut columns = Vec::with_capacity(self.schema.columns.len() + 1);
@@ -346,10 +346,10 @@ impl<'a> Validator<'a> {
         let slice = self.check_rows(&columns);
         if !self.problems.is_empty() {
             // Row by row, as the user walks the sheet; within a row, in column order.
-            self.problems.sort_by_key(|p| p.row.unwrap_or(0));
+            self.problems.sort_by_row();
             return Err(self.problems);
         }
-        let (school_year, province_code) = slice.ok_or_else(Vec::new)?;
+        let (school_year, province_code) = slice.ok_or_else(Problems::default)?;
         if self.restored_zeros > 0 {
             let n = self.restored_zeros;
             self.notices.push(format!(
@@ -543,13 +543,13 @@ impl<'a> Validator<'a> {
                         values.push(Some(cell));
                         continue;
                     }
-                    let problems = self.problems.len();
+                    let problems = self.problems.total();
                     let value = self.parse_text_cell(row, index, spec, cell);
                     values.push(value.as_deref());
                     // A column naming another year or province is parsed row by row, so that its
                     // rows are counted.
                     let clean =
-                        self.problems.len() == problems && !self.sent_for_another.iter().any(|s| s.column == index);
+                        self.problems.total() == problems && !self.sent_for_another.iter().any(|s| s.column == index);
                     if remember && clean {
                         known.remember(cell, value);
                     }
@@ -1045,7 +1045,9 @@ description_en = "Quiz items"
     }
 
     fn check(schema: &ReportSchema, sheet: &RawSheet) -> Result<ValidatedReport, Vec<Problem>> {
-        Validator::new(sheet, schema, &SliceHint::default(), &mut People::default()).run(ReportKind::Content)
+        Validator::new(sheet, schema, &SliceHint::default(), &mut People::default())
+            .run(ReportKind::Content)
+            .map_err(Problems::into_vec)
     }
 
     fn counts(report: &ValidatedReport, column: &str) -> Vec<Option<i64>> {
@@ -1198,6 +1200,7 @@ description_en = "Quiz items"
         };
         let problems = Validator::new(&sheet(&headers, &rows), schema, &hint, &mut People::default())
             .run(ReportKind::School)
+            .map_err(Problems::into_vec)
             .expect_err("sent for 01");
         assert_eq!(problems.len(), 1, "{problems:?}");
         let problem = &problems[0];
@@ -1208,6 +1211,34 @@ description_en = "Quiz items"
              of province 01, or correct column \"province_code\"."
         );
         assert!(!problem.message_vi.contains("--"), "{}", problem.message_vi);
+    }
+
+    #[test]
+    fn a_sheet_of_wrong_cells_lists_a_thousand_problems_and_counts_the_rest() {
+        let schema = ReportKind::Content.schema();
+        let rows: Vec<[String; 6]> = (0..3000)
+            .map(|i| {
+                [
+                    "2024-2025".into(),
+                    format!("Môn {i}"),
+                    "1".into(),
+                    "x".into(),
+                    "y".into(),
+                    "z".into(),
+                ]
+            })
+            .collect();
+        let rows: Vec<Vec<&str>> = rows.iter().map(|r| r.iter().map(String::as_str).collect()).collect();
+        let rows: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
+        let problems = check(schema, &sheet(&BEFORE, &rows)).expect_err("wrong counts");
+        let (listed, more): (Vec<&Problem>, Vec<&Problem>) = problems.iter().partition(|p| p.rule != Rule::More);
+        assert_eq!(listed.len(), crate::problem::MAX_LISTED, "listed in full");
+        assert_eq!(more.len(), 3, "a count for each column: {more:?}");
+        let counted: usize = more
+            .iter()
+            .filter_map(|p| p.message_en.split_whitespace().next()?.parse::<usize>().ok())
+            .sum();
+        assert_eq!(listed.len() + counted, 9000, "every wrong cell is listed or counted");
     }
 
     #[test]

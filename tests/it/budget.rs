@@ -243,7 +243,7 @@ fn downloads_and_functions_end_within_their_budget() {
 }
 
 #[test]
-fn a_file_of_blank_rows_is_refused_early_and_small() {
+fn files_that_would_fill_the_memory_are_read_small() {
     let mut budgeted = Budgeted::new();
     let province = account(&budgeted.data, "so-gd-ha-noi", "province", Some("01"));
     let started = Instant::now();
@@ -263,6 +263,29 @@ fn a_file_of_blank_rows_is_refused_early_and_small() {
     let grown = budgeted.server.peak_memory_mb().saturating_sub(before);
     assert!(grown < 600, "a 49 MB file of blank rows grew the server by {grown} MB");
     budgeted.assert_within_budget("a file of blank rows", started);
+
+    // A report whose every cell is wrong: the first thousand problems listed, the rest counted.
+    let started = Instant::now();
+    let template = std::fs::read_to_string(crate::corpus("good_utf8_no_bom.csv")).expect("corpus");
+    let header = template.lines().next().expect("a header");
+    let wrong = "2024-2025,01,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x,x\n";
+    let body = format!("{header}\n{}", wrong.repeat(100_000));
+    let (head, answer) = budgeted.server.request(
+        "POST",
+        "/api/v1/submissions?kind=school&year=2024-2025&dry_run=true",
+        &[auth.as_str(), "Content-Type: text/csv"],
+        body.as_bytes(),
+    );
+    assert_eq!(status(&head), 422, "{head}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("json");
+    let problems = answer["problems"].as_array().cloned().unwrap_or_default();
+    assert!(problems.len() < 1100, "{} problems listed", problems.len());
+    assert!(
+        problems.iter().any(|p| p["rule"] == "more"),
+        "the rest are counted: {:?}",
+        problems.last()
+    );
+    budgeted.assert_within_budget("a report of wrong cells", started);
 }
 
 #[test]
@@ -328,36 +351,20 @@ fn wire_work_ends_at_its_deadline_whoever_reads_it() {
 }
 
 #[test]
-fn forms_from_other_sites_and_public_boards_are_guarded() {
+fn a_sign_in_form_from_another_site_is_refused() {
     let budgeted = Budgeted::new();
     let form = format!("token={}", budgeted.analyst);
-    let (head, _) = budgeted.server.request(
-        "POST",
-        "/sign-in",
-        &[
-            "Content-Type: application/x-www-form-urlencoded",
-            "Origin: http://evil.example",
-        ],
-        form.as_bytes(),
-    );
+    let sign_in = |from: &str| {
+        let headers = ["Content-Type: application/x-www-form-urlencoded", from];
+        budgeted.server.request("POST", "/sign-in", &headers, form.as_bytes()).0
+    };
+    let head = sign_in("Origin: http://evil.example");
     assert_eq!(status(&head), 403, "a sign-in form from another site: {head}");
-    let (head, _) = budgeted.server.request(
-        "POST",
-        "/sign-in",
-        &[
-            "Content-Type: application/x-www-form-urlencoded",
-            "Sec-Fetch-Site: cross-site",
-        ],
-        form.as_bytes(),
-    );
+    let head = sign_in("Sec-Fetch-Site: cross-site");
     assert_eq!(status(&head), 403, "{head}");
-    let own_origin = format!("Origin: http://{}", budgeted.server.address);
-    let (head, _) = budgeted.server.request(
-        "POST",
-        "/sign-in",
-        &["Content-Type: application/x-www-form-urlencoded", &own_origin],
-        form.as_bytes(),
-    );
+    let head = sign_in("Referer: http://evil.example/login.html");
+    assert_eq!(status(&head), 403, "{head}");
+    let head = sign_in(&format!("Origin: http://{}", budgeted.server.address));
     assert_eq!(status(&head), 303, "a sign-in from the server's own page: {head}");
     assert!(header(&head, "set-cookie").is_some());
 }
