@@ -156,8 +156,13 @@ async fn start(
         .map_err(AppError::from)
 }
 
+/// The most the rows kept for showing may take: a row past it is counted, not kept (a few rows of
+/// the largest values a function may make would otherwise be held outside any query's pool).
+pub const SHOWN_BYTES: usize = 32 * 1024 * 1024;
+
 /// Runs a query for showing, as `reader` may read: every batch is read (under the limits) to
-/// count the rows, the first [`ROWS_SHOWN`] are kept.
+/// count the rows, the first [`ROWS_SHOWN`] are kept — copied out of their batch, so that the
+/// batch is let go, and no more than [`SHOWN_BYTES`] of them.
 pub(super) async fn run_shown(
     state: &AppState,
     reader: warehouse::accounts::Role,
@@ -169,14 +174,24 @@ pub(super) async fn run_shown(
             .warehouse
             .query_stream(sql, &TableVersions::new(), limits, reader)
             .await?;
-        let (mut kept, mut shown, mut total) = (Vec::new(), 0usize, 0usize);
+        let (mut kept, mut shown, mut total, mut bytes) = (Vec::new(), 0usize, 0usize, 0usize);
+        let mut full = false;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| batch_error(limits, e))?;
             total += batch.num_rows();
-            if shown < ROWS_SHOWN {
-                let take = (ROWS_SHOWN - shown).min(batch.num_rows());
-                kept.push(batch.slice(0, take));
-                shown += take;
+            let mut take = (ROWS_SHOWN - shown).min(batch.num_rows());
+            while take > 0 && !full {
+                let rows = datafusion::arrow::compute::concat_batches(&batch.schema(), [&batch.slice(0, take)])
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                if bytes + rows.get_array_memory_size() <= SHOWN_BYTES {
+                    bytes += rows.get_array_memory_size();
+                    shown += take;
+                    kept.push(rows);
+                    break;
+                }
+                // Fewer rows of this batch, down to none.
+                take /= 2;
+                full = take == 0;
             }
         }
         Ok::<_, AppError>((kept, total))
