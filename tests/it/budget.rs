@@ -333,6 +333,11 @@ fn wire_work_ends_at_its_deadline_whoever_reads_it() {
     assert_eq!(fetched["fetch_all"]["sqlstate"], "57014", "{fetched}");
     budgeted.assert_within_budget("FETCH ALL", started);
 
+    // Prepared statements under new names, none closed: a connection keeps a thousand.
+    let prepared = budgeted.wire(&python, "prepared", "0");
+    assert_eq!(prepared["prepared"], 1000, "{prepared}");
+    assert_eq!(prepared["refusal"]["sqlstate"], "54000", "{prepared}");
+
     // A client's own cancel.
     let started = Instant::now();
     let cancelled = budgeted.wire(&python, "cancel", "0");

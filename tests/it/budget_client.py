@@ -10,6 +10,7 @@ Scenarios:
             read nothing for SECONDS seconds.
   fetch_all DECLARE a cursor over rows that never end and FETCH ALL.
   cancel    run a query that never ends and cancel it (CancelRequest) after a second.
+  prepared  prepare statements under new names, none closed, until one is refused.
 
 Prints one JSON object: what happened (rows, or the error and its SQLSTATE) and how long it took.
 The Rust test (budget.rs) decides what is right.
@@ -85,6 +86,19 @@ def main() -> None:
         answers["cancelled"] = outcome(lambda: conn.execute(ENDLESS).fetchall())
         timer.cancel()
         conn.rollback()
+        answers["after"] = outcome(lambda: conn.execute("SELECT 1").fetchall())
+    elif scenario == "prepared":
+        prepared = 0
+        refusal = None
+        for i in range(1500):
+            result = conn.pgconn.prepare(f"s{i}".encode(), b"SELECT 1 AS one")
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                refusal = {"error": result.error_message.decode().strip(), "sqlstate": result.error_field(
+                    psycopg.pq.DiagnosticField.SQLSTATE).decode()}
+                break
+            prepared += 1
+        answers["prepared"] = prepared
+        answers["refusal"] = refusal
         answers["after"] = outcome(lambda: conn.execute("SELECT 1").fetchall())
     else:
         raise SystemExit(f"no scenario {scenario}")

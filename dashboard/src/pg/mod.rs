@@ -57,7 +57,10 @@ use datafusion_postgres::pgwire::api::{
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::cancel::CancelRequest;
 use datafusion_postgres::pgwire::messages::data::DataRow;
-use datafusion_postgres::pgwire::messages::extendedquery::{Describe, Execute, PortalSuspended, Sync as PgSync};
+use datafusion_postgres::pgwire::messages::extendedquery::{
+    Close, CloseComplete, Describe, Execute, Parse, ParseComplete, PortalSuspended, Sync as PgSync,
+    TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
 use datafusion_postgres::pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery};
 use datafusion_postgres::pgwire::messages::startup::Authentication;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -73,7 +76,7 @@ use warehouse::rights::Action;
 use crate::routes::QuerySlot;
 use crate::{AppState, AuditQueue};
 
-use connection::{CancelKeys, cancelled};
+use connection::{CancelKeys, Connection, cancelled};
 
 /// What the wire server shares with the web server: the warehouse, the accounts, the audit
 /// queue, the query slots of each account, and the limits of a query.
@@ -853,6 +856,55 @@ impl ExtendedQueryHandler for Guarded {
         };
         let mut answers = self.watch(begun, stop, work).await?;
         Ok(answers.pop().unwrap_or(Response::EmptyQuery))
+    }
+
+    /// Parses a prepared statement, within what one connection may keep
+    /// ([`connection::MAX_STATEMENTS`], [`connection::MAX_STATEMENT_BYTES`]).
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_owned());
+        if let Some(connection) = client.session_extensions().get::<Connection>() {
+            connection
+                .prepare(&name, message.query.len())
+                .map_err(|e| user_error("54000", e))?;
+        }
+        match StoredStatement::parse(client, &message, self.query_parser()).await? {
+            Some(statement) => client.portal_store().put_statement(Arc::new(statement)),
+            None => client.portal_store().put_empty_statement(&name),
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => {
+                client.portal_store().rm_statement(name);
+                if let Some(connection) = client.session_extensions().get::<Connection>() {
+                    connection.forget(name);
+                }
+            }
+            TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(name),
+            _ => {}
+        }
+        client
+            .send(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
+            .await?;
+        Ok(())
     }
 
     async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
