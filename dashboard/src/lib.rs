@@ -25,7 +25,6 @@ pub mod charts;
 pub mod figures;
 pub mod i18n;
 pub mod pg;
-pub mod result_chart;
 
 pub use routes::percent_encode;
 mod routes;

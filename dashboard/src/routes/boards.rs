@@ -24,8 +24,8 @@ use super::pages::{Chrome, PageQuery, language};
 use super::roles::{Admin, Querier};
 use super::{AppError, PageError, check_csrf};
 use crate::AppState;
+use crate::charts::result::{ChartKind, ChartSpec, ResultColumns};
 use crate::i18n::Lang;
-use crate::result_chart::{ChartKind, ChartSpec, ResultColumns};
 
 /// The drawings of boards, each board's behind its own lock (a board being drawn holds up
 /// the views of that board only): by language, the last drawing with the state it was drawn

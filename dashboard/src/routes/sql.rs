@@ -6,7 +6,7 @@
 //!
 //! A result can be drawn as a chart (`/sql`'s chart picker, `POST /api/v1/sql/chart`,
 //! `/sql/chart?q=…&format=svg|png`): its first [`ROWS_SHOWN`] rows, the kind and columns picked
-//! or guessed (see [`crate::result_chart`]).
+//! or guessed (see [`crate::charts::result`]).
 //!
 //! Shown results stop at a row limit and say so ("showing N of M rows", or the
 //! `Khoso-Rows-Shown` / `Khoso-Rows-Total` headers); downloads (CSV, JSON, Arrow IPC, Parquet
@@ -41,8 +41,8 @@ use super::roles::Querier;
 use super::{AppError, PageError};
 use crate::AppState;
 use crate::auth::Caller;
+use crate::charts::result::{ChartKind, ChartSpec, ResultColumns};
 use crate::i18n::{Lang, Words};
-use crate::result_chart::{ChartKind, ChartSpec, ResultColumns};
 
 /// Rows a page or a JSON answer shows; the rest is in the downloads.
 pub const ROWS_SHOWN: usize = 1000;
@@ -866,7 +866,7 @@ async fn chart_image(
 ) -> Result<Response, AppError> {
     let (content_type, extension) = chart_format(format)?;
     let body = match extension {
-        "png" => crate::result_chart::png_within(svg, lang, within)
+        "png" => crate::charts::result::png_within(svg, lang, within)
             .await
             .map_err(AppError::BadRequest)?,
         _ => svg.into_bytes(),

@@ -1,5 +1,9 @@
 //! Charts as SVG text, drawn with plotters: pure functions of their data, no web types, so each
-//! can be snapshot-tested.
+//! can be snapshot-tested. Here the dashboard's own charts (a KPI's trend, ranking, map,
+//! breakdowns); in [`result`], the charts of a query's result. Both place only values an axis
+//! can hold ([`plottable`]).
+
+pub mod result;
 
 use plotters::prelude::*;
 use warehouse::kpi::Status;
@@ -40,7 +44,8 @@ pub struct TrendGuides {
     pub line: Option<((String, f64), (String, f64))>,
 }
 
-fn chart_error<E: std::fmt::Debug>(e: E) -> String {
+/// A drawing's error, as a chart's caller shows it.
+pub(crate) fn chart_error<E: std::fmt::Debug>(e: E) -> String {
     format!("chart: {e:?}")
 }
 
@@ -327,7 +332,7 @@ pub struct Tile {
 /// Where each province sits on the tile-grid map: `list,code,col,row`, for the 63 provinces
 /// (list `2008`) and the 34 of 1 July 2025 (list `2025`). Rows run north to south, columns
 /// west to east, roughly as on a map of Viet Nam.
-const TILE_GRID: &str = include_str!("../static/tile-grid.csv");
+const TILE_GRID: &str = include_str!("../../static/tile-grid.csv");
 
 /// Pixels per tile side, and between tiles.
 const TILE: u32 = 30;

@@ -13,7 +13,7 @@ use ingest::{ProvinceRegistry, SchoolYear};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::charts::{self, Tile, escape_xml};
+use crate::charts::{self, Tile, chart_error, escape_xml};
 use crate::i18n::{Lang, Words};
 
 /// The kinds of chart a result can be drawn as.
@@ -333,8 +333,8 @@ impl ResultColumns {
 /// The fonts a PNG chart is drawn with: DejaVu Sans (Vietnamese included) and its bold,
 /// bundled so that a chart looks the same on every server (`static/fonts`, with their licence).
 const FONTS: [&[u8]; 2] = [
-    include_bytes!("../static/fonts/DejaVuSans.ttf"),
-    include_bytes!("../static/fonts/DejaVuSans-Bold.ttf"),
+    include_bytes!("../../static/fonts/DejaVuSans.ttf"),
+    include_bytes!("../../static/fonts/DejaVuSans-Bold.ttf"),
 ];
 
 /// A chart's SVG as a PNG image, at twice its size (sharp on a projector and in a document); a
@@ -642,10 +642,6 @@ fn shorten(text: &str, chars: usize) -> String {
     }
 }
 
-fn plot_error<E: std::fmt::Debug>(e: E) -> String {
-    format!("chart: {e:?}")
-}
-
 /// A line per series along the labels (school years sort as written).
 fn line(stack: &Stack, y_name: &str, lang: Lang) -> Result<String, String> {
     let mut order: Vec<usize> = (0..stack.labels.len()).collect();
@@ -665,13 +661,13 @@ fn line(stack: &Stack, y_name: &str, lang: Lang) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 380)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
+        root.fill(&WHITE).map_err(chart_error)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(14)
             .x_label_area_size(34)
             .y_label_area_size(70)
             .build_cartesian_2d(-0.3f64..(labels.len().max(2) as f64 - 0.7), low..high)
-            .map_err(plot_error)?;
+            .map_err(chart_error)?;
         chart
             .configure_mesh()
             .x_labels(labels.len().max(2))
@@ -687,7 +683,7 @@ fn line(stack: &Stack, y_name: &str, lang: Lang) -> Result<String, String> {
             .label_style(("sans-serif", 14))
             .disable_x_mesh()
             .draw()
-            .map_err(plot_error)?;
+            .map_err(chart_error)?;
         for (series, name) in stack.series.iter().enumerate() {
             let colour = colour(series);
             let points: Vec<(f64, f64)> = order
@@ -697,7 +693,7 @@ fn line(stack: &Stack, y_name: &str, lang: Lang) -> Result<String, String> {
                 .collect();
             let drawn = chart
                 .draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))
-                .map_err(plot_error)?;
+                .map_err(chart_error)?;
             if !name.is_empty() {
                 drawn
                     .label(shorten(name, 24))
@@ -705,7 +701,7 @@ fn line(stack: &Stack, y_name: &str, lang: Lang) -> Result<String, String> {
             }
             chart
                 .draw_series(points.iter().map(|(x, y)| Circle::new((*x, *y), 4, colour.filled())))
-                .map_err(plot_error)?;
+                .map_err(chart_error)?;
         }
         if stack.series.len() > 1 {
             chart
@@ -714,9 +710,9 @@ fn line(stack: &Stack, y_name: &str, lang: Lang) -> Result<String, String> {
                 .border_style(RGBColor(0xd1, 0xd5, 0xdb))
                 .label_font(("sans-serif", 13))
                 .draw()
-                .map_err(plot_error)?;
+                .map_err(chart_error)?;
         }
-        root.present().map_err(plot_error)?;
+        root.present().map_err(chart_error)?;
     }
     Ok(svg)
 }
@@ -749,13 +745,13 @@ fn scatter(points: &[(f64, f64)], names: (&str, &str), lang: Lang) -> Result<Str
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
+        root.fill(&WHITE).map_err(chart_error)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(14)
             .x_label_area_size(44)
             .y_label_area_size(70)
             .build_cartesian_2d(x_low..x_high, y_low..y_high)
-            .map_err(plot_error)?;
+            .map_err(chart_error)?;
         chart
             .configure_mesh()
             .x_desc(names.0)
@@ -764,12 +760,12 @@ fn scatter(points: &[(f64, f64)], names: (&str, &str), lang: Lang) -> Result<Str
             .y_label_formatter(&|y| lang.number(*y, y_places))
             .label_style(("sans-serif", 14))
             .draw()
-            .map_err(plot_error)?;
+            .map_err(chart_error)?;
         let blue = colour(0);
         chart
             .draw_series(points.iter().map(|p| Circle::new(*p, 4, blue.mix(0.7).filled())))
-            .map_err(plot_error)?;
-        root.present().map_err(plot_error)?;
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
     }
     Ok(svg)
 }
