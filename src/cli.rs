@@ -127,7 +127,7 @@ pub enum ConfigCommand {
 #[derive(Debug, Args)]
 pub struct MaintainArgs {
     /// The size compacted files aim at, in MB.
-    #[arg(long, default_value_t = warehouse::upkeep::Upkeep::DEFAULT_TARGET_MB, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = warehouse::ops::upkeep::Upkeep::DEFAULT_TARGET_MB, value_parser = clap::value_parser!(u64).range(1..))]
     pub target_mb: u64,
     /// Remove the data files replaced more than this many days ago (at least 1). Versions older
     /// than that can then no longer be read (time travel, slice histories). Default: keep every
@@ -290,9 +290,9 @@ pub enum ByArg {
     Gender,
 }
 
-impl From<ByArg> for warehouse::metrics::Dimension {
+impl From<ByArg> for warehouse::kpi::metrics::Dimension {
     fn from(by: ByArg) -> Self {
-        use warehouse::metrics::Dimension;
+        use warehouse::kpi::metrics::Dimension;
         match by {
             ByArg::National => Dimension::National,
             ByArg::Region => Dimension::Region,
@@ -541,11 +541,11 @@ pub enum ReaderArg {
     Analyst,
 }
 
-impl From<ReaderArg> for warehouse::accounts::Role {
+impl From<ReaderArg> for warehouse::people::rights::Role {
     fn from(reader: ReaderArg) -> Self {
         match reader {
-            ReaderArg::Admin => warehouse::accounts::Role::Admin,
-            ReaderArg::Analyst => warehouse::accounts::Role::Analyst,
+            ReaderArg::Admin => warehouse::people::rights::Role::Admin,
+            ReaderArg::Analyst => warehouse::people::rights::Role::Analyst,
         }
     }
 }

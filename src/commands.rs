@@ -8,13 +8,13 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ingest::{Problem, ReportKind, SchoolYear, SliceHint, ValidatedReport};
-use warehouse::accounts::Accounts;
-use warehouse::cluster::{Cluster, ExecutorPlace};
-use warehouse::guard::QueryLimits;
-use warehouse::intake::{Delivery, Intent, Outcome};
-use warehouse::metrics::{Dimension, Metrics};
-use warehouse::rights::Actor;
-use warehouse::storage::Storage;
+use warehouse::intake::steps::{Delivery, Intent, Outcome};
+use warehouse::kpi::metrics::{Dimension, Metrics};
+use warehouse::people::accounts::Accounts;
+use warehouse::people::rights::Actor;
+use warehouse::place::storage::Storage;
+use warehouse::query::cluster::{Cluster, ExecutorPlace};
+use warehouse::query::guard::QueryLimits;
 use warehouse::{OutputFormat, RecordBatch, TableVersions, Warehouse};
 
 use crate::cli::{
@@ -109,7 +109,7 @@ fn metrics_source(file: Option<&Path>) -> anyhow::Result<(String, String)> {
             Ok((text, path.display().to_string()))
         }
         None => Ok((
-            warehouse::metrics::BUILT_IN.to_string(),
+            warehouse::kpi::metrics::BUILT_IN.to_string(),
             "built-in metrics.toml".to_string(),
         )),
     }
@@ -175,7 +175,7 @@ fn progress_bar(len: u64, message: &str) -> ProgressBar {
 async fn serve(data: &Place, metrics: Arc<Metrics>, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(mb) = args.max_memory_mb {
         // Before any work draws on the ceiling.
-        warehouse::engine::set_memory_ceiling(mb.saturating_mul(1024 * 1024));
+        warehouse::query::engine::set_memory_ceiling(mb.saturating_mul(1024 * 1024));
     }
     let session_key = args
         .session_key
@@ -503,7 +503,7 @@ async fn ingest_command(data: &Place, metrics: Arc<Metrics>, args: IngestArgs) -
                 .receive(deliveries, &actor, intent, chrono::Utc::now())
                 .await?
         }
-        None => warehouse::intake::validate_all(deliveries).await?,
+        None => warehouse::intake::steps::validate_all(deliveries).await?,
     };
     spinner.finish_and_clear();
     let mut all_problems: Vec<(PathBuf, Problem)> = Vec::new();
@@ -800,7 +800,10 @@ async fn kpi_explain(warehouse: &Warehouse, args: ExplainArgs) -> anyhow::Result
     println!("{} — {} / {}", kpi.id, kpi.name_vi, kpi.name_en);
     println!("Nguồn / source: \"{}\"", kpi.source);
     println!("Đơn vị / unit: {dimension} {unit}, năm học / school year {year}\n");
-    println!("SQL ({dimension}):\n{}\n", warehouse::kpi::kpi_sql(kpi, dimension));
+    println!(
+        "SQL ({dimension}):\n{}\n",
+        warehouse::kpi::compute::kpi_sql(kpi, dimension)
+    );
     let figure = warehouse
         .query(
             &format!(
@@ -851,7 +854,7 @@ async fn cluster_node(data: &Place, command: ClusterCommand) -> anyhow::Result<E
             let bind = first_address(&bind).await?;
             tracing::info!(%bind, warehouse = %data, "Ballista scheduler");
             let timeout = std::time::Duration::from_secs(executor_timeout);
-            warehouse::cluster::run_scheduler(bind, timeout, storage).await?;
+            warehouse::query::cluster::run_scheduler(bind, timeout, storage).await?;
         }
         ClusterCommand::Executor {
             scheduler,
@@ -868,7 +871,7 @@ async fn cluster_node(data: &Place, command: ClusterCommand) -> anyhow::Result<E
                 memory_bytes: memory_mb.map(|mb| mb * 1024 * 1024),
             };
             tracing::info!(scheduler = %place.scheduler, bind = %place.bind, warehouse = %data, "Ballista executor");
-            warehouse::cluster::run_executor(place, storage).await?;
+            warehouse::query::cluster::run_executor(place, storage).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -886,7 +889,7 @@ async fn first_address(text: &str) -> anyhow::Result<std::net::SocketAddr> {
 /// `khoso maintain`: upkeep of every table, with each table's files before and after.
 async fn maintain(data: &Place, args: MaintainArgs) -> anyhow::Result<ExitCode> {
     let warehouse = data.open().await?;
-    let upkeep = warehouse::upkeep::Upkeep {
+    let upkeep = warehouse::ops::upkeep::Upkeep {
         target_bytes: std::num::NonZeroU64::new(args.target_mb.saturating_mul(1024 * 1024))
             .context("--target-mb must be at least 1")?,
         retain: args.retain_days.map(|days| chrono::Duration::days(days.into())),
@@ -947,7 +950,7 @@ async fn backup(data: &Place, metrics_file: Option<&Path>, to: &str) -> anyhow::
     );
     println!(
         "versions: {}",
-        warehouse::backup::versions_text(&done.manifest.versions)
+        warehouse::ops::backup::versions_text(&done.manifest.versions)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -956,7 +959,7 @@ async fn backup(data: &Place, metrics_file: Option<&Path>, to: &str) -> anyhow::
 async fn restore(data: &Place, from: &str) -> anyhow::Result<ExitCode> {
     let backup = Storage::new(from, &data.options, false)?;
     let target = data.storage(true)?;
-    let manifest = warehouse::backup::restore(&backup, &target).await?;
+    let manifest = warehouse::ops::backup::restore(&backup, &target).await?;
     // The warehouse opens, and what a process stopped mid-commit left is repaired.
     data.open().await?.recover().await?;
     println!(
@@ -964,10 +967,13 @@ async fn restore(data: &Place, from: &str) -> anyhow::Result<ExitCode> {
         manifest.files.len(),
         manifest.made_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
-    println!("versions: {}", warehouse::backup::versions_text(&manifest.versions));
+    println!(
+        "versions: {}",
+        warehouse::ops::backup::versions_text(&manifest.versions)
+    );
     println!(
         "the metrics in force then are {from}/{}: start the server with --metrics pointing at a copy of it if yours differ",
-        warehouse::backup::METRICS
+        warehouse::ops::backup::METRICS
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -977,7 +983,7 @@ async fn verify(data: &Place, backup: Option<&str>) -> anyhow::Result<ExitCode> 
     let (what, findings) = match backup {
         Some(location) => {
             let storage = Storage::new(location, &data.options, false)?;
-            let (manifest, findings) = warehouse::backup::verify_backup(&storage).await?;
+            let (manifest, findings) = warehouse::ops::backup::verify_backup(&storage).await?;
             let what = format!(
                 "the backup in {location} ({} files, made {})",
                 manifest.files.len(),

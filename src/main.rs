@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         let code = commands::run(args).await;
         // A query stopped at its time limit is cancelled on the cluster before the process ends.
-        warehouse::cluster::settle(std::time::Duration::from_secs(2)).await;
+        warehouse::query::cluster::settle(std::time::Duration::from_secs(2)).await;
         code
     });
     let code = match code {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 use warehouse::Warehouse;
-use warehouse::audit::AuditEvent;
+use warehouse::tables::rows::AuditEvent;
 
 use crate::telemetry::Telemetry;
 

@@ -25,8 +25,9 @@ use axum::http::{HeaderMap, header};
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, Semaphore};
-use warehouse::accounts::{Account, Accounts, Role};
-use warehouse::audit::AuditEvent;
+use warehouse::people::accounts::{Account, Accounts};
+use warehouse::people::rights::Role;
+use warehouse::tables::rows::AuditEvent;
 
 use crate::AuditQueue;
 
@@ -391,7 +392,7 @@ impl Auth {
         let token = token.to_string();
         let account = tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            warehouse::accounts::verify_among(accounts, &token)
+            warehouse::people::accounts::verify_among(accounts, &token)
         })
         .await
         .map_err(|e| warehouse::Error::Internal(e.to_string()))??;

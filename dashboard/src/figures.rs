@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use warehouse::approvals::Decision;
-use warehouse::kpi::KpiRow;
-use warehouse::metrics::Dimension;
+use warehouse::kpi::metrics::Dimension;
+use warehouse::tables::rows::Decision;
+use warehouse::tables::rows::KpiRow;
 use warehouse::{KpiSnapshot, Submission};
 
 /// Every KPI value and submission at one state of the warehouse, indexed for the pages.

@@ -1,7 +1,7 @@
 //! Vietnamese first, English second: labels, status words and number formats.
 
 use ingest::ReportKind;
-use warehouse::kpi::Status;
+use warehouse::tables::rows::Status;
 
 const MONTHS_EN: [&str; 12] = [
     "January",
@@ -35,12 +35,12 @@ pub trait Words {
     /// A moment, in Vietnam's time.
     fn date_time(self, at: chrono::DateTime<chrono::Utc>) -> String;
     /// A value in a KPI's unit.
-    fn value(self, unit: warehouse::metrics::Unit, value: Option<f64>) -> String;
+    fn value(self, unit: warehouse::kpi::metrics::Unit, value: Option<f64>) -> String;
     /// A KPI's value in a unit and year: [`Words::value`], or "< 10" when it describes too few
     /// people to be shown.
-    fn figure(self, unit: warehouse::metrics::Unit, row: Option<&warehouse::kpi::KpiRow>) -> String;
+    fn figure(self, unit: warehouse::kpi::metrics::Unit, row: Option<&warehouse::tables::rows::KpiRow>) -> String;
     /// The name of a KPI's unit.
-    fn unit(self, unit: warehouse::metrics::Unit) -> &'static str;
+    fn unit(self, unit: warehouse::kpi::metrics::Unit) -> &'static str;
     /// The name of a report kind.
     fn report_kind(self, kind: ReportKind) -> &'static str;
     /// The name of a breakdown's unit.
@@ -109,8 +109,8 @@ impl Words for Lang {
     }
 
     /// A KPI value in its unit: "56,0%", "0,42" or "1.234"; a dash when there is no value.
-    fn value(self, unit: warehouse::metrics::Unit, value: Option<f64>) -> String {
-        use warehouse::metrics::Unit;
+    fn value(self, unit: warehouse::kpi::metrics::Unit, value: Option<f64>) -> String {
+        use warehouse::kpi::metrics::Unit;
         match (unit, value) {
             (_, None) => "—".to_string(),
             (Unit::Percent, v) => self.percent(v),
@@ -119,16 +119,16 @@ impl Words for Lang {
         }
     }
 
-    fn figure(self, unit: warehouse::metrics::Unit, row: Option<&warehouse::kpi::KpiRow>) -> String {
+    fn figure(self, unit: warehouse::kpi::metrics::Unit, row: Option<&warehouse::tables::rows::KpiRow>) -> String {
         match row {
-            Some(row) if row.withheld => format!("< {}", warehouse::kpi::MIN_GROUP),
+            Some(row) if row.withheld => format!("< {}", warehouse::kpi::compute::MIN_GROUP),
             row => self.value(unit, row.and_then(|r| r.value)),
         }
     }
 
     /// The name of a KPI's unit.
-    fn unit(self, unit: warehouse::metrics::Unit) -> &'static str {
-        use warehouse::metrics::Unit;
+    fn unit(self, unit: warehouse::kpi::metrics::Unit) -> &'static str {
+        use warehouse::kpi::metrics::Unit;
         match (unit, self) {
             (Unit::Percent, Lang::Vi) => "phần trăm (100 × tử số ÷ mẫu số)",
             (Unit::Percent, Lang::En) => "percent (100 × numerator ÷ denominator)",

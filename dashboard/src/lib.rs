@@ -54,7 +54,7 @@ pub struct Settings {
     /// A province's file waits for an admin's approval before it reaches the tables.
     pub require_approval: bool,
     /// Bounds on each SQL query.
-    pub query_limits: warehouse::guard::QueryLimits,
+    pub query_limits: warehouse::query::guard::QueryLimits,
     /// The server is behind a reverse proxy: a request's source is the last address of its
     /// `X-Forwarded-For`, and `X-Forwarded-Proto: https` makes cookies `Secure`.
     pub behind_proxy: bool,
@@ -81,7 +81,7 @@ impl Default for Settings {
             max_upload_bytes: 50 * 1024 * 1024,
             max_record_upload_bytes: 1024 * 1024 * 1024,
             require_approval: false,
-            query_limits: warehouse::guard::QueryLimits::default(),
+            query_limits: warehouse::query::guard::QueryLimits::default(),
             behind_proxy: false,
             session_key: None,
         }
@@ -129,7 +129,7 @@ impl AppState {
     }
 
     /// The way files reach the tables, under this server's settings.
-    pub fn intake(&self) -> warehouse::intake::Intake {
+    pub fn intake(&self) -> warehouse::intake::steps::Intake {
         self.warehouse.intake(self.settings.require_approval)
     }
 

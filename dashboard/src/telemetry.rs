@@ -19,8 +19,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use warehouse::audit::AuditEvent;
-use warehouse::intake::Intent;
+use warehouse::intake::steps::Intent;
+use warehouse::tables::rows::AuditEvent;
 use warehouse::{TableVersions, Warehouse};
 
 /// A request's route (as declared, e.g. `/kpi/{id}`), method and status.

@@ -8,6 +8,7 @@ mod corpus;
 mod end_to_end;
 mod generated;
 mod kpi;
+mod layout;
 mod metrics;
 mod portal;
 mod readers;

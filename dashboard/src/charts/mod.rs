@@ -6,7 +6,7 @@
 pub mod result;
 
 use plotters::prelude::*;
-use warehouse::kpi::Status;
+use warehouse::tables::rows::Status;
 
 /// Colour of a status on charts and cards.
 pub fn status_colour(status: Option<Status>) -> RGBColor {

@@ -372,8 +372,8 @@ const PNG_BYTES: usize = 48 * 1024 * 1024;
 /// A chart's PNG ([`png`]) on the blocking pool, its memory reserved from the server's ceiling,
 /// given up past `within`.
 pub async fn png_within(svg: String, lang: Lang, within: Duration) -> Result<Vec<u8>, String> {
-    let _memory =
-        warehouse::engine::reserve("việc vẽ ảnh PNG", "drawing a PNG chart", PNG_BYTES).map_err(|e| e.to_string())?;
+    let _memory = warehouse::query::engine::reserve("việc vẽ ảnh PNG", "drawing a PNG chart", PNG_BYTES)
+        .map_err(|e| e.to_string())?;
     match tokio::time::timeout(within, tokio::task::spawn_blocking(move || png(&svg))).await {
         Ok(Ok(png)) => png,
         Ok(Err(stopped)) => Err(format!("chart: {stopped}")),

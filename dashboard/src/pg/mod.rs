@@ -9,7 +9,7 @@
 //! Every query has an owner and a budget, whatever path it takes: a simple query, a prepared
 //! statement's portal (suspended between Executes), a cursor (`DECLARE` … `FETCH`). Its work
 //! ends at its deadline even when nobody reads its rows (every stream of a wire session ends at
-//! its deadline: [`warehouse::engine::Deadline`]), and when the client cancels it (each
+//! its deadline: [`warehouse::query::engine::Deadline`]), and when the client cancels it (each
 //! connection has a random cancel key: [`connection`]), closes it, ends its transaction or goes.
 //! Its account's query slot is given back when its rows end or at its deadline. Rows are sent
 //! as the client reads them, never gathered first ([`cursors`]); a client that stops reading is
@@ -68,10 +68,10 @@ use datafusion_postgres::{DfSessionService, Parser};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::Mutex;
 use tokio::sync::futures::OwnedNotified;
-use warehouse::accounts::Role;
-use warehouse::audit::AuditEvent;
-use warehouse::guard::{Channel, QueryLimits};
-use warehouse::rights::Action;
+use warehouse::people::rights::Action;
+use warehouse::people::rights::Role;
+use warehouse::query::guard::{Channel, QueryLimits};
+use warehouse::tables::rows::AuditEvent;
 
 use crate::routes::QuerySlot;
 use crate::{AppState, AuditQueue};
@@ -171,9 +171,10 @@ impl StartupHandler for TokenStartup {
                     }
                     refused => {
                         let (outcome, why) = match refused {
-                            Some(account) if account.name == user => {
-                                ("forbidden", warehouse::rights::refusal(account.role, Action::Query).0)
-                            }
+                            Some(account) if account.name == user => (
+                                "forbidden",
+                                warehouse::people::rights::refusal(account.role, Action::Query).0,
+                            ),
                             _ => ("unauthorized", "a token that matches no active account of that name"),
                         };
                         let mut event = AuditEvent::now("sign_in", outcome);
@@ -198,10 +199,10 @@ struct ReadOnly {
     role: Role,
 }
 
-/// The one read-only rule of every SQL path ([`warehouse::guard::check_statement`]), for a
+/// The one read-only rule of every SQL path ([`warehouse::query::guard::check_statement`]), for a
 /// client's statement: refused with SQLSTATE 25006.
 fn check(statement: &Statement) -> PgWireResult<()> {
-    warehouse::guard::check_statement(statement, Channel::Wire).map_err(|e| user_error("25006", e.to_string()))
+    warehouse::query::guard::check_statement(statement, Channel::Wire).map_err(|e| user_error("25006", e.to_string()))
 }
 
 impl ReadOnly {
@@ -1143,7 +1144,7 @@ pub async fn serve_pg(address: &str, state: WireState) -> std::io::Result<(Socke
             crate::let_go_when_unread(&mut socket);
             let handlers = Arc::clone(&handlers);
             // Every statement of a connection is query work: it runs on the query runtime.
-            warehouse::engine::handle().spawn(async move {
+            warehouse::query::engine::handle().spawn(async move {
                 datafusion_postgres::pgwire::tokio::process_socket(socket, None, handlers)
                     .await
                     .ok();

@@ -9,11 +9,11 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use warehouse::Submission;
-use warehouse::accounts::Role;
-use warehouse::kpi::KpiRow;
-use warehouse::metrics::Dimension;
+use warehouse::kpi::metrics::Dimension;
+use warehouse::people::rights::Role;
+use warehouse::tables::rows::KpiRow;
 
-use super::AppError;
+use super::error::AppError;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::figures::Figures;

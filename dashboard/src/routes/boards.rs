@@ -17,12 +17,13 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio::sync::Mutex;
-use warehouse::accounts::Role;
-use warehouse::workbench::{Board, PinnedChart, Workbench};
+use warehouse::people::rights::Role;
+use warehouse::people::workbench::{Board, PinnedChart, Workbench};
 
-use super::pages::{Chrome, PageQuery, language};
+use super::error::AppError;
+use super::page::{Chrome, PageQuery, language};
+use super::page::{PageError, check_csrf};
 use super::roles::{Admin, Querier};
-use super::{AppError, PageError, check_csrf};
 use crate::AppState;
 use crate::charts::result::{ChartKind, ChartSpec, ResultColumns};
 use crate::i18n::Lang;
@@ -121,7 +122,7 @@ async fn drawings(state: &AppState, board: &Board, lang: Lang, tag: &str) -> Arc
             title: chart.title.clone(),
             svg,
             problem,
-            query_link: format!("/sql?q={}", super::percent_encode(chart.sql.as_bytes())),
+            query_link: format!("/sql?q={}", super::page::percent_encode(chart.sql.as_bytes())),
         });
     }
     let drawn = Arc::new(drawn);
@@ -141,7 +142,7 @@ async fn board_page(
     let shown = async {
         let caller = state.auth.caller(&headers).await.map_err(AppError::from)?;
         let role = caller.as_ref().map(|c| c.role());
-        let querier = role.is_some_and(|r| r.may(warehouse::rights::Action::Query));
+        let querier = role.is_some_and(|r| r.may(warehouse::people::rights::Action::Query));
         let board = Workbench::new(state.warehouse.layout())
             .board(&id)
             .await?
@@ -207,7 +208,7 @@ async fn boards_page(
         let caller = state.auth.caller(&headers).await.map_err(AppError::from)?;
         let querier = caller
             .as_ref()
-            .is_some_and(|c| c.role().may(warehouse::rights::Action::Query));
+            .is_some_and(|c| c.role().may(warehouse::people::rights::Action::Query));
         let boards = Workbench::new(state.warehouse.layout())
             .boards()
             .await?

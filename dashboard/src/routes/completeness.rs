@@ -6,8 +6,8 @@ use axum::response::Response;
 use ingest::{ProvinceRegistry, ReportKind, SchoolYear};
 use warehouse::Submission;
 
-use super::AppError;
-use super::pages::{Chrome, PageRequest};
+use super::error::AppError;
+use super::page::{Chrome, PageRequest};
 use crate::figures::Figures;
 use crate::i18n::{Lang, Words};
 
@@ -102,7 +102,7 @@ fn cell(figures: &Figures, slice: &[&Submission], expected: bool, lang: Lang) ->
 /// Whether the ministry approved a submission: the words for its review state.
 pub fn review_text(figures: &Figures, submission_id: &str, lang: Lang) -> String {
     match figures.review(submission_id) {
-        Some(d) if d.decision == warehouse::approvals::Verdict::Approved => {
+        Some(d) if d.decision == warehouse::tables::rows::Verdict::Approved => {
             lang.pick("đã duyệt", "approved").to_string()
         }
         Some(_) => lang.pick("bị trả lại", "returned").to_string(),
@@ -124,7 +124,7 @@ fn completeness_page(page: &PageRequest) -> Result<CompletenessPage, AppError> {
         .collect();
     years.sort();
     years.dedup();
-    let year = super::pages::pick_year(&years, query.year.as_deref())?;
+    let year = super::page::pick_year(&years, query.year.as_deref())?;
     let school_year: SchoolYear = year
         .parse()
         .map_err(|_| AppError::BadRequest(format!("{year:?} is not a school year like 2024-2025")))?;

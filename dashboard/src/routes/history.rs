@@ -8,8 +8,8 @@ use axum::response::Response;
 use ingest::{ReportKind, SchoolYear};
 use serde::Deserialize;
 
-use super::AppError;
-use super::pages::{Chrome, PageQuery, language, respond};
+use super::error::AppError;
+use super::page::{Chrome, PageQuery, language, respond};
 use crate::AppState;
 use crate::i18n::{Lang, Words};
 

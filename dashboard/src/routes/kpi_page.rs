@@ -5,13 +5,12 @@ use askama::Template;
 use axum::extract::Path;
 use axum::response::Response;
 use ingest::{ProvinceRegistry, ReportKind, SchoolYear};
-use warehouse::kpi::{KpiRow, Status};
-use warehouse::metrics::{Dimension, Kpi};
+use warehouse::kpi::metrics::{Dimension, Kpi};
+use warehouse::tables::rows::{KpiRow, Status};
 
-use super::AppError;
-use super::pages::{
-    Chrome, PageRequest, coverage_text, formula, kpi_name, pick_year, points, province, province_name, target_text,
-};
+use super::error::AppError;
+use super::kpi_words::{coverage_text, formula, kpi_name, points, province, province_name, target_text};
+use super::page::{Chrome, PageRequest, pick_year};
 use crate::charts::{self, Bar, Tile, TrendGuides};
 use crate::figures::Figures;
 use crate::i18n::{Lang, Words};
@@ -56,7 +55,7 @@ pub struct Twin {
     national: String,
 }
 
-fn twin_of<'m>(metrics: &'m warehouse::metrics::Metrics, kpi: &Kpi) -> Option<&'m Kpi> {
+fn twin_of<'m>(metrics: &'m warehouse::kpi::metrics::Metrics, kpi: &Kpi) -> Option<&'m Kpi> {
     match &kpi.reported_as {
         Some(id) => metrics.kpi(id),
         None => metrics
@@ -91,7 +90,7 @@ fn review_of(figures: &Figures, kpi: &Kpi, dimension: Dimension, unit: &str, yea
         .filter(|s| {
             figures
                 .review(&s.submission_id)
-                .is_some_and(|d| d.decision == warehouse::approvals::Verdict::Approved)
+                .is_some_and(|d| d.decision == warehouse::tables::rows::Verdict::Approved)
         })
         .count();
     match files.len() {

@@ -1,10 +1,14 @@
 //! The routes: pages (HTML), the JSON API under `/api/v1`, and static files.
 
 mod api;
+mod audit;
 mod boards;
 mod completeness;
+mod error;
 mod history;
 mod kpi_page;
+mod kpi_words;
+mod page;
 mod pages;
 mod places;
 mod reconciliation;
@@ -17,6 +21,8 @@ mod templates;
 mod upload;
 
 pub use boards::BoardDrawings;
+pub use error::AppError;
+pub use page::percent_encode;
 pub use sql::{QuerySlot, QuerySlots};
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -25,11 +31,10 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::AppState;
-use crate::i18n::Lang;
 
 /// The stylesheet, embedded in the binary.
 const CSS: &str = include_str!("../../static/khoso.css");
@@ -42,6 +47,11 @@ const FAVICON: &str = include_str!("../../static/favicon.svg");
 pub fn router(state: AppState) -> Router<AppState> {
     // The figures' pages and their JSON share the revalidation layer (fresh figures, ETags).
     let figures = pages::router()
+        .route("/kpi/{id}", get(kpi_page::kpi))
+        .route("/province/{code}", get(places::province))
+        .route("/province/{code}/report", get(places::province_report))
+        .route("/region/{code}", get(places::region))
+        .route("/completeness", get(completeness::completeness))
         .merge(api::figures_router(&state))
         .route_layer(middleware::from_fn_with_state(state.clone(), revalidate));
     Router::new()
@@ -181,7 +191,7 @@ async fn guard_door(State(state): State<AppState>, mut request: Request, next: N
             }
             if let (true, Some(caller)) = (api && cookie_post, &caller) {
                 let sent = request.headers().get("x-csrf-token").and_then(|v| v.to_str().ok());
-                if let Err(e) = check_csrf(caller, sent) {
+                if let Err(e) = page::check_csrf(caller, sent) {
                     return e.json();
                 }
             }
@@ -220,16 +230,6 @@ fn request_source(state: &AppState, request: &Request) -> std::net::IpAddr {
     })
 }
 
-/// Whether cookies should say `Secure`: the server is behind a proxy that says the request came
-/// over HTTPS.
-pub(crate) fn secure_cookies(state: &AppState, headers: &HeaderMap) -> bool {
-    state.settings.behind_proxy
-        && headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
-}
-
 /// Hands the request its caller and the warehouse's current figures, and answers `304 Not Modified` when the
 /// client already holds this page for them: the ETag is a hash of the figures' tag (table
 /// versions and metrics fingerprint), the address and the credentials (cookie, token), so it
@@ -255,7 +255,7 @@ async fn revalidate(State(state): State<AppState>, mut request: Request, next: N
             return if request.uri().path().starts_with("/api/") {
                 error.json()
             } else {
-                error.page(pages::language_of(request.headers(), request.uri()))
+                error.page(page::language_of(request.headers(), request.uri()))
             };
         }
     };
@@ -290,19 +290,6 @@ async fn revalidate(State(state): State<AppState>, mut request: Request, next: N
     response
 }
 
-/// Bytes percent-encoded for a URL: everything but ASCII letters, digits and `-_.~`.
-pub fn percent_encode(bytes: &[u8]) -> String {
-    let mut encoded = String::with_capacity(bytes.len());
-    for &byte in bytes {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
 /// Whether `If-None-Match` names `etag` (or is `*`).
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
@@ -312,200 +299,4 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
         .any(|tag| tag == etag || tag == "*")
-}
-
-/// Why a request failed, and how the answer looks: a page for people, JSON for programs.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    /// No such KPI, province or page.
-    #[error("{0}")]
-    NotFound(String),
-    /// A parameter that makes no sense.
-    #[error("{0}")]
-    BadRequest(String),
-    /// No credential, or a wrong one.
-    #[error("{0}")]
-    Unauthorized(String),
-    /// A credential that may not do this.
-    #[error("{0}")]
-    Forbidden(String),
-    /// A body over the size limit.
-    #[error("{0}")]
-    TooLarge(String),
-    /// Too many requests of one account at once.
-    #[error("{0}")]
-    TooMany(String),
-    /// Too many sign-in attempts from one source: the client may try again after the delay.
-    #[error("{0}")]
-    SlowDown(String, std::time::Duration),
-    /// The server's memory ceiling is reached by the work running now.
-    #[error("{0}")]
-    Busy(String),
-    /// Ours; logged, never shown in detail.
-    #[error("internal error")]
-    Internal(String),
-}
-
-impl From<crate::auth::AuthError> for AppError {
-    fn from(e: crate::auth::AuthError) -> Self {
-        match e {
-            crate::auth::AuthError::TooMany(wait) => {
-                AppError::SlowDown(crate::auth::AuthError::TooMany(wait).to_string(), wait)
-            }
-            crate::auth::AuthError::Warehouse(e) => AppError::from(e),
-        }
-    }
-}
-
-/// A warehouse error keeps its meaning: the caller's fault is a 4xx, ours a 500.
-impl From<warehouse::Error> for AppError {
-    fn from(e: warehouse::Error) -> Self {
-        match e {
-            warehouse::Error::NotFound(_) => AppError::NotFound(e.to_string()),
-            warehouse::Error::Busy(message) => AppError::Busy(message),
-            _ if e.is_forbidden() => AppError::Forbidden(e.to_string()),
-            _ if e.is_input_error() => AppError::BadRequest(e.to_string()),
-            _ => AppError::Internal(e.to_string()),
-        }
-    }
-}
-
-impl From<warehouse::rights::Refusal> for AppError {
-    fn from(refusal: warehouse::rights::Refusal) -> Self {
-        match refusal {
-            warehouse::rights::Refusal::BadRequest(message) => AppError::BadRequest(message),
-            warehouse::rights::Refusal::Forbidden(message) => AppError::Forbidden(message),
-        }
-    }
-}
-
-impl AppError {
-    fn status(&self) -> StatusCode {
-        match self {
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::TooMany(_) | AppError::SlowDown(..) => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn code(&self) -> &'static str {
-        match self {
-            AppError::NotFound(_) => "not_found",
-            AppError::BadRequest(_) => "bad_request",
-            AppError::Unauthorized(_) => "unauthorized",
-            AppError::Forbidden(_) => "forbidden",
-            AppError::TooLarge(_) => "too_large",
-            AppError::TooMany(_) | AppError::SlowDown(..) => "too_many",
-            AppError::Busy(_) => "busy",
-            AppError::Internal(_) => "internal",
-        }
-    }
-
-    fn log(&self) {
-        if let AppError::Internal(detail) = self {
-            tracing::error!(cause = %detail, "internal error");
-        }
-    }
-
-    /// The error as a JSON API answer `{code, message}`.
-    pub fn json(self) -> Response {
-        self.log();
-        let body = serde_json::json!({ "code": self.code(), "message": self.to_string() });
-        self.with_retry_after((self.status(), axum::Json(body)).into_response())
-    }
-
-    /// Says when to try again (`Retry-After`, in whole seconds) when the error is a wait.
-    fn with_retry_after(&self, mut response: Response) -> Response {
-        if let AppError::SlowDown(_, wait) = self {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-        }
-        response
-    }
-
-    /// The error as a page in the user's language.
-    pub fn page(self, lang: Lang) -> Response {
-        self.log();
-        let status = self.status();
-        let title = match &self {
-            AppError::NotFound(_) => lang.pick("Không tìm thấy", "Not found"),
-            AppError::BadRequest(_) => lang.pick("Yêu cầu không hợp lệ", "Bad request"),
-            AppError::Unauthorized(_) => lang.pick("Cần đăng nhập", "Sign-in needed"),
-            AppError::Forbidden(_) => lang.pick("Không được phép", "Not allowed"),
-            AppError::TooLarge(_) => lang.pick("Tệp quá lớn", "File too large"),
-            AppError::TooMany(_) => lang.pick("Quá nhiều truy vấn cùng lúc", "Too many queries at once"),
-            AppError::SlowDown(..) => lang.pick("Quá nhiều lần đăng nhập", "Too many sign-in attempts"),
-            AppError::Busy(_) => lang.pick("Máy chủ đang bận", "The server is busy"),
-            AppError::Internal(_) => lang.pick("Lỗi hệ thống", "Something went wrong"),
-        };
-        let page = pages::ErrorPage {
-            chrome: pages::Chrome::bare(lang),
-            title: title.to_string(),
-            message: self.to_string(),
-        };
-        let response = match askama::Template::render(&page) {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, self.to_string()).into_response(),
-        };
-        self.with_retry_after(response)
-    }
-}
-
-/// An API's error answers as JSON: handlers of the API return `Result<_, AppError>` and use `?`.
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        self.json()
-    }
-}
-
-/// An error of a page, in the page's language.
-pub struct PageError(AppError, Lang);
-
-impl AppError {
-    /// The error as the page of a request in `lang` shows it.
-    pub fn in_lang(self, lang: Lang) -> PageError {
-        PageError(self, lang)
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        self.0.page(self.1)
-    }
-}
-
-/// An audit event of the web, by the caller when there is one.
-fn audit_event(caller: Option<&crate::auth::Caller>, action: &str, outcome: &str) -> warehouse::audit::AuditEvent {
-    let mut event = warehouse::audit::AuditEvent::now(action, outcome);
-    if let Some(caller) = caller {
-        event.actor = Some(caller.account.name.clone());
-        event.role = Some(caller.role().as_str().to_string());
-    }
-    event
-}
-
-/// Writes an audit event now, and counts it (an error is logged: the request goes on).
-async fn audit(state: &AppState, event: warehouse::audit::AuditEvent) {
-    state.telemetry.event(&event);
-    if let Err(e) = state.warehouse.record_audit(&[event]).await {
-        tracing::error!(cause = %e, "the audit log could not be written");
-    }
-}
-
-/// Checks that a form posted with a web session's cookie carries that session's CSRF token (a
-/// bearer token needs none).
-fn check_csrf(caller: &crate::auth::Caller, sent: Option<&str>) -> Result<(), AppError> {
-    match caller.csrf.as_deref() {
-        Some(expected) if Some(expected) != sent => Err(AppError::Forbidden(
-            "the form has expired: reload the page and try again".into(),
-        )),
-        _ => Ok(()),
-    }
 }

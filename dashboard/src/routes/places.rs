@@ -7,10 +7,11 @@ use askama::Template;
 use axum::extract::Path;
 use axum::response::Response;
 use ingest::{Province, ProvinceRegistry, SchoolYear};
-use warehouse::metrics::Dimension;
+use warehouse::kpi::metrics::Dimension;
 
-use super::AppError;
-use super::pages::{Chrome, PageRequest, kpi_name, pick_year, points};
+use super::error::AppError;
+use super::kpi_words::{kpi_name, points};
+use super::page::{Chrome, PageRequest, pick_year};
 use crate::AppState;
 use crate::charts;
 use crate::figures::Figures;

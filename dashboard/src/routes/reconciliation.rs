@@ -1,5 +1,5 @@
 //! `/reconciliation` and `/api/v1/reconciliation`: schools' reports beside their counted learner
-//! records, for analysts and admins (see [`warehouse::reconcile`]).
+//! records, for analysts and admins (see [`warehouse::intake::reconcile`]).
 
 use askama::Template;
 use axum::Json;
@@ -9,12 +9,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ingest::{ProvinceCode, SchoolYear};
 use serde::Deserialize;
-use warehouse::metrics::Dimension;
-use warehouse::reconcile::{DEFAULT_TOLERANCE, Reconciliation};
+use warehouse::intake::reconcile::{DEFAULT_TOLERANCE, Reconciliation};
+use warehouse::kpi::metrics::Dimension;
 
-use super::pages::{Chrome, PageRequest, province_name};
+use super::error::AppError;
+use super::kpi_words::province_name;
+use super::page::{Chrome, PageRequest};
 use super::roles::Querier;
-use super::{AppError, AppState};
+use crate::AppState;
 use crate::i18n::{Lang, Words};
 
 /// The most differing schools a page lists (the API gives them all).

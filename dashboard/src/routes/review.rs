@@ -10,12 +10,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ingest::{ReportKind, SchoolYear};
 use serde::Deserialize;
-use warehouse::approvals::Verdict;
-use warehouse::rights::Actor;
+use warehouse::tables::rows::Verdict;
 
-use super::pages::{Chrome, PageQuery, language};
+use super::error::AppError;
+use super::page::PageError;
+use super::page::{Chrome, PageQuery, language};
 use super::roles::Admin;
-use super::{AppError, PageError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::i18n::{Lang, Words};
@@ -133,7 +133,7 @@ pub struct DecisionForm {
     comment: Option<String>,
 }
 
-/// Approves or returns a submission or a held file ([`warehouse::intake::Intake::decide`]).
+/// Approves or returns a submission or a held file ([`warehouse::intake::steps::Intake::decide`]).
 async fn decide(
     state: &AppState,
     caller: &Caller,
@@ -143,7 +143,7 @@ async fn decide(
 ) -> Result<serde_json::Value, AppError> {
     let decided = state
         .intake()
-        .decide(id, verdict, comment, &Actor::account(&caller.account))
+        .decide(id, verdict, comment, &caller.account.actor())
         .await?;
     let mut answer = serde_json::json!({ "id": id, "decision": decided.verdict });
     if let Some(submission) = decided.submission {
@@ -171,7 +171,7 @@ async fn decide_form(
 ) -> Result<Redirect, PageError> {
     let lang = language(&PageQuery::default(), &headers);
     let done = async {
-        super::check_csrf(&caller, form.csrf.as_deref())?;
+        super::page::check_csrf(&caller, form.csrf.as_deref())?;
         decide(&state, &caller, &id, verdict(&word)?, form.comment).await
     };
     done.await.map_err(|e| e.in_lang(lang))?;

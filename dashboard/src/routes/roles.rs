@@ -1,5 +1,5 @@
 //! The role a route needs, as an extractor: [`Uploader`], [`Querier`], [`Admin`]. Whether a
-//! role may do the work is [`warehouse::rights`]' rule, the same the PostgreSQL sign-in and
+//! role may do the work is [`warehouse::people::rights`]' rule, the same the PostgreSQL sign-in and
 //! the intake ask. A stranger is sent to sign in (a page) or answered 401 (the API); an
 //! account of another role is refused with the reason, in the page's language.
 //!
@@ -10,10 +10,10 @@ use std::marker::PhantomData;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
-use warehouse::rights::{Action, refusal};
+use warehouse::people::rights::{Action, refusal};
 
-use super::AppError;
-use super::pages::language_of;
+use super::error::AppError;
+use super::page::language_of;
 use crate::AppState;
 use crate::auth::Caller;
 

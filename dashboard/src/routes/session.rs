@@ -10,10 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::AppError;
-use super::pages::{Chrome, PageQuery, language};
-use super::upload::render;
-use super::{audit, audit_event};
+use super::audit::{audit, audit_event};
+use super::error::AppError;
+use super::page::{Chrome, CsrfForm, PageQuery, form_caller, language, render};
 use crate::AppState;
 use crate::auth::{Caller, SESSION_COOKIE};
 
@@ -89,7 +88,7 @@ async fn sign_in(
     let caller = Caller { account, csrf: None };
     audit(&state, audit_event(Some(&caller), "sign_in", "ok")).await;
     let mut response = Redirect::to("/upload").into_response();
-    let secure = match super::secure_cookies(&state, &headers) {
+    let secure = match super::page::secure_cookies(&state, &headers) {
         true => "; Secure",
         false => "",
     };
@@ -125,23 +124,6 @@ fn same_origin(headers: &HeaderMap) -> Result<(), AppError> {
         (Some(url), _) if sender_host(url) != host.to_ascii_lowercase() => Err(refused()),
         _ => Ok(()),
     }
-}
-
-/// A form that carries the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    pub(super) csrf: String,
-}
-
-/// The caller of a cookie-signed form post, if its CSRF token matches.
-pub(super) async fn form_caller(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Caller, AppError> {
-    let caller = state
-        .auth
-        .caller(headers)
-        .await?
-        .ok_or_else(|| AppError::Unauthorized("sign in first".into()))?;
-    super::check_csrf(&caller, Some(csrf))?;
-    Ok(caller)
 }
 
 async fn sign_out(

@@ -32,13 +32,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use warehouse::TableVersions;
-use warehouse::audit::AuditEvent;
-use warehouse::guard::{Position, QueryLimits};
-use warehouse::workbench::{HistoryEntry, Workbench};
+use warehouse::people::workbench::{HistoryEntry, Workbench};
+use warehouse::query::guard::{Position, QueryLimits};
+use warehouse::tables::rows::AuditEvent;
 
-use super::pages::{Chrome, PageQuery, language};
+use super::error::AppError;
+use super::page::PageError;
+use super::page::{Chrome, PageQuery, language};
 use super::roles::Querier;
-use super::{AppError, PageError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::charts::result::{ChartKind, ChartSpec, ResultColumns};
@@ -165,7 +166,7 @@ pub const SHOWN_BYTES: usize = 32 * 1024 * 1024;
 /// batch is let go, and no more than [`SHOWN_BYTES`] of them.
 pub(super) async fn run_shown(
     state: &AppState,
-    reader: warehouse::accounts::Role,
+    reader: warehouse::people::rights::Role,
     sql: &str,
     limits: &QueryLimits,
 ) -> Result<(Vec<RecordBatch>, usize), AppError> {
@@ -428,7 +429,8 @@ async fn xlsx_download(
     let started = Instant::now();
     let deadline = started + limits.timeout;
     let run = async {
-        let _memory = warehouse::engine::reserve("tệp Excel", "an Excel download", XLSX_CELLS * XLSX_BYTES_PER_CELL)?;
+        let _memory =
+            warehouse::query::engine::reserve("tệp Excel", "an Excel download", XLSX_CELLS * XLSX_BYTES_PER_CELL)?;
         let mut stream = start(state, caller, sql, limits).await?;
         let schema = stream.schema();
         let columns = schema.fields().len().max(1);
@@ -813,7 +815,7 @@ impl ChartRequest {
 
     /// The query string of the same chart, for a link.
     fn link(&self, spec: &ChartSpec, lang: Lang) -> String {
-        let encode = |text: &str| super::percent_encode(text.as_bytes());
+        let encode = |text: &str| super::page::percent_encode(text.as_bytes());
         format!(
             "q={}&chart={}&x={}&y={}&series={}&lang={}",
             encode(&self.sql),
@@ -935,7 +937,7 @@ pub struct SqlQuery {
 
 /// A query as a link that opens it in the workbench.
 fn open_link(sql: &str) -> String {
-    format!("/sql?q={}", super::percent_encode(sql.as_bytes()))
+    format!("/sql?q={}", super::page::percent_encode(sql.as_bytes()))
 }
 
 /// What the workbench form sends.
@@ -998,7 +1000,7 @@ async fn schema_browser(state: &AppState, caller: &Caller, lang: Lang) -> Vec<Ta
         if tables.last().is_none_or(|t| t.name != table) {
             tables.push(TableInfo {
                 name: table.to_string(),
-                description: warehouse::catalogue::entry(table)
+                description: warehouse::tables::catalogue::entry(table)
                     .map(|t| lang.pick(t.description_vi, t.description_en).to_string())
                     .unwrap_or_default(),
                 columns: Vec::new(),
@@ -1068,7 +1070,7 @@ async fn workbench(
         .map(|q| (format!("/sql?saved={}", q.id), q.name.clone(), q.owner.clone()))
         .collect();
     if post {
-        super::check_csrf(&caller, form.csrf.as_deref())?;
+        super::page::check_csrf(&caller, form.csrf.as_deref())?;
         let sql = page.sql.clone();
         if let Some(format) = form.format.as_deref().filter(|f| !f.is_empty()) {
             let format = Export::parse(format)?;
@@ -1255,7 +1257,7 @@ async fn save_query(
     axum::Form(form): axum::Form<SaveForm>,
 ) -> Result<axum::response::Redirect, PageError> {
     let lang = language(&PageQuery::default(), &headers);
-    super::check_csrf(&caller, form.csrf.as_deref()).map_err(|e| e.in_lang(lang))?;
+    super::page::check_csrf(&caller, form.csrf.as_deref()).map_err(|e| e.in_lang(lang))?;
     let query = Workbench::new(state.warehouse.layout())
         .save(&form.name, &form.sql, &caller.account.name)
         .await

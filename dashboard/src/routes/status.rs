@@ -9,10 +9,11 @@ use axum::response::Html;
 use axum::routing::get;
 use warehouse::{OutputFormat, TableVersions};
 
-use super::pages::{Chrome, PageQuery, language};
+use super::error::AppError;
+use super::page::PageError;
+use super::page::{Chrome, PageQuery, language};
 use super::review::when;
 use super::roles::Admin;
-use super::{AppError, PageError};
 use crate::AppState;
 use crate::i18n::{Lang, Words};
 

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ingest::{ReportKind, SchoolYear};
 
-use super::AppError;
-use super::pages::{PageQuery, language};
+use super::error::AppError;
+use super::page::{PageQuery, language};
 use crate::AppState;
 
 /// The templates' route.

@@ -1,6 +1,6 @@
 //! The provincial departments' way in: the upload page (dry run, then commit or cancel) and
 //! `POST /api/v1/submissions`. Each hands the file to the intake in one call
-//! ([`warehouse::intake`]: the same path as the CLI's); every attempt is audited.
+//! ([`warehouse::intake::steps`]: the same path as the CLI's); every attempt is audited.
 //!
 //! Bodies are streamed to a file of the intake's and never held whole in memory; past the size
 //! limit the answer is 413. The file's name is kept for people only: the saved file is named
@@ -12,22 +12,23 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use ingest::{Problem, ProvinceRegistry, ReportKind, SchoolYear, SliceHint};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
-use warehouse::accounts::Role;
-use warehouse::intake::{Delivery, Intent, Outcome};
-use warehouse::preview::Preview;
-use warehouse::rights::{Actor, UploadAsk, UploadSlice, upload_slice};
+use warehouse::intake::preview::Preview;
+use warehouse::intake::steps::{Delivery, Intent, Outcome};
+use warehouse::people::rights::Role;
+use warehouse::people::rights::{UploadAsk, UploadSlice, upload_slice};
 
-use super::pages::{Chrome, PageQuery, language};
+use super::audit::{audit, audit_event};
+use super::error::AppError;
+use super::page::{Chrome, PageQuery, language, render};
+use super::page::{CsrfForm, form_caller};
 use super::roles::Uploader;
-use super::session::{CsrfForm, form_caller};
-use super::{AppError, audit, audit_event};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::i18n::{Lang, Words};
@@ -83,11 +84,11 @@ impl UploadQuery {
     }
 }
 
-/// The slice a signed-in caller may upload ([`warehouse::rights::upload_slice`]).
+/// The slice a signed-in caller may upload ([`warehouse::people::rights::upload_slice`]).
 fn authorize(caller: Option<&Caller>, query: &UploadQuery) -> Result<UploadSlice, AppError> {
     let caller =
         caller.ok_or_else(|| AppError::Unauthorized("sign in first: send Authorization: Bearer TOKEN".into()))?;
-    Ok(upload_slice(&Actor::account(&caller.account), query.ask())?)
+    Ok(upload_slice(&caller.account.actor(), query.ask())?)
 }
 
 /// The answer to a file past its kind's limit.
@@ -143,12 +144,7 @@ async fn receive(
     let started = std::time::Instant::now();
     let received = state
         .intake()
-        .receive(
-            vec![delivery],
-            &Actor::account(&caller.account),
-            intent,
-            chrono::Utc::now(),
-        )
+        .receive(vec![delivery], &caller.account.actor(), intent, chrono::Utc::now())
         .await;
     state.telemetry.intake(intent, started.elapsed());
     received?
@@ -331,13 +327,6 @@ async fn save_file_part(
     Ok((path, file_name, fields))
 }
 
-pub(super) fn render(status: StatusCode, page: &impl Template, lang: Lang) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => AppError::Internal(e.to_string()).page(lang),
-    }
-}
-
 /// A problem as a row of the page.
 pub struct ProblemRow {
     row: String,
@@ -394,7 +383,7 @@ async fn reviews(state: &AppState, caller: &Caller, lang: Lang) -> (Chrome, Vec<
     let chrome = Chrome::new(&figures, lang, &PageQuery::default());
     let mine = |province: Option<&str>| caller.role() == Role::Admin || province == caller.account.province.as_deref();
     let describe = |id: &str| match figures.review(id) {
-        Some(d) if d.decision == warehouse::approvals::Verdict::Approved => {
+        Some(d) if d.decision == warehouse::tables::rows::Verdict::Approved => {
             (lang.pick("đã duyệt", "approved").to_string(), d.comment.clone())
         }
         Some(d) => (lang.pick("bị trả lại", "returned").to_string(), d.comment.clone()),
@@ -507,7 +496,7 @@ async fn upload_form(
         }
     };
     let checked = async {
-        super::check_csrf(&caller, fields.get("csrf").map(String::as_str))?;
+        super::page::check_csrf(&caller, fields.get("csrf").map(String::as_str))?;
         let query = UploadQuery {
             kind: fields.get("kind").cloned(),
             year: fields.get("year").cloned(),
@@ -743,5 +732,8 @@ fn tell_done(page: &mut UploadPage, outcome: Outcome, file_name: &str, slice: &U
 
 /// A `data:` address holding a CSV file, for a download link that needs no second request.
 fn data_uri(csv: &[u8]) -> String {
-    format!("data:text/csv;charset=utf-8,%EF%BB%BF{}", super::percent_encode(csv))
+    format!(
+        "data:text/csv;charset=utf-8,%EF%BB%BF{}",
+        super::page::percent_encode(csv)
+    )
 }

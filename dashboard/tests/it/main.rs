@@ -13,9 +13,9 @@ use ingest::generate::{GenerateOptions, generate};
 use ingest::{ReportKind, SliceHint};
 use tower::ServiceExt;
 use warehouse::Warehouse;
-use warehouse::intake::{Delivery, Intent, Outcome};
-use warehouse::metrics::Metrics;
-use warehouse::rights::Actor;
+use warehouse::intake::steps::{Delivery, Intent, Outcome};
+use warehouse::kpi::metrics::Metrics;
+use warehouse::people::rights::Actor;
 
 fn metrics_text() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../metrics.toml")).expect("metrics.toml")

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use ingest::{ReadOptions, ReportKind, SliceHint, read_report};
 use warehouse::Warehouse;
-use warehouse::intake::{Delivery, Intent, Outcome};
-use warehouse::metrics::Metrics;
-use warehouse::rights::Actor;
+use warehouse::intake::steps::{Delivery, Intent, Outcome};
+use warehouse::kpi::metrics::Metrics;
+use warehouse::people::rights::Actor;
 
 pub const HEADER: &str = "school_year,province_code,school_id,school_name,level,ownership,students,students_online_ready,\
 students_domestic_platform,students_digital_record,teachers,teachers_online_ready,teachers_digital_record,\

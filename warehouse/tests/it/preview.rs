@@ -3,7 +3,7 @@
 
 use crate::{school_report, warehouse};
 
-fn t1(preview: &warehouse::preview::Preview) -> &warehouse::preview::PreviewValue {
+fn t1(preview: &warehouse::intake::preview::Preview) -> &warehouse::intake::preview::PreviewValue {
     preview
         .kpis
         .iter()
@@ -11,7 +11,7 @@ fn t1(preview: &warehouse::preview::Preview) -> &warehouse::preview::PreviewValu
         .expect("T1_pupils")
 }
 
-fn rules(preview: &warehouse::preview::Preview) -> Vec<&str> {
+fn rules(preview: &warehouse::intake::preview::Preview) -> Vec<&str> {
     preview.warnings.iter().map(|w| w.rule).collect()
 }
 

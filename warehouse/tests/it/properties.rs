@@ -3,8 +3,8 @@
 //! file's.
 
 use proptest::prelude::*;
-use warehouse::intake::{Delivery, Intent, Outcome};
-use warehouse::rights::Actor;
+use warehouse::intake::steps::{Delivery, Intent, Outcome};
+use warehouse::people::rights::Actor;
 use warehouse::{OutputFormat, TableVersions, Warehouse};
 
 use crate::HEADER;

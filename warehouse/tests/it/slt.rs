@@ -8,7 +8,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use sqllogictest::{DBOutput, DefaultColumnType};
 use warehouse::TableVersions;
-use warehouse::metrics::Dimension;
+use warehouse::kpi::metrics::Dimension;
 
 use crate::warehouse;
 
@@ -80,7 +80,7 @@ async fn slt_files_pin_the_kpi_sql_and_its_results() {
             let query: Vec<&str> = lines.by_ref().take_while(|l| *l != "----").collect();
             assert_eq!(
                 query.join("\n"),
-                warehouse::kpi::kpi_sql(kpi, dimension),
+                warehouse::kpi::compute::kpi_sql(kpi, dimension),
                 "{id} {dimension} in {}",
                 file.display()
             );

@@ -1,0 +1,129 @@
+//! Why a request failed: [`AppError`], answered as JSON for the API (a page in the request's
+//! language is [`super::page::PageError`]).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Why a request failed, and how the answer looks: a page for people, JSON for programs.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No such KPI, province or page.
+    #[error("{0}")]
+    NotFound(String),
+    /// A parameter that makes no sense.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No credential, or a wrong one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A credential that may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A body over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Too many requests of one account at once.
+    #[error("{0}")]
+    TooMany(String),
+    /// Too many sign-in attempts from one source: the client may try again after the delay.
+    #[error("{0}")]
+    SlowDown(String, std::time::Duration),
+    /// The server's memory ceiling is reached by the work running now.
+    #[error("{0}")]
+    Busy(String),
+    /// Ours; logged, never shown in detail.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<crate::auth::AuthError> for AppError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        match e {
+            crate::auth::AuthError::TooMany(wait) => {
+                AppError::SlowDown(crate::auth::AuthError::TooMany(wait).to_string(), wait)
+            }
+            crate::auth::AuthError::Warehouse(e) => AppError::from(e),
+        }
+    }
+}
+
+/// A warehouse error keeps its meaning: the caller's fault is a 4xx, ours a 500.
+impl From<warehouse::Error> for AppError {
+    fn from(e: warehouse::Error) -> Self {
+        match e {
+            warehouse::Error::NotFound(_) => AppError::NotFound(e.to_string()),
+            warehouse::Error::Busy(message) => AppError::Busy(message),
+            _ if e.is_forbidden() => AppError::Forbidden(e.to_string()),
+            _ if e.is_input_error() => AppError::BadRequest(e.to_string()),
+            _ => AppError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<warehouse::people::rights::Refusal> for AppError {
+    fn from(refusal: warehouse::people::rights::Refusal) -> Self {
+        match refusal {
+            warehouse::people::rights::Refusal::BadRequest(message) => AppError::BadRequest(message),
+            warehouse::people::rights::Refusal::Forbidden(message) => AppError::Forbidden(message),
+        }
+    }
+}
+
+impl AppError {
+    pub(super) fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooMany(_) | AppError::SlowDown(..) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub(super) fn code(&self) -> &'static str {
+        match self {
+            AppError::NotFound(_) => "not_found",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::TooLarge(_) => "too_large",
+            AppError::TooMany(_) | AppError::SlowDown(..) => "too_many",
+            AppError::Busy(_) => "busy",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    pub(super) fn log(&self) {
+        if let AppError::Internal(detail) = self {
+            tracing::error!(cause = %detail, "internal error");
+        }
+    }
+
+    /// The error as a JSON API answer `{code, message}`.
+    pub fn json(self) -> Response {
+        self.log();
+        let body = serde_json::json!({ "code": self.code(), "message": self.to_string() });
+        self.with_retry_after((self.status(), axum::Json(body)).into_response())
+    }
+
+    /// Says when to try again (`Retry-After`, in whole seconds) when the error is a wait.
+    pub(super) fn with_retry_after(&self, mut response: Response) -> Response {
+        if let AppError::SlowDown(_, wait) = self {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
+    }
+}
+
+/// An API's error answers as JSON: handlers of the API return `Result<_, AppError>` and use `?`.
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.json()
+    }
+}
