@@ -18,7 +18,7 @@ use datafusion_postgres::pgwire::api::results::QueryResponse;
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use futures::StreamExt;
 
-use super::user_error;
+use super::errors::user_error;
 
 /// The rows of `portal` from where it stands, at most `limit` (all when none), as a response
 /// whose stream reads them from the query as they are sent; the portal is finished when its

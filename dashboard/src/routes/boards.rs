@@ -99,9 +99,10 @@ async fn drawings(state: &AppState, board: &Board, lang: Lang, tag: &str) -> Arc
     let mut drawn = Vec::with_capacity(board.charts.len());
     for chart in &board.charts {
         let picture = async {
-            let (batches, _) = super::sql::run_shown(state, Role::Analyst, &chart.sql, &state.settings.query_limits)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (batches, _) =
+                super::sql::slots::run_shown(state, Role::Analyst, &chart.sql, &state.settings.query_limits)
+                    .await
+                    .map_err(|e| e.to_string())?;
             let columns = Arc::new(ResultColumns::read(&batches)?);
             let kind = ChartKind::parse(&chart.chart).ok_or_else(|| format!("no chart kind {:?}", chart.chart))?;
             let spec = ChartSpec {

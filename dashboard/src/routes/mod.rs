@@ -23,7 +23,7 @@ mod upload;
 pub use boards::BoardDrawings;
 pub use error::AppError;
 pub use page::percent_encode;
-pub use sql::{QuerySlot, QuerySlots};
+pub use sql::slots::{QuerySlot, QuerySlots};
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
