@@ -79,10 +79,12 @@ fn is_ident(c: char) -> bool {
 /// and a group `crate::{a::B, c}` gives `a::B` and `c` (its first level).
 fn paths_after(text: &str, prefix: &str) -> Vec<String> {
     let mut paths = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find(prefix) {
-        let before = rest[..at].chars().next_back();
-        rest = &rest[at + prefix.len()..];
+    let mut from = 0;
+    while let Some(at) = text[from..].find(prefix).map(|at| from + at) {
+        // What comes before is read in the whole text: `super::super::x` is one path, not two.
+        let before = text[..at].chars().next_back();
+        from = at + prefix.len();
+        let rest = &text[from..];
         if before.is_some_and(|c| is_ident(c) || c == ':') {
             continue;
         }
@@ -143,6 +145,10 @@ fn re_exports(source: &Source) -> Vec<(String, String)> {
     found
 }
 
+fn parent_of(module: &str) -> String {
+    module.rsplit_once("::").map(|(p, _)| p.to_string()).unwrap_or_default()
+}
+
 fn join(parent: &str, child: &str) -> String {
     if parent.is_empty() {
         child.to_string()
@@ -165,19 +171,17 @@ fn imports(files: &[Source]) -> Vec<BTreeSet<usize>> {
         .enumerate()
         .map(|(me, file)| {
             let mut named: Vec<String> = paths_after(&file.text, "crate::");
-            let parent = if file.is_parent {
-                file.module.clone()
-            } else {
-                file.module
-                    .rsplit_once("::")
-                    .map(|(p, _)| p.to_string())
-                    .unwrap_or_default()
-            };
-            named.extend(
-                paths_after(&file.text, "super::")
-                    .into_iter()
-                    .map(|p| join(&parent, &p)),
-            );
+            // `super::` names the parent of the file's own module (for a `mod.rs` too), each
+            // further `super::` the parent's parent.
+            for path in paths_after(&file.text, "super::") {
+                let mut base = parent_of(&file.module);
+                let mut rest = path.as_str();
+                while let Some(up) = rest.strip_prefix("super::") {
+                    base = parent_of(&base);
+                    rest = up;
+                }
+                named.push(join(&base, rest));
+            }
             if file.is_parent {
                 let own = if file.module.is_empty() {
                     String::new()
@@ -291,7 +295,8 @@ fn no_file_imports_a_file_that_imports_it() {
     for krate in CRATES {
         let files = sources(&repository().join(krate));
         assert!(files.len() > 3, "{krate} has its files");
-        for group in circles(&imports(&files)) {
+        let edges = imports(&files);
+        for group in circles(&edges) {
             let names: Vec<String> = group.iter().map(|&i| files[i].path.display().to_string()).collect();
             found.push(names.join(" ↔ "));
         }
@@ -342,4 +347,33 @@ fn the_circle_finder_finds_circles() {
         file("b", "pub struct B;"),
     ];
     assert!(circles(&imports(&acyclic)).is_empty());
+    // `super::super::` climbs twice: x/y/z.rs naming `super::super::w` names x/w.rs, not x/y.
+    let nested = vec![
+        file("", "pub mod x;"),
+        Source {
+            is_parent: true,
+            ..file("x", "mod w; mod y; fn f() { y::g() }")
+        },
+        file("x::w", "pub struct W;"),
+        Source {
+            is_parent: true,
+            ..file("x::y", "mod z; pub fn g() {}")
+        },
+        file("x::y::z", "use super::super::w::W;"),
+    ];
+    assert!(circles(&imports(&nested)).is_empty(), "z names w, which names nothing");
+    let climbing = vec![
+        file("", "pub mod x;"),
+        Source {
+            is_parent: true,
+            ..file("x", "mod w; mod y;")
+        },
+        file("x::w", "use crate::x::y::z::Z;"),
+        Source {
+            is_parent: true,
+            ..file("x::y", "mod z;")
+        },
+        file("x::y::z", "use super::super::w::W;"),
+    ];
+    assert_eq!(circles(&imports(&climbing)).len(), 1, "w names z, z names w");
 }

@@ -5,6 +5,7 @@ mod browser;
 mod budget;
 mod cluster;
 mod corpus;
+mod docs;
 mod end_to_end;
 mod generated;
 mod kpi;

@@ -137,7 +137,7 @@ pub const SHOWN_BYTES: usize = 32 * 1024 * 1024;
 /// Runs a query for showing, as `reader` may read: every batch is read (under the limits) to
 /// count the rows, the first [`ROWS_SHOWN`] are kept — copied out of their batch, so that the
 /// batch is let go, and no more than [`SHOWN_BYTES`] of them.
-pub(in crate::routes) async fn run_shown(
+pub(crate) async fn run_shown(
     state: &AppState,
     reader: warehouse::people::rights::Role,
     sql: &str,
