@@ -90,11 +90,24 @@ pub fn read_sheet(path: &Path, options: &ReadOptions) -> Result<RawSheet, Proble
         || path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("xlsx") || e.eq_ignore_ascii_case("xlsm"));
-    if is_workbook {
+    let sheet = if is_workbook {
         read_workbook(path, options)
     } else {
         read_csv(path, head)
+    };
+    match &sheet {
+        Ok(sheet) => tracing::debug!(
+            target: "ingest::read",
+            workbook = is_workbook,
+            columns = sheet.headers.len(),
+            rows = sheet.cells.rows(),
+            "sheet read"
+        ),
+        Err(problem) => {
+            tracing::info!(target: "ingest::read", workbook = is_workbook, problem = %problem.message_en, "file not read")
+        }
     }
+    sheet
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {

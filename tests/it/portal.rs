@@ -128,6 +128,42 @@ fn is_csv(path: &Path) -> bool {
 }
 
 #[test]
+fn the_work_of_an_upload_is_logged_under_its_request() {
+    let fixture = Fixture::new();
+    let admin = fixture.account("bo-gd", "admin", None);
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("serve.log");
+    let server = Server::start_logging(
+        &fixture.data,
+        &["--log-format", "json"],
+        std::fs::File::create(&log).expect("log file"),
+    );
+    let file = fixture.report("school", "01", "2024-2025");
+    let auth = format!("Authorization: Bearer {admin}");
+    let (head, body) = server.request(
+        "POST",
+        "/api/v1/submissions?kind=school&year=2024-2025&province=01",
+        &[&auth, "X-Request-Id: upload-of-ha-noi"],
+        &file,
+    );
+    assert_eq!(status(&head), 200, "{body}");
+    let text = crate::eventually(
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+        |text| text.contains("batch committed"),
+    );
+    let events: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let committed = events
+        .iter()
+        .find(|e| e["message"] == "batch committed")
+        .unwrap_or_else(|| panic!("the commit is logged: {text}"));
+    // The intake's event carries the request it was done for: its id, method and route.
+    assert_eq!(committed["span"]["name"], "request", "{committed}");
+    assert_eq!(committed["span"]["request_id"], "upload-of-ha-noi", "{committed}");
+    assert_eq!(committed["span"]["method"], "POST", "{committed}");
+    assert_eq!(committed["span"]["route"], "/api/v1/submissions", "{committed}");
+}
+
+#[test]
 fn roles_are_enforced_and_every_attempt_is_audited() {
     let fixture = Fixture::new();
     let ha_noi = fixture.account("so-gd-ha-noi", "province", Some("01"));

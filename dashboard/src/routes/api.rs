@@ -10,7 +10,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use warehouse::Submission;
 use warehouse::kpi::metrics::Dimension;
-use warehouse::people::rights::Role;
+use warehouse::people::rights::lists_submission;
 use warehouse::tables::rows::KpiRow;
 
 use super::error::AppError;
@@ -128,15 +128,11 @@ async fn submissions(
     Extension(figures): Extension<Arc<Figures>>,
     Extension(caller): Extension<Option<Caller>>,
 ) -> Response {
-    // On a public dashboard every accepted file is public, so every account lists them all (no
-    // account sees less than a stranger); on a private one a province account lists its own.
-    let own = caller
-        .filter(|c| state.settings.private && c.role() == Role::Province)
-        .and_then(|c| c.account.province);
+    let reader = caller.as_ref().map(|c| (c.role(), c.account.province.as_deref()));
     let visible: Vec<&Submission> = figures
         .submissions
         .iter()
-        .filter(|s| own.is_none() || s.province_code.as_deref() == own.as_deref())
+        .filter(|s| lists_submission(state.settings.private, reader, s.province_code.as_deref()))
         .collect();
     Json(visible).into_response()
 }

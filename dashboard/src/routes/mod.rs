@@ -33,6 +33,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tracing::Instrument;
 
 use crate::AppState;
 
@@ -143,7 +144,21 @@ async fn log_request(State(state): State<AppState>, request: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_string);
-    let (mut response, account) = crate::auth::noting_account(next.run(request)).await;
+    // Every event of the request's work (the intake, the commit, the KPI refresh, its queries)
+    // carries its id, method and route; the account is recorded once the request knows it.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        %method,
+        route = route.as_deref().unwrap_or("-"),
+        account = tracing::field::Empty
+    );
+    let (mut response, account) = crate::auth::noting_account(next.run(request))
+        .instrument(span.clone())
+        .await;
+    if let Some(account) = account.as_deref() {
+        span.record("account", account);
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use warehouse::intake::preview::Preview;
 use warehouse::intake::steps::{Delivery, Intent, Outcome};
 use warehouse::people::rights::Role;
-use warehouse::people::rights::{UploadAsk, UploadSlice, upload_slice};
+use warehouse::people::rights::{UploadAsk, UploadSlice, sees_held_file, upload_slice};
 
 use super::audit::{audit, audit_event};
 use super::error::AppError;
@@ -381,7 +381,7 @@ async fn reviews(state: &AppState, caller: &Caller, lang: Lang) -> (Chrome, Vec<
         return (Chrome::bare(lang), Vec::new());
     };
     let chrome = Chrome::new(&figures, lang, &PageQuery::default());
-    let mine = |province: Option<&str>| caller.role() == Role::Admin || province == caller.account.province.as_deref();
+    let mine = |province: Option<&str>| sees_held_file(caller.role(), caller.account.province.as_deref(), province);
     let describe = |id: &str| match figures.review(id) {
         Some(d) if d.decision == warehouse::tables::rows::Verdict::Approved => {
             (lang.pick("đã duyệt", "approved").to_string(), d.comment.clone())

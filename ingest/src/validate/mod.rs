@@ -120,7 +120,14 @@ pub(crate) fn validate_part(
     hint: &SliceHint,
     people: &mut People,
 ) -> Result<ValidatedReport, Problems> {
-    Validator::new(sheet, kind.schema(), hint, people).run(kind)
+    let validated = Validator::new(sheet, kind.schema(), hint, people).run(kind);
+    match &validated {
+        Ok(report) => tracing::debug!(target: "ingest::validate", kind = kind.as_str(), rows = report.rows, "valid"),
+        Err(problems) => {
+            tracing::debug!(target: "ingest::validate", kind = kind.as_str(), problems = problems.total(), "problems")
+        }
+    }
+    validated
 }
 
 /// The rows of a column naming another school year or province than the one the file was sent

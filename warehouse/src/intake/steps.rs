@@ -472,7 +472,7 @@ impl Intake {
         }
         let started = std::time::Instant::now();
         let outcomes = self.warehouse.commit_batch(&files).await?;
-        tracing::debug!(
+        tracing::info!(
             files = files.len(),
             seconds = started.elapsed().as_secs_f64(),
             "batch committed"

@@ -1,5 +1,6 @@
 //! Who may do what, in one place. Every way in asks here: the web's role extractors, the
-//! upload API and page, the review, the PostgreSQL sign-in, and the intake pipeline itself.
+//! upload API and page, the review, the PostgreSQL sign-in, and the intake pipeline itself;
+//! and which files each account sees ([`sees_held_file`], [`lists_submission`]).
 //! Which tables a role reads is the catalogue's part ([`crate::tables::catalogue`]).
 //!
 //! To add a role: a variant of [`Role`], its row in [`Role::may`], and its tables'
@@ -222,6 +223,22 @@ pub fn upload_slice(actor: &Actor, ask: UploadAsk<'_>) -> Result<UploadSlice, Re
     })
 }
 
+/// Whether an account sees a file held for review, or decided: an admin sees every file, any
+/// other account the files of its own province (its province's upload page lists them).
+pub fn sees_held_file(role: Role, own_province: Option<&str>, file_province: Option<&str>) -> bool {
+    role == Role::Admin || file_province == own_province
+}
+
+/// Whether a reader lists an accepted submission (`GET /api/v1/submissions`): on a public
+/// dashboard every accepted file is public, so every account lists them all (no account sees
+/// less than a stranger); on a private one a province account lists its own province's only.
+pub fn lists_submission(private: bool, reader: Option<(Role, Option<&str>)>, file_province: Option<&str>) -> bool {
+    match reader {
+        Some((Role::Province, Some(own))) if private => file_province == Some(own),
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +264,38 @@ mod tests {
                 assert_eq!(role.may(action), may, "{role:?} {action:?}");
             }
         }
+    }
+
+    #[test]
+    fn who_sees_which_files() {
+        // (role, own province, file's province): sees it held, lists it accepted on a private
+        // dashboard, lists it on a public one.
+        let table = [
+            (Role::Admin, None, Some("01"), true, true, true),
+            (Role::Admin, None, None, true, true, true),
+            (Role::Province, Some("01"), Some("01"), true, true, true),
+            (Role::Province, Some("01"), Some("79"), false, false, true),
+            (Role::Province, Some("01"), None, false, false, true),
+            (Role::Analyst, None, Some("01"), false, true, true),
+            (Role::Analyst, None, None, true, true, true),
+        ];
+        for (role, own, file, held, private, public) in table {
+            assert_eq!(sees_held_file(role, own, file), held, "held: {role:?} {own:?} {file:?}");
+            assert_eq!(
+                lists_submission(true, Some((role, own)), file),
+                private,
+                "private: {role:?} {own:?} {file:?}"
+            );
+            assert_eq!(
+                lists_submission(false, Some((role, own)), file),
+                public,
+                "public: {role:?} {own:?} {file:?}"
+            );
+        }
+        assert!(
+            lists_submission(true, None, Some("01")),
+            "a stranger on a private dashboard is turned away before"
+        );
     }
 
     #[test]

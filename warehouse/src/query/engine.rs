@@ -35,6 +35,8 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use tracing::Instrument;
+
 use crate::{Error, Result};
 
 type DfResult<T> = std::result::Result<T, DataFusionError>;
@@ -200,12 +202,13 @@ impl<T> Future for Spawned<T> {
 }
 
 /// Runs `work` on the query runtime and waits for it; dropping the returned future aborts it.
+/// The work's events belong to the caller's span (its request, its command).
 pub async fn run<F>(work: F) -> Result<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    Spawned(runtime().spawn(work)).await
+    Spawned(runtime().spawn(work.in_current_span())).await
 }
 
 /// Plans a query on the query runtime (`plan` returns its stream) and reads the stream there; the
@@ -216,24 +219,29 @@ where
 {
     let (schema_tx, schema_rx) = oneshot::channel();
     let (batch_tx, batch_rx) = mpsc::channel::<std::result::Result<RecordBatch, DataFusionError>>(BATCHES_AHEAD);
-    let work = Spawned(runtime().spawn(async move {
-        let mut stream = match plan.await {
-            Ok(stream) => stream,
-            Err(e) => {
-                schema_tx.send(Err(e)).ok();
-                return;
+    let work = Spawned(
+        runtime().spawn(
+            async move {
+                let mut stream = match plan.await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        schema_tx.send(Err(e)).ok();
+                        return;
+                    }
+                };
+                if schema_tx.send(Ok(stream.schema())).is_err() {
+                    return;
+                }
+                while let Some(batch) = stream.next().await {
+                    let failed = batch.is_err();
+                    if batch_tx.send(batch).await.is_err() || failed {
+                        return;
+                    }
+                }
             }
-        };
-        if schema_tx.send(Ok(stream.schema())).is_err() {
-            return;
-        }
-        while let Some(batch) = stream.next().await {
-            let failed = batch.is_err();
-            if batch_tx.send(batch).await.is_err() || failed {
-                return;
-            }
-        }
-    }));
+            .in_current_span(),
+        ),
+    );
     let schema = schema_rx
         .await
         .map_err(|_| Error::Internal("the query stopped before it was planned".into()))??;
@@ -357,22 +365,27 @@ fn until(
 ) -> SendableRecordBatchStream {
     let schema = stream.schema();
     let (batch_tx, batch_rx) = mpsc::channel::<std::result::Result<RecordBatch, DataFusionError>>(BATCHES_AHEAD);
-    let work = Spawned(runtime().spawn(async move {
-        let mut stream = stream;
-        let read = async {
-            while let Some(batch) = stream.next().await {
-                let failed = batch.is_err();
-                if batch_tx.send(batch).await.is_err() || failed {
-                    return;
+    let work = Spawned(
+        runtime().spawn(
+            async move {
+                let mut stream = stream;
+                let read = async {
+                    while let Some(batch) = stream.next().await {
+                        let failed = batch.is_err();
+                        if batch_tx.send(batch).await.is_err() || failed {
+                            return;
+                        }
+                    }
+                };
+                if tokio::time::timeout_at(deadline, read).await.is_err() {
+                    drop(stream);
+                    let late = DataFusionError::Execution(timed_out_message(timeout));
+                    batch_tx.try_send(Err(late)).ok();
                 }
             }
-        };
-        if tokio::time::timeout_at(deadline, read).await.is_err() {
-            drop(stream);
-            let late = DataFusionError::Execution(timed_out_message(timeout));
-            batch_tx.try_send(Err(late)).ok();
-        }
-    }));
+            .in_current_span(),
+        ),
+    );
     Box::pin(RecordBatchStreamAdapter::new(
         schema,
         Received {
