@@ -90,6 +90,60 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Whether a role may do a piece of work is one rule (`warehouse::people::rights`), and every
+/// way in keeps it: the pages, the API and the PostgreSQL wire (which offers querying only; the
+/// CLI is the operator of the data directory, with no role).
+#[test]
+fn each_role_does_its_own_work_on_every_way_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, reports) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "9", true);
+    let accounts = [
+        ("so-gd-ha-noi", account(&data, "so-gd-ha-noi", "province", Some("01"))),
+        ("phan-tich", account(&data, "phan-tich", "analyst", None)),
+        ("bo-gd", account(&data, "bo-gd", "admin", None)),
+    ];
+    // What each role may do: upload, query, review (the rights' own table).
+    let rights = [[true, false, false], [false, true, false], [true, true, true]];
+    let port = free_port().to_string();
+    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+    let file = std::fs::read(reports.join("school/2024-2025/school-01-2024-2025.csv")).expect("a school report of 01");
+    for ((name, token), may) in accounts.iter().zip(rights) {
+        let bearer = format!("Authorization: Bearer {token}");
+        let headers = [bearer.as_str()];
+        let answered = |method: &str, path: &str, body: &[u8]| status(&server.request(method, path, &headers, body).0);
+        // (work, channel, status): refused is 403, anything else is the work being let in.
+        let tried = [
+            (0, "page", answered("GET", "/upload", b"")),
+            (
+                0,
+                "api",
+                answered(
+                    "POST",
+                    "/api/v1/submissions?kind=school&year=2024-2025&province=01",
+                    &file,
+                ),
+            ),
+            (1, "page", answered("GET", "/sql", b"")),
+            (1, "api", answered("POST", "/api/v1/sql", b"SELECT 1")),
+            (2, "page", answered("GET", "/review", b"")),
+            (
+                2,
+                "api",
+                answered("POST", "/api/v1/submissions/no-such-id/approve", b""),
+            ),
+        ];
+        for (work, channel, code) in tried {
+            let work_name = ["upload", "query", "review"][work];
+            assert_ne!(code, 401, "{name} is signed in ({work_name} on the {channel})");
+            assert_eq!(code != 403, may[work], "{name} {work_name} on the {channel}: {code}");
+        }
+        if has_psql() {
+            let signed_in = psql(&port, name, token, "SELECT 1").status.success();
+            assert_eq!(signed_in, may[1], "{name} query on the wire");
+        }
+    }
+}
+
 #[test]
 fn psql_reads_and_cannot_write() {
     if !has_psql() {
