@@ -14,6 +14,7 @@ use warehouse::people::rights::lists_submission;
 use warehouse::tables::rows::KpiRow;
 
 use super::error::AppError;
+use super::page::{OrPage, PageError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::figures::Figures;
@@ -77,30 +78,24 @@ async fn kpi(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<ApiQuery>,
-) -> Response {
-    let answer = || {
-        let metrics = state.warehouse.metrics()?;
-        let kpi = metrics
-            .kpi(&id)
-            .ok_or_else(|| AppError::NotFound(format!("no KPI {id:?}")))?;
-        let dimension = dimension(query.by.as_deref())?;
-        if !kpi.all_dimensions().contains(&dimension) {
-            return Err(AppError::BadRequest(format!("{id} is not split by {dimension}")));
-        }
-        Ok::<_, AppError>(Json(serde_json::json!({
-            "kpi": {
-                "id": kpi.id, "name_vi": kpi.name_vi, "name_en": kpi.name_en, "source": kpi.source,
-                "table": kpi.table, "numerator": kpi.numerator, "denominator": kpi.denominator, "filter": kpi.filter,
-            },
-            "by": dimension.as_str(),
-            "source_versions": figures.tag,
-            "values": in_year(figures.rows(&id, dimension), query.year.as_deref()),
-        })))
-    };
-    match answer() {
-        Ok(json) => json.into_response(),
-        Err(e) => e.json(),
+) -> Result<Json<serde_json::Value>, AppError> {
+    let metrics = state.warehouse.metrics()?;
+    let kpi = metrics
+        .kpi(&id)
+        .ok_or_else(|| AppError::NotFound(format!("no KPI {id:?}")))?;
+    let dimension = dimension(query.by.as_deref())?;
+    if !kpi.all_dimensions().contains(&dimension) {
+        return Err(AppError::BadRequest(format!("{id} is not split by {dimension}")));
     }
+    Ok(Json(serde_json::json!({
+        "kpi": {
+            "id": kpi.id, "name_vi": kpi.name_vi, "name_en": kpi.name_en, "source": kpi.source,
+            "table": kpi.table, "numerator": kpi.numerator, "denominator": kpi.denominator, "filter": kpi.filter,
+        },
+        "by": dimension.as_str(),
+        "source_versions": figures.tag,
+        "values": in_year(figures.rows(&id, dimension), query.year.as_deref()),
+    })))
 }
 
 /// `GET /api/v1/provinces`: both province lists and the crosswalk.
@@ -138,7 +133,7 @@ async fn submissions(
 }
 
 /// `GET /kpi/{id}.csv?by=`: the KPI's values as CSV, spreadsheet-safe.
-pub async fn kpi_csv(state: &AppState, id: &str, by: Option<&str>, lang: Lang) -> Response {
+pub async fn kpi_csv(state: &AppState, id: &str, by: Option<&str>, lang: Lang) -> Result<Response, PageError> {
     let answer = async {
         let metrics = state.warehouse.metrics()?;
         let kpi = metrics
@@ -163,18 +158,16 @@ pub async fn kpi_csv(state: &AppState, id: &str, by: Option<&str>, lang: Lang) -
             .await?;
         Ok::<_, AppError>(warehouse::render(&batches, warehouse::OutputFormat::Csv)?)
     };
-    match answer.await {
-        Ok(csv) => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{id}.csv\""),
-                ),
-            ],
-            csv,
-        )
-            .into_response(),
-        Err(e) => e.page(lang),
-    }
+    let csv = answer.await.or_page(lang)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.csv\""),
+            ),
+        ],
+        csv,
+    )
+        .into_response())
 }

@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::extract::Path;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use ingest::{ProvinceRegistry, ReportKind, SchoolYear};
 use warehouse::kpi::metrics::{Dimension, Kpi};
 use warehouse::tables::rows::{KpiRow, Status};
@@ -131,7 +131,9 @@ pub struct KpiPage {
 
 pub async fn kpi(page: PageRequest, Path(id): Path<String>) -> Response {
     if let Some(id) = id.strip_suffix(".csv") {
-        return super::api::kpi_csv(&page.state, id, page.query.list.as_deref(), page.lang).await;
+        return super::api::kpi_csv(&page.state, id, page.query.list.as_deref(), page.lang)
+            .await
+            .into_response();
     }
     page.respond(kpi_page(&page, &id))
 }

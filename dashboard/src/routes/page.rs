@@ -90,6 +90,31 @@ pub fn language_of(headers: &HeaderMap, uri: &Uri) -> Lang {
     language(&query, headers)
 }
 
+/// The language of a request, as an extractor: `?lang=`, else the `lang` cookie, else
+/// Vietnamese.
+pub struct PageLang(pub Lang);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageLang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(language_of(&parts.headers, &parts.uri)))
+    }
+}
+
+/// A result whose error is answered as a page in the request's language: a page's handler
+/// returns `Result<_, PageError>` and writes `….or_page(lang)?`.
+pub trait OrPage<T> {
+    /// The error as a page in `lang`.
+    fn or_page(self, lang: Lang) -> Result<T, PageError>;
+}
+
+impl<T, E: Into<AppError>> OrPage<T> for Result<T, E> {
+    fn or_page(self, lang: Lang) -> Result<T, PageError> {
+        self.map_err(|e| e.into().in_lang(lang))
+    }
+}
+
 /// What every figure page is asked with: the server, the figures of this request (set by the
 /// revalidation layer), the query and the language.
 pub struct PageRequest {

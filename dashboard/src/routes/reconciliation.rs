@@ -5,7 +5,7 @@ use askama::Template;
 use axum::Json;
 use axum::Router;
 use axum::extract::Query;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use ingest::{ProvinceCode, SchoolYear};
 use serde::Deserialize;
@@ -162,12 +162,15 @@ async fn page(
     page.respond(built)
 }
 
-async fn api(page: PageRequest, Querier { caller, .. }: Querier, Query(query): Query<ReconciliationQuery>) -> Response {
+async fn api(
+    page: PageRequest,
+    Querier { caller, .. }: Querier,
+    Query(query): Query<ReconciliationQuery>,
+) -> Result<Json<impl serde::Serialize>, AppError> {
     let account = caller.account.name.as_str();
-    match reconcile(&page.state, account, &query, page.figures.years().last()).await {
-        Ok(found) => Json(found).into_response(),
-        Err(e) => e.json(),
-    }
+    Ok(Json(
+        reconcile(&page.state, account, &query, page.figures.years().last()).await?,
+    ))
 }
 
 /// Reconciliation's page and API.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::audit::{audit, audit_event};
 use super::error::AppError;
-use super::page::{Chrome, CsrfForm, PageQuery, form_caller, language, render};
+use super::page::{Chrome, CsrfForm, OrPage, PageError, PageLang, PageQuery, form_caller, language, render};
 use crate::AppState;
 use crate::auth::{Caller, SESSION_COOKIE};
 
@@ -51,20 +51,17 @@ pub struct SignInForm {
 
 async fn sign_in(
     State(state): State<AppState>,
+    PageLang(lang): PageLang,
     headers: HeaderMap,
     axum::Form(form): axum::Form<SignInForm>,
-) -> Response {
-    let lang = language(&PageQuery::default(), &headers);
+) -> Result<Response, PageError> {
     if let Err(refused) = same_origin(&headers) {
         let mut event = audit_event(None, "sign_in", "forbidden");
         event.detail = Some("a sign-in form sent from another site".into());
         state.audit.record(event);
-        return refused.page(lang);
+        return Err(refused.in_lang(lang));
     }
-    let account = match state.auth.verify(&form.token).await {
-        Ok(account) => account,
-        Err(e) => return AppError::from(e).page(lang),
-    };
+    let account = state.auth.verify(&form.token).await.or_page(lang)?;
     let Some(account) = account else {
         // Queued, so a flood of wrong tokens is written in a few commits, not one each.
         let mut event = audit_event(None, "sign_in", "unauthorized");
@@ -79,12 +76,9 @@ async fn sign_in(
                 )
                 .to_string(),
         };
-        return render(StatusCode::UNAUTHORIZED, &page, lang);
+        return Ok(render(StatusCode::UNAUTHORIZED, &page, lang));
     };
-    let session = match state.auth.open_session(&account).await {
-        Ok(session) => session,
-        Err(e) => return AppError::from(e).page(lang),
-    };
+    let session = state.auth.open_session(&account).await.or_page(lang)?;
     let caller = Caller { account, csrf: None };
     audit(&state, audit_event(Some(&caller), "sign_in", "ok")).await;
     let mut response = Redirect::to("/upload").into_response();
@@ -97,7 +91,7 @@ async fn sign_in(
     )) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
-    response
+    Ok(response)
 }
 
 /// Refuses a form another site's page sent (login CSRF: signing a victim in as the attacker):
@@ -128,18 +122,13 @@ fn same_origin(headers: &HeaderMap) -> Result<(), AppError> {
 
 async fn sign_out(
     State(state): State<AppState>,
+    PageLang(lang): PageLang,
     headers: HeaderMap,
     axum::Form(form): axum::Form<CsrfForm>,
-) -> Response {
-    let lang = language(&PageQuery::default(), &headers);
-    let caller = match form_caller(&state, &headers, &form.csrf).await {
-        Ok(caller) => caller,
-        Err(e) => return e.page(lang),
-    };
-    if let Some(cookie) = crate::auth::session_id(&headers)
-        && let Err(e) = state.auth.close_session(cookie).await
-    {
-        return AppError::from(e).page(lang);
+) -> Result<Response, PageError> {
+    let caller = form_caller(&state, &headers, &form.csrf).await.or_page(lang)?;
+    if let Some(cookie) = crate::auth::session_id(&headers) {
+        state.auth.close_session(cookie).await.or_page(lang)?;
     }
     audit(&state, audit_event(Some(&caller), "sign_out", "ok")).await;
     let mut response = Redirect::to("/").into_response();
@@ -147,5 +136,5 @@ async fn sign_out(
         header::SET_COOKIE,
         HeaderValue::from_static("khoso_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
-    response
+    Ok(response)
 }

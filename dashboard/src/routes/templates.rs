@@ -11,6 +11,7 @@ use axum::routing::get;
 use ingest::{ReportKind, SchoolYear};
 
 use super::error::AppError;
+use super::page::{OrPage, PageError};
 use super::page::{PageQuery, language};
 use crate::AppState;
 
@@ -21,11 +22,15 @@ pub fn router() -> Router<AppState> {
 
 /// `/templates/{kind}.{csv|xlsx}?lang=&year=`: the empty report template, for reports of a
 /// school year when one is given (a column added later is left out), else the newest.
-async fn template(UrlPath(file): UrlPath<String>, Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
+async fn template(
+    UrlPath(file): UrlPath<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
     let lang = language(&query, &headers);
     let (kind, extension) = file.rsplit_once('.').unwrap_or((&file, ""));
     let Ok(kind) = kind.parse::<ReportKind>() else {
-        return AppError::NotFound(format!("no template {file:?}")).page(lang);
+        return Err(AppError::NotFound(format!("no template {file:?}")).in_lang(lang));
     };
     let year = match query
         .year
@@ -36,14 +41,14 @@ async fn template(UrlPath(file): UrlPath<String>, Query(query): Query<PageQuery>
         None => None,
         Some(Ok(year)) => Some(year),
         Some(Err(_)) => {
-            return AppError::BadRequest(
+            return Err(AppError::BadRequest(
                 lang.pick(
                     "Năm học viết dạng 2026-2027.",
                     "A school year is written like 2026-2027.",
                 )
                 .to_string(),
             )
-            .page(lang);
+            .in_lang(lang));
         }
     };
     let name = match year {
@@ -56,36 +61,33 @@ async fn template(UrlPath(file): UrlPath<String>, Query(query): Query<PageQuery>
             ingest::template::write_csv_template(kind.schema(), lang, year, &mut out).map(|()| out)
         }
         "xlsx" => {
-            let dir = match tempfile_dir() {
-                Ok(dir) => dir,
-                Err(e) => return AppError::Internal(e.to_string()).page(lang),
-            };
+            let dir = tempfile_dir()
+                .map_err(|e| AppError::Internal(e.to_string()))
+                .or_page(lang)?;
             let path = dir.join(&name);
             let written = ingest::template::write_xlsx_template(kind.schema(), lang, year, &path)
                 .and_then(|()| std::fs::read(&path).map_err(ingest::Error::from));
             std::fs::remove_dir_all(&dir).ok();
             written
         }
-        _ => return AppError::NotFound(format!("no template {file:?}: use .csv or .xlsx")).page(lang),
+        _ => return Err(AppError::NotFound(format!("no template {file:?}: use .csv or .xlsx")).in_lang(lang)),
     };
-    match bytes {
-        Ok(bytes) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    if extension == "csv" {
-                        "text/csv; charset=utf-8".to_string()
-                    } else {
-                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()
-                    },
-                ),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(e) => AppError::Internal(e.to_string()).page(lang),
-    }
+    let bytes = bytes.map_err(|e| AppError::Internal(e.to_string())).or_page(lang)?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                if extension == "csv" {
+                    "text/csv; charset=utf-8".to_string()
+                } else {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()
+                },
+            ),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 fn tempfile_dir() -> std::io::Result<PathBuf> {
