@@ -167,12 +167,13 @@ fn problems_json(problems: &[Problem]) -> Vec<serde_json::Value> {
 
 /// `POST /api/v1/submissions?kind=&year=&province=&dry_run=`: the file as the body (or as the
 /// `file` part of a multipart form), `Authorization: Bearer TOKEN`.
-async fn api_upload(State(state): State<AppState>, Query(query): Query<UploadQuery>, request: Request) -> Response {
+async fn api_upload(
+    State(state): State<AppState>,
+    Query(query): Query<UploadQuery>,
+    request: Request,
+) -> Result<Response, AppError> {
     let headers = request.headers().clone();
-    let caller = match state.auth.caller(&headers).await {
-        Ok(caller) => caller,
-        Err(e) => return AppError::from(e).json(),
-    };
+    let caller = state.auth.caller(&headers).await?;
     let slice = match authorize(caller.as_ref(), &query) {
         Ok(slice) => slice,
         Err(e) => {
@@ -182,11 +183,11 @@ async fn api_upload(State(state): State<AppState>, Query(query): Query<UploadQue
             event.province_code = query.province.clone();
             event.detail = Some(e.to_string());
             audit(&state, event).await;
-            return e.json();
+            return Err(e);
         }
     };
     let Some(caller) = caller else {
-        return AppError::Unauthorized("sign in first".into()).json();
+        return Err(AppError::Unauthorized("sign in first".into()));
     };
     let multipart = headers
         .get(header::CONTENT_TYPE)
@@ -211,7 +212,7 @@ async fn api_upload(State(state): State<AppState>, Query(query): Query<UploadQue
             let mut event = audit_event(Some(&caller), "upload", e.code());
             event.detail = Some(e.to_string());
             audit(&state, event).await;
-            return e.json();
+            return Err(e);
         }
     };
     let intent = if query.dry_run.unwrap_or(false) {
@@ -219,40 +220,41 @@ async fn api_upload(State(state): State<AppState>, Query(query): Query<UploadQue
     } else {
         Intent::Commit
     };
-    match receive(&state, &caller, &slice, path, &file_name, intent).await {
-        Ok(Outcome::Rejected(problems)) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(serde_json::json!({
-                "code": "invalid_file",
-                "message": format!("the file has {} problems; nothing was written", problems.len()),
-                "problems": problems_json(&problems),
-            })),
-        )
-            .into_response(),
-        Ok(Outcome::Checked(preview)) => Json(serde_json::json!({
-            "outcome": "dry_run", "preview": preview,
-        }))
-        .into_response(),
-        Ok(Outcome::Held(held)) => {
-            // Where the server keeps the file is its own business.
-            let mut held = serde_json::to_value(&held).unwrap_or_default();
-            if let Some(fields) = held.as_object_mut() {
-                fields.remove("path");
-            }
-            (
-                StatusCode::ACCEPTED,
-                Json(serde_json::json!({ "outcome": "pending", "held": held })),
+    Ok(
+        match receive(&state, &caller, &slice, path, &file_name, intent).await? {
+            Outcome::Rejected(problems) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(serde_json::json!({
+                    "code": "invalid_file",
+                    "message": format!("the file has {} problems; nothing was written", problems.len()),
+                    "problems": problems_json(&problems),
+                })),
             )
-                .into_response()
-        }
-        Ok(Outcome::Committed(submission)) => {
-            Json(serde_json::json!({ "outcome": "committed", "submission": submission })).into_response()
-        }
-        Ok(Outcome::Unchanged(submission)) => {
-            Json(serde_json::json!({ "outcome": "unchanged", "submission": submission })).into_response()
-        }
-        Err(e) => e.json(),
-    }
+                .into_response(),
+            Outcome::Checked(preview) => Json(serde_json::json!({
+                "outcome": "dry_run", "preview": preview,
+            }))
+            .into_response(),
+            Outcome::Held(held) => {
+                // Where the server keeps the file is its own business.
+                let mut held = serde_json::to_value(&held).unwrap_or_default();
+                if let Some(fields) = held.as_object_mut() {
+                    fields.remove("path");
+                }
+                (
+                    StatusCode::ACCEPTED,
+                    Json(serde_json::json!({ "outcome": "pending", "held": held })),
+                )
+                    .into_response()
+            }
+            Outcome::Committed(submission) => {
+                Json(serde_json::json!({ "outcome": "committed", "submission": submission })).into_response()
+            }
+            Outcome::Unchanged(submission) => {
+                Json(serde_json::json!({ "outcome": "unchanged", "submission": submission })).into_response()
+            }
+        },
+    )
 }
 
 /// Text fields a form may have besides its file.
