@@ -432,6 +432,7 @@ pub(crate) fn rows_of<T: serde::de::DeserializeOwned>(batches: &[RecordBatch], t
 mod tests {
     use super::*;
     use crate::tables::rows::Submission;
+    use crate::tables::stored::StoredRow;
     use ingest::ReportKind;
 
     fn submission(id: &str, supersedes: Option<&str>) -> Submission {

@@ -13,8 +13,9 @@ use futures::StreamExt;
 use crate::kpi::compute as kpi;
 use crate::kpi::metrics::Dimension;
 use crate::store::{TableVersions, Warehouse, is_conflict, rows_of};
-use crate::tables::rows::{KpiRow, Submission, kpi_batch};
+use crate::tables::rows::{KpiRow, Submission};
 use crate::tables::schemas::{KPI_VALUES, SOURCE_VERSIONS, SUBMISSIONS, fact_table, kpi_values_table_schema};
+use crate::tables::stored::StoredRow;
 use crate::{Error, Result};
 
 impl Warehouse {
@@ -111,7 +112,7 @@ impl Warehouse {
             from = how.as_str(),
             "KPI values computed"
         );
-        let batch = kpi_batch(&values)?;
+        let batch = KpiRow::to_batch(&values)?;
         let mut columns = batch.columns().to_vec();
         columns.push(Arc::new(StringArray::from(vec![tag.as_str(); batch.num_rows()])));
         let batch = RecordBatch::try_new(kpi_values_table_schema(), columns)?;

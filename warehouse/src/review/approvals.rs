@@ -7,31 +7,21 @@
 //! admin approves it — so a returned file leaves the slice on its last approved version.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
-use datafusion::arrow::datatypes::DataType;
-use datafusion::prelude::{SessionContext, cast, col};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 
 use crate::store::Warehouse;
-use crate::tables::rows::{APPROVALS, Decision, HeldFile, approvals_schema};
+use crate::tables::rows::{APPROVALS, Decision, HeldFile};
+use crate::tables::stored::StoredRow;
 use crate::{Error, Result};
 
 impl Warehouse {
     /// Records a decision.
     pub async fn record_decision(&self, decision: &Decision) -> Result<()> {
         let _lock = self.storage().lock("approvals.lock").await?;
-        self.create_table(APPROVALS, approvals_schema(), Vec::new()).await?;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(vec![decision.submission_id.as_str()])),
-            Arc::new(StringArray::from(vec![decision.decision.as_str()])),
-            Arc::new(StringArray::from(vec![decision.decided_by.as_str()])),
-            Arc::new(TimestampMicrosecondArray::from(vec![decision.decided_at]).with_timezone("UTC")),
-            Arc::new(StringArray::from(vec![decision.comment.as_deref()])),
-        ];
-        let batch = RecordBatch::try_new(approvals_schema(), columns)?;
+        self.create_table(APPROVALS, Decision::schema(), Vec::new()).await?;
+        let batch = Decision::to_batch(std::slice::from_ref(decision))?;
         // One decision per file, whichever web node two admins click on: the append carries the
         // file's application id, looked up first, and Delta refuses a second append of it.
         let decided = || Error::Refused(format!("{} has been decided on already", decision.submission_id));
@@ -61,25 +51,8 @@ impl Warehouse {
 
     /// Every decision, oldest first.
     pub async fn decisions(&self) -> Result<Vec<Decision>> {
-        self.create_table(APPROVALS, approvals_schema(), Vec::new()).await?;
-        let ctx = SessionContext::new();
-        let table = self.table(APPROVALS, None).await?;
-        table.update_datafusion_session(&ctx.state())?;
-        let columns = approvals_schema()
-            .fields()
-            .iter()
-            .map(|f| match f.name().as_str() {
-                "decided_at" => cast(col("decided_at"), DataType::Int64).alias("decided_at"),
-                name => col(name),
-            })
-            .collect::<Vec<_>>();
-        let batches = ctx
-            .read_table(crate::tables::scan::DeltaFiles::provider(&table)?)?
-            .select(columns)?
-            .sort(vec![col("decided_at").sort(true, true)])?
-            .collect()
-            .await?;
-        crate::store::rows_of(&batches, APPROVALS)
+        self.create_table(APPROVALS, Decision::schema(), Vec::new()).await?;
+        self.read_rows(APPROVALS, None, None, &["decided_at"]).await
     }
 
     /// Holds a validated file until an admin approves it; copies the file (the caller keeps

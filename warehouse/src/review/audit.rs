@@ -4,13 +4,12 @@
 //! the outcome. An append-only Delta table, `audit_log`, queryable with SQL like the others.
 
 use chrono::Utc;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::prelude::{SessionContext, col};
 use deltalake::protocol::SaveMode;
 
 use crate::Result;
 use crate::store::Warehouse;
-use crate::tables::rows::{AUDIT_LOG, AuditEvent, audit_batch, audit_schema};
+use crate::tables::rows::{AUDIT_LOG, AuditEvent};
+use crate::tables::stored::StoredRow;
 
 /// How many one-row files the audit table may gather before they are compacted.
 const AUDIT_FILES_BEFORE_COMPACTION: usize = 64;
@@ -22,11 +21,11 @@ impl Warehouse {
             return Ok(());
         }
         let _lock = self.storage().lock("audit.lock").await?;
-        self.create_table(AUDIT_LOG, audit_schema(), Vec::new()).await?;
+        self.create_table(AUDIT_LOG, AuditEvent::schema(), Vec::new()).await?;
         let table = self
             .table(AUDIT_LOG, None)
             .await?
-            .write(vec![audit_batch(events)?])
+            .write(vec![AuditEvent::to_batch(events)?])
             .with_save_mode(SaveMode::Append)
             .await?;
         if table.get_file_uris()?.count() > AUDIT_FILES_BEFORE_COMPACTION {
@@ -73,24 +72,7 @@ impl Warehouse {
 
     /// Every event of the audit log, oldest first.
     pub async fn audit_events(&self) -> Result<Vec<AuditEvent>> {
-        self.create_table(AUDIT_LOG, audit_schema(), Vec::new()).await?;
-        let ctx = SessionContext::new();
-        let table = self.table(AUDIT_LOG, None).await?;
-        table.update_datafusion_session(&ctx.state())?;
-        let frame = ctx.read_table(crate::tables::scan::DeltaFiles::provider(&table)?)?;
-        let columns = audit_schema()
-            .fields()
-            .iter()
-            .map(|f| match f.name().as_str() {
-                "at" => datafusion::prelude::cast(col("at"), DataType::Int64).alias("at"),
-                name => col(name),
-            })
-            .collect::<Vec<_>>();
-        let batches = frame
-            .select(columns)?
-            .sort(vec![col("at").sort(true, true)])?
-            .collect()
-            .await?;
-        crate::store::rows_of(&batches, AUDIT_LOG)
+        self.create_table(AUDIT_LOG, AuditEvent::schema(), Vec::new()).await?;
+        self.read_rows(AUDIT_LOG, None, None, &["at"]).await
     }
 }

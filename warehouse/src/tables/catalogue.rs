@@ -18,8 +18,9 @@ use datafusion::prelude::SessionContext;
 use ingest::ReportKind;
 
 use crate::people::rights::Role;
-use crate::tables::rows::{APPROVALS, AUDIT_LOG, approvals_schema, audit_schema, submissions_schema};
+use crate::tables::rows::{APPROVALS, AUDIT_LOG, AuditEvent, Decision, Submission};
 use crate::tables::schemas::{KPI_VALUES, SUBMISSIONS, fact_schema, kpi_values_table_schema};
+use crate::tables::stored::StoredRow;
 
 /// Who may read a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +163,7 @@ pub const CATALOGUE: &[TableEntry] = &[
         storage: Storage::Source,
         partitioning: &[],
         readers: Readers::Everyone,
-        schema: submissions_schema,
+        schema: Submission::schema,
     },
     TableEntry {
         name: KPI_VALUES,
@@ -180,7 +181,7 @@ pub const CATALOGUE: &[TableEntry] = &[
         storage: Storage::Ledger,
         partitioning: &[],
         readers: Readers::Admins,
-        schema: audit_schema,
+        schema: AuditEvent::schema,
     },
     TableEntry {
         name: APPROVALS,
@@ -189,7 +190,7 @@ pub const CATALOGUE: &[TableEntry] = &[
         storage: Storage::Ledger,
         partitioning: &[],
         readers: Readers::Admins,
-        schema: approvals_schema,
+        schema: Decision::schema,
     },
     TableEntry {
         name: "provinces",

@@ -12,4 +12,5 @@ pub mod reference;
 pub mod rows;
 pub mod scan;
 pub mod schemas;
+pub mod stored;
 pub mod submissions;

@@ -1,41 +1,19 @@
 //! The rows khoso writes itself: a submission, a KPI value, a decision, an audit event, a held
-//! file. Each is a struct; its table's schema and its record batches come from it.
+//! file. Each is a struct, defined once with [`stored_row!`]: its table's schema and its record
+//! batches come from it (see [`crate::tables::stored`]).
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use ingest::{ReportKind, SchoolYear};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::stored_row;
+use crate::tables::stored::{Text, UtcMicros};
 
-/// The Arrow schema of the `submissions` table.
-pub fn submissions_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("submission_id", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("province_code", DataType::Utf8, true),
-        Field::new("school_year", DataType::Utf8, false),
-        Field::new("rows", DataType::Int64, false),
-        Field::new("sha256", DataType::Utf8, false),
-        Field::new("file_name", DataType::Utf8, false),
-        Field::new("uploaded_by", DataType::Utf8, false),
-        Field::new(
-            "uploaded_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("table_version", DataType::Int64, false),
-        Field::new("supersedes", DataType::Utf8, true),
-    ]))
-}
-
+stored_row! {
 /// One row of the `submissions` table.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Submission {
     /// Unique id.
     pub submission_id: String,
@@ -54,40 +32,12 @@ pub struct Submission {
     /// Who uploaded it.
     pub uploaded_by: String,
     /// When, in microseconds since the Unix epoch, UTC.
-    pub uploaded_at: i64,
+    pub uploaded_at: i64 as UtcMicros,
     /// The version of the fact table this submission produced.
     pub table_version: i64,
     /// The submission of the same slice it replaced.
     pub supersedes: Option<String>,
 }
-
-impl Submission {
-    /// One Arrow batch of submissions.
-    pub fn to_batch(rows: &[Submission]) -> Result<RecordBatch> {
-        let text =
-            |f: fn(&Submission) -> Option<&str>| Arc::new(rows.iter().map(f).collect::<StringArray>()) as ArrayRef;
-        let columns: Vec<ArrayRef> = vec![
-            text(|s| Some(&s.submission_id)),
-            text(|s| Some(s.kind.as_str())),
-            text(|s| s.province_code.as_deref()),
-            Arc::new(
-                rows.iter()
-                    .map(|s| Some(s.school_year.to_string()))
-                    .collect::<StringArray>(),
-            ),
-            Arc::new(rows.iter().map(|s| s.rows).collect::<Int64Array>()),
-            text(|s| Some(&s.sha256)),
-            text(|s| Some(&s.file_name)),
-            text(|s| Some(&s.uploaded_by)),
-            Arc::new(
-                TimestampMicrosecondArray::from(rows.iter().map(|s| s.uploaded_at).collect::<Vec<_>>())
-                    .with_timezone("UTC"),
-            ),
-            Arc::new(rows.iter().map(|s| s.table_version).collect::<Int64Array>()),
-            text(|s| s.supersedes.as_deref()),
-        ];
-        Ok(RecordBatch::try_new(submissions_schema(), columns)?)
-    }
 }
 
 /// Where a value stands against its target; stored as its [`Status::as_str`] name.
@@ -122,15 +72,22 @@ impl Status {
     }
 }
 
+impl Text for Status {
+    fn text(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.as_str())
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
+stored_row! {
 /// One KPI value: a unit of a dimension in a school year, with its target, status, trend and
-/// coverage; a row of the `kpi_values` table.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// coverage; a row of the `kpi_values` table (which adds its tags).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KpiRow {
     /// KPI id.
     pub kpi_id: String,
@@ -175,64 +132,6 @@ pub struct KpiRow {
     /// reported ÷ expected, at most 1.
     pub coverage: Option<f64>,
 }
-
-/// The Arrow schema of KPI values (and of the `kpi_values` table, which adds its tags).
-pub fn kpi_values_schema() -> SchemaRef {
-    let text = |name: &str| Field::new(name, DataType::Utf8, true);
-    let number = |name: &str| Field::new(name, DataType::Float64, true);
-    Arc::new(Schema::new(vec![
-        Field::new("kpi_id", DataType::Utf8, false),
-        Field::new("dimension", DataType::Utf8, false),
-        Field::new("unit", DataType::Utf8, false),
-        Field::new("school_year", DataType::Utf8, false),
-        number("numerator"),
-        number("denominator"),
-        number("value"),
-        Field::new("people", DataType::Int64, true),
-        Field::new("withheld", DataType::Boolean, false),
-        text("target_year"),
-        number("target_value"),
-        text("comparison"),
-        number("line_value"),
-        text("status"),
-        number("gap"),
-        number("projected"),
-        text("reach_year"),
-        Field::new("reported", DataType::Int64, false),
-        Field::new("expected", DataType::Int64, true),
-        number("coverage"),
-    ]))
-}
-
-/// KPI values as one Arrow batch.
-pub fn kpi_batch(values: &[KpiRow]) -> Result<RecordBatch> {
-    let text =
-        |f: &dyn Fn(&KpiRow) -> Option<String>| Arc::new(values.iter().map(f).collect::<StringArray>()) as ArrayRef;
-    let number =
-        |f: &dyn Fn(&KpiRow) -> Option<f64>| Arc::new(values.iter().map(f).collect::<Float64Array>()) as ArrayRef;
-    let columns = vec![
-        text(&|v| Some(v.kpi_id.clone())),
-        text(&|v| Some(v.dimension.clone())),
-        text(&|v| Some(v.unit.clone())),
-        text(&|v| Some(v.school_year.clone())),
-        number(&|v| v.numerator),
-        number(&|v| v.denominator),
-        number(&|v| v.value),
-        Arc::new(values.iter().map(|v| v.people).collect::<Int64Array>()) as ArrayRef,
-        Arc::new(values.iter().map(|v| Some(v.withheld)).collect::<BooleanArray>()) as ArrayRef,
-        text(&|v| v.target_year.clone()),
-        number(&|v| v.target_value),
-        text(&|v| v.comparison.clone()),
-        number(&|v| v.line_value),
-        text(&|v| v.status.map(|s| s.to_string())),
-        number(&|v| v.gap),
-        number(&|v| v.projected),
-        text(&|v| v.reach_year.clone()),
-        Arc::new(values.iter().map(|v| Some(v.reported)).collect::<Int64Array>()) as ArrayRef,
-        Arc::new(values.iter().map(|v| v.expected).collect::<Int64Array>()) as ArrayRef,
-        number(&|v| v.coverage),
-    ];
-    RecordBatch::try_new(kpi_values_schema(), columns).map_err(Error::from)
 }
 
 /// Name of the decisions table.
@@ -258,7 +157,14 @@ impl Verdict {
     }
 }
 
-/// An admin's decision about a submission (or a held file).
+impl Text for Verdict {
+    fn text(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.as_str())
+    }
+}
+
+stored_row! {
+/// An admin's decision about a submission (or a held file), a row of `approvals`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     /// The submission (or held file) decided on.
@@ -268,24 +174,10 @@ pub struct Decision {
     /// The admin.
     pub decided_by: String,
     /// When, in microseconds since the Unix epoch, UTC.
-    pub decided_at: i64,
+    pub decided_at: i64 as UtcMicros,
     /// What the province should know (why it was returned).
     pub comment: Option<String>,
 }
-
-/// The Arrow schema of `approvals`.
-pub fn approvals_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("submission_id", DataType::Utf8, false),
-        Field::new("decision", DataType::Utf8, false),
-        Field::new("decided_by", DataType::Utf8, false),
-        Field::new(
-            "decided_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("comment", DataType::Utf8, true),
-    ]))
 }
 
 /// A province's file held until an admin approves it.
@@ -330,11 +222,12 @@ pub fn decision_now(submission_id: &str, decision: Verdict, by: &str, comment: O
 /// Name of the audit table.
 pub const AUDIT_LOG: &str = "audit_log";
 
+stored_row! {
 /// One event of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// When, in microseconds since the Unix epoch, UTC.
-    pub at: i64,
+    pub at: i64 as UtcMicros,
     /// The account's name; none when nobody signed in (a failed sign-in, a bad token).
     pub actor: Option<String>,
     /// The account's role.
@@ -355,6 +248,7 @@ pub struct AuditEvent {
     pub outcome: String,
     /// Anything else worth keeping: counts, the submission id, the first problem, a comment.
     pub detail: Option<String>,
+}
 }
 
 impl AuditEvent {
@@ -404,7 +298,7 @@ impl AuditEvent {
         channel: &str,
         sql: &str,
         elapsed: std::time::Duration,
-        outcome: std::result::Result<usize, (&str, &str)>,
+        outcome: Result<usize, (&str, &str)>,
     ) -> Self {
         let mut event = Self::now(
             "query",
@@ -423,42 +317,4 @@ impl AuditEvent {
         });
         event
     }
-}
-
-/// The Arrow schema of `audit_log`.
-pub fn audit_schema() -> SchemaRef {
-    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
-    Arc::new(Schema::new(vec![
-        Field::new(
-            "at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        text("actor", true),
-        text("role", true),
-        text("action", false),
-        text("kind", true),
-        text("province_code", true),
-        text("school_year", true),
-        text("sha256", true),
-        text("outcome", false),
-        text("detail", true),
-    ]))
-}
-
-pub(crate) fn audit_batch(events: &[AuditEvent]) -> Result<RecordBatch> {
-    let text = |f: fn(&AuditEvent) -> Option<&str>| Arc::new(events.iter().map(f).collect::<StringArray>()) as ArrayRef;
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(TimestampMicrosecondArray::from(events.iter().map(|e| e.at).collect::<Vec<_>>()).with_timezone("UTC")),
-        text(|e| e.actor.as_deref()),
-        text(|e| e.role.as_deref()),
-        text(|e| Some(&e.action)),
-        text(|e| e.kind.as_deref()),
-        text(|e| e.province_code.as_deref()),
-        text(|e| e.school_year.as_deref()),
-        text(|e| e.sha256.as_deref()),
-        text(|e| Some(&e.outcome)),
-        text(|e| e.detail.as_deref()),
-    ];
-    Ok(RecordBatch::try_new(audit_schema(), columns)?)
 }

@@ -74,7 +74,7 @@ pub fn stated_columns(table: &str) -> Vec<crate::tables::scan::Stated> {
 
 /// The Arrow schema of the `kpi_values` table: the KPI values, each tagged with its sources.
 pub fn kpi_values_table_schema() -> SchemaRef {
-    let mut fields: Vec<Field> = crate::tables::rows::kpi_values_schema()
+    let mut fields: Vec<Field> = <crate::tables::rows::KpiRow as crate::tables::stored::StoredRow>::schema()
         .fields()
         .iter()
         .map(|f| f.as_ref().clone())

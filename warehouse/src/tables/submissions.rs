@@ -3,16 +3,16 @@
 
 use std::collections::HashSet;
 
-use datafusion::arrow::datatypes::DataType as ArrowType;
-use datafusion::prelude::{Expr, SessionContext, cast, col, lit};
+use datafusion::prelude::{Expr, col, lit};
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use ingest::ReportKind;
 
-use crate::store::{Warehouse, is_recorded_already, rows_of};
-use crate::tables::rows::{Submission, submissions_schema};
+use crate::store::{Warehouse, is_recorded_already};
+use crate::tables::rows::Submission;
 use crate::tables::schemas::{SUBMISSIONS, fact_table};
+use crate::tables::stored::StoredRow;
 
 use crate::Result;
 
@@ -29,30 +29,8 @@ impl Warehouse {
     }
 
     pub(crate) async fn submissions_at(&self, version: Option<u64>, filter: Option<Expr>) -> Result<Vec<Submission>> {
-        let ctx = SessionContext::new();
-        let table = self.table(SUBMISSIONS, version).await?;
-        table.update_datafusion_session(&ctx.state())?;
-        let mut frame = ctx.read_table(crate::tables::scan::DeltaFiles::provider(&table)?)?;
-        if let Some(filter) = filter {
-            frame = frame.filter(filter)?;
-        }
-        let columns: Vec<Expr> = submissions_schema()
-            .fields()
-            .iter()
-            .map(|f| match f.name().as_str() {
-                "uploaded_at" => cast(col("uploaded_at"), ArrowType::Int64).alias("uploaded_at"),
-                name => col(name),
-            })
-            .collect();
-        let batches = frame
-            .select(columns)?
-            .sort(vec![
-                col("uploaded_at").sort(true, true),
-                col("submission_id").sort(true, true),
-            ])?
-            .collect()
-            .await?;
-        rows_of(&batches, SUBMISSIONS)
+        self.read_rows(SUBMISSIONS, version, filter, &["uploaded_at", "submission_id"])
+            .await
     }
 
     /// The submission that holds a slice now, if any.
