@@ -384,7 +384,7 @@ impl Auth {
         let turn = tokio::time::timeout(CHECK_WAIT, Arc::clone(&self.limiter.turns).acquire_owned())
             .await
             .map_err(|_| AuthError::TooMany(CHECK_WAIT))?
-            .map_err(|e| warehouse::Error::Internal(e.to_string()))?;
+            .map_err(|e| warehouse::Error::failed("the sign-in checks", e))?;
         // Asked again with the turn in hand: the checks that waited meanwhile may have spent
         // the budget.
         admit()?;
@@ -395,7 +395,7 @@ impl Auth {
             warehouse::people::accounts::verify_among(accounts, &token)
         })
         .await
-        .map_err(|e| warehouse::Error::Internal(e.to_string()))??;
+        .map_err(warehouse::Error::from)??;
         if account.is_none() {
             self.limiter.failed(source);
         }

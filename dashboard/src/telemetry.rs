@@ -264,7 +264,7 @@ impl Telemetry {
             }
         }
         let mut text = String::new();
-        encode(&mut text, &self.registry).map_err(|e| warehouse::Error::Internal(e.to_string()))?;
+        encode(&mut text, &self.registry).map_err(|e| warehouse::Error::failed("the metrics text", e))?;
         Ok(text)
     }
 }

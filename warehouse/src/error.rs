@@ -49,6 +49,23 @@ pub enum Error {
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A document khoso keeps as JSON (a backup's manifest, a held file's note) that could not
+    /// be written.
+    #[error("JSON error: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Work handed to another thread that ended without its result (it panicked or was
+    /// cancelled).
+    #[error("work on another thread stopped: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// Ours, with the error that caused it (its chain is logged, and printed by the CLI).
+    #[error("{context}")]
+    Failed {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A wrong account request (name taken, unknown role or province, …).
     #[error("{0}")]
     Account(String),
@@ -87,6 +104,17 @@ impl Error {
     /// Whether the reader is refused something the query asked for (a table kept from it).
     pub fn is_forbidden(&self) -> bool {
         matches!(self, Error::NotReadable(_) | Error::Forbidden(_))
+    }
+}
+
+impl Error {
+    /// Ours: `context` failed because of `source` (an error, kept with its own causes, or a
+    /// message).
+    pub fn failed(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Failed {
+            context: context.into(),
+            source: source.into(),
+        }
     }
 }
 

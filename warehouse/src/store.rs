@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicBool;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType as ArrowType, SchemaRef};
+use datafusion::prelude::{Expr, SessionContext, cast, col};
 use deltalake::kernel::DataType as DeltaType;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder};
@@ -28,6 +29,7 @@ use crate::query::cluster::Cluster;
 use crate::tables::catalogue::{self};
 use crate::tables::rows::APPROVALS;
 use crate::tables::schemas::SUBMISSIONS;
+use crate::tables::stored::StoredRow;
 use crate::{Error, Result};
 
 /// Versions to read tables at, by table name; a table not named is read at its latest version.
@@ -425,7 +427,42 @@ pub(crate) fn rows_of<T: serde::de::DeserializeOwned>(batches: &[RecordBatch], t
     if json.is_empty() {
         return Ok(Vec::new());
     }
-    serde_json::from_slice(&json).map_err(|e| Error::Internal(format!("reading {table}: {e}")))
+    serde_json::from_slice(&json).map_err(|e| Error::failed(format!("reading {table}"), e))
+}
+
+impl Warehouse {
+    /// Every row of a table of `T` (at a version, the latest if none), those `filter` keeps,
+    /// ordered by the `order` columns, ascending.
+    pub(crate) async fn read_rows<T: StoredRow>(
+        &self,
+        table_name: &str,
+        version: Option<u64>,
+        filter: Option<Expr>,
+        order: &[&str],
+    ) -> Result<Vec<T>> {
+        let ctx = SessionContext::new();
+        let table = self.table(table_name, version).await?;
+        table.update_datafusion_session(&ctx.state())?;
+        let mut frame = ctx.read_table(crate::tables::scan::DeltaFiles::provider(&table)?)?;
+        if let Some(filter) = filter {
+            frame = frame.filter(filter)?;
+        }
+        // Times are read as the microseconds their fields hold.
+        let columns: Vec<Expr> = T::schema()
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                ArrowType::Timestamp(..) => cast(col(f.name()), ArrowType::Int64).alias(f.name()),
+                _ => col(f.name()),
+            })
+            .collect();
+        let batches = frame
+            .select(columns)?
+            .sort(order.iter().map(|name| col(*name).sort(true, true)).collect())?
+            .collect()
+            .await?;
+        rows_of(&batches, table_name)
+    }
 }
 
 #[cfg(test)]

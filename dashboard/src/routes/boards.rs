@@ -185,7 +185,7 @@ async fn board_page(
             querier,
             admin: role == Some(Role::Admin),
         };
-        let html = page.render().map_err(|e| AppError::Internal(e.to_string()))?;
+        let html = page.render().map_err(AppError::internal)?;
         let mut response = Html(html).into_response();
         if let Ok(value) = HeaderValue::from_str(&etag) {
             response.headers_mut().insert(header::ETAG, value);
@@ -225,7 +225,7 @@ async fn boards_page(
         };
         page.render()
             .map(|html| Html(html).into_response())
-            .map_err(|e| AppError::Internal(e.to_string()))
+            .map_err(AppError::internal)
     };
     listed.await.map_err(|e: AppError| e.in_lang(lang))
 }

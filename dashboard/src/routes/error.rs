@@ -31,9 +31,31 @@ pub enum AppError {
     /// The server's memory ceiling is reached by the work running now.
     #[error("{0}")]
     Busy(String),
-    /// Ours; logged, never shown in detail.
+    /// Ours; logged with its whole chain of causes, never shown in detail.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Cause),
+}
+
+/// What made an internal error: an error kept whole (its own causes included), or a message.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+impl AppError {
+    /// An internal error caused by `cause` (an error, kept with its sources, or a message).
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        AppError::Internal(cause.into())
+    }
+}
+
+/// An error and its causes, outermost first, joined by `: `.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl From<crate::auth::AuthError> for AppError {
@@ -55,7 +77,7 @@ impl From<warehouse::Error> for AppError {
             warehouse::Error::Busy(message) => AppError::Busy(message),
             _ if e.is_forbidden() => AppError::Forbidden(e.to_string()),
             _ if e.is_input_error() => AppError::BadRequest(e.to_string()),
-            _ => AppError::Internal(e.to_string()),
+            _ => AppError::Internal(Box::new(e)),
         }
     }
 }
@@ -97,8 +119,8 @@ impl AppError {
     }
 
     pub(super) fn log(&self) {
-        if let AppError::Internal(detail) = self {
-            tracing::error!(cause = %detail, "internal error");
+        if let AppError::Internal(cause) = self {
+            tracing::error!(cause = %chain(cause.as_ref()), "internal error");
         }
     }
 
@@ -125,5 +147,29 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         self.json()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "disk said no");
+        let error = AppError::from(warehouse::Error::failed("writing the audit log", io));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        // People see nothing of it; the log sees every link of the chain.
+        assert_eq!(error.to_string(), "internal error");
+        assert_eq!(chain(&error), "internal error: writing the audit log: disk said no");
+        let message = AppError::internal("the intake answered nothing");
+        assert_eq!(chain(&message), "internal error: the intake answered nothing");
+    }
+
+    #[test]
+    fn a_callers_error_is_not_internal() {
+        let error = AppError::from(warehouse::Error::Sql("no column x".into()));
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(chain(&error), "SQL error: no column x");
     }
 }

@@ -169,7 +169,7 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
         line: baseline.zip(target).map(|(b, t)| (b, (t.year.clone(), t.value))),
     };
     let y_label = lang.pick("Tỷ lệ (%)", "Share (%)");
-    let trend_svg = charts::trend(&points(&years, &national), &guides, y_label).map_err(AppError::Internal)?;
+    let trend_svg = charts::trend(&points(&years, &national), &guides, y_label).map_err(AppError::internal)?;
 
     let mut in_year: Vec<&KpiRow> = figures
         .rows(id, dimension)
@@ -195,7 +195,7 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
             })
         })
         .collect();
-    let bars_svg = charts::ranked_bars(&bars, target.map(|t| t.value)).map_err(AppError::Internal)?;
+    let bars_svg = charts::ranked_bars(&bars, target.map(|t| t.value)).map_err(AppError::internal)?;
     let map_svg = if dimension == Dimension::National {
         String::new()
     } else {

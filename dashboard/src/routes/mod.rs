@@ -91,32 +91,27 @@ fn open_to_anyone(path: &str) -> bool {
 
 /// `GET /readyz`: 200 once the server can answer (the warehouse's tables are readable, the
 /// metrics valid), 503 with the reason otherwise; `/healthz` only says the process answers.
-async fn ready(State(state): State<AppState>) -> Response {
-    let ready = match state.warehouse.metrics() {
-        Ok(_) => state.telemetry.versions(&state.warehouse).await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    match ready {
-        Ok(()) => "ready".into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")).into_response(),
-    }
+async fn ready(State(state): State<AppState>) -> Result<&'static str, (StatusCode, String)> {
+    let not_ready = |e: warehouse::Error| (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}"));
+    state.warehouse.metrics().map_err(not_ready)?;
+    state.telemetry.versions(&state.warehouse).await.map_err(not_ready)?;
+    Ok("ready")
 }
 
 /// `GET /metrics`: the server's counters in Prometheus' text format (see
 /// [`crate::telemetry`]).
-async fn metrics(State(state): State<AppState>) -> Response {
-    match state.telemetry.render(&state.warehouse).await {
-        Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            text,
-        )
-            .into_response(),
-        Err(e) => (
+async fn metrics(State(state): State<AppState>) -> Result<Response, (StatusCode, String)> {
+    let text = state.telemetry.render(&state.warehouse).await.map_err(|e| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the tables cannot be read: {e}"),
         )
-            .into_response(),
-    }
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response())
 }
 
 /// The header naming a request, taken from the client (or its proxy) when it sends a sane
@@ -181,7 +176,7 @@ async fn log_request(State(state): State<AppState>, request: Request, next: Next
 /// files, `/healthz`, `/readyz` and `/metrics` answer a stranger; a request that changes something or runs a query
 /// with the session cookie (not a bearer token) must carry the session's CSRF token, in the
 /// form or, for the JSON API, in the `X-CSRF-Token` header.
-async fn guard_door(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+async fn guard_door(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, AppError> {
     let source = request_source(&state, &request);
     crate::auth::from_source(source, async move {
         let path = request.uri().path();
@@ -191,29 +186,23 @@ async fn guard_door(State(state): State<AppState>, mut request: Request, next: N
             && crate::auth::bearer(request.headers()).is_none()
             && crate::auth::session_id(request.headers()).is_some();
         if (state.settings.private && !open) || (api && cookie_post) {
-            let caller = match state.auth.caller(request.headers()).await {
-                Ok(caller) => caller,
-                Err(e) => return AppError::from(e).json(),
-            };
+            let caller = state.auth.caller(request.headers()).await?;
             if state.settings.private && !open && caller.is_none() {
                 return match api {
-                    true => {
-                        AppError::Unauthorized("this dashboard is private: send Authorization: Bearer TOKEN".into())
-                            .json()
-                    }
-                    false => axum::response::Redirect::to("/sign-in").into_response(),
+                    true => Err(AppError::Unauthorized(
+                        "this dashboard is private: send Authorization: Bearer TOKEN".into(),
+                    )),
+                    false => Ok(axum::response::Redirect::to("/sign-in").into_response()),
                 };
             }
             if let (true, Some(caller)) = (api && cookie_post, &caller) {
                 let sent = request.headers().get("x-csrf-token").and_then(|v| v.to_str().ok());
-                if let Err(e) = page::check_csrf(caller, sent) {
-                    return e.json();
-                }
+                page::check_csrf(caller, sent)?;
             }
             // Found once: the figures' middleware takes it from here.
             request.extensions_mut().insert(KnownCaller(caller));
         }
-        next.run(request).await
+        Ok(next.run(request).await)
     })
     .await
 }
@@ -250,30 +239,24 @@ fn request_source(state: &AppState, request: &Request) -> std::net::IpAddr {
 /// versions and metrics fingerprint), the address and the credentials (cookie, token), so it
 /// changes with any commit. Responses say `Cache-Control: no-cache` (always revalidate) and carry the time
 /// of the last commit as `Last-Modified`.
-async fn revalidate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+async fn revalidate(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, Response> {
     if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD {
-        return next.run(request).await;
+        return Ok(next.run(request).await);
     }
     let known = request.extensions_mut().remove::<KnownCaller>();
     let caller = match known {
         Some(KnownCaller(caller)) => caller,
-        None => match state.auth.caller(request.headers()).await {
-            Ok(caller) => caller,
-            Err(e) => return AppError::from(e).json(),
-        },
+        None => state
+            .auth
+            .caller(request.headers())
+            .await
+            .map_err(|e| page::answer_error(e.into(), request.headers(), request.uri()))?,
     };
     request.extensions_mut().insert(caller);
-    let figures = match state.figures().await {
-        Ok(figures) => figures,
-        Err(e) => {
-            let error = AppError::from(e);
-            return if request.uri().path().starts_with("/api/") {
-                error.json()
-            } else {
-                error.page(page::language_of(request.headers(), request.uri()))
-            };
-        }
-    };
+    let figures = state
+        .figures()
+        .await
+        .map_err(|e| page::answer_error(e.into(), request.headers(), request.uri()))?;
     let mut hasher = DefaultHasher::new();
     figures.key.hash(&mut hasher);
     request.uri().hash(&mut hasher);
@@ -302,7 +285,7 @@ async fn revalidate(State(state): State<AppState>, mut request: Request, next: N
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         headers.insert(header::VARY, HeaderValue::from_static("Cookie"));
     }
-    response
+    Ok(response)
 }
 
 /// Whether `If-None-Match` names `etag` (or is `*`).

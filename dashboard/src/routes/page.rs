@@ -161,13 +161,20 @@ impl PageRequest {
     }
 }
 
+/// An error of a route that answers both programs and people (a layer before every route, the
+/// fallback), as the request's path expects: JSON under `/api/`, else a page in the request's
+/// language.
+pub fn answer_error(error: AppError, headers: &HeaderMap, uri: &Uri) -> Response {
+    match uri.path().starts_with("/api/") {
+        true => error.json(),
+        false => error.page(language_of(headers, uri)),
+    }
+}
+
 /// A page built, or the error page; `?lang=` is remembered in a cookie.
 pub fn respond(built: Result<impl Template, AppError>, query: &PageQuery, lang: Lang) -> Response {
-    let html = match built.and_then(|page| page.render().map_err(|e| AppError::Internal(e.to_string()))) {
-        Ok(html) => html,
-        Err(e) => return e.page(lang),
-    };
-    let mut response = Html(html).into_response();
+    let html = built.and_then(|page| page.render().map_err(AppError::internal));
+    let mut response = html.map_or_else(|e| e.page(lang), |html| Html(html).into_response());
     if query.lang.is_some()
         && let Ok(cookie) =
             HeaderValue::from_str(&format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax", lang.code()))
@@ -191,10 +198,10 @@ pub fn pick_year(years: &[String], asked: Option<&str>) -> Result<String, AppErr
 }
 
 pub fn render(status: StatusCode, page: &impl Template, lang: Lang) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => AppError::Internal(e.to_string()).page(lang),
-    }
+    page.render().map_or_else(
+        |e| AppError::internal(e).page(lang),
+        |html| (status, Html(html)).into_response(),
+    )
 }
 
 /// A page for an error.

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::Query;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use ingest::ProvinceRegistry;
@@ -15,7 +14,7 @@ use warehouse::tables::rows::KpiRow;
 
 use super::error::AppError;
 use super::kpi_words::{coverage_text, formula, kpi_name, points, target_text};
-use super::page::{Chrome, PageQuery, PageRequest, language, pick_year};
+use super::page::{Chrome, PageLang, PageRequest, pick_year};
 use crate::AppState;
 use crate::charts::{self};
 use crate::i18n::Words;
@@ -99,7 +98,7 @@ fn overview_page(page: &PageRequest) -> Result<OverviewPage, AppError> {
             colour: charts::status_css(status),
             progress,
             target: target_text(kpi, lang),
-            sparkline: charts::sparkline(&points(&years, &history), status).map_err(AppError::Internal)?,
+            sparkline: charts::sparkline(&points(&years, &history), status).map_err(AppError::internal)?,
             coverage: current.map(|r| coverage_text(r, lang)).unwrap_or_default(),
         });
     }
@@ -165,13 +164,7 @@ fn catalogue_page(page: &PageRequest) -> Result<CataloguePage, AppError> {
     })
 }
 
-pub async fn not_found(Query(query): Query<PageQuery>, headers: HeaderMap, uri: Uri) -> Response {
-    let lang = language(&query, &headers);
+pub async fn not_found(PageLang(lang): PageLang, headers: HeaderMap, uri: Uri) -> Response {
     let error = AppError::NotFound(format!("{} {}", lang.pick("Không có trang", "No page"), uri.path()));
-    if uri.path().starts_with("/api/") {
-        return error.json();
-    }
-    let mut response = error.page(lang);
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    response
+    super::page::answer_error(error, &headers, &uri)
 }

@@ -103,7 +103,7 @@ fn place_rows(
                 target.map(|t| t.0),
                 status,
             )
-            .map_err(AppError::Internal)?,
+            .map_err(AppError::internal)?,
         });
     }
     Ok(rows)

@@ -120,9 +120,7 @@ async fn review_page(
         })
     };
     let page = built.await.map_err(|e| e.in_lang(lang))?;
-    let html = page
-        .render()
-        .map_err(|e| AppError::Internal(e.to_string()).in_lang(lang))?;
+    let html = page.render().map_err(|e| AppError::internal(e).in_lang(lang))?;
     Ok(Html(html))
 }
 

@@ -70,12 +70,17 @@ impl<W: Work> FromRequestParts<AppState> for Signed<W> {
             true => error.into_response(),
             false => error.page(lang),
         };
-        match state.auth.caller(&parts.headers).await {
-            Ok(Some(caller)) if caller.role().may(W::ACTION) => Ok(Self {
+        let caller = state
+            .auth
+            .caller(&parts.headers)
+            .await
+            .map_err(|e| refuse(AppError::from(e)))?;
+        match caller {
+            Some(caller) if caller.role().may(W::ACTION) => Ok(Self {
                 caller,
                 work: PhantomData,
             }),
-            Ok(Some(caller)) => {
+            Some(caller) => {
                 let (en, vi) = refusal(caller.role(), W::ACTION);
                 Err(refuse(AppError::Forbidden(
                     match api {
@@ -85,11 +90,10 @@ impl<W: Work> FromRequestParts<AppState> for Signed<W> {
                     .to_string(),
                 )))
             }
-            Ok(None) if !api => Err(Redirect::to("/sign-in").into_response()),
-            Ok(None) => {
+            None if !api => Err(Redirect::to("/sign-in").into_response()),
+            None => {
                 Err(AppError::Unauthorized("sign in first: send Authorization: Bearer TOKEN".into()).into_response())
             }
-            Err(e) => Err(refuse(AppError::from(e))),
         }
     }
 }

@@ -125,9 +125,7 @@ async fn status_page(
         })
     };
     let page = built.await.map_err(|e| e.in_lang(lang))?;
-    let html = page
-        .render()
-        .map_err(|e| AppError::Internal(e.to_string()).in_lang(lang))?;
+    let html = page.render().map_err(|e| AppError::internal(e).in_lang(lang))?;
     Ok(Html(html))
 }
 
@@ -135,7 +133,7 @@ async fn status_page(
 async fn events(state: &AppState, sql: &str, lang: Lang) -> Result<Vec<EventLine>, AppError> {
     let batches = state.warehouse.query(sql, &TableVersions::new()).await?;
     let json = warehouse::render(&batches, OutputFormat::Json)?;
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).map_err(AppError::internal)?;
     let text = |row: &serde_json::Value, key: &str| row[key].as_str().unwrap_or_default().to_string();
     Ok(rows
         .iter()

@@ -61,9 +61,7 @@ async fn template(
             ingest::template::write_csv_template(kind.schema(), lang, year, &mut out).map(|()| out)
         }
         "xlsx" => {
-            let dir = tempfile_dir()
-                .map_err(|e| AppError::Internal(e.to_string()))
-                .or_page(lang)?;
+            let dir = tempfile_dir().map_err(AppError::internal).or_page(lang)?;
             let path = dir.join(&name);
             let written = ingest::template::write_xlsx_template(kind.schema(), lang, year, &path)
                 .and_then(|()| std::fs::read(&path).map_err(ingest::Error::from));
@@ -72,7 +70,7 @@ async fn template(
         }
         _ => return Err(AppError::NotFound(format!("no template {file:?}: use .csv or .xlsx")).in_lang(lang)),
     };
-    let bytes = bytes.map_err(|e| AppError::Internal(e.to_string())).or_page(lang)?;
+    let bytes = bytes.map_err(AppError::internal).or_page(lang)?;
     Ok((
         [
             (

@@ -26,7 +26,7 @@ use warehouse::people::rights::{UploadAsk, UploadSlice, sees_held_file, upload_s
 
 use super::audit::{audit, audit_event};
 use super::error::AppError;
-use super::page::{Chrome, PageQuery, language, render};
+use super::page::{Chrome, OrPage, PageError, PageLang, PageQuery, language, render};
 use super::page::{CsrfForm, form_caller};
 use super::roles::Uploader;
 use crate::AppState;
@@ -107,9 +107,7 @@ async fn save<E: std::fmt::Display>(
     limit: u64,
 ) -> Result<PathBuf, AppError> {
     let path = state.intake().receiving(file_name)?;
-    let mut file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut file = tokio::fs::File::create(&path).await.map_err(AppError::internal)?;
     let mut written = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("the upload broke off: {e}")))?;
@@ -119,12 +117,69 @@ async fn save<E: std::fmt::Display>(
             tokio::fs::remove_file(&path).await.ok();
             return Err(too_large(limit));
         }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        file.write_all(&chunk).await.map_err(AppError::internal)?;
     }
-    file.flush().await.map_err(|e| AppError::Internal(e.to_string()))?;
+    file.flush().await.map_err(AppError::internal)?;
     Ok(path)
+}
+
+/// An upload's body saved: the `file` part of a multipart form, or the whole body.
+async fn save_body(
+    state: &AppState,
+    request: Request,
+    headers: &HeaderMap,
+    kind: ReportKind,
+) -> Result<(PathBuf, String), AppError> {
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if multipart {
+        let mut form = Multipart::from_request(request, state)
+            .await
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+        let (path, name, _) = save_file_part(state, &mut form, Some(kind)).await?;
+        Ok((path, name))
+    } else {
+        let limit = state.settings.upload_limit(Some(kind));
+        let path = save(state, request.into_body().into_data_stream(), "upload.csv", limit).await?;
+        Ok((path, "upload.csv".to_string()))
+    }
+}
+
+/// Who tried which upload: a step that refuses it is audited before it is answered.
+struct Refusal<'a> {
+    state: &'a AppState,
+    caller: Option<&'a Caller>,
+    action: &'static str,
+}
+
+impl Refusal<'_> {
+    /// The step's result, its refusal audited with the error.
+    async fn audited<T>(&self, step: Result<T, AppError>) -> Result<T, AppError> {
+        if let Err(e) = &step {
+            audit(self.state, self.event(e)).await;
+        }
+        step
+    }
+
+    /// The step's result, its refusal audited with the slice that was asked for.
+    async fn of_slice<T>(&self, asked: &UploadQuery, step: Result<T, AppError>) -> Result<T, AppError> {
+        if let Err(e) = &step {
+            let mut event = self.event(e);
+            event.kind = asked.kind.clone();
+            event.school_year = asked.year.clone();
+            event.province_code = asked.province.clone();
+            audit(self.state, event).await;
+        }
+        step
+    }
+
+    fn event(&self, e: &AppError) -> warehouse::tables::rows::AuditEvent {
+        let mut event = audit_event(self.caller, self.action, e.code());
+        event.detail = Some(e.to_string());
+        event
+    }
 }
 
 /// Hands a saved file to the intake, for a slice the caller may send.
@@ -150,7 +205,7 @@ async fn receive(
     received?
         .pop()
         .map(|r| r.outcome)
-        .ok_or_else(|| AppError::Internal("the intake answered nothing".into()))
+        .ok_or_else(|| AppError::internal("the intake answered nothing"))
 }
 
 fn problems_json(problems: &[Problem]) -> Vec<serde_json::Value> {
@@ -174,87 +229,56 @@ async fn api_upload(
 ) -> Result<Response, AppError> {
     let headers = request.headers().clone();
     let caller = state.auth.caller(&headers).await?;
-    let slice = match authorize(caller.as_ref(), &query) {
-        Ok(slice) => slice,
-        Err(e) => {
-            let mut event = audit_event(caller.as_ref(), "upload", e.code());
-            event.kind = query.kind.clone();
-            event.school_year = query.year.clone();
-            event.province_code = query.province.clone();
-            event.detail = Some(e.to_string());
-            audit(&state, event).await;
-            return Err(e);
-        }
+    let refusal = Refusal {
+        state: &state,
+        caller: caller.as_ref(),
+        action: "upload",
     };
-    let Some(caller) = caller else {
+    let slice = refusal.of_slice(&query, authorize(caller.as_ref(), &query)).await?;
+    let Some(caller) = caller.as_ref() else {
         return Err(AppError::Unauthorized("sign in first".into()));
     };
-    let multipart = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let saved = if multipart {
-        match Multipart::from_request(request, &state).await {
-            Ok(mut form) => save_file_part(&state, &mut form, Some(slice.kind))
-                .await
-                .map(|(path, name, _)| (path, name)),
-            Err(e) => Err(AppError::BadRequest(e.body_text())),
-        }
-    } else {
-        let limit = state.settings.upload_limit(Some(slice.kind));
-        save(&state, request.into_body().into_data_stream(), "upload.csv", limit)
-            .await
-            .map(|path| (path, "upload.csv".to_string()))
-    };
-    let (path, file_name) = match saved {
-        Ok(saved) => saved,
-        Err(e) => {
-            let mut event = audit_event(Some(&caller), "upload", e.code());
-            event.detail = Some(e.to_string());
-            audit(&state, event).await;
-            return Err(e);
-        }
-    };
+    let (path, file_name) = refusal
+        .audited(save_body(&state, request, &headers, slice.kind).await)
+        .await?;
     let intent = if query.dry_run.unwrap_or(false) {
         Intent::Preview
     } else {
         Intent::Commit
     };
-    Ok(
-        match receive(&state, &caller, &slice, path, &file_name, intent).await? {
-            Outcome::Rejected(problems) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(serde_json::json!({
-                    "code": "invalid_file",
-                    "message": format!("the file has {} problems; nothing was written", problems.len()),
-                    "problems": problems_json(&problems),
-                })),
-            )
-                .into_response(),
-            Outcome::Checked(preview) => Json(serde_json::json!({
-                "outcome": "dry_run", "preview": preview,
-            }))
+    Ok(match receive(&state, caller, &slice, path, &file_name, intent).await? {
+        Outcome::Rejected(problems) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({
+                "code": "invalid_file",
+                "message": format!("the file has {} problems; nothing was written", problems.len()),
+                "problems": problems_json(&problems),
+            })),
+        )
             .into_response(),
-            Outcome::Held(held) => {
-                // Where the server keeps the file is its own business.
-                let mut held = serde_json::to_value(&held).unwrap_or_default();
-                if let Some(fields) = held.as_object_mut() {
-                    fields.remove("path");
-                }
-                (
-                    StatusCode::ACCEPTED,
-                    Json(serde_json::json!({ "outcome": "pending", "held": held })),
-                )
-                    .into_response()
+        Outcome::Checked(preview) => Json(serde_json::json!({
+            "outcome": "dry_run", "preview": preview,
+        }))
+        .into_response(),
+        Outcome::Held(held) => {
+            // Where the server keeps the file is its own business.
+            let mut held = serde_json::to_value(&held).unwrap_or_default();
+            if let Some(fields) = held.as_object_mut() {
+                fields.remove("path");
             }
-            Outcome::Committed(submission) => {
-                Json(serde_json::json!({ "outcome": "committed", "submission": submission })).into_response()
-            }
-            Outcome::Unchanged(submission) => {
-                Json(serde_json::json!({ "outcome": "unchanged", "submission": submission })).into_response()
-            }
-        },
-    )
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({ "outcome": "pending", "held": held })),
+            )
+                .into_response()
+        }
+        Outcome::Committed(submission) => {
+            Json(serde_json::json!({ "outcome": "committed", "submission": submission })).into_response()
+        }
+        Outcome::Unchanged(submission) => {
+            Json(serde_json::json!({ "outcome": "unchanged", "submission": submission })).into_response()
+        }
+    })
 }
 
 /// Text fields a form may have besides its file.
@@ -482,46 +506,24 @@ async fn upload_page(
 
 async fn upload_form(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<PageQuery>,
+    PageLang(lang): PageLang,
     Uploader { caller, .. }: Uploader,
     mut form: Multipart,
-) -> Response {
-    let lang = language(&query, &headers);
-    let (path, file_name, fields) = match save_file_part(&state, &mut form, None).await {
-        Ok(saved) => saved,
-        Err(e) => {
-            let mut event = audit_event(Some(&caller), "dry_run", e.code());
-            event.detail = Some(e.to_string());
-            audit(&state, event).await;
-            return e.page(lang);
-        }
+) -> Result<Response, PageError> {
+    let refusal = Refusal {
+        state: &state,
+        caller: Some(&caller),
+        action: "dry_run",
     };
-    let checked = async {
-        super::page::check_csrf(&caller, fields.get("csrf").map(String::as_str))?;
-        let query = UploadQuery {
-            kind: fields.get("kind").cloned(),
-            year: fields.get("year").cloned(),
-            province: fields.get("province").cloned(),
-            dry_run: Some(true),
-        };
-        let slice = authorize(Some(&caller), &query)?;
-        // A record file is committed (or held) as it is checked: it is never kept as sent, with
-        // its identifiers, waiting for a second click.
-        let intent = match slice.kind.holds_people() {
-            true => Intent::Commit,
-            false => Intent::Stage,
-        };
-        let outcome = receive(&state, &caller, &slice, path.clone(), &file_name, intent).await?;
-        Ok::<_, AppError>((slice, outcome))
-    };
-    let (slice, outcome) = match checked.await {
-        Ok(checked) => checked,
-        Err(e) => {
-            tokio::fs::remove_file(&path).await.ok();
-            return e.page(lang);
-        }
-    };
+    let (path, file_name, fields) = refusal
+        .audited(save_file_part(&state, &mut form, None).await)
+        .await
+        .or_page(lang)?;
+    let checked = check_form(&state, &caller, &fields, &path, &file_name).await;
+    if checked.is_err() {
+        tokio::fs::remove_file(&path).await.ok();
+    }
+    let (slice, outcome) = checked.or_page(lang)?;
     let mut page = UploadPage::new(&caller, lang);
     let status = match outcome {
         Outcome::Rejected(problems) => {
@@ -562,10 +564,7 @@ async fn upload_form(
                 file_name: file_name.clone(),
                 slice,
             };
-            let id = match state.intake().stage(&path, &staged).await {
-                Ok(id) => id,
-                Err(e) => return AppError::from(e).page(lang),
-            };
+            let id = state.intake().stage(&path, &staged).await.or_page(lang)?;
             page.status = "checked".into();
             page.message = format!(
                 "{file_name}: {}",
@@ -583,7 +582,34 @@ async fn upload_form(
         }
     };
     (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
-    render(status, &page, lang)
+    Ok(render(status, &page, lang))
+}
+
+/// A form's file checked (a report staged, a record file committed or held): its slice, as
+/// the form asks and the caller may send, and what became of it.
+async fn check_form(
+    state: &AppState,
+    caller: &Caller,
+    fields: &std::collections::HashMap<String, String>,
+    path: &std::path::Path,
+    file_name: &str,
+) -> Result<(UploadSlice, Outcome), AppError> {
+    super::page::check_csrf(caller, fields.get("csrf").map(String::as_str))?;
+    let query = UploadQuery {
+        kind: fields.get("kind").cloned(),
+        year: fields.get("year").cloned(),
+        province: fields.get("province").cloned(),
+        dry_run: Some(true),
+    };
+    let slice = authorize(Some(caller), &query)?;
+    // A record file is committed (or held) as it is checked: it is never kept as sent, with
+    // its identifiers, waiting for a second click.
+    let intent = match slice.kind.holds_people() {
+        true => Intent::Commit,
+        false => Intent::Stage,
+    };
+    let outcome = receive(state, caller, &slice, path.to_path_buf(), file_name, intent).await?;
+    Ok((slice, outcome))
 }
 
 fn fill_preview(state: &AppState, page: &mut UploadPage, preview: &Preview, kind: Option<ReportKind>, lang: Lang) {
@@ -655,34 +681,27 @@ async fn staged(
     State(state): State<AppState>,
     UrlPath((id, action)): UrlPath<(String, String)>,
     headers: HeaderMap,
+    PageLang(lang): PageLang,
     axum::Form(form): axum::Form<CsrfForm>,
-) -> Response {
-    let lang = language(&PageQuery::default(), &headers);
+) -> Result<Response, PageError> {
     if action != "commit" && action != "cancel" {
-        return AppError::NotFound(format!("no action {action:?}: commit or cancel")).page(lang);
+        return Err(AppError::NotFound(format!("no action {action:?}: commit or cancel")).in_lang(lang));
     }
-    let result = async {
-        let caller = form_caller(&state, &headers, &form.csrf).await?;
-        let (staged, path) = take_staged(&state, &caller, &id).await?;
-        if action == "cancel" {
-            tokio::fs::remove_file(&path).await.ok();
-            state.intake().unstage(&id).await?;
-            return Ok(None);
-        }
-        let outcome = receive(&state, &caller, &staged.slice, path, &staged.file_name, Intent::Commit).await;
-        // Committed or refused, it no longer waits (a refusal says why; the sender uploads again).
-        state.intake().unstage(&id).await?;
-        Ok::<_, AppError>(Some((caller, staged, outcome?)))
-    };
-    let (caller, staged, outcome) = match result.await {
-        Ok(Some(done)) => done,
-        Ok(None) => return Redirect::to("/upload").into_response(),
-        Err(e) => return e.page(lang),
-    };
+    let caller = form_caller(&state, &headers, &form.csrf).await.or_page(lang)?;
+    let (staged, path) = take_staged(&state, &caller, &id).await.or_page(lang)?;
+    if action == "cancel" {
+        tokio::fs::remove_file(&path).await.ok();
+        state.intake().unstage(&id).await.or_page(lang)?;
+        return Ok(Redirect::to("/upload").into_response());
+    }
+    let outcome = receive(&state, &caller, &staged.slice, path, &staged.file_name, Intent::Commit).await;
+    // Committed or refused, it no longer waits (a refusal says why; the sender uploads again).
+    state.intake().unstage(&id).await.or_page(lang)?;
+    let outcome = outcome.or_page(lang)?;
     let mut page = UploadPage::new(&caller, lang);
     tell_done(&mut page, outcome, &staged.file_name, &staged.slice, lang);
     (page.chrome, page.reviews) = reviews(&state, &caller, lang).await;
-    render(StatusCode::OK, &page, lang)
+    Ok(render(StatusCode::OK, &page, lang))
 }
 
 /// What became of a file sent for its commit, said on the page.

@@ -199,7 +199,7 @@ impl Warehouse {
             .map(|(_, s, _)| s.kind)
             .ok_or_else(|| Error::Internal("nothing to write".into()))?;
         let submissions: Vec<&Submission> = writes.iter().map(|(_, s, _)| s).collect();
-        let metadata = serde_json::to_value(&submissions).map_err(|e| Error::Internal(e.to_string()))?;
+        let metadata = serde_json::to_value(&submissions)?;
         let commit_properties =
             CommitProperties::default().with_metadata([(SUBMISSIONS_METADATA.to_string(), metadata)]);
         let (mut batches, mut added) = (Vec::new(), Vec::new());

@@ -66,10 +66,10 @@ impl Pseudonyms {
             .storage()
             .read(path)
             .await
-            .map_err(|e| Error::Internal(format!("the pseudonym key {path} cannot be read ({e}): {restore}")))?
+            .map_err(|e| Error::failed(format!("the pseudonym key {path} cannot be read: {restore}"), e))?
             .ok_or_else(|| Error::Internal(format!("the pseudonym key {path} is missing: {restore}")))?;
-        let bytes =
-            hex::decode(String::from_utf8_lossy(&text).trim()).map_err(|e| Error::Internal(format!("{path}: {e}")))?;
+        let bytes = hex::decode(String::from_utf8_lossy(&text).trim())
+            .map_err(|e| Error::failed(format!("{path} is not a key"), e))?;
         let key = <[u8; KEY_BYTES]>::try_from(bytes.as_slice())
             .map_err(|_| Error::Internal(format!("{path} does not hold a {KEY_BYTES}-byte key")))?;
         let keyed = <HmacSha256 as KeyInit>::new_from_slice(&key).expect("HMAC takes a key of any length");

@@ -172,7 +172,7 @@ impl Intake {
             extension: extension.to_string(),
             note,
         };
-        let note = serde_json::to_vec(&note).map_err(|e| Error::Internal(e.to_string()))?;
+        let note = serde_json::to_vec(&note)?;
         storage.write(&note_path, note).await?;
         Ok(id)
     }
@@ -773,7 +773,7 @@ async fn read_records(
         })
     })
     .await
-    .map_err(|e| Error::Internal(format!("reading a file failed: {e}")))
+    .map_err(|e| Error::failed("reading a file", e))
     .and_then(|read| read);
     match read {
         Ok(Ok(read)) => Ok(Ok(ValidatedReport {
@@ -827,5 +827,5 @@ async fn validate(delivery: &Delivery) -> Result<Result<ValidatedReport, Vec<Pro
     };
     tokio::task::spawn_blocking(move || ingest::read_report(&path, kind, &hint, &options))
         .await
-        .map_err(|e| Error::Internal(format!("reading a file failed: {e}")))
+        .map_err(|e| Error::failed("reading a file", e))
 }

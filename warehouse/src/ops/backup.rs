@@ -156,7 +156,7 @@ impl Warehouse {
         target.write(METRICS, metrics).await?;
         keep_key_private(target)?;
 
-        let text = serde_json::to_vec_pretty(&done.manifest).map_err(|e| Error::Internal(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(&done.manifest)?;
         let stamp = done.manifest.made_at.format("%Y%m%dT%H%M%S%.6fZ");
         target.write(&format!("manifests/{stamp}.json"), text.clone()).await?;
         target.write(MANIFEST, text).await?;
@@ -381,7 +381,7 @@ async fn table_files(storage: &Storage, table: &str, version: u64) -> Result<Vec
             let commit = storage.read(path).await?.unwrap_or_default();
             for line in commit.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 let action: serde_json::Value =
-                    serde_json::from_slice(line).map_err(|e| Error::Internal(format!("{path}: {e}")))?;
+                    serde_json::from_slice(line).map_err(|e| Error::failed(format!("{path} is damaged"), e))?;
                 if let Some(file) = action.pointer("/add/path").and_then(|p| p.as_str()) {
                     let decoded = percent_encoding::percent_decode_str(file).decode_utf8_lossy();
                     data.insert(format!("{root}/{decoded}"));

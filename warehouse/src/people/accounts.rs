@@ -161,9 +161,7 @@ impl Accounts {
     pub async fn verify(&self, token: &str) -> Result<Option<Account>> {
         let accounts = self.list().await?;
         let token = token.to_string();
-        tokio::task::spawn_blocking(move || verify_among(accounts, &token))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
+        tokio::task::spawn_blocking(move || verify_among(accounts, &token)).await?
     }
 }
 
@@ -183,7 +181,7 @@ pub fn verify_among(accounts: Vec<Account>, token: &str) -> Result<Option<Accoun
         Some(account) => account.secret_hash.clone(),
         None => stand_in_hash()?,
     };
-    let hash = PasswordHash::new(&stored).map_err(|e| Error::Internal(e.to_string()))?;
+    let hash = PasswordHash::new(&stored).map_err(|e| Error::failed("an account's stored hash", e.to_string()))?;
     let right = Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok();
     Ok(account.filter(|_| right))
 }
@@ -208,11 +206,11 @@ fn random_hex(bytes: usize) -> String {
 fn hash_secret(secret: &str) -> Result<String> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Internal(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::failed("a salt", e.to_string()))?;
     Argon2::default()
         .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(e.to_string()))
+        .map_err(|e| Error::failed("hashing a secret", e.to_string()))
 }
 
 #[cfg(test)]

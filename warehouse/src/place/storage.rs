@@ -142,7 +142,8 @@ impl Storage {
         if self.folder.is_some() {
             return Ok(());
         }
-        let bucket = Url::parse(&self.url[..url::Position::BeforePath]).map_err(|e| Error::Internal(e.to_string()))?;
+        let bucket =
+            Url::parse(&self.url[..url::Position::BeforePath]).map_err(|e| Error::failed("the bucket's address", e))?;
         runtime.register_object_store(&bucket, s3_store(&self.url, &self.options)?);
         Ok(())
     }
@@ -151,7 +152,7 @@ impl Storage {
     pub fn url_of(&self, relative: &str) -> Result<Url> {
         self.url
             .join(relative)
-            .map_err(|e| Error::Internal(format!("{relative}: {e}")))
+            .map_err(|e| Error::failed(relative.to_string(), e))
     }
 
     /// The object store, rooted at the warehouse's root.
@@ -445,8 +446,7 @@ impl Storage {
             file.lock()?;
             Ok::<_, std::io::Error>(file)
         })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
+        .await?
         .map_err(Error::from)
     }
 
@@ -486,11 +486,11 @@ impl Storage {
 }
 
 fn to_json<T: Serialize>(document: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec_pretty(document).map_err(|e| Error::Internal(e.to_string()))
+    Ok(serde_json::to_vec_pretty(document)?)
 }
 
 fn from_json<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Internal(format!("{path} is damaged: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| Error::failed(format!("{path} is damaged"), e))
 }
 
 fn unusable(location: &str, why: &str) -> Error {

@@ -437,7 +437,7 @@ pub async fn run_executor(place: ExecutorPlace, storage: Storage) -> Result<()> 
 }
 
 fn ballista_error(error: ballista_core::error::BallistaError) -> Error {
-    Error::Internal(format!("cluster: {error}"))
+    Error::failed("the cluster", error)
 }
 
 /// The runtime of a cluster node: the warehouse's object store, spills in `work`.

@@ -195,9 +195,7 @@ impl<T> Future for Spawned<T> {
     type Output = Result<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map_err(|e| Error::Internal(format!("query work stopped: {e}")))
+        Pin::new(&mut self.0).poll(cx).map_err(Error::from)
     }
 }
 

@@ -43,7 +43,8 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
                 writer.write(&json_ready(batch)?)?;
             }
             writer.finish()?;
-            let mut text = String::from_utf8(writer.into_inner()).map_err(|e| Error::Internal(e.to_string()))?;
+            let mut text =
+                String::from_utf8(writer.into_inner()).map_err(|e| Error::failed("a result written as text", e))?;
             if text.is_empty() {
                 text.push_str("[]");
             }

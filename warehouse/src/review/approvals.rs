@@ -97,7 +97,7 @@ impl Warehouse {
             path,
             submission_id: report.stored.as_ref().map(|stored| stored.submission_id.clone()),
         };
-        let note = serde_json::to_vec_pretty(&held).map_err(|e| Error::Internal(e.to_string()))?;
+        let note = serde_json::to_vec_pretty(&held)?;
         // The note last: a held file is listed only once all of it is there.
         storage.write(&format!("{dir}/{id}.json"), note).await?;
         Ok(held)

@@ -193,7 +193,7 @@ impl DeltaFiles {
         ));
 
         let url = table.table_url();
-        let root = Path::from_url_path(url.path()).map_err(|e| Error::Internal(e.to_string()))?;
+        let root = Path::from_url_path(url.path()).map_err(|e| Error::failed(format!("the table at {url}"), e))?;
         let mut files = Vec::new();
         for file in snapshot.log_data().iter() {
             if file.deletion_vector_descriptor().is_some() {
@@ -260,7 +260,8 @@ impl DeltaFiles {
                 .map(|(field, text)| partition_value(field.data_type(), text.clone()))
                 .collect::<Result<Vec<_>>>()?;
             let mut scanned = PartitionedFile::new_from_meta(ObjectMeta {
-                location: Path::parse(&file.path).map_err(|e| Error::Internal(e.to_string()))?,
+                location: Path::parse(&file.path)
+                    .map_err(|e| Error::failed(format!("the data file {}", file.path), e))?,
                 last_modified: file.modified,
                 size: file.size,
                 e_tag: None,

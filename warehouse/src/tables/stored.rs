@@ -1,6 +1,6 @@
 //! A stored row is defined once, as a struct written inside [`stored_row!`]: its table's Arrow
 //! schema and its record batches come from the struct's fields, and it is read back through
-//! serde ([`Warehouse::read_rows`]).
+//! serde (`Warehouse::read_rows`).
 //!
 //! A field's column follows from its Rust type ([`Column`]): text-like values (`String`, a
 //! report kind, a school year, a province code, a status, a verdict) are `Utf8`, `i64` is
@@ -15,12 +15,10 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
-use datafusion::prelude::{Expr, SessionContext, cast, col};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Result;
-use crate::store::{Warehouse, rows_of};
 
 /// A row type with a table of its own.
 pub trait StoredRow: Serialize + DeserializeOwned + Sized {
@@ -228,44 +226,10 @@ macro_rules! stored_row {
     };
 }
 
-impl Warehouse {
-    /// Every row of a table of `T` (at a version, the latest if none), those `filter` keeps,
-    /// ordered by the `order` columns, ascending.
-    pub(crate) async fn read_rows<T: StoredRow>(
-        &self,
-        table_name: &str,
-        version: Option<u64>,
-        filter: Option<Expr>,
-        order: &[&str],
-    ) -> Result<Vec<T>> {
-        let ctx = SessionContext::new();
-        let table = self.table(table_name, version).await?;
-        table.update_datafusion_session(&ctx.state())?;
-        let mut frame = ctx.read_table(crate::tables::scan::DeltaFiles::provider(&table)?)?;
-        if let Some(filter) = filter {
-            frame = frame.filter(filter)?;
-        }
-        // Times are read as the microseconds their fields hold.
-        let columns: Vec<Expr> = T::schema()
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Timestamp(..) => cast(col(f.name()), DataType::Int64).alias(f.name()),
-                _ => col(f.name()),
-            })
-            .collect();
-        let batches = frame
-            .select(columns)?
-            .sort(order.iter().map(|name| col(*name).sort(true, true)).collect())?
-            .collect()
-            .await?;
-        rows_of(&batches, table_name)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::rows_of;
     use crate::tables::rows::{AuditEvent, Decision, KpiRow, Status, Submission, Verdict};
     use datafusion::arrow::datatypes::Schema;
 

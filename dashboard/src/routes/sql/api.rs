@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::super::error::AppError;
 use super::super::roles::Querier;
 use super::export::{Export, download};
-use super::slots::{audit_query, run_shown};
+use super::slots::{audit_query, audited, run_shown};
 use crate::AppState;
 
 /// `{"sql": …}`.
@@ -41,22 +41,17 @@ pub(super) async fn api_sql(
     headers: HeaderMap,
     Querier { caller, .. }: Querier,
     body: axum::body::Bytes,
-) -> Response {
+) -> Result<Response, AppError> {
     let started = Instant::now();
-    let sql = match query_text(&headers, &body) {
-        Ok(sql) => sql,
-        Err(e) => {
-            audit_query(&state, &caller, "", started, Err(&e)).await;
-            return e.json();
-        }
-    };
-    let _slot = match state.query_slots.take(&caller.account.name).await {
-        Ok(slot) => slot,
-        Err(e) => {
-            audit_query(&state, &caller, &sql, started, Err(&e)).await;
-            return e.json();
-        }
-    };
+    let sql = audited(&state, &caller, "", started, query_text(&headers, &body)).await?;
+    let slot = audited(
+        &state,
+        &caller,
+        &sql,
+        started,
+        state.query_slots.take(&caller.account.name).await,
+    )
+    .await?;
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -66,36 +61,26 @@ pub(super) async fn api_sql(
         .into_iter()
         .find(|f| accept.contains(f.content_type().split(';').next().unwrap_or_default()));
     if let Some(format) = format {
-        return match download(&state, &caller, sql, limits, format, _slot).await {
-            Ok(response) => response,
-            Err(e) => e.json(),
-        };
+        return download(&state, &caller, sql, limits, format, slot).await;
     }
     let answer = run_shown(&state, caller.role(), &sql, &limits).await;
     audit_query(&state, &caller, &sql, started, answer.as_ref().map(|(_, total)| *total)).await;
-    match answer {
-        Ok((batches, total)) => {
-            let rows = match warehouse::render(&batches, warehouse::OutputFormat::Json) {
-                Ok(rows) => rows,
-                Err(e) => return AppError::from(e).json(),
-            };
-            let shown: usize = batches.iter().map(RecordBatch::num_rows).sum();
-            let mut response = (
-                [(header::CONTENT_TYPE, "application/json")],
-                format!(
-                    "{{\"rows\":{},\"shown\":{shown},\"total\":{total},\"elapsed_ms\":{}}}",
-                    rows.trim_end(),
-                    started.elapsed().as_millis()
-                ),
-            )
-                .into_response();
-            if shown < total {
-                let headers = response.headers_mut();
-                headers.insert("khoso-rows-shown", HeaderValue::from(shown));
-                headers.insert("khoso-rows-total", HeaderValue::from(total));
-            }
-            response
-        }
-        Err(e) => e.json(),
+    let (batches, total) = answer?;
+    let rows = warehouse::render(&batches, warehouse::OutputFormat::Json)?;
+    let shown: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut response = (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!(
+            "{{\"rows\":{},\"shown\":{shown},\"total\":{total},\"elapsed_ms\":{}}}",
+            rows.trim_end(),
+            started.elapsed().as_millis()
+        ),
+    )
+        .into_response();
+    if shown < total {
+        let headers = response.headers_mut();
+        headers.insert("khoso-rows-shown", HeaderValue::from(shown));
+        headers.insert("khoso-rows-total", HeaderValue::from(total));
     }
+    Ok(response)
 }

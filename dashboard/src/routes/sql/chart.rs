@@ -13,7 +13,7 @@ use super::super::error::AppError;
 use super::super::page::PageError;
 use super::super::page::{PageQuery, language};
 use super::super::roles::Querier;
-use super::slots::{QuerySlot, audit_query, run_shown};
+use super::slots::{QuerySlot, audit_query, audited, run_shown};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::charts::result::{ChartKind, ChartSpec, ResultColumns};
@@ -126,18 +126,19 @@ impl ChartRequest {
 /// first [`ROWS_SHOWN`] rows; the account's slot is kept until the chart is drawn.
 async fn chart_rows(state: &AppState, caller: &Caller, sql: &str) -> Result<(Arc<ResultColumns>, QuerySlot), AppError> {
     let started = Instant::now();
-    let slot = match state.query_slots.take(&caller.account.name).await {
-        Ok(slot) => slot,
-        Err(e) => {
-            audit_query(state, caller, sql, started, Err(&e)).await;
-            return Err(e);
-        }
-    };
+    let slot = audited(
+        state,
+        caller,
+        sql,
+        started,
+        state.query_slots.take(&caller.account.name).await,
+    )
+    .await?;
     let answer = run_shown(state, caller.role(), sql, &state.settings.query_limits).await;
     audit_query(state, caller, sql, started, answer.as_ref().map(|(_, total)| *total)).await;
     let (batches, _) = answer?;
     Ok((
-        Arc::new(ResultColumns::read(&batches).map_err(AppError::Internal)?),
+        Arc::new(ResultColumns::read(&batches).map_err(AppError::internal)?),
         slot,
     ))
 }
@@ -184,26 +185,19 @@ pub(super) async fn api_chart(
     headers: HeaderMap,
     Querier { caller, .. }: Querier,
     body: axum::body::Bytes,
-) -> Response {
-    let request: ChartRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => {
-            return AppError::BadRequest(format!(
-                "send {{\"sql\": \"SELECT …\", \"chart\": \"bar\", \"x\": …, \"y\": …, \"format\": \"svg\"}}: {e}"
-            ))
-            .json();
-        }
-    };
+) -> Result<Response, AppError> {
+    let request: ChartRequest = serde_json::from_slice(&body).map_err(|e| {
+        AppError::BadRequest(format!(
+            "send {{\"sql\": \"SELECT …\", \"chart\": \"bar\", \"x\": …, \"y\": …, \"format\": \"svg\"}}: {e}"
+        ))
+    })?;
     let lang = request.lang(&headers);
     let png = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("image/png"));
     let format = request.format.as_deref().or(png.then_some("png"));
-    request
-        .image(&state, &caller, lang, format, false)
-        .await
-        .unwrap_or_else(AppError::json)
+    request.image(&state, &caller, lang, format, false).await
 }
 
 /// `/sql/chart?q=…&chart=…&x=…&y=…&series=…&format=svg|png`: a chart of the workbench to

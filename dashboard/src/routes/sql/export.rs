@@ -15,7 +15,7 @@ use futures::StreamExt;
 use warehouse::query::guard::QueryLimits;
 
 use super::super::error::AppError;
-use super::slots::{QuerySlot, audit_query, batch_error, start};
+use super::slots::{QuerySlot, audit_query, audited, batch_error, start};
 use crate::AppState;
 use crate::auth::Caller;
 
@@ -74,29 +74,28 @@ enum Encoder {
 
 impl Encoder {
     /// The encoder and the bytes that open the file.
-    fn start(format: Export, schema: &SchemaRef) -> Result<(Encoder, Vec<u8>), String> {
-        match format {
-            Export::Csv => Ok((Encoder::Csv, warehouse::csv_header(schema).into_bytes())),
-            Export::Json => Ok((Encoder::Json { first: true }, b"[".to_vec())),
-            Export::Arrow => StreamWriter::try_new(Vec::new(), schema)
-                .map(|w| (Encoder::Arrow(Box::new(w)), Vec::new()))
-                .map_err(|e| e.to_string()),
-            Export::Parquet | Export::Xlsx => ArrowWriter::try_new(Vec::new(), Arc::clone(schema), None)
-                .map(|w| (Encoder::Parquet(Box::new(w)), Vec::new()))
-                .map_err(|e| e.to_string()),
-        }
+    fn start(format: Export, schema: &SchemaRef) -> warehouse::Result<(Encoder, Vec<u8>)> {
+        Ok(match format {
+            Export::Csv => (Encoder::Csv, warehouse::csv_header(schema).into_bytes()),
+            Export::Json => (Encoder::Json { first: true }, b"[".to_vec()),
+            Export::Arrow => (
+                Encoder::Arrow(Box::new(StreamWriter::try_new(Vec::new(), schema)?)),
+                Vec::new(),
+            ),
+            Export::Parquet | Export::Xlsx => (
+                Encoder::Parquet(Box::new(ArrowWriter::try_new(Vec::new(), Arc::clone(schema), None)?)),
+                Vec::new(),
+            ),
+        })
     }
 
-    fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, String> {
+    fn batch(&mut self, batch: &RecordBatch) -> warehouse::Result<Vec<u8>> {
         match self {
-            Encoder::Csv => warehouse::csv_rows(batch)
-                .map(String::into_bytes)
-                .map_err(|e| e.to_string()),
+            Encoder::Csv => Ok(warehouse::csv_rows(batch)?.into_bytes()),
             Encoder::Json { first } => {
                 let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
-                let batch = warehouse::json_ready(batch).map_err(|e| e.to_string())?;
-                writer.write(&batch).map_err(|e| e.to_string())?;
-                writer.finish().map_err(|e| e.to_string())?;
+                writer.write(&warehouse::json_ready(batch)?)?;
+                writer.finish()?;
                 let array = writer.into_inner();
                 // "[{…},{…}]" → "{…},{…}", joined to what came before by a comma.
                 let inner = array.get(1..array.len().saturating_sub(1)).unwrap_or_default();
@@ -108,30 +107,30 @@ impl Encoder {
                 bytes.extend_from_slice(inner);
                 Ok(bytes)
             }
-            Encoder::Arrow(writer) => writer
-                .write(batch)
-                .map(|()| std::mem::take(writer.get_mut()))
-                .map_err(|e| e.to_string()),
+            Encoder::Arrow(writer) => {
+                writer.write(batch)?;
+                Ok(std::mem::take(writer.get_mut()))
+            }
             Encoder::Parquet(writer) => {
-                writer.write(batch).map_err(|e| e.to_string())?;
-                writer.flush().map_err(|e| e.to_string())?;
+                writer.write(batch)?;
+                writer.flush()?;
                 Ok(std::mem::take(writer.inner_mut()))
             }
         }
     }
 
-    fn finish(self) -> Result<Vec<u8>, String> {
+    fn finish(self) -> warehouse::Result<Vec<u8>> {
         match self {
             Encoder::Csv => Ok(Vec::new()),
             Encoder::Json { .. } => Ok(b"]\n".to_vec()),
-            Encoder::Arrow(mut writer) => writer
-                .finish()
-                .map(|()| std::mem::take(writer.get_mut()))
-                .map_err(|e| e.to_string()),
-            Encoder::Parquet(mut writer) => writer
-                .finish()
-                .map(|_| std::mem::take(writer.inner_mut()))
-                .map_err(|e| e.to_string()),
+            Encoder::Arrow(mut writer) => {
+                writer.finish()?;
+                Ok(std::mem::take(writer.get_mut()))
+            }
+            Encoder::Parquet(mut writer) => {
+                writer.finish()?;
+                Ok(std::mem::take(writer.inner_mut()))
+            }
         }
     }
 }
@@ -192,10 +191,10 @@ async fn xlsx_download(
         batches.send(None).await.ok();
         writer
             .await
-            .map_err(|e| AppError::Internal(format!("the Excel writer stopped: {e}")))?
+            .map_err(|e| AppError::internal(format!("the Excel writer stopped: {e}")))?
             .map_err(|e| match e {
                 XlsxStop::TimedOut => AppError::from(limits.timed_out()),
-                XlsxStop::Failed(e) => AppError::Internal(e),
+                XlsxStop::Failed(e) => AppError::internal(e),
             })
     };
     let answer = tokio::time::timeout_at(deadline.into(), run)
@@ -315,15 +314,8 @@ pub(super) async fn download(
         return Ok((headers, bytes).into_response());
     }
     let started = Instant::now();
-    let stream = match start(state, caller, &sql, &limits).await {
-        Ok(stream) => stream,
-        Err(e) => {
-            audit_query(state, caller, &sql, started, Err(&e)).await;
-            return Err(e);
-        }
-    };
-    let schema = stream.schema();
-    let (mut encoder, opening) = Encoder::start(format, &schema).map_err(AppError::Internal)?;
+    let stream = audited(state, caller, &sql, started, start(state, caller, &sql, &limits).await).await?;
+    let (encoder, opening) = Encoder::start(format, &stream.schema())?;
     let deadline = tokio::time::Instant::now() + limits.timeout;
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let (state, caller) = (state.clone(), caller.clone());
@@ -331,61 +323,65 @@ pub(super) async fn download(
     let completed = Arc::clone(&complete);
     tokio::spawn(async move {
         let _slot = slot;
-        let mut stream = stream;
-        let mut rows = 0usize;
-        let mut failure = None;
-        let send = |chunk| tokio::time::timeout_at(deadline, sender.send(chunk));
-        if !matches!(send(Ok(opening)).await, Ok(Ok(()))) {
-            failure = Some("the client did not read the download".to_string());
-        }
-        while failure.is_none() {
-            let next = match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    failure = Some(limits.timed_out().to_string());
-                    break;
-                }
-            };
-            let Some(batch) = next else { break };
-            let chunk = batch
-                .map_err(|e| limits.explain(warehouse::Error::Sql(e.to_string())).to_string())
-                .and_then(|batch| {
-                    rows += batch.num_rows();
-                    encoder.batch(&batch)
-                });
-            match chunk {
-                Ok(bytes) => match send(Ok(bytes)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => failure = Some("the client went away".into()),
-                    Err(_) => failure = Some(limits.timed_out().to_string()),
-                },
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        drop(stream);
-        if failure.is_none() {
-            match encoder.finish().map(|bytes| send(Ok(bytes))) {
-                Ok(sent) => match sent.await {
-                    Ok(Ok(())) => completed.store(true, std::sync::atomic::Ordering::Release),
-                    _ => failure = Some("the client did not read the end of the download".into()),
-                },
-                Err(e) => failure = Some(e),
-            }
-        }
-        let outcome = match &failure {
-            None => Ok(rows),
-            Some(e) => {
-                // The download breaks off: the client sees an incomplete body, never a silent cut.
-                sender.try_send(Err(std::io::Error::other(e.clone()))).ok();
-                Err(AppError::BadRequest(e.clone()))
-            }
+        let download = Download {
+            sender: &sender,
+            deadline,
+            limits: &limits,
         };
+        let pumped = download.pump(stream, encoder, opening).await;
+        if pumped.is_ok() {
+            completed.store(true, std::sync::atomic::Ordering::Release);
+        }
+        let outcome = pumped.map_err(|failure| {
+            // The download breaks off: the client sees an incomplete body, never a silent cut.
+            sender.try_send(Err(std::io::Error::other(failure.clone()))).ok();
+            AppError::BadRequest(failure)
+        });
         audit_query(&state, &caller, &sql, started, outcome.as_ref().copied()).await;
     });
     Ok((headers, Body::from_stream(body_chunks(receiver, complete))).into_response())
+}
+
+/// Where a download's bytes go, and until when.
+struct Download<'a> {
+    sender: &'a tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    deadline: tokio::time::Instant,
+    limits: &'a QueryLimits,
+}
+
+impl Download<'_> {
+    /// Encodes and sends a result, from its opening bytes to its end: the rows sent, or why the
+    /// download broke off (the deadline, the client gone or not reading, a failed batch).
+    async fn pump(
+        &self,
+        mut stream: datafusion::physical_plan::SendableRecordBatchStream,
+        mut encoder: Encoder,
+        opening: Vec<u8>,
+    ) -> Result<usize, String> {
+        self.send(opening).await?;
+        let mut rows = 0usize;
+        loop {
+            let next = tokio::time::timeout_at(self.deadline, stream.next())
+                .await
+                .map_err(|_| self.limits.timed_out().to_string())?;
+            let Some(batch) = next else { break };
+            let batch = batch.map_err(|e| batch_error(self.limits, e).to_string())?;
+            rows += batch.num_rows();
+            self.send(encoder.batch(&batch).map_err(|e| e.to_string())?).await?;
+        }
+        drop(stream);
+        self.send(encoder.finish().map_err(|e| e.to_string())?).await?;
+        Ok(rows)
+    }
+
+    /// Sends one piece before the deadline.
+    async fn send(&self, bytes: Vec<u8>) -> Result<(), String> {
+        match tokio::time::timeout_at(self.deadline, self.sender.send(Ok(bytes))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err("the client went away".into()),
+            Err(_) => Err(self.limits.timed_out().to_string()),
+        }
+    }
 }
 
 /// A receiver as a stream of body chunks that ends with an error unless `complete` was set: a

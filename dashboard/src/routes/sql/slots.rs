@@ -75,6 +75,30 @@ impl QuerySlots {
     }
 }
 
+/// Runs a caller's query in one of the account's slots, its first rows shown.
+pub(super) async fn run_in_slot(
+    state: &AppState,
+    caller: &Caller,
+    sql: &str,
+) -> Result<(Vec<RecordBatch>, usize), AppError> {
+    let _slot = state.query_slots.take(&caller.account.name).await?;
+    run_shown(state, caller.role(), sql, &state.settings.query_limits).await
+}
+
+/// A step of running a user's query, audited if it failed (the query goes no further).
+pub(super) async fn audited<T>(
+    state: &AppState,
+    caller: &Caller,
+    sql: &str,
+    started: Instant,
+    step: Result<T, AppError>,
+) -> Result<T, AppError> {
+    if let Err(e) = &step {
+        audit_query(state, caller, sql, started, Err(e)).await;
+    }
+    step
+}
+
 pub(super) async fn audit_query(
     state: &AppState,
     caller: &Caller,
@@ -156,7 +180,7 @@ pub(crate) async fn run_shown(
             let mut take = (ROWS_SHOWN - shown).min(batch.num_rows());
             while take > 0 && !full {
                 let rows = datafusion::arrow::compute::concat_batches(&batch.schema(), [&batch.slice(0, take)])
-                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                    .map_err(AppError::internal)?;
                 if bytes + rows.get_array_memory_size() <= SHOWN_BYTES {
                     bytes += rows.get_array_memory_size();
                     shown += take;

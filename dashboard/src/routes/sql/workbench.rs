@@ -20,7 +20,7 @@ use super::super::page::{Chrome, PageQuery, language};
 use super::super::roles::Querier;
 use super::chart::ChartRequest;
 use super::export::{Export, download};
-use super::slots::{audit_query, run_shown};
+use super::slots::{audit_query, run_in_slot};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::charts::result::{ChartKind, ResultColumns};
@@ -228,10 +228,7 @@ async fn workbench(
             return download(state, &caller, sql, state.settings.query_limits, format, slot).await;
         }
         let started = Instant::now();
-        let answer = match state.query_slots.take(&caller.account.name).await {
-            Ok(_slot) => run_shown(state, caller.role(), &sql, &state.settings.query_limits).await,
-            Err(e) => Err(e),
-        };
+        let answer = run_in_slot(state, &caller, &sql).await;
         audit_query(state, &caller, &sql, started, answer.as_ref().map(|(_, total)| *total)).await;
         match answer {
             Ok((batches, total)) => {
@@ -255,7 +252,7 @@ async fn workbench(
                         .iter()
                         .map(|c| datafusion::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options))
                         .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| AppError::Internal(e.to_string()))?;
+                        .map_err(AppError::internal)?;
                     for row in 0..batch.num_rows() {
                         page.rows
                             .push(formatters.iter().map(|f| f.value(row).to_string()).collect());
@@ -279,6 +276,7 @@ async fn workbench(
                     )
                 };
             }
+            // A query's error is the workbench's answer: shown on the page, at its place in the text.
             Err(e) => {
                 page.error = e.to_string();
                 page.error_at = Position::of_error(&sql, &page.error).map(|at| (at.line, at.column, at.marked(&sql)));
@@ -317,7 +315,7 @@ async fn workbench(
     };
     page.render()
         .map(|html| (status, Html(html)).into_response())
-        .map_err(|e| AppError::Internal(e.to_string()))
+        .map_err(AppError::internal)
 }
 
 /// The chart of a result shown on `/sql`, with its picker; none for a result without columns.
@@ -332,15 +330,16 @@ async fn chart_view(
     if columns.names().is_empty() {
         return None;
     }
-    let drawn = match request.spec(&columns, lang) {
-        Ok(spec) => columns
+    let drawn = async {
+        let spec = request.spec(&columns, lang)?;
+        let svg = columns
             .draw_within(&spec, lang, within)
             .await
-            .map(|svg| (spec, svg))
-            .map_err(AppError::BadRequest),
-        Err(e) => Err(e),
+            .map_err(AppError::BadRequest)?;
+        Ok::<_, AppError>((spec, svg))
     };
-    let (spec, svg, problem) = match drawn {
+    // A chart that cannot be drawn is said beside the result, which stays.
+    let (spec, svg, problem) = match drawn.await {
         Ok((spec, svg)) => (Some(spec), svg, String::new()),
         Err(e) => (None, String::new(), e.to_string()),
     };
