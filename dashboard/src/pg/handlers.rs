@@ -93,12 +93,18 @@ impl Reader {
             Arc::new(datafusion_postgres::auth::AuthManager::new()),
         )
         .map_err(std::io::Error::other)?;
+        super::compat::register(&ctx);
+        super::catalog::use_postgres_names(&ctx).map_err(std::io::Error::other)?;
+        super::catalog::register_functions(&ctx)
+            .await
+            .map_err(std::io::Error::other)?;
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(ReadOnly {
                 state: state.clone(),
                 tag: Mutex::new(String::new()),
                 role,
             }),
+            Arc::new(super::compat::PostgresLook),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
@@ -187,7 +193,9 @@ impl SimpleQueryHandler for Guarded {
         let begun = self.state.begin(client, sql, text_needs_slot(sql)).await?;
         let service = Arc::clone(&self.readers.of(client).service);
         let stop = [cancelled(client), cancelled(client)];
-        self.watch(begun, stop, SimpleQueryHandler::do_query(&*service, client, sql))
+        let account = client.metadata().get("user").cloned().unwrap_or_default();
+        let sql = super::compat::for_client(sql, &account);
+        self.watch(begun, stop, SimpleQueryHandler::do_query(&*service, client, &sql))
             .await
     }
 }
@@ -454,7 +462,9 @@ impl QueryParser for CheckedParser {
             Some(role) if role == Role::Admin.as_str() => &self.parsers.1,
             _ => &self.parsers.0,
         };
-        parser.parse_sql(client, sql, types).await.map_err(refuse)
+        let account = client.metadata().get("user").map_or("", String::as_str);
+        let sql = super::compat::for_client(sql, account);
+        parser.parse_sql(client, &sql, types).await.map_err(refuse)
     }
 
     // A parsed statement carries its plan: either parser describes it.

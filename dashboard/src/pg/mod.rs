@@ -16,6 +16,8 @@
 //! let go by the kernel ([`crate::UNREAD_DATA_TIMEOUT`]). A revoked account's connection is closed,
 //! with its portals, at its next message.
 
+mod catalog;
+mod compat;
 mod connection;
 mod cursors;
 mod errors;
@@ -30,7 +32,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion_postgres::pgwire::api::PgWireServerHandlers;
-use datafusion_postgres::pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
+use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::CancelHandler;
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use datafusion_postgres::pgwire::messages::cancel::CancelRequest;
@@ -100,7 +102,7 @@ pub async fn serve_pg(address: &str, state: WireState) -> std::io::Result<(Socke
         }),
         startup: Arc::new(TokenStartup {
             state,
-            parameters: DefaultServerParameterProvider::default(),
+            parameters: compat::server_parameters(),
             cancel_keys: Arc::clone(&cancel_keys),
         }),
         cancels: Arc::new(CancelRequests { keys: cancel_keys }),

@@ -294,6 +294,8 @@ pub fn check_statement(statement: &Statement, channel: Channel) -> Result<()> {
         | Statement::Close { .. }
         | Statement::Discard { .. }
         | Statement::Deallocate { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. }
             if wire =>
         {
             Ok(())
