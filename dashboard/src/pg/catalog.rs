@@ -230,6 +230,40 @@ impl ScalarUDFImpl for IntegerArray {
     }
 }
 
+/// What `pg_roles` lists: khoso's roles that may read over the wire, as roles nobody signs in
+/// as (accounts sign in, each with one of them), none a superuser or able to create anything.
+#[derive(Debug, Clone)]
+pub(super) struct WireRoles;
+
+#[async_trait]
+impl datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::PgCatalogContextProvider for WireRoles {
+    async fn roles(&self) -> Vec<String> {
+        [
+            warehouse::people::rights::Role::Analyst,
+            warehouse::people::rights::Role::Admin,
+        ]
+        .iter()
+        .map(|role| role.as_str().to_string())
+        .collect()
+    }
+
+    async fn role(&self, name: &str) -> Option<datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::Role> {
+        self.roles().await.contains(&name.to_string()).then(|| {
+            datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::Role {
+                name: name.to_string(),
+                is_superuser: false,
+                can_login: false,
+                can_create_db: false,
+                can_create_role: false,
+                can_create_user: false,
+                can_replication: false,
+                grants: Vec::new(),
+                inherited_roles: Vec::new(),
+            }
+        })
+    }
+}
+
 /// Registers the catalogue functions clients call that datafusion-postgres lacks:
 /// `to_regtype(name)` (psycopg asks it for the OID of a type it may adapt, such as `hstore`).
 pub(super) async fn register_functions(ctx: &SessionContext) -> Result<()> {
@@ -272,13 +306,66 @@ pub(super) async fn register_functions(ctx: &SessionContext) -> Result<()> {
         vec![DataType::Int64, DataType::Int64, DataType::Boolean],
         ScalarValue::Utf8(None),
     ));
-    // Every type is pg_catalog's, which is on every search path.
+    // Descriptions of tables and functions are not kept; sizes are not known in advance
+    // (a Delta table's size is its files', which the catalogue does not read).
+    for (name, arguments) in [
+        ("obj_description", vec![DataType::Int64, DataType::Utf8]),
+        ("pg_get_function_result", vec![DataType::Int64]),
+        ("pg_get_function_arguments", vec![DataType::Int64]),
+    ] {
+        ctx.register_udf(constant(name, arguments, ScalarValue::Utf8(None)));
+    }
+    ctx.register_udf(constant(
+        "pg_table_size",
+        vec![DataType::Int64],
+        ScalarValue::Int64(None),
+    ));
+    ctx.register_udf(datafusion::logical_expr::create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(size_pretty),
+    ));
+    // Every type and function is pg_catalog's, which is on every search path.
+    ctx.register_udf(constant(
+        "pg_function_is_visible",
+        vec![DataType::Int64],
+        ScalarValue::Boolean(Some(true)),
+    ));
     ctx.register_udf(constant(
         "pg_type_is_visible",
         vec![DataType::Int64],
         ScalarValue::Boolean(Some(true)),
     ));
     Ok(())
+}
+
+/// `pg_size_pretty(bytes)`: a size as PostgreSQL writes it (`8192 bytes`, `12 kB`, `3 MB`, …).
+fn size_pretty(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let sizes = ColumnarValue::values_to_arrays(args)?;
+    let Some(sizes) = sizes.first().and_then(|a| a.as_any().downcast_ref::<Int64Array>()) else {
+        return exec_err!("pg_size_pretty takes a number of bytes");
+    };
+    let texts: StringArray = sizes
+        .iter()
+        .map(|size| {
+            size.map(|bytes| {
+                let mut value = bytes;
+                let mut unit = "bytes";
+                // PostgreSQL moves to the next unit past 10 × 1024 of this one, rounding half up.
+                for next in ["kB", "MB", "GB", "TB", "PB"] {
+                    if value.abs() < 10 * 1024 {
+                        break;
+                    }
+                    value = (value + value.signum() * 512) / 1024;
+                    unit = next;
+                }
+                format!("{value} {unit}")
+            })
+        })
+        .collect();
+    Ok(ColumnarValue::Array(Arc::new(texts)))
 }
 
 /// A function that answers the same for every argument (what khoso's catalogue makes true

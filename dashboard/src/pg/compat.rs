@@ -91,7 +91,10 @@ pub(super) fn for_client<'a>(sql: &'a str, account: &str) -> Cow<'a, str> {
     let lower = sql.to_ascii_lowercase();
     let names_account = ACCOUNT_FUNCTIONS.iter().any(|name| lower.contains(name));
     let may_have_subquery_parameters = lower.contains("(select") && (sql.contains('$') || sql.contains('?'));
-    if !names_account && !may_have_subquery_parameters && !lower.contains("generate_subscripts") {
+    let rewritten_functions = ["generate_subscripts", "array("]
+        .iter()
+        .any(|name| lower.contains(name));
+    if !names_account && !may_have_subquery_parameters && !rewritten_functions {
         return Cow::Borrowed(sql);
     }
     let Ok(mut statements) = SqlParser::parse_sql(&PostgreSqlDialect {}, sql) else {
@@ -186,6 +189,37 @@ fn subscripts_of(expr: &Expr) -> Option<Expr> {
         .ok()
 }
 
+/// `ARRAY(SELECT e FROM …)` (an array of a subquery's rows) as DataFusion writes it:
+/// `(SELECT array_agg(e) FROM …)`.
+fn array_of_rows(expr: &Expr) -> Option<Expr> {
+    let Expr::Function(function) = expr else { return None };
+    let [ObjectNamePart::Identifier(name)] = function.name.0.as_slice() else {
+        return None;
+    };
+    let FunctionArguments::Subquery(query) = &function.args else {
+        return None;
+    };
+    if !name.value.eq_ignore_ascii_case("array") {
+        return None;
+    }
+    let mut query = query.clone();
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let [item] = select.projection.as_mut_slice() else {
+        return None;
+    };
+    let (SelectItem::UnnamedExpr(element) | SelectItem::ExprWithAlias { expr: element, .. }) = item else {
+        return None;
+    };
+    let text = format!("array_agg({element})");
+    *element = SqlParser::new(&PostgreSqlDialect {})
+        .try_with_sql(&text)
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()?;
+    Some(Expr::Subquery(query))
+}
+
 /// Replaces the account functions by the account's name, keeping a selected one's column name,
 /// and a selected subquery with parameters by [`null_keeping_parameters`].
 struct NameAccount<'a> {
@@ -239,8 +273,8 @@ impl VisitorMut for NameAccount<'_> {
             *expr = Expr::value(Value::SingleQuotedString(self.account.to_string()));
             self.replaced = true;
         }
-        if let Some(subscripts) = subscripts_of(expr) {
-            *expr = subscripts;
+        if let Some(rewritten) = subscripts_of(expr).or_else(|| array_of_rows(expr)) {
+            *expr = rewritten;
             self.replaced = true;
         }
         ControlFlow::Continue(())
@@ -436,6 +470,15 @@ mod tests {
     fn subscripts_are_a_range_unnested() {
         let sql = for_client("SELECT unnest(k) AS a, generate_subscripts(k, 1) AS o FROM i", "x");
         assert_eq!(sql, "SELECT unnest(k) AS a, unnest(khoso_subscripts(k, 1)) AS o FROM i");
+    }
+
+    #[test]
+    fn an_array_of_rows_is_an_aggregate() {
+        let sql = for_client("SELECT ARRAY(SELECT b.n FROM b WHERE b.r = r.oid) AS m FROM r", "x");
+        assert_eq!(
+            sql,
+            "SELECT (SELECT array_agg(b.n) FROM b WHERE b.r = r.oid) AS m FROM r"
+        );
     }
 
     #[test]

@@ -87,10 +87,12 @@ impl Reader {
             .wire_session(&state.limits, role)
             .await
             .map_err(std::io::Error::other)?;
+        // Not an `Arc` of a provider: datafusion-pg-catalog 0.19's provider for `Arc<T>` calls
+        // itself, and reading `pg_roles` through it overflows the stack of the process.
         datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
             &ctx,
             "datafusion",
-            Arc::new(datafusion_postgres::auth::AuthManager::new()),
+            super::catalog::WireRoles,
         )
         .map_err(std::io::Error::other)?;
         super::compat::register(&ctx);
