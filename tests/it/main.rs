@@ -18,6 +18,7 @@ mod robustness;
 mod s3;
 mod serve;
 mod sql;
+mod tools;
 mod upgrade;
 mod upkeep;
 mod wire;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::serve::{Server, assert_hostile_queries_fail_cleanly, status};
 use crate::{account, available, corpus, eventually, khoso, python_with, run, stderr, stdout};
 
-fn has_psql() -> bool {
+pub(crate) fn has_psql() -> bool {
     available(Command::new("psql").arg("--version").output().is_ok(), "psql")
 }
 
@@ -44,7 +44,7 @@ fn psql_command(port: &str, user: &str, password: &str) -> Command {
     command
 }
 
-fn psql(port: &str, user: &str, password: &str, command: &str) -> Output {
+pub(crate) fn psql(port: &str, user: &str, password: &str, command: &str) -> Output {
     psql_command(port, user, password)
         .args(["-c", command])
         .output()
@@ -73,7 +73,7 @@ fn psql_script(port: &str, user: &str, password: &str, variables: &[&str], scrip
 }
 
 /// The rows of `khoso sql` as text (CSV without quoting: the values compared have no commas).
-fn cli_rows(data: &Path, sql: &str) -> Vec<Vec<String>> {
+pub(crate) fn cli_rows(data: &Path, sql: &str) -> Vec<Vec<String>> {
     let output = run(khoso(data).args(["sql", sql, "--format", "csv"]));
     assert!(output.status.success(), "{sql}: {}", stderr(&output));
     stdout(&output)
@@ -83,7 +83,7 @@ fn cli_rows(data: &Path, sql: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

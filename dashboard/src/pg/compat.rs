@@ -27,6 +27,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser as SqlParser;
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::hooks::{HookClient, QueryHook};
 use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::api::Type;
@@ -100,6 +101,9 @@ pub(super) fn for_client<'a>(sql: &'a str, account: &str) -> Cow<'a, str> {
     let Ok(mut statements) = SqlParser::parse_sql(&PostgreSqlDialect {}, sql) else {
         return Cow::Borrowed(sql);
     };
+    if replaced_upstream(sql, &statements) {
+        return Cow::Borrowed(sql);
+    }
     let mut naming = NameAccount {
         account,
         replaced: false,
@@ -117,6 +121,20 @@ pub(super) fn for_client<'a>(sql: &'a str, account: &str) -> Cow<'a, str> {
         ),
         false => Cow::Borrowed(sql),
     }
+}
+
+/// Whether datafusion-postgres answers this text with a query of its own: it replaces some
+/// whole client queries it knows (psql's, DBeaver's) token by token, which a text written anew
+/// would no longer match. Its rules rewrite a statement the same way however it is written, so
+/// a text it replaces is one its parse does not give as the rules give.
+fn replaced_upstream(sql: &str, statements: &[Statement]) -> bool {
+    static UPSTREAM: std::sync::LazyLock<PostgresCompatibilityParser> =
+        std::sync::LazyLock::new(PostgresCompatibilityParser::new);
+    let Ok(upstream) = UPSTREAM.parse(sql) else {
+        return true;
+    };
+    let ruled: Vec<Statement> = statements.iter().cloned().map(|s| UPSTREAM.rewrite(s)).collect();
+    upstream != ruled
 }
 
 /// The parameters (`$1`, or `$1::VARCHAR`) in an expression, in order.

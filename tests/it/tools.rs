@@ -1,0 +1,177 @@
+//! Planners' own tools against `khoso serve --pg-addr`, with the real clients: SQLAlchemy 2 and
+//! pandas (through psycopg; what Superset, JupySQL and dbt use) read the catalogue and the
+//! tables; psql's describe commands answer. Each leaves the same server answering its pages.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::serve::Server;
+use crate::wire::{cli_rows, free_port, has_psql, psql};
+use crate::{account, available, python_with, run, stderr, stdout};
+
+/// The dashboard's first page answers within two seconds.
+fn assert_pages_answer(server: &Server, after: &str) {
+    let asked = Instant::now();
+    let page = server.get("/");
+    assert!(page.contains("<html"), "after {after}: {page}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "after {after} the first page took {:?}",
+        asked.elapsed()
+    );
+}
+
+#[test]
+fn sqlalchemy_and_pandas_read_the_catalogue_and_the_tables() {
+    let python = python_with("sqlalchemy, pandas, psycopg");
+    if !available(python.is_some(), "Python's SQLAlchemy and pandas") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.01", "2023-2024..2024-2025", "5", true);
+    let analyst = account(&data, "phan-tich", "analyst", None);
+    let port = free_port().to_string();
+    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/tools_client.py");
+    let output = run(Command::new(python.expect("python"))
+        .arg(client)
+        .args([&port, "phan-tich", &analyst]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let answers: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let texts = |name: &str| -> Vec<String> {
+        serde_json::from_value(answers[name].clone()).unwrap_or_else(|e| panic!("{name}: {e}: {}", answers[name]))
+    };
+
+    // SQLAlchemy reads the version PostgreSQL's way, and the account is who it is.
+    assert_eq!(answers["server_version_info"], serde_json::json!([16, 6]));
+    assert_eq!(texts("who"), ["phan-tich", "phan-tich"]);
+    // The inspector: the analyst's tables and views, no admin table, nothing of information_schema
+    // among them; columns with SQLAlchemy's types; no keys or indexes, as khoso's tables have none.
+    assert_eq!(texts("schemas"), ["public"]);
+    let tables = texts("tables");
+    for table in ["school_reports", "kpi_values", "submissions", "provinces"] {
+        assert!(tables.contains(&table.to_string()), "{table} in {tables:?}");
+    }
+    for table in ["audit_log", "approvals", "columns", "tables"] {
+        assert!(!tables.contains(&table.to_string()), "{table} is not in {tables:?}");
+    }
+    assert_eq!(texts("views"), ["educators", "institutions", "learners"]);
+    let types = &answers["columns"];
+    assert_eq!(types["school_year"], "TEXT");
+    assert_eq!(types["students"], "BIGINT");
+    assert_eq!(types["internet_for_teaching"], "BOOLEAN");
+    assert_eq!(answers["kpi_columns"]["value"], "DOUBLE_PRECISION");
+    assert_eq!(answers["kpi_columns"]["withheld"], "BOOLEAN");
+    for empty in ["primary_key", "foreign_keys", "indexes", "unique"] {
+        assert_eq!(answers[empty], serde_json::json!([]), "{empty}");
+    }
+    // A savepoint reads as any query; a write is refused as read-only.
+    assert_eq!(
+        answers["in_savepoint"].to_string(),
+        cli_rows(&data, "SELECT count(*) FROM regions")[0][0]
+    );
+    assert_eq!(answers["write"], "25006");
+
+    // pandas: a whole table, and a query with bound parameters, as the CLI reads them.
+    let whole = cli_rows(&data, "SELECT count(*), sum(students) FROM school_reports");
+    assert_eq!(answers["table_shape"][0].to_string(), whole[0][0]);
+    assert_eq!(answers["table_students"].to_string(), whole[0][1]);
+    assert_eq!(answers["table_dtypes"]["students"], "int64");
+    let query: Vec<Vec<String>> = answers["query"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| vec![row[0].as_str().expect("code").to_string(), row[1].to_string()])
+        .collect();
+    assert_eq!(
+        query,
+        cli_rows(
+            &data,
+            "SELECT province_code, sum(students) FROM school_reports WHERE school_year = '2024-2025' \
+             AND students > 100 GROUP BY province_code ORDER BY province_code"
+        )
+    );
+    assert!(!query.is_empty());
+    assert_pages_answer(&server, "SQLAlchemy and pandas");
+}
+
+#[test]
+fn psql_describes_tables_views_schemas_functions_databases_and_roles() {
+    if !has_psql() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "9", true);
+    let analyst = account(&data, "phan-tich", "analyst", None);
+    let port = free_port().to_string();
+    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+    let answer = |command: &str| {
+        let output = psql(&port, "phan-tich", &analyst, command);
+        assert!(output.status.success(), "{command}: {}", stderr(&output));
+        stdout(&output)
+    };
+
+    assert!(answer("\\d").contains("school_reports|table"));
+    assert!(answer("\\d school_reports").contains("students|bigint"));
+    let sized = answer("\\dt+");
+    assert!(
+        sized.contains("school_reports|table") && !sized.contains("audit_log"),
+        "{sized}"
+    );
+    assert!(answer("\\dv").contains("institutions|view"));
+    assert_eq!(
+        answer("\\dn").lines().next().map(|line| line.split('|').next()),
+        Some(Some("public"))
+    );
+    answer("\\df");
+    answer("\\l");
+    // Roles: what an account reads as; none is a superuser, nobody signs in as one. Reading
+    // pg_roles once ended the whole server (a provider calling itself).
+    let roles = answer("\\du");
+    assert!(
+        roles.contains("admin|Cannot login") && roles.contains("analyst|Cannot login"),
+        "{roles}"
+    );
+    assert_eq!(
+        answer("SELECT rolname, rolsuper FROM pg_catalog.pg_roles ORDER BY rolname"),
+        "admin|f\nanalyst|f\n"
+    );
+    // PostgreSQL's version and settings, the account's name, and what a read-only session does
+    // nothing for.
+    let version = answer("SELECT version()");
+    assert!(
+        version.starts_with("PostgreSQL 16.6 (khoso ") && version.contains("DataFusion"),
+        "{version}"
+    );
+    assert_eq!(answer("SHOW server_version"), "16.6\n");
+    assert_eq!(answer("SHOW server_version_num"), "160006\n");
+    assert_eq!(
+        answer("SELECT current_user, session_user, user"),
+        "phan-tich|phan-tich|phan-tich\n"
+    );
+    let noops = answer(
+        "BEGIN READ ONLY; SAVEPOINT a; SELECT 1; ROLLBACK TO SAVEPOINT a; RELEASE SAVEPOINT a; \
+         SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; COMMIT; DISCARD ALL",
+    );
+    // Each answered with PostgreSQL's command tag.
+    assert_eq!(
+        noops,
+        "BEGIN\nSAVEPOINT\n1\nROLLBACK\nRELEASE\nSET\nCOMMIT\nDISCARD ALL\n"
+    );
+    let data_types = answer(
+        "SELECT column_name, data_type FROM information_schema.columns \
+         WHERE table_name = 'kpi_values' AND column_name IN ('kpi_id', 'value', 'people', 'withheld') \
+         ORDER BY column_name",
+    );
+    assert_eq!(
+        data_types,
+        "kpi_id|text\npeople|bigint\nvalue|double precision\nwithheld|boolean\n"
+    );
+    // Writing stays refused, whatever the transaction statements around it.
+    let write = psql(&port, "phan-tich", &analyst, "BEGIN; SAVEPOINT s; DELETE FROM regions");
+    assert!(!write.status.success());
+    assert!(stderr(&write).contains("read-only"), "{}", stderr(&write));
+    assert_pages_answer(&server, "psql's describe commands");
+}
