@@ -175,3 +175,87 @@ fn psql_describes_tables_views_schemas_functions_databases_and_roles() {
     assert!(stderr(&write).contains("read-only"), "{}", stderr(&write));
     assert_pages_answer(&server, "psql's describe commands");
 }
+
+/// pgjdbc's jar, as Debian's `libpostgresql-jdbc-java` puts it.
+const PGJDBC: &str = "/usr/share/java/postgresql.jar";
+
+#[test]
+fn pgjdbc_answers_a_jdbc_tools_first_sync() {
+    let java = Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available(
+        java && Path::new(PGJDBC).exists(),
+        "Java and pgjdbc (libpostgresql-jdbc-java)",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "9", true);
+    let analyst = account(&data, "phan-tich", "analyst", None);
+    let port = free_port().to_string();
+    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/JdbcClient.java");
+    let output = run(Command::new("java")
+        .args(["-cp", PGJDBC])
+        .arg(client)
+        .args([&port, "phan-tich", &analyst]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    let answer = |name: &str| -> String {
+        let line = printed
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}\t")))
+            .unwrap_or_else(|| panic!("{name} in {printed}"));
+        assert!(!line.starts_with("ERROR"), "{name}: {line}");
+        line.to_string()
+    };
+    let rows = |name: &str| -> Vec<String> {
+        let answer = answer(name);
+        answer
+            .split(';')
+            .filter(|row| !row.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+
+    assert_eq!(answer("version"), "16.6");
+    assert!(rows("schemas").contains(&"public".to_string()));
+    let tables = rows("tables");
+    for table in ["school_reports,TABLE", "kpi_values,TABLE", "institutions,VIEW"] {
+        assert!(tables.contains(&table.to_string()), "{table} in {tables:?}");
+    }
+    assert!(!tables.iter().any(|t| t.starts_with("audit_log")), "{tables:?}");
+    // JDBC types: -5 BIGINT, 12 VARCHAR, 8 DOUBLE, -7 BIT (pgjdbc's boolean).
+    let columns = rows("columns");
+    for column in ["kpi_id,12,text", "people,-5,int8", "value,8,float8", "withheld,-7,bool"] {
+        assert!(columns.contains(&column.to_string()), "{column} in {columns:?}");
+    }
+    for none in ["primary_keys", "imported_keys", "index_info"] {
+        assert_eq!(rows(none), Vec::<String>::new(), "{none}");
+    }
+    let types = rows("type_info");
+    assert!(
+        types.contains(&"int8,-5".to_string()) && types.contains(&"text,12".to_string()),
+        "{types:?}"
+    );
+    assert_eq!(
+        answer("prepared"),
+        cli_rows(
+            &data,
+            "SELECT count(*) FROM school_reports WHERE province_code = '01' AND students > 100"
+        )[0][0]
+    );
+    assert_eq!(
+        answer("cursor"),
+        cli_rows(&data, "SELECT count(*) FROM school_reports")[0][0]
+    );
+    let delete = printed
+        .lines()
+        .find(|line| line.starts_with("delete\t"))
+        .unwrap_or_default();
+    assert!(delete.starts_with("delete\tERROR 25006"), "{delete}");
+    assert_pages_answer(&server, "pgjdbc's metadata calls");
+}

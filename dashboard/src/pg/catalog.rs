@@ -106,7 +106,8 @@ impl CatalogProvider for WithInformationSchema {
     }
 }
 
-/// datafusion-postgres's `pg_catalog`, with the array columns clients `unnest` as arrays
+/// datafusion-postgres's `pg_catalog`, with its `pg_settings` holding khoso's settings
+/// ([`SETTINGS`]), the array columns clients `unnest` as arrays
 /// (`pg_index.indkey`, `indclass`, `indcollation`, `indoption` and `pg_constraint.conkey`,
 /// `confkey` are kept there as their text: `1 2`, `{1,2}`) and the columns clients read that
 /// it lacks (`pg_class.reloptions`: no table of khoso's has storage options).
@@ -122,6 +123,45 @@ fn array_columns(table: &str) -> &'static [&'static str] {
         "pg_constraint" => &["conkey", "confkey"],
         _ => &[],
     }
+}
+
+/// What `pg_settings` says, in its columns `name` and `setting` (the rest null): the settings
+/// clients read from it (pgjdbc asks for `max_index_keys`), as khoso's sessions have them.
+const SETTINGS: [(&str, &str); 11] = [
+    ("standard_conforming_strings", "on"),
+    ("max_index_keys", "32"),
+    ("max_identifier_length", "63"),
+    ("server_version", super::compat::POSTGRES_VERSION),
+    ("server_encoding", "UTF8"),
+    ("client_encoding", "UTF8"),
+    ("integer_datetimes", "on"),
+    ("default_transaction_read_only", "on"),
+    ("transaction_read_only", "on"),
+    ("TimeZone", "UTC"),
+    ("search_path", "public"),
+];
+
+/// `pg_settings` as [`SETTINGS`] fills it, in the schema datafusion-postgres gives it.
+fn settings(schema: datafusion::arrow::datatypes::SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match field.name().as_str() {
+            "name" => Ok(Arc::new(SETTINGS.iter().map(|(name, _)| Some(*name)).collect::<StringArray>()) as ArrayRef),
+            "setting" => {
+                Ok(Arc::new(SETTINGS.iter().map(|(_, value)| Some(*value)).collect::<StringArray>()) as ArrayRef)
+            }
+            _ => Ok(datafusion::arrow::array::new_null_array(
+                field.data_type(),
+                SETTINGS.len(),
+            )),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let batch = datafusion::arrow::array::RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+        schema,
+        vec![vec![batch]],
+    )?))
 }
 
 /// The columns of [`PgCatalogArrays`] that datafusion-postgres lacks, by table: null in every row.
@@ -142,6 +182,9 @@ impl SchemaProvider for PgCatalogArrays {
         let Some(table) = self.inner.table(name).await? else {
             return Ok(None);
         };
+        if name == "pg_settings" {
+            return settings(table.schema()).map(Some);
+        }
         let arrays = array_columns(name);
         let missing = missing_columns(name);
         if arrays.is_empty() && missing.is_empty() {

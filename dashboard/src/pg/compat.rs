@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, Int32Builder, ListBuilder};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::DFSchema;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::{
@@ -69,6 +69,9 @@ pub(super) fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(Subscripts {
         signature: Signature::any(2, Volatility::Immutable),
     }));
+    ctx.register_udf(ScalarUDF::from(ExpandArray {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
     let text = version_text();
     let version = move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))));
     let udf: ScalarUDF = create_udf(
@@ -91,11 +94,11 @@ const ACCOUNT_FUNCTIONS: [&str; 4] = ["current_user", "session_user", "user", "c
 pub(super) fn for_client<'a>(sql: &'a str, account: &str) -> Cow<'a, str> {
     let lower = sql.to_ascii_lowercase();
     let names_account = ACCOUNT_FUNCTIONS.iter().any(|name| lower.contains(name));
-    let may_have_subquery_parameters = lower.contains("(select") && (sql.contains('$') || sql.contains('?'));
+    let has_subquery = lower.contains("(select");
     let rewritten_functions = ["generate_subscripts", "array("]
         .iter()
         .any(|name| lower.contains(name));
-    if !names_account && !may_have_subquery_parameters && !rewritten_functions {
+    if !names_account && !has_subquery && !rewritten_functions {
         return Cow::Borrowed(sql);
     }
     let Ok(mut statements) = SqlParser::parse_sql(&PostgreSqlDialect {}, sql) else {
@@ -207,6 +210,127 @@ fn subscripts_of(expr: &Expr) -> Option<Expr> {
         .ok()
 }
 
+/// `information_schema._pg_expandarray(array)` (a row `(x, n)` per element: the element and its
+/// subscript; pgjdbc's key and index metadata read it) as DataFusion writes it:
+/// `unnest(khoso_expand_array(array))`, an unnest of `{x, n}` structs.
+fn expanded_array(expr: &Expr) -> Option<Expr> {
+    let Expr::Function(function) = expr else { return None };
+    let Some(ObjectNamePart::Identifier(name)) = function.name.0.last() else {
+        return None;
+    };
+    if !name.value.eq_ignore_ascii_case("_pg_expandarray") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &function.args else {
+        return None;
+    };
+    let [array] = list.args.as_slice() else {
+        return None;
+    };
+    let text = format!("unnest(khoso_expand_array({array}))");
+    SqlParser::new(&PostgreSqlDialect {})
+        .try_with_sql(&text)
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()
+}
+
+/// `(expression).field` (a field of a composite value, as pgjdbc reads `_pg_expandarray`'s)
+/// as DataFusion writes it: `get_field(expression, 'field')`.
+fn field_of(expr: &Expr) -> Option<Expr> {
+    let Expr::CompoundFieldAccess { root, access_chain } = expr else {
+        return None;
+    };
+    let (Expr::Nested(_), [datafusion::sql::sqlparser::ast::AccessExpr::Dot(Expr::Identifier(field))]) =
+        (root.as_ref(), access_chain.as_slice())
+    else {
+        return None;
+    };
+    let text = format!("get_field({root}, '{}')", field.value.replace('\'', "''"));
+    SqlParser::new(&PostgreSqlDialect {})
+        .try_with_sql(&text)
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()
+}
+
+/// `'pg_catalog.array_in'::regproc` as the procedure's name, `'array_in'`: the catalogue keeps
+/// a type's procedures (`pg_type.typinput`, …) by name, so a name is what they compare with.
+fn procedure_name(expr: &Expr) -> Option<Expr> {
+    let Expr::Cast {
+        expr: value, data_type, ..
+    } = expr
+    else {
+        return None;
+    };
+    if !data_type.to_string().eq_ignore_ascii_case("regproc") {
+        return None;
+    }
+    let Expr::Value(value) = value.as_ref() else {
+        return None;
+    };
+    let Value::SingleQuotedString(name) = &value.value else {
+        return None;
+    };
+    let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+    Some(Expr::value(Value::SingleQuotedString(name.to_string())))
+}
+
+/// Aggregate functions: a subquery selecting one of them is aggregated already.
+const AGGREGATES: [&str; 9] = [
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "bool_and",
+    "bool_or",
+    "array_agg",
+    "string_agg",
+];
+
+/// A scalar subquery selecting one value without aggregating (`(SELECT c.relkind = 'c' FROM
+/// pg_class c WHERE c.oid = t.typrelid)`, as pgjdbc's type metadata asks), aggregated with `max`:
+/// DataFusion runs a correlated scalar subquery only when it aggregates. The value is the same
+/// for no row (null) and one row; where PostgreSQL refuses a subquery of several rows, this
+/// gives the greatest.
+fn aggregated_subquery(expr: &Expr) -> Option<Expr> {
+    let Expr::Subquery(query) = expr else { return None };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let grouped = !matches!(
+        &select.group_by,
+        datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(expressions, _) if expressions.is_empty()
+    );
+    if grouped || select.having.is_some() || query.limit_clause.is_some() || select.distinct.is_some() {
+        return None;
+    }
+    let [SelectItem::UnnamedExpr(value) | SelectItem::ExprWithAlias { expr: value, .. }] = select.projection.as_slice()
+    else {
+        return None;
+    };
+    let text = value.to_string().to_lowercase();
+    if AGGREGATES
+        .iter()
+        .any(|aggregate| text.contains(&format!("{aggregate}(")))
+    {
+        return None;
+    }
+    let mut query = query.clone();
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let [SelectItem::UnnamedExpr(value) | SelectItem::ExprWithAlias { expr: value, .. }] =
+        select.projection.as_mut_slice()
+    else {
+        return None;
+    };
+    *value = SqlParser::new(&PostgreSqlDialect {})
+        .try_with_sql(&format!("max({value})"))
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()?;
+    Some(Expr::Subquery(query))
+}
+
 /// `ARRAY(SELECT e FROM …)` (an array of a subquery's rows) as DataFusion writes it:
 /// `(SELECT array_agg(e) FROM …)`.
 fn array_of_rows(expr: &Expr) -> Option<Expr> {
@@ -291,7 +415,13 @@ impl VisitorMut for NameAccount<'_> {
             *expr = Expr::value(Value::SingleQuotedString(self.account.to_string()));
             self.replaced = true;
         }
-        if let Some(rewritten) = subscripts_of(expr).or_else(|| array_of_rows(expr)) {
+        if let Some(rewritten) = subscripts_of(expr)
+            .or_else(|| array_of_rows(expr))
+            .or_else(|| expanded_array(expr))
+            .or_else(|| aggregated_subquery(expr))
+            .or_else(|| field_of(expr))
+            .or_else(|| procedure_name(expr))
+        {
             *expr = rewritten;
             self.replaced = true;
         }
@@ -346,6 +476,86 @@ impl ScalarUDFImpl for Subscripts {
             subscripts.append(true);
         }
         Ok(ColumnarValue::Array(Arc::new(subscripts.finish())))
+    }
+}
+
+/// `khoso_expand_array(array)`: each element with its subscript, as `{x, n}` structs (see
+/// [`expanded_array`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExpandArray {
+    signature: Signature,
+}
+
+impl ExpandArray {
+    fn element_fields(element: &DataType) -> Fields {
+        Fields::from(vec![
+            Field::new("x", element.clone(), true),
+            Field::new("n", DataType::Int32, false),
+        ])
+    }
+}
+
+impl ScalarUDFImpl for ExpandArray {
+    fn name(&self) -> &str {
+        "khoso_expand_array"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arguments: &[DataType]) -> datafusion::common::Result<DataType> {
+        let element = match arguments.first() {
+            Some(DataType::List(field) | DataType::LargeList(field)) => field.data_type().clone(),
+            _ => return datafusion::common::exec_err!("khoso_expand_array takes an array"),
+        };
+        Ok(DataType::new_list(
+            DataType::Struct(Self::element_fields(&element)),
+            true,
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+        let columns = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some(arrays) = columns.first() else {
+            return datafusion::common::exec_err!("khoso_expand_array takes an array");
+        };
+        let arrays = datafusion::arrow::compute::cast(
+            arrays,
+            &DataType::List(Arc::new(Field::new_list_field(
+                match arrays.data_type() {
+                    DataType::List(field) | DataType::LargeList(field) => field.data_type().clone(),
+                    _ => return datafusion::common::exec_err!("khoso_expand_array takes an array"),
+                },
+                true,
+            ))),
+        )?;
+        let lists = arrays.as_list::<i32>();
+        let element = lists.value_type();
+        // The subscripts, 1-based within each array; the elements as they are.
+        let subscripts: Vec<i32> = lists
+            .offsets()
+            .windows(2)
+            .flat_map(|window| 1..=window[1] - window[0])
+            .collect();
+        let pairs = datafusion::arrow::array::StructArray::try_new(
+            Self::element_fields(&element),
+            vec![
+                Arc::clone(lists.values()),
+                Arc::new(datafusion::arrow::array::Int32Array::from(subscripts)),
+            ],
+            None,
+        )?;
+        let expanded = datafusion::arrow::array::ListArray::try_new(
+            Arc::new(Field::new_list_field(
+                DataType::Struct(Self::element_fields(&element)),
+                true,
+            )),
+            lists.offsets().clone(),
+            Arc::new(pairs),
+            lists.nulls().cloned(),
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(expanded)))
     }
 }
 
@@ -496,6 +706,41 @@ mod tests {
         assert_eq!(
             sql,
             "SELECT (SELECT array_agg(b.n) FROM b WHERE b.r = r.oid) AS m FROM r"
+        );
+    }
+
+    #[test]
+    fn a_scalar_subquery_is_aggregated() {
+        let sql = for_client(
+            "SELECT t.typname FROM pg_type t WHERE t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_class c \
+             WHERE c.oid = t.typrelid)",
+            "x",
+        );
+        assert_eq!(
+            sql,
+            "SELECT t.typname FROM pg_type t WHERE t.typrelid = 0 OR (SELECT max(c.relkind = 'c') FROM pg_class c \
+             WHERE c.oid = t.typrelid)"
+        );
+        // One that aggregates, groups or limits is left as it is.
+        for sql in [
+            "SELECT (SELECT count(*) FROM b WHERE b.k = a.k) FROM a",
+            "SELECT 1 FROM a WHERE a.x = (SELECT b.x FROM b WHERE b.k = a.k LIMIT 1)",
+        ] {
+            assert!(matches!(for_client(sql, "x"), Cow::Borrowed(_)), "{sql}");
+        }
+    }
+
+    #[test]
+    fn pgjdbcs_expanded_keys_and_procedures_read_as_datafusion_reads_them() {
+        let sql = for_client(
+            "SELECT (information_schema._pg_expandarray(i.indkey)).n AS k, (r.keys).x FROM i, r \
+             WHERE typinput = 'pg_catalog.array_in'::regproc",
+            "x",
+        );
+        assert_eq!(
+            sql,
+            "SELECT get_field((unnest(khoso_expand_array(i.indkey))), 'n') AS k, get_field((r.keys), 'x') FROM i, r \
+             WHERE typinput = 'array_in'"
         );
     }
 
