@@ -259,3 +259,47 @@ fn pgjdbc_answers_a_jdbc_tools_first_sync() {
     assert!(delete.starts_with("delete\tERROR 25006"), "{delete}");
     assert_pages_answer(&server, "pgjdbc's metadata calls");
 }
+
+#[test]
+fn node_postgres_binds_parameters_and_reads_through_a_cursor() {
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/node/node_modules");
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available(
+        node && modules.join("pg-cursor").exists(),
+        "Node.js with pg and pg-cursor (target/node)",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "9", true);
+    let analyst = account(&data, "phan-tich", "analyst", None);
+    let port = free_port().to_string();
+    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/node_client.js");
+    let output = run(Command::new("node")
+        .env("NODE_PATH", &modules)
+        .arg(client)
+        .args([&port, "phan-tich", &analyst]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let answers: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let expected = cli_rows(
+        &data,
+        "SELECT count(*), sum(students) FROM school_reports WHERE province_code = '01' AND students > 100",
+    );
+    assert_eq!(answers["bound"], serde_json::json!(expected[0]));
+    let total: u64 = cli_rows(&data, "SELECT count(*) FROM school_reports")[0][0]
+        .parse()
+        .expect("a count");
+    assert_eq!(answers["cursor"]["rows"], total);
+    assert_eq!(
+        answers["cursor"]["batches"],
+        total.div_ceil(100),
+        "read 100 rows at a time"
+    );
+    assert_eq!(answers["write"], "25006");
+    assert_pages_answer(&server, "node-postgres");
+}
