@@ -64,6 +64,18 @@ fn sqlalchemy_and_pandas_read_the_catalogue_and_the_tables() {
     assert_eq!(types["internet_for_teaching"], "BOOLEAN");
     assert_eq!(answers["kpi_columns"]["value"], "DOUBLE_PRECISION");
     assert_eq!(answers["kpi_columns"]["withheld"], "BOOLEAN");
+    // Comments: what the report's schema says of each column, in Vietnamese and English.
+    assert_eq!(
+        answers["comments"]["school_year"],
+        "Năm học, dạng 2024-2025 / School year, written 2024-2025"
+    );
+    assert!(
+        answers["table_comment"]
+            .as_str()
+            .is_some_and(|c| c.contains("one row per school and school year")),
+        "{}",
+        answers["table_comment"]
+    );
     for empty in ["primary_key", "foreign_keys", "indexes", "unique"] {
         assert_eq!(answers[empty], serde_json::json!([]), "{empty}");
     }
@@ -168,6 +180,18 @@ fn psql_describes_tables_views_schemas_functions_databases_and_roles() {
     assert_eq!(
         data_types,
         "kpi_id|text\npeople|bigint\nvalue|double precision\nwithheld|boolean\n"
+    );
+    // Descriptions are of the tables the account reads: none of the audit log's for an analyst.
+    assert_eq!(
+        answer("SELECT count(*) FROM pg_catalog.pg_description WHERE description LIKE '%sign-in and query%'"),
+        "0\n"
+    );
+    assert!(
+        answer("SELECT count(*) FROM pg_catalog.pg_description")
+            .trim()
+            .parse::<u32>()
+            .expect("a count")
+            > 20
     );
     // Writing stays refused, whatever the transaction statements around it.
     let write = psql(&port, "phan-tich", &analyst, "BEGIN; SAVEPOINT s; DELETE FROM regions");

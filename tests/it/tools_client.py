@@ -32,6 +32,10 @@ def main() -> None:
         answers["kpi_columns"] = {
             column["name"]: type(column["type"]).__name__ for column in inspector.get_columns("kpi_values")
         }
+        answers["comments"] = {
+            column["name"]: column["comment"] for column in inspector.get_columns("school_reports")
+        }
+        answers["table_comment"] = inspector.get_table_comment("school_reports")["text"]
         answers["primary_key"] = inspector.get_pk_constraint("school_reports")["constrained_columns"]
         answers["foreign_keys"] = inspector.get_foreign_keys("school_reports")
         answers["indexes"] = inspector.get_indexes("school_reports")

@@ -11,12 +11,16 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::information_schema::{INFORMATION_SCHEMA, InformationSchemaProvider};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::common::{Result, exec_err};
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::logical_expr::{
     ColumnarValue, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{SessionContext, col};
 use datafusion::scalar::ScalarValue;
 
@@ -49,7 +53,7 @@ pub(super) fn postgres_type_name(data_type: &DataType) -> &'static str {
 /// is turned off (it would be found first) and the same tables are found under that name,
 /// `columns` with its `data_type` renamed. As in PostgreSQL, the schema is not among the
 /// user's: its tables are no views of theirs (`pg_class` lists what the catalog lists).
-pub(super) fn use_postgres_names(ctx: &SessionContext) -> Result<()> {
+pub(super) fn use_postgres_names(ctx: &SessionContext, descriptions: Descriptions) -> Result<()> {
     let inner = Arc::new(InformationSchemaProvider::new(ctx.state().catalog_list().clone()));
     let renamed = Arc::new(PostgresInformationSchema {
         inner,
@@ -64,6 +68,7 @@ pub(super) fn use_postgres_names(ctx: &SessionContext) -> Result<()> {
         Arc::new(WithInformationSchema {
             tables: catalog,
             information_schema: renamed,
+            descriptions,
         }),
     );
     ctx.state_ref()
@@ -80,6 +85,7 @@ pub(super) fn use_postgres_names(ctx: &SessionContext) -> Result<()> {
 struct WithInformationSchema {
     tables: Arc<dyn CatalogProvider>,
     information_schema: Arc<PostgresInformationSchema>,
+    descriptions: Descriptions,
 }
 
 impl CatalogProvider for WithInformationSchema {
@@ -92,6 +98,7 @@ impl CatalogProvider for WithInformationSchema {
             INFORMATION_SCHEMA => Some(Arc::clone(&self.information_schema) as Arc<dyn SchemaProvider>),
             "pg_catalog" => Some(Arc::new(PgCatalogArrays {
                 inner: self.tables.schema(name)?,
+                descriptions: Arc::clone(&self.descriptions),
             })),
             _ => self.tables.schema(name),
         }
@@ -114,6 +121,7 @@ impl CatalogProvider for WithInformationSchema {
 #[derive(Debug)]
 struct PgCatalogArrays {
     inner: Arc<dyn SchemaProvider>,
+    descriptions: Descriptions,
 }
 
 /// The array columns of [`PgCatalogArrays`], by table.
@@ -164,6 +172,141 @@ fn settings(schema: datafusion::arrow::datatypes::SchemaRef) -> Result<Arc<dyn T
     )?))
 }
 
+/// What khoso says of its tables and columns: (table, column — none for the table itself, the
+/// text in Vietnamese and English).
+pub(super) type Descriptions = Arc<Vec<(String, Option<String>, String)>>;
+
+/// The descriptions of the catalogue's tables, the report kinds' columns and the metrics'
+/// views, as `pg_description` gives them to clients (SQLAlchemy's and Superset's column
+/// comments, JDBC's `REMARKS`).
+pub(super) fn descriptions(metrics: Option<&warehouse::kpi::metrics::Metrics>) -> Descriptions {
+    let said = |vi: &str, en: &str| format!("{vi} / {en}");
+    let mut all = Vec::new();
+    for table in warehouse::tables::catalogue::delta_tables().chain(warehouse::tables::catalogue::source_tables()) {
+        all.push((
+            table.name.to_string(),
+            None,
+            said(table.description_vi, table.description_en),
+        ));
+    }
+    for kind in ingest::ReportKind::ALL {
+        let table = warehouse::fact_table(kind);
+        for column in &kind.schema().columns {
+            let text = said(&column.description_vi, &column.description_en);
+            all.push((table.to_string(), Some(column.name.clone()), text));
+        }
+    }
+    for view in metrics.map(|m| m.views.as_slice()).unwrap_or_default() {
+        all.push((
+            view.name.clone(),
+            None,
+            said(&view.description_vi, &view.description_en),
+        ));
+    }
+    all.sort();
+    all.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    Arc::new(all)
+}
+
+/// `pg_description` holding [`Descriptions`], each under the OID `pg_class` gives its table
+/// and the number `pg_attribute` gives its column (0 for the table).
+#[derive(Debug)]
+struct Described {
+    inner: Arc<dyn SchemaProvider>,
+    descriptions: Descriptions,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+impl PartitionStream for Described {
+    fn schema(&self) -> &datafusion::arrow::datatypes::SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _: Arc<datafusion::execution::TaskContext>) -> SendableRecordBatchStream {
+        let (inner, descriptions, schema) = (
+            Arc::clone(&self.inner),
+            Arc::clone(&self.descriptions),
+            Arc::clone(&self.schema),
+        );
+        let batch = async move { described(inner, descriptions, schema).await };
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            futures::stream::once(batch),
+        ))
+    }
+}
+
+/// The batch of [`Described`].
+async fn described(
+    inner: Arc<dyn SchemaProvider>,
+    descriptions: Descriptions,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<datafusion::arrow::array::RecordBatch> {
+    let ctx = SessionContext::new();
+    for name in ["pg_class", "pg_attribute"] {
+        if let Some(table) = inner.table(name).await? {
+            ctx.register_table(name, table)?;
+        }
+    }
+    let found = ctx
+        .sql(
+            "SELECT CAST(c.oid AS BIGINT), c.relname, CAST(a.attname AS VARCHAR), CAST(a.attnum AS BIGINT) \
+                 FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid",
+        )
+        .await?
+        .collect()
+        .await?;
+    let mut places = std::collections::HashMap::new();
+    for batch in &found {
+        let text = |i: usize| datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8);
+        let number = |i: usize| datafusion::arrow::compute::cast(batch.column(i), &DataType::Int64);
+        let (oids, tables, columns, numbers) = (number(0)?, text(1)?, text(2)?, number(3)?);
+        let (oids, tables, columns, numbers) = (
+            oids.as_any().downcast_ref::<Int64Array>(),
+            tables.as_any().downcast_ref::<StringArray>(),
+            columns.as_any().downcast_ref::<StringArray>(),
+            numbers.as_any().downcast_ref::<Int64Array>(),
+        );
+        let (Some(oids), Some(tables), Some(columns), Some(numbers)) = (oids, tables, columns, numbers) else {
+            return exec_err!("pg_class and pg_attribute read as they should not");
+        };
+        for row in 0..batch.num_rows() {
+            let table = tables.value(row).to_string();
+            places.insert((table.clone(), None), (oids.value(row), 0));
+            if columns.is_valid(row) && numbers.is_valid(row) {
+                places.insert(
+                    (table, Some(columns.value(row).to_string())),
+                    (oids.value(row), numbers.value(row)),
+                );
+            }
+        }
+    }
+    let rows: Vec<(i64, i64, &str)> = descriptions
+        .iter()
+        .filter_map(|(table, column, text)| {
+            let (oid, number) = places.get(&(table.clone(), column.clone()))?;
+            Some((*oid, *number, text.as_str()))
+        })
+        .collect();
+    // A table's description belongs to the catalogue pg_class, under pg_class's own OID.
+    let pg_class = places.get(&("pg_class".to_string(), None)).map(|(oid, _)| *oid);
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column: ArrayRef = match field.name().as_str() {
+                "objoid" => Arc::new(rows.iter().map(|r| Some(r.0)).collect::<Int64Array>()),
+                "classoid" => Arc::new(rows.iter().map(|_| pg_class).collect::<Int64Array>()),
+                "objsubid" => Arc::new(rows.iter().map(|r| Some(r.1)).collect::<Int64Array>()),
+                "description" => Arc::new(rows.iter().map(|r| Some(r.2)).collect::<StringArray>()),
+                _ => datafusion::arrow::array::new_null_array(field.data_type(), rows.len()),
+            };
+            Ok(datafusion::arrow::compute::cast(&column, field.data_type())?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(datafusion::arrow::array::RecordBatch::try_new(schema, columns)?)
+}
+
 /// The columns of [`PgCatalogArrays`] that datafusion-postgres lacks, by table: null in every row.
 fn missing_columns(table: &str) -> Vec<(&'static str, DataType)> {
     match table {
@@ -184,6 +327,18 @@ impl SchemaProvider for PgCatalogArrays {
         };
         if name == "pg_settings" {
             return settings(table.schema()).map(Some);
+        }
+        if name == "pg_description" {
+            // Read when scanned: pg_attribute, which it reads, lists pg_description's columns.
+            let described = Arc::new(Described {
+                inner: Arc::clone(&self.inner),
+                descriptions: Arc::clone(&self.descriptions),
+                schema: table.schema(),
+            });
+            return Ok(Some(Arc::new(StreamingTable::try_new(
+                table.schema(),
+                vec![described],
+            )?)));
         }
         let arrays = array_columns(name);
         let missing = missing_columns(name);

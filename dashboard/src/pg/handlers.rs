@@ -96,7 +96,8 @@ impl Reader {
         )
         .map_err(std::io::Error::other)?;
         super::compat::register(&ctx);
-        super::catalog::use_postgres_names(&ctx).map_err(std::io::Error::other)?;
+        let descriptions = super::catalog::descriptions(state.warehouse.metrics().ok());
+        super::catalog::use_postgres_names(&ctx, descriptions).map_err(std::io::Error::other)?;
         super::catalog::register_functions(&ctx)
             .await
             .map_err(std::io::Error::other)?;
