@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::serve::Server;
-use crate::wire::{cli_rows, free_port, has_psql, psql};
+use crate::wire::{cli_rows, free_port, has_psql, psql, psql_script};
 use crate::{account, available, python_with, run, stderr, stdout};
 
 /// The dashboard's first page answers within two seconds.
@@ -326,4 +326,63 @@ fn node_postgres_binds_parameters_and_reads_through_a_cursor() {
     );
     assert_eq!(answers["write"], "25006");
     assert_pages_answer(&server, "node-postgres");
+}
+
+#[test]
+fn every_catalogue_table_and_function_is_read_and_the_server_stays_up() {
+    if !has_psql() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "9", true);
+    let analyst = account(&data, "phan-tich", "analyst", None);
+    let port = free_port().to_string();
+    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+    let listed = psql(
+        &port,
+        "phan-tich",
+        &analyst,
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+         WHERE table_schema IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    );
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let tables: Vec<String> = stdout(&listed).lines().map(str::to_string).collect();
+    assert!(tables.len() > 50, "{tables:?}");
+    // Every catalogue table read whole, and the catalogue functions called with nulls and
+    // with values: an error is an answer, a server gone is not (reading pg_roles once was).
+    let mut script: String = tables
+        .iter()
+        .map(|table| format!("SELECT count(*) FROM {table};\n"))
+        .collect();
+    for call in [
+        "to_regtype(NULL)",
+        "to_regtype('int4[]')",
+        "json_build_object(NULL, 1)",
+        "json_build_object('a')",
+        "pg_size_pretty(NULL)",
+        "pg_size_pretty(-9223372036854775808)",
+        "pg_get_indexdef(NULL, NULL, NULL)",
+        "khoso_subscripts(NULL, NULL)",
+        "khoso_subscripts(make_array(1, 2), -1)",
+        "khoso_expand_array(NULL)",
+        "khoso_expand_array(make_array())",
+        "khoso_integer_array('{1,x,99999999}')",
+        "version()",
+    ] {
+        script.push_str(&format!("SELECT {call};\n"));
+    }
+    script.push_str("SELECT 'still here';\n");
+    let output = psql_script(&port, "phan-tich", &analyst, &[], script.as_bytes());
+    assert!(
+        stdout(&output).trim_end().ends_with("still here"),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(
+        !stderr(&output).contains("server closed the connection"),
+        "{}",
+        stderr(&output)
+    );
+    assert_pages_answer(&server, "every catalogue table and function");
 }

@@ -52,7 +52,7 @@ pub(crate) fn psql(port: &str, user: &str, password: &str, command: &str) -> Out
 }
 
 /// psql reading its commands from standard input, with `-v` variables.
-fn psql_script(port: &str, user: &str, password: &str, variables: &[&str], script: &[u8]) -> Output {
+pub(crate) fn psql_script(port: &str, user: &str, password: &str, variables: &[&str], script: &[u8]) -> Output {
     let mut command = psql_command(port, user, password);
     for variable in variables {
         command.args(["-v", variable]);

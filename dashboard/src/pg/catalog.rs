@@ -549,7 +549,8 @@ fn size_pretty(args: &[ColumnarValue]) -> Result<ColumnarValue> {
         .iter()
         .map(|size| {
             size.map(|bytes| {
-                let mut value = bytes;
+                // Wide enough that rounding the largest sizes cannot overflow.
+                let mut value = i128::from(bytes);
                 let mut unit = "bytes";
                 // PostgreSQL moves to the next unit past 10 × 1024 of this one, rounding half up.
                 for next in ["kB", "MB", "GB", "TB", "PB"] {
@@ -813,6 +814,33 @@ impl ScalarUDFImpl for PostgresTypeName {
 mod tests {
     use super::*;
     use datafusion::arrow::datatypes::TimeUnit;
+
+    #[test]
+    fn sizes_read_as_postgresql_writes_them() {
+        let sizes = Int64Array::from(vec![
+            Some(8192),
+            Some(10 * 1024),
+            Some(123_456_789),
+            None,
+            Some(i64::MIN),
+        ]);
+        let pretty = size_pretty(&[ColumnarValue::Array(Arc::new(sizes))]).expect("sizes");
+        let ColumnarValue::Array(pretty) = pretty else {
+            panic!("an array")
+        };
+        let pretty = pretty.as_any().downcast_ref::<StringArray>().expect("text");
+        let texts: Vec<Option<&str>> = pretty.iter().collect();
+        assert_eq!(
+            texts,
+            [
+                Some("8192 bytes"),
+                Some("10 kB"),
+                Some("118 MB"),
+                None,
+                Some("-8192 PB")
+            ]
+        );
+    }
 
     #[test]
     fn arrow_types_read_as_postgresql_names_them() {
