@@ -5,6 +5,10 @@
 //! nothing in a read-only session (`SAVEPOINT`, `RELEASE SAVEPOINT`, `ROLLBACK TO SAVEPOINT`,
 //! `SET TRANSACTION …`, `DISCARD`, `DEALLOCATE`) answered as done. Every other statement
 //! goes on to the read-only guard, which refuses what writes.
+//!
+//! A client's text is rewritten here ([`for_client`]) where what the catalogue queries of
+//! SQLAlchemy, pgjdbc and psql ask cannot be planned by DataFusion as written; a text
+//! datafusion-postgres replaces whole is left as sent.
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
@@ -107,14 +111,14 @@ pub(super) fn for_client<'a>(sql: &'a str, account: &str) -> Cow<'a, str> {
     if replaced_upstream(sql, &statements) {
         return Cow::Borrowed(sql);
     }
-    let mut naming = NameAccount {
+    let mut rewrite = ClientRewrite {
         account,
         replaced: false,
     };
     for statement in &mut statements {
-        let _ = statement.visit(&mut naming);
+        let _ = statement.visit(&mut rewrite);
     }
-    match naming.replaced {
+    match rewrite.replaced {
         true => Cow::Owned(
             statements
                 .iter()
@@ -362,9 +366,12 @@ fn array_of_rows(expr: &Expr) -> Option<Expr> {
     Some(Expr::Subquery(query))
 }
 
-/// Replaces the account functions by the account's name, keeping a selected one's column name,
-/// and a selected subquery with parameters by [`null_keeping_parameters`].
-struct NameAccount<'a> {
+/// What [`for_client`] changes in a client's statement: the account functions replaced by the
+/// account's name (a selected one keeps its column name), a selected subquery with parameters
+/// by [`null_keeping_parameters`], and the expressions DataFusion cannot plan as written by
+/// what it can ([`subscripts_of`], [`array_of_rows`], [`expanded_array`], [`aggregated_subquery`],
+/// [`field_of`], [`procedure_name`]).
+struct ClientRewrite<'a> {
     account: &'a str,
     replaced: bool,
 }
@@ -384,7 +391,7 @@ fn account_function(expr: &Expr) -> Option<String> {
     (no_arguments && ACCOUNT_FUNCTIONS.contains(&name.as_str())).then_some(name)
 }
 
-impl VisitorMut for NameAccount<'_> {
+impl VisitorMut for ClientRewrite<'_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut datafusion::sql::sqlparser::ast::Query) -> ControlFlow<()> {
