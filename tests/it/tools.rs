@@ -10,6 +10,17 @@ use crate::serve::Server;
 use crate::wire::{cli_rows, free_port, has_psql, psql, psql_script};
 use crate::{account, available, python_with, run, stderr, stdout};
 
+/// A warehouse of generated reports (`years`, `seed`) served with the PostgreSQL wire on a free
+/// port, and an analyst's token: (its folder, the data, the token, the port, the server).
+fn served(years: &str, seed: &str) -> (tempfile::TempDir, std::path::PathBuf, String, String, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, _) = crate::generated(dir.path(), "0.01", years, seed, true);
+    let analyst = account(&data, "phan-tich", "analyst", None);
+    let port = free_port().to_string();
+    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+    (dir, data, analyst, port, server)
+}
+
 /// The dashboard's first page answers within two seconds.
 fn assert_pages_answer(server: &Server, after: &str) {
     let asked = Instant::now();
@@ -28,11 +39,7 @@ fn sqlalchemy_and_pandas_read_the_catalogue_and_the_tables() {
     if !available(python.is_some(), "Python's SQLAlchemy and pandas") {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (data, _) = crate::generated(dir.path(), "0.01", "2023-2024..2024-2025", "5", true);
-    let analyst = account(&data, "phan-tich", "analyst", None);
-    let port = free_port().to_string();
-    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+    let (_dir, data, analyst, port, server) = served("2023-2024..2024-2025", "5");
 
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/tools_client.py");
     let output = run(Command::new(python.expect("python"))
@@ -114,11 +121,7 @@ fn psql_describes_tables_views_schemas_functions_databases_and_roles() {
     if !has_psql() {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "9", true);
-    let analyst = account(&data, "phan-tich", "analyst", None);
-    let port = free_port().to_string();
-    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+    let (_dir, _, analyst, port, server) = served("2024-2025..2024-2025", "9");
     let answer = |command: &str| {
         let output = psql(&port, "phan-tich", &analyst, command);
         assert!(output.status.success(), "{command}: {}", stderr(&output));
@@ -215,11 +218,7 @@ fn pgjdbc_answers_a_jdbc_tools_first_sync() {
     ) {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "9", true);
-    let analyst = account(&data, "phan-tich", "analyst", None);
-    let port = free_port().to_string();
-    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+    let (_dir, data, analyst, port, server) = served("2024-2025..2024-2025", "9");
 
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/JdbcClient.java");
     let output = run(Command::new("java")
@@ -297,11 +296,7 @@ fn node_postgres_binds_parameters_and_reads_through_a_cursor() {
     ) {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "9", true);
-    let analyst = account(&data, "phan-tich", "analyst", None);
-    let port = free_port().to_string();
-    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+    let (_dir, data, analyst, port, server) = served("2024-2025..2024-2025", "9");
 
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/node_client.js");
     let output = run(Command::new("node")
@@ -333,11 +328,7 @@ fn every_catalogue_table_and_function_is_read_and_the_server_stays_up() {
     if !has_psql() {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (data, _) = crate::generated(dir.path(), "0.01", "2024-2025..2024-2025", "9", true);
-    let analyst = account(&data, "phan-tich", "analyst", None);
-    let port = free_port().to_string();
-    let server = Server::start_with(&data, &["--pg-addr", &format!("127.0.0.1:{port}")]);
+    let (_dir, _, analyst, port, server) = served("2024-2025..2024-2025", "9");
     let listed = psql(
         &port,
         "phan-tich",

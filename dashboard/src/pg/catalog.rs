@@ -363,10 +363,7 @@ impl SchemaProvider for PgCatalogArrays {
             })
             .collect::<Result<Vec<_>>>()?;
         let projection = projection.chain(absent);
-        let plan = LogicalPlanBuilder::scan(name, provider_as_source(table), None)?
-            .project(projection)?
-            .build()?;
-        Ok(Some(Arc::new(ViewTable::new(plan, None))))
+        view_of(name, table, projection).map(Some)
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -726,6 +723,18 @@ impl ScalarUDFImpl for ToRegtype {
     }
 }
 
+/// A table seen through a projection of its columns (renamed types, added nulls).
+fn view_of(
+    name: &str,
+    table: Arc<dyn TableProvider>,
+    projection: impl IntoIterator<Item = datafusion::prelude::Expr>,
+) -> Result<Arc<dyn TableProvider>> {
+    let plan = LogicalPlanBuilder::scan(name, provider_as_source(table), None)?
+        .project(projection)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
 /// DataFusion's `information_schema`, its `columns.data_type` in PostgreSQL's names.
 #[derive(Debug)]
 struct PostgresInformationSchema {
@@ -751,10 +760,7 @@ impl SchemaProvider for PostgresInformationSchema {
             "data_type" => self.type_name.call(vec![col("data_type")]).alias("data_type"),
             name => col(name),
         });
-        let plan = LogicalPlanBuilder::scan("columns", provider_as_source(table), None)?
-            .project(projection)?
-            .build()?;
-        Ok(Some(Arc::new(ViewTable::new(plan, None))))
+        view_of("columns", table, projection).map(Some)
     }
 
     fn table_exist(&self, name: &str) -> bool {
