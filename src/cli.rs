@@ -237,6 +237,11 @@ pub struct ServeArgs {
     /// account name, password = its token, read-only.
     #[arg(long)]
     pub pg_addr: Option<String>,
+    /// Also answer Arrow Flight SQL clients (ADBC, JDBC, polars, pandas) here, e.g.
+    /// 127.0.0.1:5434: results as Arrow record batches; a bearer token, or Basic with the
+    /// account's name and token; read-only.
+    #[arg(long)]
+    pub flight_addr: Option<String>,
     /// Longest a SQL query may run, in seconds (it is cancelled past it).
     #[arg(long, default_value_t = 30)]
     pub query_timeout_s: u64,

@@ -23,6 +23,7 @@ mod audit_queue;
 pub mod auth;
 pub mod charts;
 pub mod figures;
+pub mod flight;
 pub mod i18n;
 pub mod pg;
 

@@ -61,29 +61,36 @@ pub(super) async fn serve(data: &Place, metrics: Arc<Metrics>, args: ServeArgs) 
     };
     let state = dashboard::AppState::with_settings(warehouse, settings);
     let audit = state.audit.clone();
-    let wire = match &args.pg_addr {
-        Some(pg_addr) => {
-            let (address, wire) = dashboard::pg::serve_pg(pg_addr, dashboard::pg::WireState::of(&state))
-                .await
-                .with_context(|| format!("listening on {pg_addr}"))?;
-            println!("khoso SQL for PostgreSQL clients: postgresql://ACCOUNT@{address}/khoso (password: the token)");
-            Some(wire)
-        }
-        None => None,
-    };
+    // The SQL servers beside the dashboard, each running until the dashboard stops.
+    let mut wires: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
+    if let Some(pg_addr) = &args.pg_addr {
+        let (address, wire) = dashboard::pg::serve_pg(pg_addr, dashboard::pg::WireState::of(&state))
+            .await
+            .with_context(|| format!("listening on {pg_addr}"))?;
+        println!("khoso SQL for PostgreSQL clients: postgresql://ACCOUNT@{address}/khoso (password: the token)");
+        wires.push(Box::pin(wire));
+    }
+    if let Some(flight_addr) = &args.flight_addr {
+        let (address, flight) = dashboard::flight::serve_flight(flight_addr, dashboard::pg::WireState::of(&state))
+            .await
+            .with_context(|| format!("listening on {flight_addr}"))?;
+        println!(
+            "khoso SQL for Arrow Flight SQL clients: grpc://{address} (username: the account, password: the token)"
+        );
+        wires.push(Box::pin(flight));
+    }
     let (address, server) = dashboard::serve(&args.addr, state)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
     println!("khoso dashboard: http://{address}/  (Ctrl-C stops it)");
-    match wire {
-        // The wire server runs until the dashboard stops.
-        Some(wire) => {
+    match wires.is_empty() {
+        true => server.await?,
+        false => {
             tokio::select! {
                 stopped = server => stopped?,
-                () = wire => {}
+                _ = futures::future::select_all(wires) => {}
             }
         }
-        None => server.await?,
     }
     audit.flush().await;
     println!("stopped");

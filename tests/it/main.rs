@@ -7,6 +7,7 @@ mod cluster;
 mod corpus;
 mod docs;
 mod end_to_end;
+mod flight;
 mod generated;
 mod kpi;
 mod layout;

@@ -16,7 +16,7 @@ use tokio::sync::futures::OwnedNotified;
 use warehouse::query::guard::QueryLimits;
 use warehouse::tables::rows::AuditEvent;
 
-use crate::routes::QuerySlot;
+use crate::routes::SlotHold;
 use crate::{AppState, AuditQueue};
 
 use super::errors::{cancelled_by_client, code_and_message, explained, user_error};
@@ -39,11 +39,11 @@ pub(super) fn check_text(limits: &QueryLimits, sql: &str) -> PgWireResult<()> {
 /// queue, the query slots of each account, and the limits of a query.
 #[derive(Clone)]
 pub struct WireState {
-    pub(super) warehouse: Arc<warehouse::Warehouse>,
-    pub(super) auth: crate::auth::Auth,
-    pub(super) audit: AuditQueue,
-    pub(super) query_slots: crate::routes::QuerySlots,
-    pub(super) limits: QueryLimits,
+    pub(crate) warehouse: Arc<warehouse::Warehouse>,
+    pub(crate) auth: crate::auth::Auth,
+    pub(crate) audit: AuditQueue,
+    pub(crate) query_slots: crate::routes::QuerySlots,
+    pub(crate) limits: QueryLimits,
 }
 
 impl WireState {
@@ -105,14 +105,10 @@ impl WireQuery {
     }
 }
 
-/// A query's slot among its account's, given back when the query's rows are done (the last
-/// [`Watched`] of it dropped) or at its deadline, whichever comes first.
-type SlotHold = std::sync::Mutex<Option<QuerySlot>>;
-
 /// A query begun: its audit, its slot, its deadline.
 pub(super) struct Begun {
     pub(super) query: Arc<WireQuery>,
-    pub(super) slot: Arc<SlotHold>,
+    pub(super) slot: SlotHold,
     pub(super) deadline: tokio::time::Instant,
 }
 
@@ -127,7 +123,7 @@ struct Watched {
     pub(super) limits: QueryLimits,
     pub(super) query: Option<Arc<WireQuery>>,
     pub(super) sent: usize,
-    pub(super) _slot: Arc<SlotHold>,
+    pub(super) _slot: SlotHold,
 }
 
 impl Watched {
@@ -215,20 +211,9 @@ impl WireState {
             ),
             false => None,
         };
-        let holds_slot = taken.is_some();
-        let slot = Arc::new(std::sync::Mutex::new(taken));
-        if holds_slot {
-            let held = Arc::downgrade(&slot);
-            tokio::spawn(async move {
-                tokio::time::sleep_until(deadline).await;
-                if let Some(slot) = held.upgrade() {
-                    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-                }
-            });
-        }
         Ok(Begun {
             query: Arc::new(query),
-            slot,
+            slot: SlotHold::until(taken, deadline),
             deadline,
         })
     }
@@ -292,7 +277,7 @@ impl WireState {
             limits: self.limits,
             query: Some(Arc::clone(&begun.query)),
             sent: 0,
-            _slot: Arc::clone(&begun.slot),
+            _slot: begun.slot.clone(),
         });
         response
     }

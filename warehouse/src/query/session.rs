@@ -16,7 +16,18 @@ use crate::store::{TableVersions, Warehouse};
 use crate::tables::catalogue::{self, CATALOGUE};
 use crate::tables::reference::reference_tables;
 use crate::{Error, Result};
+use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
+
+/// What a statement answers and what it asks: see [`Warehouse::describe`].
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// The columns of its result.
+    pub columns: datafusion::arrow::datatypes::SchemaRef,
+    /// Its parameters by placeholder (`$1`, `$2`, …, in order) with their types where the
+    /// statement settles them.
+    pub parameters: Vec<(String, Option<ArrowType>)>,
+}
 
 impl Warehouse {
     /// A DataFusion session with every table registered: the warehouse's Delta tables (at the
@@ -106,16 +117,26 @@ impl Warehouse {
         limits: &QueryLimits,
         reader: Role,
     ) -> Result<datafusion::execution::SendableRecordBatchStream> {
+        self.query_stream_with(sql, Vec::new(), pins, limits, reader).await
+    }
+
+    /// [`Warehouse::query_stream`] of a statement with parameters (`$1`, `$2`, …), bound to
+    /// `parameters` in their order.
+    pub async fn query_stream_with(
+        &self,
+        sql: &str,
+        parameters: Vec<ScalarValue>,
+        pins: &TableVersions,
+        limits: &QueryLimits,
+        reader: Role,
+    ) -> Result<datafusion::execution::SendableRecordBatchStream> {
         let shape = limits.check_text(sql)?;
         let (warehouse, sql, pins, limits) = (self.clone(), sql.to_string(), pins.clone(), *limits);
         let planned = crate::query::engine::stream(async move {
-            check_read_only(&sql)?;
-            let ctx = warehouse.session_with(&pins, None, Some(&limits), reader).await?;
-            let frame = ctx
-                .sql_with_options(&sql, read_only_options())
-                .await
-                .map_err(|e| located(&sql, query_error(e)))
-                .map_err(|e| warehouse.hide_paths_of(e))?;
+            let mut frame = warehouse.planned(&sql, &pins, &limits, reader).await?;
+            if !parameters.is_empty() {
+                frame = frame.with_param_values(parameters).map_err(query_error)?;
+            }
             let stream = frame.execute_stream().await.map_err(query_error)?;
             if !shape.explain {
                 return Ok(stream);
@@ -139,6 +160,56 @@ impl Warehouse {
             .await
             .map_err(|_| limits.timed_out())?
             .map_err(|e| limits.explain(e))
+    }
+
+    /// What a read-only statement answers and what it asks, without running it: the columns of
+    /// its result and the types of its parameters (`$1`, `$2`, … in order; a type the statement
+    /// does not settle is `None`), as an account of `reader` would run it.
+    pub async fn describe(&self, sql: &str, limits: &QueryLimits, reader: Role) -> Result<Described> {
+        limits.check_text(sql)?;
+        let (warehouse, sql, limits) = (self.clone(), sql.to_string(), *limits);
+        let described = crate::query::engine::run(async move {
+            let frame = warehouse.planned(&sql, &TableVersions::new(), &limits, reader).await?;
+            let columns = Arc::new(frame.schema().as_arrow().clone());
+            let mut named = frame
+                .logical_plan()
+                .get_parameter_types()
+                .map_err(query_error)?
+                .into_iter()
+                .collect::<Vec<_>>();
+            // `$1` … `$n` by number; a named placeholder after them, by name.
+            named.sort_by_key(|(name, _)| {
+                (
+                    name.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX),
+                    name.clone(),
+                )
+            });
+            Ok::<_, Error>(Described {
+                columns,
+                parameters: named,
+            })
+        });
+        tokio::time::timeout(limits.timeout, described)
+            .await
+            .map_err(|_| limits.timed_out())?
+            .and_then(|described| described)
+            .map_err(|e| limits.explain(e))
+    }
+
+    /// A read-only statement planned in a session under `limits` as `reader` sees the tables.
+    async fn planned(
+        &self,
+        sql: &str,
+        pins: &TableVersions,
+        limits: &QueryLimits,
+        reader: Role,
+    ) -> Result<datafusion::dataframe::DataFrame> {
+        check_read_only(sql)?;
+        let ctx = self.session_with(pins, None, Some(limits), reader).await?;
+        ctx.sql_with_options(sql, read_only_options())
+            .await
+            .map_err(|e| located(sql, query_error(e)))
+            .map_err(|e| self.hide_paths_of(e))
     }
 
     /// `text` with the warehouse's location (its folder as a path and as query plans show it,

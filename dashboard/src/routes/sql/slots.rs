@@ -75,6 +75,32 @@ impl QuerySlots {
     }
 }
 
+/// A query's slot among its account's, given back when the query's rows are done (the last
+/// holder of it dropped) or at its deadline, whichever comes first: a client that never reads
+/// its rows holds no slot past the deadline.
+#[derive(Debug, Clone)]
+pub struct SlotHold {
+    _held: Arc<std::sync::Mutex<Option<QuerySlot>>>,
+}
+
+impl SlotHold {
+    /// Holds `slot` (when there is one) until the last clone of the hold goes or `deadline`.
+    pub fn until(slot: Option<QuerySlot>, deadline: tokio::time::Instant) -> Self {
+        let holds_slot = slot.is_some();
+        let hold = Arc::new(std::sync::Mutex::new(slot));
+        if holds_slot {
+            let held = Arc::downgrade(&hold);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(deadline).await;
+                if let Some(slot) = held.upgrade() {
+                    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                }
+            });
+        }
+        Self { _held: hold }
+    }
+}
+
 /// Runs a caller's query in one of the account's slots, its first rows shown.
 pub(super) async fn run_in_slot(
     state: &AppState,
