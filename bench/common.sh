@@ -1,16 +1,18 @@
 # Sourced by the benchmarks: builds the release binary ($KHOSO) and, once, generates and loads
-# scale-1.0 reports (five school years, every province) into $BENCH_DIR/data (default
-# target/bench-data), which later runs reuse; start_server runs khoso serve on them.
+# scale-1.0 reports (five school years, every province; BENCH_SCALE for another scale) into
+# $BENCH_DIR/data (default target/bench-data), which later runs reuse; start_server runs khoso
+# serve on them.
 # PROFILE=dev uses the dev build (dependencies at opt-level 1) instead of waiting for a release
 # build; its figures are slower and say so.
 BENCH_DIR="${BENCH_DIR:-target/bench-data}"
+BENCH_SCALE="${BENCH_SCALE:-1.0}"
 source bench/build.sh
 echo "== khoso built with the $PROFILE profile"
 
 if [ ! -d "$BENCH_DIR/data/tables" ]; then
   rm -rf "$BENCH_DIR"
-  echo "== generating scale-1.0 reports (2021-2022..2025-2026)"
-  "$KHOSO" generate --scale 1.0 --out "$BENCH_DIR/reports"
+  echo "== generating scale-$BENCH_SCALE reports (2021-2022..2025-2026)"
+  "$KHOSO" generate --scale "$BENCH_SCALE" --out "$BENCH_DIR/reports"
   echo "== loading them"
   /usr/bin/time -f "loaded in %e s, peak memory %M KB" \
     "$KHOSO" --data "$BENCH_DIR/data" init --sample --sample-dir "$BENCH_DIR/reports"

@@ -313,6 +313,56 @@ fn one_account_runs_two_queries_at_a_time_and_the_workbench_shows_results() {
 }
 
 #[test]
+fn many_accounts_querying_at_once_are_all_answered_and_the_server_goes_on() {
+    // Every query opens a session whose tables are loaded from their logs: many at once must not
+    // take every thread the loads' own reads need (eight clients once stalled the whole server).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = crate::generated_with_learners(dir.path(), "0.01", "5");
+    let tokens: Vec<String> = (0..4)
+        .map(|n| account(&data, &format!("dong-thoi-{n}"), "analyst", None))
+        .collect();
+    let server = Server::start_with(&data, &[]);
+    let query = "SELECT count(*), sum(students) FROM school_reports WHERE province_code = '79'";
+    let ask = |token: &str| {
+        let headers = [
+            format!("Authorization: Bearer {token}"),
+            "Accept: application/json".to_string(),
+        ];
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let (head, body) = server.request("POST", "/api/v1/sql", &headers, query.as_bytes());
+        let rows = serde_json::from_str::<serde_json::Value>(&body).map(|answer| answer["rows"].to_string());
+        (status(&head), rows.unwrap_or(body))
+    };
+    let expected = ask(&tokens[0]).1;
+    let (done, answers) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for token in tokens.iter().chain(tokens.iter()) {
+            let (done, ask) = (done.clone(), &ask);
+            scope.spawn(move || {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+                while std::time::Instant::now() < until {
+                    done.send(Some(ask(token))).ok();
+                }
+                done.send(None).ok();
+            });
+        }
+        let (mut running, mut answered) = (tokens.len() * 2, 0);
+        while running > 0 {
+            match answers.recv_timeout(std::time::Duration::from_secs(30)) {
+                Ok(Some((code, body))) => {
+                    assert!(code == 200 && body == expected || code == 429, "{code}: {body}");
+                    answered += 1;
+                }
+                Ok(None) => running -= 1,
+                Err(_) => panic!("the server stalled: {answered} queries answered, then none for 30 s"),
+            }
+        }
+    });
+    let (head, _) = server.get_with("/", &[]);
+    assert_eq!(status(&head), 200, "the pages answer after");
+}
+
+#[test]
 fn a_result_is_drawn_as_a_chart_on_the_page_and_through_the_api() {
     let mut f = Fixture::new();
     let chart = |token: Option<&str>, body: &str| {

@@ -329,6 +329,8 @@ fn psycopg_binds_parameters_uses_cursors_and_reads_the_catalog() {
     let column =
         |name: &str, index: usize| -> Vec<String> { rows(name).into_iter().map(|row| row[index].clone()).collect() };
 
+    // Two connections left idle after a query each do not keep the account from a third.
+    assert_eq!(rows("after_idle"), [["3"]]);
     // Parameters bound by the server give what the same query with literals gives.
     assert_eq!(
         rows("province_year"),

@@ -101,6 +101,17 @@ def main() -> None:
     check("types", "SELECT typname FROM pg_catalog.pg_type WHERE typname IN ('int8', 'text') ORDER BY typname")
     check("huge", "SELECT 1 -- " + "x" * (10 * 1024 * 1024))
     check("after_huge", "SELECT 1 + 1")
+    # Connections left idle after their queries (their last portal kept) hold none of the
+    # account's query slots.
+    idle = [
+        psycopg.connect(host="127.0.0.1", port=int(port), user=user, password=token, dbname="khoso", autocommit=True)
+        for _ in range(2)
+    ]
+    for other in idle:
+        other.execute("SELECT %s::BIGINT", (1,)).fetchall()
+    check("after_idle", "SELECT 3")
+    for other in idle:
+        other.close()
     conn.close()
     print(json.dumps(answers))
 

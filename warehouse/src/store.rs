@@ -289,6 +289,10 @@ impl Warehouse {
 
     /// Opens a table at its latest version, or at `version`.
     pub async fn table(&self, name: &str, version: Option<u64>) -> Result<DeltaTable> {
+        let _turn = crate::query::engine::table_load_turn()
+            .acquire()
+            .await
+            .map_err(|e| Error::failed("a table load's turn", e))?;
         let Some(latest) = self.latest_version(name).await? else {
             // Not a table (yet): deltalake says so.
             return Ok(self.table_builder(name)?.load().await?);

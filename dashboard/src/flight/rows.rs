@@ -122,7 +122,7 @@ pub(super) async fn run(state: &WireState, account: &Account, statement: Stateme
         limits,
         query: Some(query),
         sent: 0,
-        _slot: SlotHold::until(Some(slot), deadline),
+        slot: SlotHold::until(Some(slot), deadline),
     };
     // Each batch as it comes, until the rows end, fail or the deadline passes.
     let watched = futures::stream::unfold(Some(watch), |watch| async move {
@@ -140,6 +140,7 @@ pub(super) async fn run(state: &WireState, account: &Account, statement: Stateme
                 }
                 Some(Err(error)) => Some((Err(watch.fail(warehouse::Error::Sql(error.to_string()))), None)),
                 None => {
+                    watch.slot.release();
                     if let Some(query) = watch.query.take() {
                         query.record(Ok(watch.sent));
                     }
@@ -163,12 +164,13 @@ struct Watch {
     limits: QueryLimits,
     query: Option<FlightQuery>,
     sent: usize,
-    _slot: SlotHold,
+    slot: SlotHold,
 }
 
 impl Watch {
     /// The client's error for the failure that ends the rows, audited.
     fn fail(&mut self, error: warehouse::Error) -> FlightError {
+        self.slot.release();
         let refused = status_of(&self.limits, error);
         let status = match self.query.take() {
             Some(query) => query.refuse(refused),

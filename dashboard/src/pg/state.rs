@@ -123,12 +123,13 @@ struct Watched {
     pub(super) limits: QueryLimits,
     pub(super) query: Option<Arc<WireQuery>>,
     pub(super) sent: usize,
-    pub(super) _slot: SlotHold,
+    pub(super) slot: SlotHold,
 }
 
 impl Watched {
     pub(super) fn fail(&mut self, error: PgWireError) -> PgWireError {
         self.rows = Box::pin(futures::stream::empty());
+        self.slot.release();
         match self.query.take() {
             Some(query) => query.refuse(error),
             None => error,
@@ -163,6 +164,7 @@ impl Stream for Watched {
                 Poll::Ready(Some(Err(this.fail(error))))
             }
             Poll::Ready(None) => {
+                this.slot.release();
                 if let Some(query) = this.query.take() {
                     query.record(Ok(this.sent));
                 }
@@ -277,7 +279,7 @@ impl WireState {
             limits: self.limits,
             query: Some(Arc::clone(&begun.query)),
             sent: 0,
-            _slot: begun.slot.clone(),
+            slot: begun.slot.clone(),
         });
         response
     }

@@ -46,6 +46,22 @@ type DfResult<T> = std::result::Result<T, DataFusionError>;
 /// deepest expression it lets through. Only the pages a thread touches are ever committed.
 const QUERY_THREAD_STACK: usize = 256 * 1024 * 1024;
 
+/// Threads the query runtime keeps for blocking work: reading files, and Delta's log replay,
+/// which waits in a blocking thread for reads that themselves need one. Table loads are held
+/// well below it ([`TABLE_LOADS`]), so that the waiting ones never take every thread the reads
+/// need (with one thread per load waiting and none left to read, every query of the server
+/// would stall).
+const BLOCKING_THREADS: usize = 64;
+
+/// Tables being loaded (their logs replayed) at once, process-wide; the others wait their turn.
+pub const TABLE_LOADS: usize = 16;
+
+/// The turns of table loads ([`TABLE_LOADS`]).
+pub fn table_load_turn() -> &'static tokio::sync::Semaphore {
+    static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(TABLE_LOADS);
+    &TURNS
+}
+
 /// Batches a query may have produced ahead of its reader.
 const BATCHES_AHEAD: usize = 2;
 
@@ -56,7 +72,7 @@ fn runtime() -> &'static Runtime {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
-            .max_blocking_threads(threads * 4)
+            .max_blocking_threads(BLOCKING_THREADS.max(threads * 4))
             .thread_name("khoso-query")
             .thread_stack_size(QUERY_THREAD_STACK)
             .enable_all()

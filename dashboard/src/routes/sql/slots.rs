@@ -80,7 +80,7 @@ impl QuerySlots {
 /// its rows holds no slot past the deadline.
 #[derive(Debug, Clone)]
 pub struct SlotHold {
-    _held: Arc<std::sync::Mutex<Option<QuerySlot>>>,
+    held: Arc<std::sync::Mutex<Option<QuerySlot>>>,
 }
 
 impl SlotHold {
@@ -97,7 +97,16 @@ impl SlotHold {
                 }
             });
         }
-        Self { _held: hold }
+        Self { held: hold }
+    }
+
+    /// Gives the slot back now: the query's rows are done, whoever still holds the hold (a
+    /// PostgreSQL portal is kept after its last row until the client's next statement).
+    pub fn release(&self) {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
     }
 }
 
