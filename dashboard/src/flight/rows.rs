@@ -134,10 +134,13 @@ pub(super) async fn run(state: &WireState, account: &Account, statement: Stateme
                 Some((Err(watch.fail(error)), None))
             }
             next = watch.batches.next() => match next {
-                Some(Ok(batch)) => {
-                    watch.sent += batch.num_rows();
-                    Some((Ok(batch), Some(watch)))
-                }
+                Some(Ok(batch)) => match warehouse::compact_views(batch) {
+                    Ok(batch) => {
+                        watch.sent += batch.num_rows();
+                        Some((Ok(batch), Some(watch)))
+                    }
+                    Err(error) => Some((Err(watch.fail(error)), None)),
+                },
                 Some(Err(error)) => Some((Err(watch.fail(warehouse::Error::Sql(error.to_string()))), None)),
                 None => {
                     watch.slot.release();

@@ -154,6 +154,32 @@ pub fn csv_rows(batch: &RecordBatch) -> Result<String> {
     Ok(text)
 }
 
+/// `batch` with its string and binary views holding only their own bytes. A view column read
+/// from Parquet and filtered shares its page's buffers with the rows left out, and Arrow IPC
+/// sends a view column's buffers whole: unless compacted, each batch of a stream would carry
+/// its pages again (four times the bytes, for a year of learner records).
+pub fn compact_views(batch: RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{ArrayRef, AsArray};
+
+    if !batch
+        .columns()
+        .iter()
+        .any(|column| matches!(column.data_type(), DataType::Utf8View | DataType::BinaryView))
+    {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| match column.data_type() {
+            DataType::Utf8View => std::sync::Arc::new(column.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView => std::sync::Arc::new(column.as_binary_view().gc()) as ArrayRef,
+            _ => std::sync::Arc::clone(column),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +196,29 @@ mod tests {
             .expect("ran");
         let json = render(&batches, OutputFormat::Json).expect("written");
         assert_eq!(json, "[{\"m\":\"{0: 0, 1: 1, 2: 2}\",\"named\":{\"a\":1},\"n\":7}]\n");
+    }
+
+    #[test]
+    fn compacted_views_carry_only_their_own_bytes_and_the_same_values() {
+        use datafusion::arrow::array::{StringViewArray, UInt32Array};
+        use datafusion::arrow::datatypes::{Field, Schema};
+
+        let long: Vec<String> = (0..10_000).map(|i| format!("{i:0>64}")).collect();
+        let schema = std::sync::Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8View, false)]));
+        let whole = RecordBatch::try_new(
+            std::sync::Arc::clone(&schema),
+            vec![std::sync::Arc::new(StringViewArray::from_iter_values(&long))],
+        )
+        .expect("a batch");
+        let every_hundredth = UInt32Array::from_iter_values((0..10_000).step_by(100));
+        let taken = datafusion::arrow::compute::take_record_batch(&whole, &every_hundredth).expect("taken");
+        let compact = compact_views(taken.clone()).expect("compacted");
+        assert_eq!(compact, taken, "the same values");
+        assert!(
+            compact.get_array_memory_size() * 10 < taken.get_array_memory_size(),
+            "{} bytes, down from {}",
+            compact.get_array_memory_size(),
+            taken.get_array_memory_size()
+        );
     }
 }

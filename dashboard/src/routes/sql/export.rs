@@ -108,7 +108,7 @@ impl Encoder {
                 Ok(bytes)
             }
             Encoder::Arrow(writer) => {
-                writer.write(batch)?;
+                writer.write(&warehouse::compact_views(batch.clone())?)?;
                 Ok(std::mem::take(writer.get_mut()))
             }
             Encoder::Parquet(writer) => {
