@@ -45,7 +45,7 @@ pub use error::{Error, Result};
 pub use intake::archive::sha256_file;
 pub use intake::commit::{CommitOutcome, Upload};
 pub use kpi::refresh::KpiSnapshot;
-pub use query::output::{OutputFormat, compact_views, csv_header, csv_rows, json_ready, render};
+pub use query::output::{OutputFormat, csv_header, csv_rows, json_ready, plain_schema, plain_strings, render};
 pub use store::{TableVersions, Warehouse};
 pub use tables::rows::Submission;
 pub use tables::schemas::fact_table;

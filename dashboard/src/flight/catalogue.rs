@@ -94,7 +94,7 @@ pub(super) async fn tables(
                         &schema_name,
                         &table_name,
                         table_type(table.table_type()),
-                        &table.schema(),
+                        &warehouse::plain_schema(&table.schema()),
                     )
                     .map_err(|e| Status::internal(e.to_string()))?;
             }

@@ -115,7 +115,7 @@ pub(super) async fn run(state: &WireState, account: &Account, statement: Stateme
         Ok(Err(e)) => return Err(query.refuse(status_of(&limits, e))),
         Err(_) => return Err(query.refuse(status_of(&limits, limits.timed_out()))),
     };
-    let schema = batches.schema();
+    let schema = warehouse::plain_schema(&batches.schema());
     let watch = Watch {
         batches,
         deadline: Box::pin(tokio::time::sleep_until(deadline)),
@@ -134,7 +134,7 @@ pub(super) async fn run(state: &WireState, account: &Account, statement: Stateme
                 Some((Err(watch.fail(error)), None))
             }
             next = watch.batches.next() => match next {
-                Some(Ok(batch)) => match warehouse::compact_views(batch) {
+                Some(Ok(batch)) => match warehouse::plain_strings(batch) {
                     Ok(batch) => {
                         watch.sent += batch.num_rows();
                         Some((Ok(batch), Some(watch)))

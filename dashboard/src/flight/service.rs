@@ -57,7 +57,11 @@ impl KhosoFlightSql {
         let ticket = TicketStatementQuery {
             statement_handle: statement.encode()?.into(),
         };
-        info(&described.columns, ticket.as_any().encode_to_vec(), descriptor)
+        info(
+            &warehouse::plain_schema(&described.columns),
+            ticket.as_any().encode_to_vec(),
+            descriptor,
+        )
     }
 
     /// Refuses a statement that would write, in the audit log too.
@@ -183,7 +187,7 @@ impl FlightSqlService for KhosoFlightSql {
         let described = described(&self.state, &account, &statement).await?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: statement.encode()?.into(),
-            dataset_schema: schema_bytes(&described.columns)?,
+            dataset_schema: schema_bytes(&warehouse::plain_schema(&described.columns))?,
             parameter_schema: schema_bytes(&parameter_schema(&described.parameters))?,
         })
     }

@@ -79,7 +79,10 @@ impl Encoder {
             Export::Csv => (Encoder::Csv, warehouse::csv_header(schema).into_bytes()),
             Export::Json => (Encoder::Json { first: true }, b"[".to_vec()),
             Export::Arrow => (
-                Encoder::Arrow(Box::new(StreamWriter::try_new(Vec::new(), schema)?)),
+                Encoder::Arrow(Box::new(StreamWriter::try_new(
+                    Vec::new(),
+                    &warehouse::plain_schema(schema),
+                )?)),
                 Vec::new(),
             ),
             Export::Parquet | Export::Xlsx => (
@@ -108,7 +111,7 @@ impl Encoder {
                 Ok(bytes)
             }
             Encoder::Arrow(writer) => {
-                writer.write(&warehouse::compact_views(batch.clone())?)?;
+                writer.write(&warehouse::plain_strings(batch.clone())?)?;
                 Ok(std::mem::take(writer.get_mut()))
             }
             Encoder::Parquet(writer) => {
