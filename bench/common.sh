@@ -25,7 +25,8 @@ start_server() {
   SERVER=$!
   trap 'kill $SERVER 2>/dev/null || true' EXIT
   for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+    # The web port opens last, after the SQL ones (bash's /dev/tcp: no curl needed).
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
     sleep 0.2
   done
 }
