@@ -137,6 +137,23 @@ fn adbc_reads_a_year_of_records_the_catalogue_and_bound_queries_and_nothing_it_m
         "{hostile:?}"
     );
 
+    // An account's query slots hold on Flight SQL too: of three long statements at once, one is
+    // refused and the others stop at the time limit.
+    let three: Vec<String> = serde_json::from_value(answers["three_at_once"].clone()).expect("three outcomes");
+    assert_eq!(
+        three
+            .iter()
+            .filter(|o| o.contains("queries are running already"))
+            .count(),
+        1,
+        "{three:?}"
+    );
+    assert_eq!(
+        three.iter().filter(|o| o.contains("longer than 3 s")).count(),
+        2,
+        "{three:?}"
+    );
+
     // Each statement is in the audit log, the refused ones and the one past its time too.
     let audited = "SELECT outcome, detail FROM audit_log WHERE actor = 'phan-tich' AND action = 'query' \
                    AND detail LIKE '%(flight%' ORDER BY at";

@@ -6,6 +6,7 @@ usage: flight_client.py PORT ACCOUNT TOKEN YEAR PROVINCE_ACCOUNT PROVINCE_TOKEN
 
 import json
 import sys
+import threading
 
 import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
@@ -123,24 +124,25 @@ answers["province"] = failure(
 )
 
 
+def field(number, data):
+    """A length-delimited protobuf field."""
+    length, size = b"", len(data)
+    while True:
+        byte = size & 0x7F
+        size >>= 7
+        length += bytes([byte | (0x80 if size else 0)])
+        if not size:
+            return bytes([number << 3 | 2]) + length + data
+
+
 def any_message(kind, value):
     """A protobuf `Any` holding `value` (the bytes of a Flight SQL message of `kind`)."""
-
-    def field(number, data):
-        length, size = b"", len(data)
-        while True:
-            byte = size & 0x7F
-            size >>= 7
-            length += bytes([byte | (0x80 if size else 0)])
-            if not size:
-                return bytes([number << 3 | 2]) + length + data
-
     url = f"type.googleapis.com/arrow.flight.protocol.sql.{kind}".encode()
     return field(1, url) + field(2, value)
 
 
 def statement_ticket(handle):
-    return flight.Ticket(any_message("TicketStatementQuery", bytes([0x0A, len(handle)]) + handle))
+    return flight.Ticket(any_message("TicketStatementQuery", field(1, handle)))
 
 
 # Calls no honest client makes, with the analyst's bearer token: each is refused and the server
@@ -166,5 +168,36 @@ try:
 except pyarrow.ArrowException as error:
     hostile["unknown_action"] = type(error).__name__
 answers["hostile"] = hostile
+
+
+def command(sql):
+    return flight.FlightDescriptor.for_command(
+        any_message("CommandStatementQuery", field(1, sql.encode()))
+    )
+
+
+# Three long statements of one account at once: two run, the third is refused.
+slow = (
+    "SELECT count(*) FROM (SELECT grade FROM learner_records) a, "
+    "(SELECT grade FROM learner_records) b WHERE a.grade <> b.grade"
+)
+ticket = raw.get_flight_info(command(slow), options).endpoints[0].ticket
+outcomes = []
+
+
+def redeem():
+    try:
+        raw.do_get(ticket, options).read_all()
+        outcomes.append("answered")
+    except pyarrow.ArrowException as error:
+        outcomes.append(str(error).splitlines()[0])
+
+
+threads = [threading.Thread(target=redeem) for _ in range(3)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+answers["three_at_once"] = outcomes
 
 print(json.dumps(answers, default=str))

@@ -13,8 +13,9 @@ use datafusion::prelude::SessionContext;
 use tonic::Status;
 use warehouse::people::accounts::Account;
 
-use super::rows::status_of;
+use super::rows::{slot, status_of};
 use crate::pg::WireState;
+use crate::routes::QuerySlot;
 
 /// The kinds of relation a client may filter `GetTables` by.
 pub(super) const TABLE_TYPES: [&str; 2] = ["TABLE", "VIEW"];
@@ -27,13 +28,16 @@ fn table_type(kind: TableType) -> &'static str {
     }
 }
 
-/// The session `account`'s queries run in.
-async fn session(state: &WireState, account: &Account) -> Result<SessionContext, Status> {
-    state
+/// The session `account`'s queries run in, and one of its query slots for the time it is read
+/// (making it is work like a query's).
+async fn session(state: &WireState, account: &Account) -> Result<(SessionContext, QuerySlot), Status> {
+    let taken = slot(state, account).await.map_err(|(status, _)| status)?;
+    let ctx = state
         .warehouse
         .wire_session(&state.limits, account.role)
         .await
-        .map_err(|e| status_of(&state.limits, e).0)
+        .map_err(|e| status_of(&state.limits, e).0)?;
+    Ok((ctx, taken))
 }
 
 fn built(batch: arrow_flight::error::Result<RecordBatch>) -> Result<RecordBatch, Status> {
@@ -46,7 +50,7 @@ pub(super) async fn catalogs(
     account: &Account,
     mut builder: GetCatalogsBuilder,
 ) -> Result<RecordBatch, Status> {
-    let ctx = session(state, account).await?;
+    let (ctx, _slot) = session(state, account).await?;
     for catalog in ctx.catalog_names() {
         builder.append(catalog);
     }
@@ -59,7 +63,7 @@ pub(super) async fn schemas(
     account: &Account,
     mut builder: GetDbSchemasBuilder,
 ) -> Result<RecordBatch, Status> {
-    let ctx = session(state, account).await?;
+    let (ctx, _slot) = session(state, account).await?;
     for name in ctx.catalog_names() {
         let Some(catalog) = ctx.catalog(&name) else { continue };
         for schema in catalog.schema_names() {
@@ -75,7 +79,7 @@ pub(super) async fn tables(
     account: &Account,
     mut builder: GetTablesBuilder,
 ) -> Result<RecordBatch, Status> {
-    let ctx = session(state, account).await?;
+    let (ctx, _slot) = session(state, account).await?;
     for name in ctx.catalog_names() {
         let Some(catalog) = ctx.catalog(&name) else { continue };
         for schema_name in catalog.schema_names() {

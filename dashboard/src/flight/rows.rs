@@ -22,7 +22,7 @@ use warehouse::tables::rows::AuditEvent;
 use super::statement::Statement;
 use crate::AuditQueue;
 use crate::pg::WireState;
-use crate::routes::SlotHold;
+use crate::routes::{QuerySlot, SlotHold};
 
 /// The stream of a `DoGet`'s answer.
 pub(super) type FlightStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
@@ -88,6 +88,8 @@ pub(super) async fn described(
     statement: &Statement,
 ) -> Result<Described, Status> {
     let query = FlightQuery::new(state, account, &statement.sql);
+    // Planning is work too: it takes one of the account's slots while it runs.
+    let _slot = slot(state, account).await.map_err(|refused| query.refuse(refused))?;
     state
         .warehouse
         .describe(&statement.sql, &state.limits, account.role)
@@ -95,16 +97,21 @@ pub(super) async fn described(
         .map_err(|e| query.refuse(status_of(&state.limits, e)))
 }
 
+/// One of `account`'s query slots, or the refusal to audit.
+pub(super) async fn slot(state: &WireState, account: &Account) -> Result<QuerySlot, (Status, &'static str)> {
+    state
+        .query_slots
+        .take(&account.name)
+        .await
+        .map_err(|e| (Status::resource_exhausted(e.to_string()), "too_many"))
+}
+
 /// Runs `statement` for `account`: its rows as Arrow Flight data.
 pub(super) async fn run(state: &WireState, account: &Account, statement: Statement) -> Result<FlightStream, Status> {
     let limits = state.limits;
     let query = FlightQuery::new(state, account, &statement.sql);
     let deadline = tokio::time::Instant::from_std(query.started + limits.timeout);
-    let slot = state
-        .query_slots
-        .take(&account.name)
-        .await
-        .map_err(|e| query.refuse((Status::resource_exhausted(e.to_string()), "too_many")))?;
+    let slot = slot(state, account).await.map_err(|refused| query.refuse(refused))?;
     let latest = TableVersions::new();
     let started =
         state

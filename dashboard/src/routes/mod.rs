@@ -23,7 +23,7 @@ mod upload;
 pub use boards::BoardDrawings;
 pub use error::AppError;
 pub use page::percent_encode;
-pub use sql::slots::{QuerySlots, SlotHold};
+pub use sql::slots::{QuerySlot, QuerySlots, SlotHold};
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
