@@ -29,7 +29,7 @@ use warehouse::people::accounts::Account;
 
 use super::access::{Signed, caller, signed_in};
 use super::catalogue::{self, TABLE_TYPES};
-use super::rows::{FlightQuery, FlightStream, described, run};
+use super::rows::{FlightQuery, FlightStream, described, run, slot};
 use super::statement::{Statement, parameter_schema, parameters_of};
 use crate::pg::WireState;
 
@@ -207,8 +207,10 @@ impl FlightSqlService for KhosoFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        self.signed(&request).await?;
+        let account = self.signed(&request).await?;
         let Statement { sql, .. } = Statement::decode(&query.prepared_statement_handle)?;
+        // The values are read into memory: one of the account's slots bounds how many at once.
+        let _slot = slot(&self.state, &account).await.map_err(|(status, _)| status)?;
         let data = request
             .into_inner()
             .take(PARAMETER_MESSAGES)
