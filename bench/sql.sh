@@ -4,7 +4,9 @@
 # protocol (psycopg) and the HTTP API by four analyst accounts, two clients each. Prints
 # queries/s and p50/p95/p99 latency per query and path; then every row of school_reports and
 # every learner record of a year read into polars over the wire (a named cursor), the HTTP
-# API's Arrow stream and Arrow Flight SQL (ADBC): rows/s and the server's peak memory of each.
+# API's Arrow stream and Arrow Flight SQL (ADBC): rows/s and the server's peak memory of each;
+# then ADBC's own ceiling here (the same table from a Flight server holding it in memory) beside
+# khoso's answer, with each side's CPU time.
 #
 #   bench/sql.sh                            # 10 s per query and path
 #   SECONDS_PER_QUERY=30 bench/sql.sh
