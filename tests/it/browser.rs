@@ -317,6 +317,44 @@ fn headless_chromium_opens_the_dashboard() {
         browser.screenshot(&format!("breakdowns-{name}"));
     }
 
+    // The boundary map on a KPI page, the overview (device access unless another KPI is picked)
+    // and a province page (a locator), at a phone's width and a desktop's: every province of
+    // the list a link with a shape on the screen, the map within the window.
+    for (width, name) in [(390, "phone"), (1280, "desktop")] {
+        browser.resize(width, 900);
+        for (path, provinces, page) in [
+            ("/kpi/T1_pupils?list=province&year=2024-2025", 63, "kpi"),
+            ("/?year=2024-2025", 63, "overview"),
+            ("/kpi/T1_pupils?list=province_2025&year=2025-2026", 34, "kpi-2025"),
+            ("/province/79?year=2025-2026", 34, "province"),
+        ] {
+            browser.open(&format!("{base}{path}"));
+            let map = browser.script(
+                "const s = document.querySelector('svg.boundary-map'); const r = s.getBoundingClientRect(); \
+                 const shapes = [...s.querySelectorAll('a path')].filter(p => { \
+                   const b = p.getBoundingClientRect(); return b.width > 0 && b.height > 0; }); \
+                 return [s.querySelectorAll('a').length, shapes.length, r.width, \
+                   ['Hoang Sa', 'Truong Sa'].every(name => s.textContent.normalize('NFD') \
+                     .replace(/[\\u0300-\\u036f]/g, '').includes(name))]",
+            );
+            let number = |i: usize| map[i].as_f64().unwrap_or(0.0);
+            assert_eq!(number(0), f64::from(provinces), "{page} at {name}: {map}");
+            assert_eq!(number(1), f64::from(provinces), "{page} at {name}: every shape drawn");
+            assert!(
+                number(2) > 100.0 && number(2) <= f64::from(width),
+                "{page} at {name}: {map}"
+            );
+            assert_eq!(map[3], json!(true), "both archipelagos on {page}");
+            browser.script("document.querySelector('svg.boundary-map').scrollIntoView()");
+            browser.screenshot(&format!("map-{page}-{name}"));
+        }
+        let picked = browser.script("return document.querySelector('select[name=map]') === null");
+        assert_eq!(picked, json!(true), "a province page has no KPI to pick");
+    }
+    browser.open(&format!("{base}/?year=2024-2025"));
+    let picked = browser.script("return document.querySelector('select[name=map]').value");
+    assert_eq!(picked, "records_device_access");
+
     // Signing in with the page's own form: a browser says the form is the server's own
     // (Origin, Sec-Fetch-Site), which the sign-in takes; another site's form it refuses.
     let token = crate::account(&data, "so-gd-ha-noi", "province", Some("01"));

@@ -3,6 +3,7 @@
 //! breakdowns); in [`result`], the charts of a query's result. Both place only values an axis
 //! can hold ([`plottable`]).
 
+pub mod map;
 pub mod result;
 
 use plotters::prelude::*;
@@ -24,6 +25,41 @@ pub fn status_colour(status: Option<Status>) -> RGBColor {
 pub fn status_css(status: Option<Status>) -> String {
     let RGBColor(r, g, b) = status_colour(status);
     format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+/// The shades of a map by value, light to dark.
+pub const SHADES: [&str; 5] = ["#dbeafe", "#93c5fd", "#3b82f6", "#1d4ed8", "#1e3a8a"];
+
+/// Values shaded in [`SHADES`]' five equal steps from the lowest to the highest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shading {
+    /// The lowest value, in the lightest shade.
+    pub low: f64,
+    /// The highest, in the darkest.
+    pub high: f64,
+}
+
+impl Shading {
+    /// The shading of `values`, none when there are none.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Self> {
+        values.into_iter().fold(None, |range: Option<Self>, v| {
+            Some(range.map_or(Self { low: v, high: v }, |r| Self {
+                low: r.low.min(v),
+                high: r.high.max(v),
+            }))
+        })
+    }
+
+    /// The shade of `value`; the middle one when every value is the same.
+    pub fn fill(&self, value: f64) -> &'static str {
+        let step = match self.high > self.low {
+            true => (((value - self.low) / (self.high - self.low)) * SHADES.len() as f64)
+                .floor()
+                .clamp(0.0, SHADES.len() as f64 - 1.0) as usize,
+            false => SHADES.len() / 2,
+        };
+        SHADES[step]
+    }
 }
 
 /// One point of a series: a school year's label and its value.

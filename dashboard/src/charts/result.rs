@@ -13,7 +13,8 @@ use ingest::{ProvinceRegistry, SchoolYear};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::charts::{self, Tile, chart_error, escape_xml};
+use crate::charts::map::Area;
+use crate::charts::{self, SHADES, Shading, chart_error, escape_xml};
 use crate::i18n::{Lang, Words};
 
 /// The kinds of chart a result can be drawn as.
@@ -280,7 +281,7 @@ impl ResultColumns {
                 }
                 scatter(&points, (&spec.x, &spec.y), lang)
             }
-            ChartKind::Map => Ok(map(&labels(&spec.x)?, y, &spec.y, lang)),
+            ChartKind::Map => map(&labels(&spec.x)?, y, &spec.y, lang),
             ChartKind::Bar => Ok(bars(&stack(&labels(&spec.x)?, None, y, lang), lang)),
             ChartKind::StackedBar => {
                 let series = match &spec.series {
@@ -770,13 +771,10 @@ fn scatter(points: &[(f64, f64)], names: (&str, &str), lang: Lang) -> Result<Str
     Ok(svg)
 }
 
-/// The shades of the map, light to dark.
-const SHADES: [&str; 5] = ["#dbeafe", "#93c5fd", "#3b82f6", "#1d4ed8", "#1e3a8a"];
-
 /// The provinces' tiles shaded by value in five equal steps from the lowest to the highest, a
 /// province without a value grey; the list (63 or 34) is the one the codes belong to; a legend
 /// of the steps.
-fn map(codes: &[String], values: &[Option<f64>], y_name: &str, lang: Lang) -> String {
+fn map(codes: &[String], values: &[Option<f64>], y_name: &str, lang: Lang) -> Result<String, String> {
     let registry = ProvinceRegistry::shipped();
     let value_of = |code: &str| -> Option<f64> {
         let mut found = None;
@@ -798,45 +796,33 @@ fn map(codes: &[String], values: &[Option<f64>], y_name: &str, lang: Lang) -> St
         shown.iter().copied().fold(f64::MIN, f64::max),
     );
     let places = decimals(&shown);
-    let step = |value: f64| match high > low {
-        true => (((value - low) / (high - low)) * SHADES.len() as f64)
-            .floor()
-            .min(SHADES.len() as f64 - 1.0) as usize,
-        false => SHADES.len() / 2,
-    };
-    let tiles: Vec<Tile> = charts::tile_positions(list)
+    let shading = Shading { low, high };
+    let areas: Vec<Area> = charts::map::codes(list)
         .into_iter()
-        .map(|(code, col, row)| {
+        .map(|code| {
             let province = provinces.iter().find(|p| p.code == code);
-            let name = province.map_or(code, |p| lang.pick(&p.name_vi, &p.name_en));
-            let value = value_of(code);
-            Tile {
-                col,
-                row,
-                code: code.to_string(),
+            let name = province.map_or(code.as_str(), |p| lang.pick(&p.name_vi, &p.name_en));
+            let value = value_of(&code);
+            Area {
                 title: format!(
                     "{name} ({code}): {}",
                     value.map_or_else(|| "—".to_string(), |v| lang.number(v, places))
                 ),
                 href: format!("/province/{code}"),
-                fill: value.map_or_else(|| charts::status_css(None), |v| SHADES[step(v)].to_string()),
-                // Dark text on the two lightest shades.
-                ink: match value.map(step) {
-                    Some(0 | 1) => "#1f2937",
-                    _ => "#fff",
-                },
+                fill: value.map_or_else(|| charts::status_css(None), |v| shading.fill(v).to_string()),
+                code,
             }
         })
         .collect();
-    // The tiles, and below them the legend: the column, and its shades from low to high.
-    let width = tiles.iter().map(|t| t.col + 1).max().unwrap_or(1) * charts::TILE_STEP;
-    let height = tiles.iter().map(|t| t.row + 1).max().unwrap_or(1) * charts::TILE_STEP;
+    let drawn = charts::map::boundary_map(list, &areas, lang)?;
+    // The map, and below it the legend: the column, and its shades from low to high.
+    let (width, height) = (drawn.width, drawn.height);
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" class="result-chart" font-family="sans-serif" font-size="13"><rect width="100%" height="100%" fill="white"/>"#,
         w = width.max(260),
         h = height + 54,
     );
-    svg.push_str(&charts::tile_map(&tiles));
+    svg.push_str(&drawn.svg);
     let y = height + 10;
     svg.push_str(&format!(
         r##"<text x="0" y="{ty}" fill="#1f2937">{name}</text>"##,
@@ -860,7 +846,7 @@ fn map(codes: &[String], values: &[Option<f64>], y_name: &str, lang: Lang) -> St
         ));
     }
     svg.push_str("</svg>");
-    svg
+    Ok(svg)
 }
 
 #[cfg(test)]
@@ -1059,14 +1045,19 @@ mod tests {
         let svg = new_list
             .draw(&spec(ChartKind::Map, "province_code", "n", None), Lang::En)
             .expect("map");
-        // Tiles, the background and the five shades of the legend.
-        assert_eq!(svg.matches("<rect").count(), 34 + 1 + 5, "the 34 provinces of 2025");
-        assert!(svg.contains(SHADES[0]) && svg.contains(SHADES[4]));
+        // Every province a link; the lowest value the lightest shade, the highest the darkest.
+        assert_eq!(svg.matches("<a href=").count(), 34, "the 34 provinces of 2025");
+        let linked = |code: &str| {
+            let start = svg.find(&format!(r#"data-code="{code}""#)).expect("linked");
+            svg[start..start + svg[start..].find("</a>").expect("closed")].to_string()
+        };
+        assert!(linked("01").contains(SHADES[0]) && linked("79").contains(SHADES[4]));
+        assert!(linked("79").contains("(79): 5"), "{}", linked("79"));
         let old_list = result(&[("province_code", text(&["01", "02"])), ("n", numbers(&[1.0, 5.0]))]);
         let svg = old_list
             .draw(&spec(ChartKind::Map, "province_code", "n", None), Lang::En)
             .expect("map");
-        assert_eq!(svg.matches("<rect").count(), 63 + 1 + 5, "02 (Hà Giang) is of the 63");
+        assert_eq!(svg.matches("<a href=").count(), 63, "02 (Hà Giang) is of the 63");
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub async fn history(State(state): State<AppState>, Query(slice): Query<SliceQue
     let query = PageQuery {
         lang: slice.lang.clone(),
         year: Some(slice.year.clone()),
-        list: None,
+        ..PageQuery::default()
     };
     let lang = language(&query, &headers);
     respond(history_page(&state, &slice, &query, lang).await, &query, lang)

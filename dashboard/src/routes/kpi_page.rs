@@ -11,7 +11,8 @@ use warehouse::tables::rows::{KpiRow, Status};
 use super::error::AppError;
 use super::kpi_words::{coverage_text, formula, kpi_name, points, province, province_name, target_text};
 use super::page::{Chrome, PageRequest, pick_year};
-use crate::charts::{self, Bar, Tile, TrendGuides};
+use crate::charts::map::Area;
+use crate::charts::{self, Bar, TrendGuides};
 use crate::figures::Figures;
 use crate::i18n::{Lang, Words};
 
@@ -121,6 +122,10 @@ pub struct KpiPage {
     trend_svg: String,
     bars_svg: String,
     map_svg: String,
+    /// The same provinces as a tile grid.
+    tiles_svg: String,
+    /// The map's shades, when it is shaded by value (a KPI with no target).
+    map_legend: Option<ShadeLegend>,
     breakdowns: Vec<Breakdown>,
     twin: Option<Twin>,
     rows: Vec<TableRow>,
@@ -196,10 +201,12 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
         })
         .collect();
     let bars_svg = charts::ranked_bars(&bars, target.map(|t| t.value)).map_err(AppError::internal)?;
-    let map_svg = if dimension == Dimension::National {
-        String::new()
+    let (map_svg, tiles_svg, map_legend) = if dimension == Dimension::National {
+        (String::new(), String::new(), None)
     } else {
-        province_map(kpi, dimension, &year, &in_year, lang, &province_href)
+        let areas = province_areas(kpi, dimension, &year, &in_year, lang, &province_href);
+        let (map, tiles) = province_map(&areas, lang)?;
+        (map, tiles, areas.legend)
     };
     let breakdowns = [
         Dimension::Level,
@@ -286,6 +293,8 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
         trend_svg,
         bars_svg,
         map_svg,
+        tiles_svg,
+        map_legend,
         breakdowns,
         twin: twin_summary,
         rows,
@@ -295,40 +304,87 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
     })
 }
 
-/// The tile-grid map of the year's provinces (the 63 before 1 July 2025, else the 34), each
-/// tile in its status colour; provinces without a value are grey.
-fn province_map(
+/// The year's provinces (the 63 before 1 July 2025, else the 34) as map areas, each in its
+/// status colour — or, for a KPI with no target (tracked only, every status the same), in a
+/// shade of its value — and titled with its name, value and status; provinces without a value
+/// are grey. Also the list they belong to (`2008` or `2025`) and the shading, if by value.
+pub(crate) fn province_areas(
     kpi: &Kpi,
     dimension: Dimension,
     year: &str,
     in_year: &[&KpiRow],
     lang: Lang,
     href: &dyn Fn(&str) -> String,
-) -> String {
+) -> ProvinceAreas {
     let registry = ProvinceRegistry::shipped();
     let old_list = dimension == Dimension::Province
         && year
             .parse::<SchoolYear>()
             .is_ok_and(|y| std::ptr::eq(registry.list_for(y), registry.before_2025.as_slice()));
-    let tiles: Vec<Tile> = charts::tile_positions(if old_list { "2008" } else { "2025" })
+    let list = if old_list { "2008" } else { "2025" };
+    let shading = match kpi.targets.is_empty() {
+        true => charts::Shading::of(in_year.iter().filter_map(|r| r.value)),
+        false => None,
+    };
+    let areas = charts::map::codes(list)
         .into_iter()
-        .map(|(code, col, row)| {
+        .map(|code| {
             let value = in_year.iter().find(|r| r.unit == code);
-            let name = province(code, dimension, year).map_or(code, |p| p.name_vi.as_str());
-            Tile {
-                col,
-                row,
-                code: code.to_string(),
+            let name = province(&code, dimension, year).map_or(code.as_str(), |p| p.name_vi.as_str());
+            Area {
                 title: format!(
                     "{name} ({code}): {} — {}",
                     lang.figure(kpi.unit, value.copied()),
                     lang.status(value.and_then(|r| r.status))
                 ),
-                href: href(code),
-                fill: charts::status_css(value.and_then(|r| r.status)),
-                ink: "#fff",
+                href: href(&code),
+                fill: match (shading, value.and_then(|r| r.value)) {
+                    (Some(shading), Some(v)) => shading.fill(v).to_string(),
+                    _ => charts::status_css(value.and_then(|r| r.status)),
+                },
+                code,
             }
         })
         .collect();
-    charts::tile_map(&tiles)
+    ProvinceAreas {
+        list,
+        areas,
+        legend: shading.map(|s| ShadeLegend::of(s, kpi, lang)),
+    }
+}
+
+/// A KPI's provinces on a map: their list, their areas, and the legend of their shades when
+/// they are shaded by value rather than coloured by status.
+pub(crate) struct ProvinceAreas {
+    pub list: &'static str,
+    pub areas: Vec<Area>,
+    pub legend: Option<ShadeLegend>,
+}
+
+/// The legend of a map shaded by value: the lowest and highest values as the page writes them.
+pub struct ShadeLegend {
+    pub low: String,
+    pub high: String,
+    pub shades: [&'static str; 5],
+}
+
+impl ShadeLegend {
+    fn of(shading: charts::Shading, kpi: &Kpi, lang: Lang) -> Self {
+        let text = |value: f64| lang.value(kpi.unit, Some(value));
+        Self {
+            low: text(shading.low),
+            high: text(shading.high),
+            shades: charts::SHADES,
+        }
+    }
+}
+
+/// The provinces' map in status colours, and the same as a tile grid (where the small
+/// provinces of the Mekong delta are as easy to reach as the rest).
+fn province_map(areas: &ProvinceAreas, lang: Lang) -> Result<(String, String), AppError> {
+    let (list, areas) = (areas.list, &areas.areas);
+    let map = charts::map::boundary_map(list, areas, lang)
+        .map_err(AppError::internal)?
+        .svg;
+    Ok((map, charts::tile_map(&charts::map::tiles(list, areas, |_| "#fff"))))
 }

@@ -67,6 +67,8 @@ pub struct PageQuery {
     pub lang: Option<String>,
     pub year: Option<String>,
     pub list: Option<String>,
+    /// The KPI the overview's map shows.
+    pub map: Option<String>,
 }
 
 /// The language of a request: `?lang=`, else the `lang` cookie, else Vietnamese.

@@ -9,10 +9,11 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use ingest::ProvinceRegistry;
-use warehouse::kpi::metrics::Dimension;
-use warehouse::tables::rows::KpiRow;
+use warehouse::kpi::metrics::{Dimension, Kpi};
+use warehouse::tables::rows::{KpiRow, Status};
 
 use super::error::AppError;
+use super::kpi_page::{ShadeLegend, province_areas};
 use super::kpi_words::{coverage_text, formula, kpi_name, points, target_text};
 use super::page::{Chrome, PageLang, PageRequest, pick_year};
 use crate::AppState;
@@ -56,8 +57,25 @@ pub struct OverviewPage {
     /// KPIs with no figure in any year yet (the record-based ones before records are loaded),
     /// named below the cards rather than shown as empty cards.
     without_figures: Vec<Link>,
+    /// The map of one KPI by province.
+    map: Option<OverviewMap>,
     regions: Vec<Link>,
 }
+
+/// The overview's map: the KPI picked (`?map=`, device access by default) by province.
+pub struct OverviewMap {
+    id: String,
+    name: String,
+    /// The KPIs with figures by province, to pick from.
+    choices: Vec<Link>,
+    svg: String,
+    /// The shades, when the KPI is shaded by value.
+    legend: Option<ShadeLegend>,
+}
+
+/// The KPI the overview's map shows when none is asked for: device access, one of the three
+/// figures the plan's dashboard exists for.
+const OVERVIEW_MAP_KPI: &str = "records_device_access";
 
 pub async fn overview(page: PageRequest) -> Response {
     page.respond(overview_page(&page))
@@ -102,6 +120,7 @@ fn overview_page(page: &PageRequest) -> Result<OverviewPage, AppError> {
             coverage: current.map(|r| coverage_text(r, lang)).unwrap_or_default(),
         });
     }
+    let map = overview_map(page, &metrics.kpis, &year)?;
     let regions = ProvinceRegistry::shipped()
         .regions
         .iter()
@@ -116,8 +135,45 @@ fn overview_page(page: &PageRequest) -> Result<OverviewPage, AppError> {
         year,
         cards,
         without_figures,
+        map,
         regions,
     })
+}
+
+/// The map of the KPI asked for by `?map=` (else device access, else the first KPI with
+/// figures by province) in `year`, each province in its status colour.
+fn overview_map(page: &PageRequest, kpis: &[Kpi], year: &str) -> Result<Option<OverviewMap>, AppError> {
+    let (figures, lang) = (&page.figures, page.lang);
+    let choices: Vec<&Kpi> = kpis
+        .iter()
+        .filter(|k| !figures.rows(&k.id, Dimension::Province).is_empty())
+        .collect();
+    let asked = page.query.map.as_deref().unwrap_or(OVERVIEW_MAP_KPI);
+    let Some(kpi) = choices.iter().find(|k| k.id == asked).or(choices.first()) else {
+        return Ok(None);
+    };
+    let in_year: Vec<&KpiRow> = figures
+        .rows(&kpi.id, Dimension::Province)
+        .into_iter()
+        .filter(|r| r.school_year == year)
+        .collect();
+    let href = |code: &str| format!("/province/{code}?year={year}&list=province");
+    let areas = province_areas(kpi, Dimension::Province, year, &in_year, lang, &href);
+    Ok(Some(OverviewMap {
+        id: kpi.id.clone(),
+        name: kpi_name(kpi, lang),
+        choices: choices
+            .iter()
+            .map(|k| Link {
+                code: k.id.clone(),
+                name: kpi_name(k, lang),
+            })
+            .collect(),
+        svg: charts::map::boundary_map(areas.list, &areas.areas, lang)
+            .map_err(AppError::internal)?
+            .svg,
+        legend: areas.legend,
+    }))
 }
 
 /// An entry of the catalogue.

@@ -14,6 +14,7 @@ use super::kpi_words::{kpi_name, points};
 use super::page::{Chrome, PageRequest, pick_year};
 use crate::AppState;
 use crate::charts;
+use crate::charts::map::Area;
 use crate::figures::Figures;
 use crate::i18n::{Lang, Words};
 
@@ -63,6 +64,37 @@ pub struct PlacePage {
     submissions: Option<Vec<SubmissionRow>>,
     links_title: String,
     links: Vec<PlaceLink>,
+    /// Where the place is: its provinces dark on the map of the list, the rest light.
+    locator_svg: String,
+}
+
+/// The provinces of `list` (`2008`, `2025`) as a locator: those `here` says are the place's in
+/// dark blue, the rest light grey, each linked to its page and titled with its name.
+fn locator(list: &str, here: impl Fn(&str) -> bool, year: &str, lang: Lang) -> Result<String, AppError> {
+    let registry = ProvinceRegistry::shipped();
+    let provinces = match list {
+        "2008" => &registry.before_2025,
+        _ => &registry.from_2025,
+    };
+    let areas: Vec<Area> = provinces
+        .iter()
+        .map(|p| Area {
+            code: p.code.clone(),
+            title: format!("{} ({})", lang.pick(&p.name_vi, &p.name_en), p.code),
+            href: match list {
+                "2008" => format!("/province/{}?year={year}&list=province", p.code),
+                _ => format!("/province/{}?year={year}", p.code),
+            },
+            fill: match here(&p.code) {
+                true => "#1d4ed8",
+                false => "#e5e7eb",
+            }
+            .to_string(),
+        })
+        .collect();
+    Ok(charts::map::boundary_map(list, &areas, lang)
+        .map_err(AppError::internal)?
+        .svg)
 }
 
 /// The figures of one unit of a dimension, every KPI that is split by it.
@@ -208,6 +240,11 @@ fn province_page(page: &PageRequest, code: &str) -> Result<PlacePage, AppError> 
             "On the list of 63 provinces, as reported up to 2024-2025",
         ),
     };
+    let list = match dimension {
+        Dimension::Province2025 => "2025",
+        _ => "2008",
+    };
+    let locator_svg = locator(list, |c| c == code, &year, lang)?;
     Ok(PlacePage {
         chrome: page.chrome(),
         title: format!("{} ({code})", lang.pick(&province.name_vi, &province.name_en)),
@@ -232,6 +269,7 @@ fn province_page(page: &PageRequest, code: &str) -> Result<PlacePage, AppError> 
         }
         .to_string(),
         links,
+        locator_svg,
     })
 }
 
@@ -252,6 +290,8 @@ pub struct ProvinceReport {
     kinds: Vec<(String, bool)>,
     links_title: String,
     links: Vec<PlaceLink>,
+    /// Where the province is.
+    locator_svg: String,
 }
 
 /// `/province/{code}/report?year=&lang=&list=`: see [`ProvinceReport`].
@@ -294,6 +334,7 @@ pub async fn province_report(page: PageRequest, Path(code): Path<String>) -> Res
             kinds,
             links_title: place.links_title,
             links: place.links,
+            locator_svg: place.locator_svg,
         })
     }))
 }
@@ -322,6 +363,8 @@ fn region_page(page: &PageRequest, code: &str) -> Result<PlacePage, AppError> {
             name: format!("{} ({})", lang.pick(&p.name_vi, &p.name_en), p.code),
         })
         .collect();
+    let here = |c: &str| registry.from_2025.iter().any(|p| p.code == c && p.region_code == code);
+    let locator_svg = locator("2025", here, &year, lang)?;
     Ok(PlacePage {
         chrome: page.chrome(),
         title: lang.pick(&region.name_vi, &region.name_en).to_string(),
@@ -338,5 +381,6 @@ fn region_page(page: &PageRequest, code: &str) -> Result<PlacePage, AppError> {
         submissions: None,
         links_title: lang.pick("Các tỉnh trong vùng", "Provinces of the region").to_string(),
         links,
+        locator_svg,
     })
 }
