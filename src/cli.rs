@@ -75,6 +75,9 @@ pub enum Command {
     CheckMetrics(CheckMetricsArgs),
     /// The KPIs of Decision 131: value, target, status, trend and coverage.
     Kpi(KpiArgs),
+    /// Figures that look wrong: the flags of metrics.toml's plausibility checks for a school
+    /// year (a province), each with the unit, the two values, the rule and any explanation.
+    Check(CheckArgs),
     /// Write a province's report for a school year, laid out for A4 (the page
     /// /province/CODE/report of the server, saved to a file: print it to PDF).
     Report(ReportArgs),
@@ -270,6 +273,23 @@ pub struct ServeArgs {
 pub struct CheckMetricsArgs {
     /// The file to check (default: as --metrics).
     pub file: Option<PathBuf>,
+}
+
+/// `khoso check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The school year to check.
+    #[arg(long)]
+    pub year: ingest::SchoolYear,
+    /// One province: its code on that year's list (01, 79, …).
+    #[arg(long)]
+    pub province: Option<String>,
+    /// Only the flags nobody has explained.
+    #[arg(long)]
+    pub unexplained: bool,
+    /// Every flag as a JSON array (with its explanation), instead of lines of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How to split KPI values.
@@ -492,6 +512,10 @@ pub struct GenerateArgs {
     /// records agree with the school reports of the same seed and scale.
     #[arg(long = "kind", value_delimiter = ',', default_values = ["school", "university", "content"])]
     pub kinds: Vec<KindArg>,
+    /// Write only the files of this school year and later; the years before it still shape
+    /// the data, so the files equal those of a run that writes every year.
+    #[arg(long)]
+    pub write_from: Option<String>,
 }
 
 /// SQL output formats.

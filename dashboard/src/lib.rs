@@ -103,6 +103,7 @@ pub struct AppState {
     figures: Arc<Mutex<Option<Arc<Figures>>>>,
     query_slots: routes::QuerySlots,
     boards: routes::BoardDrawings,
+    flags: routes::FlagLists,
     telemetry: telemetry::Telemetry,
 }
 
@@ -125,6 +126,7 @@ impl AppState {
             figures: Arc::default(),
             query_slots: routes::QuerySlots::new(telemetry.queries_running()),
             boards: routes::BoardDrawings::default(),
+            flags: routes::FlagLists::default(),
             telemetry,
         }
     }

@@ -120,13 +120,18 @@ impl ProvinceRegistry {
         })
     }
 
+    /// Whether the 34 provinces of 1 July 2025 are in force during a school year (on its first
+    /// day of teaching).
+    pub fn from_2025_in(&self, year: SchoolYear) -> bool {
+        let day = year.first_day();
+        self.from_2025.iter().any(|p| p.valid_on(day))
+    }
+
     /// The list in force during a school year (on its first day of teaching).
     pub fn list_for(&self, year: SchoolYear) -> &[Province] {
-        let day = year.first_day();
-        if self.from_2025.iter().any(|p| p.valid_on(day)) {
-            &self.from_2025
-        } else {
-            &self.before_2025
+        match self.from_2025_in(year) {
+            true => &self.from_2025,
+            false => &self.before_2025,
         }
     }
 

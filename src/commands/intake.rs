@@ -1,13 +1,14 @@
 //! `khoso init`, `khoso ingest`, `khoso template`, `khoso generate`.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use ingest::{Problem, ReportKind, SchoolYear, SliceHint, ValidatedReport};
+use ingest::{Problem, ProvinceCode, ReportKind, SchoolYear, SliceHint, ValidatedReport};
 use warehouse::Warehouse;
-use warehouse::intake::steps::{Delivery, Intent, Outcome};
+use warehouse::intake::steps::{Delivery, Intent, Outcome, Received};
 use warehouse::kpi::metrics::Metrics;
 use warehouse::people::rights::Actor;
 
@@ -34,15 +35,7 @@ pub(super) async fn init(data: &Place, metrics: Arc<Metrics>, args: InitArgs) ->
         .iter()
         .map(|(kind, path)| Delivery::file(path.clone(), *kind, SliceHint::default()))
         .collect();
-    let received = warehouse
-        .intake(false)
-        .receive(
-            deliveries,
-            &Actor::operator("sample"),
-            Intent::Commit,
-            chrono::Utc::now(),
-        )
-        .await?;
+    let received = commit_sample(&warehouse, deliveries).await?;
     spinner.finish_and_clear();
     let (mut committed, mut unchanged) = (0, 0);
     for file in &received {
@@ -66,8 +59,83 @@ pub(super) async fn init(data: &Place, metrics: Arc<Metrics>, args: InitArgs) ->
         files.len(),
         sample_dir.display()
     );
+    sample_records(&warehouse, &sample_dir).await?;
     refresh_kpis(&warehouse).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Commits sample files through the normal ingest path, as the operator "sample".
+async fn commit_sample(warehouse: &Warehouse, deliveries: Vec<Delivery>) -> anyhow::Result<Vec<Received>> {
+    let sample = Actor::operator("sample");
+    Ok(warehouse
+        .intake(false)
+        .receive(deliveries, &sample, Intent::Commit, chrono::Utc::now())
+        .await?)
+}
+
+/// How a sample's learner and teacher records are made (`records.toml` beside its reports):
+/// by khoso's generator, with the seed and scale its reports were generated with, for the
+/// years from `write_from` — too many rows to ship as files.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SampleRecords {
+    scale: f64,
+    seed: u64,
+    years: String,
+    write_from: String,
+}
+
+/// Generates the sample's records as `records.toml` in `sample_dir` says (none without one)
+/// and loads them through the normal ingest path.
+async fn sample_records(warehouse: &Warehouse, sample_dir: &Path) -> anyhow::Result<()> {
+    let recipe = sample_dir.join("records.toml");
+    let Ok(text) = std::fs::read_to_string(&recipe) else {
+        return Ok(());
+    };
+    let records: SampleRecords = toml::from_str(&text).with_context(|| format!("reading {}", recipe.display()))?;
+    let (first_year, last_year) = parse_years(&records.years)?;
+    let write_from = records
+        .write_from
+        .parse::<SchoolYear>()
+        .map_err(|e| anyhow::anyhow!("{}: write_from: {e}", recipe.display()))?;
+    let out = tempfile::tempdir().context("a folder for the sample's records")?;
+    let options = ingest::generate::GenerateOptions {
+        scale: records.scale,
+        first_year,
+        last_year,
+        seed: records.seed,
+        out: out.path().to_path_buf(),
+        kinds: vec![ReportKind::Learner, ReportKind::Teacher],
+        write_from: Some(write_from),
+    };
+    let spinner = progress_bar(1, "generating the sample's learner and teacher records");
+    let summary = ingest::generate::generate(&options, |_| {})?;
+    spinner.set_message("loading the sample's learner and teacher records");
+    let deliveries = summary
+        .files
+        .iter()
+        .map(|path| {
+            let kind = match path.starts_with(out.path().join(ReportKind::Teacher.as_str())) {
+                true => ReportKind::Teacher,
+                false => ReportKind::Learner,
+            };
+            Delivery::file(path.clone(), kind, SliceHint::default())
+        })
+        .collect();
+    let received = commit_sample(warehouse, deliveries).await?;
+    spinner.finish_and_clear();
+    for file in &received {
+        if let Outcome::Rejected(problems) = &file.outcome {
+            print_problems(&file.delivery.path, problems);
+            bail!("the sample's generated records are not valid");
+        }
+    }
+    println!(
+        "loaded the sample's learner and teacher records from {} on ({})",
+        records.write_from,
+        summary.rows_written()
+    );
+    Ok(())
 }
 
 /// The sample data: the given directory, else `sample-data` here, else the one in the source tree.
@@ -145,7 +213,7 @@ pub(super) async fn ingest_command(data: &Place, metrics: Arc<Metrics>, args: In
     let kind = ReportKind::from(args.kind);
     let province = match &args.province {
         Some(code) => Some(
-            code.parse::<ingest::ProvinceCode>()
+            code.parse::<ProvinceCode>()
                 .with_context(|| format!("--province {code:?}"))?,
         ),
         None => None,
@@ -237,7 +305,16 @@ pub(super) async fn ingest_command(data: &Place, metrics: Arc<Metrics>, args: In
         return Ok(ExitCode::from(INVALID_INPUT));
     }
     match (&warehouse, args.dry_run) {
-        (Some(warehouse), false) => refresh_kpis(warehouse).await?,
+        (Some(warehouse), false) => {
+            refresh_kpis(warehouse).await?;
+            let committed: BTreeSet<(SchoolYear, Option<ProvinceCode>)> = received
+                .iter()
+                .filter(|f| matches!(f.outcome, Outcome::Committed(_)))
+                .filter_map(|f| f.report.as_ref())
+                .map(|r| (r.school_year, r.province_code.clone()))
+                .collect();
+            print_flags(warehouse, kind, &committed).await?;
+        }
         _ => println!("kiểm tra thử, không ghi / dry run: nothing committed"),
     }
     Ok(ExitCode::SUCCESS)
@@ -322,6 +399,13 @@ pub(super) fn parse_years(text: &str) -> anyhow::Result<(SchoolYear, SchoolYear)
 
 pub(super) fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let (first_year, last_year) = parse_years(&args.years)?;
+    let write_from = match args.write_from.as_deref() {
+        Some(year) => Some(
+            year.parse::<SchoolYear>()
+                .map_err(|e| anyhow::anyhow!("--write-from {year:?}: {e}; write e.g. 2024-2025"))?,
+        ),
+        None => None,
+    };
     let options = ingest::generate::GenerateOptions {
         scale: args.scale,
         first_year,
@@ -329,6 +413,7 @@ pub(super) fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         out: args.out.clone(),
         kinds: args.kinds.iter().map(|&k| k.into()).collect(),
+        write_from,
     };
     let years = (last_year.start() - first_year.start() + 1).max(0) as u64;
     let bar = progress_bar(years * 100, "generating");
@@ -337,16 +422,59 @@ pub(super) fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    let rows: Vec<String> = summary
-        .rows
-        .iter()
-        .map(|(kind, n)| format!("{n} {kind} rows"))
-        .collect();
     println!(
         "wrote {} files to {} ({})",
         summary.files.len(),
         args.out.display(),
-        rows.join(", ")
+        summary.rows_written()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The flags nobody has explained that the checks reading `kind`'s table raise on the slices
+/// just committed: the file is in, and these are worth a second look.
+async fn print_flags(
+    warehouse: &Warehouse,
+    kind: ReportKind,
+    committed: &BTreeSet<(SchoolYear, Option<ProvinceCode>)>,
+) -> anyhow::Result<()> {
+    const SHOWN: usize = 10;
+    let metrics = warehouse.metrics()?;
+    let table = warehouse::fact_table(kind);
+    let bearing: Vec<&str> = metrics
+        .checks
+        .iter()
+        .filter(|c| metrics.check_tables(c).contains(table))
+        .map(|c| c.id.as_str())
+        .collect();
+    for (year, province) in committed {
+        let flags: Vec<_> = warehouse
+            .flags(*year, province.as_ref())
+            .await?
+            .into_iter()
+            .filter(|f| f.explanation.is_none() && bearing.contains(&f.check_id.as_str()))
+            .collect();
+        for flag in flags.iter().take(SHOWN) {
+            println!(
+                "  ! [{}] {}: {} / {}",
+                flag.check_id,
+                flag.named_unit(),
+                flag.message_vi,
+                flag.message_en
+            );
+        }
+        if !flags.is_empty() {
+            let place = province
+                .as_ref()
+                .map(|p| format!(" --province {}", p.as_str()))
+                .unwrap_or_default();
+            println!(
+                "  {} cảnh báo số liệu bất thường, xem /quality / {} flags of figures that look wrong: khoso check --year \
+                 {year}{place}",
+                flags.len(),
+                flags.len()
+            );
+        }
+    }
+    Ok(())
 }

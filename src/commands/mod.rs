@@ -3,6 +3,7 @@
 mod admin;
 mod common;
 mod intake;
+mod quality;
 mod query;
 mod serve;
 
@@ -14,6 +15,7 @@ use crate::cli::{Cli, Command, ConfigCommand};
 use admin::{backup, config_check, maintain, restore, users, verify};
 use common::{Place, load_metrics, open};
 use intake::{generate, ingest_command, init, template};
+use quality::check;
 use query::{check_metrics, kpi, sql};
 use serve::{cluster_node, report, serve};
 
@@ -34,6 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest_command(data, load_metrics(metrics_file).await?, args).await,
         Command::Sql(args) => sql(&open(data, metrics_file).await?, args).await,
         Command::Kpi(args) => kpi(&open(data, metrics_file).await?, args).await,
+        Command::Check(args) => check(&open(data, metrics_file).await?, args).await,
         Command::Serve(args) => serve(data, load_metrics(metrics_file).await?, args).await,
         Command::Report(args) => report(open(data, metrics_file).await?, args).await,
         Command::Users(args) => users(data, args.command).await,

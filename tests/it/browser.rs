@@ -122,6 +122,32 @@ impl Browser {
         self.session_call("POST", "/execute/sync", Some(&json!({ "script": script, "args": [] })))
     }
 
+    /// Runs `script` in the page and returns what it passes to its callback (the last argument).
+    fn script_async(&self, script: &str) -> Value {
+        self.session_call("POST", "/execute/async", Some(&json!({ "script": script, "args": [] })))
+    }
+
+    /// The serious and critical violations axe-core finds on the open page (its rules of WCAG
+    /// 2.1 A and AA), each as "rule: what, where".
+    fn accessibility_violations(&self, axe: &str) -> Vec<String> {
+        self.script(axe);
+        let found = self.script_async(
+            "const done = arguments[arguments.length - 1]; \
+             axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }) \
+               .then(r => done(r.violations.filter(v => ['serious', 'critical'].includes(v.impact)) \
+                 .map(v => v.id + ': ' + v.help + ' — ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')))) \
+               .catch(e => done(['axe failed: ' + e]));",
+        );
+        found
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|v| v.as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![format!("axe answered {found}")])
+    }
+
     fn click(&self, css: &str) {
         let element = self.session_call(
             "POST",
@@ -365,6 +391,27 @@ fn headless_chromium_opens_the_dashboard() {
     ));
     browser.click("form.portal button");
     browser.wait_for("return location.pathname === '/upload'");
+
+    // axe-core (from npm, under target/node) finds no serious or critical violation on the
+    // pages people open first, signed in as a province.
+    let axe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/node/node_modules/axe-core/axe.min.js");
+    if crate::available(axe.exists(), "axe-core (npm, under target/node)") {
+        let axe = std::fs::read_to_string(&axe).expect("axe-core");
+        browser.resize(1280, 900);
+        for path in [
+            "/?year=2024-2025",
+            "/kpi/T1_pupils?list=province&year=2024-2025",
+            "/province/79?year=2025-2026",
+            "/completeness",
+            "/quality?year=2024-2025",
+            "/upload",
+            "/catalogue",
+        ] {
+            browser.open(&format!("{base}{path}"));
+            let violations = browser.accessibility_violations(&axe);
+            assert!(violations.is_empty(), "{path}: {violations:#?}");
+        }
+    }
 
     let errors: Vec<Value> = browser
         .console()

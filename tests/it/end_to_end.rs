@@ -210,6 +210,7 @@ fn sql_is_read_only() {
             "learners",
             "levels",
             "provinces",
+            "quality_explanations",
             "regions",
             "school_reports",
             "submissions",

@@ -16,6 +16,7 @@ fn options(out: &Path, scale: f64, years: (&str, &str), seed: u64) -> GenerateOp
         seed,
         out: out.to_path_buf(),
         kinds: ReportKind::REPORTS.to_vec(),
+        write_from: None,
     }
 }
 
@@ -215,4 +216,50 @@ fn walk(dir: &Path) -> usize {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+#[test]
+fn files_written_from_a_later_year_equal_those_of_a_run_that_writes_every_year() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut every = options(&dir.path().join("every"), 0.01, ("2021-2022", "2025-2026"), 131);
+    every.kinds = ReportKind::ALL.to_vec();
+    let mut later = every.clone();
+    later.out = dir.path().join("later");
+    later.write_from = Some("2024-2025".parse().expect("year"));
+    let every_files = generate(&every, |_| {}).expect("every year").files;
+    let later_files = generate(&later, |_| {}).expect("from 2024-2025").files;
+    let relative = |files: &[PathBuf], root: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
+        files
+            .iter()
+            .map(|path| {
+                let bytes = std::fs::read(path).expect("read");
+                (
+                    path.strip_prefix(root).expect("under its directory").to_path_buf(),
+                    bytes,
+                )
+            })
+            .collect()
+    };
+    let mut every_written = relative(&every_files, &every.out);
+    every_written.retain(|path, _| {
+        let path = path.to_string_lossy();
+        path.contains("2024-2025") || path.contains("2025-2026")
+    });
+    let later_written = relative(&later_files, &later.out);
+    assert!(later_files.iter().any(|p| kind_of(p) == ReportKind::Learner));
+    assert!(
+        later_written
+            .keys()
+            .all(|path| !path.to_string_lossy().contains("2023-2024")),
+        "nothing before 2024-2025 is written"
+    );
+    assert_eq!(
+        later_written.keys().collect::<Vec<_>>(),
+        every_written.keys().collect::<Vec<_>>(),
+        "the same files from 2024-2025 on"
+    );
+    assert!(
+        later_written == every_written,
+        "the files written from 2024-2025 differ from a full run's"
+    );
 }

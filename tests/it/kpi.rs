@@ -233,20 +233,40 @@ fn sample_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data")
 }
 
-/// A warehouse of the sample data under `dir`.
-fn sample_warehouse(dir: &Path) -> PathBuf {
+/// A warehouse of the sample data under `dir`: its reports, and its records too when `records`
+/// (made at `init --sample` as its `records.toml` says: half a minute of a debug build).
+fn sample_warehouse(dir: &Path, records: bool) -> PathBuf {
     let data = dir.join("data");
-    let output = run(khoso(&data)
-        .args(["init", "--sample", "--sample-dir"])
-        .arg(sample_dir()));
+    let sample = match records {
+        true => sample_dir(),
+        false => {
+            let copy = dir.join("sample-reports");
+            copy_reports(&sample_dir(), &copy);
+            copy
+        }
+    };
+    let output = run(khoso(&data).args(["init", "--sample", "--sample-dir"]).arg(sample));
     assert!(output.status.success(), "{}", stderr(&output));
     data
+}
+
+/// The report files under `from` (every folder, not `records.toml`) copied to `to`.
+fn copy_reports(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("folder");
+    for entry in std::fs::read_dir(from).expect("read").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_reports(&path, &to.join(entry.file_name()));
+        } else if path.parent() != Some(sample_dir().as_path()) {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy");
+        }
+    }
 }
 
 #[test]
 fn every_kpi_matches_an_independent_computation_on_the_sample_data() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = sample_warehouse(dir.path());
+    let data = sample_warehouse(dir.path(), true);
     let rows = load_rows(&sample_dir());
     // Schools teaching two levels (TH&THCS) are there, so a share of schools that counted a
     // school once per level would differ from the independent count below.
@@ -266,6 +286,16 @@ fn every_kpi_matches_an_independent_computation_on_the_sample_data() {
     )
     .expect("toml");
     let kpis = metrics["kpi"].as_array().expect("kpis");
+
+    // The first start shows every KPI with a value: those counted from learner and teacher
+    // records from the records the sample makes at `init --sample`.
+    let national = engine_values(&data, "national");
+    for kpi in kpis {
+        let id = kpi["id"].as_str().expect("id");
+        let key = (id.to_string(), "VN".to_string(), "2024-2025".to_string());
+        let value = national.get(&key).and_then(|row| row["value"].as_f64());
+        assert!(value.is_some(), "{id} has a national value in 2024-2025");
+    }
 
     let mut checked = 0;
     for dimension in ["national", "region", "province", "province_2025", "level", "ownership"] {
@@ -425,6 +455,7 @@ fn generate_small(out: &Path, last_year: &str, seed: u64) -> ingest::generate::G
         seed,
         out: out.to_path_buf(),
         kinds: ReportKind::REPORTS.to_vec(),
+        write_from: None,
     };
     generate(&options, |_| {}).expect("generate")
 }
@@ -534,7 +565,7 @@ fn all_values(data: &Path) -> String {
 #[test]
 fn a_refresh_after_a_commit_computes_only_what_changed_and_equals_a_full_one() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = sample_warehouse(dir.path());
+    let data = sample_warehouse(dir.path(), false);
 
     // Hà Nội's 2023-2024 report again, with other figures: pupils able to study online halved.
     let sent = std::fs::read_to_string(sample_dir().join("school/2023-2024/school-01-2023-2024.csv")).expect("read");

@@ -13,6 +13,7 @@ mod kpi;
 mod layout;
 mod metrics;
 mod portal;
+mod quality;
 mod readers;
 mod records;
 mod robustness;

@@ -106,7 +106,7 @@ fn each_mistake_names_its_kpi_and_field() {
             ),
             "learners: sql: External error: table audit_log is for admin accounts only; an analyst account reads \
              school_reports, university_reports, content_coverage, learner_records, teacher_records, submissions, \
-             kpi_values, provinces, regions, levels",
+             kpi_values, quality_explanations, provinces, regions, levels",
         ),
     ];
     let dir = tempfile::tempdir().expect("tempdir");

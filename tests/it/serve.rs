@@ -265,6 +265,21 @@ fn api_cli_and_pages_show_the_same_numbers() {
                 line.contains(&format!("<td class=\"value\">{}</td>", lang.percent(value))),
                 "{unit}: {line}"
             );
+            // The map's shape of the province links to its page and says the same value.
+            let start = body
+                .find(&format!("data-code=\"{unit}\""))
+                .unwrap_or_else(|| panic!("{unit} on the map"));
+            let anchor = &body[body[..start].rfind("<a ").expect("its link")..start];
+            assert!(
+                anchor.contains(&format!("href=\"/province/{unit}?")),
+                "{unit}: {anchor}"
+            );
+            let title = &body[start..];
+            let title = &title[title.find("<title>").expect("a title") + 7..title.find("</title>").expect("closed")];
+            assert!(
+                title.contains(&format!("({unit}): {}", lang.percent(value))),
+                "{unit}: {title}"
+            );
         }
     }
 }

@@ -24,7 +24,8 @@
 //! | [`tables`] | the catalogue of tables, their stored rows and schemas, reading them |
 //! | [`query`] | running SQL: the engine's runtime, the guard, bounds, the cluster, sessions, output |
 //! | [`kpi`] | the KPIs of `metrics.toml`, computing them, keeping `kpi_values` fresh |
-//! | [`intake`] | from a file to a table: validation, preview, reconciliation, the commit |
+//! | [`quality`] | figures that look wrong: the plausibility checks, their flags and explanations, reports beside records |
+//! | [`intake`] | from a file to a table: validation, preview, the commit |
 //! | [`review`] | the ministry's decisions and the audit log |
 //! | [`ops`] | backups and table upkeep |
 #![warn(missing_docs)]
@@ -35,6 +36,7 @@ pub mod kpi;
 pub mod ops;
 pub mod people;
 pub mod place;
+pub mod quality;
 pub mod query;
 pub mod review;
 mod store;

@@ -132,6 +132,8 @@ pub struct KpiPage {
     formula: String,
     target: String,
     source: String,
+    /// What the plausibility checks found under the figure.
+    quality: String,
 }
 
 pub async fn kpi(page: PageRequest, Path(id): Path<String>) -> Response {
@@ -140,10 +142,26 @@ pub async fn kpi(page: PageRequest, Path(id): Path<String>) -> Response {
             .await
             .into_response();
     }
-    page.respond(kpi_page(&page, &id))
+    // The flags under the figure, if the checks are done within a moment (they go on running).
+    let year = pick_year(&page.figures.years(), page.query.year.as_deref())
+        .ok()
+        .and_then(|y| y.parse::<SchoolYear>().ok())
+        .filter(|y| page.figures.years().contains(&y.to_string()));
+    let flags = match year {
+        Some(year) => super::quality::year_flags(&page, year, FLAGS_WAIT).await.ok().flatten(),
+        None => None,
+    };
+    page.respond(kpi_page(&page, &id, flags.as_deref().map(Vec::as_slice)))
 }
 
-fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
+/// How long a KPI page waits for its year's flags before saying the checks are running.
+const FLAGS_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+fn kpi_page(
+    page: &PageRequest,
+    id: &str,
+    flags: Option<&[warehouse::quality::flags::Flag]>,
+) -> Result<KpiPage, AppError> {
     let (state, figures, query, lang) = (&page.state, page.figures.as_ref(), &page.query, page.lang);
     let metrics = state.warehouse.metrics()?;
     let kpi = metrics
@@ -281,6 +299,7 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
             national: lang.figure(t.unit, figures.value(&t.id, Dimension::National, "VN", &year)),
         }
     });
+    let quality = super::quality::kpi_note(flags, kpi, metrics, &year, lang);
     Ok(KpiPage {
         chrome: page.chrome(),
         id: kpi.id.clone(),
@@ -301,6 +320,7 @@ fn kpi_page(page: &PageRequest, id: &str) -> Result<KpiPage, AppError> {
         formula: formula(kpi),
         target: target_text(kpi, lang),
         source: kpi.source.clone(),
+        quality,
     })
 }
 

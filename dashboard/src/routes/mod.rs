@@ -11,6 +11,7 @@ mod kpi_words;
 mod page;
 mod pages;
 mod places;
+mod quality;
 mod reconciliation;
 mod review;
 mod roles;
@@ -23,6 +24,7 @@ mod upload;
 pub use boards::BoardDrawings;
 pub use error::AppError;
 pub use page::percent_encode;
+pub use quality::FlagLists;
 pub use sql::slots::{QuerySlot, QuerySlots, SlotHold};
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -65,6 +67,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(boards::router())
         .merge(review::router())
         .merge(reconciliation::router())
+        .merge(quality::router())
         .merge(status::router())
         .route("/history", get(history::history))
         .route(

@@ -1,5 +1,5 @@
 //! `/reconciliation` and `/api/v1/reconciliation`: schools' reports beside their counted learner
-//! records, for analysts and admins (see [`warehouse::intake::reconcile`]).
+//! records, for analysts and admins (see [`warehouse::quality::reconcile`]).
 
 use askama::Template;
 use axum::Json;
@@ -9,8 +9,8 @@ use axum::response::Response;
 use axum::routing::get;
 use ingest::{ProvinceCode, SchoolYear};
 use serde::Deserialize;
-use warehouse::intake::reconcile::{DEFAULT_TOLERANCE, Reconciliation};
 use warehouse::kpi::metrics::Dimension;
+use warehouse::quality::reconcile::{DEFAULT_TOLERANCE, Reconciliation};
 
 use super::error::AppError;
 use super::kpi_words::province_name;

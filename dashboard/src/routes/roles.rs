@@ -1,6 +1,6 @@
-//! The role a route needs, as an extractor: [`Uploader`], [`Querier`], [`Admin`]. Whether a
-//! role may do the work is [`warehouse::people::rights`]' rule, the same the PostgreSQL sign-in and
-//! the intake ask. A stranger is sent to sign in (a page) or answered 401 (the API); an
+//! The role a route needs, as an extractor: [`Uploader`], [`Querier`], [`Admin`], [`FlagReader`],
+//! [`Explainer`]. Whether a role may do the work is [`warehouse::people::rights`]' rule, the same
+//! the PostgreSQL sign-in and the intake ask. A stranger is sent to sign in (a page) or answered 401 (the API); an
 //! account of another role is refused with the reason, in the page's language.
 //!
 //! To give a route a new role: a marker type with its [`Action`], and an alias.
@@ -44,6 +44,20 @@ impl Work for Reviewing {
     const ACTION: Action = Action::Review;
 }
 
+/// Seeing the plausibility checks' flags.
+pub enum SeeingFlags {}
+
+impl Work for SeeingFlags {
+    const ACTION: Action = Action::SeeFlags;
+}
+
+/// Explaining a flag.
+pub enum Explaining {}
+
+impl Work for Explaining {
+    const ACTION: Action = Action::Explain;
+}
+
 /// A signed-in caller whose role may do `W`.
 pub struct Signed<W> {
     /// The caller.
@@ -59,6 +73,12 @@ pub type Querier = Signed<Querying>;
 
 /// A caller who may review.
 pub type Admin = Signed<Reviewing>;
+
+/// A caller who may see the flags.
+pub type FlagReader = Signed<SeeingFlags>;
+
+/// A caller who may explain a flag.
+pub type Explainer = Signed<Explaining>;
 
 impl<W: Work> FromRequestParts<AppState> for Signed<W> {
     type Rejection = Response;

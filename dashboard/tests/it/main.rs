@@ -51,6 +51,7 @@ fn build(dir: &Path) {
                 seed: 3,
                 out: dir.join("reports"),
                 kinds: ReportKind::REPORTS.to_vec(),
+                write_from: None,
             };
             let summary = generate(&options, |_| {}).expect("generate");
             let warehouse = Warehouse::init(&dir.join("data")).await.expect("init");
@@ -269,6 +270,8 @@ async fn provinces_submissions_and_openapi() {
         "/api/v1/submissions",
         "/api/v1/submissions/{id}/approve",
         "/api/v1/submissions/{id}/return",
+        "/api/v1/quality",
+        "/api/v1/quality/explanations",
     ] {
         assert!(openapi["paths"][path].is_object(), "{path} documented");
     }

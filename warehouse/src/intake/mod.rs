@@ -1,10 +1,10 @@
 //! From a file to a table: the steps every file takes ([`steps`]: validation, preview, then
-//! commit, hold or discard), what a report would change ([`preview`]), a school's report beside
-//! its records ([`reconcile`]), pseudonyms of personal identifiers ([`pseudonym`]), Parquet files
+//! commit, hold or discard), what a report would change ([`preview`], with the plausibility
+//! checks of [`crate::quality`]), pseudonyms of personal identifiers ([`pseudonym`]), Parquet files
 //! as cells ([`parquet_file`]), the commit ([`commit`]), repair after a kill ([`recovery`]), the
 //! archive of accepted files ([`archive`]) and a slice's history ([`history`]).
 //!
-//! Uses `place`, `people`, `tables`, `query`, `kpi` and `review` (a held file waits for a
+//! Uses `place`, `people`, `tables`, `query`, `kpi`, `quality` and `review` (a held file waits for a
 //! decision).
 
 pub mod archive;
@@ -13,6 +13,5 @@ pub mod history;
 pub mod parquet_file;
 pub mod preview;
 pub mod pseudonym;
-pub mod reconcile;
 pub mod recovery;
 pub mod steps;

@@ -1,30 +1,24 @@
 //! What a validated report would do if committed, shown before it is: its size and totals, the
 //! KPI values it would give its province (or the nation, for a national report) next to the
-//! values in force and last year's, and warnings that are not errors — a school whose pupils
-//! changed by more than half, a KPI that moved by more than 20 points, schools reported last
-//! year and missing now.
+//! values in force and last year's, and warnings that are not errors — the flags the
+//! plausibility checks of `metrics.toml` raise on the tables as they would be with the file
+//! (see [`crate::quality`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, Int64Array, StringArray};
-use datafusion::arrow::compute::concat_batches;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionContext, cast, col, lit};
 use ingest::{ColumnValues, ValidatedReport};
 use serde::Serialize;
 
-use crate::intake::reconcile::Warning;
+use crate::Result;
 use crate::kpi::metrics::Dimension;
+use crate::quality::checks::{Check, CheckKind};
+use crate::quality::flags::table_flags;
+use crate::quality::reconcile::{Warning, disagreement};
 use crate::store::{TableVersions, Warehouse};
 use crate::tables::schemas::{fact_schema, fact_table, report_batch};
-use crate::{Error, Result};
-
-/// A school whose pupils (or a university whose students) changed by more than this share.
-const UNIT_CHANGE: f64 = 0.5;
-
-/// A KPI that moved by more than this many points from last year.
-const KPI_MOVE: f64 = 20.0;
 
 /// A KPI's value with the file, in force now, and last year.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,26 +65,23 @@ impl Warehouse {
         let year = report.school_year.to_string();
         let last_year = ingest::SchoolYear::starting(report.school_year.start() - 1).to_string();
 
-        // The table as it would be for this province: its other years, and this file.
+        // The table as it would be for this province: its other years, and this file. Last
+        // year's rows of provinces merged into it count as its own (see `province_column`).
         let current = SessionContext::new();
         let delta = self.table(table, None).await?;
         delta.update_datafusion_session(&current.state())?;
         let mut frame = current.read_table(crate::tables::scan::DeltaFiles::provider(&delta)?)?;
         if let Some(province) = &report.province_code {
-            frame = frame.filter(col("province_code").eq(lit(province.as_str())))?;
+            let place = crate::quality::checks::province_column(report.school_year);
+            frame = frame.filter(col(place).eq(lit(province.as_str())))?;
         }
         let aligned: Vec<_> = schema
             .fields()
             .iter()
             .map(|f| cast(col(f.name()), f.data_type().clone()).alias(f.name()))
             .collect();
-        let kept = frame.clone().filter(col("school_year").not_eq(lit(year.as_str())))?;
-        let mut batches = kept.select(aligned.clone())?.collect().await?;
-        let before = frame
-            .filter(col("school_year").eq(lit(last_year.as_str())))?
-            .select(aligned)?
-            .collect()
-            .await?;
+        let kept = frame.filter(col("school_year").not_eq(lit(year.as_str())))?;
+        let mut batches = kept.select(aligned)?.collect().await?;
         batches.push(report_batch(report, "preview")?);
         let provider = Arc::new(MemTable::try_new(Arc::clone(&schema), vec![batches])?);
         let ctx = self
@@ -132,34 +123,25 @@ impl Warehouse {
             if preview.with_file.is_none() && preview.in_force.is_none() {
                 continue;
             }
-            if let (Some(new), Some(old)) = (preview.with_file, preview.last_year)
-                && (new - old).abs() > KPI_MOVE
-            {
-                let vi = |v: f64| format!("{v:.1}").replace('.', ",");
-                warnings.push(Warning {
-                    rule: "kpi_move",
-                    message_vi: format!(
-                        "{}: {} năm {last_year} → {} năm {year} (thay đổi hơn {KPI_MOVE} điểm) — kiểm tra lại số liệu",
-                        kpi.name_vi,
-                        vi(old),
-                        vi(new)
-                    ),
-                    message_en: format!(
-                        "{}: {old:.1} in {last_year} → {new:.1} in {year} (moved more than {KPI_MOVE} points) — check the figures",
-                        kpi.name_en
-                    ),
-                });
-            }
             kpis.push(preview);
         }
-        warnings.extend(unit_warnings(report, &before, &last_year)?);
+        // The checks that read this file's table, on the tables as they would be with it.
+        let checks: Vec<&Check> = metrics
+            .checks
+            .iter()
+            .filter(|c| c.kind != CheckKind::Records && metrics.check_tables(c).contains(table))
+            .collect();
+        let flags = table_flags(&ctx, checks, report.school_year, report.province_code.as_ref()).await?;
+        warnings.extend(crate::quality::flags::warnings(&metrics.checks, &flags));
         if let (ingest::ReportKind::School, Some(province)) = (report.kind, &report.province_code) {
-            let counted = self.counted_records(report.school_year, province).await?;
-            warnings.extend(crate::intake::reconcile::disagreement(
-                &reported_by_school(report),
-                &counted,
-                false,
-            ));
+            let records_checks: Vec<&Check> = metrics.checks.iter().filter(|c| c.kind == CheckKind::Records).collect();
+            if !records_checks.is_empty() {
+                let counted = self.counted_records(report.school_year, province).await?;
+                let reported = reported_by_school(report);
+                for check in records_checks {
+                    warnings.extend(disagreement(check, &reported, &counted, false));
+                }
+            }
         }
 
         let units = match unit_column(report) {
@@ -189,8 +171,8 @@ impl Warehouse {
 
 /// A school report's pupils, pupils able to study online and with a digital record, by school
 /// and level.
-fn reported_by_school(report: &ValidatedReport) -> crate::intake::reconcile::BySchool {
-    let mut figures = crate::intake::reconcile::BySchool::new();
+fn reported_by_school(report: &ValidatedReport) -> crate::quality::reconcile::BySchool {
+    let mut figures = crate::quality::reconcile::BySchool::new();
     let (Some(ColumnValues::Text(schools)), Some(ColumnValues::Text(levels))) =
         (report.column("school_id"), report.column("level"))
     else {
@@ -209,85 +191,4 @@ fn reported_by_school(report: &ValidatedReport) -> crate::intake::reconcile::ByS
         }
     }
     figures
-}
-
-/// Schools (or universities) whose numbers jumped, and those that were there last year and
-/// are missing now.
-fn unit_warnings(
-    report: &ValidatedReport,
-    before: &[datafusion::arrow::array::RecordBatch],
-    last_year: &str,
-) -> Result<Vec<Warning>> {
-    let (Some(column), Some(first)) = (unit_column(report), before.first()) else {
-        return Ok(Vec::new());
-    };
-    let before = concat_batches(&first.schema(), before)?;
-    let ids = before
-        .column_by_name(column)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-        .ok_or_else(|| Error::Internal(format!("{column} is not text")))?;
-    let students = before
-        .column_by_name("students")
-        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-        .ok_or_else(|| Error::Internal("students is not a count".into()))?;
-    let mut last: HashMap<&str, i64> = HashMap::new();
-    for i in 0..before.num_rows() {
-        if ids.is_valid(i) {
-            *last.entry(ids.value(i)).or_default() += students.value(i);
-        }
-    }
-    let (Some(ColumnValues::Text(new_ids)), Some(ColumnValues::Count(new_students))) =
-        (report.column(column), report.column("students"))
-    else {
-        return Ok(Vec::new());
-    };
-    let mut now: HashMap<&str, i64> = HashMap::new();
-    for (id, count) in new_ids.iter().zip(new_students) {
-        if let (Some(id), Some(count)) = (id, count) {
-            *now.entry(id).or_default() += count;
-        }
-    }
-    let mut warnings = Vec::new();
-    let mut jumped: Vec<String> = now
-        .iter()
-        .filter_map(|(id, &count)| {
-            let &old = last.get(id)?;
-            (old > 0 && ((count - old) as f64).abs() > UNIT_CHANGE * old as f64)
-                .then(|| format!("{id} ({old} → {count})"))
-        })
-        .collect();
-    jumped.sort();
-    if !jumped.is_empty() {
-        warnings.push(Warning {
-            rule: "unit_change",
-            message_vi: format!(
-                "Số người học thay đổi hơn 50% so với năm {last_year} ({} đơn vị): {}",
-                jumped.len(),
-                jumped.join(", ")
-            ),
-            message_en: format!(
-                "Students changed by more than 50% since {last_year} ({}): {}",
-                jumped.len(),
-                jumped.join(", ")
-            ),
-        });
-    }
-    let mut missing: Vec<&str> = last.keys().filter(|id| !now.contains_key(*id)).copied().collect();
-    missing.sort();
-    if !missing.is_empty() {
-        warnings.push(Warning {
-            rule: "missing_units",
-            message_vi: format!(
-                "Đã báo cáo năm {last_year} nhưng không có trong tệp này ({} đơn vị): {}",
-                missing.len(),
-                missing.join(", ")
-            ),
-            message_en: format!(
-                "Reported in {last_year} but missing from this file ({}): {}",
-                missing.len(),
-                missing.join(", ")
-            ),
-        });
-    }
-    Ok(warnings)
 }

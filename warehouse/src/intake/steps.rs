@@ -22,6 +22,7 @@ use crate::intake::commit::{CommitOutcome, Upload};
 use crate::intake::preview::Preview;
 use crate::people::rights::Role;
 use crate::people::rights::{Action, Actor, Via};
+use crate::quality::checks::CheckKind;
 use crate::store::Warehouse;
 use crate::tables::rows::Submission;
 use crate::tables::rows::{AuditEvent, HeldFile, Verdict, decision_now};
@@ -393,7 +394,7 @@ impl Intake {
     }
 
     /// The dry run of a record file: its size, and whether its counts disagree with the
-    /// schools' reports already in (see [`crate::intake::reconcile::disagreement`]).
+    /// schools' reports already in (see [`crate::quality::reconcile::disagreement`]).
     async fn compare_records(
         &self,
         mut event: AuditEvent,
@@ -409,7 +410,12 @@ impl Intake {
                 .counted_staged(&stored.folder, report.school_year, province)
                 .await?;
             let reported = self.warehouse.reported_figures(report.school_year, province).await?;
-            warnings.extend(crate::intake::reconcile::disagreement(&reported, &counted, true));
+            let metrics = self.warehouse.metrics()?;
+            for check in metrics.checks.iter().filter(|c| c.kind == CheckKind::Records) {
+                warnings.extend(crate::quality::reconcile::disagreement(
+                    check, &reported, &counted, true,
+                ));
+            }
         }
         event.detail = Some(format!("{} rows, {} warnings", report.rows, warnings.len()));
         events.push(event);

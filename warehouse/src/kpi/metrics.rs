@@ -10,6 +10,7 @@ use datafusion::prelude::SessionContext;
 use ingest::{ProvinceRegistry, SchoolYear};
 use serde::Deserialize;
 
+use crate::quality::checks::Check;
 use crate::{Error, Result};
 
 /// The metrics file shipped with khoso.
@@ -257,6 +258,8 @@ struct MetricsFile {
     views: Vec<ViewDef>,
     #[serde(rename = "kpi")]
     kpis: Vec<Kpi>,
+    #[serde(default, rename = "check")]
+    checks: Vec<Check>,
 }
 
 /// One mistake in a metrics file.
@@ -288,6 +291,8 @@ pub struct Metrics {
     pub views: Vec<ViewDef>,
     /// KPIs, in file order.
     pub kpis: Vec<Kpi>,
+    /// Plausibility checks, in file order.
+    pub checks: Vec<Check>,
 }
 
 impl Metrics {
@@ -306,6 +311,7 @@ impl Metrics {
             fingerprint: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
             views: file.views,
             kpis: file.kpis,
+            checks: file.checks,
         };
         for index in 0..metrics.kpis.len() {
             metrics.kpis[index].counts_people = metrics.reads_people(&metrics.kpis[index].table);
@@ -573,14 +579,75 @@ impl Metrics {
         if self.kpis.is_empty() {
             problem("metrics", "kpi", "the file declares no KPI".into());
         }
+        let mut check_ids = HashSet::new();
+        for check in &self.checks {
+            let id = check.id.as_str();
+            if !check_ids.insert(id) {
+                problem(id, "id", "another check has the same id".into());
+            }
+            let found = check.problems();
+            for (field, message) in &found {
+                problem(id, field, message.clone());
+            }
+            if !found.is_empty() {
+                continue;
+            }
+            if let Some(table) = &check.table {
+                let columns: HashSet<String> = match ctx.table(table.as_str()).await {
+                    Ok(frame) => frame.schema().fields().iter().map(|f| f.name().clone()).collect(),
+                    Err(_) => {
+                        problem(id, "table", format!("no table or view {table:?}"));
+                        continue;
+                    }
+                };
+                let lacking: Vec<&str> = ["school_year", "province_code", "province_2025_code"]
+                    .into_iter()
+                    .filter(|c| !columns.contains(*c))
+                    .collect();
+                if !lacking.is_empty() {
+                    problem(
+                        id,
+                        "table",
+                        format!(
+                            "{table} lacks {}: a check compares provinces' school years",
+                            lacking.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            }
+            // Planned for a year of each province list, with and without a province.
+            for (year, province) in [("2024-2025", None), ("2025-2026", Some("01"))] {
+                let year: SchoolYear = year.parse().expect("a school year");
+                let province: Option<ingest::ProvinceCode> = province.map(|p| p.parse().expect("a province code"));
+                if let Some(sql) = check.unit_values(year, province.as_ref())
+                    && let Err(e) = plan(&ctx, &sql).await
+                {
+                    problem(id, "sql", e);
+                    break;
+                }
+            }
+        }
         problems
+    }
+
+    /// The catalogue's tables a check reads (the school reports and the learner records for
+    /// `records`).
+    pub fn check_tables(&self, check: &Check) -> BTreeSet<String> {
+        match &check.table {
+            Some(table) => self.tables_read(table),
+            None => ["school_reports", "learner_records"].map(str::to_string).into(),
+        }
     }
 }
 
 /// The id (or view name) of the `[[kpi]]` or `[[view]]` block a byte offset falls in.
 fn item_at(text: &str, offset: usize) -> Option<String> {
     let before = &text[..offset];
-    let block = before.rfind("[[kpi]]").max(before.rfind("[[view]]"))?;
+    let block = before
+        .rfind("[[kpi]]")
+        .max(before.rfind("[[view]]"))
+        .max(before.rfind("[[check]]"))?;
     text[block..].lines().skip(1).find_map(|line| {
         let (key, value) = line.split_once('=')?;
         matches!(key.trim(), "id" | "name").then(|| value.trim().trim_matches('"').to_string())

@@ -59,6 +59,10 @@ pub enum Action {
     Query,
     /// Approve or return submissions.
     Review,
+    /// See the flags of the plausibility checks (a province account, its own province's).
+    SeeFlags,
+    /// Explain a flag (a province account, one of its own province's).
+    Explain,
 }
 
 impl Role {
@@ -66,7 +70,10 @@ impl Role {
     pub fn may(self, action: Action) -> bool {
         matches!(
             (self, action),
-            (Role::Admin, _) | (Role::Province, Action::Upload) | (Role::Analyst, Action::Query)
+            (Role::Admin, _)
+                | (Role::Province, Action::Upload | Action::Explain)
+                | (Role::Analyst, Action::Query)
+                | (_, Action::SeeFlags)
         )
     }
 }
@@ -81,6 +88,10 @@ pub fn refusal(role: Role, action: Action) -> (&'static str, &'static str) {
         (_, Action::Query) => (
             "a province account uploads; SQL is for analyst and admin accounts",
             "Tài khoản của tỉnh dùng để nộp báo cáo; truy vấn SQL dành cho tài khoản phân tích và quản trị.",
+        ),
+        (_, Action::Explain) => (
+            "an analyst account reads the flags; an admin or the province explains them",
+            "Tài khoản phân tích chỉ xem cảnh báo; quản trị viên hoặc tỉnh ghi lời giải thích.",
         ),
         _ => (
             "only an admin account reviews submissions",
@@ -255,12 +266,19 @@ mod tests {
     #[test]
     fn each_role_does_its_own_work() {
         let table = [
-            (Role::Province, [true, false, false]),
-            (Role::Analyst, [false, true, false]),
-            (Role::Admin, [true, true, true]),
+            (Role::Province, [true, false, false, true, true]),
+            (Role::Analyst, [false, true, false, true, false]),
+            (Role::Admin, [true, true, true, true, true]),
+        ];
+        let actions = [
+            Action::Upload,
+            Action::Query,
+            Action::Review,
+            Action::SeeFlags,
+            Action::Explain,
         ];
         for (role, allowed) in table {
-            for (action, may) in [Action::Upload, Action::Query, Action::Review].into_iter().zip(allowed) {
+            for (action, may) in actions.into_iter().zip(allowed) {
                 assert_eq!(role.may(action), may, "{role:?} {action:?}");
             }
         }

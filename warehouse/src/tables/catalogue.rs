@@ -18,7 +18,7 @@ use datafusion::prelude::SessionContext;
 use ingest::ReportKind;
 
 use crate::people::rights::Role;
-use crate::tables::rows::{APPROVALS, AUDIT_LOG, AuditEvent, Decision, Submission};
+use crate::tables::rows::{APPROVALS, AUDIT_LOG, AuditEvent, Decision, Explanation, QUALITY_EXPLANATIONS, Submission};
 use crate::tables::schemas::{KPI_VALUES, SUBMISSIONS, fact_schema, kpi_values_table_schema};
 use crate::tables::stored::StoredRow;
 
@@ -191,6 +191,15 @@ pub const CATALOGUE: &[TableEntry] = &[
         partitioning: &[],
         readers: Readers::Admins,
         schema: Decision::schema,
+    },
+    TableEntry {
+        name: QUALITY_EXPLANATIONS,
+        description_en: "why a figure the plausibility checks flagged is right, said by an admin or its province",
+        description_vi: "lời giải thích vì sao số liệu bị cảnh báo là đúng, do quản trị viên hoặc tỉnh ghi",
+        storage: Storage::Ledger,
+        partitioning: &[],
+        readers: Readers::Everyone,
+        schema: Explanation::schema,
     },
     TableEntry {
         name: "provinces",

@@ -318,3 +318,29 @@ impl AuditEvent {
         event
     }
 }
+
+/// Name of the table of explanations.
+pub const QUALITY_EXPLANATIONS: &str = "quality_explanations";
+
+stored_row! {
+/// Why a flagged figure is right, a row of `quality_explanations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The check that flagged it.
+    pub check_id: String,
+    /// The school year flagged.
+    pub school_year: SchoolYear,
+    /// The province the unit is in.
+    pub province_code: String,
+    /// The unit flagged (a school, a university, a province).
+    pub unit: String,
+    /// The flag's values when it was explained (`Flag::values` of `crate::quality::flags`).
+    pub flag_values: String,
+    /// Why the figure is right.
+    pub comment: String,
+    /// Who explained it.
+    pub explained_by: String,
+    /// When, in microseconds since the Unix epoch, UTC.
+    pub explained_at: i64 as UtcMicros,
+}
+}

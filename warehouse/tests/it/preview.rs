@@ -1,5 +1,6 @@
 //! The dry run's summary: the province's KPI values with the file, in force and last year, and
-//! the warnings that are not errors — on a warehouse whose numbers are known.
+//! the warnings of the plausibility checks of `metrics.toml` — on a warehouse whose numbers are
+//! known.
 
 use crate::{school_report, warehouse};
 
@@ -12,7 +13,7 @@ fn t1(preview: &warehouse::intake::preview::Preview) -> &warehouse::intake::prev
 }
 
 fn rules(preview: &warehouse::intake::preview::Preview) -> Vec<&str> {
-    preview.warnings.iter().map(|w| w.rule).collect()
+    preview.warnings.iter().map(|w| w.rule.as_str()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -36,27 +37,36 @@ async fn a_preview_compares_with_the_year_before_and_warns() {
     assert_eq!(value.with_file, Some(100.0 * 1500.0 / 1600.0));
     assert_eq!(value.in_force, Some(70.0));
     assert_eq!(value.last_year, Some(60.0));
-    // T1 (60.0 → 93.75) and learners' digital records (900 of 1,000 → 900 of 1,600) moved.
+    // Hà Nội's learners grew 1.6 times (1,000 → 1,600: beyond 1.3), their share able to study
+    // online moved 33.75 points (60.0 → 93.75: beyond 20), and S4 is missing.
     assert_eq!(
         rules(&preview),
-        ["kpi_move", "kpi_move", "missing_units"],
+        [
+            "province_learners_change",
+            "province_learners_online_ready_move",
+            "school_missing"
+        ],
         "{:?}",
         preview.warnings
     );
     assert!(
-        preview.warnings[0]
+        preview.warnings[1]
             .message_vi
-            .contains("60,0 năm 2023-2024 → 93,8 năm 2024-2025")
+            .contains("60,0% năm 2023-2024 → 93,8% năm 2024-2025"),
+        "{}",
+        preview.warnings[1].message_vi
     );
     let missing = &preview.warnings[2];
     assert!(
-        missing.message_en.ends_with("missing from this file (1): S4"),
+        missing
+            .message_en
+            .ends_with("(1): S4 (D): in the 2023-2024 report (1,000) but not in 2024-2025's"),
         "{}",
         missing.message_en
     );
 
-    // S4 again, with 400 pupils (from 1,000): a change of more than half; T1 moves 10 points,
-    // domestic platforms stay at 50%, digital records at 90%.
+    // S4 again, with 400 pupils (from 1,000): beyond a factor of 2 for the school (over its
+    // floor of 100) and of 1.3 for the province; T1 moves 10 points only.
     let (_, report) = school_report(
         dir.path(),
         "ha-noi-shrunk.csv",
@@ -64,8 +74,19 @@ async fn a_preview_compares_with_the_year_before_and_warns() {
     );
     let preview = warehouse.preview(&report).await.expect("preview");
     assert_eq!(t1(&preview).with_file, Some(50.0));
-    assert_eq!(rules(&preview), ["unit_change"], "{:?}", preview.warnings);
-    assert!(preview.warnings[0].message_en.contains("S4 (1000 → 400)"));
+    assert_eq!(
+        rules(&preview),
+        ["school_pupils_change", "province_learners_change"],
+        "{:?}",
+        preview.warnings
+    );
+    assert!(
+        preview.warnings[0]
+            .message_en
+            .contains("S4 · primary (D): 1,000 in 2023-2024 → 400 in 2024-2025 (2.5×; rule: more than 2.0×)"),
+        "{}",
+        preview.warnings[0].message_en
+    );
 
     assert_eq!(
         warehouse.submissions().await.expect("submissions").len(),

@@ -10,14 +10,15 @@ use std::collections::HashMap;
 use ingest::{ProvinceCode, SchoolYear};
 use serde::Serialize;
 
+use crate::quality::checks::Check;
 use crate::store::rows_of;
 use crate::{Result, TableVersions, Warehouse};
 
 /// Something worth a second look that does not stop the file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Warning {
-    /// Which check: `unit_change`, `kpi_move`, `missing_units`, `records_differ`.
-    pub rule: &'static str,
+    /// The check's id (in `metrics.toml`).
+    pub rule: String,
     /// In Vietnamese.
     pub message_vi: String,
     /// In English.
@@ -135,12 +136,13 @@ pub type BySchool = HashMap<SchoolLevel, Figures>;
 
 /// The warning of a dry run whose file disagrees with the other side already in the
 /// warehouse (a school report with the records, or records with the school reports): the
-/// schools differing by more than the default tolerance, the first ten named.
-pub fn disagreement(reported: &BySchool, counted: &BySchool, records_sent: bool) -> Option<Warning> {
+/// schools differing by more than the `records` check's tolerance, the first ten named.
+pub fn disagreement(check: &Check, reported: &BySchool, counted: &BySchool, records_sent: bool) -> Option<Warning> {
+    let tolerance = check.tolerance.unwrap_or(DEFAULT_TOLERANCE);
     let mut differing: Vec<(&SchoolLevel, &Figures, &Figures)> = reported
         .iter()
         .filter_map(|(key, r)| counted.get(key).map(|c| (key, r, c)))
-        .filter(|(_, r, c)| r.difference(c) > DEFAULT_TOLERANCE)
+        .filter(|(_, r, c)| r.difference(c) > tolerance)
         .collect();
     if differing.is_empty() {
         return None;
@@ -160,11 +162,14 @@ pub fn disagreement(reported: &BySchool, counted: &BySchool, records_sent: bool)
         true => ("Hồ sơ trong tệp này lệch", "The records in this file differ"),
         false => ("Báo cáo này lệch", "This report differs"),
     };
+    let percent = format!("{}", tolerance * 100.0);
     Some(Warning {
-        rule: "records_differ",
+        rule: check.id.clone(),
         message_vi: format!(
-            "{what_vi} hơn 5% so với {} ở {} trường (báo cáo / hồ sơ: học sinh, đủ điều kiện học trực tuyến, có hồ sơ \
-             số): {}",
+            "{}: {what_vi} hơn {}% so với {} ở {} trường (báo cáo / hồ sơ: học sinh, đủ điều kiện học trực tuyến, có \
+             hồ sơ số): {}",
+            check.name_vi,
+            percent.replace('.', ","),
             if records_sent {
                 "báo cáo của trường"
             } else {
@@ -174,8 +179,9 @@ pub fn disagreement(reported: &BySchool, counted: &BySchool, records_sent: bool)
             named.join("; ")
         ),
         message_en: format!(
-            "{what_en} by more than 5% from {} for {} schools (reported / counted: pupils, able to study online, \
-             digital record): {}",
+            "{}: {what_en} by more than {percent}% from {} for {} schools (reported / counted: pupils, able to study \
+             online, digital record): {}",
+            check.name_en,
             if records_sent {
                 "the schools' reports"
             } else {
