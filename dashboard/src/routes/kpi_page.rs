@@ -151,17 +151,13 @@ pub async fn kpi(page: PageRequest, Path(id): Path<String>) -> Response {
         Some(year) => super::quality::year_flags(&page, year, FLAGS_WAIT).await.ok().flatten(),
         None => None,
     };
-    page.respond(kpi_page(&page, &id, flags.as_deref().map(Vec::as_slice)))
+    page.respond(kpi_page(&page, &id, flags.as_ref()))
 }
 
 /// How long a KPI page waits for its year's flags before saying the checks are running.
 const FLAGS_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
-fn kpi_page(
-    page: &PageRequest,
-    id: &str,
-    flags: Option<&[warehouse::quality::flags::Flag]>,
-) -> Result<KpiPage, AppError> {
+fn kpi_page(page: &PageRequest, id: &str, flags: Option<&super::quality::YearFlags>) -> Result<KpiPage, AppError> {
     let (state, figures, query, lang) = (&page.state, page.figures.as_ref(), &page.query, page.lang);
     let metrics = state.warehouse.metrics()?;
     let kpi = metrics

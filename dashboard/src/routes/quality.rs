@@ -21,7 +21,7 @@ use ingest::{ProvinceCode, ProvinceRegistry, SchoolYear};
 use serde::Deserialize;
 use warehouse::kpi::metrics::{Dimension, Kpi};
 use warehouse::quality::explanations::{MAX_COMMENT, explanation_of};
-use warehouse::quality::flags::Flag;
+use warehouse::quality::flags::{Explained, Flag};
 
 use super::audit::{audit, audit_event};
 use super::error::AppError;
@@ -51,22 +51,46 @@ impl Drop for Computing {
     }
 }
 
-/// Each school year's flags at the warehouse's current state, computed once.
+/// Each school year's flags at the warehouse's current state, computed once, and the
+/// explanations at their latest version, read once.
 #[derive(Clone, Default)]
-pub struct FlagLists(Arc<Mutex<HashMap<(String, SchoolYear), Computing>>>);
+pub struct FlagLists {
+    raised: Arc<Mutex<HashMap<(String, SchoolYear), Computing>>>,
+    explained: Arc<tokio::sync::Mutex<Option<ExplainedAt>>>,
+}
+
+/// Why there are no flags to show after `limit`.
+fn unfinished(limit: std::time::Duration) -> String {
+    format!(
+        "the plausibility checks did not finish within {} s (the query time limit); they are stopped, and start \
+         again on the next request",
+        limit.as_secs()
+    )
+}
+
+/// The explanations as read at a version of their table.
+type ExplainedAt = (Option<u64>, Arc<Explained>);
+
+/// A year's flags and what explains them.
+pub(super) struct YearFlags {
+    /// Every flag of the year, without explanations.
+    pub raised: Arc<Vec<Flag>>,
+    /// The explanations in force.
+    pub explained: Arc<Explained>,
+}
 
 impl FlagLists {
     /// The computation of `year`'s flags at the state `key` (started now if it is not running
     /// or done; one that failed is started again). Lists of other states are let go.
     fn of(&self, state: &AppState, key: String, year: SchoolYear) -> Shared<BoxFuture<'static, Computed>> {
-        let mut kept = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut kept = self.raised.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         kept.retain(|(at, _), computing| *at == key && !matches!(computing.answer.peek(), Some(Err(_))));
         let warehouse = Arc::clone(&state.warehouse);
         let limit = state.settings.query_limits.timeout;
         kept.entry((key, year))
             .or_insert_with(|| {
                 let task = tokio::spawn(async move {
-                    match tokio::time::timeout(limit, warehouse.flags(year, None)).await {
+                    match tokio::time::timeout(limit, warehouse.flags_raised(year, None)).await {
                         Ok(Ok(flags)) => Ok(Arc::new(flags)),
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(_) => Err(unfinished(limit)),
@@ -82,37 +106,40 @@ impl FlagLists {
             .answer
             .clone()
     }
+
+    /// The explanations in force (read again when their table has a new version).
+    async fn explained(&self, state: &AppState) -> Result<Arc<Explained>, AppError> {
+        let version = state.warehouse.explanations_version().await?;
+        let mut kept = self.explained.lock().await;
+        if let Some((at, explained)) = kept.as_ref()
+            && *at == version
+        {
+            return Ok(Arc::clone(explained));
+        }
+        let explained = Arc::new(Explained::new(state.warehouse.explanations().await?));
+        *kept = Some((version, Arc::clone(&explained)));
+        Ok(explained)
+    }
 }
 
-/// Why there are no flags to show after `limit`.
-fn unfinished(limit: std::time::Duration) -> String {
-    format!(
-        "the plausibility checks did not finish within {} s (the query time limit); they are stopped, and start \
-         again on the next request",
-        limit.as_secs()
-    )
-}
-
-/// The key of the warehouse's state the flags depend on.
-async fn state_key(page: &PageRequest) -> Result<String, AppError> {
-    let explained = page.state.warehouse.explanations_version().await?;
-    Ok(format!("{} explanations={explained:?}", page.figures.key))
-}
-
-/// Every flag of `year` (a school year with figures), waiting for them up to `wait`; none if
-/// they are not ready by then.
+/// Every flag of `year` (a school year with figures) and the explanations in force, waiting for
+/// the flags up to `wait`; none if they are not ready by then.
 pub(super) async fn year_flags(
     page: &PageRequest,
     year: SchoolYear,
     wait: std::time::Duration,
-) -> Result<Option<Arc<Vec<Flag>>>, AppError> {
-    let key = state_key(page).await?;
-    let computing = page.state.flags.of(&page.state, key, year);
-    match tokio::time::timeout(wait, computing).await {
-        Ok(Ok(flags)) => Ok(Some(flags)),
-        Ok(Err(why)) => Err(AppError::Busy(why)),
-        Err(_) => Ok(None),
-    }
+) -> Result<Option<YearFlags>, AppError> {
+    let lists = &page.state.flags;
+    let computing = lists.of(&page.state, page.figures.key.clone(), year);
+    let raised = match tokio::time::timeout(wait, computing).await {
+        Ok(Ok(flags)) => flags,
+        Ok(Err(why)) => return Err(AppError::Busy(why)),
+        Err(_) => return Ok(None),
+    };
+    Ok(Some(YearFlags {
+        raised,
+        explained: lists.explained(&page.state).await?,
+    }))
 }
 
 /// Whether `caller` may see a flag: a province account its own province's (on the flag's
@@ -172,16 +199,20 @@ async fn asked_flags(page: &PageRequest, caller: &Caller, query: &QualityQuery) 
         .await?
         .ok_or_else(|| AppError::Busy(unfinished(limit)))?;
     let unexplained_only = query.show.as_deref() == Some("unexplained");
-    let visible: Vec<&Flag> = all
+    let visible: Vec<Flag> = all
+        .raised
         .iter()
         .filter(|f| sees(caller, f))
         .filter(|f| province.as_ref().is_none_or(|p| f.province_code == p.as_str()))
+        .map(|f| Flag {
+            explanation: all.explained.of(f).cloned(),
+            ..f.clone()
+        })
         .collect();
     let total = visible.len();
     let flags = visible
         .into_iter()
         .filter(|f| !unexplained_only || f.explanation.is_none())
-        .cloned()
         .collect();
     Ok(Asked {
         year,
@@ -194,7 +225,7 @@ async fn asked_flags(page: &PageRequest, caller: &Caller, query: &QualityQuery) 
 
 /// How many of a year's flags rest under a KPI's figure, unexplained: those of the checks
 /// reading a table the KPI reads.
-pub(super) fn unexplained_under(flags: &[Flag], kpi: &Kpi, metrics: &warehouse::kpi::metrics::Metrics) -> usize {
+pub(super) fn unexplained_under(flags: &YearFlags, kpi: &Kpi, metrics: &warehouse::kpi::metrics::Metrics) -> usize {
     let read = metrics.tables_read(&kpi.table);
     let bearing: Vec<&str> = metrics
         .checks
@@ -203,8 +234,9 @@ pub(super) fn unexplained_under(flags: &[Flag], kpi: &Kpi, metrics: &warehouse::
         .map(|c| c.id.as_str())
         .collect();
     flags
+        .raised
         .iter()
-        .filter(|f| f.explanation.is_none() && bearing.contains(&f.check_id.as_str()))
+        .filter(|f| bearing.contains(&f.check_id.as_str()) && flags.explained.of(f).is_none())
         .count()
 }
 
@@ -445,7 +477,7 @@ pub fn router() -> Router<AppState> {
 
 /// What a KPI page says of the flags under its figure.
 pub(super) fn kpi_note(
-    flags: Option<&[Flag]>,
+    flags: Option<&YearFlags>,
     kpi: &Kpi,
     metrics: &warehouse::kpi::metrics::Metrics,
     year: &str,

@@ -56,13 +56,15 @@ impl Flag {
         format!("{} → {}", text(self.before), text(self.now))
     }
 
-    /// Whether `explanation` explains this flag as it stands.
-    pub fn explained_by(&self, explanation: &Explanation) -> bool {
-        explanation.check_id == self.check_id
-            && explanation.school_year == self.school_year
-            && explanation.province_code == self.province_code
-            && explanation.unit == self.unit
-            && explanation.flag_values == self.values()
+    /// What an explanation of this flag as it stands is filed under (see [`Explained`]).
+    fn explanation_key(&self) -> ExplanationKey {
+        (
+            self.check_id.clone(),
+            self.school_year,
+            self.province_code.clone(),
+            self.unit.clone(),
+            self.values(),
+        )
     }
 
     /// The unit with its name: "S4 · primary (Trường Tiểu học A)".
@@ -71,6 +73,39 @@ impl Flag {
             Some(label) if !label.is_empty() => format!("{} ({label})", self.unit),
             _ => self.unit.clone(),
         }
+    }
+}
+
+/// What an explanation is filed under: the check, year, province, unit and the flag's values.
+type ExplanationKey = (String, SchoolYear, String, String, String);
+
+/// The latest explanation of each flag as it stood when explained.
+#[derive(Debug, Clone, Default)]
+pub struct Explained(HashMap<ExplanationKey, Explanation>);
+
+impl Explained {
+    /// Indexes explanations given oldest first: a later one of the same flag wins.
+    pub fn new(explanations: Vec<Explanation>) -> Self {
+        Self(
+            explanations
+                .into_iter()
+                .map(|e| {
+                    let key = (
+                        e.check_id.clone(),
+                        e.school_year,
+                        e.province_code.clone(),
+                        e.unit.clone(),
+                        e.flag_values.clone(),
+                    );
+                    (key, e)
+                })
+                .collect(),
+        )
+    }
+
+    /// The explanation of `flag` as it stands, if it has one.
+    pub fn of(&self, flag: &Flag) -> Option<&Explanation> {
+        self.0.get(&flag.explanation_key())
     }
 }
 
@@ -459,8 +494,9 @@ pub fn warnings(checks: &[Check], flags: &[Flag]) -> Vec<Warning> {
 
 impl Warehouse {
     /// Every check's flags for a school year (in a province, if given), at the tables' latest
-    /// versions, each with its explanation if it has one; by province, then check, then unit.
-    pub async fn flags(&self, year: SchoolYear, province: Option<&ProvinceCode>) -> Result<Vec<Flag>> {
+    /// versions, by province, then check, then unit; without their explanations (see
+    /// [`Warehouse::flags`]).
+    pub async fn flags_raised(&self, year: SchoolYear, province: Option<&ProvinceCode>) -> Result<Vec<Flag>> {
         let metrics = self.metrics()?;
         let checks = metrics.checks.clone();
         let (warehouse, wanted) = (self.clone(), province.cloned());
@@ -475,11 +511,6 @@ impl Warehouse {
                 .await?;
             flags.extend(records_flags(check, &found));
         }
-        let explanations = self.explanations().await?;
-        for flag in &mut flags {
-            // The latest explanation of the flag as it stands.
-            flag.explanation = explanations.iter().rev().find(|e| flag.explained_by(e)).cloned();
-        }
         let order: HashMap<&str, usize> = metrics
             .checks
             .iter()
@@ -493,6 +524,16 @@ impl Warehouse {
                 &b.unit,
             ))
         });
+        Ok(flags)
+    }
+
+    /// [`Warehouse::flags_raised`], each with its explanation if it has one.
+    pub async fn flags(&self, year: SchoolYear, province: Option<&ProvinceCode>) -> Result<Vec<Flag>> {
+        let mut flags = self.flags_raised(year, province).await?;
+        let explained = Explained::new(self.explanations().await?);
+        for flag in &mut flags {
+            flag.explanation = explained.of(flag).cloned();
+        }
         Ok(flags)
     }
 }
