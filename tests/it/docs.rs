@@ -71,29 +71,41 @@ fn every_runnable_block_of_the_documents_runs() {
             .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
     )
     .expect("a PATH");
-    for block in blocks {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for shared in ["sample-data", "metrics.toml"] {
-            std::os::unix::fs::symlink(root.join(shared), dir.path().join(shared)).expect("link a shared file");
+    // Each block in a folder of its own, all at once (each starts with a warehouse of its own).
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = blocks
+            .iter()
+            .map(|block| scope.spawn(|| run_block(root, &path, block)))
+            .collect();
+        for run in runs {
+            run.join().expect("a block's thread");
         }
-        // Each line echoed before it runs, so that a failure names its line.
-        let out = Command::new("sh")
-            .args(["-e", "-x", "-c", &block.script])
-            .current_dir(dir.path())
-            .env("PATH", &path)
-            .env("KHOSO_DATA", dir.path().join("khoso-data"))
-            .env_remove("KHOSO_CONFIG")
-            .output()
-            .expect("run sh");
-        assert!(
-            out.status.success(),
-            "{}:{}: the block failed\n--- its output:\n{}\n--- its errors:\n{}",
-            block.file.display(),
-            block.line,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    });
+}
+
+/// Runs a block by `sh -e -x` in a new folder beside links to `sample-data/` and `metrics.toml`.
+fn run_block(root: &Path, path: &std::ffi::OsStr, block: &Block) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for shared in ["sample-data", "metrics.toml"] {
+        std::os::unix::fs::symlink(root.join(shared), dir.path().join(shared)).expect("link a shared file");
     }
+    // Each line echoed before it runs, so that a failure names its line.
+    let out = Command::new("sh")
+        .args(["-e", "-x", "-c", &block.script])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("KHOSO_DATA", dir.path().join("khoso-data"))
+        .env_remove("KHOSO_CONFIG")
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "{}:{}: the block failed\n--- its output:\n{}\n--- its errors:\n{}",
+        block.file.display(),
+        block.line,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

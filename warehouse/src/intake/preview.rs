@@ -102,23 +102,32 @@ impl Warehouse {
         let mut kpis = Vec::new();
         let mut warnings = Vec::new();
         for kpi in metrics.kpis.iter().filter(|k| k.all_dimensions().contains(&dimension)) {
-            let values = crate::kpi::compute::compute_kpi(&ctx, kpi).await?;
-            let value = |y: &str| {
-                values
+            let in_force_in = |y: &str| {
+                in_force
                     .iter()
-                    .find(|r| r.dimension == dimension.as_str() && r.unit == unit && r.school_year == y)
+                    .find(|r| r.kpi_id == kpi.id && r.unit == unit && r.school_year == y)
                     .and_then(|r| r.value)
             };
-            let now = in_force
-                .iter()
-                .find(|r| r.kpi_id == kpi.id && r.unit == unit && r.school_year == year)
-                .and_then(|r| r.value);
+            // A KPI that does not read the file's table is what it is in force: not computed again.
+            let (with_file, before) = match metrics.tables_read(&kpi.table).contains(table) {
+                true => {
+                    let values = crate::kpi::compute::compute_kpi(&ctx, kpi).await?;
+                    let value = |y: &str| {
+                        values
+                            .iter()
+                            .find(|r| r.dimension == dimension.as_str() && r.unit == unit && r.school_year == y)
+                            .and_then(|r| r.value)
+                    };
+                    (value(&year), value(&last_year))
+                }
+                false => (in_force_in(&year), in_force_in(&last_year)),
+            };
             let preview = PreviewValue {
                 kpi_id: kpi.id.clone(),
                 unit: unit.clone(),
-                with_file: value(&year),
-                in_force: now,
-                last_year: value(&last_year),
+                with_file,
+                in_force: in_force_in(&year),
+                last_year: before,
             };
             if preview.with_file.is_none() && preview.in_force.is_none() {
                 continue;
