@@ -411,6 +411,10 @@ fn headless_chromium_opens_the_dashboard() {
             let violations = browser.accessibility_violations(&axe);
             assert!(violations.is_empty(), "{path}: {violations:#?}");
         }
+        browser.open(&format!("{base}/quality?year=2024-2025&lang=en"));
+        let heading = browser.script("return document.querySelector('h1').textContent");
+        assert_eq!(heading, "Figures that look wrong — 2024-2025");
+        browser.screenshot("quality-desktop");
     }
 
     let errors: Vec<Value> = browser
