@@ -5,8 +5,9 @@
 # pseudonymised, committed) against DuckDB converting the same CSV files to Parquet (which
 # validates nothing), refresh every record-based KPI by every dimension against DuckDB computing
 # the same sums on its Parquet files, a planner's group-by over the year against the same in
-# DuckDB, then the dashboard at 32 clients (wrk, when installed). Prints the time, rows/s and
-# peak memory of each step.
+# DuckDB, one big learner file (a province's rows, grown to BIG_ROWS: 10 million at SCALE=1.0)
+# against DuckDB converting it all as text and typed, then the dashboard at 32 clients (wrk, when
+# installed). Prints the time, rows/s and peak memory of each step, and the loads side by side.
 #
 #   bench/records.sh                          # SCALE=1.0, release build
 #   SCALE=0.1 PROFILE=dev bench/records.sh    # a small run with the dev build
@@ -20,6 +21,7 @@ YEAR="${YEAR:-2024-2025}"
 PORT="${PORT:-18083}"
 CLIENTS="${CLIENTS:-32}"
 PYTHON="${KHOSO_TEST_PYTHON:-target/pyenv/bin/python}"
+BIG_ROWS="${BIG_ROWS:-$(awk "BEGIN { printf \"%d\", 10000000 * $SCALE }")}"
 "$PYTHON" -c 'import duckdb' || { echo "Python with duckdb is needed (see .ci/run)" >&2; exit 1; }
 source bench/build.sh
 WORK="${WORK:-$(mktemp -d)}"
@@ -69,8 +71,51 @@ for kind, columns in names.items():
                     f"TO '{work}/duckdb/{kind}-{n:02}.parquet' (FORMAT parquet)")
 PY
 DUCK_INGEST=$SECS
+timed "duckdb: the same learner CSV files to Parquet, typed (types detected)" "$PYTHON" - "$WORK" "$YEAR" <<'PY'
+import duckdb, glob, os, sys
+work, year = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+for n, path in enumerate(sorted(glob.glob(f"{work}/files/learner/{year}/*.csv"))):
+    con.execute(f"COPY (SELECT * FROM read_csv('{path}', header = true)) "
+                f"TO '{work}/duckdb/typed-learner-{n:02}.parquet' (FORMAT parquet)")
+PY
+DUCK_TYPED=$SECS
 TEACHERS=$(( $(cat "$WORK"/files/teacher/"$YEAR"/*.csv | wc -l) - $(ls "$WORK"/files/teacher/"$YEAR"/*.csv | wc -l) ))
 echo "   rows/s: khoso (learners) $(echo "$LEARNERS / $KHOSO_INGEST" | bc), duckdb (learners and teachers) $(echo "($LEARNERS + $TEACHERS) / $DUCK_INGEST" | bc)"
+
+# One big file: the rows of the largest province's file, again and again with new learner ids,
+# up to BIG_ROWS (a province that sends all its learners in one file, as Hồ Chí Minh City does).
+BIG="$WORK/big/learner-79-$YEAR.csv"
+mkdir -p "$WORK/big"
+"$PYTHON" - "$WORK/files/learner/$YEAR/learner-79-$YEAR.csv" "$BIG" "$BIG_ROWS" <<'PY'
+import sys
+source, target, wanted = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(source, encoding="utf-8-sig") as f:
+    header, *rows = f.read().splitlines()
+column = header.split(",").index("learner_id")
+with open(target, "w", encoding="utf-8") as out:
+    out.write(header + "\n")
+    for n in range(wanted):
+        cells = rows[n % len(rows)].split(",")
+        cells[column] = f"{n + 100000000000:012d}"
+        out.write(",".join(cells) + "\n")
+PY
+BIG_MB=$(( $(stat -c %s "$BIG") / 1024 / 1024 ))
+echo "   one learner file: $BIG_ROWS rows, $BIG_MB MB"
+"$KHOSO" --data "$WORK/big-data" init >/dev/null
+timed "khoso ingest one learner file" "$KHOSO" --data "$WORK/big-data" ingest --kind learner "$BIG"
+KHOSO_BIG=$SECS; KHOSO_BIG_MB=$((KB / 1024))
+timed "duckdb: the one file to Parquet, all text" "$PYTHON" - "$BIG" "$WORK/big.parquet" <<'PY'
+import duckdb, sys
+duckdb.connect().execute(f"COPY (SELECT * FROM read_csv('{sys.argv[1]}', header = true, all_varchar = true)) "
+                         f"TO '{sys.argv[2]}' (FORMAT parquet)")
+PY
+DUCK_BIG=$SECS
+timed "duckdb: the one file to Parquet, typed (types detected)" "$PYTHON" - "$BIG" "$WORK/big-typed.parquet" <<'PY'
+import duckdb, sys
+duckdb.connect().execute(f"COPY (SELECT * FROM read_csv('{sys.argv[1]}', header = true)) TO '{sys.argv[2]}' (FORMAT parquet)")
+PY
+DUCK_BIG_TYPED=$SECS
 
 # The KPIs again under new metrics (a changed fingerprint recomputes every value).
 { cat metrics.toml; echo "# bench $(date +%s)"; } >"$WORK/metrics.toml"
@@ -107,6 +152,14 @@ duckdb.connect().execute(
     f"SELECT province_code, grade, gender, count(*), sum(CASE WHEN online_ready IN ('TRUE', 'Có') THEN 1 ELSE 0 END) "
     f"FROM read_parquet('{work}/duckdb/learner-*.parquet') GROUP BY ALL").fetchall()
 PY
+
+echo "== the loads side by side (seconds; khoso validates, pseudonymises and commits, DuckDB converts)"
+printf '%-44s %10s %10s %10s %12s\n' "load" "khoso" "duckdb" "typed" "khoso/duckdb"
+printf '%-44s %10.2f %10.2f %10.2f %12.2f\n' "a school year of learner records, $LEARNERS rows" \
+  "$KHOSO_INGEST" "$DUCK_INGEST" "$DUCK_TYPED" "$(echo "$KHOSO_INGEST / $DUCK_INGEST" | bc -l)"
+printf '%-44s %10.2f %10.2f %10.2f %12.2f\n' "one learner file, $BIG_ROWS rows ($BIG_MB MB)" \
+  "$KHOSO_BIG" "$DUCK_BIG" "$DUCK_BIG_TYPED" "$(echo "$KHOSO_BIG / $DUCK_BIG" | bc -l)"
+echo "   (the first line's DuckDB converts the teacher files too; khoso's one big file peaked at $KHOSO_BIG_MB MB)"
 
 echo "== data directory: $(du -sh "$WORK/data" | cut -f1)"
 if command -v wrk >/dev/null; then

@@ -447,12 +447,28 @@ async fn print_flags(
         .filter(|c| metrics.check_tables(c).contains(table))
         .map(|c| c.id.as_str())
         .collect();
-    for (year, province) in committed {
+    let years: BTreeSet<SchoolYear> = committed.iter().map(|(year, _)| *year).collect();
+    for year in years {
+        let provinces: Vec<Option<&ProvinceCode>> = committed
+            .iter()
+            .filter(|(y, _)| *y == year)
+            .map(|(_, p)| p.as_ref())
+            .collect();
+        // One province's flags, or the year's once for files of many provinces.
+        let asked = match provinces.as_slice() {
+            [only] => *only,
+            _ => None,
+        };
         let flags: Vec<_> = warehouse
-            .flags(*year, province.as_ref())
+            .flags(year, asked)
             .await?
             .into_iter()
             .filter(|f| f.explanation.is_none() && bearing.contains(&f.check_id.as_str()))
+            .filter(|f| {
+                provinces
+                    .iter()
+                    .any(|p| p.is_none_or(|p| p.as_str() == f.province_code))
+            })
             .collect();
         for flag in flags.iter().take(SHOWN) {
             println!(
@@ -464,10 +480,7 @@ async fn print_flags(
             );
         }
         if !flags.is_empty() {
-            let place = province
-                .as_ref()
-                .map(|p| format!(" --province {}", p.as_str()))
-                .unwrap_or_default();
+            let place = asked.map(|p| format!(" --province {}", p.as_str())).unwrap_or_default();
             println!(
                 "  {} cảnh báo số liệu bất thường, xem /quality / {} flags of figures that look wrong: khoso check --year \
                  {year}{place}",
