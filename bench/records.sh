@@ -6,7 +6,8 @@
 # validates nothing), refresh every record-based KPI by every dimension against DuckDB computing
 # the same sums on its Parquet files, a planner's group-by over the year against the same in
 # DuckDB, one big learner file (a province's rows, grown to BIG_ROWS: 10 million at SCALE=1.0)
-# against DuckDB converting it all as text and typed, then the dashboard at 32 clients (wrk, when
+# against DuckDB converting it all as text and typed, the largest province's file sent again into
+# a warehouse of one school year and into one of five, then the dashboard at 32 clients (wrk, when
 # installed). Prints the time, rows/s and peak memory of each step, and the loads side by side.
 #
 #   bench/records.sh                          # SCALE=1.0, release build
@@ -116,6 +117,29 @@ import duckdb, sys
 duckdb.connect().execute(f"COPY (SELECT * FROM read_csv('{sys.argv[1]}', header = true)) TO '{sys.argv[2]}' (FORMAT parquet)")
 PY
 DUCK_BIG_TYPED=$SECS
+
+# A province sends its learner file again (one blank line more: another file, the same rows):
+# into the warehouse of this one school year, then into one holding five, which should take
+# about as long (the refresh sums again only the re-sent year and province).
+RESENT="$WORK/resend/learner-79-$YEAR.csv"
+mkdir -p "$WORK/resend"
+{ cat "$WORK/files/learner/$YEAR/learner-79-$YEAR.csv"; echo; } >"$RESENT"
+timed "khoso: the largest province's file again, one year held" \
+  "$KHOSO" --data "$WORK/data" ingest --kind learner "$RESENT"
+RESEND_ONE=$SECS
+FIRST=$(( ${YEAR%%-*} - 4 ))
+"$KHOSO" generate --scale "$SCALE" --years "$FIRST-$((FIRST + 1))..$YEAR" --kind school,learner \
+  --out "$WORK/five" >/dev/null
+"$KHOSO" --data "$WORK/five-data" init >/dev/null
+"$KHOSO" --data "$WORK/five-data" ingest --kind school "$WORK"/five/school/*/* >/dev/null
+for year_files in "$WORK"/five/learner/*; do
+  "$KHOSO" --data "$WORK/five-data" ingest --kind learner "$year_files"/*.csv >/dev/null
+done
+{ cat "$WORK/five/learner/$YEAR/learner-79-$YEAR.csv"; echo; } >"$RESENT"
+timed "khoso: the largest province's file again, five years held" \
+  "$KHOSO" --data "$WORK/five-data" ingest --kind learner "$RESENT"
+RESEND_FIVE=$SECS
+echo "   five years held / one: $(echo "$RESEND_FIVE / $RESEND_ONE" | bc -l | cut -c1-4)×"
 
 # The KPIs again under new metrics (a changed fingerprint recomputes every value).
 { cat metrics.toml; echo "# bench $(date +%s)"; } >"$WORK/metrics.toml"
