@@ -131,9 +131,9 @@ FIRST=$(( ${YEAR%%-*} - 4 ))
 "$KHOSO" generate --scale "$SCALE" --years "$FIRST-$((FIRST + 1))..$YEAR" --kind school,learner \
   --out "$WORK/five" >/dev/null
 "$KHOSO" --data "$WORK/five-data" init >/dev/null
-"$KHOSO" --data "$WORK/five-data" ingest --kind school "$WORK"/five/school/*/* >/dev/null
+"$KHOSO" --data "$WORK/five-data" ingest --kind school "$WORK"/five/school/*/* >/dev/null 2>&1
 for year_files in "$WORK"/five/learner/*; do
-  "$KHOSO" --data "$WORK/five-data" ingest --kind learner "$year_files"/*.csv >/dev/null
+  "$KHOSO" --data "$WORK/five-data" ingest --kind learner "$year_files"/*.csv >/dev/null 2>&1
 done
 { cat "$WORK/five/learner/$YEAR/learner-79-$YEAR.csv"; echo; } >"$RESENT"
 timed "khoso: the largest province's file again, five years held" \
