@@ -186,6 +186,17 @@ pub fn respond(built: Result<impl Template, AppError>, query: &PageQuery, lang: 
     response
 }
 
+/// The province a query asks for (`?province=01`), none when it asks for none.
+pub fn province_asked(asked: Option<&str>) -> Result<Option<ingest::ProvinceCode>, AppError> {
+    match asked.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(code) => code
+            .parse()
+            .map(Some)
+            .map_err(|_| AppError::BadRequest(format!("{code:?} is not a province code such as 01"))),
+    }
+}
+
 /// The school year asked for (else the latest of `years`).
 pub fn pick_year(years: &[String], asked: Option<&str>) -> Result<String, AppError> {
     match asked {

@@ -187,13 +187,7 @@ async fn asked_flags(page: &PageRequest, caller: &Caller, query: &QualityQuery) 
             years.join(", ")
         )));
     }
-    let province: Option<ProvinceCode> = match query.province.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(code) => Some(
-            code.parse()
-                .map_err(|_| AppError::BadRequest(format!("{code:?} is not a province code such as 01")))?,
-        ),
-    };
+    let province = super::page::province_asked(query.province.as_deref())?;
     let limit = page.state.settings.query_limits.timeout;
     let all = year_flags(page, year, limit)
         .await?

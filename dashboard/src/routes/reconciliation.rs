@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::Query;
 use axum::response::Response;
 use axum::routing::get;
-use ingest::{ProvinceCode, SchoolYear};
+use ingest::SchoolYear;
 use serde::Deserialize;
 use warehouse::kpi::metrics::Dimension;
 use warehouse::quality::reconcile::{DEFAULT_TOLERANCE, Reconciliation};
@@ -45,13 +45,7 @@ async fn reconcile(
             .map_err(|_| AppError::BadRequest(format!("{year:?} is not a school year like 2024-2025")))?,
         (None, None) => return Err(AppError::NotFound("no school year has figures yet".into())),
     };
-    let province: Option<ProvinceCode> = match query.province.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(code) => Some(
-            code.parse()
-                .map_err(|_| AppError::BadRequest(format!("{code:?} is not a province code such as 01")))?,
-        ),
-    };
+    let province = super::page::province_asked(query.province.as_deref())?;
     let tolerance = match query.tolerance {
         None => DEFAULT_TOLERANCE,
         Some(percent) if percent.is_finite() && (0.0..=1000.0).contains(&percent) => percent / 100.0,
