@@ -7,8 +7,9 @@
 # the same sums on its Parquet files, a planner's group-by over the year against the same in
 # DuckDB, one big learner file (a province's rows, grown to BIG_ROWS: 10 million at SCALE=1.0)
 # against DuckDB converting it all as text and typed, the largest province's file sent again into
-# a warehouse of one school year and into one of five, then the dashboard at 32 clients (wrk, when
-# installed). Prints the time, rows/s and peak memory of each step, and the loads side by side.
+# a warehouse of one school year and into one of five, the report files of five school years
+# against DuckDB converting them, then the dashboard at 32 clients (wrk, when installed). Prints
+# the time, rows/s and peak memory of each step, and the loads side by side.
 #
 #   bench/records.sh                          # SCALE=1.0, release build
 #   SCALE=0.1 PROFILE=dev bench/records.sh    # a small run with the dev build
@@ -177,12 +178,41 @@ duckdb.connect().execute(
     f"FROM read_parquet('{work}/duckdb/learner-*.parquet') GROUP BY ALL").fetchall()
 PY
 
+# The report files of five school years (school, university, content), as generated: CSV in UTF-8
+# and UTF-16 with `,` `;` or tab, and workbooks. Both sides load the CSV files (DuckDB reads no
+# workbook without its excel extension): khoso validates and commits each kind, DuckDB converts
+# each file to Parquet, as text, detecting its separator.
+"$KHOSO" generate --scale "$SCALE" --out "$WORK/reports" >/dev/null
+REPORTS=$(find "$WORK/reports" -name '*.csv' | wc -l)
+echo "   $REPORTS report files (CSV) of five school years"
+"$KHOSO" --data "$WORK/reports-data" init >/dev/null
+timed "khoso ingest the report files (school, university, content)" bash -c '
+  for kind in school university content; do
+    "$0" --data "$1/reports-data" ingest --kind "$kind" $(find "$1/reports/$kind" -name "*.csv" | sort) || exit 1
+  done' "$KHOSO" "$WORK"
+KHOSO_REPORTS=$SECS
+timed "duckdb: the same report files to Parquet" "$PYTHON" - "$WORK" <<'PY'
+import duckdb, glob, os, sys
+work = sys.argv[1]
+con = duckdb.connect()
+os.makedirs(f"{work}/reports-duckdb", exist_ok=True)
+for n, path in enumerate(sorted(glob.glob(f"{work}/reports/*/*/*.csv"))):
+    with open(path, "rb") as f:
+        head = f.read(2)
+    encoding = "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
+    con.execute(f"COPY (SELECT * FROM read_csv('{path}', header = true, all_varchar = true, encoding = '{encoding}')) "
+                f"TO '{work}/reports-duckdb/{n}.parquet' (FORMAT parquet)")
+PY
+DUCK_REPORTS=$SECS
+
 echo "== the loads side by side (seconds; khoso validates, pseudonymises and commits, DuckDB converts)"
 printf '%-44s %10s %10s %10s %12s\n' "load" "khoso" "duckdb" "typed" "khoso/duckdb"
 printf '%-44s %10.2f %10.2f %10.2f %12.2f\n' "a school year of learner records, $LEARNERS rows" \
   "$KHOSO_INGEST" "$DUCK_INGEST" "$DUCK_TYPED" "$(echo "$KHOSO_INGEST / $DUCK_INGEST" | bc -l)"
 printf '%-44s %10.2f %10.2f %10.2f %12.2f\n' "one learner file, $BIG_ROWS rows ($BIG_MB MB)" \
   "$KHOSO_BIG" "$DUCK_BIG" "$DUCK_BIG_TYPED" "$(echo "$KHOSO_BIG / $DUCK_BIG" | bc -l)"
+printf '%-44s %10.2f %10.2f %10s %12.2f\n' "$REPORTS report files, five years" \
+  "$KHOSO_REPORTS" "$DUCK_REPORTS" "-" "$(echo "$KHOSO_REPORTS / $DUCK_REPORTS" | bc -l)"
 echo "   (the first line's DuckDB converts the teacher files too; khoso's one big file peaked at $KHOSO_BIG_MB MB)"
 
 echo "== data directory: $(du -sh "$WORK/data" | cut -f1)"

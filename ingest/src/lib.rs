@@ -17,12 +17,12 @@
 //! ```
 //!
 //! This crate knows nothing of the warehouse: it hands over plain typed columns. The reader
-//! (CSV splitting, calamine) is its `reader` feature, on by default: a crate that only needs the
+//! (polars' CSV reader, calamine) is its `reader` feature, on by default: a crate that only needs the
 //! report kinds, schemas, templates and problems (the dashboard) goes without it.
 #![warn(missing_docs)]
 
 #[cfg(feature = "reader")]
-pub mod cells;
+mod csv;
 pub mod generate;
 pub mod problem;
 pub mod provinces;
@@ -30,6 +30,8 @@ pub mod provinces;
 pub mod read;
 pub mod report;
 pub mod schema;
+#[cfg(feature = "reader")]
+pub mod sheet;
 #[cfg(feature = "reader")]
 pub mod stream;
 pub mod template;

@@ -1,68 +1,19 @@
-//! Reading a file as a province sends it into a table of text cells ([`Cells`]), whatever its
-//! encoding, separator or format.
+//! Reading a file as a province sends it into a sheet of text cells ([`RawSheet`]), whatever
+//! its encoding, separator or format.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use crate::cells::{Cells, header_name, too_many_columns};
-pub use crate::cells::{MAX_CELL_BYTES, MAX_COLUMNS};
+use crate::csv::{empty_file, not_utf8};
 use crate::problem::{Problem, Rule};
+use crate::sheet::{Cells, MAX_COLUMNS, MAX_SHEET_CELLS, RawSheet, header_name};
 
 /// The longest header line of a CSV file, in bytes.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// The most an `.xlsx` file may unpack to (all its parts together).
 pub const MAX_WORKBOOK_UNPACKED_BYTES: u64 = 256 * 1024 * 1024;
-
-/// The most cells a worksheet's used area may span (rows × columns, from its first cell to its
-/// last): a school report of 50,000 rows and 30 columns is 1.5 million.
-pub const MAX_SHEET_CELLS: u64 = 5_000_000;
-
-/// A sheet of text cells: the header row as the user typed it, and the data rows below it.
-#[derive(Debug)]
-pub struct RawSheet {
-    /// Header cells, in file order.
-    pub headers: Vec<String>,
-    /// The row number of the header row as the user sees it (1 unless the sheet starts lower).
-    pub header_row: usize,
-    /// One column of cells per header (same order); row `i` is row `header_row + 1 + i`.
-    pub cells: Cells,
-}
-
-impl RawSheet {
-    /// A sheet of text cells given by column (a block of a file another reader read, such as a
-    /// Parquet file's rows cast to text), its header said to be on row `header_row`. Refused
-    /// past [`MAX_COLUMNS`] columns or a cell of [`MAX_CELL_BYTES`].
-    pub fn from_columns(
-        headers: Vec<String>,
-        header_row: usize,
-        columns: Vec<Vec<Option<String>>>,
-    ) -> Result<RawSheet, Problem> {
-        if headers.len() > MAX_COLUMNS {
-            return Err(too_many_columns(header_row, headers.len()));
-        }
-        for (index, cells) in columns.iter().enumerate() {
-            if let Some(row) = cells
-                .iter()
-                .position(|c| c.as_ref().is_some_and(|c| c.len() > MAX_CELL_BYTES))
-            {
-                let row = header_row + 1 + row;
-                let header = headers.get(index).map_or("", String::as_str);
-                return Err(Problem::bounds(
-                    Some(row),
-                    format!("Dòng {row}, cột \"{header}\" có một ô dài hơn {MAX_CELL_BYTES} byte."),
-                    format!("Row {row}, column \"{header}\" has a cell longer than {MAX_CELL_BYTES} bytes."),
-                ));
-            }
-        }
-        Ok(RawSheet {
-            headers,
-            header_row,
-            cells: Cells::from_columns(&columns)?,
-        })
-    }
-}
 
 /// Where in a workbook to read.
 #[derive(Debug, Clone, Default)]
@@ -169,15 +120,6 @@ fn read_csv(path: &Path, head: &[u8]) -> Result<RawSheet, Problem> {
     }
 }
 
-pub(crate) fn empty_file() -> Problem {
-    Problem::file(Rule::EmptyFile, String::new())
-}
-
-/// Bytes that are not UTF-8, at byte `at` of the file.
-pub(crate) fn not_utf8(at: usize) -> Problem {
-    Problem::file(Rule::Encoding, format!("byte {at}"))
-}
-
 /// The first non-blank line, read from at most [`MAX_HEADER_BYTES`] (and a little room for
 /// blank lines above it); refused when it does not end there.
 fn first_line(file: &mut File) -> Result<String, Problem> {
@@ -250,12 +192,7 @@ pub(crate) fn utf8_csv_separator(path: &Path) -> Result<Option<u8>, Problem> {
 
 /// CSV text as a sheet: its first row that is not blank is the header.
 fn parse_csv(text: String, separator: u8) -> Result<RawSheet, Problem> {
-    let split = Cells::split_csv(text, separator, 1, true)?;
-    Ok(RawSheet {
-        headers: split.headers.ok_or_else(empty_file)?,
-        header_row: 1 + split.rows_above,
-        cells: split.cells,
-    })
+    crate::csv::whole(text.as_bytes(), separator, crate::csv::PIECE_BYTES)
 }
 
 /// Checks what an `.xlsx` file unpacks to, part by part, by unpacking it into nothing: the
@@ -372,7 +309,7 @@ fn read_workbook(path: &Path, options: &ReadOptions) -> Result<RawSheet, Problem
     Ok(RawSheet {
         headers,
         header_row,
-        cells: Cells::from_columns(&columns)?,
+        cells: Cells::from_columns(&columns),
     })
 }
 

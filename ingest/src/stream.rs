@@ -1,7 +1,8 @@
 //! Reading a large file in blocks: a UTF-8 CSV file (the national education database's export
 //! of a province's learners can be a million rows) is cut at row boundaries into blocks of about
-//! [`BLOCK_BYTES`], each parsed and validated on its own with the file's header, so memory
-//! stays that of one block whatever the file's size. Rules across blocks hold as for a whole
+//! [`BLOCK_BYTES`], each split by polars (see [`crate::csv`]) and validated on its own with the
+//! file's header, so memory stays that of one block whatever the file's size (and of the next,
+//! read and split while one is validated). Rules across blocks hold as for a whole
 //! file: one school year and province, one row per person (see [`crate::validate::People`]), row
 //! numbers as in the file. The blocks of a valid file go to a sink (the warehouse writes them
 //! out); once a problem is found the sink gets nothing more, and the rest of the file is still
@@ -12,22 +13,18 @@
 //! sink as one block.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
-use crate::cells::{Cells, SplitCsv};
+pub use crate::csv::PIECE_BYTES as BLOCK_BYTES;
+use crate::csv::Pieces;
 pub use crate::problem::MAX_LISTED;
 use crate::problem::{Problem, Problems, Rule};
-use crate::read::{RawSheet, ReadOptions, empty_file, not_utf8, utf8_csv_separator};
+use crate::read::{ReadOptions, utf8_csv_separator};
 use crate::report::{SliceHint, ValidatedReport};
 use crate::schema::ReportKind;
+use crate::sheet::RawSheet;
 use crate::text::{ProvinceCode, SchoolYear};
 use crate::validate::{People, validate_part};
-
-/// About how many bytes of a CSV file make one block: enough that a block's fixed costs are
-/// small, few enough that its buffers are reused by the allocator rather than asked of the
-/// system each time (a batch of 63 files peaked at 0.6 GB with 4 MB blocks, 0.85 GB with 16 MB).
-pub const BLOCK_BYTES: usize = 4 * 1024 * 1024;
 
 /// A file read in blocks that passed every rule.
 #[derive(Debug, Clone)]
@@ -91,7 +88,18 @@ fn read_in_blocks_of<E>(
         Err(problem) => return Ok(Err(vec![problem])),
     };
     match File::open(path) {
-        Ok(file) => validate_sheets(Blocks::new(file, separator, block_bytes), kind, hint, sink),
+        Ok(file) => std::thread::scope(|scope| {
+            // The next block is read and split while this one is validated.
+            let (blocks, read) = std::sync::mpsc::sync_channel(1);
+            scope.spawn(move || {
+                for block in Pieces::new(file, separator, block_bytes) {
+                    if blocks.send(block).is_err() {
+                        break;
+                    }
+                }
+            });
+            validate_sheets(read.into_iter(), kind, hint, sink)
+        }),
         Err(e) => Ok(Err(vec![Problem::file(Rule::Unreadable, e.to_string())])),
     }
 }
@@ -216,139 +224,6 @@ impl Reading<'_> {
     }
 }
 
-/// Cuts a CSV file into sheets of about `block_bytes` each, at row ends, each with the file's
-/// header and its rows numbered as in the file; each is checked to be UTF-8 and of a report's
-/// shape as it is split (see [`Cells::split_csv`]).
-struct Blocks<R> {
-    reader: R,
-    separator: u8,
-    /// About how many bytes make a block.
-    block_bytes: usize,
-    /// The header line, once it is found.
-    header: Option<Vec<u8>>,
-    /// The start of a row that did not fit in the last block.
-    carry: Vec<u8>,
-    /// Rows read so far, the header and blank lines above it included.
-    rows: usize,
-    /// Bytes of the file before the carried-over row.
-    offset: usize,
-    done: bool,
-}
-
-impl<R: Read> Blocks<R> {
-    fn new(reader: R, separator: u8, block_bytes: usize) -> Self {
-        Self {
-            reader,
-            separator,
-            block_bytes,
-            header: None,
-            carry: Vec::new(),
-            rows: 0,
-            offset: 0,
-            done: false,
-        }
-    }
-
-    /// The next [`BLOCK_BYTES`] or so of the file after what was carried over, behind the header
-    /// once it is known (so that the block's rows are not copied again after it), and whether
-    /// the file ends there.
-    fn fill(&mut self) -> std::io::Result<(Vec<u8>, bool)> {
-        let header = self.header.as_deref().unwrap_or_default();
-        let wanted = self.block_bytes.saturating_sub(self.carry.len()).max(1024);
-        let mut data = Vec::with_capacity(header.len() + self.carry.len() + wanted);
-        data.extend_from_slice(header);
-        data.append(&mut self.carry);
-        let read = (&mut self.reader).take(wanted as u64).read_to_end(&mut data)?;
-        Ok((data, read < wanted))
-    }
-
-    /// The next block, or the file's first problem.
-    fn block(&mut self) -> Result<Option<RawSheet>, Problem> {
-        let header_known = self.header.as_ref().map_or(0, Vec::len);
-        let (mut data, eof) = self
-            .fill()
-            .map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
-        if eof && data.len() == header_known {
-            return Ok(None);
-        }
-        // The block ends after its last line break (a character is never cut there); the rest
-        // starts the next one.
-        let end = match eof {
-            true => data.len(),
-            false => match memchr::memrchr(b'\n', &data[header_known..]) {
-                Some(at) => header_known + at + 1,
-                // No line break in a whole block: split it to say which limit the row passes.
-                None => match std::str::from_utf8(&data) {
-                    Err(e) if e.error_len().is_none() => e.valid_up_to(),
-                    _ => data.len(),
-                },
-            },
-        };
-        self.carry = data.split_off(end);
-        let text =
-            String::from_utf8(data).map_err(|e| not_utf8(self.offset + e.utf8_error().valid_up_to() - header_known))?;
-        // The rows of a later block follow the header line put before them.
-        let first_row = match header_known {
-            0 => self.rows + 1,
-            _ => self.rows,
-        };
-        let split = Cells::split_csv(text, self.separator, first_row, eof)?;
-        let SplitCsv {
-            headers,
-            header,
-            rows,
-            rows_above,
-            cells,
-            mut rest,
-        } = split;
-        let Some(headers) = headers else {
-            return Err(empty_file());
-        };
-        let header_row = match header_known {
-            0 => {
-                let mut line = cells.text_of(header);
-                if !line.ends_with(b"\n") {
-                    line.push(b'\n');
-                }
-                self.header = Some(line);
-                self.rows + rows_above + 1
-            }
-            _ => self.rows,
-        };
-        let block_rows = rows - usize::from(header_known > 0);
-        if block_rows == 0 && !eof {
-            return Err(Problem::bounds(
-                Some(self.rows + 1),
-                format!("Dòng {} dài hơn {} MB.", self.rows + 1, self.block_bytes >> 20),
-                format!("Row {} is longer than {} MB.", self.rows + 1, self.block_bytes >> 20),
-            ));
-        }
-        self.rows += block_rows;
-        self.offset += end - header_known - rest.len();
-        rest.append(&mut self.carry);
-        self.carry = rest;
-        self.done = eof;
-        Ok(Some(RawSheet {
-            headers,
-            header_row,
-            cells,
-        }))
-    }
-}
-
-impl<R: Read> Iterator for Blocks<R> {
-    type Item = Result<RawSheet, Problem>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let block = self.block();
-        self.done |= block.is_err();
-        block.transpose()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,7 +231,7 @@ mod tests {
     #[test]
     fn blocks_end_at_rows_and_keep_their_numbers() {
         let text = "\nid,name\n1,\"a\nb\"\n2,c\n3,d\n";
-        let blocks: Vec<RawSheet> = Blocks::new(text.as_bytes(), b',', BLOCK_BYTES)
+        let blocks: Vec<RawSheet> = Pieces::new(text.as_bytes(), b',', BLOCK_BYTES)
             .map(|b| b.expect("block"))
             .collect();
         assert_eq!(blocks.len(), 1);
@@ -370,7 +245,7 @@ mod tests {
         let text: String = std::iter::once("id,name\n".to_string())
             .chain((0..300).map(|i| format!("{i},\"line {i}\nand \"\"more\"\"\"\n")))
             .collect();
-        let blocks: Vec<RawSheet> = Blocks::new(text.as_bytes(), b',', 1024)
+        let blocks: Vec<RawSheet> = Pieces::new(text.as_bytes(), b',', 1024)
             .map(|b| b.expect("block"))
             .collect();
         assert!(blocks.len() > 5, "{} blocks", blocks.len());
@@ -480,12 +355,17 @@ mod tests {
             problems[0].message_en
         );
 
-        // A row of a thousand columns on row 1,802 (the header is row 1).
-        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-        lines[1_801] = vec!["1"; 1_000].join(",");
-        let (read, _) = read_text(&(lines.join("\n") + "\n"), 4096);
-        let problems = read.expect_err("too wide");
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!((problems[0].rule, problems[0].row), (Rule::Bounds, Some(1_802)));
+        // On row 1,802 (the header is row 1): a cell longer than a block, a quote inside a cell.
+        for (cell, rule) in [
+            ("x".repeat(5_000), Rule::Bounds),
+            ("12\" screen".to_string(), Rule::Unreadable),
+        ] {
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines[1_801] = lines[1_801].replacen("primary", &cell, 1);
+            let (read, _) = read_text(&(lines.join("\n") + "\n"), 4096);
+            let problems = read.expect_err("not read");
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!((problems[0].rule, problems[0].row), (rule, Some(1_802)), "{problems:?}");
+        }
     }
 }

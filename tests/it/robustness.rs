@@ -134,7 +134,15 @@ fn crafted_files_are_refused_before_they_are_read() {
         "x".repeat(4 * 1024 * 1024)
     );
     let endless_header = "y".repeat(3 * 1024 * 1024);
+    // Two million short rows under a header of 256 columns: 512 million cells for 4 MB of text,
+    // refused before they are split.
+    let short_rows = format!("{}\n{}", vec!["a"; 256].join(","), "1\n".repeat(2_000_000));
     for (what, body, said) in [
+        (
+            "short rows under a wide header",
+            short_rows,
+            "far shorter than the header",
+        ),
         ("a million columns", wide, "longer than 64 KB"),
         ("300 columns", wider_than_allowed, "at most 256"),
         ("a 4 MB cell", long_cell, "longer than 4096 bytes"),

@@ -5,12 +5,12 @@ mod row_rules;
 
 use foldhash::{HashMap, HashMapExt};
 
-use crate::cells::CellColumn;
 use crate::problem::{Problem, Problems, Rule};
 use crate::provinces::ProvinceRegistry;
-use crate::read::RawSheet;
 use crate::report::{ColumnValues, ReportColumn, SliceHint, TextValues, ValidatedReport};
 use crate::schema::{ColumnSpec, ColumnType, ReportKind, ReportSchema};
+use crate::sheet::CellColumn;
+use crate::sheet::RawSheet;
 use crate::text::{SchoolYear, looks_like_formula};
 
 /// A column of the schema and where its cells come from.

@@ -9,7 +9,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use ingest::read::RawSheet;
+use ingest::sheet::RawSheet;
 use ingest::{Problem, Rule};
 
 /// Rows a block holds.

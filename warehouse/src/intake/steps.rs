@@ -255,16 +255,19 @@ impl Intake {
         let read: Vec<_> = futures::stream::iter(deliveries)
             .map(|delivery| async move {
                 // A file that cannot be read is the reader's problem to say (with its name); a
-                // valid one is hashed once, here.
+                // valid one is hashed once, here, while it is read.
                 let started = std::time::Instant::now();
+                let path = delivery.path.clone();
+                let hashing = tokio::task::spawn_blocking(move || crate::sha256_file(&path));
                 let report = match delivery.kind.holds_people() {
                     true => self.read_records(&delivery, intent != Intent::Validate).await?,
                     false => validate(&delivery).await?,
                 }
                 .map(Arc::new);
+                let hashed = hashing.await.map_err(|e| Error::failed("hashing a file", e))?;
                 let sha256 = match report {
-                    Ok(_) => Some(crate::sha256_file(&delivery.path)?),
-                    Err(_) => crate::sha256_file(&delivery.path).ok(),
+                    Ok(_) => Some(hashed?),
+                    Err(_) => hashed.ok(),
                 };
                 tracing::debug!(
                     file = %delivery.file_name,
@@ -804,12 +807,14 @@ async fn read_records(
     }
 }
 
-/// What reading a report file may take for each of its bytes: its text, its cells (at most about
-/// nine bytes a byte, see [`ingest::cells`]) and the validated rows.
+/// What reading a report file may take for each of its bytes: its text (and its decoded copy) and
+/// the validated rows.
 const READ_BYTES_PER_FILE_BYTE: u64 = 16;
 
-/// What reading a file takes besides: a workbook's parts unpacked, the reader's buffers.
-const READ_BYTES_BESIDES: u64 = 64 * 1024 * 1024;
+/// What reading a file takes besides: its cells (16 bytes each, at most
+/// [`ingest::sheet::MAX_SHEET_CELLS`] in a file read whole), a workbook's parts unpacked, the
+/// reader's buffers.
+const READ_BYTES_BESIDES: u64 = 16 * ingest::sheet::MAX_SHEET_CELLS + 64 * 1024 * 1024;
 
 /// What reading a record file may take at once: it is read block by block (see
 /// [`ingest::stream`]), a few blocks in hand and on their way to the writers.
