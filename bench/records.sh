@@ -188,7 +188,8 @@ echo "   $REPORTS report files (CSV) of five school years"
 "$KHOSO" --data "$WORK/reports-data" init >/dev/null
 timed "khoso ingest the report files (school, university, content)" bash -c '
   for kind in school university content; do
-    "$0" --data "$1/reports-data" ingest --kind "$kind" $(find "$1/reports/$kind" -name "*.csv" | sort) || exit 1
+    files=$(find "$1/reports/$kind" -name "*.csv" 2>/dev/null | sort)
+    [ -z "$files" ] || "$0" --data "$1/reports-data" ingest --kind "$kind" $files || exit 1
   done' "$KHOSO" "$WORK"
 KHOSO_REPORTS=$SECS
 timed "duckdb: the same report files to Parquet" "$PYTHON" - "$WORK" <<'PY'
