@@ -255,6 +255,9 @@ pub(crate) fn row_ends(bytes: &[u8]) -> (usize, Option<usize>) {
     (count, (count > 0).then_some(last + 1))
 }
 
+/// Blank rows a file may have above its header (each is split on its own).
+const MAX_ROWS_ABOVE: usize = 1000;
+
 /// A file's header row.
 #[derive(Debug)]
 pub(crate) struct Header {
@@ -271,6 +274,13 @@ pub(crate) struct Header {
 pub(crate) fn header(text: &[u8], separator: u8) -> Result<Option<Header>, Problem> {
     let (mut start, mut rows_above) = (0, 0);
     while start < text.len() {
+        if rows_above == MAX_ROWS_ABOVE {
+            return Err(Problem::bounds(
+                Some(rows_above),
+                format!("Không có dòng tiêu đề trong {MAX_ROWS_ABOVE} dòng đầu của tệp. Hãy dùng mẫu của báo cáo."),
+                format!("No header row in the file's first {MAX_ROWS_ABOVE} rows. Start from the report's template."),
+            ));
+        }
         let end = memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |at| start + at + 1);
         let row = 1 + rows_above;
         let line = &text[start..end];
@@ -473,6 +483,8 @@ mod tests {
         assert_eq!(found.names, ["Mã, tỉnh", "năm"]);
         assert_eq!((found.rows_above, found.end), (2, 26));
         assert!(header(b"\n \n", b',').expect("blank").is_none());
+        let problem = header(",,,\n".repeat(500_000).as_bytes(), b',').expect_err("no header");
+        assert_eq!((problem.rule, problem.row), (Rule::Bounds, Some(MAX_ROWS_ABOVE)));
         let wide = format!("{}\n", vec!["a"; MAX_COLUMNS + 1].join(","));
         let problem = header(wide.as_bytes(), b',').expect_err("too wide");
         assert_eq!((problem.rule, problem.row), (Rule::Bounds, Some(1)));
