@@ -418,9 +418,10 @@ pub struct IngestArgs {
     /// Report files: .csv (UTF-8 or UTF-16; `,` `;` or tab) or .xlsx.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// The report kind.
+    /// The report kind of every file; without it, each file's kind is known by its header row
+    /// (the kind whose columns it names most), so one command loads files of several kinds.
     #[arg(long)]
-    pub kind: KindArg,
+    pub kind: Option<KindArg>,
     /// School year of the file (e.g. 2024-2025): fills a missing column, must match a present one.
     #[arg(long)]
     pub year: Option<ingest::SchoolYear>,

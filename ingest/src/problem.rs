@@ -61,6 +61,8 @@ pub enum Rule {
     RangeBy,
     /// A text longer than its column allows (a name, a commune).
     TooLong,
+    /// A header row that does not say which report a file is, when no kind was given.
+    UnknownKind,
     /// Problems past the ones listed, counted by rule and column.
     More,
 }
@@ -95,6 +97,7 @@ impl Rule {
             Rule::PersonalData => "personal_data",
             Rule::RangeBy => "range_by",
             Rule::TooLong => "too_long",
+            Rule::UnknownKind => "unknown_kind",
             Rule::More => "more",
         }
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::csv::{empty_file, not_utf8};
 use crate::problem::{Problem, Rule};
+use crate::schema::ReportKind;
 use crate::sheet::{Cells, MAX_COLUMNS, MAX_SHEET_CELLS, RawSheet, header_name};
 
 /// The longest header line of a CSV file, in bytes.
@@ -37,10 +38,7 @@ pub fn read_sheet(path: &Path, options: &ReadOptions) -> Result<RawSheet, Proble
         .and_then(|mut f| read_up_to(&mut f, &mut head))
         .map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
     let head = &head[..head_len];
-    let is_workbook = head.starts_with(b"PK\x03\x04")
-        || path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("xlsx") || e.eq_ignore_ascii_case("xlsm"));
+    let is_workbook = is_workbook(path, head);
     let sheet = if is_workbook {
         read_workbook(path, options)
     } else {
@@ -59,6 +57,79 @@ pub fn read_sheet(path: &Path, options: &ReadOptions) -> Result<RawSheet, Proble
         }
     }
     sheet
+}
+
+/// The report a file is, from its header row alone (see [`ReportKind::of_header`]): a CSV file's
+/// first line that is not blank, whatever its encoding, or a workbook sheet's header.
+pub fn report_kind_of(path: &Path, options: &ReadOptions) -> Result<ReportKind, Problem> {
+    let headers = read_header(path, options)?;
+    ReportKind::of_header(headers.iter().map(String::as_str)).map_err(|tied| {
+        let names = |kinds: &[ReportKind]| kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+        let shown: Vec<&str> = headers.iter().take(8).map(String::as_str).collect();
+        let (vi, en) = match tied.as_slice() {
+            [] => (
+                format!("không cột nào của một loại báo cáo (các cột: {})", shown.join(", ")),
+                format!("it names no column of any report (its columns: {})", shown.join(", ")),
+            ),
+            _ => (
+                format!("các cột hợp với nhiều loại như nhau: {}", names(&tied)),
+                format!("its columns fit several kinds as well: {}", names(&tied)),
+            ),
+        };
+        Problem {
+            row: Some(1),
+            column: None,
+            value: None,
+            rule: Rule::UnknownKind,
+            message_vi: format!(
+                "Dòng tiêu đề không cho biết tệp là báo cáo nào: {vi}. Hãy dùng mẫu của báo cáo, hoặc ghi rõ loại \
+                 báo cáo (--kind)."
+            ),
+            message_en: format!(
+                "The header row does not say which report this file is: {en}. Start from the report's template, or \
+                 name the kind (--kind)."
+            ),
+        }
+    })
+}
+
+/// A file's header cells, read from its start (a workbook's sheet is read whole, within its
+/// bounds).
+fn read_header(path: &Path, options: &ReadOptions) -> Result<Vec<String>, Problem> {
+    let unreadable = |e: std::io::Error| Problem::file(Rule::Unreadable, e.to_string());
+    let mut head = vec![0u8; 2 * (MAX_HEADER_BYTES + 1024)];
+    let head_len = read_up_to(&mut File::open(path).map_err(unreadable)?, &mut head).map_err(unreadable)?;
+    let head = &head[..head_len];
+    if is_workbook(path, head) {
+        return Ok(read_workbook(path, options)?.headers);
+    }
+    let line = match head {
+        [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] => {
+            let decoder = match head[0] {
+                0xFF => encoding_rs::UTF_16LE,
+                _ => encoding_rs::UTF_16BE,
+            };
+            let (text, _, _) = decoder.decode(head);
+            let ended = text.contains('\n') || head_len < head.len();
+            match text.lines().find(|l| !l.trim().is_empty()) {
+                Some(line) if ended && line.len() <= MAX_HEADER_BYTES => line.to_string(),
+                Some(_) => return Err(header_too_long()),
+                None => return Err(empty_file()),
+            }
+        }
+        _ => first_line(&mut File::open(path).map_err(unreadable)?)?,
+    };
+    let separator = detect_separator(&line).ok_or_else(empty_file)?;
+    let header = crate::csv::header(line.as_bytes(), separator)?.ok_or_else(empty_file)?;
+    Ok(header.names)
+}
+
+/// Whether a file is an `.xlsx` workbook, by its first bytes or its name.
+fn is_workbook(path: &Path, head: &[u8]) -> bool {
+    head.starts_with(b"PK\x03\x04")
+        || path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("xlsx") || e.eq_ignore_ascii_case("xlsm"))
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -179,11 +250,7 @@ pub(crate) fn utf8_csv_separator(path: &Path) -> Result<Option<u8>, Problem> {
     let mut head = [0u8; 4];
     let head_len = read_up_to(&mut File::open(path).map_err(unreadable)?, &mut head).map_err(unreadable)?;
     let head = &head[..head_len];
-    let workbook = head.starts_with(b"PK\x03\x04")
-        || path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("xlsx") || e.eq_ignore_ascii_case("xlsm"));
-    if workbook || head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+    if is_workbook(path, head) || head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
         return Ok(None);
     }
     let sample = first_line(&mut File::open(path).map_err(unreadable)?)?;

@@ -73,6 +73,32 @@ impl ReportKind {
         &all[self as usize]
     }
 
+    /// The kind a header row is of: the one whose columns it names most (by name, former name
+    /// or alias, in either language), when no other names as many. `Err` holds the kinds tied
+    /// for most, none of them when the header names no column of any kind.
+    pub fn of_header<'h>(
+        headers: impl IntoIterator<Item = &'h str>,
+    ) -> std::result::Result<ReportKind, Vec<ReportKind>> {
+        let headers: Vec<&str> = headers.into_iter().collect();
+        let named = |kind: ReportKind| {
+            let schema = kind.schema();
+            let columns: HashSet<&str> = headers
+                .iter()
+                .filter_map(|h| schema.column_for_header(h))
+                .map(|c| c.name.as_str())
+                .collect();
+            columns.len()
+        };
+        let counts = ReportKind::ALL.map(|kind| (kind, named(kind)));
+        let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        let tied: Vec<ReportKind> = counts.iter().filter(|(_, n)| *n == most).map(|(k, _)| *k).collect();
+        match tied.as_slice() {
+            _ if most == 0 => Err(Vec::new()),
+            [only] => Ok(*only),
+            _ => Err(tied),
+        }
+    }
+
     fn schema_text(self) -> &'static str {
         match self {
             Self::School => include_str!("../schemas/school.toml"),
@@ -342,6 +368,10 @@ pub struct ReportSchema {
     /// Personal columns that refuse a file.
     #[serde(default)]
     pub personal_data: Vec<PersonalData>,
+    /// Each column's place by every name a header may give it, folded (see
+    /// [`ReportSchema::column_for_header`]); filled as the schema is read.
+    #[serde(skip)]
+    by_header: HashMap<String, usize>,
 }
 
 /// The language of a page, a message or a template: Vietnamese first, English second.
@@ -406,8 +436,14 @@ impl ReportSchema {
     /// Parses and checks a schema file: unknown fields, unknown column names in keys and rules,
     /// and a header alias claimed by two columns are errors.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let schema: ReportSchema = toml::from_str(text).map_err(|e| Error::Schema(e.message().to_string()))?;
+        let mut schema: ReportSchema = toml::from_str(text).map_err(|e| Error::Schema(e.message().to_string()))?;
         schema.validate()?;
+        // The first column claiming a name keeps it (two claiming one are refused above).
+        for (place, column) in schema.columns.iter().enumerate().rev() {
+            for name in column.header_names() {
+                schema.by_header.insert(fold_header(name), place);
+            }
+        }
         Ok(schema)
     }
 
@@ -526,9 +562,7 @@ impl ReportSchema {
         if folded.is_empty() {
             return None;
         }
-        self.columns
-            .iter()
-            .find(|c| c.header_names().any(|h| fold_header(h) == folded))
+        self.by_header.get(&folded).map(|&place| &self.columns[place])
     }
 }
 

@@ -210,7 +210,6 @@ async fn refresh_kpis(warehouse: &Warehouse) -> anyhow::Result<()> {
 }
 
 pub(super) async fn ingest_command(data: &Place, metrics: Arc<Metrics>, args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let kind = ReportKind::from(args.kind);
     let province = match &args.province {
         Some(code) => Some(
             code.parse::<ProvinceCode>()
@@ -218,9 +217,6 @@ pub(super) async fn ingest_command(data: &Place, metrics: Arc<Metrics>, args: In
         ),
         None => None,
     };
-    if !kind.is_provincial() && province.is_some() {
-        bail!("--province does not apply to content reports (they are national)");
-    }
     let hint = SliceHint {
         school_year: args.year,
         province_code: province,
@@ -235,12 +231,32 @@ pub(super) async fn ingest_command(data: &Place, metrics: Arc<Metrics>, args: In
         true => Intent::Preview,
         false => Intent::Commit,
     };
+    let kinds = match args.kind {
+        Some(kind) => vec![ReportKind::from(kind); args.files.len()],
+        None => match kinds_of(&args.files, &args.sheet).await? {
+            Ok(kinds) => kinds,
+            Err(problems) => {
+                for (path, problem) in &problems {
+                    print_problems(path, std::slice::from_ref(problem));
+                }
+                if let Some(out) = &args.errors_out {
+                    write_errors(out, &problems, args.files.len() > 1)?;
+                }
+                eprintln!("không ghi gì vào kho / nothing was committed");
+                return Ok(ExitCode::from(INVALID_INPUT));
+            }
+        },
+    };
+    if hint.province_code.is_some() && kinds.iter().any(|k| !k.is_provincial()) {
+        bail!("--province does not apply to content reports (they are national)");
+    }
     let deliveries: Vec<Delivery> = args
         .files
         .iter()
-        .map(|path| Delivery {
+        .zip(&kinds)
+        .map(|(path, kind)| Delivery {
             sheet: args.sheet.clone(),
-            ..Delivery::file(path.clone(), kind, hint.clone())
+            ..Delivery::file(path.clone(), *kind, hint.clone())
         })
         .collect();
     let spinner = progress_bar(1, &format!("validating {} files", deliveries.len()));
@@ -281,7 +297,7 @@ pub(super) async fn ingest_command(data: &Place, metrics: Arc<Metrics>, args: In
                 println!(
                     "  committed {}: {} version {}, submission {}{replaced}",
                     file.delivery.file_name,
-                    warehouse::fact_table(kind),
+                    warehouse::fact_table(file.delivery.kind),
                     s.table_version,
                     s.submission_id
                 );
@@ -306,14 +322,16 @@ pub(super) async fn ingest_command(data: &Place, metrics: Arc<Metrics>, args: In
     }
     match (&warehouse, args.dry_run) {
         (Some(warehouse), false) => {
-            refresh_kpis(warehouse).await?;
-            let committed: BTreeSet<(SchoolYear, Option<ProvinceCode>)> = received
+            let committed: BTreeSet<Slice> = received
                 .iter()
                 .filter(|f| matches!(f.outcome, Outcome::Committed(_)))
                 .filter_map(|f| f.report.as_ref())
-                .map(|r| (r.school_year, r.province_code.clone()))
+                .map(|r| (r.kind, r.school_year, r.province_code.clone()))
                 .collect();
-            print_flags(warehouse, kind, &committed).await?;
+            // The flags read the fact tables only: they are found while the KPIs are computed.
+            let (refreshed, flags) = tokio::join!(refresh_kpis(warehouse), flag_lines(warehouse, &committed));
+            refreshed?;
+            flags?.iter().for_each(|line| println!("{line}"));
         }
         _ => println!("kiểm tra thử, không ghi / dry run: nothing committed"),
     }
@@ -431,39 +449,74 @@ pub(super) fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The flags nobody has explained that the checks reading `kind`'s table raise on the slices
-/// just committed: the file is in, and these are worth a second look.
-async fn print_flags(
-    warehouse: &Warehouse,
-    kind: ReportKind,
-    committed: &BTreeSet<(SchoolYear, Option<ProvinceCode>)>,
-) -> anyhow::Result<()> {
+/// The kind of each file by its header row, or every file whose header does not say.
+async fn kinds_of(
+    files: &[PathBuf],
+    sheet: &Option<String>,
+) -> anyhow::Result<Result<Vec<ReportKind>, Vec<(PathBuf, Problem)>>> {
+    let (files, options) = (files.to_vec(), ingest::ReadOptions { sheet: sheet.clone() });
+    let found = tokio::task::spawn_blocking(move || {
+        files
+            .into_iter()
+            .map(|path| (ingest::read::report_kind_of(&path, &options), path))
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    let mut kinds = Vec::with_capacity(found.len());
+    let mut problems = Vec::new();
+    for (kind, path) in found {
+        match kind {
+            Ok(kind) => kinds.push(kind),
+            Err(problem) => problems.push((path, problem)),
+        }
+    }
+    Ok(match problems.is_empty() {
+        true => Ok(kinds),
+        false => Err(problems),
+    })
+}
+
+/// A slice a file was committed to: its kind, school year and province.
+type Slice = (ReportKind, SchoolYear, Option<ProvinceCode>);
+
+/// The flags nobody has explained that the checks reading the committed kinds' tables raise on
+/// the slices just committed, as lines to print: the files are in, and these are worth a second
+/// look. Only those checks are run.
+async fn flag_lines(warehouse: &Warehouse, committed: &BTreeSet<Slice>) -> anyhow::Result<Vec<String>> {
     const SHOWN: usize = 10;
     let metrics = warehouse.metrics()?;
-    let table = warehouse::fact_table(kind);
-    let bearing: Vec<&str> = metrics
-        .checks
+    let tables: BTreeSet<&str> = committed
         .iter()
-        .filter(|c| metrics.check_tables(c).contains(table))
-        .map(|c| c.id.as_str())
+        .map(|(kind, _, _)| warehouse::fact_table(*kind))
         .collect();
-    let years: BTreeSet<SchoolYear> = committed.iter().map(|(year, _)| *year).collect();
-    for year in years {
-        let provinces: Vec<Option<&ProvinceCode>> = committed
+    let bearing = |check: &warehouse::quality::checks::Check| {
+        metrics.check_tables(check).iter().any(|t| tables.contains(t.as_str()))
+    };
+    let mut lines = Vec::new();
+    if !metrics.checks.iter().any(bearing) {
+        return Ok(lines);
+    }
+    // Each year's flags of its one province, or the year's of every province for files of many
+    // (then kept to the provinces sent).
+    let years: BTreeSet<SchoolYear> = committed.iter().map(|(_, year, _)| *year).collect();
+    let provinces_of = |year: SchoolYear| -> BTreeSet<Option<&ProvinceCode>> {
+        committed
             .iter()
-            .filter(|(y, _)| *y == year)
-            .map(|(_, p)| p.as_ref())
-            .collect();
-        // One province's flags, or the year's once for files of many provinces.
-        let asked = match provinces.as_slice() {
-            [only] => *only,
-            _ => None,
-        };
-        let flags: Vec<_> = warehouse
-            .flags(year, asked)
-            .await?
-            .into_iter()
-            .filter(|f| f.explanation.is_none() && bearing.contains(&f.check_id.as_str()))
+            .filter(|(_, y, _)| *y == year)
+            .map(|(_, _, p)| p.as_ref())
+            .collect()
+    };
+    let asked_of = |year: SchoolYear| match provinces_of(year) {
+        provinces if provinces.len() == 1 => provinces.first().copied().flatten().cloned(),
+        _ => None,
+    };
+    let slices: Vec<(SchoolYear, Option<ProvinceCode>)> = years.iter().map(|&year| (year, asked_of(year))).collect();
+    let all_flags = warehouse.flags_of(&slices, bearing).await?;
+    for (year, asked) in &slices {
+        let provinces = provinces_of(*year);
+        let flags: Vec<_> = all_flags
+            .iter()
+            .filter(|f| f.school_year == *year && f.explanation.is_none())
             .filter(|f| {
                 provinces
                     .iter()
@@ -471,23 +524,26 @@ async fn print_flags(
             })
             .collect();
         for flag in flags.iter().take(SHOWN) {
-            println!(
+            lines.push(format!(
                 "  ! [{}] {}: {} / {}",
                 flag.check_id,
                 flag.named_unit(),
                 flag.message_vi,
                 flag.message_en
-            );
+            ));
         }
         if !flags.is_empty() {
-            let place = asked.map(|p| format!(" --province {}", p.as_str())).unwrap_or_default();
-            println!(
+            let place = asked
+                .as_ref()
+                .map(|p| format!(" --province {}", p.as_str()))
+                .unwrap_or_default();
+            lines.push(format!(
                 "  {} cảnh báo số liệu bất thường, xem /quality / {} flags of figures that look wrong: khoso check --year \
                  {year}{place}",
                 flags.len(),
                 flags.len()
-            );
+            ));
         }
     }
-    Ok(())
+    Ok(lines)
 }

@@ -3,13 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 use ingest::{ProvinceRegistry, SchoolYear};
 
 use crate::kpi::metrics::{Dimension, Kpi, Metrics, Target, Unit};
+use crate::store::{number_column, text_column};
 use crate::tables::rows::{KpiRow, Status};
 use crate::{Error, Result};
 
@@ -90,24 +89,12 @@ struct SumRow {
 }
 
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    let started = std::time::Instant::now();
     let frame = ctx.sql(sql).await?;
-    Ok(frame.collect().await?)
-}
-
-fn text_column(batch: &RecordBatch, index: usize) -> Result<Vec<Option<String>>> {
-    let array = cast(batch.column(index), &DataType::Utf8)?;
-    let strings = array.as_string::<i32>();
-    Ok((0..strings.len())
-        .map(|i| (!strings.is_null(i)).then(|| strings.value(i).to_string()))
-        .collect())
-}
-
-fn number_column(batch: &RecordBatch, index: usize) -> Result<Vec<Option<f64>>> {
-    let array = cast(batch.column(index), &DataType::Float64)?;
-    let numbers = array.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-    Ok((0..numbers.len())
-        .map(|i| (!numbers.is_null(i)).then(|| numbers.value(i)))
-        .collect())
+    let planned = started.elapsed().as_secs_f64();
+    let batches = frame.collect().await?;
+    tracing::debug!(planned, seconds = started.elapsed().as_secs_f64(), sql, "KPI query");
+    Ok(batches)
 }
 
 /// KPIs summed by one query: those over the same rows (table, filter and school years).
@@ -668,45 +655,60 @@ async fn compute_all(
             }),
         }
     }
-    let mut by_id: HashMap<&str, Vec<KpiRow>> = HashMap::new();
-    for of in &groups {
-        let Some(first) = of.kpis.first() else {
-            continue;
-        };
-        // Nothing to sum again: everything is kept.
-        let nothing_new = of.years.as_ref().is_some_and(BTreeSet::is_empty);
-        let (sums, reporters) = match nothing_new {
-            true => ((0..of.kpis.len()).map(|_| HashMap::new()).collect(), None),
-            false => {
-                // A year's coverage rests on it and the year before: the changed years'
-                // coverage and their next years' is counted again, from those years and the
-                // ones before.
-                let reporter_years = of.years.as_ref().map(|years| {
-                    years
-                        .iter()
-                        .flat_map(|y| [SchoolYear::starting(y.start() - 1), *y, y.next()])
-                        .collect::<BTreeSet<_>>()
-                });
-                let mut all_additive = true;
-                for kpi in &of.kpis {
-                    all_additive &= additive(ctx, kpi).await?;
-                }
-                let sums = match all_additive {
-                    true => sums_by_parts(ctx, of).await?,
-                    false => sums(ctx, of).await?,
-                };
-                (sums, reporters(ctx, first, reporter_years.as_ref()).await?)
-            }
-        };
-        for (kpi, sums) in of.kpis.iter().zip(sums) {
-            let before: Vec<&KpiRow> = previous.iter().filter(|r| r.kpi_id == kpi.id).collect();
-            let only = of.years.as_ref().map(|years| (years, before.as_slice()));
-            by_id.insert(kpi.id.as_str(), assemble(kpi, sums, reporters.as_ref(), only));
-        }
-    }
+    // The groups are summed side by side: each is a few small queries, mostly planning.
+    let assembled = futures::future::try_join_all(groups.iter().map(|of| assemble_group(ctx, of, previous))).await?;
+    let mut by_id: HashMap<&str, Vec<KpiRow>> = assembled.into_iter().flatten().collect();
     Ok(kpis
         .iter()
         .flat_map(|(kpi, _)| by_id.remove(kpi.id.as_str()).unwrap_or_default())
+        .collect())
+}
+
+/// The KPIs of one group of [`compute_all`], each with its rows.
+async fn assemble_group<'k>(
+    ctx: &SessionContext,
+    of: &SumsOf<'k>,
+    previous: &[KpiRow],
+) -> Result<Vec<(&'k str, Vec<KpiRow>)>> {
+    let Some(first) = of.kpis.first() else {
+        return Ok(Vec::new());
+    };
+    // Nothing to sum again: everything is kept.
+    let nothing_new = of.years.as_ref().is_some_and(BTreeSet::is_empty);
+    let started = std::time::Instant::now();
+    let (sums, reporters) = match nothing_new {
+        true => ((0..of.kpis.len()).map(|_| HashMap::new()).collect(), None),
+        false => {
+            // A year's coverage rests on it and the year before: the changed years'
+            // coverage and their next years' is counted again, from those years and the
+            // ones before.
+            let reporter_years = of.years.as_ref().map(|years| {
+                years
+                    .iter()
+                    .flat_map(|y| [SchoolYear::starting(y.start() - 1), *y, y.next()])
+                    .collect::<BTreeSet<_>>()
+            });
+            let mut all_additive = true;
+            for kpi in &of.kpis {
+                all_additive &= additive(ctx, kpi).await?;
+            }
+            let sums = match all_additive {
+                true => sums_by_parts(ctx, of).await?,
+                false => sums(ctx, of).await?,
+            };
+            (sums, reporters(ctx, first, reporter_years.as_ref()).await?)
+        }
+    };
+    tracing::debug!(table = %first.table, kpis = of.kpis.len(), seconds = started.elapsed().as_secs_f64(), "KPIs summed");
+    Ok(of
+        .kpis
+        .iter()
+        .zip(sums)
+        .map(|(kpi, sums)| {
+            let before: Vec<&KpiRow> = previous.iter().filter(|r| r.kpi_id == kpi.id).collect();
+            let only = of.years.as_ref().map(|years| (years, before.as_slice()));
+            (kpi.id.as_str(), assemble(kpi, sums, reporters.as_ref(), only))
+        })
         .collect())
 }
 

@@ -19,8 +19,11 @@
 
 use std::fmt;
 
+use datafusion::arrow::array::RecordBatch;
 use ingest::{ProvinceCode, ProvinceRegistry, SchoolYear};
 use serde::{Deserialize, Serialize};
+
+use crate::store::{number_column, text_column};
 
 /// What a check compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -107,7 +110,7 @@ pub struct Check {
 }
 
 /// The rows of a unit's figures, as [`Check::unit_values`] selects them.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UnitValue {
     /// The school year.
     pub school_year: String,
@@ -123,6 +126,48 @@ pub struct UnitValue {
     pub value: Option<f64>,
     /// The share's denominator.
     pub base: Option<f64>,
+}
+
+impl UnitValue {
+    /// The rows of [`Check::unit_values`]' batches, read column by column.
+    pub(crate) fn from_batches(batches: &[RecordBatch]) -> crate::Result<Vec<UnitValue>> {
+        let mut rows = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+        for batch in batches {
+            let column = |name: &str| batch.schema().index_of(name).map_err(crate::Error::from);
+            let texts = |name: &str| text_column(batch, column(name)?);
+            let numbers = |name: &str| number_column(batch, column(name)?);
+            let (years, provinces, units, labels, peers) = (
+                texts("school_year")?,
+                texts("province_code")?,
+                texts("unit")?,
+                texts("label")?,
+                texts("peer_group")?,
+            );
+            let (values, bases) = (numbers("value")?, numbers("base")?);
+            for (((((year, province_code), unit), label), peer_group), (value, base)) in years
+                .into_iter()
+                .zip(provinces)
+                .zip(units)
+                .zip(labels)
+                .zip(peers)
+                .zip(values.into_iter().zip(bases))
+            {
+                let (Some(school_year), Some(unit)) = (year, unit) else {
+                    continue;
+                };
+                rows.push(UnitValue {
+                    school_year,
+                    province_code,
+                    unit,
+                    label,
+                    peer_group,
+                    value,
+                    base,
+                });
+            }
+        }
+        Ok(rows)
+    }
 }
 
 /// The column that says a row's province on the list of `year`: its code as reported while

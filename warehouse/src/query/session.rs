@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::DataType as ArrowType;
+use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 
@@ -301,6 +303,16 @@ impl Warehouse {
     }
 }
 
+/// The Parquet footers and page indexes every session of this process has read, up to
+/// DataFusion's default bound (50 MB), least recently used out first. A Delta table's files
+/// never change in place, and an entry is only used for a file of the same size and time.
+fn file_metadata_cache() -> &'static Arc<FileMetadataCache> {
+    static CACHE: std::sync::OnceLock<Arc<FileMetadataCache>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| {
+        Arc::new(DefaultCache::new(CacheManagerConfig::default().metadata_cache_limit).with_name("khoso file metadata"))
+    })
+}
+
 /// A DataFusion session whose queries yield often and whose growing functions are bounded
 /// (see [`crate::query::bounds`]), under a user's query `limits` when given (a memory pool of its own
 /// within the process's, every stream ended at its deadline), and whose queries run on
@@ -317,17 +329,16 @@ fn bounded_session(limits: Option<&QueryLimits>, reader: Role, cluster: Option<&
         .with_config(config)
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(crate::query::bounds::YieldEverywhere));
+    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new().with_cache_manager(
+        CacheManagerConfig::default().with_file_metadata_cache(Some(Arc::clone(file_metadata_cache()))),
+    );
     if let Some(limits) = limits {
-        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_memory_pool(crate::query::engine::query_memory(limits.memory_bytes))
-            .build_arc()?;
-        builder =
-            builder
-                .with_runtime_env(runtime)
-                .with_physical_optimizer_rule(Arc::new(crate::query::engine::Deadline {
-                    timeout: limits.timeout,
-                }));
+        runtime = runtime.with_memory_pool(crate::query::engine::query_memory(limits.memory_bytes));
+        builder = builder.with_physical_optimizer_rule(Arc::new(crate::query::engine::Deadline {
+            timeout: limits.timeout,
+        }));
     }
+    builder = builder.with_runtime_env(runtime.build_arc()?);
     let mut state = builder.build();
     if let Some(cluster) = cluster {
         state = cluster.upgrade(state)?;

@@ -25,6 +25,7 @@ use datafusion::common::{DFSchema, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::listing::helpers::{expr_applicable_for_cols, filter_partitioned_file};
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
@@ -412,7 +413,17 @@ impl TableProvider for DeltaFiles {
             global: state.config_options().execution.parquet.clone(),
             ..Default::default()
         };
-        let mut source = ParquetSource::new(self.table_schema.clone()).with_table_parquet_options(options);
+        // Footers and page indexes are read once per file and kept in the session's cache (the
+        // files of a Delta table never change in place): a year's KPIs and checks read the same
+        // files many times.
+        let runtime = state.runtime_env();
+        let reader = CachedParquetFileReaderFactory::new(
+            runtime.object_store(&self.store)?,
+            runtime.cache_manager.get_file_metadata_cache(),
+        );
+        let mut source = ParquetSource::new(self.table_schema.clone())
+            .with_parquet_file_reader_factory(Arc::new(reader))
+            .with_table_parquet_options(options);
         if let Some(predicate) = conjunction(on_rows) {
             let predicate = state.create_physical_expr(predicate, &DFSchema::try_from(scan_schema)?)?;
             source = source.with_predicate(predicate);
