@@ -620,7 +620,7 @@ impl Metrics {
             for (year, province) in [("2024-2025", None), ("2025-2026", Some("01"))] {
                 let year: SchoolYear = year.parse().expect("a school year");
                 let province: Option<ingest::ProvinceCode> = province.map(|p| p.parse().expect("a province code"));
-                if let Some(sql) = check.unit_values(year, province.as_ref())
+                if let Some(sql) = check.unit_values(&[year], province.as_ref())
                     && let Err(e) = plan(&ctx, &sql).await
                 {
                     problem(id, "sql", e);

@@ -181,13 +181,18 @@ pub fn province_column(year: SchoolYear) -> &'static str {
 }
 
 impl Check {
-    /// The SELECT of every unit's figures in `year` and the year before (in a province, if
-    /// given): one row per school year and unit. The year and the province come from parsed
-    /// types; the expressions from the checked `metrics.toml`.
-    pub fn unit_values(&self, year: SchoolYear, province: Option<&ProvinceCode>) -> Option<String> {
+    /// The SELECT of every unit's figures in each of `years` and the year before (in a
+    /// province, if given): one row per school year and unit. The years are of one province
+    /// list (one [`province_column`]), the first one's. The years and the province come from
+    /// parsed types; the expressions from the checked `metrics.toml`.
+    pub fn unit_values(&self, years: &[SchoolYear], province: Option<&ProvinceCode>) -> Option<String> {
         let table = self.table.as_deref()?;
-        let place = province_column(year);
-        let last = SchoolYear::starting(year.start() - 1);
+        let place = province_column(*years.first()?);
+        let read: std::collections::BTreeSet<SchoolYear> = years
+            .iter()
+            .flat_map(|year| [SchoolYear::starting(year.start() - 1), *year])
+            .collect();
+        let read: Vec<String> = read.iter().map(|year| format!("'{year}'")).collect();
         let joined = |columns: &[String]| match columns.is_empty() {
             true => "NULL".to_string(),
             false => format!(
@@ -209,7 +214,7 @@ impl Check {
             .label
             .as_deref()
             .map_or("NULL".to_string(), |l| format!("max(CAST({l} AS VARCHAR))"));
-        let mut conditions = vec![format!("school_year IN ('{last}', '{year}')")];
+        let mut conditions = vec![format!("school_year IN ({})", read.join(", "))];
         conditions.extend(self.key.iter().map(|c| format!("{c} IS NOT NULL")));
         conditions.push(format!("{place} IS NOT NULL"));
         if let Some(code) = province {
@@ -403,7 +408,11 @@ mod tests {
         );
         let records = check("id = 'records'\nname_vi = 'a'\nname_en = 'a'\nkind = 'records'\ntolerance = 0.05");
         assert!(records.problems().is_empty());
-        assert!(records.unit_values("2024-2025".parse().expect("year"), None).is_none());
+        assert!(
+            records
+                .unit_values(&["2024-2025".parse().expect("year")], None)
+                .is_none()
+        );
     }
 
     #[test]
@@ -418,7 +427,10 @@ mod tests {
              'sum(students)'\nfactor = 1.5",
         );
         let sql = by_province
-            .unit_values("2025-2026".parse().expect("year"), Some(&"01".parse().expect("code")))
+            .unit_values(
+                &["2025-2026".parse().expect("year")],
+                Some(&"01".parse().expect("code")),
+            )
             .expect("sql");
         assert!(sql.contains("school_year IN ('2024-2025', '2025-2026')"), "{sql}");
         assert!(sql.contains("province_2025_code = '01'"), "{sql}");

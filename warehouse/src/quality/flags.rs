@@ -9,7 +9,7 @@ use datafusion::prelude::SessionContext;
 use ingest::{ProvinceCode, SchoolYear};
 use serde::Serialize;
 
-use crate::quality::checks::{Check, CheckKind, MIN_PEERS, UnitValue};
+use crate::quality::checks::{Check, CheckKind, MIN_PEERS, UnitValue, province_column};
 use crate::quality::reconcile::{Figures, Warning};
 use crate::store::Warehouse;
 use crate::tables::rows::Explanation;
@@ -186,7 +186,7 @@ pub fn judge(check: &Check, year: SchoolYear, rows: &[UnitValue]) -> Vec<Flag> {
     let last_year = SchoolYear::starting(year.start() - 1);
     let last = last_year.to_string();
     let mut units: BTreeMap<UnitKey, Pair> = BTreeMap::new();
-    for row in rows {
+    for row in rows.iter().filter(|r| r.school_year == this || r.school_year == last) {
         let Some(province) = row.province_code.clone() else {
             continue;
         };
@@ -448,27 +448,28 @@ pub(crate) async fn table_flags<'a>(
 ) -> Result<Vec<Flag>> {
     let mut flags = Vec::new();
     for check in checks {
-        flags.extend(check_flags(ctx, check, year, province).await?);
+        flags.extend(check_flags(ctx, check, &[year], province).await?);
     }
     Ok(flags)
 }
 
-/// The flags one check raises on a school year's figures (in a province, if given); none for a
-/// check of records (see [`records_flags`]).
+/// The flags one check raises on the figures of each of `years` (of one province list, see
+/// [`Check::unit_values`]; in a province, if given), read in one query; none for a check of
+/// records (see [`records_flags`]).
 async fn check_flags(
     ctx: &SessionContext,
     check: &Check,
-    year: SchoolYear,
+    years: &[SchoolYear],
     province: Option<&ProvinceCode>,
 ) -> Result<Vec<Flag>> {
-    let Some(sql) = check.unit_values(year, province) else {
+    let Some(sql) = check.unit_values(years, province) else {
         return Ok(Vec::new());
     };
     let started = std::time::Instant::now();
     let batches = ctx.sql(&sql).await?.collect().await?;
     let rows = UnitValue::from_batches(&batches)?;
-    tracing::debug!(check = %check.id, %year, seconds = started.elapsed().as_secs_f64(), "check run");
-    Ok(judge(check, year, &rows))
+    tracing::debug!(check = %check.id, years = years.len(), seconds = started.elapsed().as_secs_f64(), "check run");
+    Ok(years.iter().flat_map(|&year| judge(check, year, &rows)).collect())
 }
 
 /// The dry run's warnings: one for each check with flags, the first [`NAMED`] of them said.
@@ -525,10 +526,19 @@ impl Warehouse {
         let checks: Vec<Check> = metrics.checks.iter().filter(|c| wanted(c)).cloned().collect();
         let warehouse = self.clone();
         let ctx = crate::query::engine::run(async move { warehouse.session(&TableVersions::new()).await }).await??;
-        let runs = slices.iter().flat_map(|(year, province)| {
-            checks.iter().map(|check| {
-                let (ctx, check, year, province) = (ctx.clone(), check.clone(), *year, province.clone());
-                crate::query::engine::run(async move { check_flags(&ctx, &check, year, province.as_ref()).await })
+        // The years of one province and one province list are judged from one query.
+        let mut together: BTreeMap<(Option<&ProvinceCode>, &str), Vec<SchoolYear>> = BTreeMap::new();
+        for (year, province) in slices {
+            together
+                .entry((province.as_ref(), province_column(*year)))
+                .or_default()
+                .push(*year);
+        }
+        let ctx = &ctx;
+        let runs = together.into_iter().flat_map(|((province, _), years)| {
+            checks.iter().map(move |check| {
+                let (ctx, check, years, province) = (ctx.clone(), check.clone(), years.clone(), province.cloned());
+                crate::query::engine::run(async move { check_flags(&ctx, &check, &years, province.as_ref()).await })
             })
         });
         let mut flags = Vec::new();
