@@ -180,17 +180,15 @@ PY
 
 # The report files of five school years (school, university, content), as generated: CSV in UTF-8
 # and UTF-16 with `,` `;` or tab, and workbooks. Both sides load the CSV files (DuckDB reads no
-# workbook without its excel extension): khoso validates and commits each kind, DuckDB converts
-# each file to Parquet, as text, detecting its separator.
+# workbook without its excel extension): khoso validates and commits them in one command (each
+# file's kind known by its header; one KPI refresh; the flags of the checks on what came in),
+# DuckDB converts each file to Parquet, as text, detecting its separator.
 "$KHOSO" generate --scale "$SCALE" --out "$WORK/reports" >/dev/null
 REPORTS=$(find "$WORK/reports" -name '*.csv' | wc -l)
 echo "   $REPORTS report files (CSV) of five school years"
 "$KHOSO" --data "$WORK/reports-data" init >/dev/null
 timed "khoso ingest the report files (school, university, content)" bash -c '
-  for kind in school university content; do
-    files=$(find "$1/reports/$kind" -name "*.csv" 2>/dev/null | sort)
-    [ -z "$files" ] || "$0" --data "$1/reports-data" ingest --kind "$kind" $files || exit 1
-  done' "$KHOSO" "$WORK"
+  "$0" --data "$1/reports-data" ingest $(find "$1/reports" -name "*.csv" | sort)' "$KHOSO" "$WORK"
 KHOSO_REPORTS=$SECS
 timed "duckdb: the same report files to Parquet" "$PYTHON" - "$WORK" <<'PY'
 import duckdb, glob, os, sys

@@ -393,4 +393,68 @@ mod tests {
         assert_eq!(detect_separator("Năm học;Tên trường, cơ sở;Mã"), Some(b';'));
         assert_eq!(detect_separator("  "), None);
     }
+
+    /// Every kind's template, in both languages, as UTF-8 and UTF-16 CSV and as a workbook.
+    #[test]
+    fn each_template_is_known_as_its_kind_whatever_its_language_encoding_or_format() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for kind in ReportKind::ALL {
+            for lang in [crate::Lang::Vi, crate::Lang::En] {
+                let mut utf8 = Vec::new();
+                crate::template::write_csv_template(kind.schema(), lang, None, &mut utf8).expect("template");
+                let text = String::from_utf8(utf8.clone()).expect("utf-8");
+                let utf16: Vec<u8> = [0xFF, 0xFE]
+                    .into_iter()
+                    .chain(
+                        text.trim_start_matches('\u{feff}')
+                            .encode_utf16()
+                            .flat_map(u16::to_le_bytes),
+                    )
+                    .collect();
+                let name = format!("{kind}-{}", lang.code());
+                let files = [
+                    (dir.path().join(format!("{name}.csv")), utf8),
+                    (dir.path().join(format!("{name}-16.csv")), utf16),
+                ];
+                for (path, bytes) in &files {
+                    std::fs::write(path, bytes).expect("write");
+                }
+                let workbook = dir.path().join(format!("{name}.xlsx"));
+                crate::template::write_xlsx_template(kind.schema(), lang, None, &workbook).expect("workbook");
+                for path in files.iter().map(|(path, _)| path).chain([&workbook]) {
+                    let found = report_kind_of(path, &ReadOptions::default());
+                    assert_eq!(found, Ok(kind), "{}", path.display());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_of_no_report_or_of_several_alike_is_refused_with_what_it_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cases = [
+            (
+                "none.csv",
+                "STT,Ghi chú,x\n1,2,3\n",
+                "names no column of any report (its columns: STT, Ghi chú, x)",
+            ),
+            (
+                "tied.csv",
+                "school_year;province_code\n2024-2025;01\n",
+                "fit several kinds as well: school, university, learner, teacher",
+            ),
+        ];
+        for (name, text, said) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            let problem = report_kind_of(&path, &ReadOptions::default()).expect_err(name);
+            assert_eq!((problem.rule, problem.row), (Rule::UnknownKind, Some(1)), "{name}");
+            assert!(problem.message_en.contains(said), "{name}: {}", problem.message_en);
+            assert!(problem.message_vi.contains("--kind"), "{name}: {}", problem.message_vi);
+        }
+        // More of one kind's columns than of any other's is enough, whatever else is there.
+        let path = dir.path().join("learners.csv");
+        std::fs::write(&path, "Ghi chú,school_year,province_code,school_id,learner_id,grade\n").expect("write");
+        assert_eq!(report_kind_of(&path, &ReadOptions::default()), Ok(ReportKind::Learner));
+    }
 }

@@ -177,6 +177,66 @@ fn a_bad_file_writes_nothing_and_exits_2() {
     assert_eq!(single(&data, "SELECT count(*) FROM school_reports"), "0");
 }
 
+/// Reports of three kinds loaded by one `khoso ingest` without `--kind` land as when each kind
+/// is loaded with its `--kind`: the same submissions, rows and KPI values. A file whose header
+/// names no report stops the whole command before anything is written.
+#[test]
+fn files_of_several_kinds_load_in_one_command_each_known_by_its_header() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (by_kind, reports) = crate::generated(dir.path(), "0.02", "2024-2025..2025-2026", "7", false);
+    let files = |kind: &str| -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        let mut folders = vec![reports.join(kind)];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("folder") {
+                let path = entry.expect("entry").path();
+                match path.is_dir() {
+                    true => folders.push(path),
+                    false => found.push(path),
+                }
+            }
+        }
+        found.sort();
+        found
+    };
+    for kind in ["school", "university", "content"] {
+        let output = run(khoso(&by_kind).args(["ingest", "--kind", kind]).args(files(kind)));
+        assert!(output.status.success(), "{kind}: {}", stderr(&output));
+    }
+    let all: Vec<_> = ["content", "university", "school"]
+        .into_iter()
+        .flat_map(files)
+        .collect();
+
+    let together = dir.path().join("together");
+    init(&together);
+    let stranger = dir.path().join("notes.csv");
+    std::fs::write(&stranger, "STT,Ghi chú\n1,xem lại\n").expect("write");
+    let refused = run(khoso(&together).arg("ingest").args(&all).arg(&stranger));
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("notes.csv") && stderr(&refused).contains("[unknown_kind]"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(single(&together, "SELECT count(*) FROM submissions"), "0");
+
+    let output = run(khoso(&together).arg("ingest").args(&all));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("KPIs up to date"), "{}", stdout(&output));
+    for query in [
+        "SELECT kind, school_year, province_code, rows, sha256 FROM submissions ORDER BY 1, 2, 3",
+        "SELECT school_year, province_code, sum(students), count(*) FROM school_reports GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT school_year, sum(students), sum(lecturers) FROM university_reports GROUP BY 1 ORDER BY 1",
+        "SELECT school_year, sum(lessons_total) FROM content_coverage GROUP BY 1 ORDER BY 1",
+        "SELECT kpi_id, dimension, unit, school_year, value, status FROM kpi_values ORDER BY 1, 2, 3, 4",
+    ] {
+        let (one, three) = (sql(&together, query, &[]), sql(&by_kind, query, &[]));
+        assert!(!one.is_empty(), "{query}");
+        assert_eq!(one, three, "{query}");
+    }
+}
+
 #[test]
 fn sql_is_read_only() {
     let dir = tempfile::tempdir().expect("tempdir");
