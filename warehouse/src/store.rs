@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use datafusion::prelude::{Expr, SessionContext, cast, col};
 use deltalake::kernel::DataType as DeltaType;
@@ -418,24 +418,6 @@ pub(crate) fn is_recorded_already(error: &deltalake::DeltaTableError) -> bool {
             source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction)
         }
     )
-}
-
-/// A column of a batch as optional texts, whatever its string or other type.
-pub(crate) fn text_column(batch: &RecordBatch, index: usize) -> Result<Vec<Option<String>>> {
-    let array = datafusion::arrow::compute::cast(batch.column(index), &ArrowType::Utf8)?;
-    let strings = array.as_string::<i32>();
-    Ok((0..strings.len())
-        .map(|i| (!strings.is_null(i)).then(|| strings.value(i).to_string()))
-        .collect())
-}
-
-/// A column of a batch as optional doubles, whatever its numeric type.
-pub(crate) fn number_column(batch: &RecordBatch, index: usize) -> Result<Vec<Option<f64>>> {
-    let array = datafusion::arrow::compute::cast(batch.column(index), &ArrowType::Float64)?;
-    let numbers = array.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-    Ok((0..numbers.len())
-        .map(|i| (!numbers.is_null(i)).then(|| numbers.value(i)))
-        .collect())
 }
 
 /// Batches as typed rows, by way of Arrow's JSON writer (column names are field names).

@@ -8,7 +8,7 @@ use datafusion::prelude::SessionContext;
 use ingest::{ProvinceRegistry, SchoolYear};
 
 use crate::kpi::metrics::{Dimension, Kpi, Metrics, Target, Unit};
-use crate::store::{number_column, text_column};
+use crate::query::columns::{number_column, text_column};
 use crate::tables::rows::{KpiRow, Status};
 use crate::{Error, Result};
 

@@ -23,7 +23,7 @@ use datafusion::arrow::array::RecordBatch;
 use ingest::{ProvinceCode, ProvinceRegistry, SchoolYear};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{number_column, text_column};
+use crate::query::columns::{number_column, text_column};
 
 /// What a check compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
