@@ -110,12 +110,7 @@ fn read_header(path: &Path, options: &ReadOptions) -> Result<Vec<String>, Proble
                 _ => encoding_rs::UTF_16BE,
             };
             let (text, _, _) = decoder.decode(head);
-            let ended = text.contains('\n') || head_len < head.len();
-            match text.lines().find(|l| !l.trim().is_empty()) {
-                Some(line) if ended && line.len() <= MAX_HEADER_BYTES => line.to_string(),
-                Some(_) => return Err(header_too_long()),
-                None => return Err(empty_file()),
-            }
+            first_text_line(&text, head_len < head.len())?
         }
         _ => first_line(&mut File::open(path).map_err(unreadable)?)?,
     };
@@ -196,9 +191,14 @@ fn read_csv(path: &Path, head: &[u8]) -> Result<RawSheet, Problem> {
 fn first_line(file: &mut File) -> Result<String, Problem> {
     let mut buf = vec![0u8; MAX_HEADER_BYTES + 1024];
     let n = read_up_to(file, &mut buf).map_err(|e| Problem::file(Rule::Unreadable, e.to_string()))?;
-    let text = String::from_utf8_lossy(&buf[..n]);
+    first_text_line(&String::from_utf8_lossy(&buf[..n]), n < buf.len())
+}
+
+/// The first non-blank line of the start of a file's text (`whole`: all of it), refused when
+/// it does not end there or is longer than [`MAX_HEADER_BYTES`]; empty when there is none.
+fn first_text_line(text: &str, whole: bool) -> Result<String, Problem> {
     let text = text.trim_start_matches('\u{feff}');
-    let ended = text.contains('\n') || n < buf.len();
+    let ended = text.contains('\n') || whole;
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     if !ended || line.len() > MAX_HEADER_BYTES {
         return Err(header_too_long());
